@@ -1,0 +1,315 @@
+"""The command line: parse, build settings, call the typed core. Nothing else lives here."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+
+from prepush import __version__
+from prepush.build import BuildOptions, BuildResult, build_from_prep, build_from_site
+from prepush.console import PublishView, print_publish_report, publish_report_json
+from prepush.exceptions import ConfigError, ExitCode, PackageError
+from prepush.keys import generate_key_pair
+from prepush.package import Kind, Package, load_public_key, load_signing_key
+from prepush.publish import PublishRequest, publish
+from prepush.settings import ROSTER_FILE, Settings, load_settings
+
+
+@dataclass
+class Context:
+    workdir: Path
+    roster_path: Path | None
+
+    def settings(self, *, learn_host_keys: bool = False) -> Settings:
+        return load_settings(self.workdir, self.roster_path, learn_host_keys=learn_host_keys)
+
+
+pass_context = click.make_pass_decorator(Context)
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Imprime un único documento JSON en la salida."
+)
+
+
+def _consoles(as_json: bool) -> tuple[Console, Console]:
+    """(human output, JSON output). With --json, stdout carries only the JSON document."""
+    stdout = Console(highlight=False, soft_wrap=True)
+    human = Console(stderr=True, highlight=False) if as_json else stdout
+    return human, stdout
+
+
+def _emit_json(console: Console, document: Any) -> None:
+    console.out(json.dumps(document, ensure_ascii=False, indent=2, default=str), highlight=False)
+
+
+def _setup_logging(console: Console, verbose: bool) -> None:
+    handler = RichHandler(console=console, show_path=False, markup=False, rich_tracebacks=False)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        handlers=[handler],
+        format="%(message)s",
+        force=True,
+    )
+    logging.getLogger("asyncssh").setLevel(logging.WARNING if verbose else logging.ERROR)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "-C",
+    "workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    help="Trabaja en DIR (padrón, paquetes y bitácora están ahí), como git -C o make -C.",
+)
+@click.option(
+    "--roster",
+    "roster_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"Padrón de difusores (por omisión DIR/{ROSTER_FILE}).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Muestra detalles de diagnóstico.")
+@click.version_option(__version__, prog_name="prepush")
+@click.pass_context
+def cli(ctx: click.Context, workdir: Path, roster_path: Path | None, verbose: bool) -> None:
+    """prepush publica cada corte del PREP en los servidores de los difusores oficiales.
+
+    Construye el paquete del corte, lo envía por SFTP a todos los difusores a la vez y
+    cambia json/main.json al final y de forma atómica. Cada entrega queda en la bitácora.
+    """
+    _setup_logging(Console(stderr=True), verbose)
+    ctx.obj = Context(workdir=workdir.resolve(), roster_path=roster_path)
+
+
+# --- init and keys --------------------------------------------------------------------
+
+
+@cli.command()
+@pass_context
+def init(context: Context) -> int:
+    """Crea un padrón de ejemplo comentado (difusores.yaml) y el directorio paquetes/."""
+    console = Console(highlight=False)
+    target = context.roster_path or context.workdir / ROSTER_FILE
+    if target.exists():
+        raise ConfigError(f"{target} ya existe; prepush init no lo sobrescribe.")
+    context.workdir.mkdir(parents=True, exist_ok=True)
+    template = resources.files("prepush") / "templates" / ROSTER_FILE
+    target.write_text(template.read_text(encoding="utf-8"), encoding="utf-8")
+    (context.workdir / "paquetes").mkdir(exist_ok=True)
+    console.print(f"Se creó {target} y {context.workdir / 'paquetes'}/.")
+    console.print(
+        "Siguientes pasos: 'prepush keygen --out claves/prepush.pem' (acceso SFTP),"
+        " 'prepush keygen --out claves/firma.pem' (firma de paquetes), y edite el padrón."
+    )
+    return int(ExitCode.OK)
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("claves/prepush.pem"),
+    show_default=True,
+    help="Archivo de la llave privada; la pública queda en el mismo nombre con .pub.",
+)
+@click.option(
+    "--type",
+    "key_type",
+    type=click.Choice(["ed25519", "rsa"]),
+    default="ed25519",
+    show_default=True,
+)
+@click.option("--comment", default="prepush", show_default=True, help="Comentario de la llave.")
+@json_option
+@pass_context
+def keygen(context: Context, out: Path, key_type: str, comment: str, as_json: bool) -> int:
+    """Crea el par de llaves que el instituto entrega a los difusores.
+
+    La privada (formato OpenSSH, .pem) se escribe con permisos 0600 y nunca se sobrescribe;
+    la línea pública se pega en authorized_keys del difusor. Una llave ed25519 sirve también
+    para firmar paquetes (election.signing_key).
+    """
+    human, out_console = _consoles(as_json)
+    path = out if out.is_absolute() else context.workdir / out
+    pair = generate_key_pair(path, "rsa" if key_type == "rsa" else "ed25519", comment)
+    if as_json:
+        _emit_json(
+            out_console,
+            {
+                "private_key": str(pair.private_path),
+                "public_key": str(pair.public_path),
+                "public_line": pair.public_line,
+                "fingerprint": pair.fingerprint,
+            },
+        )
+    else:
+        human.print(f"Llave privada: {pair.private_path} (0600; no la comparta)")
+        human.print(f"Llave pública: {pair.public_path}")
+        human.print(f"Huella: {pair.fingerprint}")
+        human.print("Línea para authorized_keys del difusor:")
+        human.print(pair.public_line, markup=False, soft_wrap=True)
+    return int(ExitCode.OK)
+
+
+# --- build and verify-package ------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--site",
+    "site_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Empaqueta un sitio ya construido por el proveedor del PREP (rutas fijas).",
+)
+@click.option("--corte", help="Identificador AAAAMMDD_HHMM (obligatorio con --site).")
+@click.option("--simulacro", is_flag=True, help="Paquete de simulacro: lleva la leyenda SIMULACRO.")
+@json_option
+@pass_context
+def build(
+    context: Context,
+    inputs: tuple[Path, ...],
+    site_dir: Path | None,
+    corte: str | None,
+    simulacro: bool,
+    as_json: bool,
+) -> int:
+    """Construye el paquete de un corte a partir de los CSV del PREP.
+
+    INPUTS son archivos CSV, directorios o el ZIP (con ZIP anidados) que entrega el sistema
+    del PREP. El paquete queda en paquetes/AAAAMMDD_HHMM/ y se firma con election.signing_key.
+    """
+    human, out = _consoles(as_json)
+    settings = context.settings()
+    options = _build_options(settings, "simulacro" if simulacro else "oficial")
+    if site_dir is not None:
+        if corte is None:
+            raise ConfigError("Con --site indique el corte: --corte AAAAMMDD_HHMM.")
+        result = build_from_site(site_dir, corte, settings.roster.publish.entry_files, options)
+    else:
+        if not inputs:
+            raise ConfigError("Indique los CSV, el directorio o el ZIP del corte a construir.")
+        result = build_from_prep(list(inputs), options)
+    _report_build(result, human, out, as_json)
+    return int(ExitCode.OK)
+
+
+def _build_options(settings: Settings, kind: Kind) -> BuildOptions:
+    key_path = settings.signing_key_path
+    return BuildOptions(
+        packages_dir=settings.packages_dir,
+        process=settings.roster.election.process,
+        zone=settings.roster.election.zone,
+        kind=kind,
+        signing_key=load_signing_key(key_path) if key_path else None,
+    )
+
+
+def _report_build(result: BuildResult, human: Console, out: Console, as_json: bool) -> None:
+    manifest = result.package.manifest
+    for warning in result.warnings:
+        human.print(f"Aviso: {warning}", style="yellow", markup=False)
+    if as_json:
+        _emit_json(
+            out,
+            {
+                "corte": manifest.corte,
+                "path": str(result.package.path),
+                "kind": manifest.kind,
+                "files": len(manifest.files),
+                "bytes": manifest.total_bytes,
+                "already_built": result.already_built,
+                "warnings": result.warnings,
+            },
+        )
+        return
+    verb = "ya existía idéntico" if result.already_built else "construido"
+    human.print(
+        f"Corte {manifest.corte} ({manifest.kind}) {verb} en {result.package.path}:"
+        f" {len(manifest.files)} archivos, {manifest.total_bytes / 1e6:.1f} MB."
+    )
+
+
+@cli.command("verify-package")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Llave pública de confianza (por omisión, la de election.signing_key del padrón).",
+)
+@json_option
+@pass_context
+def verify_package(
+    context: Context, directory: Path, public_key: Path | None, as_json: bool
+) -> int:
+    """Comprueba un paquete contra su manifiesto y su firma Ed25519."""
+    human, out = _consoles(as_json)
+    trusted_path = public_key or _roster_signing_key(context)
+    if trusted_path is None:
+        raise ConfigError(
+            "No hay llave de confianza: indique --public-key o election.signing_key en el padrón."
+        )
+    package = Package.open(directory)
+    problems = package.verify(load_public_key(trusted_path))
+    if as_json:
+        _emit_json(out, {"corte": package.corte, "ok": not problems, "problems": problems})
+    elif problems:
+        for problem in problems:
+            human.print(f"[red]✗[/] {problem}", highlight=False)
+    else:
+        human.print(
+            f"Paquete {package.corte} íntegro: firma y {len(package.manifest.files)}"
+            " archivos verificados."
+        )
+    if problems:
+        raise PackageError(
+            f"El paquete {directory} no pasa la verificación ({len(problems)} problema(s))."
+            " No lo publique; vuelva a construirlo desde los CSV del PREP."
+        )
+    return int(ExitCode.OK)
+
+
+def _roster_signing_key(context: Context) -> Path | None:
+    try:
+        return context.settings().signing_key_path
+    except ConfigError:
+        return None
+
+
+# --- publish -------------------------------------------------------------------------------
+
+
+@cli.command("publish")
+@click.argument("corte", required=False)
+@click.option("--difusor", "names", multiple=True, help="Sólo este difusor (repetible).")
+@click.option("--dry-run", is_flag=True, help="Muestra el plan por difusor sin escribir nada.")
+@json_option
+@pass_context
+def publish_command(
+    context: Context, corte: str | None, names: tuple[str, ...], dry_run: bool, as_json: bool
+) -> int:
+    """Publica el corte (por omisión, el más reciente de paquetes/) en todos los difusores.
+
+    Código de salida: 0 todos entregados, 1 alguno falló, 3 ninguno entregado, 2 error de uso
+    o de configuración.
+    """
+    human, out = _consoles(as_json)
+    settings = context.settings()
+    difusores = settings.roster.select(names)
+    view = PublishView(human, [d.name for d in difusores])
+    request = PublishRequest(settings=settings, difusores=difusores, corte=corte, dry_run=dry_run)
+    with view.running():
+        report = publish(request, view)
+    if as_json:
+        _emit_json(out, publish_report_json(report))
+    else:
+        print_publish_report(report, human)
+    return int(report.exit_code)

@@ -1,0 +1,285 @@
+"""Build a corte package from the PREP's CSVs (or from a vendor's site tree).
+
+Deterministic: the same input gives byte-identical files (sorted JSON keys, fixed ZIP
+timestamps and order), so content that did not change between cortes keeps its hash and is
+never uploaded again. Built in a temporary directory and renamed into place: a failed build
+leaves nothing in ``paquetes/``.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import asyncssh
+
+from prepush import prep, results
+from prepush.exceptions import InputError, PackageError
+from prepush.package import (
+    DEFAULT_ENTRY_FILES,
+    INDEX_HTML,
+    MAIN_JSON,
+    MANIFEST,
+    SIGNATURE,
+    FileEntry,
+    Kind,
+    Manifest,
+    Mode,
+    Package,
+    canonical_json,
+    check_corte_id,
+    published_files,
+    safe_relative_path,
+    sha256_bytes,
+    sha256_file,
+    sign,
+)
+
+FORMAT = 1
+HASH_IN_NAME = 12
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    packages_dir: Path
+    process: str
+    zone: ZoneInfo
+    kind: Kind = "oficial"
+    signing_key: asyncssh.SSHKey | None = None
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    package: Package
+    warnings: list[str] = field(default_factory=list)
+    already_built: bool = False
+
+
+def corte_id_of(moment: datetime, zone: ZoneInfo) -> str:
+    """``YYYYMMDD_HHMM`` in the election's local time, the PREP convention."""
+    return moment.astimezone(zone).strftime("%Y%m%d_%H%M")
+
+
+def corte_time_of(corte: str, zone: ZoneInfo) -> datetime:
+    return datetime.strptime(check_corte_id(corte), "%Y%m%d_%H%M").replace(tzinfo=zone)
+
+
+def object_path(data: bytes) -> str:
+    digest = sha256_bytes(data)
+    return f"json/o/{digest[:2]}/{digest}.json"
+
+
+# --- PREP CSV packages ------------------------------------------------------------------
+
+
+def build_from_prep(inputs: Sequence[Path], options: BuildOptions) -> BuildResult:
+    sources = prep.collect_sources(inputs)
+    elections = prep.parse_sources(sources)
+    if not elections:
+        raise InputError(
+            ", ".join(str(p) for p in inputs), None, None, "no contiene ningún CSV de resultados"
+        )
+    corte_time = _common_corte_time(elections).astimezone(options.zone)
+    corte = corte_id_of(corte_time, options.zone)
+    summaries = [prep.compute_summary(e) for e in elections]
+    warnings = [w for e, s in zip(elections, summaries, strict=True) for w in prep.reconcile(e, s)]
+
+    with _staging(options.packages_dir, corte) as stage:
+        _write_site_assets(stage, options.process)
+        index = {"format": FORMAT, "corte": corte, "objects": {}}
+        objects: dict[str, str] = index["objects"]  # type: ignore[assignment]
+        for logical, document in sorted(results.results_documents(elections, summaries).items()):
+            data = canonical_json(document)
+            objects[logical] = stage.write(object_path(data), data)
+        index_bytes = canonical_json(index)
+        index_path = stage.write(object_path(index_bytes), index_bytes)
+        zip_path = stage.write(f"datos/{corte}_PREP.zip", _database_zip(sources, corte_time))
+        main = {
+            "format": FORMAT,
+            "process": options.process,
+            "corte": corte,
+            "corte_time": corte_time.isoformat(),
+            "kind": options.kind,
+            "index": index_path,
+            "zip": zip_path,
+            "elections": results.main_elections(elections, summaries),
+        }
+        stage.write(MAIN_JSON, canonical_json(main))
+        manifest = stage.manifest(
+            corte=corte,
+            corte_time=corte_time,
+            kind=options.kind,
+            mode="prepush",
+            process=options.process,
+            entry_files=DEFAULT_ENTRY_FILES,
+        )
+        return _finish(stage, manifest, options, warnings)
+
+
+def _common_corte_time(elections: Sequence[prep.Election]) -> datetime:
+    times = {e.corte_time for e in elections}
+    if len(times) > 1:
+        listing = ", ".join(f"{e.code} {e.corte_time.isoformat()}" for e in elections)
+        raise InputError(
+            "entrada",
+            None,
+            None,
+            f"los CSV son de cortes distintos ({listing}); un paquete es un solo corte",
+        )
+    return times.pop()
+
+
+def _database_zip(sources: Sequence[prep.SourceFile], corte_time: datetime) -> bytes:
+    """The PREP database as a deterministic ZIP: fixed order, timestamps and permissions."""
+    stamp = corte_time.replace(tzinfo=None).timetuple()[:6]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for source in sorted(sources, key=lambda s: s.name):
+            info = zipfile.ZipInfo(source.name, date_time=stamp)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, source.data)
+    return buffer.getvalue()
+
+
+def _write_site_assets(stage: _Stage, process: str) -> None:
+    site = resources.files("prepush") / "site"
+    names: dict[str, str] = {}
+    for asset, placeholder in (("app.js", "{{APP_JS}}"), ("app.css", "{{APP_CSS}}")):
+        data = (site / asset).read_bytes()
+        stem, suffix = asset.rsplit(".", 1)
+        names[placeholder] = stage.write(
+            f"assets/{stem}.{sha256_bytes(data)[:HASH_IN_NAME]}.{suffix}", data
+        )
+    page = (site / "index.html").read_text(encoding="utf-8")
+    for placeholder, path in names.items():
+        page = page.replace(placeholder, path)
+    page = page.replace("{{PROCESS}}", html.escape(process))
+    stage.write(INDEX_HTML, page.encode())
+
+
+# --- vendor site packages ---------------------------------------------------------------
+
+
+def build_from_site(
+    site_dir: Path, corte: str, entry_files: Sequence[str], options: BuildOptions
+) -> BuildResult:
+    """Package a site the PREP vendor already built, with fixed paths, and sign it."""
+    if not site_dir.is_dir():
+        raise InputError(str(site_dir), None, None, "no es un directorio con el sitio del PREP")
+    corte_time = corte_time_of(corte, options.zone)
+    files = list(published_files(site_dir))
+    missing = [p for p in entry_files if p not in set(files)]
+    if missing:
+        raise InputError(
+            str(site_dir),
+            None,
+            None,
+            f"faltan los archivos de entrada {missing} (publish.entry_files en el padrón)",
+        )
+    with _staging(options.packages_dir, corte) as stage:
+        for relative in files:
+            stage.copy(site_dir / relative, safe_relative_path(relative))
+        manifest = stage.manifest(
+            corte=corte,
+            corte_time=corte_time,
+            kind=options.kind,
+            mode="site",
+            process=options.process,
+            entry_files=tuple(entry_files),
+        )
+        return _finish(stage, manifest, options, [])
+
+
+# --- staging ------------------------------------------------------------------------------
+
+
+class _Stage:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.entries: dict[str, FileEntry] = {}
+        self._dirs: set[Path] = set()
+
+    def _target(self, relative: str) -> Path:
+        target = self.root / relative
+        if target.parent not in self._dirs:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(target.parent)
+        return target
+
+    def write(self, relative: str, data: bytes) -> str:
+        if relative not in self.entries:
+            self._target(relative).write_bytes(data)
+            self.entries[relative] = FileEntry(relative, len(data), sha256_bytes(data))
+        return relative
+
+    def copy(self, source: Path, relative: str) -> str:
+        target = self._target(relative)
+        shutil.copyfile(source, target)
+        self.entries[relative] = FileEntry(relative, target.stat().st_size, sha256_file(target))
+        return relative
+
+    def manifest(
+        self,
+        *,
+        corte: str,
+        corte_time: datetime,
+        kind: Kind,
+        mode: Mode,
+        process: str,
+        entry_files: tuple[str, ...],
+    ) -> Manifest:
+        files = tuple(self.entries[p] for p in sorted(self.entries))
+        manifest = Manifest(corte, corte_time, kind, mode, process, entry_files, files)
+        manifest.check_consistency(str(self.root / MANIFEST))
+        return manifest
+
+
+@contextmanager
+def _staging(packages_dir: Path, corte: str) -> Iterator[_Stage]:
+    packages_dir.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(prefix=f".build-{corte}-", dir=packages_dir))
+    try:
+        yield _Stage(temp)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _finish(
+    stage: _Stage, manifest: Manifest, options: BuildOptions, warnings: list[str]
+) -> BuildResult:
+    meta = stage.root / MANIFEST
+    meta.parent.mkdir(parents=True, exist_ok=True)
+    manifest_bytes = manifest.to_bytes()
+    meta.write_bytes(manifest_bytes)
+    if options.signing_key is not None:
+        (stage.root / SIGNATURE).write_bytes(sign(manifest_bytes, options.signing_key))
+    final = options.packages_dir / manifest.corte
+    if final.exists():
+        return _compare_with_existing(final, manifest, warnings)
+    os.rename(stage.root, final)
+    return BuildResult(Package(final, manifest), warnings)
+
+
+def _compare_with_existing(final: Path, manifest: Manifest, warnings: list[str]) -> BuildResult:
+    existing = Package.open(final)
+    if existing.manifest.to_bytes() != manifest.to_bytes():
+        raise PackageError(
+            f"El corte {manifest.corte} ya existe en {final} con otro contenido. Los datos de un"
+            " corte no se alteran: si el PREP emitió una corrección, llegará como un corte"
+            " nuevo. Si el paquete existente está dañado, muévalo fuera de paquetes/ y vuelva"
+            " a construir."
+        )
+    return BuildResult(existing, warnings, already_built=True)

@@ -1,0 +1,193 @@
+"""How prepush shows progress and results to the operator (rich), and as JSON."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from prepush.publish import Delivery, Event, PublishReport
+
+STAGES = {
+    "connecting": "conectando",
+    "uploading": "enviando",
+    "flipping": "publicando main.json",
+    "cleaning": "limpiando",
+    "retrying": "reintentando",
+    "delivered": "entregado",
+    "up_to_date": "al día",
+    "failed": "FALLÓ",
+    "dry_run": "plan (sin escribir)",
+    "skipped_suspended": "suspendido: omitido",
+}
+STYLES = {"delivered": "green", "up_to_date": "green", "failed": "bold red", "retrying": "yellow"}
+
+
+def human_bytes(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(size) < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
+
+
+@dataclass
+class _Row:
+    stage: str = "esperando"
+    detail: str = ""
+    files_done: int = 0
+    files_total: int = 0
+    bytes_done: int = 0
+    started: float = 0.0
+
+
+class PublishView:
+    """Live table on a terminal; one plain line per event otherwise (cron mail, journald)."""
+
+    def __init__(self, console: Console, names: list[str]) -> None:
+        self.console = console
+        self.rows = {name: _Row(started=time.monotonic()) for name in names}
+        self.live: Live | None = None
+
+    def __call__(self, event: Event) -> None:
+        row = self.rows.setdefault(event.difusor, _Row(started=time.monotonic()))
+        changed = row.stage != event.stage
+        row.stage, row.detail = event.stage, event.detail
+        if event.files_total:
+            row.files_done, row.files_total = event.files_done, event.files_total
+            row.bytes_done = event.bytes_done
+        if self.live is not None:
+            self.live.update(self.table())
+        elif (changed and event.stage != "uploading") or event.stage in ("failed", "retrying"):
+            self._plain(event)
+
+    def _plain(self, event: Event) -> None:
+        stamp = datetime.now(UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        text = f"{stamp} {event.difusor}: {STAGES.get(event.stage, event.stage)}"
+        if event.detail:
+            text += f" — {event.detail}"
+        self.console.print(text, markup=False, highlight=False)
+
+    def table(self) -> Table:
+        table = Table(title="Publicación por difusor", expand=False)
+        for column in ("Difusor", "Estado", "Archivos", "Bytes", "Velocidad"):
+            table.add_column(column)
+        for name, row in self.rows.items():
+            elapsed = max(time.monotonic() - row.started, 1e-3)
+            files = f"{row.files_done}/{row.files_total}" if row.files_total else "-"
+            stage = STAGES.get(row.stage, row.stage)
+            table.add_row(
+                name,
+                Text(stage + (f" ({row.detail})" if row.detail else ""), STYLES.get(row.stage, "")),
+                files,
+                human_bytes(row.bytes_done),
+                f"{human_bytes(row.bytes_done / elapsed)}/s",
+            )
+        return table
+
+    @contextmanager
+    def running(self) -> Iterator[PublishView]:
+        if not self.console.is_terminal:
+            yield self
+            return
+        with Live(self.table(), console=self.console, refresh_per_second=4) as live:
+            self.live = live
+            try:
+                yield self
+            finally:
+                self.live = None
+
+
+def print_publish_report(report: PublishReport, console: Console) -> None:
+    table = Table(title=f"Corte {report.corte} — corrida {report.run_id}")
+    for column in ("Difusor", "Resultado", "Enviados", "Enlazados", "Omitidos", "Bytes"):
+        table.add_column(column)
+    table.add_column("Peticiones", justify="right")
+    table.add_column("Latencia", justify="right")
+    for d in report.deliveries:
+        table.add_row(
+            d.difusor,
+            Text(STAGES.get(d.outcome, d.outcome), STYLES.get(d.outcome, "")),
+            str(d.files_uploaded),
+            str(d.files_linked),
+            str(d.files_skipped),
+            human_bytes(d.bytes_sent),
+            str(d.requests),
+            _latency(d),
+        )
+    console.print(table)
+    for d in report.deliveries:
+        if d.error_message:
+            console.print(Text.assemble((f"{d.difusor}: ", "bold"), d.error_message))
+        if d.plan is not None and d.outcome == "dry_run":
+            plan = d.plan
+            console.print(
+                f"{d.difusor}: enviaría {plan.files_to_send} archivos"
+                f" ({human_bytes(plan.bytes_to_send)}), enlazaría {len(plan.links)},"
+                f" crearía {len(plan.mkdirs)} directorios; {plan.skipped} ya están.",
+                markup=False,
+            )
+        if d.atomic is False:
+            console.print(
+                f"{d.difusor}: el servidor no ofrece posix-rename; el cambio de main.json no es"
+                " atómico (ventana mínima). Pida al difusor OpenSSH con internal-sftp.",
+                markup=False,
+                style="yellow",
+            )
+
+
+def _latency(d: Delivery) -> str:
+    if d.flip_at is None or d.package_ready_at is None:
+        return "-"
+    return f"{(d.flip_at - d.package_ready_at).total_seconds():.2f} s"
+
+
+def delivery_json(d: Delivery) -> dict[str, Any]:
+    return {
+        "difusor": d.difusor,
+        "corte": d.corte,
+        "outcome": d.outcome,
+        "attempts": d.attempts,
+        "started_at": d.started_at.isoformat(),
+        "connected_at": d.connected_at.isoformat() if d.connected_at else None,
+        "flip_at": d.flip_at.isoformat() if d.flip_at else None,
+        "finished_at": d.finished_at.isoformat() if d.finished_at else None,
+        "files_uploaded": d.files_uploaded,
+        "files_linked": d.files_linked,
+        "files_skipped": d.files_skipped,
+        "files_deleted": d.files_deleted,
+        "bytes_sent": d.bytes_sent,
+        "requests": d.requests,
+        "atomic": d.atomic,
+        "error_class": d.error_class,
+        "error_message": d.error_message,
+        "plan": None
+        if d.plan is None
+        else {
+            "upload": [f.path for f in d.plan.uploads],
+            "replace": [f.path for f in d.plan.replaces],
+            "link": [link.entry.path for link in d.plan.links],
+            "flip": [f.path for f in d.plan.flips],
+            "mkdir": list(d.plan.mkdirs),
+            "bytes": d.plan.bytes_to_send,
+            "skipped": d.plan.skipped,
+        },
+    }
+
+
+def publish_report_json(report: PublishReport) -> dict[str, Any]:
+    return {
+        "run_id": report.run_id,
+        "corte": report.corte,
+        "status": report.status,
+        "exit_code": int(report.exit_code),
+        "deliveries": [delivery_json(d) for d in report.deliveries],
+    }

@@ -1,0 +1,122 @@
+"""The one exception hierarchy of prepush.
+
+Every error a user can meet is a :class:`PrepushError` whose message says, in Spanish,
+what happened, to what, and what to do. ``prepush.__main__`` catches them in one place and
+maps :attr:`PrepushError.exit_code` to the process exit status.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes, documented in the README."""
+
+    OK = 0
+    PARTIAL = 1
+    USAGE = 2
+    TOTAL_FAILURE = 3
+
+
+class PrepushError(Exception):
+    """Base of every error prepush reports to the operator."""
+
+    exit_code: ExitCode = ExitCode.TOTAL_FAILURE
+
+
+class ConfigError(PrepushError):
+    """The roster (``difusores.yaml``) or a command-line value is wrong; nothing was done."""
+
+    exit_code = ExitCode.USAGE
+
+
+class RosterError(ConfigError):
+    """The roster does not validate. Carries every problem found, each with its location."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        listing = "\n".join(f"  {p}" for p in problems)
+        super().__init__(
+            f"El padrón de difusores {path} tiene {len(problems)} error(es):\n{listing}\n"
+            "Corrija el archivo y vuelva a intentarlo; no se hizo nada."
+        )
+
+
+class InputError(PrepushError):
+    """A PREP input file cannot be read; names the file, line and column. Nothing was built."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, file: str, line: int | None, column: int | None, what: str) -> None:
+        self.file = file
+        self.line = line
+        self.column = column
+        self.what = what
+        where = file
+        if line is not None:
+            where += f":{line}"
+            if column is not None:
+                where += f":{column}"
+        super().__init__(
+            f"{where}: {what}. Revise el archivo entregado por el PREP; no se construyó ningún"
+            " paquete."
+        )
+
+
+class PackageError(PrepushError):
+    """A package is missing, malformed, or does not match its manifest or signature."""
+
+    exit_code = ExitCode.USAGE
+
+
+class KeyFileError(PrepushError):
+    """A key file cannot be created or read."""
+
+    exit_code = ExitCode.USAGE
+
+
+class EmbargoError(PrepushError):
+    """An ``oficial`` package outside the publication window, without an explicit override."""
+
+    exit_code = ExitCode.USAGE
+
+
+class LockBusyError(PrepushError):
+    """Another prepush run holds the local run lock."""
+
+    exit_code = ExitCode.PARTIAL
+
+
+class DifusorError(PrepushError):
+    """Something failed on one difusor. Never stops the others; recorded in the ledger."""
+
+    def __init__(self, difusor: str, message: str) -> None:
+        self.difusor = difusor
+        self.message = message
+        super().__init__(f"[{difusor}] {message}")
+
+
+class HostKeyError(DifusorError):
+    """The server's host key is not the one pinned in the roster: possible impersonation."""
+
+
+class AuthError(DifusorError):
+    """The difusor refused our credentials."""
+
+
+class ConnectError(DifusorError):
+    """The difusor could not be reached or the connection broke."""
+
+
+class RemoteError(DifusorError):
+    """The difusor's SFTP server answered an operation with an error (space, permissions...)."""
+
+
+class RemoteLockedError(DifusorError):
+    """Another publisher holds the difusor's remote lock and it is not stale."""
+
+
+class DeadlineError(DifusorError):
+    """The difusor did not finish within its deadline."""

@@ -1,0 +1,320 @@
+"""A corte package (paquete) on disk: its manifest, its signature, and their verification.
+
+The format is documented in ``docs/package-format.md``. In short: ``paquetes/<corte-id>/``
+holds the site; entry files (``index.html``, ``json/main.json``) are the only files whose
+content may change under the same name; every other file is immutable by name. The manifest
+``.prepush/manifest.json`` lists every published file with its size and sha256 and is signed
+with Ed25519 in ``.prepush/manifest.sig``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import asyncssh
+
+from prepush.exceptions import PackageError
+
+FORMAT = 1
+META_DIR = ".prepush"
+MANIFEST = f"{META_DIR}/manifest.json"
+SIGNATURE = f"{META_DIR}/manifest.sig"
+MAIN_JSON = "json/main.json"
+INDEX_HTML = "index.html"
+DEFAULT_ENTRY_FILES = (INDEX_HTML, MAIN_JSON)
+SIGNATURE_ALGORITHM = "ssh-ed25519"
+CORTE_ID = re.compile(r"^\d{8}_\d{4}$")
+
+Kind = Literal["oficial", "simulacro"]
+Mode = Literal["prepush", "site"]
+
+
+def canonical_json(value: Any) -> bytes:
+    """The one JSON encoding of prepush: deterministic, compact, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_corte_id(corte: str) -> str:
+    if not CORTE_ID.match(corte):
+        raise PackageError(
+            f"Identificador de corte inválido: {corte!r}. Use AAAAMMDD_HHMM en hora local de"
+            " la elección, p. ej. 20240602_2015."
+        )
+    return corte
+
+
+def safe_relative_path(path: str) -> str:
+    """Reject anything that could escape a difusor's remote directory."""
+    pure = PurePosixPath(path)
+    if (
+        not path
+        or pure.is_absolute()
+        or "\\" in path
+        or any(part in ("", ".", "..") for part in path.split("/"))
+    ):
+        raise PackageError(
+            f"Ruta no permitida en el paquete: {path!r}. Las rutas deben ser relativas, sin"
+            " '..' ni '/' inicial."
+        )
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    corte: str
+    corte_time: datetime
+    kind: Kind
+    mode: Mode
+    process: str
+    entry_files: tuple[str, ...]
+    files: tuple[FileEntry, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "corte": self.corte,
+            "corte_time": self.corte_time.isoformat(),
+            "kind": self.kind,
+            "mode": self.mode,
+            "process": self.process,
+            "entry_files": list(self.entry_files),
+            "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.files],
+        }
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(self.to_json())
+
+    @classmethod
+    def from_bytes(cls, data: bytes, origin: str) -> Manifest:
+        try:
+            raw = json.loads(data)
+            files = tuple(
+                FileEntry(safe_relative_path(str(f["path"])), int(f["size"]), str(f["sha256"]))
+                for f in raw["files"]
+            )
+            manifest = cls(
+                corte=check_corte_id(str(raw["corte"])),
+                corte_time=datetime.fromisoformat(raw["corte_time"]),
+                kind=_kind(raw["kind"]),
+                mode="site" if raw.get("mode") == "site" else "prepush",
+                process=str(raw.get("process", "")),
+                entry_files=tuple(str(p) for p in raw["entry_files"]),
+                files=files,
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PackageError(
+                f"El manifiesto {origin} está dañado ({exc}). Vuelva a construir el paquete con"
+                " 'prepush build'."
+            ) from None
+        manifest.check_consistency(origin)
+        return manifest
+
+    def check_consistency(self, origin: str) -> None:
+        paths = [f.path for f in self.files]
+        if len(set(paths)) != len(paths):
+            raise PackageError(f"El manifiesto {origin} repite rutas. Reconstruya el paquete.")
+        missing = [p for p in self.entry_files if p not in set(paths)]
+        if missing:
+            raise PackageError(
+                f"El manifiesto {origin} declara archivos de entrada que no contiene: {missing}."
+            )
+
+    def by_path(self) -> dict[str, FileEntry]:
+        return {f.path: f for f in self.files}
+
+    @property
+    def immutable_files(self) -> tuple[FileEntry, ...]:
+        entries = set(self.entry_files)
+        return tuple(f for f in self.files if f.path not in entries)
+
+    @property
+    def entries_in_flip_order(self) -> tuple[FileEntry, ...]:
+        by_path = self.by_path()
+        return tuple(by_path[p] for p in self.entry_files)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+def _kind(value: object) -> Kind:
+    if value == "oficial":
+        return "oficial"
+    if value == "simulacro":
+        return "simulacro"
+    raise ValueError(f"tipo de paquete desconocido: {value!r}")
+
+
+# --- signatures ---------------------------------------------------------------------------
+
+
+def load_signing_key(path: Path, passphrase: str | None = None) -> asyncssh.SSHKey:
+    try:
+        key = asyncssh.read_private_key(path, passphrase)
+    except (OSError, asyncssh.KeyImportError) as exc:
+        raise PackageError(
+            f"No se pudo leer la llave de firma {path}: {exc}. Genérela con 'prepush keygen'"
+            " y revise election.signing_key en el padrón."
+        ) from None
+    if key.algorithm != SIGNATURE_ALGORITHM.encode():
+        raise PackageError(
+            f"La llave de firma {path} es {key.algorithm.decode()}; los paquetes se firman con"
+            " Ed25519. Genere una con 'prepush keygen --type ed25519'."
+        )
+    return key
+
+
+def load_public_key(path: Path) -> asyncssh.SSHKey:
+    """A trusted public key: a ``.pub`` file, or the public half of a private key file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        if "PRIVATE KEY" in text:
+            return asyncssh.import_private_key(text).convert_to_public()
+        return asyncssh.import_public_key(text)
+    except (OSError, asyncssh.KeyImportError) as exc:
+        raise PackageError(f"No se pudo leer la llave pública {path}: {exc}.") from None
+
+
+def sign(manifest_bytes: bytes, key: asyncssh.SSHKey) -> bytes:
+    signature = key.sign(manifest_bytes, SIGNATURE_ALGORITHM.encode())
+    public = key.export_public_key("openssh").decode().strip()
+    return canonical_json(
+        {
+            "algorithm": SIGNATURE_ALGORITHM,
+            "public_key": public,
+            "signature": base64.b64encode(signature).decode(),
+        }
+    )
+
+
+def signature_is_valid(
+    manifest_bytes: bytes, signature_doc: bytes, trusted: asyncssh.SSHKey
+) -> bool:
+    try:
+        raw = json.loads(signature_doc)
+        signature = base64.b64decode(raw["signature"], validate=True)
+    except (ValueError, KeyError, TypeError):
+        return False
+    return bool(trusted.verify(manifest_bytes, signature))
+
+
+# --- packages on disk ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Package:
+    path: Path
+    manifest: Manifest
+
+    @property
+    def corte(self) -> str:
+        return self.manifest.corte
+
+    def file(self, relative: str) -> Path:
+        return self.path / safe_relative_path(relative)
+
+    @classmethod
+    def open(cls, path: Path) -> Package:
+        manifest_path = path / MANIFEST
+        try:
+            data = manifest_path.read_bytes()
+        except FileNotFoundError:
+            raise PackageError(
+                f"{path} no es un paquete de prepush (falta {MANIFEST}). Constrúyalo con"
+                " 'prepush build'."
+            ) from None
+        return cls(path=path, manifest=Manifest.from_bytes(data, str(manifest_path)))
+
+    def verify(self, trusted: asyncssh.SSHKey | None) -> list[str]:
+        """Every problem found, in Spanish, each naming the file; empty when it verifies."""
+        problems: list[str] = []
+        manifest_bytes = (self.path / MANIFEST).read_bytes()
+        signature_path = self.path / SIGNATURE
+        if not signature_path.exists():
+            problems.append(f"{SIGNATURE}: el paquete no está firmado")
+        elif trusted is not None and not signature_is_valid(
+            manifest_bytes, signature_path.read_bytes(), trusted
+        ):
+            problems.append(
+                f"{MANIFEST}: la firma no corresponde a la llave de confianza: el manifiesto"
+                " fue alterado o firmado con otra llave"
+            )
+        problems.extend(self._content_problems())
+        return problems
+
+    def _content_problems(self) -> Iterator[str]:
+        listed = self.manifest.by_path()
+        for entry in self.manifest.files:
+            path = self.path / entry.path
+            if not path.is_file():
+                yield f"{entry.path}: falta en el paquete"
+            elif path.stat().st_size != entry.size or sha256_file(path) != entry.sha256:
+                yield f"{entry.path}: el contenido no coincide con el manifiesto (sha256)"
+        for extra in sorted(set(published_files(self.path)) - set(listed)):
+            yield f"{extra}: archivo que no está en el manifiesto"
+
+
+def published_files(root: Path) -> Iterable[str]:
+    """Relative POSIX paths of every file under ``root`` except prepush's own metadata."""
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            relative = path.relative_to(root).as_posix()
+            if not relative.startswith(f"{META_DIR}/"):
+                yield relative
+
+
+def list_packages(packages_dir: Path) -> list[Package]:
+    """Complete packages in ``packages_dir``, oldest corte first."""
+    if not packages_dir.is_dir():
+        return []
+    found = [
+        Package.open(child)
+        for child in sorted(packages_dir.iterdir())
+        if CORTE_ID.match(child.name) and (child / MANIFEST).is_file()
+    ]
+    return sorted(found, key=lambda p: p.corte)
+
+
+def find_package(packages_dir: Path, corte: str | None) -> Package:
+    """The package of ``corte``, or the newest one when ``corte`` is None."""
+    if corte is not None:
+        path = packages_dir / check_corte_id(corte)
+        if not (path / MANIFEST).is_file():
+            raise PackageError(
+                f"No existe el paquete del corte {corte} en {packages_dir}. Constrúyalo con"
+                " 'prepush build'."
+            )
+        return Package.open(path)
+    packages = list_packages(packages_dir)
+    if not packages:
+        raise PackageError(
+            f"No hay paquetes en {packages_dir}. Construya el corte con 'prepush build'."
+        )
+    return packages[-1]

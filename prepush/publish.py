@@ -1,0 +1,551 @@
+"""Publish a corte to every difusor at once: the heart of prepush.
+
+Per difusor, over one connection: take the remote lock, read the state once, upload only
+what it lacks straight to final names (nobody reads them before the flip), record the state,
+flip the entry files last (``json/main.json`` the very last) by rename, record the state
+again, remove what no retained corte references, release the lock. A difusor missing any
+file is never flipped. Each difusor runs in its own task with its own retries and deadline,
+so one bad difusor never slows or fails another. Every attempt goes to the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from prepush.exceptions import (
+    ConnectError,
+    DeadlineError,
+    DifusorError,
+    ExitCode,
+    PrepushError,
+    RemoteError,
+    RemoteLockedError,
+)
+from prepush.ledger import DeliveryResult, Ledger
+from prepush.package import MANIFEST, FileEntry, Package, find_package
+from prepush.runlock import RunLock
+from prepush.settings import Difusor, Settings
+from prepush.sftp import open_sftp
+from prepush.state import (
+    LOCK_PATH,
+    META_DIR,
+    STATE_PATH,
+    Plan,
+    RemoteState,
+    forget,
+    garbage,
+    plan_corte,
+    record_corte,
+)
+from prepush.transport import Transport
+
+log = logging.getLogger("prepush")
+
+Outcome = Literal["delivered", "up_to_date", "failed", "skipped_suspended", "dry_run"]
+RETRYABLE = (ConnectError, RemoteLockedError)
+RUN_LOCK_FILE = ".prepush-run.lock"
+
+Connector = Callable[[Difusor, Settings], Awaitable[Transport]]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress of one difusor, for the live view or the plain log."""
+
+    difusor: str
+    stage: str
+    detail: str = ""
+    files_done: int = 0
+    files_total: int = 0
+    bytes_done: int = 0
+    bytes_total: int = 0
+
+
+EventSink = Callable[[Event], None]
+
+
+@dataclass
+class Delivery:
+    """What happened on one difusor: measured, never estimated."""
+
+    difusor: str
+    corte: str
+    outcome: Outcome = "failed"
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    package_ready_at: datetime | None = None
+    connected_at: datetime | None = None
+    flip_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int = 0
+    files_uploaded: int = 0
+    files_linked: int = 0
+    files_skipped: int = 0
+    files_deleted: int = 0
+    bytes_sent: int = 0
+    requests: int = 0
+    atomic: bool | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+    plan: Plan | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("delivered", "up_to_date", "dry_run")
+
+
+@dataclass
+class PublishReport:
+    run_id: int
+    corte: str
+    deliveries: list[Delivery]
+
+    @property
+    def exit_code(self) -> ExitCode:
+        attempted = [d for d in self.deliveries if d.outcome != "skipped_suspended"]
+        failed = [d for d in attempted if not d.ok]
+        if not failed:
+            return ExitCode.OK
+        if len(failed) == len(attempted):
+            return ExitCode.TOTAL_FAILURE
+        return ExitCode.PARTIAL
+
+    @property
+    def status(self) -> str:
+        return {
+            ExitCode.OK: "ok",
+            ExitCode.PARTIAL: "partial",
+            ExitCode.TOTAL_FAILURE: "failed",
+        }[self.exit_code]
+
+
+@dataclass(frozen=True)
+class PublishRequest:
+    settings: Settings
+    difusores: Sequence[Difusor]
+    corte: str | None = None
+    dry_run: bool = False
+    command: str = "publish"
+
+
+def _ignore(_: Event) -> None:
+    return None
+
+
+def publish(
+    request: PublishRequest,
+    events: EventSink = _ignore,
+    connector: Connector = open_sftp,
+) -> PublishReport:
+    """Run one publish under the local run lock and record it in the ledger."""
+    settings = request.settings
+    lock = RunLock(settings.workdir / RUN_LOCK_FILE, settings.roster.publish.run_lock_wait_seconds)
+    with lock, Ledger(settings.ledger_path) as ledger:
+        ledger.mark_interrupted()
+        package = find_package(settings.packages_dir, request.corte)
+        run_id = ledger.start_run(
+            request.command,
+            package.corte,
+            {"dry_run": request.dry_run, "difusores": [d.name for d in request.difusores]},
+        )
+        publisher = _Publisher(request, ledger, run_id, events, connector)
+        deliveries = asyncio.run(publisher.run_all(package))
+        report = PublishReport(run_id, package.corte, deliveries)
+        ledger.finish_run(run_id, report.status)
+        return report
+
+
+class _Publisher:
+    def __init__(
+        self,
+        request: PublishRequest,
+        ledger: Ledger,
+        run_id: int,
+        events: EventSink,
+        connector: Connector,
+    ) -> None:
+        self.request = request
+        self.settings = request.settings
+        self.ledger = ledger
+        self.run_id = run_id
+        self.events = events
+        self.connector = connector
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:run{run_id}"
+
+    async def run_all(self, package: Package) -> list[Delivery]:
+        tasks = [
+            asyncio.create_task(self.deliver(difusor, package), name=difusor.name)
+            for difusor in self.request.difusores
+        ]
+        return list(await asyncio.gather(*tasks))
+
+    def _package_for_attempt(self, first: Package) -> Package:
+        """The newest package when publishing 'latest': a retry never pushes a stale corte."""
+        if self.request.corte is not None:
+            return first
+        newest = find_package(self.settings.packages_dir, None)
+        return newest if newest.corte > first.corte else first
+
+    async def deliver(self, difusor: Difusor, package: Package) -> Delivery:
+        delivery = Delivery(difusor.name, package.corte, package_ready_at=package_ready_at(package))
+        delivery_id = self.ledger.start_delivery(
+            self.run_id,
+            difusor.name,
+            package.corte,
+            package.manifest.corte_time,
+            delivery.package_ready_at,
+        )
+        deadline = self.settings.deadline()
+        try:
+            async with asyncio.timeout(deadline.total_seconds()):
+                await self._attempts(difusor, package, delivery, delivery_id, deadline)
+        except TimeoutError:
+            self._fail(
+                delivery,
+                DeadlineError(
+                    difusor.name,
+                    f"No terminó dentro del plazo de {deadline.total_seconds():g} s. Su sitio"
+                    " sigue en el corte anterior completo; el próximo corte lo intentará de"
+                    " nuevo.",
+                ),
+            )
+        except DifusorError as exc:
+            self._fail(delivery, exc)
+        except PrepushError as exc:
+            self._fail(delivery, DifusorError(difusor.name, str(exc)))
+        delivery.finished_at = datetime.now(UTC)
+        self.ledger.finish_delivery(delivery_id, _result(delivery))
+        self.events(Event(difusor.name, delivery.outcome, delivery.error_message or ""))
+        return delivery
+
+    def _fail(self, delivery: Delivery, exc: DifusorError) -> None:
+        # After the flip the public sees the corte: it is delivered, with the error noted.
+        delivery.outcome = "delivered" if delivery.flip_at is not None else "failed"
+        delivery.error_class = type(exc).__name__
+        delivery.error_message = exc.message
+
+    async def _attempts(
+        self,
+        difusor: Difusor,
+        package: Package,
+        delivery: Delivery,
+        delivery_id: int,
+        deadline: timedelta,
+    ) -> None:
+        retrying = AsyncRetrying(
+            stop=stop_after_delay(deadline.total_seconds()),
+            wait=wait_exponential_jitter(initial=0.25, max=4.0, jitter=0.5),
+            retry=retry_if_exception_type(RETRYABLE),
+            before_sleep=self._log_retry(difusor),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                number = attempt.retry_state.attempt_number
+                delivery.attempts = number
+                current = self._package_for_attempt(package)
+                if current.corte != delivery.corte:
+                    delivery.corte = current.corte
+                    delivery.package_ready_at = package_ready_at(current)
+                    self.ledger.set_delivery_corte(
+                        delivery_id,
+                        current.corte,
+                        current.manifest.corte_time,
+                        delivery.package_ready_at,
+                    )
+                attempt_id = self.ledger.start_attempt(delivery_id, number)
+                try:
+                    await self._attempt(difusor, current, delivery, delivery_id)
+                except DifusorError as exc:
+                    self.ledger.finish_attempt(
+                        attempt_id, "failed", type(exc).__name__, exc.message
+                    )
+                    raise
+                except asyncio.CancelledError:
+                    self.ledger.finish_attempt(
+                        attempt_id, "failed", "DeadlineError", "plazo agotado durante el intento"
+                    )
+                    raise
+                self.ledger.finish_attempt(attempt_id, delivery.outcome)
+
+    def _log_retry(self, difusor: Difusor) -> Callable[[RetryCallState], None]:
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            wait = state.next_action.sleep if state.next_action else 0.0
+            message = exc.message if isinstance(exc, DifusorError) else str(exc)
+            log.warning(
+                "[%s] intento %d falló: %s. Reintento en %.1f s.",
+                difusor.name,
+                state.attempt_number,
+                message,
+                wait,
+            )
+            self.ledger.record_event(
+                self.run_id, difusor.name, "retry", f"intento {state.attempt_number}: {message}"
+            )
+            self.events(Event(difusor.name, "retrying", f"intento {state.attempt_number}"))
+
+        return before_sleep
+
+    async def _attempt(
+        self, difusor: Difusor, package: Package, delivery: Delivery, delivery_id: int
+    ) -> None:
+        self.events(Event(difusor.name, "connecting"))
+        transport = await self.connector(difusor, self.settings)
+        try:
+            if delivery.connected_at is None:
+                delivery.connected_at = datetime.now(UTC)
+                self.ledger.set_connected(delivery_id, delivery.connected_at)
+            session = _Session(self, difusor, transport, package, delivery)
+            await session.run()
+        finally:
+            delivery.requests += transport.requests
+            delivery.bytes_sent += transport.bytes_sent
+            await transport.close()
+
+
+class _Session:
+    """One attempt on one difusor over one connection."""
+
+    def __init__(
+        self,
+        publisher: _Publisher,
+        difusor: Difusor,
+        transport: Transport,
+        package: Package,
+        delivery: Delivery,
+    ) -> None:
+        self.p = publisher
+        self.difusor = difusor
+        self.t = transport
+        self.package = package
+        self.manifest = package.manifest
+        self.delivery = delivery
+        self.retention = publisher.settings.roster.election.retention
+
+    def event(self, stage: str, detail: str = "", **progress: int) -> None:
+        self.p.events(Event(self.difusor.name, stage, detail, **progress))
+
+    async def run(self) -> None:
+        dry_run = self.p.request.dry_run
+        if not dry_run:
+            await self.take_lock()
+        try:
+            state = await self.read_state()
+            plan = plan_corte(self.manifest, state, hardlink=self.t.capabilities.hardlink)
+            self.delivery.plan = plan
+            self.delivery.files_skipped = plan.skipped
+            if plan.up_to_date:
+                self.delivery.outcome = "up_to_date"
+                self.delivery.atomic = state.atomic
+                return
+            if dry_run:
+                self.delivery.outcome = "dry_run"
+                return
+            await self.refuse_symlinked_dirs()
+            await self.transfer(plan)
+            record_corte(state, self.manifest, flipped=False)
+            await self.write_state(state)
+            await self.flip(plan)
+            record_corte(state, self.manifest, flipped=True)
+            state.atomic = self.t.capabilities.atomic_flip
+            doomed = garbage(state, self.manifest, self.retention)
+            forget(state, doomed, self.retention)
+            await self.write_state(state)
+            await self.remove(doomed)
+            self.delivery.outcome = "delivered"
+        finally:
+            if not dry_run:
+                await self.release_lock()
+
+    # --- lock and state -------------------------------------------------------------------
+
+    def _lock_bytes(self) -> bytes:
+        return json.dumps(
+            {"owner": self.p.owner, "since": datetime.now(UTC).isoformat()}, sort_keys=True
+        ).encode()
+
+    async def take_lock(self) -> None:
+        data = self._lock_bytes()
+        if await self.t.create_exclusive(LOCK_PATH, data):
+            return
+        held = await self.t.read_file(LOCK_PATH)
+        if held is None:
+            await self.t.make_dirs([META_DIR])
+            if await self.t.create_exclusive(LOCK_PATH, data):
+                return
+            held = await self.t.read_file(LOCK_PATH)
+        owner, since = _parse_lock(held)
+        if owner == self.p.owner:
+            return
+        age = (datetime.now(UTC) - since).total_seconds() if since else float("inf")
+        stale_after = self.p.settings.roster.publish.lock_stale_seconds
+        if age < stale_after:
+            raise RemoteLockedError(
+                self.difusor.name,
+                f"Otro publicador ({owner}) tiene el candado remoto desde hace {age:.0f} s. Si"
+                f" ya no está en marcha, el candado se liberará solo a los {stale_after:g} s.",
+            )
+        await self.t.replace(LOCK_PATH, data)
+        self.p.ledger.record_event(
+            self.p.run_id,
+            self.difusor.name,
+            "lock_taken_over",
+            f"candado remoto abandonado por {owner} hace {age:.0f} s; se tomó",
+        )
+
+    async def release_lock(self) -> None:
+        try:
+            await self.t.remove(LOCK_PATH)
+        except DifusorError as exc:
+            log.warning("[%s] no se pudo liberar el candado remoto: %s", self.difusor.name, exc)
+
+    async def read_state(self) -> RemoteState:
+        data = await self.t.read_file(STATE_PATH)
+        if data is None:
+            return RemoteState()
+        try:
+            return RemoteState.from_bytes(data)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RemoteError(
+                self.difusor.name,
+                f"El estado remoto {STATE_PATH} está dañado ({exc}). Alguien lo modificó en el"
+                " servidor: bórrelo para que prepush vuelva a enviar el corte completo.",
+            ) from None
+
+    async def write_state(self, state: RemoteState) -> None:
+        await self.t.replace(STATE_PATH, state.to_bytes())
+
+    async def refuse_symlinked_dirs(self) -> None:
+        tops = sorted({f.path.split("/")[0] for f in self.manifest.files if "/" in f.path})
+        linked = await asyncio.gather(*(self.t.is_symlink(top) for top in tops))
+        escaping = [top for top, is_link in zip(tops, linked, strict=True) if is_link]
+        if escaping:
+            raise RemoteError(
+                self.difusor.name,
+                f"En el directorio remoto, {', '.join(escaping)} es un enlace simbólico: prepush"
+                " no escribe fuera del directorio del difusor. Pida al difusor reemplazarlo por"
+                " un directorio real.",
+            )
+
+    # --- transfer, flip, cleanup ------------------------------------------------------------
+
+    async def transfer(self, plan: Plan) -> None:
+        await self.t.make_dirs(list(plan.mkdirs))
+        total_files = len(plan.uploads) + len(plan.replaces) + len(plan.links)
+        total_bytes = plan.bytes_to_send
+        done = {"files": 0, "bytes": 0}
+        pool = asyncio.Semaphore(self.p.settings.roster.publish.files_in_flight)
+
+        async def one(work: Awaitable[None], size: int) -> None:
+            async with pool:
+                await work
+            done["files"] += 1
+            done["bytes"] += size
+            self.event(
+                "uploading",
+                files_done=done["files"],
+                files_total=total_files,
+                bytes_done=done["bytes"],
+                bytes_total=total_bytes,
+            )
+
+        jobs = [one(self.upload(entry), entry.size) for entry in plan.uploads]
+        jobs += [one(self.replace(entry), entry.size) for entry in plan.replaces]
+        jobs += [one(self.t.link(link.source, link.entry.path), 0) for link in plan.links]
+        self.event("uploading", files_total=total_files, bytes_total=total_bytes)
+        await _all_or_first_error(jobs)
+        self.delivery.files_uploaded = len(plan.uploads) + len(plan.replaces)
+        self.delivery.files_linked = len(plan.links)
+
+    async def upload(self, entry: FileEntry) -> None:
+        await self.t.write_local_file(entry.path, str(self.package.file(entry.path)), entry.size)
+
+    async def replace(self, entry: FileEntry) -> None:
+        await self.t.replace(entry.path, self.package.file(entry.path).read_bytes())
+
+    async def flip(self, plan: Plan) -> None:
+        self.event("flipping")
+        for entry in plan.flips:
+            await self.t.replace(entry.path, self.package.file(entry.path).read_bytes())
+        if self.delivery.flip_at is None:
+            # A retry may flip the same corte again; the public saw it at the first flip.
+            self.delivery.flip_at = datetime.now(UTC)
+        self.delivery.files_uploaded += len(plan.flips)
+        self.delivery.atomic = self.t.capabilities.atomic_flip
+
+    async def remove(self, doomed: list[str]) -> None:
+        if not doomed:
+            return
+        self.event("cleaning", f"{len(doomed)} archivos de cortes ya no retenidos")
+        pool = asyncio.Semaphore(self.p.settings.roster.publish.files_in_flight)
+
+        async def one(path: str) -> None:
+            async with pool:
+                await self.t.remove(path)
+
+        try:
+            await _all_or_first_error([one(p) for p in doomed])
+        except DifusorError as exc:
+            # The corte is already delivered; leftovers only cost disk and the next run retries.
+            log.warning("[%s] limpieza incompleta: %s", self.difusor.name, exc.message)
+        self.delivery.files_deleted = len(doomed)
+
+
+async def _all_or_first_error(jobs: Sequence[Awaitable[None]]) -> None:
+    """Run every job; on the first failure cancel the rest and raise it."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    if not tasks:
+        return
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _parse_lock(data: bytes | None) -> tuple[str, datetime | None]:
+    try:
+        raw = json.loads(data or b"")
+        return str(raw["owner"]), datetime.fromisoformat(raw["since"])
+    except (ValueError, KeyError, TypeError):
+        return "desconocido", None
+
+
+def package_ready_at(package: Package) -> datetime:
+    """When the package was complete: the manifest is written last, then renamed into place."""
+    return datetime.fromtimestamp((package.path / MANIFEST).stat().st_mtime, UTC)
+
+
+def _result(delivery: Delivery) -> DeliveryResult:
+    return DeliveryResult(
+        outcome=delivery.outcome,
+        flip_at=delivery.flip_at,
+        finished_at=delivery.finished_at or datetime.now(UTC),
+        attempts=delivery.attempts,
+        files_uploaded=delivery.files_uploaded,
+        files_linked=delivery.files_linked,
+        files_skipped=delivery.files_skipped,
+        files_deleted=delivery.files_deleted,
+        bytes_sent=delivery.bytes_sent,
+        requests=delivery.requests,
+        atomic=delivery.atomic,
+        error_class=delivery.error_class,
+        error_message=delivery.error_message,
+    )

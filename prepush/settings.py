@@ -1,0 +1,456 @@
+"""The roster of difusores (``difusores.yaml``): election settings and the difusores.
+
+The roster is validated once, on load, with pydantic. Every problem is reported at once, each
+as ``file:line:column``, the field path and what is wrong, in Spanish. Secrets never live in
+the YAML: passwords and key passphrases are read from environment variables named there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import asyncssh
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from prepush.exceptions import ConfigError, RosterError
+
+ROSTER_FILE = "difusores.yaml"
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+Port = Annotated[int, Field(ge=1, le=65535)]
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Publication(_Model):
+    """The official publication window, in the election's local time."""
+
+    start: datetime
+    end: datetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Publication:
+        if self.end <= self.start:
+            raise ValueError("el fin de la publicación debe ser posterior al inicio")
+        return self
+
+
+class Election(_Model):
+    process: str = Field(min_length=1)
+    timezone: str = "America/Mexico_City"
+    publication: Publication
+    corte_interval_minutes: int = Field(default=15, ge=1, le=240)
+    retention: int = Field(default=3, ge=2, le=100)
+    max_failed_cortes: int = Field(default=3, ge=1, le=100)
+    signing_key: str | None = None
+    notice_on_suspend: bool = False
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"zona horaria IANA desconocida: {value!r} (ejemplos: America/Mexico_City,"
+                " America/Mazatlan)"
+            ) from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def corte_interval(self) -> timedelta:
+        return timedelta(minutes=self.corte_interval_minutes)
+
+    def window(self) -> tuple[datetime, datetime]:
+        """The publication window as aware datetimes (naive values are local time)."""
+        return (
+            _localize(self.publication.start, self.zone),
+            _localize(self.publication.end, self.zone),
+        )
+
+
+class Paths(_Model):
+    packages: str = "paquetes"
+    ledger: str = "prepush.db"
+
+
+class PublishSettings(_Model):
+    files_in_flight: int = Field(default=32, ge=1, le=512)
+    deadline_seconds: float | None = Field(default=None, gt=0)
+    connect_timeout_seconds: float = Field(default=15, gt=0)
+    lock_stale_seconds: float = Field(default=900, gt=0)
+    run_lock_wait_seconds: float = Field(default=60, ge=0)
+    entry_files: tuple[str, ...] = ("index.html", "json/main.json")
+    compression: bool = False
+
+
+class Requirements(_Model):
+    min_free_gb: float = Field(default=20, ge=0)
+    min_throughput_mb_s: float = Field(default=40, ge=0)
+    probe_size_mb: float = Field(default=32, gt=0, le=1024)
+    max_clock_offset_seconds: float = Field(default=5, gt=0)
+
+
+class DifusorFields(_Model):
+    """Every field a difusor can have; ``defaults:`` holds any subset of them."""
+
+    port: Port = 22
+    user: str | None = None
+    remote_dir: str = "."
+    url: str | None = None
+    key_file: str | None = None
+    passphrase_env: str | None = None
+    password_env: str | None = None
+    host_key: str | None = None
+    known_hosts: str | None = None
+
+    @field_validator("passphrase_env", "password_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not ENV_NAME.match(value):
+            raise ValueError(
+                "debe ser el NOMBRE de una variable de entorno (p. ej. PREP_PASS_DIFUSOR01), "
+                "nunca el secreto mismo"
+            )
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("la url pública debe empezar con https:// (o http://)")
+        return value
+
+    @field_validator("host_key")
+    @classmethod
+    def _parse_host_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            asyncssh.import_public_key(value.strip())
+        except (asyncssh.KeyImportError, ValueError):
+            raise ValueError(
+                "no es una línea de llave pública OpenSSH válida (p. ej. 'ssh-ed25519 AAAA...')"
+            ) from None
+        return value.strip()
+
+
+class Difusor(DifusorFields):
+    name: Slug
+    host: str = Field(min_length=1)
+    user: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _has_auth(self) -> Difusor:
+        if not self.key_file and not self.password_env:
+            raise ValueError(
+                "falta la autenticación: indique key_file (llave privada) o password_env"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _has_pinned_host_key(self, info: ValidationInfo) -> Difusor:
+        learning = bool(info.context and info.context.get("learn_host_keys"))
+        if not learning and not self.host_key and not self.known_hosts:
+            raise ValueError(
+                "falta la llave de host fijada (host_key o known_hosts): prepush nunca confía"
+                " en la primera conexión. Pídala al difusor o use"
+                " 'prepush check --learn-host-keys'"
+            )
+        return self
+
+
+class Roster(_Model):
+    election: Election
+    paths: Paths = Paths()
+    publish: PublishSettings = PublishSettings()
+    requirements: Requirements = Requirements()
+    defaults: DifusorFields = DifusorFields()
+    difusores: list[Difusor] = Field(min_length=1)
+
+    def difusor(self, name: str) -> Difusor:
+        for difusor in self.difusores:
+            if difusor.name == name:
+                return difusor
+        known = ", ".join(d.name for d in self.difusores)
+        raise ConfigError(f"No hay un difusor llamado {name!r} en el padrón (hay: {known}).")
+
+    def select(self, names: tuple[str, ...] | list[str]) -> list[Difusor]:
+        """The difusores named, in roster order; all of them when no name is given."""
+        if not names:
+            return list(self.difusores)
+        wanted = {self.difusor(n).name for n in names}
+        return [d for d in self.difusores if d.name in wanted]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A validated roster and the working directory its relative paths refer to."""
+
+    roster: Roster
+    workdir: Path
+    roster_path: Path
+
+    @property
+    def packages_dir(self) -> Path:
+        return self.resolve(self.roster.paths.packages)
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.resolve(self.roster.paths.ledger)
+
+    @property
+    def signing_key_path(self) -> Path | None:
+        key = self.roster.election.signing_key
+        return self.resolve(key) if key else None
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.workdir / p
+
+    def deadline(self) -> timedelta:
+        seconds = self.roster.publish.deadline_seconds
+        if seconds is None:
+            return self.roster.election.corte_interval
+        return timedelta(seconds=seconds)
+
+    def secret(self, difusor: Difusor, env_name: str | None) -> str | None:
+        if env_name is None:
+            return None
+        value = os.environ.get(env_name)
+        if value is None:
+            raise ConfigError(
+                f"[{difusor.name}] La variable de entorno {env_name} no está definida. "
+                f"Expórtela antes de ejecutar prepush (el padrón sólo guarda su nombre)."
+            )
+        return value
+
+
+def _localize(moment: datetime, zone: ZoneInfo) -> datetime:
+    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
+
+
+# --- loading with locations -------------------------------------------------------------
+
+
+def load_settings(
+    workdir: Path, roster_path: Path | None = None, *, learn_host_keys: bool = False
+) -> Settings:
+    """Load and validate the roster; raises RosterError listing every problem."""
+    path = roster_path or workdir / ROSTER_FILE
+    if not path.exists():
+        raise ConfigError(
+            f"No se encontró el padrón de difusores {path}. Créelo con 'prepush init' "
+            "o indique el directorio de trabajo con -C DIR."
+        )
+    roster = parse_roster(
+        path.read_text(encoding="utf-8"), str(path), learn_host_keys=learn_host_keys
+    )
+    return Settings(roster=roster, workdir=path.parent.resolve(), roster_path=path.resolve())
+
+
+def parse_roster(text: str, filename: str, *, learn_host_keys: bool = False) -> Roster:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise RosterError(filename, [f"{filename}:1:1: el archivo está vacío"])
+        marks: dict[tuple[str | int, ...], yaml.Mark] = {}
+        duplicates: list[str] = []
+        _collect_marks(node, (), marks, duplicates, filename)
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
+        raise RosterError(filename, [f"{where}: YAML inválido: {exc.problem}"]) from None
+    finally:
+        loader.dispose()
+    if duplicates:
+        raise RosterError(filename, duplicates)
+    if not isinstance(data, dict):
+        raise RosterError(
+            filename, [f"{filename}:1:1: se esperaba un mapa con election y difusores"]
+        )
+    return _validate(data, marks, filename, learn_host_keys)
+
+
+def _collect_marks(
+    node: yaml.Node,
+    path: tuple[str | int, ...],
+    marks: dict[tuple[str | int, ...], yaml.Mark],
+    duplicates: list[str],
+    filename: str,
+) -> None:
+    marks[path] = node.start_mark
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                duplicates.append(
+                    f"{_where(filename, key_node.start_mark)}: clave repetida {key!r}"
+                )
+            seen.add(key)
+            marks[(*path, key, "__key__")] = key_node.start_mark
+            _collect_marks(value_node, (*path, key), marks, duplicates, filename)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _collect_marks(item, (*path, index), marks, duplicates, filename)
+
+
+def _validate(
+    data: dict[str, Any],
+    marks: Mapping[tuple[str | int, ...], yaml.Mark],
+    filename: str,
+    learn_host_keys: bool,
+) -> Roster:
+    merged, origin = _apply_defaults(data)
+    problems = _duplicate_names(merged, marks, filename)
+    try:
+        roster = Roster.model_validate(merged, context={"learn_host_keys": learn_host_keys})
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            problem = _describe(error, marks, origin, filename)
+            if problem not in problems:
+                problems.append(problem)
+    if problems:
+        raise RosterError(filename, problems)
+    return roster
+
+
+def _duplicate_names(
+    data: dict[str, Any], marks: Mapping[tuple[str | int, ...], yaml.Mark], filename: str
+) -> list[str]:
+    problems: list[str] = []
+    seen: set[str] = set()
+    difusores = data.get("difusores")
+    for index, entry in enumerate(difusores if isinstance(difusores, list) else []):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if isinstance(name, str):
+            if name in seen:
+                mark = marks.get(("difusores", index, "name"))
+                problems.append(
+                    f"{_where(filename, mark)}: difusores.{index}.name: el nombre {name!r} está"
+                    " repetido; cada difusor necesita un nombre único"
+                )
+            seen.add(name)
+    return problems
+
+
+def _apply_defaults(
+    data: dict[str, Any],
+) -> tuple[dict[str, Any], dict[tuple[str | int, ...], tuple[str | int, ...]]]:
+    """Merge ``defaults:`` into every difusor, remembering where each value came from."""
+    defaults = data.get("defaults") or {}
+    difusores = data.get("difusores")
+    origin: dict[tuple[str | int, ...], tuple[str | int, ...]] = {}
+    if not isinstance(defaults, dict) or not isinstance(difusores, list):
+        return data, origin
+    merged_list: list[Any] = []
+    for index, entry in enumerate(difusores):
+        if not isinstance(entry, dict):
+            merged_list.append(entry)
+            continue
+        merged = dict(entry)
+        for key, value in defaults.items():
+            if key not in merged:
+                merged[key] = value
+                origin[("difusores", index, key)] = ("defaults", key)
+        merged_list.append(merged)
+    return {**data, "difusores": merged_list}, origin
+
+
+_MESSAGES = {
+    "missing": "falta este campo obligatorio",
+    "extra_forbidden": "campo desconocido (revise la ortografía; los campos válidos están en"
+    " docs/roster.md)",
+    "int_parsing": "debe ser un número entero",
+    "int_type": "debe ser un número entero",
+    "float_parsing": "debe ser un número",
+    "bool_parsing": "debe ser true o false",
+    "string_type": "debe ser texto",
+    "list_type": "debe ser una lista",
+    "dict_type": "debe ser un mapa (clave: valor)",
+    "model_type": "debe ser un mapa (clave: valor)",
+    "datetime_parsing": "debe ser una fecha y hora como 2024-06-02T20:00:00",
+    "datetime_from_date_parsing": "debe ser una fecha y hora como 2024-06-02T20:00:00",
+    "datetime_type": "debe ser una fecha y hora como 2024-06-02T20:00:00",
+    "string_pattern_mismatch": "debe ser un nombre corto en minúsculas, dígitos, '-' o '_'"
+    " (p. ej. difusor01)",
+    "string_too_short": "no puede estar vacío",
+    "too_short": "no puede estar vacía",
+}
+
+
+def _describe(
+    error: Mapping[str, Any],
+    marks: Mapping[tuple[str | int, ...], yaml.Mark],
+    origin: Mapping[tuple[str | int, ...], tuple[str | int, ...]],
+    filename: str,
+) -> str:
+    loc: tuple[str | int, ...] = tuple(error["loc"])
+    kind = str(error["type"])
+    if kind.startswith(("greater", "less")):
+        ctx = error.get("ctx") or {}
+        bound = next(iter(ctx.values()), "")
+        what = ("debe ser al menos " if kind.startswith("greater") else "debe ser a lo más ") + str(
+            bound
+        )
+    elif kind == "value_error":
+        what = str(error["msg"]).removeprefix("Value error, ")
+    else:
+        what = _MESSAGES.get(kind, str(error["msg"]))
+    if kind == "extra_forbidden" and loc and loc[-1] in ("password", "passphrase"):
+        what = (
+            f"no escriba secretos en el padrón: use {loc[-1]}_env con el nombre de una"
+            " variable de entorno"
+        )
+    mark = _mark_for(loc, kind, marks, origin)
+    field = ".".join(str(p) for p in origin.get(loc, loc)) or "(raíz)"
+    return f"{_where(filename, mark)}: {field}: {what}"
+
+
+def _mark_for(
+    loc: tuple[str | int, ...],
+    kind: str,
+    marks: Mapping[tuple[str | int, ...], yaml.Mark],
+    origin: Mapping[tuple[str | int, ...], tuple[str | int, ...]],
+) -> yaml.Mark | None:
+    source = origin.get(loc, loc)
+    if kind == "extra_forbidden" and (*source, "__key__") in marks:
+        return marks[(*source, "__key__")]
+    for end in range(len(source), -1, -1):
+        mark = marks.get(source[:end])
+        if mark is not None:
+            return mark
+    return None
+
+
+def _where(filename: str, mark: yaml.Mark | None) -> str:
+    if mark is None:
+        return filename
+    return f"{filename}:{mark.line + 1}:{mark.column + 1}"

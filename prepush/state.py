@@ -1,0 +1,216 @@
+"""What a difusor holds (``.prepush/state.json``) and the plan to bring it to a corte.
+
+The state is read once per publish: never by listing or stat-ing files. It lists every file
+prepush put on the difusor with its sha256 and the cortes that reference it, the cortes
+flipped (oldest first) and the directories created. It is written twice per publish: before
+the flip (so it always covers what is on the server, even if we die right after the flip)
+and after it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prepush.package import FileEntry, Manifest, canonical_json
+
+STATE_FORMAT = 1
+STATE_PATH = ".prepush/state.json"
+LOCK_PATH = ".prepush/lock"
+META_DIR = ".prepush"
+
+
+@dataclass
+class RemoteFile:
+    sha256: str
+    size: int
+    cortes: list[str]
+
+
+@dataclass
+class RemoteState:
+    files: dict[str, RemoteFile] = field(default_factory=dict)
+    history: list[str] = field(default_factory=list)
+    dirs: set[str] = field(default_factory=set)
+    pending: str | None = None
+    atomic: bool | None = None
+
+    @property
+    def current(self) -> str | None:
+        return self.history[-1] if self.history else None
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(
+            {
+                "format": STATE_FORMAT,
+                "current": self.current,
+                "history": self.history,
+                "pending": self.pending,
+                "atomic": self.atomic,
+                "dirs": sorted(self.dirs),
+                "files": {
+                    path: {"sha256": f.sha256, "size": f.size, "cortes": sorted(set(f.cortes))}
+                    for path, f in sorted(self.files.items())
+                },
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> RemoteState:
+        raw: dict[str, Any] = json.loads(data)
+        if raw.get("format") != STATE_FORMAT:
+            raise ValueError(f"formato de estado desconocido: {raw.get('format')!r}")
+        return cls(
+            files={
+                str(path): RemoteFile(str(f["sha256"]), int(f["size"]), list(f["cortes"]))
+                for path, f in raw["files"].items()
+            },
+            history=[str(c) for c in raw["history"]],
+            dirs={str(d) for d in raw["dirs"]},
+            pending=raw.get("pending"),
+            atomic=raw.get("atomic"),
+        )
+
+    def by_sha(self) -> dict[str, str]:
+        """One path holding each content, for server-side links."""
+        found: dict[str, str] = {}
+        for path, remote in sorted(self.files.items()):
+            found.setdefault(remote.sha256, path)
+        return found
+
+    def holds_corte(self, manifest: Manifest) -> bool:
+        """Every file of the corte is on the server with the right content."""
+        return all(
+            (held := self.files.get(f.path)) is not None and held.sha256 == f.sha256
+            for f in manifest.files
+        )
+
+
+@dataclass(frozen=True)
+class Link:
+    source: str
+    entry: FileEntry
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one difusor lacks for one corte, in the order it will be done."""
+
+    corte: str
+    mkdirs: tuple[str, ...]
+    uploads: tuple[FileEntry, ...]
+    replaces: tuple[FileEntry, ...]
+    links: tuple[Link, ...]
+    flips: tuple[FileEntry, ...]
+    skipped: int
+    up_to_date: bool
+
+    @property
+    def bytes_to_send(self) -> int:
+        return sum(f.size for f in (*self.uploads, *self.replaces, *self.flips))
+
+    @property
+    def files_to_send(self) -> int:
+        return len(self.uploads) + len(self.replaces) + len(self.flips)
+
+
+def plan_corte(manifest: Manifest, state: RemoteState, *, hardlink: bool) -> Plan:
+    """Compare the package with what the difusor holds. Unchanged content costs nothing."""
+    entry_paths = set(manifest.entry_files)
+    by_sha = state.by_sha() if hardlink else {}
+    uploads: list[FileEntry] = []
+    replaces: list[FileEntry] = []
+    links: list[Link] = []
+    skipped = 0
+    for entry in manifest.immutable_files:
+        held = state.files.get(entry.path)
+        if held is not None and held.sha256 == entry.sha256:
+            skipped += 1
+        elif held is not None:
+            replaces.append(entry)
+        elif entry.sha256 in by_sha:
+            links.append(Link(by_sha[entry.sha256], entry))
+        else:
+            uploads.append(entry)
+    flips = tuple(
+        e
+        for e in manifest.entries_in_flip_order
+        if (held := state.files.get(e.path)) is None or held.sha256 != e.sha256
+    )
+    skipped += len(entry_paths) - len(flips)
+    new_files = [*uploads, *links_entries(links), *flips]
+    up_to_date = state.current == manifest.corte and not (uploads or replaces or links or flips)
+    return Plan(
+        corte=manifest.corte,
+        mkdirs=tuple(missing_dirs((f.path for f in new_files), state.dirs)),
+        uploads=tuple(uploads),
+        replaces=tuple(replaces),
+        links=tuple(links),
+        flips=flips,
+        skipped=skipped,
+        up_to_date=up_to_date,
+    )
+
+
+def links_entries(links: Iterable[Link]) -> list[FileEntry]:
+    return [link.entry for link in links]
+
+
+def missing_dirs(paths: Iterable[str], existing: set[str]) -> list[str]:
+    wanted: set[str] = set()
+    for path in paths:
+        parts = path.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            wanted.add("/".join(parts[:depth]))
+    return sorted(wanted - existing - {META_DIR}, key=lambda d: (d.count("/"), d))
+
+
+def record_corte(state: RemoteState, manifest: Manifest, *, flipped: bool) -> None:
+    """Record in ``state`` that every file of ``manifest`` is on the server."""
+    corte = manifest.corte
+    entries = set(manifest.entry_files)
+    for entry in manifest.files:
+        if entry.path in entries and not flipped:
+            # Until the flip, the server still serves the previous entry files.
+            continue
+        held = state.files.get(entry.path)
+        if held is not None and held.sha256 == entry.sha256:
+            if corte not in held.cortes:
+                held.cortes.append(corte)
+        else:
+            state.files[entry.path] = RemoteFile(entry.sha256, entry.size, [corte])
+        state.dirs.update(missing_dirs([entry.path], set()))
+    if flipped:
+        state.history = [c for c in state.history if c != corte] + [corte]
+        state.pending = None
+    else:
+        state.pending = corte
+
+
+def garbage(state: RemoteState, manifest: Manifest, retention: int) -> list[str]:
+    """Files no retained corte references; never an entry file nor one of the last two."""
+    retained = set(state.history[-retention:])
+    protected = set(state.history[-2:]) | {manifest.corte}
+    if state.pending:
+        retained.add(state.pending)
+    entries = set(manifest.entry_files)
+    doomed: list[str] = []
+    for path, held in sorted(state.files.items()):
+        if path in entries:
+            continue
+        cortes = set(held.cortes)
+        if not cortes & retained and not cortes & protected:
+            doomed.append(path)
+    return doomed
+
+
+def forget(state: RemoteState, paths: Iterable[str], retention: int) -> None:
+    for path in paths:
+        state.files.pop(path, None)
+    retained = state.history[-retention:]
+    state.history = retained
+    keep = set(retained) | ({state.pending} if state.pending else set())
+    for held in state.files.values():
+        held.cortes = [c for c in held.cortes if c in keep] or held.cortes

@@ -1,0 +1,93 @@
+"""The transport interface: what the publisher needs from one connection to one difusor.
+
+The publisher knows only this interface, so other transports (rsync over SSH, S3 +
+CloudFront) can come without touching it. Paths are relative POSIX paths inside the
+difusor's remote directory; a transport never lets one escape it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the server offers; decides the atomic flip and the cheap paths."""
+
+    posix_rename: bool
+    hardlink: bool
+    fsync: bool
+    statvfs: bool
+    limits: bool
+    max_write: int
+
+    @property
+    def atomic_flip(self) -> bool:
+        return self.posix_rename
+
+
+@dataclass(frozen=True)
+class SpaceInfo:
+    free_bytes: int
+    total_bytes: int
+
+
+class Transport(Protocol):
+    """One open connection to one difusor."""
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    @property
+    def requests(self) -> int:
+        """Requests sent to the server so far (each costs a round trip and CPU)."""
+        ...
+
+    @property
+    def bytes_sent(self) -> int:
+        """File payload bytes written so far."""
+        ...
+
+    async def read_file(self, path: str) -> bytes | None:
+        """The whole file, or None when it does not exist."""
+        ...
+
+    async def create_exclusive(self, path: str, data: bytes) -> bool:
+        """Create ``path`` with ``data`` only if it does not exist; False when it exists."""
+        ...
+
+    async def write_file(self, path: str, data: bytes) -> None:
+        """Write ``data`` to ``path`` (created or truncated), durably where the server can."""
+        ...
+
+    async def write_local_file(self, path: str, local: str, size: int) -> None:
+        """Like write_file, streaming a local file of ``size`` bytes."""
+        ...
+
+    async def replace(self, path: str, data: bytes) -> None:
+        """Make ``path`` hold ``data`` at once: readers see the old or the new, never a mix."""
+        ...
+
+    async def rename_over(self, source: str, target: str) -> None:
+        """Move ``source`` onto ``target``, atomically where the server allows it."""
+        ...
+
+    async def link(self, source: str, target: str) -> None: ...
+
+    async def remove(self, path: str) -> None:
+        """Remove a file; a file already gone is not an error."""
+        ...
+
+    async def make_dirs(self, paths: list[str]) -> None:
+        """Create directories (parents listed before children); existing ones are fine."""
+        ...
+
+    async def is_symlink(self, path: str) -> bool: ...
+
+    async def mtime(self, path: str) -> datetime: ...
+
+    async def space(self) -> SpaceInfo | None: ...
+
+    async def close(self) -> None: ...
