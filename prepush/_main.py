@@ -2,25 +2,50 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 from rich.console import Console
+from rich.live import Live
 from rich.logging import RichHandler
 
 from prepush import __version__
 from prepush.build import BuildOptions, BuildResult, build_from_prep, build_from_site
-from prepush.console import PublishView, print_publish_report, publish_report_json
+from prepush.check import fetch_host_key, run_checks
+from prepush.console import (
+    PublishView,
+    check_report_json,
+    print_check_report,
+    print_publish_report,
+    print_report,
+    publish_report_json,
+    status_table,
+)
 from prepush.exceptions import ConfigError, ExitCode, PackageError
 from prepush.keys import generate_key_pair
+from prepush.ledger import Ledger
 from prepush.package import Kind, Package, load_public_key, load_signing_key
 from prepush.publish import PublishRequest, publish
-from prepush.settings import ROSTER_FILE, Settings, load_settings
+from prepush.report import (
+    ReportRequest,
+    latency_html,
+    latency_svg,
+    make_report,
+    report_csv,
+    report_json,
+    report_markdown,
+)
+from prepush.settings import ROSTER_FILE, Settings, load_settings, pin_host_key
+from prepush.status import current_status
 
 
 @dataclass
@@ -287,25 +312,49 @@ def _roster_signing_key(context: Context) -> Path | None:
 # --- publish -------------------------------------------------------------------------------
 
 
+difusor_option = click.option(
+    "--difusor", "names", multiple=True, help="Sólo este difusor (repetible)."
+)
+
+
 @cli.command("publish")
 @click.argument("corte", required=False)
-@click.option("--difusor", "names", multiple=True, help="Sólo este difusor (repetible).")
+@difusor_option
 @click.option("--dry-run", is_flag=True, help="Muestra el plan por difusor sin escribir nada.")
+@click.option(
+    "--override-embargo",
+    metavar="MOTIVO",
+    help="Publica un corte oficial fuera de la ventana oficial; el motivo queda en la bitácora.",
+)
 @json_option
 @pass_context
 def publish_command(
-    context: Context, corte: str | None, names: tuple[str, ...], dry_run: bool, as_json: bool
+    context: Context,
+    corte: str | None,
+    names: tuple[str, ...],
+    dry_run: bool,
+    override_embargo: str | None,
+    as_json: bool,
 ) -> int:
     """Publica el corte (por omisión, el más reciente de paquetes/) en todos los difusores.
 
     Código de salida: 0 todos entregados, 1 alguno falló, 3 ninguno entregado, 2 error de uso
     o de configuración.
     """
-    human, out = _consoles(as_json)
     settings = context.settings()
-    difusores = settings.roster.select(names)
-    view = PublishView(human, [d.name for d in difusores])
-    request = PublishRequest(settings=settings, difusores=difusores, corte=corte, dry_run=dry_run)
+    request = PublishRequest(
+        settings=settings,
+        difusores=settings.roster.select(names),
+        corte=corte,
+        dry_run=dry_run,
+        override_embargo=override_embargo,
+    )
+    return _run_publish(request, as_json)
+
+
+def _run_publish(request: PublishRequest, as_json: bool) -> int:
+    human, out = _consoles(as_json)
+    view = PublishView(human, [d.name for d in request.difusores])
     with view.running():
         report = publish(request, view)
     if as_json:
@@ -313,3 +362,215 @@ def publish_command(
     else:
         print_publish_report(report, human)
     return int(report.exit_code)
+
+
+@cli.command()
+@click.option("--to", "corte", required=True, help="Corte anterior, aún retenido, a mostrar.")
+@difusor_option
+@click.option("--override-embargo", metavar="MOTIVO", help="Como en publish.")
+@json_option
+@pass_context
+def rollback(
+    context: Context,
+    corte: str,
+    names: tuple[str, ...],
+    override_embargo: str | None,
+    as_json: bool,
+) -> int:
+    """Vuelve json/main.json a un corte anterior que los difusores aún conservan.
+
+    Usa el mismo cambio atómico y los mismos registros que publish. Se niega en un difusor
+    que ya no tiene todos los archivos de ese corte.
+    """
+    settings = context.settings()
+    request = PublishRequest(
+        settings=settings,
+        difusores=settings.roster.select(names),
+        corte=corte,
+        override_embargo=override_embargo,
+        rollback=True,
+    )
+    return _run_publish(request, as_json)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--motivo", required=True, help="Por qué se suspende (queda en la bitácora).")
+@pass_context
+def suspend(context: Context, name: str, motivo: str) -> int:
+    """Suspende a un difusor a mano: publish lo omitirá hasta 'prepush resume'."""
+    settings = context.settings()
+    difusor = settings.roster.difusor(name)
+    with Ledger(settings.ledger_path) as ledger:
+        if ledger.active_suspension(difusor.name) is not None:
+            raise ConfigError(f"{difusor.name} ya está suspendido.")
+        ledger.suspend(difusor.name, motivo, automatic=False)
+    Console(highlight=False).print(f"{difusor.name} suspendido: {motivo}", markup=False)
+    return int(ExitCode.OK)
+
+
+@cli.command()
+@click.argument("name")
+@pass_context
+def resume(context: Context, name: str) -> int:
+    """Levanta la suspensión de un difusor; el siguiente publish le envía el corte."""
+    settings = context.settings()
+    difusor = settings.roster.difusor(name)
+    with Ledger(settings.ledger_path) as ledger:
+        if not ledger.resume(difusor.name):
+            raise ConfigError(f"{difusor.name} no está suspendido.")
+    Console(highlight=False).print(
+        f"{difusor.name} reanudado; recibirá el próximo publish.", markup=False
+    )
+    return int(ExitCode.OK)
+
+
+# --- check ---------------------------------------------------------------------------------
+
+
+@cli.command()
+@difusor_option
+@click.option(
+    "--learn-host-keys",
+    is_flag=True,
+    help="Muestra la huella de la llave de host de los difusores sin llave fijada y la escribe"
+    " en el padrón sólo si el operador lo confirma.",
+)
+@json_option
+@pass_context
+def check(context: Context, names: tuple[str, ...], learn_host_keys: bool, as_json: bool) -> int:
+    """Revisa cada difusor contra los requisitos de la convocatoria, todos a la vez.
+
+    Conexión, llave de host, autenticación, extensiones SFTP, permiso de escritura, espacio
+    libre, velocidad de subida, reloj y, si hay url, la cabecera Cache-Control de main.json.
+    Los resultados quedan en la bitácora como evidencia.
+    """
+    human, out = _consoles(as_json)
+    if learn_host_keys:
+        _learn_host_keys(context, names, human)
+    settings = context.settings()
+    report = run_checks(settings, settings.roster.select(names))
+    if as_json:
+        _emit_json(out, check_report_json(report))
+    else:
+        print_check_report(report, human)
+    return int(report.exit_code)
+
+
+def _learn_host_keys(context: Context, names: tuple[str, ...], console: Console) -> None:
+    settings = context.settings(learn_host_keys=True)
+    timeout = settings.roster.publish.connect_timeout_seconds
+    for difusor in settings.roster.select(names):
+        if difusor.host_key or difusor.known_hosts:
+            continue
+        key = asyncio.run(fetch_host_key(difusor, timeout))
+        if key is None:
+            console.print(f"{difusor.name}: no se pudo obtener su llave de host.", markup=False)
+            continue
+        line = key.export_public_key("openssh").decode().strip()
+        console.print(
+            f"{difusor.name} ({difusor.host}:{difusor.port}) presenta la llave"
+            f" {key.get_fingerprint()}.\nConfírmela con el difusor por un canal seguro"
+            " (teléfono, oficio) antes de aceptarla.",
+            markup=False,
+        )
+        if click.confirm("¿Fijar esta llave en el padrón?", default=False):
+            pin_host_key(settings.roster_path, difusor.name, line)
+            console.print(f"Llave fijada para {difusor.name}.", markup=False)
+
+
+# --- status and report ---------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--watch", is_flag=True, help="Vista en vivo que se actualiza cada pocos segundos.")
+@click.option("--interval", default=5.0, show_default=True, help="Segundos entre vistas (--watch).")
+@json_option
+@pass_context
+def status(context: Context, watch: bool, interval: float, as_json: bool) -> int:
+    """Dónde está cada difusor: último corte entregado, desfase, fallas seguidas, suspensión."""
+    human, out = _consoles(as_json)
+    settings = context.settings()
+    if as_json:
+        _emit_json(out, current_status(settings).as_json())
+        return int(ExitCode.OK)
+    if not watch:
+        human.print(status_table(current_status(settings), settings.roster.election.zone))
+        return int(ExitCode.OK)
+    zone = settings.roster.election.zone
+    with Live(status_table(current_status(settings), zone), console=human) as live:
+        while True:
+            time.sleep(interval)
+            live.update(status_table(current_status(settings), zone))
+
+
+@cli.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "md"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--desde", "since", help="Desde esta hora local (AAAA-MM-DDTHH:MM).")
+@click.option("--hasta", "until", help="Hasta esta hora local (AAAA-MM-DDTHH:MM).")
+@difusor_option
+@click.option(
+    "--chart",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Escribe la gráfica de latencia por difusor y corte (.svg o .html autocontenido).",
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Archivo.")
+@pass_context
+def report(
+    context: Context,
+    fmt: str,
+    since: str | None,
+    until: str | None,
+    names: tuple[str, ...],
+    chart: Path | None,
+    output: Path | None,
+) -> int:
+    """Reporte de la noche: entregas, latencias y el reporte de incidencias por difusor.
+
+    --format md produce un documento en español listo para el informe técnico.
+    """
+    settings = context.settings()
+    zone = settings.roster.election.zone
+    request = ReportRequest(
+        since=_local_time(since, zone, "--desde"),
+        until=_local_time(until, zone, "--hasta"),
+        difusores=tuple(d.name for d in settings.roster.select(names)),
+    )
+    result = make_report(settings, request)
+    if chart is not None:
+        chart.write_text(
+            latency_html(result) if chart.suffix.lower() == ".html" else latency_svg(result),
+            encoding="utf-8",
+        )
+    console = Console(highlight=False, soft_wrap=True)
+    if fmt == "table":
+        print_report(result, console)
+        return int(ExitCode.OK)
+    text = {
+        "csv": report_csv,
+        "md": report_markdown,
+        "json": lambda r: json.dumps(report_json(r), ensure_ascii=False, indent=2) + "\n",
+    }[fmt](result)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    else:
+        console.out(text, end="", highlight=False)
+    return int(ExitCode.OK)
+
+
+def _local_time(value: str | None, zone: ZoneInfo, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            f"{option} {value!r} no es una fecha y hora; use AAAA-MM-DDTHH:MM (hora local)."
+        ) from None
+    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment

@@ -8,13 +8,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from prepush.check import CheckReport
 from prepush.publish import Delivery, Event, PublishReport
+from prepush.report import Report
+from prepush.status import StatusReport
 
 STAGES = {
     "connecting": "conectando",
@@ -191,3 +195,107 @@ def publish_report_json(report: PublishReport) -> dict[str, Any]:
         "exit_code": int(report.exit_code),
         "deliveries": [delivery_json(d) for d in report.deliveries],
     }
+
+
+CHECK_STYLES = {"pass": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "bold red")}
+
+
+def print_check_report(report: CheckReport, console: Console) -> None:
+    for difusor in report.difusores:
+        mark, style = CHECK_STYLES[difusor.status]
+        console.print(Text.assemble((f"{mark} {difusor.difusor}", style)))
+        for result in difusor.results:
+            mark, style = CHECK_STYLES[result.status]
+            console.print(
+                Text.assemble(("   ", ""), (mark, style), f" {result.name}: {result.detail}")
+            )
+
+
+def check_report_json(report: CheckReport) -> dict[str, Any]:
+    return {
+        "run_id": report.run_id,
+        "exit_code": int(report.exit_code),
+        "difusores": [
+            {
+                "difusor": d.difusor,
+                "status": d.status,
+                "checks": [
+                    {
+                        "name": r.name,
+                        "status": r.status,
+                        "detail": r.detail,
+                        "value": r.value,
+                        "unit": r.unit,
+                    }
+                    for r in d.results
+                ],
+            }
+            for d in report.difusores
+        ],
+    }
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
+def status_table(report: StatusReport, zone: ZoneInfo) -> Table:
+    table = Table(title=f"Estado de los difusores — corte más reciente: {report.newest_corte}")
+    for column in ("Difusor", "Último corte", "Entregado", "Desfase", "Atraso", "Fallas"):
+        table.add_column(column)
+    table.add_column("Suspensión")
+    for d in report.difusores:
+        delivered = (
+            d.delivered_at.astimezone(zone).strftime("%d/%m %H:%M:%S") if d.delivered_at else "-"
+        )
+        behind = (
+            Text(f"{d.behind} cortes", "bold red" if d.behind > 1 else "")
+            if d.behind
+            else Text("al día", "green")
+        )
+        table.add_row(
+            d.difusor,
+            d.last_corte or "-",
+            delivered,
+            _seconds(d.lag_s),
+            behind,
+            Text(str(d.consecutive_failures), "red" if d.consecutive_failures else ""),
+            Text(f"SUSPENDIDO: {d.suspension_reason}", "bold red") if d.suspended else Text("no"),
+        )
+    return table
+
+
+def print_report(report: Report, console: Console) -> None:
+    table = Table(title=f"Entregas por difusor — {report.process}")
+    for column in ("Difusor", "Entregados", "Fallidos"):
+        table.add_column(column)
+    for column in ("Latencia p50", "p95", "máx", "Desfase p50", "p95", "máx"):
+        table.add_column(column, justify="right")
+    for d in report.difusores:
+        table.add_row(
+            d.difusor,
+            str(len(d.delivered)),
+            str(len(d.failed)),
+            _seconds(d.latency.p50),
+            _seconds(d.latency.p95),
+            _seconds(d.latency.max),
+            _seconds(d.lag.p50),
+            _seconds(d.lag.p95),
+            _seconds(d.lag.max),
+        )
+    console.print(table)
+    incidents = Table(title="Reporte de incidencias")
+    for column in ("Difusor", "Inicio", "Fin", "Duración", "Causa", "Cortes"):
+        incidents.add_column(column)
+    for i in report.incidents:
+        end = i.end.astimezone(report.zone).strftime("%d/%m %H:%M:%S") if i.end else "-"
+        duration = "en curso" if i.duration_s is None else f"{i.duration_s / 60:.1f} min"
+        incidents.add_row(
+            i.difusor,
+            i.start.astimezone(report.zone).strftime("%d/%m %H:%M:%S"),
+            end,
+            duration,
+            i.cause,
+            ", ".join(i.cortes),
+        )
+    console.print(incidents if report.incidents else "Sin incidencias.")

@@ -28,6 +28,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from prepush.embargo import embargo_violation, enforce_embargo
 from prepush.exceptions import (
     ConnectError,
     DeadlineError,
@@ -134,13 +135,19 @@ class PublishReport:
         }[self.exit_code]
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True)
 class PublishRequest:
     settings: Settings
     difusores: Sequence[Difusor]
     corte: str | None = None
     dry_run: bool = False
-    command: str = "publish"
+    override_embargo: str | None = None
+    rollback: bool = False
+    clock: Callable[[], datetime] = _utc_now
 
 
 def _ignore(_: Event) -> None:
@@ -158,11 +165,21 @@ def publish(
     with lock, Ledger(settings.ledger_path) as ledger:
         ledger.mark_interrupted()
         package = find_package(settings.packages_dir, request.corte)
+        violation = enforce_embargo(
+            package.manifest, settings.roster.election, request.clock(), request.override_embargo
+        )
         run_id = ledger.start_run(
-            request.command,
+            "rollback" if request.rollback else "publish",
             package.corte,
             {"dry_run": request.dry_run, "difusores": [d.name for d in request.difusores]},
         )
+        if violation is not None:
+            ledger.record_event(
+                run_id,
+                None,
+                "embargo_override",
+                f"{violation} Publicado por decisión del operador: {request.override_embargo}",
+            )
         publisher = _Publisher(request, ledger, run_id, events, connector)
         deliveries = asyncio.run(publisher.run_all(package))
         report = PublishReport(run_id, package.corte, deliveries)
@@ -199,10 +216,17 @@ class _Publisher:
         if self.request.corte is not None:
             return first
         newest = find_package(self.settings.packages_dir, None)
-        return newest if newest.corte > first.corte else first
+        if newest.corte <= first.corte or embargo_violation(
+            newest.manifest, self.settings.roster.election, self.request.clock()
+        ):
+            return first
+        return newest
 
     async def deliver(self, difusor: Difusor, package: Package) -> Delivery:
         delivery = Delivery(difusor.name, package.corte, package_ready_at=package_ready_at(package))
+        suspension = self.ledger.active_suspension(difusor.name)
+        if suspension is not None:
+            return self._skip_suspended(difusor, package, delivery, suspension.reason)
         delivery_id = self.ledger.start_delivery(
             self.run_id,
             difusor.name,
@@ -231,7 +255,42 @@ class _Publisher:
         delivery.finished_at = datetime.now(UTC)
         self.ledger.finish_delivery(delivery_id, _result(delivery))
         self.events(Event(difusor.name, delivery.outcome, delivery.error_message or ""))
+        if delivery.outcome == "failed" and not self.request.dry_run:
+            self._suspend_if_too_many_failures(difusor, delivery)
         return delivery
+
+    def _skip_suspended(
+        self, difusor: Difusor, package: Package, delivery: Delivery, reason: str
+    ) -> Delivery:
+        delivery.outcome = "skipped_suspended"
+        delivery.error_message = (
+            f"Suspendido ({reason}). No se le envía nada hasta 'prepush resume {difusor.name}'."
+        )
+        delivery_id = self.ledger.start_delivery(
+            self.run_id,
+            difusor.name,
+            delivery.corte,
+            package.manifest.corte_time,
+            delivery.package_ready_at,
+        )
+        delivery.finished_at = datetime.now(UTC)
+        self.ledger.finish_delivery(delivery_id, _result(delivery))
+        self.events(Event(difusor.name, delivery.outcome, reason))
+        return delivery
+
+    def _suspend_if_too_many_failures(self, difusor: Difusor, delivery: Delivery) -> None:
+        limit = self.settings.roster.election.max_failed_cortes
+        failed = self.ledger.consecutive_failed_cortes(difusor.name)
+        if failed < limit:
+            return
+        minutes = failed * self.settings.roster.election.corte_interval_minutes
+        reason = (
+            f"{failed} cortes consecutivos fallidos (unos {minutes} minutos); último error:"
+            f" {delivery.error_message}"
+        )
+        self.ledger.suspend(difusor.name, reason, automatic=True, run_id=self.run_id)
+        log.error("[%s] suspendido automáticamente: %s", difusor.name, reason)
+        self.events(Event(difusor.name, "suspended", reason))
 
     def _fail(self, delivery: Delivery, exc: DifusorError) -> None:
         # After the flip the public sees the corte: it is delivered, with the error noted.
@@ -354,6 +413,8 @@ class _Session:
                 self.delivery.outcome = "up_to_date"
                 self.delivery.atomic = state.atomic
                 return
+            if self.p.request.rollback:
+                self.refuse_unless_retained(plan)
             if dry_run:
                 self.delivery.outcome = "dry_run"
                 return
@@ -427,6 +488,17 @@ class _Session:
                 f"El estado remoto {STATE_PATH} está dañado ({exc}). Alguien lo modificó en el"
                 " servidor: bórrelo para que prepush vuelva a enviar el corte completo.",
             ) from None
+
+    def refuse_unless_retained(self, plan: Plan) -> None:
+        """A rollback only re-points the entry files: every other file must still be there."""
+        if plan.uploads or plan.replaces or plan.links:
+            raise RemoteError(
+                self.difusor.name,
+                f"El corte {self.manifest.corte} ya no está retenido en este difusor (faltan"
+                f" {len(plan.uploads) + len(plan.replaces) + len(plan.links)} archivos); no se"
+                " revierte. Elija un corte más reciente o publíquelo de nuevo con 'prepush"
+                " publish CORTE'.",
+            )
 
     async def write_state(self, state: RemoteState) -> None:
         await self.t.replace(STATE_PATH, state.to_bytes())

@@ -454,3 +454,39 @@ def _where(filename: str, mark: yaml.Mark | None) -> str:
     if mark is None:
         return filename
     return f"{filename}:{mark.line + 1}:{mark.column + 1}"
+
+
+def pin_host_key(path: Path, name: str, key_line: str) -> None:
+    """Write ``host_key`` for difusor ``name`` into the roster, keeping its comments."""
+    text = path.read_text(encoding="utf-8")
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    entry = _difusor_node(root, name)
+    if entry is None:
+        raise ConfigError(f"No hay un difusor llamado {name!r} en {path}.")
+    lines = text.splitlines(keepends=True)
+    quoted = '"' + key_line.strip().replace('"', "") + '"'
+    for key_node, value_node in entry.value:
+        if key_node.value == "host_key":
+            line = lines[value_node.start_mark.line]
+            start, end = value_node.start_mark.column, value_node.end_mark.column
+            lines[value_node.start_mark.line] = line[:start] + quoted + line[end:]
+            break
+    else:
+        first_key = entry.value[0][0].start_mark
+        indent = " " * first_key.column
+        after = max(k.start_mark.line for k, _ in entry.value if k.value in ("name", "host"))
+        lines.insert(after + 1, f"{indent}host_key: {quoted}\n")
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+def _difusor_node(root: yaml.Node | None, name: str) -> yaml.MappingNode | None:
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    for key_node, value_node in root.value:
+        if key_node.value == "difusores" and isinstance(value_node, yaml.SequenceNode):
+            for item in value_node.value:
+                if isinstance(item, yaml.MappingNode) and any(
+                    k.value == "name" and v.value == name for k, v in item.value
+                ):
+                    return item
+    return None

@@ -1,0 +1,434 @@
+"""The night's report: per-difusor figures and the incidents the calls ask difusores to file.
+
+Everything comes from the ledger: measured timestamps, never estimates. An incident is a run
+of consecutive failed cortes of one difusor; it starts with the first failed attempt and ends
+when the difusor shows a corte again (or is still open at the end of the period).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from prepush.ledger import DeliveryRow, Ledger, SuspensionRow
+from prepush.settings import Settings
+
+OK_OUTCOMES = ("delivered", "up_to_date")
+
+
+@dataclass(frozen=True)
+class Stats:
+    p50: float | None
+    p95: float | None
+    max: float | None
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Stats:
+        if not values:
+            return cls(None, None, None)
+        ordered = sorted(values)
+        return cls(_percentile(ordered, 50), _percentile(ordered, 95), ordered[-1])
+
+
+def _percentile(ordered: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile: always a value that was really measured."""
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class Incident:
+    difusor: str
+    start: datetime
+    end: datetime | None
+    cortes: list[str]
+    causes: list[str]
+    recovered: bool
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.end is None else (self.end - self.start).total_seconds()
+
+    @property
+    def cause(self) -> str:
+        return Counter(self.causes).most_common(1)[0][0] if self.causes else "sin detalle"
+
+
+@dataclass
+class DifusorSummary:
+    difusor: str
+    delivered: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    latency: Stats = Stats(None, None, None)
+    lag: Stats = Stats(None, None, None)
+    public_latency: Stats = Stats(None, None, None)
+    non_atomic: bool = False
+
+
+@dataclass
+class Report:
+    process: str
+    zone: ZoneInfo
+    since: datetime | None
+    until: datetime | None
+    difusores: list[DifusorSummary]
+    incidents: list[Incident]
+    suspensions: list[SuspensionRow]
+    points: dict[str, list[tuple[str, float]]]
+
+
+def build_report(
+    process: str,
+    zone: ZoneInfo,
+    rows: Sequence[DeliveryRow],
+    *,
+    suspensions: Sequence[SuspensionRow],
+    since: datetime | None = None,
+    until: datetime | None = None,
+    public_latencies: dict[str, list[float]] | None = None,
+) -> Report:
+    by_difusor: dict[str, list[DeliveryRow]] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: (r.started_at, r.corte)):
+        if row.outcome in (*OK_OUTCOMES, "failed", "interrupted"):
+            by_difusor[row.difusor].append(row)
+    summaries = []
+    incidents: list[Incident] = []
+    points: dict[str, list[tuple[str, float]]] = {}
+    for name in sorted(by_difusor):
+        final = _final_per_corte(by_difusor[name])
+        summary = _summarise(name, final, (public_latencies or {}).get(name, []))
+        summaries.append(summary)
+        incidents.extend(_incidents(name, final))
+        points[name] = [
+            (r.corte, r.latency_s) for r in final if r.outcome == "delivered" and r.latency_s
+        ]
+    return Report(process, zone, since, until, summaries, incidents, list(suspensions), points)
+
+
+def _final_per_corte(rows: Sequence[DeliveryRow]) -> list[DeliveryRow]:
+    """The last word on each corte (a later successful run supersedes earlier failures)."""
+    final: dict[str, DeliveryRow] = {}
+    for row in rows:
+        current = final.get(row.corte)
+        if current is None or current.outcome not in OK_OUTCOMES or row.outcome in OK_OUTCOMES:
+            if (
+                current is not None
+                and current.outcome == "delivered"
+                and row.outcome == "up_to_date"
+            ):
+                continue
+            final[row.corte] = row
+    return [final[c] for c in sorted(final)]
+
+
+def _summarise(name: str, final: Sequence[DeliveryRow], public: Sequence[float]) -> DifusorSummary:
+    delivered = [r for r in final if r.outcome in OK_OUTCOMES]
+    measured = [r for r in delivered if r.outcome == "delivered"]
+    return DifusorSummary(
+        difusor=name,
+        delivered=[r.corte for r in delivered],
+        failed=[r.corte for r in final if r.outcome not in OK_OUTCOMES],
+        latency=Stats.of([r.latency_s for r in measured if r.latency_s is not None]),
+        lag=Stats.of([r.lag_s for r in measured if r.lag_s is not None]),
+        public_latency=Stats.of(list(public)),
+        non_atomic=any(r.atomic is False for r in measured),
+    )
+
+
+def _incidents(name: str, final: Sequence[DeliveryRow]) -> Iterable[Incident]:
+    current: Incident | None = None
+    for row in final:
+        if row.outcome not in OK_OUTCOMES:
+            if current is None:
+                current = Incident(name, row.started_at, None, [], [], recovered=False)
+            current.cortes.append(row.corte)
+            current.causes.append(row.error_message or row.outcome)
+            current.end = row.finished_at
+        elif current is not None:
+            current.end = row.flip_at or row.finished_at
+            current.recovered = True
+            yield current
+            current = None
+    if current is not None:
+        yield current
+
+
+# --- renderings -----------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, unit: str = "s") -> str:
+    return "-" if value is None else f"{value:.1f} {unit}"
+
+
+def _local(moment: datetime | None, zone: ZoneInfo) -> str:
+    return "-" if moment is None else moment.astimezone(zone).strftime("%d/%m/%Y %H:%M:%S")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "en curso"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min {secs:02d} s" if hours else f"{minutes} min {secs:02d} s"
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    def stats(s: Stats) -> dict[str, float | None]:
+        return {"p50": s.p50, "p95": s.p95, "max": s.max}
+
+    return {
+        "process": report.process,
+        "timezone": str(report.zone),
+        "since": report.since.isoformat() if report.since else None,
+        "until": report.until.isoformat() if report.until else None,
+        "difusores": [
+            {
+                "difusor": d.difusor,
+                "cortes_delivered": len(d.delivered),
+                "cortes_failed": len(d.failed),
+                "failed_cortes": d.failed,
+                "latency_s": stats(d.latency),
+                "lag_s": stats(d.lag),
+                "public_latency_s": stats(d.public_latency),
+                "non_atomic": d.non_atomic,
+            }
+            for d in report.difusores
+        ],
+        "incidents": [
+            {
+                "difusor": i.difusor,
+                "start": i.start.isoformat(),
+                "end": i.end.isoformat() if i.end else None,
+                "duration_s": i.duration_s,
+                "recovered": i.recovered,
+                "cause": i.cause,
+                "cortes": i.cortes,
+            }
+            for i in report.incidents
+        ],
+        "suspensions": [
+            {
+                "difusor": s.difusor,
+                "suspended_at": s.suspended_at.isoformat(),
+                "resumed_at": s.resumed_at.isoformat() if s.resumed_at else None,
+                "reason": s.reason,
+                "automatic": s.automatic,
+            }
+            for s in report.suspensions
+        ],
+    }
+
+
+def report_csv(report: Report) -> str:
+    """One row per difusor, then one per incident: opens in any spreadsheet."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        [
+            "difusor",
+            "cortes_entregados",
+            "cortes_fallidos",
+            "latencia_p50_s",
+            "latencia_p95_s",
+            "latencia_max_s",
+            "desfase_p50_s",
+            "desfase_p95_s",
+            "desfase_max_s",
+        ]
+    )
+    for d in report.difusores:
+        writer.writerow(
+            [
+                d.difusor,
+                len(d.delivered),
+                len(d.failed),
+                d.latency.p50,
+                d.latency.p95,
+                d.latency.max,
+                d.lag.p50,
+                d.lag.p95,
+                d.lag.max,
+            ]
+        )
+    writer.writerow([])
+    writer.writerow(["difusor", "inicio", "fin", "duracion_s", "causa", "cortes"])
+    for i in report.incidents:
+        writer.writerow(
+            [
+                i.difusor,
+                _local(i.start, report.zone),
+                _local(i.end, report.zone),
+                "" if i.duration_s is None else f"{i.duration_s:.0f}",
+                i.cause,
+                " ".join(i.cortes),
+            ]
+        )
+    return buffer.getvalue()
+
+
+def report_markdown(report: Report) -> str:
+    zone = report.zone
+    period = (
+        f"del {_local(report.since, zone)} al {_local(report.until, zone)}"
+        if report.since or report.until
+        else "de toda la bitácora"
+    )
+    lines = [
+        f"# Reporte de publicación del PREP — {report.process}",
+        "",
+        f"Periodo {period}, horas en {zone}. Cifras medidas por prepush en cada entrega: la"
+        " latencia va de que el paquete del corte estuvo listo a que el servidor del difusor"
+        " confirmó el cambio de `json/main.json`; el desfase, de la hora del corte a ese cambio.",
+        "",
+        "## Entregas por difusor",
+        "",
+        "| Difusor | Cortes entregados | Cortes fallidos | Latencia p50 | p95 | máx. |"
+        " Desfase p50 | p95 | máx. |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for d in report.difusores:
+        lines.append(
+            f"| {d.difusor} | {len(d.delivered)} | {len(d.failed)} | {_fmt(d.latency.p50)} |"
+            f" {_fmt(d.latency.p95)} | {_fmt(d.latency.max)} | {_fmt(d.lag.p50)} |"
+            f" {_fmt(d.lag.p95)} | {_fmt(d.lag.max)} |"
+        )
+    lines += ["", "## Reporte de incidencias", ""]
+    if not report.incidents:
+        lines.append("No hubo incidencias: todos los difusores recibieron todos los cortes.")
+    else:
+        lines += [
+            "| Difusor | Inicio | Fin | Duración | Causa | Cortes afectados |",
+            "|---|---|---|---|---|---|",
+        ]
+        for i in report.incidents:
+            cause = i.cause.replace("|", "\\|")
+            lines.append(
+                f"| {i.difusor} | {_local(i.start, zone)} | {_local(i.end, zone)} |"
+                f" {_duration(i.duration_s)} | {cause} | {', '.join(i.cortes)} |"
+            )
+    if report.suspensions:
+        lines += ["", "## Suspensiones", ""]
+        for s in report.suspensions:
+            how = "automática" if s.automatic else "manual"
+            until = f", reanudado el {_local(s.resumed_at, zone)}" if s.resumed_at else ""
+            lines.append(
+                f"- **{s.difusor}**: suspensión {how} el {_local(s.suspended_at, zone)}{until}."
+                f" Motivo: {s.reason}"
+            )
+    non_atomic = [d.difusor for d in report.difusores if d.non_atomic]
+    if non_atomic:
+        lines += [
+            "",
+            "## Observaciones",
+            "",
+            "- Sin cambio atómico de `main.json` (servidor sin posix-rename):"
+            f" {', '.join(non_atomic)}.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+PALETTE = ("#1b6ca8", "#d1495b", "#00798c", "#edae49", "#66a182", "#8d6a9f", "#2e4057", "#c06c84")
+
+
+def latency_svg(report: Report, width: int = 900, height: int = 420) -> str:
+    """Latency per difusor and corte, as a self-contained SVG (no external assets)."""
+    cortes = sorted({c for pts in report.points.values() for c, _ in pts})
+    values = [v for pts in report.points.values() for _, v in pts]
+    top = max(values, default=1.0) * 1.1 or 1.0
+    left, right, upper, lower = 60, 160, 30, 70
+    plot_w, plot_h = width - left - right, height - upper - lower
+
+    def x(corte: str) -> float:
+        if len(cortes) == 1:
+            return left + plot_w / 2
+        return left + plot_w * cortes.index(corte) / (len(cortes) - 1)
+
+    def y(value: float) -> float:
+        return upper + plot_h * (1 - value / top)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
+        f' viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+        f"<title>Latencia por difusor y corte — {html.escape(report.process)}</title>",
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<line x1="{left}" y1="{upper + plot_h}" x2="{left + plot_w}" y2="{upper + plot_h}"'
+        ' stroke="#444"/>',
+        f'<line x1="{left}" y1="{upper}" x2="{left}" y2="{upper + plot_h}" stroke="#444"/>',
+        f'<text x="{left}" y="18">Latencia (s)</text>',
+    ]
+    for step in range(5):
+        value = top * step / 4
+        parts.append(
+            f'<text x="{left - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{value:.1f}</text>'
+        )
+    for corte in cortes:
+        parts.append(
+            f'<text x="{x(corte):.1f}" y="{upper + plot_h + 14}" text-anchor="end"'
+            f' transform="rotate(-45 {x(corte):.1f} {upper + plot_h + 14})">{corte}</text>'
+        )
+    for index, (name, pts) in enumerate(sorted(report.points.items())):
+        color = PALETTE[index % len(PALETTE)]
+        coords = " ".join(f"{x(c):.1f},{y(v):.1f}" for c, v in pts)
+        if pts:
+            parts.append(
+                f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="2"/>'
+            )
+        for c, v in pts:
+            parts.append(
+                f'<circle cx="{x(c):.1f}" cy="{y(v):.1f}" r="3" fill="{color}">'
+                f"<title>{html.escape(name)} {c}: {v:.2f} s</title></circle>"
+            )
+        legend_y = upper + 16 * index
+        parts.append(
+            f'<rect x="{left + plot_w + 12}" y="{legend_y}" width="10" height="10" fill="{color}"/>'
+            f'<text x="{left + plot_w + 28}" y="{legend_y + 9}">{html.escape(name)}</text>'
+        )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def latency_html(report: Report) -> str:
+    return (
+        '<!doctype html>\n<html lang="es"><head><meta charset="utf-8">'
+        f"<title>Latencia — {html.escape(report.process)}</title></head><body>\n"
+        f"<h1>Latencia por difusor y corte</h1>\n{latency_svg(report)}</body></html>\n"
+    )
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    since: datetime | None = None
+    until: datetime | None = None
+    difusores: tuple[str, ...] = ()
+
+
+def make_report(settings: Settings, request: ReportRequest) -> Report:
+    with Ledger(settings.ledger_path) as ledger:
+        rows = [
+            r
+            for r in ledger.deliveries(since=request.since, until=request.until)
+            if not request.difusores or r.difusor in request.difusores
+        ]
+        suspensions = [
+            s
+            for s in ledger.suspensions()
+            if not request.difusores or s.difusor in request.difusores
+        ]
+        public = ledger.public_latencies()
+    return build_report(
+        settings.roster.election.process,
+        settings.roster.election.zone,
+        rows,
+        suspensions=suspensions,
+        since=request.since,
+        until=request.until,
+        public_latencies=public,
+    )
