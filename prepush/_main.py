@@ -552,11 +552,10 @@ def report(
     if fmt == "table":
         print_report(result, console)
         return int(ExitCode.OK)
-    text = {
-        "csv": report_csv,
-        "md": report_markdown,
-        "json": lambda r: json.dumps(report_json(r), ensure_ascii=False, indent=2) + "\n",
-    }[fmt](result)
+    if fmt == "json":
+        text = json.dumps(report_json(result), ensure_ascii=False, indent=2) + "\n"
+    else:
+        text = report_csv(result) if fmt == "csv" else report_markdown(result)
     if output is not None:
         output.write_text(text, encoding="utf-8")
     else:

@@ -1,0 +1,677 @@
+"""The delivery ledger: SQLite, every attempt recorded as it happens.
+
+Schema (migration 1):
+
+- ``runs``: one row per command run (publish, rollback, check, simulate...), with its pid,
+  host, status (running, ok, partial, failed, interrupted, nothing) and options.
+- ``deliveries``: one row per difusor and run: corte, measured timestamps (UTC), latency
+  (flip minus package ready) and lag (flip minus corte time), counters, attempts, whether the
+  flip was atomic, outcome, error class and message.
+- ``attempts``: every attempt of a delivery, retried ones included.
+- ``suspensions``: automatic and manual suspensions, with reason and when they were lifted.
+- ``checks``: preflight results (the evidence a difusor met the call's requirements).
+- ``events``: embargo overrides, retries, stale locks taken over.
+- ``observations``: when the public first saw each corte on each difusor (verify --watch).
+
+Timestamps are ISO 8601 UTC strings with microseconds. Every write commits at once, so a
+crash loses nothing already recorded; WAL lets ``status --watch`` read while publish writes.
+The schema version is ``PRAGMA user_version``; migrations run in order, each in a transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, cast
+
+OK_OUTCOMES = ("delivered", "up_to_date")
+
+MIGRATION_1 = """
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    command TEXT NOT NULL,
+    corte TEXT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    pid INTEGER NOT NULL,
+    hostname TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'running',
+    options TEXT NOT NULL DEFAULT '{}',
+    note TEXT
+);
+CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    difusor TEXT NOT NULL,
+    corte TEXT NOT NULL,
+    corte_time TEXT NOT NULL,
+    package_ready_at TEXT,
+    started_at TEXT NOT NULL,
+    connected_at TEXT,
+    flip_at TEXT,
+    finished_at TEXT,
+    latency_s REAL,
+    lag_s REAL,
+    files_uploaded INTEGER NOT NULL DEFAULT 0,
+    files_linked INTEGER NOT NULL DEFAULT 0,
+    files_skipped INTEGER NOT NULL DEFAULT 0,
+    files_deleted INTEGER NOT NULL DEFAULT 0,
+    bytes_sent INTEGER NOT NULL DEFAULT 0,
+    requests INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    atomic INTEGER,
+    outcome TEXT NOT NULL DEFAULT 'running',
+    error_class TEXT,
+    error_message TEXT
+);
+CREATE INDEX deliveries_difusor ON deliveries(difusor, started_at);
+CREATE TABLE attempts (
+    id INTEGER PRIMARY KEY,
+    delivery_id INTEGER NOT NULL REFERENCES deliveries(id),
+    number INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    outcome TEXT NOT NULL DEFAULT 'running',
+    error_class TEXT,
+    error_message TEXT
+);
+CREATE TABLE suspensions (
+    id INTEGER PRIMARY KEY,
+    difusor TEXT NOT NULL,
+    suspended_at TEXT NOT NULL,
+    resumed_at TEXT,
+    reason TEXT NOT NULL,
+    automatic INTEGER NOT NULL,
+    run_id INTEGER REFERENCES runs(id)
+);
+CREATE TABLE checks (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    difusor TEXT NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    value REAL,
+    unit TEXT,
+    at TEXT NOT NULL
+);
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER REFERENCES runs(id),
+    difusor TEXT,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE TABLE observations (
+    id INTEGER PRIMARY KEY,
+    difusor TEXT NOT NULL,
+    corte TEXT NOT NULL,
+    first_seen_at TEXT NOT NULL,
+    url TEXT NOT NULL,
+    UNIQUE (difusor, corte)
+);
+"""
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _script(sql: str) -> Migration:
+    def apply(db: sqlite3.Connection) -> None:
+        for statement in sql.split(";"):
+            if statement.strip():
+                db.execute(statement)
+
+    return apply
+
+
+MIGRATIONS: tuple[Migration, ...] = (_script(MIGRATION_1),)
+
+
+def _ts(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _dt(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    outcome: str
+    finished_at: datetime
+    flip_at: datetime | None = None
+    attempts: int = 0
+    files_uploaded: int = 0
+    files_linked: int = 0
+    files_skipped: int = 0
+    files_deleted: int = 0
+    bytes_sent: int = 0
+    requests: int = 0
+    atomic: bool | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    id: int
+    run_id: int
+    difusor: str
+    corte: str
+    corte_time: datetime
+    package_ready_at: datetime | None
+    started_at: datetime
+    connected_at: datetime | None
+    flip_at: datetime | None
+    finished_at: datetime | None
+    latency_s: float | None
+    lag_s: float | None
+    files_uploaded: int
+    files_linked: int
+    files_skipped: int
+    files_deleted: int
+    bytes_sent: int
+    requests: int
+    attempts: int
+    atomic: bool | None
+    outcome: str
+    error_class: str | None
+    error_message: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> DeliveryRow:
+        return cls(
+            id=row["id"],
+            run_id=row["run_id"],
+            difusor=row["difusor"],
+            corte=row["corte"],
+            corte_time=datetime.fromisoformat(row["corte_time"]),
+            package_ready_at=_dt(row["package_ready_at"]),
+            started_at=datetime.fromisoformat(row["started_at"]),
+            connected_at=_dt(row["connected_at"]),
+            flip_at=_dt(row["flip_at"]),
+            finished_at=_dt(row["finished_at"]),
+            latency_s=row["latency_s"],
+            lag_s=row["lag_s"],
+            files_uploaded=row["files_uploaded"],
+            files_linked=row["files_linked"],
+            files_skipped=row["files_skipped"],
+            files_deleted=row["files_deleted"],
+            bytes_sent=row["bytes_sent"],
+            requests=row["requests"],
+            attempts=row["attempts"],
+            atomic=None if row["atomic"] is None else bool(row["atomic"]),
+            outcome=row["outcome"],
+            error_class=row["error_class"],
+            error_message=row["error_message"],
+        )
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    delivery_id: int
+    number: int
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str
+    error_class: str | None
+    error_message: str | None
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: int
+    command: str
+    corte: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    pid: int
+    status: str
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SuspensionRow:
+    difusor: str
+    suspended_at: datetime
+    resumed_at: datetime | None
+    reason: str
+    automatic: bool
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    run_id: int
+    difusor: str
+    name: str
+    status: str
+    detail: str
+    value: float | None
+    unit: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class EventRow:
+    run_id: int | None
+    difusor: str | None
+    at: datetime
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ObservationRow:
+    difusor: str
+    corte: str
+    first_seen_at: datetime
+    url: str
+
+
+class Ledger:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("PRAGMA busy_timeout=30000")
+        self._migrate()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    @property
+    def version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        while (current := self.version) < len(MIGRATIONS):
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                if self.version == current:
+                    MIGRATIONS[current](self.db)
+                    self.db.execute(f"PRAGMA user_version = {current + 1}")
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def _write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        cursor = self.db.execute(sql, params)
+        return int(cursor.lastrowid or 0)
+
+    # --- runs -------------------------------------------------------------------------------
+
+    def start_run(self, command: str, corte: str | None, options: dict[str, Any]) -> int:
+        return self._write(
+            "INSERT INTO runs (command, corte, started_at, pid, hostname, options)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                command,
+                corte,
+                _ts(_now()),
+                os.getpid(),
+                socket.gethostname(),
+                json.dumps(options, sort_keys=True),
+            ),
+        )
+
+    def finish_run(self, run_id: int, status: str, note: str | None = None) -> None:
+        self._write(
+            "UPDATE runs SET finished_at = ?, status = ?, note = ? WHERE id = ?",
+            (_ts(_now()), status, note, run_id),
+        )
+
+    def mark_interrupted(self) -> int:
+        """Mark what a killed run left 'running'. Call only while holding the run lock."""
+        now = _ts(_now())
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute(
+                "UPDATE attempts SET outcome = 'interrupted', finished_at = ?"
+                " WHERE outcome = 'running'",
+                (now,),
+            )
+            self.db.execute(
+                "UPDATE deliveries SET outcome = 'interrupted', finished_at = ?,"
+                " error_class = 'Interrupted',"
+                " error_message = 'la corrida terminó abruptamente (proceso matado)'"
+                " WHERE outcome = 'running'",
+                (now,),
+            )
+            count = self.db.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE status = 'running'",
+                (now,),
+            ).rowcount
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return count
+
+    def runs(self) -> list[RunRow]:
+        return [
+            RunRow(
+                id=r["id"],
+                command=r["command"],
+                corte=r["corte"],
+                started_at=datetime.fromisoformat(r["started_at"]),
+                finished_at=_dt(r["finished_at"]),
+                pid=r["pid"],
+                status=r["status"],
+                options=json.loads(r["options"]),
+            )
+            for r in self.db.execute("SELECT * FROM runs ORDER BY id")
+        ]
+
+    # --- deliveries and attempts -------------------------------------------------------------
+
+    def start_delivery(
+        self,
+        run_id: int,
+        difusor: str,
+        corte: str,
+        corte_time: datetime,
+        package_ready_at: datetime | None,
+    ) -> int:
+        return self._write(
+            "INSERT INTO deliveries (run_id, difusor, corte, corte_time, package_ready_at,"
+            " started_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, difusor, corte, _ts(corte_time), _ts(package_ready_at), _ts(_now())),
+        )
+
+    def set_delivery_corte(
+        self,
+        delivery_id: int,
+        corte: str,
+        corte_time: datetime,
+        package_ready_at: datetime | None,
+    ) -> None:
+        self._write(
+            "UPDATE deliveries SET corte = ?, corte_time = ?, package_ready_at = ? WHERE id = ?",
+            (corte, _ts(corte_time), _ts(package_ready_at), delivery_id),
+        )
+
+    def set_connected(self, delivery_id: int, at: datetime) -> None:
+        self._write("UPDATE deliveries SET connected_at = ? WHERE id = ?", (_ts(at), delivery_id))
+
+    def start_attempt(self, delivery_id: int, number: int) -> int:
+        self._write("UPDATE deliveries SET attempts = ? WHERE id = ?", (number, delivery_id))
+        return self._write(
+            "INSERT INTO attempts (delivery_id, number, started_at) VALUES (?, ?, ?)",
+            (delivery_id, number, _ts(_now())),
+        )
+
+    def finish_attempt(
+        self,
+        attempt_id: int,
+        outcome: str,
+        error_class: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        self._write(
+            "UPDATE attempts SET finished_at = ?, outcome = ?, error_class = ?,"
+            " error_message = ? WHERE id = ?",
+            (_ts(_now()), outcome, error_class, error_message, attempt_id),
+        )
+
+    def finish_delivery(self, delivery_id: int, result: DeliveryResult) -> None:
+        row = self.db.execute(
+            "SELECT corte_time, package_ready_at FROM deliveries WHERE id = ?", (delivery_id,)
+        ).fetchone()
+        latency = lag = None
+        if result.flip_at is not None:
+            lag = (result.flip_at - datetime.fromisoformat(row["corte_time"])).total_seconds()
+            ready = _dt(row["package_ready_at"])
+            latency = None if ready is None else (result.flip_at - ready).total_seconds()
+        self._write(
+            "UPDATE deliveries SET flip_at = ?, finished_at = ?, latency_s = ?, lag_s = ?,"
+            " files_uploaded = ?, files_linked = ?, files_skipped = ?, files_deleted = ?,"
+            " bytes_sent = ?, requests = ?, attempts = ?, atomic = ?, outcome = ?,"
+            " error_class = ?, error_message = ? WHERE id = ?",
+            (
+                _ts(result.flip_at),
+                _ts(result.finished_at),
+                latency,
+                lag,
+                result.files_uploaded,
+                result.files_linked,
+                result.files_skipped,
+                result.files_deleted,
+                result.bytes_sent,
+                result.requests,
+                result.attempts,
+                None if result.atomic is None else int(result.atomic),
+                result.outcome,
+                result.error_class,
+                result.error_message,
+                delivery_id,
+            ),
+        )
+
+    def deliveries(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        difusor: str | None = None,
+    ) -> list[DeliveryRow]:
+        clauses, params = [], []
+        if since is not None:
+            clauses.append("started_at >= ?")
+            params.append(_ts(since))
+        if until is not None:
+            clauses.append("started_at <= ?")
+            params.append(_ts(until))
+        if difusor is not None:
+            clauses.append("difusor = ?")
+            params.append(difusor)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        return [
+            DeliveryRow.from_row(r)
+            for r in self.db.execute(f"SELECT * FROM deliveries{where} ORDER BY id", params)
+        ]
+
+    def attempts(self, delivery_id: int) -> list[AttemptRow]:
+        return [
+            AttemptRow(
+                delivery_id=r["delivery_id"],
+                number=r["number"],
+                started_at=datetime.fromisoformat(r["started_at"]),
+                finished_at=_dt(r["finished_at"]),
+                outcome=r["outcome"],
+                error_class=r["error_class"],
+                error_message=r["error_message"],
+            )
+            for r in self.db.execute(
+                "SELECT * FROM attempts WHERE delivery_id = ? ORDER BY number", (delivery_id,)
+            )
+        ]
+
+    def last_delivered(self, difusor: str) -> DeliveryRow | None:
+        row = self.db.execute(
+            "SELECT * FROM deliveries WHERE difusor = ? AND outcome IN ('delivered', 'up_to_date')"
+            " ORDER BY corte DESC, id DESC LIMIT 1",
+            (difusor,),
+        ).fetchone()
+        return None if row is None else DeliveryRow.from_row(row)
+
+    def consecutive_failed_cortes(self, difusor: str) -> int:
+        """Distinct cortes failed in a row, newest first, up to the last one delivered.
+
+        A corte counts as failed when its latest delivery failed (or was interrupted); a
+        later successful retry of the same corte clears it. Skips of a suspended difusor and
+        dry runs neither count nor reset.
+        """
+        latest: dict[str, str] = {}
+        for row in self.db.execute(
+            "SELECT corte, outcome FROM deliveries WHERE difusor = ? AND outcome IN"
+            " ('delivered', 'up_to_date', 'failed', 'interrupted') ORDER BY id",
+            (difusor,),
+        ):
+            latest[row["corte"]] = row["outcome"]
+        failed = 0
+        for corte in sorted(latest, reverse=True):
+            if latest[corte] in OK_OUTCOMES:
+                break
+            failed += 1
+        return failed
+
+    def difusores(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT difusor FROM deliveries ORDER BY 1")]
+
+    # --- suspensions -------------------------------------------------------------------------
+
+    def suspend(
+        self, difusor: str, reason: str, automatic: bool, run_id: int | None = None
+    ) -> None:
+        self._write(
+            "INSERT INTO suspensions (difusor, suspended_at, reason, automatic, run_id)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (difusor, _ts(_now()), reason, int(automatic), run_id),
+        )
+
+    def resume(self, difusor: str) -> bool:
+        cursor = self.db.execute(
+            "UPDATE suspensions SET resumed_at = ? WHERE difusor = ? AND resumed_at IS NULL",
+            (_ts(_now()), difusor),
+        )
+        return cursor.rowcount > 0
+
+    def active_suspension(self, difusor: str) -> SuspensionRow | None:
+        rows = self.suspensions(difusor)
+        active = [s for s in rows if s.resumed_at is None]
+        return active[-1] if active else None
+
+    def suspensions(self, difusor: str | None = None) -> list[SuspensionRow]:
+        sql = "SELECT * FROM suspensions"
+        params: tuple[str, ...] = ()
+        if difusor is not None:
+            sql += " WHERE difusor = ?"
+            params = (difusor,)
+        return [
+            SuspensionRow(
+                difusor=r["difusor"],
+                suspended_at=datetime.fromisoformat(r["suspended_at"]),
+                resumed_at=_dt(r["resumed_at"]),
+                reason=r["reason"],
+                automatic=bool(r["automatic"]),
+            )
+            for r in self.db.execute(sql + " ORDER BY id", params)
+        ]
+
+    # --- checks, events, observations -------------------------------------------------------
+
+    def record_check(
+        self,
+        run_id: int,
+        difusor: str,
+        name: str,
+        status: str,
+        detail: str,
+        value: float | None = None,
+        unit: str | None = None,
+    ) -> None:
+        self._write(
+            "INSERT INTO checks (run_id, difusor, name, status, detail, value, unit, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, difusor, name, status, detail, value, unit, _ts(_now())),
+        )
+
+    def checks(self, run_id: int | None = None) -> list[CheckRow]:
+        sql, params = "SELECT * FROM checks", cast(tuple[Any, ...], ())
+        if run_id is not None:
+            sql, params = sql + " WHERE run_id = ?", (run_id,)
+        return [
+            CheckRow(
+                run_id=r["run_id"],
+                difusor=r["difusor"],
+                name=r["name"],
+                status=r["status"],
+                detail=r["detail"],
+                value=r["value"],
+                unit=r["unit"],
+                at=datetime.fromisoformat(r["at"]),
+            )
+            for r in self.db.execute(sql + " ORDER BY id", params)
+        ]
+
+    def record_event(
+        self, run_id: int | None, difusor: str | None, kind: str, message: str
+    ) -> None:
+        self._write(
+            "INSERT INTO events (run_id, difusor, at, kind, message) VALUES (?, ?, ?, ?, ?)",
+            (run_id, difusor, _ts(_now()), kind, message),
+        )
+
+    def events(self, kind: str | None = None) -> list[EventRow]:
+        sql, params = "SELECT * FROM events", cast(tuple[Any, ...], ())
+        if kind is not None:
+            sql, params = sql + " WHERE kind = ?", (kind,)
+        return [
+            EventRow(
+                run_id=r["run_id"],
+                difusor=r["difusor"],
+                at=datetime.fromisoformat(r["at"]),
+                kind=r["kind"],
+                message=r["message"],
+            )
+            for r in self.db.execute(sql + " ORDER BY id", params)
+        ]
+
+    def record_observation(self, difusor: str, corte: str, seen_at: datetime, url: str) -> bool:
+        """The first time the public saw ``corte`` on ``difusor``; later sightings are ignored."""
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO observations (difusor, corte, first_seen_at, url)"
+            " VALUES (?, ?, ?, ?)",
+            (difusor, corte, _ts(seen_at), url),
+        )
+        return cursor.rowcount > 0
+
+    def last_observation(self, difusor: str) -> ObservationRow | None:
+        row = self.db.execute(
+            "SELECT * FROM observations WHERE difusor = ? ORDER BY corte DESC LIMIT 1", (difusor,)
+        ).fetchone()
+        if row is None:
+            return None
+        return ObservationRow(
+            row["difusor"], row["corte"], datetime.fromisoformat(row["first_seen_at"]), row["url"]
+        )
+
+    def public_latencies(self) -> dict[str, list[float]]:
+        """Seconds from package ready to the public first seeing the corte, per difusor."""
+        result: dict[str, list[float]] = {}
+        for row in self.db.execute(
+            "SELECT o.difusor, o.first_seen_at, MIN(d.package_ready_at) AS ready"
+            " FROM observations o JOIN deliveries d ON d.difusor = o.difusor AND d.corte = o.corte"
+            " WHERE d.package_ready_at IS NOT NULL GROUP BY o.id"
+        ):
+            seen, ready = datetime.fromisoformat(row["first_seen_at"]), _dt(row["ready"])
+            if ready is not None:
+                result.setdefault(row["difusor"], []).append((seen - ready).total_seconds())
+        return result
