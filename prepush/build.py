@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 
 import asyncssh
 
-from prepush import prep, results
 from prepush.exceptions import InputError, PackageError
 from prepush.package import (
     DEFAULT_ENTRY_FILES,
@@ -45,6 +44,15 @@ from prepush.package import (
     sha256_file,
     sign,
 )
+from prepush.prep import (
+    Election,
+    SourceFile,
+    collect_sources,
+    compute_summary,
+    parse_sources,
+    reconcile,
+)
+from prepush.results import main_elections, results_documents
 
 FORMAT = 1
 HASH_IN_NAME = 12
@@ -84,22 +92,22 @@ def object_path(data: bytes) -> str:
 
 
 def build_from_prep(inputs: Sequence[Path], options: BuildOptions) -> BuildResult:
-    sources = prep.collect_sources(inputs)
-    elections = prep.parse_sources(sources)
+    sources = collect_sources(inputs)
+    elections = parse_sources(sources)
     if not elections:
         raise InputError(
             ", ".join(str(p) for p in inputs), None, None, "no contiene ningún CSV de resultados"
         )
     corte_time = _common_corte_time(elections).astimezone(options.zone)
     corte = corte_id_of(corte_time, options.zone)
-    summaries = [prep.compute_summary(e) for e in elections]
-    warnings = [w for e, s in zip(elections, summaries, strict=True) for w in prep.reconcile(e, s)]
+    summaries = [compute_summary(e) for e in elections]
+    warnings = [w for e, s in zip(elections, summaries, strict=True) for w in reconcile(e, s)]
 
     with _staging(options.packages_dir, corte) as stage:
         _write_site_assets(stage, options.process)
         index = {"format": FORMAT, "corte": corte, "objects": {}}
         objects: dict[str, str] = index["objects"]  # type: ignore[assignment]
-        for logical, document in sorted(results.results_documents(elections, summaries).items()):
+        for logical, document in sorted(results_documents(elections, summaries).items()):
             data = canonical_json(document)
             objects[logical] = stage.write(object_path(data), data)
         index_bytes = canonical_json(index)
@@ -113,7 +121,7 @@ def build_from_prep(inputs: Sequence[Path], options: BuildOptions) -> BuildResul
             "kind": options.kind,
             "index": index_path,
             "zip": zip_path,
-            "elections": results.main_elections(elections, summaries),
+            "elections": main_elections(elections, summaries),
         }
         stage.write(MAIN_JSON, canonical_json(main))
         manifest = stage.manifest(
@@ -127,8 +135,8 @@ def build_from_prep(inputs: Sequence[Path], options: BuildOptions) -> BuildResul
         return _finish(stage, manifest, options, warnings)
 
 
-def _common_corte_time(elections: Sequence[prep.Election]) -> datetime:
-    times = {e.corte_time for e in elections}
+def _common_corte_time(elections: Sequence[Election]) -> datetime:
+    times = sorted({e.corte_time for e in elections})
     if len(times) > 1:
         listing = ", ".join(f"{e.code} {e.corte_time.isoformat()}" for e in elections)
         raise InputError(
@@ -137,10 +145,10 @@ def _common_corte_time(elections: Sequence[prep.Election]) -> datetime:
             None,
             f"los CSV son de cortes distintos ({listing}); un paquete es un solo corte",
         )
-    return times.pop()
+    return times[0]
 
 
-def _database_zip(sources: Sequence[prep.SourceFile], corte_time: datetime) -> bytes:
+def _database_zip(sources: Sequence[SourceFile], corte_time: datetime) -> bytes:
     """The PREP database as a deterministic ZIP: fixed order, timestamps and permissions."""
     stamp = corte_time.replace(tzinfo=None).timetuple()[:6]
     buffer = io.BytesIO()
