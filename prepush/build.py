@@ -85,7 +85,7 @@ def corte_time_of(corte: str, zone: ZoneInfo) -> datetime:
 
 def object_path(data: bytes) -> str:
     digest = sha256_bytes(data)
-    return f"json/o/{digest[:2]}/{digest}.json"
+    return f"json/o/{digest}.json"
 
 
 # --- PREP CSV packages ------------------------------------------------------------------

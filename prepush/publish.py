@@ -45,12 +45,14 @@ from prepush.settings import Difusor, Settings
 from prepush.sftp import open_sftp
 from prepush.state import (
     LOCK_PATH,
-    META_DIR,
+    PENDING_PATH,
     STATE_PATH,
     Plan,
     RemoteState,
     forget,
     garbage,
+    merge_pending,
+    pending_record,
     plan_corte,
     record_corte,
 )
@@ -420,15 +422,14 @@ class _Session:
                 return
             await self.refuse_symlinked_dirs()
             await self.transfer(plan)
-            record_corte(state, self.manifest, flipped=False)
-            await self.write_state(state)
+            await self.t.write_file(PENDING_PATH, pending_record(self.manifest, plan))
             await self.flip(plan)
-            record_corte(state, self.manifest, flipped=True)
+            record_corte(state, self.manifest)
             state.atomic = self.t.capabilities.atomic_flip
             doomed = garbage(state, self.manifest, self.retention)
             forget(state, doomed, self.retention)
             await self.write_state(state)
-            await self.remove(doomed)
+            await asyncio.gather(self.t.remove(PENDING_PATH), self.remove(doomed))
             self.delivery.outcome = "delivered"
         finally:
             if not dry_run:
@@ -446,11 +447,6 @@ class _Session:
         if await self.t.create_exclusive(LOCK_PATH, data):
             return
         held = await self.t.read_file(LOCK_PATH)
-        if held is None:
-            await self.t.make_dirs([META_DIR])
-            if await self.t.create_exclusive(LOCK_PATH, data):
-                return
-            held = await self.t.read_file(LOCK_PATH)
         owner, since = _parse_lock(held)
         if owner == self.p.owner:
             return
@@ -477,17 +473,22 @@ class _Session:
             log.warning("[%s] no se pudo liberar el candado remoto: %s", self.difusor.name, exc)
 
     async def read_state(self) -> RemoteState:
-        data = await self.t.read_file(STATE_PATH)
-        if data is None:
-            return RemoteState()
-        try:
-            return RemoteState.from_bytes(data)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise RemoteError(
-                self.difusor.name,
-                f"El estado remoto {STATE_PATH} está dañado ({exc}). Alguien lo modificó en el"
-                " servidor: bórrelo para que prepush vuelva a enviar el corte completo.",
-            ) from None
+        data, pending = await asyncio.gather(
+            self.t.read_file(STATE_PATH), self.t.read_file(PENDING_PATH)
+        )
+        state = RemoteState()
+        if data is not None:
+            try:
+                state = RemoteState.from_bytes(data)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise RemoteError(
+                    self.difusor.name,
+                    f"El estado remoto {STATE_PATH} está dañado ({exc}). Alguien lo modificó en"
+                    " el servidor: bórrelo para que prepush vuelva a enviar el corte completo.",
+                ) from None
+        if pending is not None:
+            merge_pending(state, pending)
+        return state
 
     def refuse_unless_retained(self, plan: Plan) -> None:
         """A rollback only re-points the entry files: every other file must still be there."""

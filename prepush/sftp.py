@@ -172,16 +172,27 @@ class SFTPTransport:
 
     async def create_exclusive(self, path: str, data: bytes) -> bool:
         try:
-            handle = await self._request(
+            handle = await self._open_exclusive(path)
+        except RemoteError as exc:
+            if not isinstance(exc.__cause__, asyncssh.SFTPNoSuchFile) or "/" not in path:
+                raise
+            await self.make_dirs([path.rsplit("/", 1)[0]])
+            handle = await self._open_exclusive(path)
+        if handle is None:
+            return False
+        await self._send_and_close(handle, path, data)
+        return True
+
+    async def _open_exclusive(self, path: str) -> bytes | None:
+        try:
+            return await self._request(
                 self._h.open(self._path(path), FXF_WRITE | FXF_CREAT | FXF_EXCL, SFTPAttrs()),
                 f"crear {path}",
             )
         except RemoteError as exc:
             if isinstance(exc.__cause__, asyncssh.SFTPFailure | asyncssh.SFTPFileAlreadyExists):
-                return False
+                return None
             raise
-        await self._send_and_close(handle, path, data)
-        return True
 
     async def write_file(self, path: str, data: bytes) -> None:
         handle = await self._open_for_write(path)

@@ -2,9 +2,10 @@
 
 The state is read once per publish: never by listing or stat-ing files. It lists every file
 prepush put on the difusor with its sha256 and the cortes that reference it, the cortes
-flipped (oldest first) and the directories created. It is written twice per publish: before
-the flip (so it always covers what is on the server, even if we die right after the flip)
-and after it.
+flipped (oldest first) and the directories created. It is written after the flip. Before
+the flip, a small ``pending.json`` lists only the files this publish added, so that what is
+recorded always covers what is on the server, even if we die right after the flip: a file
+the public may be reading is never written again.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from prepush.package import FileEntry, Manifest, canonical_json
 
 STATE_FORMAT = 1
 STATE_PATH = ".prepush/state.json"
+PENDING_PATH = ".prepush/pending.json"
 LOCK_PATH = ".prepush/lock"
 META_DIR = ".prepush"
 
@@ -167,14 +169,10 @@ def missing_dirs(paths: Iterable[str], existing: set[str]) -> list[str]:
     return sorted(wanted - existing - {META_DIR}, key=lambda d: (d.count("/"), d))
 
 
-def record_corte(state: RemoteState, manifest: Manifest, *, flipped: bool) -> None:
-    """Record in ``state`` that every file of ``manifest`` is on the server."""
+def record_corte(state: RemoteState, manifest: Manifest) -> None:
+    """Record in ``state`` that ``manifest`` was flipped: all its files are on the server."""
     corte = manifest.corte
-    entries = set(manifest.entry_files)
     for entry in manifest.files:
-        if entry.path in entries and not flipped:
-            # Until the flip, the server still serves the previous entry files.
-            continue
         held = state.files.get(entry.path)
         if held is not None and held.sha256 == entry.sha256:
             if corte not in held.cortes:
@@ -182,11 +180,8 @@ def record_corte(state: RemoteState, manifest: Manifest, *, flipped: bool) -> No
         else:
             state.files[entry.path] = RemoteFile(entry.sha256, entry.size, [corte])
         state.dirs.update(missing_dirs([entry.path], set()))
-    if flipped:
-        state.history = [c for c in state.history if c != corte] + [corte]
-        state.pending = None
-    else:
-        state.pending = corte
+    state.history = [c for c in state.history if c != corte] + [corte]
+    state.pending = None
 
 
 def garbage(state: RemoteState, manifest: Manifest, retention: int) -> list[str]:
@@ -214,3 +209,39 @@ def forget(state: RemoteState, paths: Iterable[str], retention: int) -> None:
     keep = set(retained) | ({state.pending} if state.pending else set())
     for held in state.files.values():
         held.cortes = [c for c in held.cortes if c in keep] or held.cortes
+
+
+def pending_record(manifest: Manifest, plan: Plan) -> bytes:
+    """The files this publish adds, recorded before the flip."""
+    added = [*plan.uploads, *plan.replaces, *links_entries(plan.links)]
+    return canonical_json(
+        {
+            "format": STATE_FORMAT,
+            "corte": manifest.corte,
+            "files": {f.path: [f.sha256, f.size] for f in added},
+        }
+    )
+
+
+def merge_pending(state: RemoteState, data: bytes) -> None:
+    """Fold a pending record left by an interrupted publish into ``state``.
+
+    A record cut short by a crash is ignored: it was written before the flip, so none of
+    the files it would list are read by anyone yet.
+    """
+    try:
+        raw = json.loads(data)
+        corte = str(raw["corte"])
+        files = {str(p): (str(v[0]), int(v[1])) for p, v in raw["files"].items()}
+    except (ValueError, KeyError, TypeError, IndexError):
+        return
+    for path, (sha256, size) in files.items():
+        held = state.files.get(path)
+        if held is not None and held.sha256 == sha256:
+            if corte not in held.cortes:
+                held.cortes.append(corte)
+        else:
+            state.files[path] = RemoteFile(sha256, size, [corte])
+        state.dirs.update(missing_dirs([path], set()))
+    if corte not in state.history:
+        state.pending = corte

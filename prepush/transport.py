@@ -55,7 +55,7 @@ class Transport(Protocol):
         ...
 
     async def create_exclusive(self, path: str, data: bytes) -> bool:
-        """Create ``path`` with ``data`` only if it does not exist; False when it exists."""
+        """Create ``path`` (and its directory) with ``data`` unless it exists; False if it does."""
         ...
 
     async def write_file(self, path: str, data: bytes) -> None:

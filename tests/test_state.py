@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from prepush.package import FileEntry, Manifest
-from prepush.state import RemoteState, garbage, forget, plan_corte, record_corte
+from prepush.state import (
+    RemoteState,
+    forget,
+    garbage,
+    merge_pending,
+    pending_record,
+    plan_corte,
+    record_corte,
+)
 
 ENTRIES = ("index.html", "json/main.json")
 
@@ -37,8 +45,7 @@ def corte(n: int, changed: list[str]) -> Manifest:
 
 
 def deliver(state: RemoteState, m: Manifest, retention: int = 3) -> list[str]:
-    record_corte(state, m, flipped=False)
-    record_corte(state, m, flipped=True)
+    record_corte(state, m)
     doomed = garbage(state, m, retention)
     forget(state, doomed, retention)
     return doomed
@@ -72,13 +79,27 @@ def test_same_corte_again_is_up_to_date() -> None:
     assert plan.files_to_send == 0
 
 
-def test_entry_files_are_not_recorded_before_the_flip() -> None:
+def test_pending_record_covers_an_interrupted_publish() -> None:
     state = RemoteState()
     deliver(state, corte(0, []))
-    record_corte(state, corte(1, ["a"]), flipped=False)
-    assert state.files["json/main.json"].sha256 == "main0"
+    next_corte = corte(1, ["a"])
+    plan = plan_corte(next_corte, state, hardlink=True)
+    record = pending_record(next_corte, plan)
+    merge_pending(state, record)
+    # The files uploaded before the crash are known, so they are never written again...
+    again = plan_corte(next_corte, state, hardlink=True)
+    assert again.uploads == ()
+    # ...while the entry files still count as the old ones: the flip is redone.
+    assert [f.path for f in again.flips] == ["json/main.json"]
     assert state.pending == "20270606_2001"
     assert state.current == "20270606_2000"
+
+
+def test_a_torn_pending_record_is_ignored() -> None:
+    state = RemoteState()
+    deliver(state, corte(0, []))
+    merge_pending(state, b'{"format":1,"corte":"2027')
+    assert state.pending is None
 
 
 def test_retention_removes_only_unreferenced_files_of_old_cortes() -> None:
