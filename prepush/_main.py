@@ -83,6 +83,8 @@ def _setup_logging(console: Console, verbose: bool) -> None:
         force=True,
     )
     logging.getLogger("asyncssh").setLevel(logging.WARNING if verbose else logging.ERROR)
+    # asyncio logs every write to a socket the peer already closed; the retry says it better.
+    logging.getLogger("asyncio").setLevel(logging.DEBUG if verbose else logging.ERROR)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -169,6 +169,7 @@ def delivery_json(d: Delivery) -> dict[str, Any]:
         "files_skipped": d.files_skipped,
         "files_deleted": d.files_deleted,
         "bytes_sent": d.bytes_sent,
+        "meta_bytes": d.meta_bytes,
         "requests": d.requests,
         "atomic": d.atomic,
         "error_class": d.error_class,

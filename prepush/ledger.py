@@ -5,8 +5,10 @@ Schema (migration 1):
 - ``runs``: one row per command run (publish, rollback, check, simulate...), with its pid,
   host, status (running, ok, partial, failed, interrupted, nothing) and options.
 - ``deliveries``: one row per difusor and run: corte, measured timestamps (UTC), latency
-  (flip minus package ready) and lag (flip minus corte time), counters, attempts, whether the
-  flip was atomic, outcome, error class and message.
+  (flip minus package ready) and lag (flip minus corte time), counters (files uploaded,
+  linked, skipped, deleted; bytes of the corte's files sent; bytes of prepush's own lock,
+  pending record and state; SFTP requests), attempts, whether the flip was atomic, outcome,
+  error class and message.
 - ``attempts``: every attempt of a delivery, retried ones included.
 - ``suspensions``: automatic and manual suspensions, with reason and when they were lifted.
 - ``checks``: preflight results (the evidence a difusor met the call's requirements).
@@ -64,6 +66,7 @@ CREATE TABLE deliveries (
     files_skipped INTEGER NOT NULL DEFAULT 0,
     files_deleted INTEGER NOT NULL DEFAULT 0,
     bytes_sent INTEGER NOT NULL DEFAULT 0,
+    meta_bytes INTEGER NOT NULL DEFAULT 0,
     requests INTEGER NOT NULL DEFAULT 0,
     attempts INTEGER NOT NULL DEFAULT 0,
     atomic INTEGER,
@@ -158,6 +161,7 @@ class DeliveryResult:
     files_skipped: int = 0
     files_deleted: int = 0
     bytes_sent: int = 0
+    meta_bytes: int = 0
     requests: int = 0
     atomic: bool | None = None
     error_class: str | None = None
@@ -183,6 +187,7 @@ class DeliveryRow:
     files_skipped: int
     files_deleted: int
     bytes_sent: int
+    meta_bytes: int
     requests: int
     attempts: int
     atomic: bool | None
@@ -210,6 +215,7 @@ class DeliveryRow:
             files_skipped=row["files_skipped"],
             files_deleted=row["files_deleted"],
             bytes_sent=row["bytes_sent"],
+            meta_bytes=row["meta_bytes"],
             requests=row["requests"],
             attempts=row["attempts"],
             atomic=None if row["atomic"] is None else bool(row["atomic"]),
@@ -453,7 +459,7 @@ class Ledger:
         self._write(
             "UPDATE deliveries SET flip_at = ?, finished_at = ?, latency_s = ?, lag_s = ?,"
             " files_uploaded = ?, files_linked = ?, files_skipped = ?, files_deleted = ?,"
-            " bytes_sent = ?, requests = ?, attempts = ?, atomic = ?, outcome = ?,"
+            " bytes_sent = ?, meta_bytes = ?, requests = ?, attempts = ?, atomic = ?, outcome = ?,"
             " error_class = ?, error_message = ? WHERE id = ?",
             (
                 _ts(result.flip_at),
@@ -465,6 +471,7 @@ class Ledger:
                 result.files_skipped,
                 result.files_deleted,
                 result.bytes_sent,
+                result.meta_bytes,
                 result.requests,
                 result.attempts,
                 None if result.atomic is None else int(result.atomic),

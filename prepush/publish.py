@@ -11,6 +11,7 @@ so one bad difusor never slows or fails another. Every attempt goes to the ledge
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -101,6 +102,7 @@ class Delivery:
     files_skipped: int = 0
     files_deleted: int = 0
     bytes_sent: int = 0
+    meta_bytes: int = 0
     requests: int = 0
     atomic: bool | None = None
     error_class: str | None = None
@@ -204,7 +206,9 @@ class _Publisher:
         self.run_id = run_id
         self.events = events
         self.connector = connector
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:run{run_id}"
+        # This machine and work dir: the local run lock makes any remote lock with this
+        # owner a leftover of an earlier run of ours (a cut connection), never a live one.
+        self.owner = f"{socket.gethostname()}:{self.settings.workdir}"
 
     async def run_all(self, package: Package) -> list[Delivery]:
         tasks = [
@@ -238,8 +242,12 @@ class _Publisher:
         )
         deadline = self.settings.deadline()
         try:
-            async with asyncio.timeout(deadline.total_seconds()):
-                await self._attempts(difusor, package, delivery, delivery_id, deadline)
+            # wait_for runs the attempts in a task of their own, so the deadline's
+            # cancellation never mixes with the cancellations of the upload pool.
+            await asyncio.wait_for(
+                self._attempts(difusor, package, delivery, delivery_id, deadline),
+                deadline.total_seconds(),
+            )
         except TimeoutError:
             self._fail(
                 delivery,
@@ -310,7 +318,7 @@ class _Publisher:
     ) -> None:
         retrying = AsyncRetrying(
             stop=stop_after_delay(deadline.total_seconds()),
-            wait=wait_exponential_jitter(initial=0.25, max=4.0, jitter=0.5),
+            wait=wait_exponential_jitter(multiplier=0.25, max=4.0, jitter=0.5),
             retry=retry_if_exception_type(RETRYABLE),
             before_sleep=self._log_retry(difusor),
             reraise=True,
@@ -368,15 +376,16 @@ class _Publisher:
     ) -> None:
         self.events(Event(difusor.name, "connecting"))
         transport = await self.connector(difusor, self.settings)
+        session = _Session(self, difusor, transport, package, delivery)
         try:
             if delivery.connected_at is None:
                 delivery.connected_at = datetime.now(UTC)
                 self.ledger.set_connected(delivery_id, delivery.connected_at)
-            session = _Session(self, difusor, transport, package, delivery)
             await session.run()
         finally:
             delivery.requests += transport.requests
-            delivery.bytes_sent += transport.bytes_sent
+            delivery.bytes_sent += transport.bytes_sent - session.meta_bytes
+            delivery.meta_bytes += session.meta_bytes
             await transport.close()
 
 
@@ -398,6 +407,9 @@ class _Session:
         self.manifest = package.manifest
         self.delivery = delivery
         self.retention = publisher.settings.roster.election.retention
+        # Lock, pending record and state: prepush's own bookkeeping, counted apart from
+        # the corte's files.
+        self.meta_bytes = 0
 
     def event(self, stage: str, detail: str = "", **progress: int) -> None:
         self.p.events(Event(self.difusor.name, stage, detail, **progress))
@@ -422,7 +434,7 @@ class _Session:
                 return
             await self.refuse_symlinked_dirs()
             await self.transfer(plan)
-            await self.t.write_file(PENDING_PATH, pending_record(self.manifest, plan))
+            await self.write_meta(PENDING_PATH, pending_record(self.manifest, plan))
             await self.flip(plan)
             record_corte(state, self.manifest)
             state.atomic = self.t.capabilities.atomic_flip
@@ -439,32 +451,38 @@ class _Session:
 
     def _lock_bytes(self) -> bytes:
         return json.dumps(
-            {"owner": self.p.owner, "since": datetime.now(UTC).isoformat()}, sort_keys=True
+            {
+                "owner": self.p.owner,
+                "pid": os.getpid(),
+                "run": self.p.run_id,
+                "since": datetime.now(UTC).isoformat(),
+            },
+            sort_keys=True,
         ).encode()
 
     async def take_lock(self) -> None:
         data = self._lock_bytes()
         if await self.t.create_exclusive(LOCK_PATH, data):
+            self.meta_bytes += len(data)
             return
-        held = await self.t.read_file(LOCK_PATH)
-        owner, since = _parse_lock(held)
-        if owner == self.p.owner:
-            return
+        owner, since = _parse_lock(await self.t.read_file(LOCK_PATH))
         age = (datetime.now(UTC) - since).total_seconds() if since else float("inf")
         stale_after = self.p.settings.roster.publish.lock_stale_seconds
-        if age < stale_after:
+        if owner != self.p.owner and age < stale_after:
             raise RemoteLockedError(
                 self.difusor.name,
                 f"Otro publicador ({owner}) tiene el candado remoto desde hace {age:.0f} s. Si"
                 f" ya no está en marcha, el candado se liberará solo a los {stale_after:g} s.",
             )
         await self.t.replace(LOCK_PATH, data)
-        self.p.ledger.record_event(
-            self.p.run_id,
-            self.difusor.name,
-            "lock_taken_over",
-            f"candado remoto abandonado por {owner} hace {age:.0f} s; se tomó",
-        )
+        self.meta_bytes += len(data)
+        if owner != self.p.owner:
+            self.p.ledger.record_event(
+                self.p.run_id,
+                self.difusor.name,
+                "lock_taken_over",
+                f"candado remoto abandonado por {owner} hace {age:.0f} s; se tomó",
+            )
 
     async def release_lock(self) -> None:
         try:
@@ -502,7 +520,13 @@ class _Session:
             )
 
     async def write_state(self, state: RemoteState) -> None:
-        await self.t.replace(STATE_PATH, state.to_bytes())
+        data = state.to_bytes()
+        await self.t.replace(STATE_PATH, data)
+        self.meta_bytes += len(data)
+
+    async def write_meta(self, path: str, data: bytes) -> None:
+        await self.t.write_file(path, data)
+        self.meta_bytes += len(data)
 
     async def refuse_symlinked_dirs(self) -> None:
         tops = sorted({f.path.split("/")[0] for f in self.manifest.files if "/" in f.path})
@@ -523,26 +547,30 @@ class _Session:
         total_files = len(plan.uploads) + len(plan.replaces) + len(plan.links)
         total_bytes = plan.bytes_to_send
         done = {"files": 0, "bytes": 0}
-        pool = asyncio.Semaphore(self.p.settings.roster.publish.files_in_flight)
 
-        async def one(work: Awaitable[None], size: int) -> None:
-            async with pool:
-                await work
-            done["files"] += 1
-            done["bytes"] += size
-            self.event(
-                "uploading",
-                files_done=done["files"],
-                files_total=total_files,
-                bytes_done=done["bytes"],
-                bytes_total=total_bytes,
-            )
+        def counted(work: Callable[[], Awaitable[None]], size: int) -> Job:
+            async def job() -> None:
+                await work()
+                done["files"] += 1
+                done["bytes"] += size
+                self.event(
+                    "uploading",
+                    files_done=done["files"],
+                    files_total=total_files,
+                    bytes_done=done["bytes"],
+                    bytes_total=total_bytes,
+                )
 
-        jobs = [one(self.upload(entry), entry.size) for entry in plan.uploads]
-        jobs += [one(self.replace(entry), entry.size) for entry in plan.replaces]
-        jobs += [one(self.t.link(link.source, link.entry.path), 0) for link in plan.links]
+            return job
+
+        jobs = [counted(functools.partial(self.upload, e), e.size) for e in plan.uploads]
+        jobs += [counted(functools.partial(self.replace, e), e.size) for e in plan.replaces]
+        jobs += [
+            counted(functools.partial(self.t.link, link.source, link.entry.path), 0)
+            for link in plan.links
+        ]
         self.event("uploading", files_total=total_files, bytes_total=total_bytes)
-        await _all_or_first_error(jobs)
+        await _pooled(jobs, self.p.settings.roster.publish.files_in_flight)
         self.delivery.files_uploaded = len(plan.uploads) + len(plan.replaces)
         self.delivery.files_linked = len(plan.links)
 
@@ -566,31 +594,37 @@ class _Session:
         if not doomed:
             return
         self.event("cleaning", f"{len(doomed)} archivos de cortes ya no retenidos")
-        pool = asyncio.Semaphore(self.p.settings.roster.publish.files_in_flight)
-
-        async def one(path: str) -> None:
-            async with pool:
-                await self.t.remove(path)
-
+        jobs = [functools.partial(self.t.remove, path) for path in doomed]
         try:
-            await _all_or_first_error([one(p) for p in doomed])
+            await _pooled(jobs, self.p.settings.roster.publish.files_in_flight)
         except DifusorError as exc:
             # The corte is already delivered; leftovers only cost disk and the next run retries.
             log.warning("[%s] limpieza incompleta: %s", self.difusor.name, exc.message)
         self.delivery.files_deleted = len(doomed)
 
 
-async def _all_or_first_error(jobs: Sequence[Awaitable[None]]) -> None:
-    """Run every job; on the first failure cancel the rest and raise it."""
-    tasks = [asyncio.ensure_future(job) for job in jobs]
-    if not tasks:
-        return
+Job = Callable[[], Awaitable[None]]
+
+
+async def _pooled(jobs: Sequence[Job], width: int) -> None:
+    """Run jobs with at most ``width`` in flight; the first failure cancels the rest."""
+    pending = iter(jobs)
+
+    async def worker() -> None:
+        for job in pending:
+            await job()
+
     try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(width, len(jobs))):
+                group.create_task(worker())
+    except BaseExceptionGroup as failures:
+        raise _first_leaf(failures) from None
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _parse_lock(data: bytes | None) -> tuple[str, datetime | None]:
@@ -617,6 +651,7 @@ def _result(delivery: Delivery) -> DeliveryResult:
         files_skipped=delivery.files_skipped,
         files_deleted=delivery.files_deleted,
         bytes_sent=delivery.bytes_sent,
+        meta_bytes=delivery.meta_bytes,
         requests=delivery.requests,
         atomic=delivery.atomic,
         error_class=delivery.error_class,

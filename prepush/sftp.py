@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import stat
 from collections.abc import Awaitable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,6 +43,7 @@ PREFERRED_CIPHERS = (
 READ_CHUNK = 256 * 1024
 LOCAL_WRITES_IN_FLIGHT = 32
 TEMP_SUFFIX = ".prepush-tmp"
+DISK_FULL_MARGIN = 1 << 20
 OLD_SUFFIX = ".prepush-old"
 
 
@@ -214,8 +216,28 @@ class SFTPTransport:
         if self._capabilities.fsync:
             requests.append(self._h.fsync(handle))
         requests.append(self._h.close(handle))
-        await self._pipelined(requests, f"escribir {path}")
+        try:
+            await self._pipelined(requests, f"escribir {path}")
+        except RemoteError as exc:
+            raise await self._explain_write_failure(exc, path, len(data)) from exc
         self._bytes_sent += len(data)
+
+    async def _explain_write_failure(self, exc: RemoteError, path: str, size: int) -> RemoteError:
+        """SFTP v3 servers answer a full disk with a bare 'Failure': ask statvfs why."""
+        if not isinstance(exc.__cause__, asyncssh.SFTPFailure) or not self._capabilities.statvfs:
+            return exc
+        try:
+            space = await self.space()
+        except RemoteError:
+            return exc
+        if space is None or space.free_bytes > max(size, DISK_FULL_MARGIN):
+            return exc
+        return RemoteError(
+            self._name,
+            f"Sin espacio en el servidor al escribir {path} (quedan {space.free_bytes} bytes)."
+            " El difusor debe liberar espacio (se piden al menos 20 GB libres); su sitio sigue"
+            " mostrando el corte anterior completo.",
+        )
 
     async def write_local_file(self, path: str, local: str, size: int) -> None:
         if size <= self._capabilities.max_write * LOCAL_WRITES_IN_FLIGHT:
@@ -224,6 +246,10 @@ class SFTPTransport:
         handle = await self._open_for_write(path)
         try:
             await self._stream(handle, path, local)
+        except RemoteError as exc:
+            with contextlib.suppress(Exception):
+                await self._h.close(handle)
+            raise await self._explain_write_failure(exc, path, size) from exc
         except BaseException:
             with contextlib.suppress(Exception):
                 await self._h.close(handle)
@@ -271,8 +297,14 @@ class SFTPTransport:
     async def rename_over(self, source: str, target: str) -> None:
         src, dst = self._path(source), self._path(target)
         if self._capabilities.posix_rename:
-            await self._request(self._h.posix_rename(src, dst), f"reemplazar {target}")
-            return
+            try:
+                await self._request(self._h.posix_rename(src, dst), f"reemplazar {target}")
+                return
+            except RemoteError as exc:
+                if not isinstance(exc.__cause__, asyncssh.SFTPOpUnsupported):
+                    raise
+                # Advertised but refused: treat the server as one without the extension.
+                self._capabilities = replace(self._capabilities, posix_rename=False)
         await self._rename_without_posix(source, target)
 
     async def _rename_without_posix(self, source: str, target: str) -> None:
@@ -282,30 +314,18 @@ class SFTPTransport:
         old = self._path(target + OLD_SUFFIX)
         with contextlib.suppress(RemoteError):
             await self._request(self._h.remove(old), f"borrar {target}{OLD_SUFFIX}")
-        try:
-            await self._pipelined(
-                [self._h.rename(dst, old, 0), self._h.rename(src, dst, 0)], f"reemplazar {target}"
-            )
-        except RemoteError:
-            if await self.read_file(target) is None:
-                # The first rename failed because there was no target: a plain move is enough.
-                if await self._exists(source):
-                    await self._request(self._h.rename(src, dst, 0), f"mover {target}")
-                    return
+        self._requests += 2
+        aside, moved = await asyncio.gather(
+            self._h.rename(dst, old, 0), self._h.rename(src, dst, 0), return_exceptions=True
+        )
+        if isinstance(moved, BaseException):
+            if aside is None:
                 with contextlib.suppress(RemoteError):
                     await self._request(self._h.rename(old, dst, 0), f"restaurar {target}")
-            raise
-        with contextlib.suppress(RemoteError):
-            await self._request(self._h.remove(old), f"borrar {target}{OLD_SUFFIX}")
-
-    async def _exists(self, path: str) -> bool:
-        try:
-            await self._request(self._h.lstat(self._path(path), 0), f"revisar {path}")
-        except RemoteError as exc:
-            if isinstance(exc.__cause__, asyncssh.SFTPNoSuchFile):
-                return False
-            raise
-        return True
+            raise _translate(self._name, moved, f"reemplazar {target}") from moved
+        if aside is None:
+            with contextlib.suppress(RemoteError):
+                await self._request(self._h.remove(old), f"borrar {target}{OLD_SUFFIX}")
 
     async def link(self, source: str, target: str) -> None:
         await self._request(
@@ -481,7 +501,5 @@ def _translate(name: str, exc: BaseException, what: str) -> DifusorError:
     if isinstance(exc, asyncssh.SFTPConnectionLost | asyncssh.SFTPNoConnection) or not isinstance(
         exc, asyncssh.SFTPError
     ):
-        return ConnectError(
-            name, f"Se perdió la conexión al {what} ({exc}). Se reintentará automáticamente."
-        )
+        return ConnectError(name, f"Se perdió la conexión al {what} ({exc}).")
     return RemoteError(name, f"El servidor respondió un error al {what}: {exc.reason}.")

@@ -1,0 +1,212 @@
+"""Fixtures: real difusores (sshd, asyncssh, paramiko), a fault proxy, and a work dir.
+
+prepush runs its own event loop (``asyncio.run``) in the test's thread, so in-process
+servers and the fault proxy live on a background loop in another thread, as a remote server
+would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncssh
+import pytest
+import yaml
+
+from prepush.faultproxy import FaultProxy
+from prepush.fleet import LocalDifusor
+from tests.prepdata import cortes_dir
+from tests.servers import (
+    Endpoint,
+    ParamikoSftpServer,
+    SshdServer,
+    sshd_available,
+)
+
+T = TypeVar("T")
+
+
+class BackgroundLoop:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="servers", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        async def drain() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self.run(drain())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+@pytest.fixture(scope="session")
+def servers_loop() -> Iterator[BackgroundLoop]:
+    loop = BackgroundLoop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture(scope="session")
+def client_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throwaway ed25519 key pair in OpenSSH format; the private file is 0600."""
+    path = tmp_path_factory.mktemp("keys") / "cliente.pem"
+    key = asyncssh.generate_private_key("ssh-ed25519", comment="prepush-tests")
+    path.write_bytes(key.export_private_key("openssh"))
+    path.chmod(0o600)
+    Path(f"{path}.pub").write_bytes(key.export_public_key("openssh"))
+    return path
+
+
+def _sshd(client_key: Path, chroot: bool) -> Iterator[tuple[SshdServer, Endpoint]]:
+    if not sshd_available():
+        pytest.skip("requiere /usr/sbin/sshd (openssh-server) y ser root; 'make test' los instala")
+    server = SshdServer(client_key, chroot=chroot)
+    try:
+        endpoint = server.start()
+        yield server, endpoint
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def _sshd_plain_server(client_key: Path) -> Iterator[tuple[SshdServer, Endpoint]]:
+    yield from _sshd(client_key, chroot=False)
+
+
+@pytest.fixture(scope="session")
+def _sshd_chroot_server(client_key: Path) -> Iterator[tuple[SshdServer, Endpoint]]:
+    yield from _sshd(client_key, chroot=True)
+
+
+@pytest.fixture
+def sshd_plain(_sshd_plain_server: tuple[SshdServer, Endpoint]) -> Endpoint:
+    endpoint = _sshd_plain_server[1]
+    endpoint.empty()
+    return endpoint
+
+
+@pytest.fixture
+def sshd_chroot(_sshd_chroot_server: tuple[SshdServer, Endpoint]) -> Endpoint:
+    endpoint = _sshd_chroot_server[1]
+    endpoint.empty()
+    return endpoint
+
+
+@pytest.fixture
+def asyncssh_server(
+    servers_loop: BackgroundLoop, client_key: Path, tmp_path: Path
+) -> Iterator[LocalDifusor]:
+    difusor = LocalDifusor(
+        "asyncssh", tmp_path / "asyncssh-root", client_key=asyncssh.read_private_key(client_key)
+    )
+    servers_loop.run(difusor.start())
+    yield difusor
+    servers_loop.run(difusor.stop())
+
+
+@pytest.fixture
+def asyncssh_difusor(asyncssh_server: LocalDifusor, client_key: Path) -> Endpoint:
+    d = asyncssh_server
+    return Endpoint(
+        name="asyncssh",
+        host=d.host,
+        port=d.port,
+        user=d.username,
+        key_file=client_key,
+        host_key_line=d.host_key_line,
+        remote_dir="/",
+        local_root=d.root,
+    )
+
+
+@pytest.fixture
+def paramiko_difusor(client_key: Path, tmp_path: Path) -> Iterator[Endpoint]:
+    server = ParamikoSftpServer(tmp_path / "paramiko-root", client_key)
+    endpoint = server.start(client_key)
+    yield endpoint
+    server.stop()
+
+
+ProxyFactory = Callable[[Endpoint], tuple[FaultProxy, Endpoint]]
+
+
+@pytest.fixture
+def fault_proxy(servers_loop: BackgroundLoop) -> Iterator[ProxyFactory]:
+    proxies: list[FaultProxy] = []
+
+    def make(endpoint: Endpoint) -> tuple[FaultProxy, Endpoint]:
+        proxy = FaultProxy(endpoint.host, endpoint.port)
+        servers_loop.run(proxy.start())
+        proxies.append(proxy)
+        return proxy, dataclasses.replace(endpoint, port=proxy.port)
+
+    yield make
+    for proxy in proxies:
+        servers_loop.run(proxy.stop())
+
+
+# --- a work directory with a roster and Campeche packages ----------------------------------
+
+
+@dataclasses.dataclass
+class Workdir:
+    path: Path
+    signing_key: Path
+
+    def write_roster(
+        self, endpoints: list[Endpoint], deadline: float = 10, **election: Any
+    ) -> Path:
+        settings: dict[str, Any] = {
+            "process": "Proceso Electoral Local 2020-2021 Campeche",
+            "timezone": "America/Merida",
+            # Open until far ahead: these tests publish 2021 cortes today.
+            "publication": {"start": "2021-06-06T19:00:00", "end": "2099-12-31T23:59:00"},
+            "corte_interval_minutes": 1,
+            "signing_key": str(self.signing_key),
+            **election,
+        }
+        roster = {
+            "election": settings,
+            "publish": {
+                "connect_timeout_seconds": 5,
+                "run_lock_wait_seconds": 2,
+                "deadline_seconds": deadline,
+            },
+            "difusores": [e.roster_entry() for e in endpoints],
+        }
+        path = self.path / "difusores.yaml"
+        path.write_text(yaml.safe_dump(roster, allow_unicode=True, sort_keys=False))
+        return path
+
+    def build(self, corte: str, *extra: str) -> Path:
+        from prepush.__main__ import main
+
+        inputs = [str(p) for p in sorted(cortes_dir().glob(f"{corte}_PREP_*"))]
+        assert main(["-C", str(self.path), "build", *extra, *inputs]) == 0
+        return self.path / "paquetes" / corte
+
+    def package_tree(self, corte: str) -> dict[str, bytes]:
+        from tests.servers import read_tree
+
+        return read_tree(self.path / "paquetes" / corte)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, client_key: Path) -> Workdir:
+    path = tmp_path / "trabajo"
+    path.mkdir()
+    return Workdir(path, client_key)

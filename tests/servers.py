@@ -1,0 +1,449 @@
+"""Real servers for the tests: Debian's OpenSSH sshd and a paramiko SFTP server.
+
+sshd is started on 127.0.0.1 with its own config, host key, pid file and authorized_keys,
+in two setups: a plain user, and the hardened one difusores use (ChrootDirectory +
+ForceCommand internal-sftp). The paramiko server advertises no OpenSSH extension and renames
+like SFTP v3 (never over an existing file), to exercise prepush's fallbacks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+from paramiko import SFTPAttributes, SFTPHandle, SFTPServerInterface
+from paramiko.sftp import SFTP_FAILURE, SFTP_NO_SUCH_FILE, SFTP_OK, SFTP_PERMISSION_DENIED
+
+SSHD = Path("/usr/sbin/sshd")
+TEST_USER = "prepushtest"
+# sshd refuses a ChrootDirectory with any world-writable parent, so not under /tmp.
+SERVER_BASE = Path("/srv/prepush-test")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+@dataclass
+class Endpoint:
+    """What a test needs to reach a difusor and to look behind its back."""
+
+    name: str
+    host: str
+    port: int
+    user: str
+    key_file: Path
+    host_key_line: str
+    remote_dir: str
+    local_root: Path
+
+    def roster_entry(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "remote_dir": self.remote_dir,
+            "key_file": str(self.key_file),
+            "host_key": self.host_key_line,
+        }
+
+    def empty(self) -> None:
+        for child in self.local_root.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+
+
+def ensure_test_user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(TEST_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/bin/sh", TEST_USER],
+            check=True,
+        )
+        # A locked account is refused even for key logins; '*' unlocks without a password.
+        subprocess.run(["usermod", "-p", "*", TEST_USER], check=True)
+        return pwd.getpwnam(TEST_USER)
+
+
+class SshdServer:
+    """One sshd on 127.0.0.1; ``chroot`` makes it the hardened internal-sftp setup."""
+
+    def __init__(self, client_key_file: Path, *, chroot: bool) -> None:
+        self.chroot = chroot
+        self.client_key_file = client_key_file
+        self.home = SERVER_BASE / f"sshd-{uuid.uuid4().hex[:8]}"
+        self.port = free_port()
+        self.pid: int | None = None
+
+    def start(self) -> Endpoint:
+        user = ensure_test_user()
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        conf = self.home / "conf"
+        conf.mkdir(parents=True, mode=0o755)
+        os.chmod(SERVER_BASE, 0o755)
+        os.chmod(self.home, 0o755)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(conf / "host_key")],
+            check=True,
+        )
+        public = Path(f"{self.client_key_file}.pub").read_text()
+        (conf / "authorized_keys").write_text(public)
+        if self.chroot:
+            jail = self.home / "jail"
+            jail.mkdir(mode=0o755)
+            www = jail / "www"
+            remote_dir, local_root = "/www", www
+        else:
+            www = self.home / "www"
+            remote_dir, local_root = str(www), www
+        www.mkdir(mode=0o755)
+        os.chown(www, user.pw_uid, user.pw_gid)
+        lines = [
+            f"ListenAddress 127.0.0.1:{self.port}",
+            f"HostKey {conf / 'host_key'}",
+            f"PidFile {conf / 'sshd.pid'}",
+            f"AuthorizedKeysFile {conf / 'authorized_keys'}",
+            "UsePAM no",
+            "StrictModes no",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "PermitRootLogin no",
+            "MaxStartups 200:30:400",
+            "MaxSessions 200",
+            "Subsystem sftp internal-sftp",
+            f"AllowUsers {TEST_USER}",
+        ]
+        if self.chroot:
+            lines += [
+                f"Match User {TEST_USER}",
+                f"    ChrootDirectory {self.home / 'jail'}",
+                "    ForceCommand internal-sftp",
+                "    AllowTcpForwarding no",
+                "    X11Forwarding no",
+            ]
+        (conf / "sshd_config").write_text("\n".join(lines) + "\n")
+        subprocess.run(
+            [str(SSHD), "-f", str(conf / "sshd_config"), "-E", str(conf / "sshd.log")],
+            check=True,
+        )
+        wait_for_port(self.port)
+        self.pid = int((conf / "sshd.pid").read_text().strip())
+        host_key = (conf / "host_key.pub").read_text().split()
+        return Endpoint(
+            name="sshd-chroot" if self.chroot else "sshd",
+            host="127.0.0.1",
+            port=self.port,
+            user=TEST_USER,
+            key_file=self.client_key_file,
+            host_key_line=f"{host_key[0]} {host_key[1]}",
+            remote_dir=remote_dir,
+            local_root=local_root,
+        )
+
+    @property
+    def log(self) -> str:
+        path = self.home / "conf" / "sshd.log"
+        return path.read_text() if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+            self.pid = None
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+# --- paramiko: an SFTP server without OpenSSH's extensions -------------------------------
+
+
+class _Handle(SFTPHandle):
+    def stat(self) -> SFTPAttributes | int:
+        try:
+            return SFTPAttributes.from_stat(os.fstat(self.readfile.fileno()))  # type: ignore[attr-defined, no-any-return]
+        except OSError as exc:
+            return paramiko.SFTPServer.convert_errno(exc.errno)  # type: ignore[no-any-return]
+
+
+class _PlainSFTP(SFTPServerInterface):
+    """Files under ``root``; rename never replaces (SFTP v3); no posix-rename, no links."""
+
+    root: Path
+
+    def _real(self, path: str) -> str:
+        clean = os.path.normpath("/" + path).lstrip("/")
+        return str(self.root / clean)
+
+    def _errno(self, exc: OSError) -> int:
+        return paramiko.SFTPServer.convert_errno(exc.errno)  # type: ignore[no-any-return]
+
+    def open(self, path: str, flags: int, attr: SFTPAttributes) -> SFTPHandle | int:
+        real = self._real(path)
+        try:
+            fd = os.open(real, flags | getattr(os, "O_BINARY", 0), 0o644)
+        except OSError as exc:
+            return self._errno(exc)
+        if flags & os.O_WRONLY:
+            mode = "ab" if flags & os.O_APPEND else "wb"
+        elif flags & os.O_RDWR:
+            mode = "a+b" if flags & os.O_APPEND else "r+b"
+        else:
+            mode = "rb"
+        stream = os.fdopen(fd, mode)
+        handle = _Handle(flags)
+        handle.filename = real  # type: ignore[attr-defined]
+        handle.readfile = stream  # type: ignore[attr-defined]
+        handle.writefile = stream  # type: ignore[attr-defined]
+        return handle
+
+    def stat(self, path: str) -> SFTPAttributes | int:
+        try:
+            return SFTPAttributes.from_stat(os.stat(self._real(path)))
+        except OSError as exc:
+            return self._errno(exc)
+
+    def lstat(self, path: str) -> SFTPAttributes | int:
+        try:
+            return SFTPAttributes.from_stat(os.lstat(self._real(path)))
+        except OSError as exc:
+            return self._errno(exc)
+
+    def list_folder(self, path: str) -> list[SFTPAttributes] | int:
+        real = self._real(path)
+        try:
+            out = []
+            for name in os.listdir(real):
+                attrs = SFTPAttributes.from_stat(os.lstat(os.path.join(real, name)))
+                attrs.filename = name
+                out.append(attrs)
+            return out
+        except OSError as exc:
+            return self._errno(exc)
+
+    def remove(self, path: str) -> int:
+        try:
+            os.remove(self._real(path))
+        except OSError as exc:
+            return self._errno(exc)
+        return SFTP_OK
+
+    def rename(self, oldpath: str, newpath: str) -> int:
+        if os.path.lexists(self._real(newpath)):
+            return SFTP_FAILURE
+        try:
+            os.rename(self._real(oldpath), self._real(newpath))
+        except OSError as exc:
+            return self._errno(exc)
+        return SFTP_OK
+
+    def mkdir(self, path: str, attr: SFTPAttributes) -> int:
+        try:
+            os.mkdir(self._real(path))
+        except FileExistsError:
+            return SFTP_FAILURE
+        except OSError as exc:
+            return self._errno(exc)
+        return SFTP_OK
+
+    def rmdir(self, path: str) -> int:
+        try:
+            os.rmdir(self._real(path))
+        except OSError as exc:
+            return self._errno(exc)
+        return SFTP_OK
+
+    def chattr(self, path: str, attr: SFTPAttributes) -> int:
+        return SFTP_OK
+
+    def canonicalize(self, path: str) -> str:
+        return os.path.normpath("/" + path)
+
+    def symlink(self, target_path: str, path: str) -> int:
+        return SFTP_PERMISSION_DENIED
+
+    def readlink(self, path: str) -> str | int:
+        return SFTP_NO_SUCH_FILE
+
+
+class _Auth(paramiko.ServerInterface):
+    def __init__(self, user: str, key: paramiko.PKey) -> None:
+        self.user = user
+        self.key = key
+
+    def get_allowed_auths(self, username: str) -> str:
+        return "publickey"
+
+    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
+        if username == self.user and key.asbytes() == self.key.asbytes():
+            return paramiko.AUTH_SUCCESSFUL
+        return paramiko.AUTH_FAILED
+
+    def check_channel_request(self, kind: str, chanid: int) -> int:
+        return (
+            paramiko.OPEN_SUCCEEDED
+            if kind == "session"
+            else paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        )
+
+
+class ParamikoSftpServer:
+    """A paramiko SSH server on 127.0.0.1 in a thread, serving ``root`` over plain SFTP."""
+
+    def __init__(self, root: Path, client_key_file: Path, user: str = "prep") -> None:
+        self.root = root
+        self.user = user
+        self.client_key = paramiko.Ed25519Key.from_private_key_file(str(client_key_file))
+        self.host_key = paramiko.Ed25519Key.from_private_key_file(str(_paramiko_host_key()))
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self._sock.settimeout(0.2)
+        self.port = int(self._sock.getsockname()[1])
+        self._transports: list[paramiko.Transport] = []
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="paramiko-sftp", daemon=True)
+
+    def start(self, key_file: Path) -> Endpoint:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+        return Endpoint(
+            name="paramiko",
+            host="127.0.0.1",
+            port=self.port,
+            user=self.user,
+            key_file=key_file,
+            host_key_line=f"{self.host_key.get_name()} {self.host_key.get_base64()}",
+            remote_dir="/",
+            local_root=self.root,
+        )
+
+    def _serve(self) -> None:
+        plain = type("PlainSFTP", (_PlainSFTP,), {"root": self.root})
+        while not self._stopping.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(None)
+            transport = paramiko.Transport(conn)
+            transport.add_server_key(self.host_key)
+            transport.set_subsystem_handler("sftp", paramiko.SFTPServer, plain)
+            self._transports.append(transport)
+            try:
+                transport.start_server(server=_Auth(self.user, self.client_key))
+            except (paramiko.SSHException, EOFError, OSError):
+                transport.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._sock.close()
+        for transport in self._transports:
+            transport.close()
+        for transport in self._transports:
+            transport.join(5)
+        self._thread.join(5)
+
+
+_HOST_KEY_LOCK = threading.Lock()
+
+
+def _paramiko_host_key() -> Path:
+    path = SERVER_BASE / "paramiko_host_key"
+    with _HOST_KEY_LOCK:
+        if not path.exists():
+            SERVER_BASE.mkdir(parents=True, exist_ok=True)
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True
+            )
+    return path
+
+
+@contextlib.contextmanager
+def tmpfs(size: str) -> Iterator[Path]:
+    """A small filesystem of its own: a remote directory that fills up for real."""
+    mountpoint = SERVER_BASE / f"tmpfs-{uuid.uuid4().hex[:8]}"
+    mountpoint.mkdir(parents=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mountpoint)], check=True
+    )
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+        mountpoint.rmdir()
+
+
+def read_tree(root: Path, skip_meta: bool = True) -> dict[str, bytes]:
+    """Every file under ``root`` by relative path (prepush's own metadata left out)."""
+    tree: dict[str, bytes] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            relative = path.relative_to(root).as_posix()
+            if skip_meta and relative.startswith(".prepush/"):
+                continue
+            tree[relative] = path.read_bytes()
+    return tree
+
+
+def sftp_read_tree(endpoint: Endpoint, key_file: Path) -> dict[str, bytes]:
+    """Read the remote tree back with paramiko: not the client that wrote it."""
+    key = paramiko.Ed25519Key.from_private_key_file(str(key_file))
+    transport = paramiko.Transport((endpoint.host, endpoint.port))
+    try:
+        transport.connect(username=endpoint.user, pkey=key)
+        sftp = paramiko.SFTPClient.from_transport(transport)
+        assert sftp is not None
+        tree: dict[str, bytes] = {}
+        _walk(sftp, endpoint.remote_dir.rstrip("/") or "/", "", tree)
+        sftp.close()
+        return tree
+    finally:
+        transport.close()
+
+
+def _walk(sftp: paramiko.SFTPClient, base: str, prefix: str, tree: dict[str, bytes]) -> None:
+    import stat as stat_module
+
+    directory = f"{base}/{prefix}".rstrip("/") if prefix else base
+    for attrs in sftp.listdir_attr(directory):
+        relative = f"{prefix}/{attrs.filename}" if prefix else attrs.filename
+        if attrs.st_mode is not None and stat_module.S_ISDIR(attrs.st_mode):
+            if relative != ".prepush":
+                _walk(sftp, base, relative, tree)
+        else:
+            with sftp.open(f"{base.rstrip('/')}/{relative}", "rb") as stream:
+                tree[relative] = stream.read()
+
+
+def sshd_available() -> bool:
+    return SSHD.exists() and os.geteuid() == 0
