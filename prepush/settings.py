@@ -190,7 +190,7 @@ class Roster(_Model):
     publish: PublishSettings = PublishSettings()
     requirements: Requirements = Requirements()
     defaults: DifusorFields = DifusorFields()
-    difusores: list[Difusor] = Field(min_length=1)
+    difusores: list[Difusor] = Field(default_factory=list)
 
     def difusor(self, name: str) -> Difusor:
         for difusor in self.difusores:
@@ -201,6 +201,11 @@ class Roster(_Model):
 
     def select(self, names: tuple[str, ...] | list[str]) -> list[Difusor]:
         """The difusores named, in roster order; all of them when no name is given."""
+        if not self.difusores:
+            raise ConfigError(
+                "El padrón no tiene difusores. Agréguelos en la lista difusores: (ver"
+                " docs/roster.md)."
+            )
         if not names:
             return list(self.difusores)
         wanted = {self.difusor(n).name for n in names}
