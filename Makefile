@@ -30,8 +30,8 @@ sysdeps:
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check prepush tests bench
-	$(BIN)/ruff format --check prepush tests bench
+	$(BIN)/ruff check prepush tests $(wildcard bench/*.py)
+	$(BIN)/ruff format --check prepush tests $(wildcard bench/*.py)
 	$(BIN)/mypy --strict prepush
 
 test: sysdeps $(STAMP) lint

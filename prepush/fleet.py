@@ -14,15 +14,16 @@ import contextlib
 import functools
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncssh
 from asyncssh import FXF_APPEND, FXF_CREAT, FXF_TRUNC, FXF_WRITE
 
+T = TypeVar("T")
 NO_CACHE = "no-cache, no-store, must-revalidate"
 ENTRY_PAGES = ("json/main.json", "index.html")
 WRITE_FLAGS = FXF_WRITE | FXF_CREAT | FXF_TRUNC | FXF_APPEND
@@ -345,3 +346,31 @@ class Fleet:
             }
             for m in self.members.values()
         ]
+
+
+class ServerThread:
+    """An event loop in a thread of its own, for servers beside a publisher.
+
+    prepush publishes with ``asyncio.run`` in the caller's thread; local difusores and fault
+    proxies must keep serving meanwhile, as a remote server would, so they run here.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="servers", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        async def drain() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self.run(drain())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()

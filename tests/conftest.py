@@ -7,19 +7,17 @@ would.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncssh
 import pytest
 import yaml
 
 from prepush.faultproxy import FaultProxy
-from prepush.fleet import LocalDifusor
+from prepush.fleet import LocalDifusor, ServerThread
 from tests.prepdata import cortes_dir
 from tests.servers import (
     Endpoint,
@@ -28,34 +26,10 @@ from tests.servers import (
     sshd_available,
 )
 
-T = TypeVar("T")
-
-
-class BackgroundLoop:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="servers", daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        async def drain() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        self.run(drain())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
-
 
 @pytest.fixture(scope="session")
-def servers_loop() -> Iterator[BackgroundLoop]:
-    loop = BackgroundLoop()
+def servers_loop() -> Iterator[ServerThread]:
+    loop = ServerThread()
     yield loop
     loop.close()
 
@@ -108,7 +82,7 @@ def sshd_chroot(_sshd_chroot_server: tuple[SshdServer, Endpoint]) -> Endpoint:
 
 @pytest.fixture
 def asyncssh_server(
-    servers_loop: BackgroundLoop, client_key: Path, tmp_path: Path
+    servers_loop: ServerThread, client_key: Path, tmp_path: Path
 ) -> Iterator[LocalDifusor]:
     difusor = LocalDifusor(
         "asyncssh", tmp_path / "asyncssh-root", client_key=asyncssh.read_private_key(client_key)
@@ -145,7 +119,7 @@ ProxyFactory = Callable[[Endpoint], tuple[FaultProxy, Endpoint]]
 
 
 @pytest.fixture
-def fault_proxy(servers_loop: BackgroundLoop) -> Iterator[ProxyFactory]:
+def fault_proxy(servers_loop: ServerThread) -> Iterator[ProxyFactory]:
     proxies: list[FaultProxy] = []
 
     def make(endpoint: Endpoint) -> tuple[FaultProxy, Endpoint]:

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from prepush.__main__ import main
+from prepush.fleet import ServerThread
 from prepush.ledger import Ledger
 from prepush.package import Package
 from prepush.runlock import RunLock
-from tests.conftest import BackgroundLoop, ProxyFactory, Workdir
+from tests.conftest import ProxyFactory, Workdir
 from tests.servers import Endpoint, sftp_read_tree, tmpfs
 
 CORTES = ("20210606_2320", "20210606_2340", "20210607_1320")
@@ -248,7 +249,7 @@ def _owner(path: Path) -> tuple[int, int]:
 
 
 def test_a_slow_difusor_does_not_slow_the_others(
-    servers_loop: BackgroundLoop,
+    servers_loop: ServerThread,
     client_key: Path,
     fault_proxy: ProxyFactory,
     workdir: Workdir,
