@@ -44,7 +44,10 @@ from prepush.report import (
     report_json,
     report_markdown,
 )
+from prepush.scenario import load_scenario, parse_fault
 from prepush.settings import ROSTER_FILE, Settings, load_settings, pin_host_key
+from prepush.simulate import SimulateOptions, demo_options
+from prepush.simulate import simulate as run_simulation
 from prepush.status import current_status
 
 
@@ -575,3 +578,100 @@ def _local_time(value: str | None, zone: ZoneInfo, option: str) -> datetime | No
             f"{option} {value!r} no es una fecha y hora; use AAAA-MM-DDTHH:MM (hora local)."
         ) from None
     return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
+
+
+# --- simulate ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--demo", is_flag=True, help="La noche de 'make demo': 5 difusores, 12 cortes.")
+@click.option("--difusores", "count", type=click.IntRange(1, 200), default=5, show_default=True)
+@click.option("--cortes", type=click.IntRange(1, 500), default=12, show_default=True)
+@click.option(
+    "--size",
+    type=click.Choice(["tiny", "small", "medium", "large", "federal"]),
+    default="tiny",
+    show_default=True,
+    help="Tamaño de la elección sintética (casillas: 60, 1,200, 3,000, 20,000, 170,000).",
+)
+@click.option(
+    "--seconds-per-corte",
+    type=click.FloatRange(0.5, 3600),
+    default=8.0,
+    show_default=True,
+    help="Tiempo comprimido: segundos reales entre cortes.",
+)
+@click.option("--seed", type=int, default=2027, show_default=True)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="ESPEC",
+    help="Falla DIFUSOR:TIPO@CORTES[=VALOR], p. ej. difusor03:reset@5=30% (repetible;"
+    " ver docs/simulate.md).",
+)
+@click.option(
+    "--scenario",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Escenario YAML con una lista faults:.",
+)
+@click.option(
+    "--roster",
+    "real_roster",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Simulacro oficial: envía cortes sintéticos de tipo simulacro a los difusores reales"
+    " de este padrón.",
+)
+@pass_context
+def simulate(
+    context: Context,
+    demo: bool,
+    count: int,
+    cortes: int,
+    size: str,
+    seconds_per_corte: float,
+    seed: int,
+    faults: tuple[str, ...],
+    scenario: Path | None,
+    real_roster: Path | None,
+) -> int:
+    """Ensaya una noche electoral completa en minutos (simulacro).
+
+    Genera cortes sintéticos, levanta difusores locales (SFTP + sitio web) con fallas
+    inyectadas y publica cada corte a su hora comprimida. Termina con el reporte. El código de
+    salida es 0 si la noche salió como el escenario espera.
+    """
+    console = Console(highlight=False, soft_wrap=True)
+    if demo:
+        options = demo_options(context.workdir)
+    else:
+        parsed = [parse_fault(spec) for spec in faults]
+        parsed += load_scenario(scenario) if scenario else []
+        options = SimulateOptions(
+            workdir=context.workdir,
+            difusores=count,
+            cortes=cortes,
+            size=size,
+            seed=seed,
+            seconds_per_corte=seconds_per_corte,
+            faults=parsed,
+            roster=real_roster,
+        )
+    for fault in options.faults:
+        console.print(f"Falla programada: {fault.describe()}", markup=False)
+    result = run_simulation(
+        options, lambda _event: None, lambda line: console.print(line, markup=False)
+    )
+    console.print(f"Reporte: {result.report_path}", markup=False)
+    console.print(f"Gráfica de latencia: {result.chart_path}", markup=False)
+    console.print(
+        f"Suspendidos: {', '.join(sorted(result.suspended)) or 'ninguno'}"
+        f" (el escenario implica: {', '.join(sorted(result.expected_suspended)) or 'ninguno'})",
+        markup=False,
+    )
+    if result.ok:
+        console.print("La noche salió como el escenario espera.", style="green")
+        return int(ExitCode.OK)
+    for problem in result.problems:
+        console.print(f"✗ {problem}", style="red", markup=False)
+    return int(ExitCode.PARTIAL)

@@ -249,13 +249,13 @@ class _Publisher:
                 deadline.total_seconds(),
             )
         except TimeoutError:
+            last = f" Último error: {delivery.error_message}" if delivery.error_message else ""
             self._fail(
                 delivery,
                 DeadlineError(
                     difusor.name,
-                    f"No terminó dentro del plazo de {deadline.total_seconds():g} s. Su sitio"
-                    " sigue en el corte anterior completo; el próximo corte lo intentará de"
-                    " nuevo.",
+                    f"No terminó dentro del plazo de {deadline.total_seconds():g} s; su sitio"
+                    f" sigue en el corte anterior completo.{last}",
                 ),
             )
         except DifusorError as exc:
@@ -344,6 +344,7 @@ class _Publisher:
                     self.ledger.finish_attempt(
                         attempt_id, "failed", type(exc).__name__, exc.message
                     )
+                    delivery.error_message = exc.message
                     raise
                 except asyncio.CancelledError:
                     self.ledger.finish_attempt(
@@ -351,6 +352,7 @@ class _Publisher:
                     )
                     raise
                 self.ledger.finish_attempt(attempt_id, delivery.outcome)
+                delivery.error_message = None
 
     def _log_retry(self, difusor: Difusor) -> Callable[[RetryCallState], None]:
         def before_sleep(state: RetryCallState) -> None:
@@ -358,7 +360,7 @@ class _Publisher:
             wait = state.next_action.sleep if state.next_action else 0.0
             message = exc.message if isinstance(exc, DifusorError) else str(exc)
             log.warning(
-                "[%s] intento %d falló: %s. Reintento en %.1f s.",
+                "[%s] intento %d falló: %s Reintento en %.1f s.",
                 difusor.name,
                 state.attempt_number,
                 message,
