@@ -21,8 +21,10 @@ from prepush.fleet import LocalDifusor, ServerThread
 from tests.prepdata import cortes_dir
 from tests.servers import (
     Endpoint,
+    Nginx,
     ParamikoSftpServer,
     SshdServer,
+    nginx_available,
     sshd_available,
 )
 
@@ -142,7 +144,11 @@ class Workdir:
     signing_key: Path
 
     def write_roster(
-        self, endpoints: list[Endpoint], deadline: float = 10, **election: Any
+        self,
+        endpoints: list[Endpoint],
+        deadline: float = 10,
+        requirements: dict[str, float] | None = None,
+        **election: Any,
     ) -> Path:
         settings: dict[str, Any] = {
             "process": "Proceso Electoral Local 2020-2021 Campeche",
@@ -153,7 +159,7 @@ class Workdir:
             "signing_key": str(self.signing_key),
             **election,
         }
-        roster = {
+        roster: dict[str, Any] = {
             "election": settings,
             "publish": {
                 "connect_timeout_seconds": 5,
@@ -162,6 +168,8 @@ class Workdir:
             },
             "difusores": [e.roster_entry() for e in endpoints],
         }
+        if requirements:
+            roster["requirements"] = requirements
         path = self.path / "difusores.yaml"
         path.write_text(yaml.safe_dump(roster, allow_unicode=True, sort_keys=False))
         return path
@@ -184,3 +192,19 @@ def workdir(tmp_path: Path, client_key: Path) -> Workdir:
     path = tmp_path / "trabajo"
     path.mkdir()
     return Workdir(path, client_key)
+
+
+@pytest.fixture
+def nginx_factory() -> Iterator[Callable[..., Nginx]]:
+    if not nginx_available():
+        pytest.skip("requiere nginx (Debian) y ser root; 'make test' lo instala")
+    started: list[Nginx] = []
+
+    def make(root: Path, *, cache_rule: bool = True) -> Nginx:
+        server = Nginx(root, cache_rule=cache_rule).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()

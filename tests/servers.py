@@ -60,9 +60,10 @@ class Endpoint:
     host_key_line: str
     remote_dir: str
     local_root: Path
+    url: str | None = None
 
     def roster_entry(self) -> dict[str, object]:
-        return {
+        entry: dict[str, object] = {
             "name": self.name,
             "host": self.host,
             "port": self.port,
@@ -71,6 +72,9 @@ class Endpoint:
             "key_file": str(self.key_file),
             "host_key": self.host_key_line,
         }
+        if self.url:
+            entry["url"] = self.url
+        return entry
 
     def empty(self) -> None:
         for child in self.local_root.iterdir():
@@ -443,6 +447,79 @@ def _walk(sftp: paramiko.SFTPClient, base: str, prefix: str, tree: dict[str, byt
         else:
             with sftp.open(f"{base.rstrip('/')}/{relative}", "rb") as stream:
                 tree[relative] = stream.read()
+
+
+class Nginx:
+    """Debian's nginx on 127.0.0.1 serving ``root``, with or without the Cache-Control rule."""
+
+    def __init__(self, root: Path, *, cache_rule: bool = True) -> None:
+        self.root = root
+        self.cache_rule = cache_rule
+        self.home = SERVER_BASE / f"nginx-{uuid.uuid4().hex[:8]}"
+        self.port = free_port()
+        self.pid: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def start(self) -> Nginx:
+        self.home.mkdir(parents=True)
+        rule = (
+            'add_header Cache-Control "no-cache, no-store, must-revalidate" always;'
+            if self.cache_rule
+            else ""
+        )
+        temp = "\n".join(
+            f"    {kind}_temp_path {self.home / kind};"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        (self.home / "nginx.conf").write_text(
+            f"""
+user root;
+worker_processes 1;
+pid {self.home / "nginx.pid"};
+error_log {self.home / "error.log"};
+events {{ worker_connections 256; }}
+http {{
+    include /etc/nginx/mime.types;
+    access_log off;
+{temp}
+    server {{
+        listen 127.0.0.1:{self.port};
+        root {self.root};
+        location = /json/main.json {{ {rule} }}
+        location = /index.html {{ {rule} }}
+    }}
+}}
+"""
+        )
+        subprocess.run(["/usr/sbin/nginx", "-c", str(self.home / "nginx.conf")], check=True)
+        wait_for_port(self.port)
+        self.pid = int((self.home / "nginx.pid").read_text().strip())
+        return self
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGQUIT)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and _alive(self.pid):
+                time.sleep(0.05)
+            self.pid = None
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def nginx_available() -> bool:
+    return Path("/usr/sbin/nginx").exists() and os.geteuid() == 0
 
 
 def sshd_available() -> bool:

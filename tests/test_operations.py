@@ -1,0 +1,367 @@
+"""Election-night operations: check, suspension, embargo override, rollback, status, report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from prepush.__main__ import main
+from prepush.ledger import DeliveryRow, Ledger, SuspensionRow
+from prepush.publish import PublishRequest, publish
+from prepush.report import build_report, latency_html, latency_svg, report_csv, report_markdown
+from prepush.settings import load_settings
+from tests.conftest import ProxyFactory, Workdir
+from tests.servers import Endpoint, sftp_read_tree, tmpfs
+
+CORTES = ("20210606_2320", "20210606_2340", "20210607_1320", "20210607_1440")
+EASY = {"min_free_gb": 0.001, "min_throughput_mb_s": 1, "probe_size_mb": 1}
+
+
+def run_json(workdir: Workdir, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    capsys.readouterr()
+    code = main(["-C", str(workdir.path), *args, "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def checks_of(report: dict, name: str) -> dict[str, dict]:  # type: ignore[type-arg]
+    (difusor,) = [d for d in report["difusores"] if d["difusor"] == name]
+    return {c["name"]: c for c in difusor["checks"]}
+
+
+# --- check --------------------------------------------------------------------------------
+
+
+def test_check_passes_on_a_good_difusor_and_records_evidence(
+    sshd_plain: Endpoint,
+    workdir: Workdir,
+    nginx_factory: object,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (sshd_plain.local_root / "json").mkdir()
+    (sshd_plain.local_root / "json" / "main.json").write_text("{}")
+    web = nginx_factory(sshd_plain.local_root)  # type: ignore[operator]
+    good = dataclasses.replace(sshd_plain, url=web.url)
+    workdir.write_roster([good], requirements=EASY)
+    code, report = run_json(workdir, capsys, "check")
+    checks = checks_of(report, good.name)
+    assert code == 0, checks
+    for name in ("tcp", "host_key", "auth", "extensions", "write", "space", "throughput", "clock"):
+        assert checks[name]["status"] == "pass", (name, checks[name])
+    assert checks["http"]["status"] == "pass"
+    assert checks["cache_control"]["status"] == "pass"
+    assert checks["throughput"]["value"] > 1
+    with Ledger(workdir.path / "prepush.db") as ledger:
+        recorded = {c.name: c.status for c in ledger.checks()}
+    assert recorded["space"] == "pass"
+    assert recorded["cache_control"] == "pass"
+
+
+def test_check_fails_without_the_cache_control_rule(
+    sshd_plain: Endpoint,
+    workdir: Workdir,
+    nginx_factory: object,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (sshd_plain.local_root / "json").mkdir()
+    (sshd_plain.local_root / "json" / "main.json").write_text("{}")
+    web = nginx_factory(sshd_plain.local_root, cache_rule=False)  # type: ignore[operator]
+    workdir.write_roster([dataclasses.replace(sshd_plain, url=web.url)], requirements=EASY)
+    code, report = run_json(workdir, capsys, "check")
+    assert code == 3
+    checks = checks_of(report, sshd_plain.name)
+    assert checks["cache_control"]["status"] == "fail"
+    assert "no-cache, no-store, must-revalidate" in checks["cache_control"]["detail"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="montar tmpfs requiere root")
+def test_check_fails_space_on_a_small_disk(
+    sshd_plain: Endpoint, workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with tmpfs("5m") as disk:
+        stat = sshd_plain.local_root.stat()
+        os.chown(disk, stat.st_uid, stat.st_gid)
+        small = dataclasses.replace(sshd_plain, remote_dir=str(disk), local_root=disk)
+        workdir.write_roster([small], requirements={**EASY, "min_free_gb": 0.1})
+        code, report = run_json(workdir, capsys, "check")
+    assert code == 3
+    space = checks_of(report, small.name)["space"]
+    assert space["status"] == "fail"
+    assert space["value"] < 0.01
+
+
+def test_check_fails_write_on_a_read_only_directory(
+    sshd_plain: Endpoint, workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sshd_plain.local_root.chmod(0o555)
+    try:
+        workdir.write_roster([sshd_plain], requirements=EASY)
+        code, report = run_json(workdir, capsys, "check")
+    finally:
+        sshd_plain.local_root.chmod(0o755)
+    assert code == 3
+    write = checks_of(report, sshd_plain.name)["write"]
+    assert write["status"] == "fail"
+    assert "Permiso denegado" in write["detail"]
+
+
+def test_check_reports_impersonation_on_a_wrong_host_key(
+    sshd_plain: Endpoint,
+    asyncssh_difusor: Endpoint,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    impostor = dataclasses.replace(sshd_plain, host_key_line=asyncssh_difusor.host_key_line)
+    workdir.write_roster([impostor], requirements=EASY)
+    code, report = run_json(workdir, capsys, "check")
+    assert code == 3
+    host_key = checks_of(report, impostor.name)["host_key"]
+    assert host_key["status"] == "fail"
+    assert "suplantación" in host_key["detail"]
+
+
+def test_check_warns_when_the_flip_cannot_be_atomic(
+    paramiko_difusor: Endpoint, workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workdir.write_roster([paramiko_difusor], requirements=EASY)
+    _, report = run_json(workdir, capsys, "check")
+    checks = checks_of(report, paramiko_difusor.name)
+    assert checks["extensions"]["status"] == "warn"
+    assert "no es atómico" in checks["extensions"]["detail"]
+    assert checks["write"]["status"] == "pass"
+
+
+# --- suspension, embargo, rollback ----------------------------------------------------------
+
+
+def test_three_failed_cortes_suspend_skip_and_resume(
+    asyncssh_difusor: Endpoint,
+    fault_proxy: ProxyFactory,
+    servers_loop: object,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    proxy, proxied = fault_proxy(asyncssh_difusor)
+    workdir.write_roster([proxied], deadline=2)
+    proxy.faults.reset_after_bytes = 1000
+    outcomes = []
+    for corte in CORTES[:3]:
+        workdir.build(corte)
+        code, report = run_json(workdir, capsys, "publish")
+        outcomes.append(report["deliveries"][0]["outcome"])
+    assert outcomes == ["failed", "failed", "failed"]
+    with Ledger(workdir.path / "prepush.db") as ledger:
+        suspension = ledger.active_suspension(proxied.name)
+        assert suspension is not None
+        assert suspension.automatic
+        assert "3 cortes consecutivos" in suspension.reason
+    proxy.faults.reset_after_bytes = None
+    workdir.build(CORTES[3])
+    code, report = run_json(workdir, capsys, "publish")
+    assert report["deliveries"][0]["outcome"] == "skipped_suspended"
+    assert main(["-C", str(workdir.path), "resume", proxied.name]) == 0
+    code, report = run_json(workdir, capsys, "publish")
+    assert code == 0
+    assert report["deliveries"][0]["outcome"] == "delivered"
+    with Ledger(workdir.path / "prepush.db") as ledger:
+        assert ledger.consecutive_failed_cortes(proxied.name) == 0
+
+
+def test_a_success_resets_the_failure_counter(
+    asyncssh_difusor: Endpoint,
+    fault_proxy: ProxyFactory,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    proxy, proxied = fault_proxy(asyncssh_difusor)
+    workdir.write_roster([proxied], deadline=2)
+    for corte, broken in zip(CORTES, (True, True, False, True), strict=True):
+        proxy.faults.reset_after_bytes = 1000 if broken else None
+        workdir.build(corte)
+        run_json(workdir, capsys, "publish")
+    with Ledger(workdir.path / "prepush.db") as ledger:
+        assert ledger.consecutive_failed_cortes(proxied.name) == 1
+        assert ledger.active_suspension(proxied.name) is None
+
+
+def test_manual_suspension_is_skipped_by_publish(
+    asyncssh_difusor: Endpoint, workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workdir.write_roster([asyncssh_difusor])
+    workdir.build(CORTES[0])
+    name = asyncssh_difusor.name
+    assert main(["-C", str(workdir.path), "suspend", name, "--motivo", "mantenimiento"]) == 0
+    _, report = run_json(workdir, capsys, "publish")
+    assert report["deliveries"][0]["outcome"] == "skipped_suspended"
+    assert "mantenimiento" in report["deliveries"][0]["error_message"]
+    _, status = run_json(workdir, capsys, "status")
+    assert status["difusores"][0]["suspended"] is True
+
+
+def test_embargo_override_is_recorded(asyncssh_difusor: Endpoint, workdir: Workdir) -> None:
+    workdir.write_roster([asyncssh_difusor])
+    workdir.build(CORTES[0])
+    settings = load_settings(workdir.path)
+    before = datetime(2021, 6, 6, 23, 59, 59, tzinfo=UTC)  # 18:59:59 in Mérida, before 19:00
+    request = PublishRequest(
+        settings=settings,
+        difusores=settings.roster.difusores,
+        override_embargo="prueba autorizada por la Comisión",
+        clock=lambda: before,
+    )
+    assert publish(request).exit_code == 0
+    with Ledger(settings.ledger_path) as ledger:
+        (event,) = ledger.events("embargo_override")
+    assert "prueba autorizada por la Comisión" in event.message
+    assert "19:00:00" in event.message
+
+
+def test_rollback_flips_back_and_refuses_a_corte_no_longer_retained(
+    sshd_plain: Endpoint, workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workdir.write_roster([sshd_plain])
+    for corte in CORTES[:3]:
+        workdir.build(corte)
+        assert run_json(workdir, capsys, "publish")[0] == 0
+    code, _ = run_json(workdir, capsys, "rollback", "--to", CORTES[1])
+    assert code == 0
+    remote = sftp_read_tree(sshd_plain, sshd_plain.key_file)
+    shown = json.loads(remote["json/main.json"])
+    assert shown["corte"] == CORTES[1]
+    for path, data in workdir.package_tree(CORTES[1]).items():
+        assert remote[path] == data, path
+    workdir.build(CORTES[3])
+    assert run_json(workdir, capsys, "publish")[0] == 0
+    code, report = run_json(workdir, capsys, "rollback", "--to", CORTES[0])
+    assert code == 3
+    assert "ya no está retenido" in report["deliveries"][0]["error_message"]
+    remote = sftp_read_tree(sshd_plain, sshd_plain.key_file)
+    assert json.loads(remote["json/main.json"])["corte"] == CORTES[3]
+
+
+# --- report -----------------------------------------------------------------------------------
+
+T0 = datetime(2027, 6, 7, 2, 0, tzinfo=UTC)  # 20:00 in Mexico City
+
+
+def row(difusor: str, n: int, outcome: str, error: str | None = None) -> DeliveryRow:
+    corte_time = T0 + timedelta(minutes=15 * n)
+    started = corte_time + timedelta(seconds=30)
+    flip = started + timedelta(seconds=5 + n) if outcome == "delivered" else None
+    return DeliveryRow(
+        id=n,
+        run_id=n,
+        difusor=difusor,
+        corte=corte_time.astimezone(ZoneInfo("America/Mexico_City")).strftime("%Y%m%d_%H%M"),
+        corte_time=corte_time,
+        package_ready_at=started - timedelta(seconds=2),
+        started_at=started,
+        connected_at=started,
+        flip_at=flip,
+        finished_at=started + timedelta(seconds=60),
+        latency_s=None if flip is None else (flip - started).total_seconds() + 2,
+        lag_s=None if flip is None else (flip - corte_time).total_seconds(),
+        files_uploaded=1,
+        files_linked=0,
+        files_skipped=0,
+        files_deleted=0,
+        bytes_sent=1,
+        meta_bytes=1,
+        requests=1,
+        attempts=1,
+        atomic=True,
+        outcome=outcome,
+        error_class=None if error is None else "ConnectError",
+        error_message=error,
+    )
+
+
+def scripted_night() -> list[DeliveryRow]:
+    rows = [row("uno", n, "delivered") for n in range(8)]
+    plan = ["delivered", "failed", "failed", "delivered", "delivered", "failed", "failed", "failed"]
+    rows += [
+        row("dos", n, outcome, "rechazó la conexión" if outcome == "failed" else None)
+        for n, outcome in enumerate(plan)
+    ]
+    return rows
+
+
+def test_incidents_are_grouped_with_their_durations() -> None:
+    suspension = SuspensionRow("dos", T0 + timedelta(minutes=106), None, "3 cortes", True)
+    report = build_report(
+        "Prueba", ZoneInfo("America/Mexico_City"), scripted_night(), suspensions=[suspension]
+    )
+    summaries = {d.difusor: d for d in report.difusores}
+    uno, dos = summaries["uno"], summaries["dos"]
+    assert len(uno.delivered) == 8
+    assert uno.failed == []
+    assert uno.latency.p50 == 2 + 5 + 3  # nearest rank over 7, 8, ..., 14
+    assert dos.failed == [
+        "20270606_2015",
+        "20270606_2030",
+        "20270606_2115",
+        "20270606_2130",
+        "20270606_2145",
+    ]
+    first, second = report.incidents
+    assert first.cortes == ["20270606_2015", "20270606_2030"]
+    assert first.recovered
+    # From the first failed attempt (20:15:30) to the flip of 20:45 (20:45:30 + 8 s).
+    assert first.duration_s == 30 * 60 + 8
+    assert first.cause == "rechazó la conexión"
+    assert second.cortes == ["20270606_2115", "20270606_2130", "20270606_2145"]
+    assert not second.recovered
+    # Still failing: ends at the last failed attempt's end (21:45:30 + 60 s).
+    assert second.duration_s == 30 * 60 + 60
+
+
+def test_every_format_renders_and_the_markdown_reads_well(tmp_path: Path) -> None:
+    report = build_report(
+        "Prueba", ZoneInfo("America/Mexico_City"), scripted_night(), suspensions=[]
+    )
+    text = report_markdown(report)
+    assert text.startswith("# Reporte de publicación del PREP — Prueba")
+    assert "## Reporte de incidencias" in text
+    assert "| dos | 06/06/2027 20:15:30 | 06/06/2027 20:45:38 | 30 min 08 s |" in text
+    assert "rechazó la conexión" in text
+    csv_text = report_csv(report)
+    assert csv_text.splitlines()[0].startswith("difusor,cortes_entregados,cortes_fallidos")
+    svg = latency_svg(report)
+    assert svg.startswith("<svg")
+    assert "http://" not in svg.replace("http://www.w3.org/2000/svg", "")
+    html = latency_html(report)
+    assert "<svg" in html
+    assert "<script src" not in html
+    assert "<link" not in html
+
+
+def test_report_cli_formats(
+    asyncssh_difusor: Endpoint, workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workdir.write_roster([asyncssh_difusor])
+    for corte in CORTES[:2]:
+        workdir.build(corte)
+        run_json(workdir, capsys, "publish")
+    for fmt, expected in (
+        ("table", "Entregas por difusor"),
+        ("csv", "asyncssh,2,0,"),
+        ("md", "| asyncssh | 2 | 0 |"),
+    ):
+        capsys.readouterr()
+        assert main(["-C", str(workdir.path), "report", "--format", fmt]) == 0
+        assert expected in capsys.readouterr().out
+    capsys.readouterr()
+    chart = workdir.path / "latencia.svg"
+    assert main(["-C", str(workdir.path), "report", "--format", "json", "--chart", str(chart)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["difusores"][0]["cortes_delivered"] == 2
+    assert chart.read_text().startswith("<svg")
+    code, status = run_json(workdir, capsys, "status")
+    assert code == 0
+    assert status["difusores"][0]["last_corte"] == CORTES[1]
+    assert status["difusores"][0]["cortes_behind"] == 0
