@@ -34,7 +34,7 @@ from prepush.exceptions import ConfigError, ExitCode, PackageError
 from prepush.keys import generate_key_pair
 from prepush.ledger import Ledger
 from prepush.package import Kind, Package, load_public_key, load_signing_key
-from prepush.publish import PublishRequest, publish
+from prepush.publish import PublishReport, PublishRequest, publish, watch
 from prepush.report import (
     ReportRequest,
     latency_html,
@@ -331,6 +331,17 @@ difusor_option = click.option(
     metavar="MOTIVO",
     help="Publica un corte oficial fuera de la ventana oficial; el motivo queda en la bitácora.",
 )
+@click.option(
+    "--watch",
+    "watch_interval",
+    type=float,
+    default=None,
+    metavar="SEGUNDOS",
+    is_flag=False,
+    flag_value=5.0,
+    help="Espera paquetes nuevos en paquetes/ y publica cada uno al aparecer (cada 5 s por"
+    " omisión). Se detiene con Ctrl-C.",
+)
 @json_option
 @pass_context
 def publish_command(
@@ -339,6 +350,7 @@ def publish_command(
     names: tuple[str, ...],
     dry_run: bool,
     override_embargo: str | None,
+    watch_interval: float | None,
     as_json: bool,
 ) -> int:
     """Publica el corte (por omisión, el más reciente de paquetes/) en todos los difusores.
@@ -354,19 +366,28 @@ def publish_command(
         dry_run=dry_run,
         override_embargo=override_embargo,
     )
+    if watch_interval is not None:
+        if corte is not None:
+            raise ConfigError("--watch publica cada corte nuevo: no indique un CORTE.")
+        watch(request, watch_interval, lambda r: _show_publish(r, as_json))
     return _run_publish(request, as_json)
 
 
-def _run_publish(request: PublishRequest, as_json: bool) -> int:
+def _show_publish(request: PublishRequest, as_json: bool) -> PublishReport:
     human, out = _consoles(as_json)
     view = PublishView(human, [d.name for d in request.difusores])
     with view.running():
         report = publish(request, view)
     if as_json:
         _emit_json(out, publish_report_json(report))
-    else:
+    elif human.is_terminal or not report.nothing_new:
+        # From a timer, a run with nothing new stays quiet: no cron mail, no journal noise.
         print_publish_report(report, human)
-    return int(report.exit_code)
+    return report
+
+
+def _run_publish(request: PublishRequest, as_json: bool) -> int:
+    return int(_show_publish(request, as_json).exit_code)
 
 
 @cli.command()

@@ -31,7 +31,10 @@ STAGES = {
     "failed": "FALLÓ",
     "dry_run": "plan (sin escribir)",
     "skipped_suspended": "suspendido: omitido",
+    "suspended": "SUSPENDIDO",
 }
+# Not worth a line in cron mail or the journal: a run with nothing new prints nothing.
+QUIET_STAGES = ("connecting", "uploading", "up_to_date", "skipped_suspended")
 STYLES = {"delivered": "green", "up_to_date": "green", "failed": "bold red", "retrying": "yellow"}
 
 
@@ -70,7 +73,9 @@ class PublishView:
             row.bytes_done = event.bytes_done
         if self.live is not None:
             self.live.update(self.table())
-        elif (changed and event.stage != "uploading") or event.stage in ("failed", "retrying"):
+        elif event.stage in ("failed", "retrying", "suspended") or (
+            changed and event.stage not in QUIET_STAGES
+        ):
             self._plain(event)
 
     def _plain(self, event: Event) -> None:

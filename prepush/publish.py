@@ -11,11 +11,13 @@ so one bad difusor never slows or fails another. Every attempt goes to the ledge
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,7 +42,7 @@ from prepush.exceptions import (
     RemoteLockedError,
 )
 from prepush.ledger import DeliveryResult, Ledger
-from prepush.package import MANIFEST, FileEntry, Package, find_package
+from prepush.package import MANIFEST, FileEntry, Package, find_package, list_packages
 from prepush.runlock import RunLock
 from prepush.settings import Difusor, Settings
 from prepush.sftp import open_sftp
@@ -131,6 +133,10 @@ class PublishReport:
         return ExitCode.PARTIAL
 
     @property
+    def nothing_new(self) -> bool:
+        return all(d.outcome in ("up_to_date", "skipped_suspended") for d in self.deliveries)
+
+    @property
     def status(self) -> str:
         return {
             ExitCode.OK: "ok",
@@ -189,6 +195,27 @@ def publish(
         report = PublishReport(run_id, package.corte, deliveries)
         ledger.finish_run(run_id, report.status)
         return report
+
+
+def watch(
+    request: PublishRequest,
+    interval_s: float,
+    run: Callable[[PublishRequest], PublishReport],
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Publish each new package as it appears in paquetes/, until interrupted (Ctrl-C).
+
+    A corte already published by this loop is not published again; a failed difusor is
+    retried with the next corte, as on a timer.
+    """
+    published: str | None = None
+    while True:
+        packages = list_packages(request.settings.packages_dir)
+        newest = packages[-1].corte if packages else None
+        if newest is not None and newest != published:
+            run(dataclasses.replace(request, corte=newest))
+            published = newest
+        sleep(interval_s)
 
 
 class _Publisher:

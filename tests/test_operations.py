@@ -365,3 +365,51 @@ def test_report_cli_formats(
     assert code == 0
     assert status["difusores"][0]["last_corte"] == CORTES[1]
     assert status["difusores"][0]["cortes_behind"] == 0
+
+
+# --- scheduling -------------------------------------------------------------------------------
+
+
+def test_a_timer_run_with_nothing_new_is_quiet(
+    asyncssh_difusor: Endpoint, workdir: Workdir
+) -> None:
+    import subprocess
+    import sys
+
+    workdir.write_roster([asyncssh_difusor])
+    workdir.build(CORTES[0])
+    command = [sys.executable, "-m", "prepush", "-C", str(workdir.path), "publish"]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert first.returncode == 0
+    assert "entregado" in first.stdout
+    again = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert again.returncode == 0
+    assert again.stdout == ""
+    assert again.stderr == ""
+
+
+def test_watch_publishes_each_new_package(asyncssh_difusor: Endpoint, workdir: Workdir) -> None:
+    from prepush.publish import watch
+
+    workdir.write_roster([asyncssh_difusor])
+    workdir.build(CORTES[0])
+    settings = load_settings(workdir.path)
+    published: list[str | None] = []
+    sleeps = iter([lambda: workdir.build(CORTES[1]), lambda: None])
+
+    def run(request: PublishRequest) -> object:
+        published.append(request.corte)
+        return publish(request)
+
+    def sleep(_seconds: float) -> None:
+        step = next(sleeps, None)
+        if step is None:
+            raise KeyboardInterrupt
+        step()
+
+    request = PublishRequest(settings=settings, difusores=settings.roster.difusores)
+    with pytest.raises(KeyboardInterrupt):
+        watch(request, 0.01, run, sleep)  # type: ignore[arg-type]
+    assert published == [CORTES[0], CORTES[1]]
+    served = json.loads((asyncssh_difusor.local_root / "json/main.json").read_bytes())
+    assert served["corte"] == CORTES[1]
