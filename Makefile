@@ -38,7 +38,8 @@ test: sysdeps $(STAMP) lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/prepush simulate --demo
+	mkdir -p demo
+	$(BIN)/prepush -C demo simulate --demo
 
 bench: sysdeps $(STAMP)
 	$(BIN)/python bench/run.py
