@@ -27,6 +27,7 @@ from prepush.console import (
     print_check_report,
     print_publish_report,
     print_report,
+    print_verify_report,
     publish_report_json,
     status_table,
 )
@@ -49,6 +50,9 @@ from prepush.settings import ROSTER_FILE, Settings, load_settings, pin_host_key
 from prepush.simulate import SimulateOptions, demo_options
 from prepush.simulate import simulate as run_simulation
 from prepush.status import current_status
+from prepush.verify import VerifyReport
+from prepush.verify import verify as verify_public
+from prepush.verify import watch as watch_public
 
 
 @dataclass
@@ -696,3 +700,50 @@ def simulate(
     for problem in result.problems:
         console.print(f"✗ {problem}", style="red", markup=False)
     return int(ExitCode.PARTIAL)
+
+
+# --- verify --------------------------------------------------------------------------------
+
+
+@cli.command("verify")
+@difusor_option
+@click.option(
+    "--watch",
+    "watch_interval",
+    type=float,
+    default=None,
+    metavar="SEGUNDOS",
+    is_flag=False,
+    flag_value=15.0,
+    help="Verifica una y otra vez (cada 15 s por omisión) y registra cuándo el público ve por"
+    " primera vez cada corte. Se detiene con Ctrl-C.",
+)
+@json_option
+@pass_context
+def verify_command(
+    context: Context, names: tuple[str, ...], watch_interval: float | None, as_json: bool
+) -> int:
+    """Comprueba lo que el público ve en cada difusor con url, contra el manifiesto.
+
+    Corte anunciado y atraso visible, cada archivo del corte por sha256, index.html byte por
+    byte y la cabecera Cache-Control de json/main.json. Queda en la bitácora.
+    """
+    human, out = _consoles(as_json)
+    settings = context.settings()
+    difusores = settings.roster.select(names)
+    if not any(d.url for d in difusores):
+        raise ConfigError("Ningún difusor seleccionado tiene url en el padrón; nada que verificar.")
+
+    def show(report: VerifyReport) -> None:
+        if as_json:
+            _emit_json(
+                out, {"run_id": report.run_id, "results": [r.as_json() for r in report.results]}
+            )
+        else:
+            print_verify_report(report, human)
+
+    if watch_interval is not None:
+        watch_public(settings, difusores, watch_interval, show)
+    report = verify_public(settings, difusores)
+    show(report)
+    return int(report.exit_code)

@@ -19,6 +19,7 @@ from prepush.check import CheckReport
 from prepush.publish import Delivery, Event, PublishReport
 from prepush.report import Report
 from prepush.status import StatusReport
+from prepush.verify import VerifyReport
 
 STAGES = {
     "connecting": "conectando",
@@ -305,3 +306,17 @@ def print_report(report: Report, console: Console) -> None:
             ", ".join(i.cortes),
         )
     console.print(incidents if report.incidents else "Sin incidencias.")
+
+
+def print_verify_report(report: VerifyReport, console: Console) -> None:
+    for result in report.results:
+        mark, style = CHECK_STYLES[result.status]
+        shown = f"corte {result.corte}" if result.corte else "sin corte"
+        console.print(
+            Text.assemble(
+                (f"{mark} {result.difusor}", style),
+                f" ({result.url}): {shown}, {result.files_checked} archivos comparados",
+            )
+        )
+        for note in result.notes:
+            console.print(Text.assemble(("   ", ""), note))

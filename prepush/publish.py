@@ -463,7 +463,7 @@ class _Session:
                 return
             await self.refuse_symlinked_dirs()
             await self.transfer(plan)
-            await self.write_meta(PENDING_PATH, pending_record(self.manifest, plan))
+            await self.write_meta(PENDING_PATH, pending_record(self.manifest, plan, state))
             await self.flip(plan)
             record_corte(state, self.manifest)
             state.atomic = self.t.capabilities.atomic_flip

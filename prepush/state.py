@@ -38,6 +38,8 @@ class RemoteState:
     dirs: set[str] = field(default_factory=set)
     pending: str | None = None
     atomic: bool | None = None
+    # Files known only from a pending record: a retry must record them again.
+    pending_files: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     @property
     def current(self) -> str | None:
@@ -172,6 +174,9 @@ def missing_dirs(paths: Iterable[str], existing: set[str]) -> list[str]:
 def record_corte(state: RemoteState, manifest: Manifest) -> None:
     """Record in ``state`` that ``manifest`` was flipped: all its files are on the server."""
     corte = manifest.corte
+    if state.pending and state.pending != corte and state.pending not in state.history:
+        # An interrupted publish may have flipped it: readers may still hold it, so retain it.
+        state.history.append(state.pending)
     for entry in manifest.files:
         held = state.files.get(entry.path)
         if held is not None and held.sha256 == entry.sha256:
@@ -182,6 +187,7 @@ def record_corte(state: RemoteState, manifest: Manifest) -> None:
         state.dirs.update(missing_dirs([entry.path], set()))
     state.history = [c for c in state.history if c != corte] + [corte]
     state.pending = None
+    state.pending_files.clear()
 
 
 def garbage(state: RemoteState, manifest: Manifest, retention: int) -> list[str]:
@@ -211,16 +217,20 @@ def forget(state: RemoteState, paths: Iterable[str], retention: int) -> None:
         held.cortes = [c for c in held.cortes if c in keep] or held.cortes
 
 
-def pending_record(manifest: Manifest, plan: Plan) -> bytes:
-    """The files this publish adds, recorded before the flip."""
-    added = [*plan.uploads, *plan.replaces, *links_entries(plan.links)]
-    return canonical_json(
-        {
-            "format": STATE_FORMAT,
-            "corte": manifest.corte,
-            "files": {f.path: [f.sha256, f.size] for f in added},
-        }
-    )
+def pending_record(manifest: Manifest, plan: Plan, state: RemoteState) -> bytes:
+    """The files this publish adds, recorded before the flip.
+
+    It also carries the files an interrupted attempt already recorded as pending: a retry
+    after a flip whose final state was lost must not forget files the public may be reading.
+    """
+    files = {
+        path: [sha256, size]
+        for path, (sha256, size) in state.pending_files.items()
+        if path in manifest.by_path()
+    }
+    for f in [*plan.uploads, *plan.replaces, *links_entries(plan.links)]:
+        files[f.path] = [f.sha256, f.size]
+    return canonical_json({"format": STATE_FORMAT, "corte": manifest.corte, "files": files})
 
 
 def merge_pending(state: RemoteState, data: bytes) -> None:
@@ -235,6 +245,7 @@ def merge_pending(state: RemoteState, data: bytes) -> None:
         files = {str(p): (str(v[0]), int(v[1])) for p, v in raw["files"].items()}
     except (ValueError, KeyError, TypeError, IndexError):
         return
+    state.pending_files.update(files)
     for path, (sha256, size) in files.items():
         held = state.files.get(path)
         if held is not None and held.sha256 == sha256:

@@ -84,7 +84,7 @@ def test_pending_record_covers_an_interrupted_publish() -> None:
     deliver(state, corte(0, []))
     next_corte = corte(1, ["a"])
     plan = plan_corte(next_corte, state, hardlink=True)
-    record = pending_record(next_corte, plan)
+    record = pending_record(next_corte, plan, state)
     merge_pending(state, record)
     # The files uploaded before the crash are known, so they are never written again...
     again = plan_corte(next_corte, state, hardlink=True)
@@ -149,3 +149,32 @@ def test_state_round_trips() -> None:
     assert again.current == "20270606_2000"
     assert again.holds_corte(corte(0, []))
     assert not again.holds_corte(corte(1, ["c"]))
+
+
+def test_a_retry_after_a_lost_final_state_keeps_the_pending_files() -> None:
+    state = RemoteState()
+    deliver(state, corte(0, []))
+    next_corte = corte(1, ["a", "b"])
+    first_try = pending_record(next_corte, plan_corte(next_corte, state, hardlink=True), state)
+    # The flip happened but the final state was lost: the retry starts from the old state.
+    retry = RemoteState.from_bytes(state.to_bytes())
+    merge_pending(retry, first_try)
+    second_plan = plan_corte(next_corte, retry, hardlink=True)
+    assert second_plan.uploads == ()
+    second_try = pending_record(next_corte, second_plan, retry)
+    # Its own pending record still names every file of the first try.
+    again = RemoteState.from_bytes(state.to_bytes())
+    merge_pending(again, second_try)
+    assert plan_corte(next_corte, again, hardlink=True).uploads == ()
+
+
+def test_a_possibly_flipped_pending_corte_is_retained() -> None:
+    state = RemoteState()
+    deliver(state, corte(0, []))
+    merge_pending(
+        state,
+        pending_record(corte(1, ["a"]), plan_corte(corte(1, ["a"]), state, hardlink=True), state),
+    )
+    doomed = deliver(state, corte(2, ["a"]), retention=2)
+    assert "json/o/a1.json" not in doomed
+    assert "20270606_2001" in state.history
