@@ -1,0 +1,174 @@
+"""The built site in Debian's headless Chromium (driven by chromedriver; nothing downloaded).
+
+Screenshots are saved under test-artifacts/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from prepush.fleet import WebServer
+from tests.conftest import Workdir
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+    reason="requiere chromium y chromium-driver de Debian; 'make test' los instala",
+)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[object]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'perfil'}",
+        "--window-size=1280,900",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[Path, WebServer]]:
+    root = tmp_path / "sitio"
+    root.mkdir()
+    server = WebServer(root)
+    server.start()
+    yield root, server
+    server.stop()
+
+
+def publish_locally(package: Path, root: Path) -> None:
+    """What prepush does on a difusor, in the same order: immutable files, then entries."""
+    entries = ("index.html", "json/main.json")
+    for path in sorted(package.rglob("*")):
+        relative = path.relative_to(package).as_posix()
+        if path.is_file() and relative not in entries and not relative.startswith(".prepush/"):
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, root / relative)
+    for entry in entries:
+        (root / entry).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(package / entry, root / entry)
+
+
+def wait_text(driver: object, css: str, text: str, timeout: float = 15) -> str:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def found(d: object) -> str | bool:
+        content: str = d.find_element(By.CSS_SELECTOR, css).text  # type: ignore[attr-defined]
+        return content if text in content else False
+
+    return WebDriverWait(driver, timeout).until(found)  # type: ignore[arg-type,no-any-return]
+
+
+def shot(driver: object, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))  # type: ignore[attr-defined]
+
+
+def test_the_site_shows_the_corte_flips_and_drills_down(
+    browser: object, site: tuple[Path, WebServer], workdir: Workdir
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    root, server = site
+    workdir.write_roster([])
+    publish_locally(workdir.build("20210606_2340"), root)
+    browser.get(server.url)  # type: ignore[attr-defined]
+    wait_text(browser, "#corte", "06/06/2021 23:40 (UTC-05:00)")
+    cards = wait_text(browser, "#elections", "GUBERNATURA")
+    assert "2.2689%" in cards  # porcentaje_actas_contabilizadas of GOB in main.json
+    assert "Actas contabilizadas: 27 de 1,190" in cards
+    assert not browser.find_element(By.ID, "simulacro-banner").is_displayed()  # type: ignore[attr-defined]
+    shot(browser, "inicio-escritorio")
+    browser.get(server.url + "#gob")  # type: ignore[attr-defined]
+    wait_text(browser, "#app", "Distrito local")
+    browser.get(server.url + "#gob/distrito/001")  # type: ignore[attr-defined]
+    group = wait_text(browser, "#app", "Sección")
+    assert "040" in group  # casilla keys
+    shot(browser, "distrito-escritorio")
+    publish_locally(workdir.build("20210607_2000"), root)
+    browser.get(server.url)  # type: ignore[attr-defined]
+    wait_text(browser, "#corte", "07/06/2021 20:00 (UTC-05:00)")
+    assert "88.2352%" in wait_text(browser, "#elections", "GUBERNATURA")
+    browser.set_window_size(360, 780)  # type: ignore[attr-defined]
+    shot(browser, "inicio-telefono")
+
+
+def test_the_site_works_inside_an_iframe(
+    browser: object, site: tuple[Path, WebServer], workdir: Workdir, tmp_path: Path
+) -> None:
+    root, server = site
+    workdir.write_roster([])
+    publish_locally(workdir.build("20210606_2320"), root)
+    portal_root = tmp_path / "portal"
+    portal_root.mkdir()
+    (portal_root / "index.html").write_text(
+        '<!doctype html><html lang="es"><body><h1>Portal del medio</h1>'
+        f'<iframe id="prep" src="{server.url}" width="900" height="700"></iframe></body></html>'
+    )
+    portal = WebServer(portal_root)
+    portal.start()
+    try:
+        browser.get(portal.url)  # type: ignore[attr-defined]
+        browser.switch_to.frame("prep")  # type: ignore[attr-defined]
+        wait_text(browser, "#corte", "06/06/2021 23:20")
+        assert "GUBERNATURA" in wait_text(browser, "#elections", "GUBERNATURA")
+        browser.switch_to.default_content()  # type: ignore[attr-defined]
+        shot(browser, "iframe")
+    finally:
+        portal.stop()
+
+
+def test_a_simulacro_package_shows_the_banner(
+    browser: object, site: tuple[Path, WebServer], workdir: Workdir
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    root, server = site
+    workdir.write_roster([])
+    publish_locally(workdir.build("20210606_2320", "--simulacro"), root)
+    browser.get(server.url)  # type: ignore[attr-defined]
+    wait_text(browser, "#corte", "06/06/2021 23:20")
+    banner = browser.find_element(By.ID, "simulacro-banner")  # type: ignore[attr-defined]
+    assert banner.is_displayed()
+    assert "SIMULACRO" in banner.text
+    shot(browser, "simulacro")
+
+
+def test_an_unreachable_main_json_says_so(browser: object, site: tuple[Path, WebServer]) -> None:
+    root, server = site
+    (root / "index.html").write_text(
+        (Path(__file__).resolve().parents[1] / "prepush/site/index.html")
+        .read_text()
+        .replace("{{APP_JS}}", "app.js")
+        .replace("{{APP_CSS}}", "app.css")
+        .replace("{{PROCESS}}", "Prueba")
+    )
+    shutil.copyfile(Path(__file__).resolve().parents[1] / "prepush/site/app.js", root / "app.js")
+    browser.get(server.url)  # type: ignore[attr-defined]
+    assert "No se pudieron cargar los resultados" in wait_text(browser, "#app", "No se pudieron")
