@@ -68,9 +68,7 @@ class CheckReport:
     @property
     def exit_code(self) -> ExitCode:
         failed = [d for d in self.difusores if d.status == "fail"]
-        if not failed:
-            return ExitCode.OK
-        return ExitCode.TOTAL_FAILURE if len(failed) == len(self.difusores) else ExitCode.PARTIAL
+        return ExitCode.for_failures(len(failed), len(self.difusores))
 
 
 def run_checks(

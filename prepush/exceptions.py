@@ -18,6 +18,13 @@ class ExitCode(IntEnum):
     USAGE = 2
     TOTAL_FAILURE = 3
 
+    @classmethod
+    def for_failures(cls, failed: int, total: int) -> ExitCode:
+        """0 when nothing failed, 3 when everything did, 1 in between."""
+        if failed == 0:
+            return cls.OK
+        return cls.TOTAL_FAILURE if failed == total else cls.PARTIAL
+
 
 class PrepushError(Exception):
     """Base of every error prepush reports to the operator."""

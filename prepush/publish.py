@@ -126,11 +126,7 @@ class PublishReport:
     def exit_code(self) -> ExitCode:
         attempted = [d for d in self.deliveries if d.outcome != "skipped_suspended"]
         failed = [d for d in attempted if not d.ok]
-        if not failed:
-            return ExitCode.OK
-        if len(failed) == len(attempted):
-            return ExitCode.TOTAL_FAILURE
-        return ExitCode.PARTIAL
+        return ExitCode.for_failures(len(failed), len(attempted))
 
     @property
     def nothing_new(self) -> bool:

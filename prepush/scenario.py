@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal, cast, get_args
 
 import yaml
 
@@ -46,18 +46,7 @@ FaultKind = Literal[
     "readonly",
     "noposixrename",
 ]
-KINDS: tuple[FaultKind, ...] = (
-    "reset",
-    "random",
-    "down",
-    "latency",
-    "bandwidth",
-    "stall",
-    "auth",
-    "full",
-    "readonly",
-    "noposixrename",
-)
+KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 NETWORK_KINDS = ("reset", "random", "down", "latency", "bandwidth", "stall")
 NEEDS_VALUE = ("reset", "random", "latency", "bandwidth")
 SPEC = re.compile(

@@ -71,9 +71,7 @@ class VerifyReport:
     @property
     def exit_code(self) -> ExitCode:
         failed = [r for r in self.results if r.status == "fail"]
-        if not failed:
-            return ExitCode.OK
-        return ExitCode.TOTAL_FAILURE if len(failed) == len(self.results) else ExitCode.PARTIAL
+        return ExitCode.for_failures(len(failed), len(self.results))
 
 
 def verify(settings: Settings, difusores: Sequence[Difusor]) -> VerifyReport:
