@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-SYSPKGS := openssh-server nginx-light rsync chromium
+SYSPKGS := openssh-server nginx-light rsync chromium chromium-driver
+BENCHPKGS := lftp rclone
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint bench sysdeps venv clean
@@ -21,7 +22,7 @@ venv: $(STAMP)
 # System packages the tests drive for real: OpenSSH's sshd, nginx, rsync, Chromium.
 sysdeps:
 	@missing=""; \
-	for p in $(SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	for p in $(SYSPKGS) $(EXTRA_SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "Instalando paquetes del sistema:$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
@@ -41,7 +42,8 @@ demo: $(STAMP)
 	mkdir -p demo
 	$(BIN)/prepush -C demo simulate --demo
 
-bench: sysdeps $(STAMP)
+bench: $(STAMP)
+	$(MAKE) sysdeps EXTRA_SYSPKGS="$(BENCHPKGS)"
 	$(BIN)/python bench/run.py
 
 clean:
