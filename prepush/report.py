@@ -300,6 +300,23 @@ def report_markdown(report: Report) -> str:
             f" {_fmt(d.latency.p95)} | {_fmt(d.latency.max)} | {_fmt(d.lag.p50)} |"
             f" {_fmt(d.lag.p95)} | {_fmt(d.lag.max)} |"
         )
+    seen = [d for d in report.difusores if d.public_latency.p50 is not None]
+    if seen:
+        lines += [
+            "",
+            "## Latencia de punta a punta",
+            "",
+            "Medida por `prepush verify --watch`: de que el paquete estuvo listo a que el"
+            " público vio el corte por primera vez en el sitio del difusor.",
+            "",
+            "| Difusor | p50 | p95 | máx. |",
+            "|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {d.difusor} | {_fmt(d.public_latency.p50)} | {_fmt(d.public_latency.p95)} |"
+            f" {_fmt(d.public_latency.max)} |"
+            for d in seen
+        ]
     lines += ["", "## Reporte de incidencias", ""]
     if not report.incidents:
         lines.append("No hubo incidencias: todos los difusores recibieron todos los cortes.")

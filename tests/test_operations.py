@@ -413,3 +413,13 @@ def test_watch_publishes_each_new_package(asyncssh_difusor: Endpoint, workdir: W
     assert published == [CORTES[0], CORTES[1]]
     served = json.loads((asyncssh_difusor.local_root / "json/main.json").read_bytes())
     assert served["corte"] == CORTES[1]
+
+
+def test_the_markdown_shows_end_to_end_latency_when_verify_watched() -> None:
+    zone = ZoneInfo("America/Mexico_City")
+    report = build_report(
+        "Prueba", zone, scripted_night(), suspensions=[], public_latencies={"uno": [9.0, 12.0]}
+    )
+    text = report_markdown(report)
+    assert "## Latencia de punta a punta" in text
+    assert "| uno | 9.0 s | 12.0 s | 12.0 s |" in text
