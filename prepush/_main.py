@@ -684,9 +684,13 @@ def simulate(
         )
     for fault in options.faults:
         console.print(f"Falla programada: {fault.describe()}", markup=False)
-    result = run_simulation(
-        options, lambda _event: None, lambda line: console.print(line, markup=False)
-    )
+
+    def say(line: str) -> None:
+        console.print(line, markup=False)
+
+    view = PublishView(console, [])
+    with view.running():
+        result = run_simulation(options, view, say)
     console.print(f"Reporte: {result.report_path}", markup=False)
     console.print(f"Gráfica de latencia: {result.chart_path}", markup=False)
     console.print(

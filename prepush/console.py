@@ -67,6 +67,9 @@ class PublishView:
 
     def __call__(self, event: Event) -> None:
         row = self.rows.setdefault(event.difusor, _Row(started=time.monotonic()))
+        if event.stage == "connecting" and row.stage not in ("connecting", "retrying"):
+            # A new corte for this difusor (simulate and --watch reuse the view).
+            row.started, row.files_done, row.files_total, row.bytes_done = time.monotonic(), 0, 0, 0
         changed = row.stage != event.stage
         row.stage, row.detail = event.stage, event.detail
         if event.files_total:
