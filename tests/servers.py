@@ -159,7 +159,7 @@ class SshdServer:
             check=True,
         )
         wait_for_port(self.port)
-        self.pid = int((conf / "sshd.pid").read_text().strip())
+        self.pid = _read_pid(conf / "sshd.pid")
         host_key = (conf / "host_key.pub").read_text().split()
         return Endpoint(
             name="sshd-chroot" if self.chroot else "sshd",
@@ -496,7 +496,7 @@ http {{
         )
         subprocess.run(["/usr/sbin/nginx", "-c", str(self.home / "nginx.conf")], check=True)
         wait_for_port(self.port)
-        self.pid = int((self.home / "nginx.pid").read_text().strip())
+        self.pid = _read_pid(self.home / "nginx.pid")
         return self
 
     def stop(self) -> None:
@@ -508,6 +508,17 @@ http {{
                 time.sleep(0.05)
             self.pid = None
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+def _read_pid(path: Path, timeout: float = 10.0) -> int:
+    """The daemon writes its pid file a moment after it starts listening."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = path.read_text().strip() if path.exists() else ""
+        if text:
+            return int(text)
+        time.sleep(0.02)
+    raise TimeoutError(f"{path} never appeared")
 
 
 def _alive(pid: int) -> bool:

@@ -228,3 +228,33 @@ def test_keygen_writes_0600_and_never_overwrites(
     before = private.read_bytes()
     assert main(["-C", str(tmp_path), "keygen", "--out", "claves/prepush.pem"]) == 2
     assert private.read_bytes() == before
+
+
+@pytest.mark.parametrize("variant", ["bom", "crlf", "cr", "pipe", "latin1"])
+def test_encoding_line_end_and_delimiter_variants_parse_alike(variant: str, tmp_path: Path) -> None:
+    """Other PREPs publish with a BOM, CR line ends, pipes or Latin-1: same result."""
+    real = cortes_dir() / "20210607_2000_PREP_AYUN_CAMP" / "CAMP_AYUN_2021.csv"
+    # A non-ASCII name, so that the Latin-1 variant really differs from UTF-8.
+    text = real.read_text(encoding="utf-8").replace("SEYBAPLAYA", "SEYBÁPLAYA")
+    reference = tmp_path / "utf8"
+    reference.mkdir()
+    source = reference / "CAMP_AYUN_2021.csv"
+    source.write_text(text, encoding="utf-8")
+    if variant == "bom":
+        data = b"\xef\xbb\xbf" + text.encode()
+    elif variant == "crlf":
+        data = text.replace("\n", "\r\n").encode()
+    elif variant == "cr":
+        data = text.replace("\n", "\r").encode()
+    elif variant == "pipe":
+        data = text.replace(",", "|").encode()
+    else:
+        data = text.encode("latin-1")
+    target = tmp_path / "CAMP_AYUN_2021.csv"
+    target.write_bytes(data)
+    (original,) = parse_sources(collect_sources([source]))
+    (changed,) = parse_sources(collect_sources([target]))
+    assert changed.actas == original.actas
+    assert compute_summary(changed) == compute_summary(original)
+    assert changed.vote_columns == original.vote_columns
+    assert any(a.group_name.startswith("SEYBÁPLAYA") for a in changed.actas)

@@ -21,6 +21,7 @@ from prepush.ledger import Ledger
 from prepush.package import Package
 from prepush.runlock import RunLock
 from tests.conftest import ProxyFactory, Workdir
+from tests.prepdata import cortes_dir
 from tests.servers import Endpoint, sftp_read_tree, tmpfs
 
 CORTES = ("20210606_2320", "20210606_2340", "20210607_1320")
@@ -369,3 +370,61 @@ def test_ledger_rows_are_complete_and_a_killed_run_is_marked_interrupted(
         assert [r.status for r in runs] == ["ok", "interrupted", "ok"]
         killed = [d for d in ledger.deliveries() if d.run_id == runs[1].id]
         assert [d.outcome for d in killed] == ["interrupted"]
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(
+    asyncssh_difusor: Endpoint, workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workdir.write_roster([asyncssh_difusor])
+    workdir.build(CORTES[0])
+    assert publish(workdir, capsys)[0] == 0
+    before = sftp_read_tree(asyncssh_difusor, asyncssh_difusor.key_file)
+    workdir.build(CORTES[1])
+    code, report = publish(workdir, capsys, "--dry-run")
+    assert code == 0
+    delivery = deliveries(report)[asyncssh_difusor.name]
+    assert delivery["outcome"] == "dry_run"
+    plan = delivery["plan"]
+    assert isinstance(plan, dict)
+    assert plan["flip"] == ["json/main.json"]
+    assert f"datos/{CORTES[1]}_PREP.zip" in plan["upload"]
+    assert sftp_read_tree(asyncssh_difusor, asyncssh_difusor.key_file) == before
+    assert not (asyncssh_difusor.local_root / ".prepush" / "lock").exists()
+
+
+def test_a_retry_takes_the_newest_package(
+    asyncssh_difusor: Endpoint,
+    fault_proxy: ProxyFactory,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    proxy, proxied = fault_proxy(asyncssh_difusor)
+    workdir.write_roster([proxied], deadline=30)
+    workdir.build(CORTES[0])
+    proxy.faults.reset_after_bytes = 20_000  # every attempt of corte 1 is cut...
+    state = {"built": False}
+    real_sleep = time.sleep
+
+    import threading
+
+    def build_newer_then_heal() -> None:
+        real_sleep(1.0)
+        inputs = [str(p) for p in sorted(cortes_dir().glob(f"{CORTES[1]}_PREP_*"))]
+        subprocess.run(  # ...a newer corte arrives meanwhile...
+            [sys.executable, "-m", "prepush", "-C", str(workdir.path), "build", *inputs],
+            check=True,
+            capture_output=True,
+        )
+        proxy.faults.reset_after_bytes = None  # ...and the link heals.
+        state["built"] = True
+
+    helper = threading.Thread(target=build_newer_then_heal)
+    helper.start()
+    code, report = publish(workdir, capsys)
+    helper.join()
+    assert state["built"]
+    assert code == 0
+    delivery = deliveries(report)[proxied.name]
+    assert delivery["corte"] == CORTES[1]
+    served = json.loads((asyncssh_difusor.local_root / "json/main.json").read_bytes())
+    assert served["corte"] == CORTES[1]
