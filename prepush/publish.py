@@ -42,7 +42,16 @@ from prepush.exceptions import (
     RemoteLockedError,
 )
 from prepush.ledger import DeliveryResult, Ledger
-from prepush.package import MANIFEST, FileEntry, Package, find_package, list_packages
+from prepush.package import (
+    MAIN_JSON,
+    MANIFEST,
+    FileEntry,
+    Package,
+    canonical_json,
+    find_package,
+    list_packages,
+    sha256_bytes,
+)
 from prepush.runlock import RunLock
 from prepush.settings import Difusor, Settings
 from prepush.sftp import open_sftp
@@ -51,6 +60,7 @@ from prepush.state import (
     PENDING_PATH,
     STATE_PATH,
     Plan,
+    RemoteFile,
     RemoteState,
     forget,
     garbage,
@@ -289,7 +299,7 @@ class _Publisher:
         self.ledger.finish_delivery(delivery_id, _result(delivery))
         self.events(Event(difusor.name, delivery.outcome, delivery.error_message or ""))
         if delivery.outcome == "failed" and not self.request.dry_run:
-            self._suspend_if_too_many_failures(difusor, delivery)
+            await self._suspend_if_too_many_failures(difusor, delivery)
         return delivery
 
     def _skip_suspended(
@@ -311,7 +321,7 @@ class _Publisher:
         self.events(Event(difusor.name, delivery.outcome, reason))
         return delivery
 
-    def _suspend_if_too_many_failures(self, difusor: Difusor, delivery: Delivery) -> None:
+    async def _suspend_if_too_many_failures(self, difusor: Difusor, delivery: Delivery) -> None:
         limit = self.settings.roster.election.max_failed_cortes
         failed = self.ledger.consecutive_failed_cortes(difusor.name)
         if failed < limit:
@@ -324,6 +334,34 @@ class _Publisher:
         self.ledger.suspend(difusor.name, reason, automatic=True, run_id=self.run_id)
         log.error("[%s] suspendido automáticamente: %s", difusor.name, reason)
         self.events(Event(difusor.name, "suspended", reason))
+        if self.settings.roster.election.notice_on_suspend:
+            await self._post_notice(difusor)
+
+    async def _post_notice(self, difusor: Difusor) -> None:
+        """Tell the difusor's visitors that its site stopped updating, if it can be reached.
+
+        Only ``json/main.json`` changes: it keeps its corte and gains an ``aviso`` that the
+        site shows on every view. The results themselves are never touched.
+        """
+        try:
+            transport = await asyncio.wait_for(
+                self.connector(difusor, self.settings),
+                self.settings.roster.publish.connect_timeout_seconds,
+            )
+        except (DifusorError, TimeoutError) as exc:
+            self.ledger.record_event(
+                self.run_id, difusor.name, "notice_failed", f"inalcanzable para el aviso: {exc}"
+            )
+            return
+        try:
+            await _write_notice(transport, _notice_text())
+            self.ledger.record_event(
+                self.run_id, difusor.name, "notice", "sitio marcado: actualización interrumpida"
+            )
+        except DifusorError as exc:
+            self.ledger.record_event(self.run_id, difusor.name, "notice_failed", exc.message)
+        finally:
+            await transport.close()
 
     def _fail(self, delivery: Delivery, exc: DifusorError) -> None:
         # After the flip the public sees the corte: it is delivered, with the error noted.
@@ -650,6 +688,32 @@ async def _pooled(jobs: Sequence[Job], width: int) -> None:
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
     first = group.exceptions[0]
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+def _notice_text() -> str:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        "Actualización interrumpida: este sitio dejó de recibir los cortes del PREP"
+        f" ({stamp}). Consulte el sitio oficial del instituto para los resultados más recientes."
+    )
+
+
+async def _write_notice(transport: Transport, text: str) -> None:
+    data = await transport.read_file(MAIN_JSON)
+    if data is None:
+        return
+    main = json.loads(data)
+    main["aviso"] = text
+    notice = canonical_json(main)
+    await transport.replace(MAIN_JSON, notice)
+    state_bytes = await transport.read_file(STATE_PATH)
+    if state_bytes is not None:
+        # So the next publish, even of the same corte, puts the real main.json back.
+        state = RemoteState.from_bytes(state_bytes)
+        held = state.files.get(MAIN_JSON)
+        if held is not None:
+            state.files[MAIN_JSON] = RemoteFile(sha256_bytes(notice), len(notice), held.cortes)
+            await transport.replace(STATE_PATH, state.to_bytes())
 
 
 def _parse_lock(data: bytes | None) -> tuple[str, datetime | None]:

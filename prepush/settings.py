@@ -63,6 +63,7 @@ class Election(_Model):
     retention: int = Field(default=3, ge=2, le=100)
     max_failed_cortes: int = Field(default=3, ge=1, le=100)
     signing_key: str | None = None
+    notice_on_suspend: bool = False
 
     @field_validator("timezone")
     @classmethod

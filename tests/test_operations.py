@@ -423,3 +423,30 @@ def test_the_markdown_shows_end_to_end_latency_when_verify_watched() -> None:
     text = report_markdown(report)
     assert "## Latencia de punta a punta" in text
     assert "| uno | 9.0 s | 12.0 s | 12.0 s |" in text
+
+
+def test_a_suspended_difusor_shows_the_interrupted_notice(
+    asyncssh_difusor: Endpoint,
+    fault_proxy: ProxyFactory,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    proxy, proxied = fault_proxy(asyncssh_difusor)
+    workdir.write_roster([proxied], deadline=2, notice_on_suspend=True)
+    workdir.build(CORTES[0])
+    assert run_json(workdir, capsys, "publish")[0] == 0
+    proxy.faults.reset_after_bytes = 60_000  # small requests pass, a corte does not
+    for corte in CORTES[1:4]:
+        workdir.build(corte)
+        run_json(workdir, capsys, "publish")
+    served = json.loads((asyncssh_difusor.local_root / "json/main.json").read_bytes())
+    assert served["corte"] == CORTES[0]
+    assert served["aviso"].startswith("Actualización interrumpida")
+    with Ledger(workdir.path / "prepush.db") as ledger:
+        assert [e.kind for e in ledger.events("notice")] == ["notice"]
+    proxy.faults.reset_after_bytes = None
+    assert main(["-C", str(workdir.path), "resume", proxied.name]) == 0
+    assert run_json(workdir, capsys, "publish")[0] == 0
+    served = json.loads((asyncssh_difusor.local_root / "json/main.json").read_bytes())
+    assert served["corte"] == CORTES[3]
+    assert "aviso" not in served

@@ -172,3 +172,23 @@ def test_an_unreachable_main_json_says_so(browser: object, site: tuple[Path, Web
     shutil.copyfile(Path(__file__).resolve().parents[1] / "prepush/site/app.js", root / "app.js")
     browser.get(server.url)  # type: ignore[attr-defined]
     assert "No se pudieron cargar los resultados" in wait_text(browser, "#app", "No se pudieron")
+
+
+def test_the_interrupted_notice_is_shown(
+    browser: object, site: tuple[Path, WebServer], workdir: Workdir
+) -> None:
+    import json
+
+    from selenium.webdriver.common.by import By
+
+    root, server = site
+    workdir.write_roster([])
+    publish_locally(workdir.build("20210606_2320"), root)
+    main = json.loads((root / "json/main.json").read_bytes())
+    main["aviso"] = "Actualización interrumpida: prueba"
+    (root / "json/main.json").write_text(json.dumps(main))
+    browser.get(server.url)  # type: ignore[attr-defined]
+    wait_text(browser, "#corte", "06/06/2021 23:20")
+    aviso = browser.find_element(By.ID, "aviso")  # type: ignore[attr-defined]
+    assert aviso.is_displayed()
+    assert aviso.text == "Actualización interrumpida: prueba"

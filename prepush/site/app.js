@@ -63,6 +63,9 @@
     corte.textContent = "Corte: " + corteLabel(main.corte_time);
     corte.setAttribute("data-corte", main.corte);
     document.getElementById("simulacro-banner").hidden = main.kind !== "simulacro";
+    var aviso = document.getElementById("aviso");
+    aviso.hidden = !main.aviso;
+    aviso.textContent = main.aviso || "";
     var zip = document.getElementById("zip");
     zip.setAttribute("href", main.zip);
   }
