@@ -641,6 +641,12 @@ def _local_time(value: str | None, zone: ZoneInfo, option: str) -> datetime | No
     help="Escenario YAML con una lista faults:.",
 )
 @click.option(
+    "--sshd",
+    "use_sshd",
+    is_flag=True,
+    help="Difusores con el sshd real de OpenSSH en lugar de servidores en proceso (root).",
+)
+@click.option(
     "--roster",
     "real_roster",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -658,6 +664,7 @@ def simulate(
     seed: int,
     faults: tuple[str, ...],
     scenario: Path | None,
+    use_sshd: bool,
     real_roster: Path | None,
 ) -> int:
     """Ensaya una noche electoral completa en minutos (simulacro).
@@ -681,6 +688,7 @@ def simulate(
             seconds_per_corte=seconds_per_corte,
             faults=parsed,
             roster=real_roster,
+            sshd=use_sshd,
         )
     for fault in options.faults:
         console.print(f"Falla programada: {fault.describe()}", markup=False)

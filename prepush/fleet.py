@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 import asyncssh
 from asyncssh import FXF_APPEND, FXF_CREAT, FXF_TRUNC, FXF_WRITE
 
+from prepush.sshd import SshdDifusor
+
 T = TypeVar("T")
 NO_CACHE = "no-cache, no-store, must-revalidate"
 ENTRY_PAGES = ("json/main.json", "index.html")
@@ -281,41 +283,75 @@ class WebServer:
 
 @dataclass
 class FleetMember:
-    difusor: LocalDifusor
+    """One local difusor: its SFTP server (in-process or a real sshd) and its web server."""
+
+    name: str
+    host: str
+    port: int
+    user: str
+    host_key_line: str
+    root: Path
+    remote_dir: str
     web: WebServer
+    local: LocalDifusor | None = None
+    sshd: SshdDifusor | None = None
 
 
 class Fleet:
-    """N local difusores (SFTP + web) under ``base``, with one client key pair."""
+    """N local difusores (SFTP + web) under ``base``, with one client key pair.
 
-    def __init__(self, base: Path, names: list[str], *, remote_dir: str = "/") -> None:
+    In-process asyncssh servers by default; real OpenSSH sshd (needs root) with ``sshd``.
+    """
+
+    def __init__(self, base: Path, names: list[str], *, sshd: bool = False) -> None:
         self.base = base
         self.names = names
-        self.remote_dir = remote_dir
+        self.use_sshd = sshd
         self.client_key = asyncssh.generate_private_key("ssh-ed25519")
         self.key_file = base / "claves" / "flota.pem"
         self.members: dict[str, FleetMember] = {}
 
-    async def start(self) -> None:
+    def _ensure_key(self) -> None:
         self.key_file.parent.mkdir(parents=True, exist_ok=True)
         if not self.key_file.exists():
             self.key_file.write_bytes(self.client_key.export_private_key("openssh"))
             self.key_file.chmod(0o600)
         else:
             self.client_key = asyncssh.read_private_key(self.key_file)
+        Path(f"{self.key_file}.pub").write_bytes(self.client_key.export_public_key("openssh"))
+
+    async def start(self) -> None:
+        self._ensure_key()
         for name in self.names:
-            root = self.base / "difusores" / name
-            difusor = LocalDifusor(name, root, client_key=self.client_key)
-            web = WebServer(root)
-            self.members[name] = FleetMember(difusor, web)
-            await difusor.start()
-            web.start()
+            member = self._start_sshd(name) if self.use_sshd else await self._start_local(name)
+            self.members[name] = member
+            member.web.start()
+
+    async def _start_local(self, name: str) -> FleetMember:
+        root = self.base / "difusores" / name
+        difusor = LocalDifusor(name, root, client_key=self.client_key)
+        await difusor.start()
+        return FleetMember(
+            name, difusor.host, difusor.port, difusor.username, difusor.host_key_line,
+            root, "/", WebServer(root), local=difusor,
+        )  # fmt: skip
+
+    def _start_sshd(self, name: str) -> FleetMember:
+        daemon = SshdDifusor(self.key_file)
+        info = daemon.start()
+        return FleetMember(
+            name, info.host, info.port, info.user, info.host_key_line,
+            info.local_root, info.remote_dir, WebServer(info.local_root), sshd=daemon,
+        )  # fmt: skip
 
     async def stop(self) -> None:
         for member in self.members.values():
             member.web.stop()
+            if member.sshd is not None:
+                member.sshd.stop()
         await asyncio.gather(
-            *(m.difusor.stop() for m in self.members.values()), return_exceptions=True
+            *(m.local.stop() for m in self.members.values() if m.local is not None),
+            return_exceptions=True,
         )
 
     async def __aenter__(self) -> Fleet:
@@ -335,14 +371,14 @@ class Fleet:
     def roster_entries(self) -> list[dict[str, object]]:
         return [
             {
-                "name": m.difusor.name,
-                "host": m.difusor.host,
-                "port": m.difusor.port,
-                "user": m.difusor.username,
-                "remote_dir": self.remote_dir,
+                "name": m.name,
+                "host": m.host,
+                "port": m.port,
+                "user": m.user,
+                "remote_dir": m.remote_dir,
                 "url": m.web.url,
                 "key_file": str(self.key_file),
-                "host_key": m.difusor.host_key_line,
+                "host_key": m.host_key_line,
             }
             for m in self.members.values()
         ]

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from prepush.build import BuildOptions, build_from_prep
+from prepush.exceptions import ConfigError
 from prepush.faultproxy import FaultProxy
 from prepush.fleet import Fleet, LocalDifusor, ServerThread, disk_usage
 from prepush.keys import generate_key_pair
@@ -28,8 +29,9 @@ from prepush.ledger import Ledger
 from prepush.package import Manifest, Package, load_signing_key
 from prepush.publish import EventSink, PublishReport, PublishRequest, publish
 from prepush.report import ReportRequest, latency_html, make_report, report_markdown
-from prepush.scenario import Fault, parse_fault
+from prepush.scenario import NETWORK_KINDS, Fault, parse_fault
 from prepush.settings import Settings, load_settings
+from prepush.sshd import sshd_available
 from prepush.synth import spec_for, write_corte
 
 DEMO_FAULTS = ("difusor03:reset@4=30%", "difusor05:down@6-12")
@@ -46,6 +48,7 @@ class SimulateOptions:
     faults: list[Fault] = field(default_factory=list)
     timezone: str = "America/Mexico_City"
     roster: Path | None = None
+    sshd: bool = False
 
 
 @dataclass
@@ -125,25 +128,18 @@ def _local_night(
 ) -> SimulationResult:
     signing = _prepare(base)
     names = [f"difusor{i:02d}" for i in range(1, options.difusores + 1)]
-    unknown = {f.difusor for f in options.faults} - set(names)
-    if unknown:
-        from prepush.exceptions import ConfigError
-
-        raise ConfigError(
-            f"Las fallas nombran difusores que no existen en el simulacro: {sorted(unknown)}."
-            f" Hay {options.difusores}: {names[0]} a {names[-1]}."
-        )
+    _check_faults(options, names)
     servers = ServerThread()
-    fleet = Fleet(base, names)
+    fleet = Fleet(base, names, sshd=options.sshd)
     proxies: dict[str, FaultProxy] = {}
     try:
         servers.run(fleet.start())
         for member in fleet:
-            proxy = FaultProxy(member.difusor.host, member.difusor.port, seed=options.seed)
+            proxy = FaultProxy(member.host, member.port, seed=options.seed)
             servers.run(proxy.start())
-            proxies[member.difusor.name] = proxy
+            proxies[member.name] = proxy
         settings = _write_local_roster(options, base, fleet, proxies, signing)
-        sites = {m.difusor.name: m.web.url for m in fleet}
+        sites = {m.name: m.web.url for m in fleet}
         for name, url in sites.items():
             progress(f"{name}: sitio en {url}")
         night = _Night(options, settings, base, events, progress)
@@ -152,7 +148,7 @@ def _local_night(
                 servers, fleet, proxies, options, number, manifest
             )
         )
-        return night.finish(sites, {m.difusor.name: m.difusor.root for m in fleet})
+        return night.finish(sites, {m.name: m.root for m in fleet})
     finally:
         for proxy in proxies.values():
             servers.run(proxy.stop())
@@ -202,15 +198,36 @@ def _apply_faults(
     """Set the faults of corte ``number`` (1-based); returns their descriptions."""
     active = []
     for member in fleet:
-        name = member.difusor.name
-        proxy = proxies[name]
+        proxy = proxies[member.name]
         servers.run(_reset_network(proxy))
-        member.difusor.faults.clear()
+        if member.local is not None:
+            member.local.faults.clear()
         for fault in options.faults:
-            if fault.difusor == name and fault.applies(number):
-                servers.run(_apply_one(fault, proxy, member.difusor, manifest))
+            if fault.difusor == member.name and fault.applies(number):
+                servers.run(_apply_one(fault, proxy, member.local, manifest))
                 active.append(fault.describe())
     return active
+
+
+def _check_faults(options: SimulateOptions, names: list[str]) -> None:
+    unknown = {f.difusor for f in options.faults} - set(names)
+    if unknown:
+        raise ConfigError(
+            f"Las fallas nombran difusores que no existen en el simulacro: {sorted(unknown)}."
+            f" Hay {options.difusores}: {names[0]} a {names[-1]}."
+        )
+    if options.sshd:
+        if not sshd_available():
+            raise ConfigError(
+                "--sshd necesita el servidor de OpenSSH (apt-get install openssh-server) y"
+                " ejecutarse como root."
+            )
+        on_server = sorted({f.kind for f in options.faults if f.kind not in NETWORK_KINDS})
+        if on_server:
+            raise ConfigError(
+                f"Con --sshd sólo hay fallas de red (las del proxy); {', '.join(on_server)}"
+                " necesitan los difusores en proceso: quite --sshd."
+            )
 
 
 async def _reset_network(proxy: FaultProxy) -> None:
@@ -220,9 +237,13 @@ async def _reset_network(proxy: FaultProxy) -> None:
 
 
 async def _apply_one(
-    fault: Fault, proxy: FaultProxy, difusor: LocalDifusor, manifest: Manifest
+    fault: Fault, proxy: FaultProxy, local: LocalDifusor | None, manifest: Manifest
 ) -> None:
     value = fault.value or 0.0
+    if fault.kind not in NETWORK_KINDS:
+        assert local is not None  # _check_faults refuses server faults on sshd difusores
+        _apply_server_fault(fault, local)
+        return
     match fault.kind:
         case "latency":
             proxy.faults.latency_s = value
@@ -237,6 +258,10 @@ async def _apply_one(
             proxy.set_stall(True)
         case "down":
             await proxy.set_refusing(True)
+
+
+def _apply_server_fault(fault: Fault, difusor: LocalDifusor) -> None:
+    match fault.kind:
         case "auth":
             difusor.faults.reject_auth = True
         case "full":

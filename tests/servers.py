@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -26,26 +25,16 @@ import paramiko
 from paramiko import SFTPAttributes, SFTPHandle, SFTPServerInterface
 from paramiko.sftp import SFTP_FAILURE, SFTP_NO_SUCH_FILE, SFTP_OK, SFTP_PERMISSION_DENIED
 
-SSHD = Path("/usr/sbin/sshd")
-TEST_USER = "prepushtest"
-# sshd refuses a ChrootDirectory with any world-writable parent, so not under /tmp.
-SERVER_BASE = Path("/srv/prepush-test")
+from prepush.sshd import BASE as SERVER_BASE
+from prepush.sshd import (
+    SshdDifusor,
+    free_port,
+    read_pid,
+    sshd_available,
+    wait_for_port,
+)
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+__all__ = ["SshdServer", "free_port", "sshd_available", "wait_for_port"]
 
 
 @dataclass
@@ -84,105 +73,29 @@ class Endpoint:
                 child.unlink()
 
 
-def ensure_test_user() -> pwd.struct_passwd:
-    try:
-        return pwd.getpwnam(TEST_USER)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/bin/sh", TEST_USER],
-            check=True,
-        )
-        # A locked account is refused even for key logins; '*' unlocks without a password.
-        subprocess.run(["usermod", "-p", "*", TEST_USER], check=True)
-        return pwd.getpwnam(TEST_USER)
-
-
 class SshdServer:
-    """One sshd on 127.0.0.1; ``chroot`` makes it the hardened internal-sftp setup."""
+    """A real sshd difusor (prepush.sshd), seen as a test Endpoint."""
 
     def __init__(self, client_key_file: Path, *, chroot: bool) -> None:
-        self.chroot = chroot
         self.client_key_file = client_key_file
-        self.home = SERVER_BASE / f"sshd-{uuid.uuid4().hex[:8]}"
-        self.port = free_port()
-        self.pid: int | None = None
+        self.chroot = chroot
+        self.daemon = SshdDifusor(client_key_file, chroot=chroot)
 
     def start(self) -> Endpoint:
-        user = ensure_test_user()
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        conf = self.home / "conf"
-        conf.mkdir(parents=True, mode=0o755)
-        os.chmod(SERVER_BASE, 0o755)
-        os.chmod(self.home, 0o755)
-        subprocess.run(
-            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(conf / "host_key")],
-            check=True,
-        )
-        public = Path(f"{self.client_key_file}.pub").read_text()
-        (conf / "authorized_keys").write_text(public)
-        if self.chroot:
-            jail = self.home / "jail"
-            jail.mkdir(mode=0o755)
-            www = jail / "www"
-            remote_dir, local_root = "/www", www
-        else:
-            www = self.home / "www"
-            remote_dir, local_root = str(www), www
-        www.mkdir(mode=0o755)
-        os.chown(www, user.pw_uid, user.pw_gid)
-        lines = [
-            f"ListenAddress 127.0.0.1:{self.port}",
-            f"HostKey {conf / 'host_key'}",
-            f"PidFile {conf / 'sshd.pid'}",
-            f"AuthorizedKeysFile {conf / 'authorized_keys'}",
-            "UsePAM no",
-            "StrictModes no",
-            "PasswordAuthentication no",
-            "KbdInteractiveAuthentication no",
-            "PermitRootLogin no",
-            "MaxStartups 200:30:400",
-            "MaxSessions 200",
-            "Subsystem sftp internal-sftp",
-            f"AllowUsers {TEST_USER}",
-        ]
-        if self.chroot:
-            lines += [
-                f"Match User {TEST_USER}",
-                f"    ChrootDirectory {self.home / 'jail'}",
-                "    ForceCommand internal-sftp",
-                "    AllowTcpForwarding no",
-                "    X11Forwarding no",
-            ]
-        (conf / "sshd_config").write_text("\n".join(lines) + "\n")
-        subprocess.run(
-            [str(SSHD), "-f", str(conf / "sshd_config"), "-E", str(conf / "sshd.log")],
-            check=True,
-        )
-        wait_for_port(self.port)
-        self.pid = _read_pid(conf / "sshd.pid")
-        host_key = (conf / "host_key.pub").read_text().split()
+        info = self.daemon.start()
         return Endpoint(
             name="sshd-chroot" if self.chroot else "sshd",
-            host="127.0.0.1",
-            port=self.port,
-            user=TEST_USER,
+            host=info.host,
+            port=info.port,
+            user=info.user,
             key_file=self.client_key_file,
-            host_key_line=f"{host_key[0]} {host_key[1]}",
-            remote_dir=remote_dir,
-            local_root=local_root,
+            host_key_line=info.host_key_line,
+            remote_dir=info.remote_dir,
+            local_root=info.local_root,
         )
 
-    @property
-    def log(self) -> str:
-        path = self.home / "conf" / "sshd.log"
-        return path.read_text() if path.exists() else ""
-
     def stop(self) -> None:
-        if self.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGTERM)
-            self.pid = None
-        shutil.rmtree(self.home, ignore_errors=True)
+        self.daemon.stop()
 
 
 # --- paramiko: an SFTP server without OpenSSH's extensions -------------------------------
@@ -496,7 +409,7 @@ http {{
         )
         subprocess.run(["/usr/sbin/nginx", "-c", str(self.home / "nginx.conf")], check=True)
         wait_for_port(self.port)
-        self.pid = _read_pid(self.home / "nginx.pid")
+        self.pid = read_pid(self.home / "nginx.pid")
         return self
 
     def stop(self) -> None:
@@ -510,17 +423,6 @@ http {{
         shutil.rmtree(self.home, ignore_errors=True)
 
 
-def _read_pid(path: Path, timeout: float = 10.0) -> int:
-    """The daemon writes its pid file a moment after it starts listening."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = path.read_text().strip() if path.exists() else ""
-        if text:
-            return int(text)
-        time.sleep(0.02)
-    raise TimeoutError(f"{path} never appeared")
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -531,7 +433,3 @@ def _alive(pid: int) -> bool:
 
 def nginx_available() -> bool:
     return Path("/usr/sbin/nginx").exists() and os.geteuid() == 0
-
-
-def sshd_available() -> bool:
-    return SSHD.exists() and os.geteuid() == 0

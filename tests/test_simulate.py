@@ -196,3 +196,30 @@ def test_port_helper_sees_a_listener() -> None:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         assert sock.getsockname()[1] in listening_ports()
+
+
+def test_a_night_with_real_sshd_difusores(tmp_path: Path) -> None:
+    from prepush.sshd import sshd_available
+
+    if not sshd_available():
+        pytest.skip("requiere /usr/sbin/sshd y ser root; 'make test' lo instala")
+    result = simulate(
+        SimulateOptions(
+            workdir=tmp_path,
+            difusores=2,
+            cortes=2,
+            seconds_per_corte=0.5,
+            sshd=True,
+            faults=[parse_fault("difusor02:latency@2=10ms")],
+        ),
+        lambda _e: None,
+        lambda _line: None,
+    )
+    assert result.ok, result.problems
+    assert [d.outcome for d in result.cortes[-1].report.deliveries] == ["delivered", "delivered"]
+    with pytest.raises(ConfigError):
+        simulate(
+            SimulateOptions(workdir=tmp_path, sshd=True, faults=[parse_fault("difusor01:full@1")]),
+            lambda _e: None,
+            lambda _line: None,
+        )

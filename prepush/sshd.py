@@ -1,0 +1,160 @@
+"""Real OpenSSH sshd difusores on loopback, for ``simulate --sshd``, the tests and the bench.
+
+Each sshd runs with its own config, host key, pid file and authorized_keys, on 127.0.0.1 and
+a free high port, as a dedicated system user. ``chroot=True`` is the hardened setup difusores
+use: ``ChrootDirectory`` + ``ForceCommand internal-sftp``. sshd refuses a chroot with a
+world-writable parent, so everything lives under /srv/prepush-sshd, not /tmp. Needs root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+SSHD = Path("/usr/sbin/sshd")
+SFTP_USER = "prepushtest"
+BASE = Path("/srv/prepush-sshd")
+
+
+def sshd_available() -> bool:
+    return SSHD.exists() and os.geteuid() == 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def read_pid(path: Path, timeout: float = 10.0) -> int:
+    """A daemon writes its pid file a moment after it starts listening."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = path.read_text().strip() if path.exists() else ""
+        if text:
+            return int(text)
+        time.sleep(0.02)
+    raise TimeoutError(f"{path} never appeared")
+
+
+def ensure_sftp_user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(SFTP_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/bin/sh", SFTP_USER],
+            check=True,
+        )
+        # A locked account is refused even for key logins; '*' unlocks without a password.
+        subprocess.run(["usermod", "-p", "*", SFTP_USER], check=True)
+        return pwd.getpwnam(SFTP_USER)
+
+
+@dataclass(frozen=True)
+class SshdInfo:
+    host: str
+    port: int
+    user: str
+    host_key_line: str
+    remote_dir: str
+    local_root: Path
+
+
+class SshdDifusor:
+    """One sshd on 127.0.0.1 accepting the client key whose ``.pub`` sits beside it."""
+
+    def __init__(self, client_key_file: Path, *, chroot: bool = False) -> None:
+        self.chroot = chroot
+        self.client_key_file = client_key_file
+        self.home = BASE / f"sshd-{uuid.uuid4().hex[:8]}"
+        self.port = free_port()
+        self.pid: int | None = None
+
+    def start(self) -> SshdInfo:
+        user = ensure_sftp_user()
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        conf = self.home / "conf"
+        conf.mkdir(parents=True, mode=0o755)
+        os.chmod(BASE, 0o755)
+        os.chmod(self.home, 0o755)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(conf / "host_key")],
+            check=True,
+        )
+        public = Path(f"{self.client_key_file}.pub").read_text()
+        (conf / "authorized_keys").write_text(public)
+        if self.chroot:
+            (self.home / "jail").mkdir(mode=0o755)
+            www = self.home / "jail" / "www"
+            remote_dir = "/www"
+        else:
+            www = self.home / "www"
+            remote_dir = str(www)
+        www.mkdir(mode=0o755)
+        os.chown(www, user.pw_uid, user.pw_gid)
+        (conf / "sshd_config").write_text(self._config(conf))
+        subprocess.run(
+            [str(SSHD), "-f", str(conf / "sshd_config"), "-E", str(conf / "sshd.log")],
+            check=True,
+        )
+        wait_for_port(self.port)
+        self.pid = read_pid(conf / "sshd.pid")
+        algorithm, key = (conf / "host_key.pub").read_text().split()[:2]
+        return SshdInfo("127.0.0.1", self.port, SFTP_USER, f"{algorithm} {key}", remote_dir, www)
+
+    def _config(self, conf: Path) -> str:
+        lines = [
+            f"ListenAddress 127.0.0.1:{self.port}",
+            f"HostKey {conf / 'host_key'}",
+            f"PidFile {conf / 'sshd.pid'}",
+            f"AuthorizedKeysFile {conf / 'authorized_keys'}",
+            "UsePAM no",
+            "StrictModes no",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "PermitRootLogin no",
+            "MaxStartups 200:30:400",
+            "MaxSessions 200",
+            "Subsystem sftp internal-sftp",
+            f"AllowUsers {SFTP_USER}",
+        ]
+        if self.chroot:
+            lines += [
+                f"Match User {SFTP_USER}",
+                f"    ChrootDirectory {self.home / 'jail'}",
+                "    ForceCommand internal-sftp",
+                "    AllowTcpForwarding no",
+                "    X11Forwarding no",
+            ]
+        return "\n".join(lines) + "\n"
+
+    @property
+    def log(self) -> str:
+        path = self.home / "conf" / "sshd.log"
+        return path.read_text() if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+            self.pid = None
+        shutil.rmtree(self.home, ignore_errors=True)
