@@ -501,5 +501,13 @@ def _translate(name: str, exc: BaseException, what: str) -> DifusorError:
     if isinstance(exc, asyncssh.SFTPConnectionLost | asyncssh.SFTPNoConnection) or not isinstance(
         exc, asyncssh.SFTPError
     ):
-        return ConnectError(name, f"Se perdió la conexión al {what} ({exc}).")
-    return RemoteError(name, f"El servidor respondió un error al {what}: {exc.reason}.")
+        return ConnectError(
+            name,
+            f"Se perdió la conexión al {what} ({exc}). Si se repite, revise la red y el"
+            " servidor SSH del difusor.",
+        )
+    return RemoteError(
+        name,
+        f"El servidor respondió un error al {what}: {exc.reason}. Revise con el difusor los"
+        " permisos y el espacio de su directorio remoto.",
+    )
