@@ -215,10 +215,6 @@ class LocalDifusor:
                 await conn.wait_closed()
         self.connections.clear()
 
-    def drop_connections(self) -> None:
-        for conn in list(self.connections):
-            conn.abort()
-
     async def __aenter__(self) -> LocalDifusor:
         await self.start()
         return self

@@ -549,9 +549,6 @@ class Ledger:
             failed += 1
         return failed
 
-    def difusores(self) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT DISTINCT difusor FROM deliveries ORDER BY 1")]
-
     # --- suspensions -------------------------------------------------------------------------
 
     def suspend(

@@ -172,8 +172,3 @@ def _ranges(numbers: frozenset[int]) -> str:
         if n is not None:
             start = prev = n
     return ", ".join(parts)
-
-
-def expected_kinds() -> set[str]:
-    """Every fault kind a scenario may use."""
-    return set(KINDS)

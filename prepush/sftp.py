@@ -89,10 +89,6 @@ class SFTPTransport:
     def bytes_sent(self) -> int:
         return self._bytes_sent
 
-    @property
-    def server_version(self) -> str:
-        return str(self._connection.get_extra_info("server_version", ""))
-
     def _path(self, relative: str) -> bytes:
         if relative == ".":
             return self._root.encode()

@@ -15,7 +15,7 @@ from prepush.exceptions import ConfigError
 from prepush.ledger import Ledger
 from prepush.prep import collect_sources, compute_summary, parse_sources, reconcile
 from prepush.report import ReportRequest, make_report
-from prepush.scenario import expected_kinds, load_scenario, parse_fault
+from prepush.scenario import KINDS, load_scenario, parse_fault
 from prepush.settings import load_settings
 from prepush.simulate import SimulateOptions, expected_suspensions, simulate
 from prepush.synth import spec_for, write_corte
@@ -85,7 +85,7 @@ def test_fault_specs_and_scenarios(tmp_path: Path) -> None:
     assert load_scenario(scenario) == [reset, down]
     assert expected_suspensions([reset, down], 12, 3) == {"difusor07"}
     assert expected_suspensions([parse_fault("difusor07:down@8-9")], 12, 3) == set()
-    assert expected_kinds() >= {"reset", "down", "latency", "full", "noposixrename"}
+    assert set(KINDS) >= {"reset", "down", "latency", "full", "noposixrename"}
 
 
 def listening_ports() -> set[int]:
