@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import shutil
 import statistics
@@ -98,9 +99,14 @@ def start_fleet(count: int, key: Path) -> tuple[list[SshdServer], list[Endpoint]
     servers, endpoints = [], []
     for i in range(count):
         server = SshdServer(key, chroot=False)
-        endpoint = server.start()
-        endpoints.append(Endpoint(**{**endpoint.__dict__, "name": f"difusor{i + 1:03d}"}))
         servers.append(server)
+        try:
+            endpoint = server.start()
+        except BaseException:
+            for started in servers:
+                started.stop()
+            raise
+        endpoints.append(Endpoint(**{**endpoint.__dict__, "name": f"difusor{i + 1:03d}"}))
     return servers, endpoints
 
 
@@ -146,6 +152,9 @@ def build_datasets(names: list[str]) -> dict[str, tuple[Path, Path]]:
             shutil.rmtree(workdir)
         workdir.mkdir(parents=True)
         write_roster(workdir, [])
+        if name == "site":
+            built[name] = build_vendor_site(workdir)
+            continue
         if name == "campeche":
             inputs = [
                 sorted(cortes_dir().glob(f"{c}_PREP_*")) for c in ("20210606_2320", "20210606_2340")
@@ -165,6 +174,34 @@ def build_datasets(names: list[str]) -> dict[str, tuple[Path, Path]]:
             cortes.append(Path(json.loads(out.stdout)["path"]))
         built[name] = (cortes[0], cortes[1])
     return built
+
+
+def build_vendor_site(workdir: Path, files: int = 3000) -> tuple[Path, Path]:
+    """A vendor-style tree (``--site``): each corte in its own directory, 3,000 small JSON
+    files and the corte's database ZIP; the next corte changes 10% of the JSON."""
+    rng = random.Random(7)
+    sizes = [rng.randint(500, 20_000) for _ in range(files)]
+    zip_data = next((WORK / "large" / "paquetes").glob("*/datos/*.zip"), None)
+    packages = []
+    for number, corte in enumerate(("20270606_2100", "20270606_2115")):
+        tree = workdir / "sitio" / corte
+        base = tree / corte
+        (base / "json").mkdir(parents=True)
+        for i, size in enumerate(sizes):
+            version = number if i % 10 == 0 else 0  # 10% change in the next corte
+            body = json.dumps({"i": i, "v": version, "pad": "x" * size})
+            (base / "json" / f"{i:05d}.json").write_text(body)
+        (base / "datos.zip").write_bytes(zip_data.read_bytes() if zip_data else os.urandom(1 << 20))
+        (tree / "json").mkdir()
+        (tree / "json" / "main.json").write_text(json.dumps({"corte": corte}))
+        (tree / "index.html").write_text(f"<html><body>{corte}</body></html>")
+        subprocess.run(
+            [PREPUSH, "-C", str(workdir), "build", "--site", str(tree), "--corte", corte],
+            capture_output=True,
+            check=True,
+        )
+        packages.append(workdir / "paquetes" / corte)
+    return packages[0], packages[1]
 
 
 def tree_without_meta(package: Path) -> Path:
