@@ -145,6 +145,7 @@ def reset(endpoints: list[Endpoint]) -> None:
 
 def build_datasets(names: list[str]) -> dict[str, tuple[Path, Path]]:
     """Two consecutive cortes per dataset, built by prepush into bench/work/<name>/paquetes."""
+    shutil.rmtree(WORK / "trees", ignore_errors=True)  # copies of the packages, rebuilt below
     built = {}
     for name in names:
         workdir = WORK / name
