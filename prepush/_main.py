@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -35,7 +36,14 @@ from prepush.exceptions import ConfigError, ExitCode, PackageError
 from prepush.keys import generate_key_pair
 from prepush.ledger import Ledger
 from prepush.package import Kind, Package, load_public_key, load_signing_key
-from prepush.publish import PublishReport, PublishRequest, publish, watch
+from prepush.publish import (
+    ConnectionPool,
+    PublishReport,
+    PublishRequest,
+    publish,
+    publish_async,
+    watch,
+)
 from prepush.report import (
     ReportRequest,
     latency_html,
@@ -373,21 +381,37 @@ def publish_command(
     if watch_interval is not None:
         if corte is not None:
             raise ConfigError("--watch publica cada corte nuevo: no indique un CORTE.")
-        watch(request, watch_interval, lambda r: _show_publish(r, as_json))
+        watch(request, watch_interval, functools.partial(_show_watched, as_json=as_json))
     return _run_publish(request, as_json)
 
 
 def _show_publish(request: PublishRequest, as_json: bool) -> PublishReport:
-    human, out = _consoles(as_json)
+    human, _ = _consoles(as_json)
     view = PublishView(human, [d.name for d in request.difusores])
     with view.running():
         report = publish(request, view)
+    _print_publish(report, as_json)
+    return report
+
+
+async def _show_watched(
+    request: PublishRequest, pool: ConnectionPool, *, as_json: bool
+) -> PublishReport:
+    human, _ = _consoles(as_json)
+    view = PublishView(human, [d.name for d in request.difusores])
+    with view.running():
+        report = await publish_async(request, view, pool)
+    _print_publish(report, as_json)
+    return report
+
+
+def _print_publish(report: PublishReport, as_json: bool) -> None:
+    human, out = _consoles(as_json)
     if as_json:
         _emit_json(out, publish_report_json(report))
     elif human.is_terminal or not report.nothing_new:
         # From a timer, a run with nothing new stays quiet: no cron mail, no journal noise.
         print_publish_report(report, human)
-    return report
 
 
 def _run_publish(request: PublishRequest, as_json: bool) -> int:

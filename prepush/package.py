@@ -12,11 +12,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Literal
 
 import asyncssh
@@ -65,10 +66,9 @@ def check_corte_id(corte: str) -> str:
 
 def safe_relative_path(path: str) -> str:
     """Reject anything that could escape a difusor's remote directory."""
-    pure = PurePosixPath(path)
     if (
         not path
-        or pure.is_absolute()
+        or path[0] == "/"
         or "\\" in path
         or any(part in ("", ".", "..") for part in path.split("/"))
     ):
@@ -302,6 +302,17 @@ def list_packages(packages_dir: Path) -> list[Package]:
     return sorted(found, key=lambda p: p.corte)
 
 
+def newest_corte(packages_dir: Path) -> str | None:
+    """The newest complete package's corte, by name alone: no manifest is parsed."""
+    try:
+        names = sorted(
+            (e.name for e in os.scandir(packages_dir) if CORTE_ID.match(e.name)), reverse=True
+        )
+    except FileNotFoundError:
+        return None
+    return next((n for n in names if (packages_dir / n / MANIFEST).is_file()), None)
+
+
 def find_package(packages_dir: Path, corte: str | None) -> Package:
     """The package of ``corte``, or the newest one when ``corte`` is None."""
     if corte is not None:
@@ -312,9 +323,9 @@ def find_package(packages_dir: Path, corte: str | None) -> Package:
                 " 'prepush build'."
             )
         return Package.open(path)
-    packages = list_packages(packages_dir)
-    if not packages:
+    newest = newest_corte(packages_dir)
+    if newest is None:
         raise PackageError(
             f"No hay paquetes en {packages_dir}. Construya el corte con 'prepush build'."
         )
-    return packages[-1]
+    return Package.open(packages_dir / newest)

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import json
 import logging
 import os
 import socket
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -49,7 +47,7 @@ from prepush.package import (
     Package,
     canonical_json,
     find_package,
-    list_packages,
+    newest_corte,
     sha256_bytes,
 )
 from prepush.runlock import RunLock
@@ -69,7 +67,7 @@ from prepush.state import (
     plan_corte,
     record_corte,
 )
-from prepush.transport import Transport
+from prepush.transport import Transport, Upload
 
 log = logging.getLogger("prepush")
 
@@ -170,12 +168,60 @@ def _ignore(_: Event) -> None:
     return None
 
 
+class ConnectionPool:
+    """Open connections to the difusores, kept between cortes by ``publish --watch``.
+
+    A one-shot publish closes each connection when its difusor is done. In --watch the next
+    corte reuses it: no handshake, no login, no new sftp session, which is most of the cost
+    of a small corte. A connection that failed, or that the server closed, is never reused.
+    """
+
+    def __init__(self, connector: Connector, *, keep: bool) -> None:
+        self._connector = connector
+        self._keep = keep
+        self._idle: dict[str, Transport] = {}
+
+    async def get(self, difusor: Difusor, settings: Settings) -> tuple[Transport, bool]:
+        """A connection to ``difusor`` and whether it is a kept one."""
+        kept = self._idle.pop(difusor.name, None)
+        if kept is not None and kept.alive:
+            return kept, True
+        if kept is not None:
+            await kept.close()
+        return await self._connector(difusor, settings), False
+
+    async def release(self, difusor: Difusor, transport: Transport, *, healthy: bool) -> None:
+        if self._keep and healthy and transport.alive:
+            self._idle[difusor.name] = transport
+        else:
+            await transport.close()
+
+    async def close_all(self) -> None:
+        idle, self._idle = self._idle, {}
+        await asyncio.gather(*(t.close() for t in idle.values()))
+
+
 def publish(
     request: PublishRequest,
     events: EventSink = _ignore,
     connector: Connector = open_sftp,
 ) -> PublishReport:
     """Run one publish under the local run lock and record it in the ledger."""
+
+    async def once() -> PublishReport:
+        pool = ConnectionPool(connector, keep=False)
+        try:
+            return await publish_async(request, events, pool)
+        finally:
+            await pool.close_all()
+
+    return asyncio.run(once())
+
+
+async def publish_async(
+    request: PublishRequest, events: EventSink, pool: ConnectionPool
+) -> PublishReport:
+    """One publish on a running event loop, with connections from ``pool``."""
     settings = request.settings
     lock = RunLock(settings.workdir / RUN_LOCK_FILE, settings.roster.publish.run_lock_wait_seconds)
     with lock, Ledger(settings.ledger_path) as ledger:
@@ -196,32 +242,43 @@ def publish(
                 "embargo_override",
                 f"{violation} Publicado por decisión del operador: {request.override_embargo}",
             )
-        publisher = _Publisher(request, ledger, run_id, events, connector)
-        deliveries = asyncio.run(publisher.run_all(package))
+        publisher = _Publisher(request, ledger, run_id, events, pool)
+        deliveries = await publisher.run_all(package)
         report = PublishReport(run_id, package.corte, deliveries)
         ledger.finish_run(run_id, report.status)
         return report
 
 
+Runner = Callable[[PublishRequest, ConnectionPool], Awaitable[PublishReport]]
+
+
 def watch(
     request: PublishRequest,
     interval_s: float,
-    run: Callable[[PublishRequest], PublishReport],
-    sleep: Callable[[float], None] = time.sleep,
+    run: Runner,
+    connector: Connector = open_sftp,
 ) -> None:
     """Publish each new package as it appears in paquetes/, until interrupted (Ctrl-C).
 
-    A corte already published by this loop is not published again; a failed difusor is
-    retried with the next corte, as on a timer.
+    Connections stay open between cortes (with SSH keepalives), so a corte costs only its
+    own requests. A corte already published by this loop is not published again; a failed
+    difusor is retried with the next corte, as on a timer.
     """
-    published: str | None = None
-    while True:
-        packages = list_packages(request.settings.packages_dir)
-        newest = packages[-1].corte if packages else None
-        if newest is not None and newest != published:
-            run(dataclasses.replace(request, corte=newest))
-            published = newest
-        sleep(interval_s)
+
+    async def loop() -> None:
+        pool = ConnectionPool(connector, keep=True)
+        published: str | None = None
+        try:
+            while True:
+                newest = newest_corte(request.settings.packages_dir)
+                if newest is not None and newest != published:
+                    await run(dataclasses.replace(request, corte=newest), pool)
+                    published = newest
+                await asyncio.sleep(interval_s)
+        finally:
+            await pool.close_all()
+
+    asyncio.run(loop())
 
 
 class _Publisher:
@@ -231,14 +288,14 @@ class _Publisher:
         ledger: Ledger,
         run_id: int,
         events: EventSink,
-        connector: Connector,
+        pool: ConnectionPool,
     ) -> None:
         self.request = request
         self.settings = request.settings
         self.ledger = ledger
         self.run_id = run_id
         self.events = events
-        self.connector = connector
+        self.pool = pool
         # This machine and work dir: the local run lock makes any remote lock with this
         # owner a leftover of an earlier run of ours (a cut connection), never a live one.
         self.owner = f"{socket.gethostname()}:{self.settings.workdir}"
@@ -254,10 +311,11 @@ class _Publisher:
         """The newest package when publishing 'latest': a retry never pushes a stale corte."""
         if self.request.corte is not None:
             return first
-        newest = find_package(self.settings.packages_dir, None)
-        if newest.corte <= first.corte or embargo_violation(
-            newest.manifest, self.settings.roster.election, self.request.clock()
-        ):
+        corte = newest_corte(self.settings.packages_dir)
+        if corte is None or corte <= first.corte:
+            return first
+        newest = find_package(self.settings.packages_dir, corte)
+        if embargo_violation(newest.manifest, self.settings.roster.election, self.request.clock()):
             return first
         return newest
 
@@ -344,8 +402,8 @@ class _Publisher:
         site shows on every view. The results themselves are never touched.
         """
         try:
-            transport = await asyncio.wait_for(
-                self.connector(difusor, self.settings),
+            transport, _ = await asyncio.wait_for(
+                self.pool.get(difusor, self.settings),
                 self.settings.roster.publish.connect_timeout_seconds,
             )
         except (DifusorError, TimeoutError) as exc:
@@ -361,7 +419,7 @@ class _Publisher:
         except DifusorError as exc:
             self.ledger.record_event(self.run_id, difusor.name, "notice_failed", exc.message)
         finally:
-            await transport.close()
+            await self.pool.release(difusor, transport, healthy=False)
 
     def _fail(self, delivery: Delivery, exc: DifusorError) -> None:
         # After the flip the public sees the corte: it is delivered, with the error noted.
@@ -438,18 +496,21 @@ class _Publisher:
         self, difusor: Difusor, package: Package, delivery: Delivery, delivery_id: int
     ) -> None:
         self.events(Event(difusor.name, "connecting"))
-        transport = await self.connector(difusor, self.settings)
-        session = _Session(self, difusor, transport, package, delivery)
+        transport, kept = await self.pool.get(difusor, self.settings)
+        requests, sent = transport.requests, transport.bytes_sent
+        session = _Session(self, difusor, transport, package, delivery, kept=kept)
+        healthy = False
         try:
             if delivery.connected_at is None:
                 delivery.connected_at = datetime.now(UTC)
                 self.ledger.set_connected(delivery_id, delivery.connected_at)
             await session.run()
+            healthy = True
         finally:
-            delivery.requests += transport.requests
-            delivery.bytes_sent += transport.bytes_sent - session.meta_bytes
+            delivery.requests += transport.requests - requests
+            delivery.bytes_sent += transport.bytes_sent - sent - session.meta_bytes
             delivery.meta_bytes += session.meta_bytes
-            await transport.close()
+            await self.pool.release(difusor, transport, healthy=healthy)
 
 
 class _Session:
@@ -462,10 +523,13 @@ class _Session:
         transport: Transport,
         package: Package,
         delivery: Delivery,
+        *,
+        kept: bool = False,
     ) -> None:
         self.p = publisher
         self.difusor = difusor
         self.t = transport
+        self.kept = kept
         self.package = package
         self.manifest = package.manifest
         self.delivery = delivery
@@ -480,7 +544,7 @@ class _Session:
     async def run(self) -> None:
         dry_run = self.p.request.dry_run
         if not dry_run:
-            await self.take_lock()
+            await self.first_contact(self.take_lock())
         try:
             state = await self.read_state()
             plan = plan_corte(self.manifest, state, hardlink=self.t.capabilities.hardlink)
@@ -509,6 +573,23 @@ class _Session:
         finally:
             if not dry_run:
                 await self.release_lock()
+
+    async def first_contact(self, step: Awaitable[None]) -> None:
+        """A kept connection may have died quietly since the last corte (a rebooted server, a
+        dropped NAT entry): its first request gets the connect timeout, then a retry
+        connects afresh."""
+        if not self.kept:
+            await step
+            return
+        timeout = self.p.settings.roster.publish.connect_timeout_seconds
+        try:
+            await asyncio.wait_for(step, timeout)
+        except TimeoutError:
+            raise ConnectError(
+                self.difusor.name,
+                f"La conexión abierta desde el corte anterior no respondió en {timeout:g} s; se"
+                " reintenta con una conexión nueva.",
+            ) from None
 
     # --- lock and state -------------------------------------------------------------------
 
@@ -611,42 +692,39 @@ class _Session:
         total_bytes = plan.bytes_to_send
         done = {"files": 0, "bytes": 0}
 
-        def counted(work: Callable[[], Awaitable[None]], size: int) -> Job:
-            async def job() -> None:
-                await work()
-                done["files"] += 1
-                done["bytes"] += size
-                self.event(
-                    "uploading",
-                    files_done=done["files"],
-                    files_total=total_files,
-                    bytes_done=done["bytes"],
-                    bytes_total=total_bytes,
-                )
+        def sent(upload: Upload) -> None:
+            done["files"] += 1
+            done["bytes"] += upload.size
+            self.event(
+                "uploading",
+                files_done=done["files"],
+                files_total=total_files,
+                bytes_done=done["bytes"],
+                bytes_total=total_bytes,
+            )
 
-            return job
-
-        jobs = [counted(functools.partial(self.upload, e), e.size) for e in plan.uploads]
-        jobs += [counted(functools.partial(self.replace, e), e.size) for e in plan.replaces]
-        jobs += [
-            counted(functools.partial(self.t.link, link.source, link.entry.path), 0)
-            for link in plan.links
-        ]
+        uploads = [self.upload_of(e) for e in plan.uploads]
+        uploads += [self.upload_of(e, replace=True) for e in plan.replaces]
+        width = self.p.settings.roster.publish.files_in_flight
         self.event("uploading", files_total=total_files, bytes_total=total_bytes)
-        await _pooled(jobs, self.p.settings.roster.publish.files_in_flight)
+        await self.t.upload(uploads, width, sent)
+        if plan.links:
+            await self.t.link_many([(link.source, link.entry.path) for link in plan.links], width)
+            done["files"] += len(plan.links)
+            self.event("uploading", files_done=done["files"], files_total=total_files)
         self.delivery.files_uploaded = len(plan.uploads) + len(plan.replaces)
         self.delivery.files_linked = len(plan.links)
 
-    async def upload(self, entry: FileEntry) -> None:
-        await self.t.write_local_file(entry.path, str(self.package.file(entry.path)), entry.size)
-
-    async def replace(self, entry: FileEntry) -> None:
-        await self.t.replace(entry.path, self.package.file(entry.path).read_bytes())
+    def upload_of(self, entry: FileEntry, *, replace: bool = False) -> Upload:
+        return Upload(
+            entry.path, entry.size, local=str(self.package.file(entry.path)), replace=replace
+        )
 
     async def flip(self, plan: Plan) -> None:
         self.event("flipping")
+        # One at a time, in order: json/main.json is always the last to change.
         for entry in plan.flips:
-            await self.t.replace(entry.path, self.package.file(entry.path).read_bytes())
+            await self.t.upload([self.upload_of(entry, replace=True)], 1)
         if self.delivery.flip_at is None:
             # A retry may flip the same corte again; the public saw it at the first flip.
             self.delivery.flip_at = datetime.now(UTC)
@@ -657,37 +735,12 @@ class _Session:
         if not doomed:
             return
         self.event("cleaning", f"{len(doomed)} archivos de cortes ya no retenidos")
-        jobs = [functools.partial(self.t.remove, path) for path in doomed]
         try:
-            await _pooled(jobs, self.p.settings.roster.publish.files_in_flight)
+            await self.t.remove_many(doomed, self.p.settings.roster.publish.files_in_flight)
         except DifusorError as exc:
             # The corte is already delivered; leftovers only cost disk and the next run retries.
             log.warning("[%s] limpieza incompleta: %s", self.difusor.name, exc.message)
         self.delivery.files_deleted = len(doomed)
-
-
-Job = Callable[[], Awaitable[None]]
-
-
-async def _pooled(jobs: Sequence[Job], width: int) -> None:
-    """Run jobs with at most ``width`` in flight; the first failure cancels the rest."""
-    pending = iter(jobs)
-
-    async def worker() -> None:
-        for job in pending:
-            await job()
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(width, len(jobs))):
-                group.create_task(worker())
-    except BaseExceptionGroup as failures:
-        raise _first_leaf(failures) from None
-
-
-def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    first = group.exceptions[0]
-    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _notice_text() -> str:

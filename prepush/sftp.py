@@ -1,9 +1,10 @@
-"""The SFTP transport, on asyncssh's low-level request API.
+"""The SFTP transport: one SSH connection per difusor, with prepush's own SFTP client.
 
-One SSH connection per difusor. Each file costs an ``open`` round trip, then its writes,
-``fsync`` (where offered) and ``close`` go out back to back without waiting for each other,
-so a small file costs two round trips and many files are in flight at once. The high-level
-file objects of asyncssh add requests (stat, per-call bookkeeping) that we do not need.
+asyncssh does the SSH part (handshake, host key, authentication, ciphers); the SFTP requests
+go through :mod:`prepush.sftpclient`, which coalesces them into few SSH packets and drives
+uploads with callbacks. A small file costs two round trips (``open``, then its ``write``,
+``fsync`` and ``close`` back to back) and many files are in flight at once. Every server
+error is said here, in Spanish, with the difusor's name and what to do.
 """
 
 from __future__ import annotations
@@ -11,14 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import stat
-from collections.abc import Awaitable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncssh
-from asyncssh import FXF_CREAT, FXF_EXCL, FXF_READ, FXF_TRUNC, FXF_WRITE, SFTPAttrs
 
 from prepush.exceptions import (
     AuthError,
@@ -29,9 +28,28 @@ from prepush.exceptions import (
 )
 from prepush.package import safe_relative_path
 from prepush.settings import Difusor, Settings
-from prepush.transport import Capabilities, SpaceInfo
-
-T = TypeVar("T")
+from prepush.sftpclient import (
+    FSYNC,
+    FX_FAILURE,
+    FX_FILE_ALREADY_EXISTS,
+    FX_NO_SPACE_ON_FILESYSTEM,
+    FX_NO_SUCH_FILE,
+    FX_OK,
+    FX_OP_UNSUPPORTED,
+    FX_PERMISSION_DENIED,
+    FX_QUOTA_EXCEEDED,
+    HARDLINK,
+    LIMITS,
+    POSIX_RENAME,
+    STATVFS,
+    Put,
+    PutError,
+    SFTPClient,
+    SFTPConnectionLost,
+    SFTPError,
+    start_sftp,
+)
+from prepush.transport import Capabilities, SpaceInfo, Upload
 
 PREFERRED_CIPHERS = (
     "aes128-gcm@openssh.com",
@@ -40,39 +58,33 @@ PREFERRED_CIPHERS = (
     "aes256-ctr",
     "chacha20-poly1305@openssh.com",
 )
-READ_CHUNK = 256 * 1024
-LOCAL_WRITES_IN_FLIGHT = 32
 TEMP_SUFFIX = ".prepush-tmp"
-DISK_FULL_MARGIN = 1 << 20
 OLD_SUFFIX = ".prepush-old"
+DISK_FULL_MARGIN = 1 << 20
+ALREADY_THERE = (FX_FAILURE, FX_FILE_ALREADY_EXISTS)
 
 
 class SFTPTransport:
-    """A :class:`prepush.transport.Transport` over one asyncssh SFTP session."""
+    """A :class:`prepush.transport.Transport` over one SSH connection."""
 
     def __init__(
         self,
         name: str,
         connection: asyncssh.SSHClientConnection,
-        client: asyncssh.SFTPClient,
+        client: SFTPClient,
         root: str,
     ) -> None:
         self._name = name
         self._connection = connection
         self._client = client
-        # The request-level API; the file-object API costs extra requests per file.
-        self._h = client._handler
         self._root = root.rstrip("/") if root not in ("", ".", "/") else root
-        self._requests = 0
-        self._bytes_sent = 0
-        h = self._h
         self._capabilities = Capabilities(
-            posix_rename=h._supports_posix_rename,
-            hardlink=h._supports_hardlink,
-            fsync=h._supports_fsync,
-            statvfs=h._supports_statvfs,
-            limits=h._supports_limits,
-            max_write=int(h.limits.max_write_len),
+            posix_rename=client.supports(POSIX_RENAME),
+            hardlink=client.supports(HARDLINK),
+            fsync=client.supports(FSYNC),
+            statvfs=client.supports(STATVFS),
+            limits=client.supports(LIMITS),
+            max_write=client.max_write,
         )
 
     # --- bookkeeping ----------------------------------------------------------------------
@@ -83,11 +95,15 @@ class SFTPTransport:
 
     @property
     def requests(self) -> int:
-        return self._requests
+        return self._client.requests
 
     @property
     def bytes_sent(self) -> int:
-        return self._bytes_sent
+        return self._client.bytes_written
+
+    @property
+    def alive(self) -> bool:
+        return self._client.lost() is None and not self._connection.is_closed()
 
     def _path(self, relative: str) -> bytes:
         if relative == ".":
@@ -99,208 +115,182 @@ class SFTPTransport:
             return f"/{relative}".encode()
         return f"{self._root}/{relative}".encode()
 
-    async def _request(self, awaitable: Awaitable[T], what: str) -> T:
-        self._requests += 1
-        try:
-            return await awaitable
-        except (asyncssh.SFTPError, asyncssh.Error, OSError) as exc:
-            raise _translate(self._name, exc, what) from exc
-
-    async def _pipelined(self, awaitables: list[Awaitable[Any]], what: str) -> None:
-        """Send requests back to back, then wait for every answer; raise the first error."""
-        self._requests += len(awaitables)
-        outcomes = await asyncio.gather(*awaitables, return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                if isinstance(outcome, asyncssh.SFTPError | asyncssh.Error | OSError):
-                    raise _translate(self._name, outcome, what) from outcome
-                raise outcome
+    def _error(self, exc: BaseException, what: str) -> DifusorError:
+        return _translate(self._name, exc, what)
 
     # --- reads ------------------------------------------------------------------------------
 
     async def read_file(self, path: str) -> bytes | None:
         try:
-            handle = await self._request(
-                self._h.open(self._path(path), FXF_READ, SFTPAttrs()), f"abrir {path}"
-            )
-        except RemoteError as exc:
-            if isinstance(exc.__cause__, asyncssh.SFTPNoSuchFile):
+            return await self._client.read_file(self._path(path))
+        except SFTPError as exc:
+            if exc.code == FX_NO_SUCH_FILE:
                 return None
-            raise
-        chunks: list[bytes] = []
-        offset = 0
-        try:
-            while True:
-                try:
-                    data, _ = await self._request(
-                        self._h.read(handle, offset, READ_CHUNK), f"leer {path}"
-                    )
-                except RemoteError as exc:
-                    if isinstance(exc.__cause__, asyncssh.SFTPEOFError):
-                        break
-                    raise
-                if not data:
-                    break
-                chunks.append(data)
-                offset += len(data)
-        finally:
-            await self._request(self._h.close(handle), f"cerrar {path}")
-        return b"".join(chunks)
+            raise self._error(exc, f"leer {path}") from exc
+        except SFTPConnectionLost as exc:
+            raise self._error(exc, f"leer {path}") from exc
 
     async def is_symlink(self, path: str) -> bool:
         try:
-            attrs = await self._request(self._h.lstat(self._path(path), 0), f"revisar {path}")
-        except RemoteError as exc:
-            if isinstance(exc.__cause__, asyncssh.SFTPNoSuchFile):
+            attrs = await self._client.lstat(self._path(path))
+        except SFTPError as exc:
+            if exc.code == FX_NO_SUCH_FILE:
                 return False
-            raise
+            raise self._error(exc, f"revisar {path}") from exc
+        except SFTPConnectionLost as exc:
+            raise self._error(exc, f"revisar {path}") from exc
         return attrs.permissions is not None and stat.S_ISLNK(attrs.permissions)
 
     async def mtime(self, path: str) -> datetime:
-        attrs = await self._request(self._h.stat(self._path(path), 0), f"revisar {path}")
+        try:
+            attrs = await self._client.stat(self._path(path))
+        except (SFTPError, SFTPConnectionLost) as exc:
+            raise self._error(exc, f"revisar {path}") from exc
         return datetime.fromtimestamp(float(attrs.mtime or 0), UTC)
 
     async def space(self) -> SpaceInfo | None:
         if not self._capabilities.statvfs:
             return None
-        vfs = await self._request(self._h.statvfs(self._path(".")), "consultar espacio")
-        return SpaceInfo(free_bytes=vfs.bavail * vfs.frsize, total_bytes=vfs.blocks * vfs.frsize)
+        try:
+            vfs = await self._client.statvfs(self._path("."))
+        except (SFTPError, SFTPConnectionLost) as exc:
+            raise self._error(exc, "consultar espacio") from exc
+        return SpaceInfo(
+            free_bytes=vfs.blocks_available * vfs.fragment_size,
+            total_bytes=vfs.blocks * vfs.fragment_size,
+        )
 
     # --- writes -----------------------------------------------------------------------------
 
-    async def create_exclusive(self, path: str, data: bytes) -> bool:
+    async def _put(self, puts: Sequence[Put], width: int, on_done: Any = None) -> None:
+        caps = self._capabilities
         try:
-            handle = await self._open_exclusive(path)
-        except RemoteError as exc:
-            if not isinstance(exc.__cause__, asyncssh.SFTPNoSuchFile) or "/" not in path:
-                raise
-            await self.make_dirs([path.rsplit("/", 1)[0]])
-            handle = await self._open_exclusive(path)
-        if handle is None:
-            return False
-        await self._send_and_close(handle, path, data)
-        return True
-
-    async def _open_exclusive(self, path: str) -> bytes | None:
-        try:
-            return await self._request(
-                self._h.open(self._path(path), FXF_WRITE | FXF_CREAT | FXF_EXCL, SFTPAttrs()),
-                f"crear {path}",
+            await self._client.put_many(
+                puts,
+                width=width,
+                fsync=caps.fsync,
+                posix_rename=caps.posix_rename,
+                on_done=on_done,
             )
-        except RemoteError as exc:
-            if isinstance(exc.__cause__, asyncssh.SFTPFailure | asyncssh.SFTPFileAlreadyExists):
-                return None
-            raise
+        except PutError as exc:
+            path = self._relative(exc.put.rename_to or exc.put.path)
+            what = {
+                "abrir": f"crear {path}",
+                "renombrar": f"reemplazar {path}",
+                "leer": f"leer el archivo local de {path}",
+            }.get(exc.doing, f"escribir {path}")
+            raise await self._explain_write_failure(exc.error, what, exc.put.size) from exc
+
+    def _relative(self, remote: bytes) -> str:
+        text = remote.decode("utf-8", "replace")
+        prefix = f"{self._root}/" if self._root not in ("", ".") else ""
+        if self._root == "/":
+            prefix = "/"
+        return text.removeprefix(prefix)
+
+    async def create_exclusive(self, path: str, data: bytes) -> bool:
+        put = Put(self._path(path), len(data), data=data, exclusive=True)
+        for first_try in (True, False):
+            try:
+                await self._client.put_many(
+                    [put], width=1, fsync=self._capabilities.fsync, posix_rename=False
+                )
+                return True
+            except PutError as exc:
+                error = exc.error
+                code = error.code if isinstance(error, SFTPError) and exc.doing == "abrir" else -1
+                if code in ALREADY_THERE:
+                    return False
+                if not (first_try and code == FX_NO_SUCH_FILE and "/" in path):
+                    raise self._error(error, f"crear {path}") from exc
+            await self.make_dirs([path.rsplit("/", 1)[0]])
+        return False
 
     async def write_file(self, path: str, data: bytes) -> None:
-        handle = await self._open_for_write(path)
-        await self._send_and_close(handle, path, data)
+        await self._put([Put(self._path(path), len(data), data=data)], 1)
 
-    async def _open_for_write(self, path: str) -> bytes:
-        return await self._request(
-            self._h.open(self._path(path), FXF_WRITE | FXF_CREAT | FXF_TRUNC, SFTPAttrs()),
-            f"crear {path}",
-        )
+    async def upload(
+        self,
+        uploads: Sequence[Upload],
+        width: int,
+        on_done: Callable[[Upload], None] | None = None,
+    ) -> None:
+        atomic = self._capabilities.posix_rename
+        by_put: dict[int, Upload] = {}
+        completed: set[int] = set()
+        puts: list[Put] = []
+        later: list[Upload] = []
+        for upload in uploads:
+            target = self._path(upload.path)
+            temp = self._path(upload.path + TEMP_SUFFIX)
+            if upload.replace and atomic:
+                put = Put(temp, upload.size, upload.data, upload.local, rename_to=target)
+            elif upload.replace:
+                put = Put(temp, upload.size, upload.data, upload.local)
+                later.append(upload)
+            else:
+                put = Put(target, upload.size, upload.data, upload.local)
+            by_put[id(put)] = upload
+            puts.append(put)
 
-    async def _send_and_close(self, handle: bytes, path: str, data: bytes) -> None:
-        block = self._capabilities.max_write
-        view = memoryview(data)
-        requests: list[Awaitable[Any]] = [
-            self._h.write(handle, offset, bytes(view[offset : offset + block]))
-            for offset in range(0, len(data), block)
-        ]
-        if self._capabilities.fsync:
-            requests.append(self._h.fsync(handle))
-        requests.append(self._h.close(handle))
+        def done(put: Put) -> None:
+            upload = by_put[id(put)]
+            if upload.replace and not atomic:
+                return  # done once renamed into place, below
+            completed.add(id(upload))
+            if on_done is not None:
+                on_done(upload)
+
         try:
-            await self._pipelined(requests, f"escribir {path}")
-        except RemoteError as exc:
-            raise await self._explain_write_failure(exc, path, len(data)) from exc
-        self._bytes_sent += len(data)
+            await self._put(puts, width, done)
+        except DifusorError as exc:
+            if not (atomic and _refused_posix_rename(exc)):
+                raise
+            # Advertised but refused: treat the server as one without the extension.
+            self._capabilities = replace(self._capabilities, posix_rename=False)
+            await self.upload([u for u in uploads if id(u) not in completed], width, on_done)
+            return
+        for upload in later:
+            await self._rename_without_posix(upload.path + TEMP_SUFFIX, upload.path)
+            if on_done is not None:
+                on_done(upload)
 
-    async def _explain_write_failure(self, exc: RemoteError, path: str, size: int) -> RemoteError:
+    async def replace(self, path: str, data: bytes) -> None:
+        await self.upload([Upload(path, len(data), data=data, replace=True)], 1)
+
+    async def _explain_write_failure(
+        self, exc: SFTPError | SFTPConnectionLost, what: str, size: int
+    ) -> DifusorError:
         """SFTP v3 servers answer a full disk with a bare 'Failure': ask statvfs why."""
-        if not isinstance(exc.__cause__, asyncssh.SFTPFailure) or not self._capabilities.statvfs:
-            return exc
+        translated = self._error(exc, what)
+        if not isinstance(exc, SFTPError) or exc.code != FX_FAILURE:
+            return translated
         try:
             space = await self.space()
-        except RemoteError:
-            return exc
+        except DifusorError:
+            return translated
         if space is None or space.free_bytes > max(size, DISK_FULL_MARGIN):
-            return exc
+            return translated
         return RemoteError(
             self._name,
-            f"Sin espacio en el servidor al escribir {path} (quedan {space.free_bytes} bytes)."
+            f"Sin espacio en el servidor al {what} (quedan {space.free_bytes} bytes)."
             " El difusor debe liberar espacio (se piden al menos 20 GB libres); su sitio sigue"
             " mostrando el corte anterior completo.",
         )
-
-    async def write_local_file(self, path: str, local: str, size: int) -> None:
-        if size <= self._capabilities.max_write * LOCAL_WRITES_IN_FLIGHT:
-            await self.write_file(path, Path(local).read_bytes())
-            return
-        handle = await self._open_for_write(path)
-        try:
-            await self._stream(handle, path, local)
-        except RemoteError as exc:
-            with contextlib.suppress(Exception):
-                await self._h.close(handle)
-            raise await self._explain_write_failure(exc, path, size) from exc
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await self._h.close(handle)
-            raise
-        closing: list[Awaitable[Any]] = []
-        if self._capabilities.fsync:
-            closing.append(self._h.fsync(handle))
-        closing.append(self._h.close(handle))
-        await self._pipelined(closing, f"cerrar {path}")
-
-    async def _stream(self, handle: bytes, path: str, local: str) -> None:
-        """Large files: a bounded window of writes in flight, read from disk as we go."""
-        window = asyncio.Semaphore(LOCAL_WRITES_IN_FLIGHT)
-        pending: set[asyncio.Task[None]] = set()
-        block = self._capabilities.max_write
-
-        async def send(offset: int, chunk: bytes) -> None:
-            try:
-                await self._request(self._h.write(handle, offset, chunk), f"escribir {path}")
-                self._bytes_sent += len(chunk)
-            finally:
-                window.release()
-
-        try:
-            with open(local, "rb") as stream:
-                offset = 0
-                while chunk := stream.read(block):
-                    await window.acquire()
-                    task = asyncio.ensure_future(send(offset, chunk))
-                    pending.add(task)
-                    task.add_done_callback(pending.discard)
-                    offset += len(chunk)
-                    if task.done() and task.exception():
-                        break
-            await _gather_raising(pending)
-        finally:
-            for task in pending:
-                task.cancel()
-
-    async def replace(self, path: str, data: bytes) -> None:
-        temp = path + TEMP_SUFFIX
-        await self.write_file(temp, data)
-        await self.rename_over(temp, path)
 
     async def rename_over(self, source: str, target: str) -> None:
         src, dst = self._path(source), self._path(target)
         if self._capabilities.posix_rename:
             try:
-                await self._request(self._h.posix_rename(src, dst), f"reemplazar {target}")
+                await self._client.posix_rename(src, dst)
                 return
-            except RemoteError as exc:
-                if not isinstance(exc.__cause__, asyncssh.SFTPOpUnsupported):
-                    raise
+            except SFTPError as exc:
+                if exc.code != FX_OP_UNSUPPORTED:
+                    raise self._error(exc, f"reemplazar {target}") from exc
                 # Advertised but refused: treat the server as one without the extension.
                 self._capabilities = replace(self._capabilities, posix_rename=False)
+            except SFTPConnectionLost as exc:
+                raise self._error(exc, f"reemplazar {target}") from exc
         await self._rename_without_posix(source, target)
 
     async def _rename_without_posix(self, source: str, target: str) -> None:
@@ -308,70 +298,78 @@ class SFTPTransport:
         back to back, so the target is missing only while the server handles one request."""
         src, dst = self._path(source), self._path(target)
         old = self._path(target + OLD_SUFFIX)
-        with contextlib.suppress(RemoteError):
-            await self._request(self._h.remove(old), f"borrar {target}{OLD_SUFFIX}")
-        self._requests += 2
+        client = self._client
+        with contextlib.suppress(SFTPError):
+            await client.remove(old)
         aside, moved = await asyncio.gather(
-            self._h.rename(dst, old, 0), self._h.rename(src, dst, 0), return_exceptions=True
+            client.rename(dst, old), client.rename(src, dst), return_exceptions=True
         )
         if isinstance(moved, BaseException):
             if aside is None:
-                with contextlib.suppress(RemoteError):
-                    await self._request(self._h.rename(old, dst, 0), f"restaurar {target}")
-            raise _translate(self._name, moved, f"reemplazar {target}") from moved
+                with contextlib.suppress(SFTPError, SFTPConnectionLost):
+                    await client.rename(old, dst)
+            raise self._error(moved, f"reemplazar {target}") from moved
         if aside is None:
-            with contextlib.suppress(RemoteError):
-                await self._request(self._h.remove(old), f"borrar {target}{OLD_SUFFIX}")
+            with contextlib.suppress(SFTPError, SFTPConnectionLost):
+                await client.remove(old)
 
-    async def link(self, source: str, target: str) -> None:
-        await self._request(
-            self._h.link(self._path(source), self._path(target)), f"enlazar {target}"
-        )
+    async def link_many(self, links: Sequence[tuple[str, str]], width: int) -> None:
+        client = self._client
+        requests = [client.link_request(self._path(s), self._path(t)) for s, t in links]
+        outcomes = await self._each(requests, width)
+        for (_, target), error in zip(links, outcomes, strict=True):
+            if error is not None:
+                raise self._error(error, f"enlazar {target}") from error
 
     async def remove(self, path: str) -> None:
-        try:
-            await self._request(self._h.remove(self._path(path)), f"borrar {path}")
-        except RemoteError as exc:
-            if not isinstance(exc.__cause__, asyncssh.SFTPNoSuchFile):
-                raise
+        await self.remove_many([path], 1)
+
+    async def remove_many(self, paths: Sequence[str], width: int) -> None:
+        client = self._client
+        outcomes = await self._each([client.remove_request(self._path(p)) for p in paths], width)
+        for path, error in zip(paths, outcomes, strict=True):
+            if error is not None and error.code != FX_NO_SUCH_FILE:
+                raise self._error(error, f"borrar {path}") from error
 
     async def make_dirs(self, paths: list[str]) -> None:
+        client = self._client
         for level in _by_depth(paths):
-            outcomes = await asyncio.gather(
-                *(self._mkdir(p) for p in level), return_exceptions=True
-            )
-            for outcome in outcomes:
-                if isinstance(outcome, BaseException):
-                    raise outcome
+            requests = [client.mkdir_request(self._path(p)) for p in level]
+            for path, error in zip(level, await self._each(requests, len(level)), strict=True):
+                # OpenSSH answers a plain failure when the directory exists; anything worse
+                # shows up on the first write into it, with a clearer message.
+                if error is not None and error.code not in ALREADY_THERE:
+                    raise self._error(error, f"crear {path}/") from error
 
-    async def _mkdir(self, path: str) -> None:
-        try:
-            await self._request(self._h.mkdir(self._path(path), SFTPAttrs()), f"crear {path}/")
-        except RemoteError as exc:
-            # OpenSSH answers a plain failure when the directory exists; anything worse shows
-            # up on the first write into it, with a clearer message.
-            if not isinstance(exc.__cause__, asyncssh.SFTPFailure | asyncssh.SFTPFileAlreadyExists):
-                raise
+    async def _each(self, requests: list[Any], width: int) -> list[SFTPError | None]:
+        outcomes = await self._client.each(requests, width)
+        lost = self._client.lost()
+        if lost is not None and any(o is not None and o.code != FX_OK for o in outcomes):
+            raise self._error(lost, "enviar peticiones") from lost
+        return outcomes
 
     async def close(self) -> None:
-        self._client.exit()
+        self._client.close()
         self._connection.close()
         with contextlib.suppress(Exception):
             await self._connection.wait_closed()
 
 
-def _by_depth(paths: Iterable[str]) -> list[list[str]]:
+def _refused_posix_rename(exc: DifusorError) -> bool:
+    cause = exc.__cause__
+    return (
+        isinstance(cause, PutError)
+        and cause.doing == "renombrar"
+        and isinstance(cause.error, SFTPError)
+        and cause.error.code == FX_OP_UNSUPPORTED
+    )
+
+
+def _by_depth(paths: Sequence[str]) -> list[list[str]]:
     levels: dict[int, list[str]] = {}
     for path in sorted(set(paths)):
         levels.setdefault(path.count("/"), []).append(path)
     return [levels[d] for d in sorted(levels)]
-
-
-async def _gather_raising(tasks: Iterable[asyncio.Task[None]]) -> None:
-    outcomes = await asyncio.gather(*list(tasks), return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome
 
 
 # --- connecting -------------------------------------------------------------------------
@@ -394,8 +392,8 @@ async def open_sftp(difusor: Difusor, settings: Settings) -> SFTPTransport:
     except (asyncssh.Error, OSError) as exc:
         raise _connect_error(difusor, exc) from exc
     try:
-        client = await connection.start_sftp_client()
-    except (asyncssh.Error, OSError) as exc:
+        client = await start_sftp(connection)
+    except (asyncssh.Error, OSError, SFTPError, SFTPConnectionLost) as exc:
         connection.close()
         raise ConnectError(
             difusor.name,
@@ -480,27 +478,27 @@ def _connect_error(difusor: Difusor, exc: BaseException) -> DifusorError:
 
 
 def _translate(name: str, exc: BaseException, what: str) -> DifusorError:
-    if isinstance(exc, asyncssh.SFTPNoSpaceOnFilesystem | asyncssh.SFTPQuotaExceeded) or (
-        isinstance(exc, asyncssh.SFTPError) and "space" in str(exc.reason).lower()
-    ):
+    if isinstance(exc, DifusorError):
+        return exc
+    lost = not isinstance(exc, SFTPError) or exc.code in (6, 7)
+    if lost:
+        return ConnectError(
+            name,
+            f"Se perdió la conexión al {what} ({exc}). Si se repite, revise la red y el"
+            " servidor SSH del difusor.",
+        )
+    assert isinstance(exc, SFTPError)
+    if exc.code in (FX_NO_SPACE_ON_FILESYSTEM, FX_QUOTA_EXCEEDED) or "space" in exc.reason.lower():
         return RemoteError(
             name,
             f"Sin espacio en el servidor al {what}. El difusor debe liberar espacio (se piden al"
             " menos 20 GB libres); su sitio sigue mostrando el corte anterior completo.",
         )
-    if isinstance(exc, asyncssh.SFTPPermissionDenied):
+    if exc.code == FX_PERMISSION_DENIED:
         return RemoteError(
             name,
             f"Permiso denegado al {what}. El difusor debe dar permiso de escritura al usuario de"
             " prepush en el directorio remoto.",
-        )
-    if isinstance(exc, asyncssh.SFTPConnectionLost | asyncssh.SFTPNoConnection) or not isinstance(
-        exc, asyncssh.SFTPError
-    ):
-        return ConnectError(
-            name,
-            f"Se perdió la conexión al {what} ({exc}). Si se repite, revise la red y el"
-            " servidor SSH del difusor.",
         )
     return RemoteError(
         name,

@@ -7,6 +7,7 @@ difusor's remote directory; a transport never lets one escape it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -34,6 +35,19 @@ class SpaceInfo:
     total_bytes: int
 
 
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """One file to send: from a local file or from memory."""
+
+    path: str
+    size: int
+    local: str | None = None
+    data: bytes | None = None
+    # The path may already exist with other content: write a temporary name and rename it
+    # over the old one, so a reader sees the old file or the new one, never a mix.
+    replace: bool = False
+
+
 class Transport(Protocol):
     """One open connection to one difusor."""
 
@@ -50,6 +64,11 @@ class Transport(Protocol):
         """File payload bytes written so far."""
         ...
 
+    @property
+    def alive(self) -> bool:
+        """The connection is still open and usable for another publish."""
+        ...
+
     async def read_file(self, path: str) -> bytes | None:
         """The whole file, or None when it does not exist."""
         ...
@@ -62,8 +81,13 @@ class Transport(Protocol):
         """Write ``data`` to ``path`` (created or truncated), durably where the server can."""
         ...
 
-    async def write_local_file(self, path: str, local: str, size: int) -> None:
-        """Like write_file, streaming a local file of ``size`` bytes."""
+    async def upload(
+        self,
+        uploads: Sequence[Upload],
+        width: int,
+        on_done: Callable[[Upload], None] | None = None,
+    ) -> None:
+        """Send many files with ``width`` in flight; the first failure is raised."""
         ...
 
     async def replace(self, path: str, data: bytes) -> None:
@@ -74,10 +98,16 @@ class Transport(Protocol):
         """Move ``source`` onto ``target``, atomically where the server allows it."""
         ...
 
-    async def link(self, source: str, target: str) -> None: ...
+    async def link_many(self, links: Sequence[tuple[str, str]], width: int) -> None:
+        """Hard-link each (existing source, new target) on the server."""
+        ...
 
     async def remove(self, path: str) -> None:
         """Remove a file; a file already gone is not an error."""
+        ...
+
+    async def remove_many(self, paths: Sequence[str], width: int) -> None:
+        """Remove files; files already gone are not an error. The first failure is raised."""
         ...
 
     async def make_dirs(self, paths: list[str]) -> None:

@@ -13,9 +13,10 @@ import pytest
 
 from prepush.__main__ import main
 from prepush.ledger import DeliveryRow, Ledger, SuspensionRow
-from prepush.publish import PublishRequest, publish
+from prepush.publish import PublishReport, PublishRequest, publish
 from prepush.report import build_report, latency_html, latency_svg, report_csv, report_markdown
-from prepush.settings import load_settings
+from prepush.settings import Difusor, Settings, load_settings
+from prepush.transport import Transport
 from tests.conftest import ProxyFactory, Workdir
 from tests.servers import Endpoint, sftp_read_tree, tmpfs
 
@@ -388,29 +389,40 @@ def test_a_timer_run_with_nothing_new_is_quiet(
     assert again.stderr == ""
 
 
-def test_watch_publishes_each_new_package(asyncssh_difusor: Endpoint, workdir: Workdir) -> None:
-    from prepush.publish import watch
+def test_watch_publishes_each_new_package_over_the_same_connection(
+    asyncssh_difusor: Endpoint, workdir: Workdir
+) -> None:
+    from prepush.publish import ConnectionPool, publish_async, watch
+    from prepush.sftp import open_sftp
 
     workdir.write_roster([asyncssh_difusor])
     workdir.build(CORTES[0])
     settings = load_settings(workdir.path)
     published: list[str | None] = []
-    sleeps = iter([lambda: workdir.build(CORTES[1]), lambda: None])
+    connections: list[str] = []
 
-    def run(request: PublishRequest) -> object:
+    async def connector(difusor: Difusor, settings: Settings) -> Transport:
+        connections.append(difusor.name)
+        return await open_sftp(difusor, settings)
+
+    class Enough(Exception):
+        pass
+
+    async def run(request: PublishRequest, pool: ConnectionPool) -> PublishReport:
         published.append(request.corte)
-        return publish(request)
-
-    def sleep(_seconds: float) -> None:
-        step = next(sleeps, None)
-        if step is None:
-            raise KeyboardInterrupt
-        step()
+        report = await publish_async(request, lambda _: None, pool)
+        assert report.exit_code == 0
+        if len(published) == 1:
+            workdir.build(CORTES[1])
+        else:
+            raise Enough
+        return report
 
     request = PublishRequest(settings=settings, difusores=settings.roster.difusores)
-    with pytest.raises(KeyboardInterrupt):
-        watch(request, 0.01, run, sleep)  # type: ignore[arg-type]
+    with pytest.raises(Enough):
+        watch(request, 0.01, run, connector)
     assert published == [CORTES[0], CORTES[1]]
+    assert connections == [asyncssh_difusor.name], "the second corte reuses the connection"
     served = json.loads((asyncssh_difusor.local_root / "json/main.json").read_bytes())
     assert served["corte"] == CORTES[1]
 
