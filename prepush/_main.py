@@ -11,56 +11,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import click
 from rich.console import Console
-from rich.live import Live
-from rich.logging import RichHandler
 
 from prepush import __version__
-from prepush.build import BuildOptions, BuildResult, build_from_prep, build_from_site
-from prepush.check import fetch_host_key, run_checks
-from prepush.console import (
-    PublishView,
-    check_report_json,
-    print_check_report,
-    print_publish_report,
-    print_report,
-    print_verify_report,
-    publish_report_json,
-    status_table,
-)
 from prepush.exceptions import ConfigError, ExitCode, PackageError
-from prepush.keys import generate_key_pair
-from prepush.ledger import Ledger
-from prepush.package import Kind, Package, load_public_key, load_signing_key
-from prepush.publish import (
-    ConnectionPool,
-    PublishReport,
-    PublishRequest,
-    publish,
-    publish_async,
-    watch,
-)
-from prepush.report import (
-    ReportRequest,
-    latency_html,
-    latency_svg,
-    make_report,
-    report_csv,
-    report_json,
-    report_markdown,
-)
-from prepush.scenario import load_scenario, parse_fault
-from prepush.settings import ROSTER_FILE, Settings, load_settings, pin_host_key
-from prepush.simulate import SimulateOptions, demo_options
-from prepush.simulate import simulate as run_simulation
-from prepush.status import current_status
-from prepush.verify import VerifyReport
-from prepush.verify import verify as verify_public
-from prepush.verify import watch as watch_public
+
+if TYPE_CHECKING:
+    from prepush.build import BuildOptions, BuildResult
+    from prepush.package import Kind
+    from prepush.publish import (
+        ConnectionPool,
+        PublishReport,
+        PublishRequest,
+    )
+    from prepush.settings import Settings
+    from prepush.verify import VerifyReport
 
 
 @dataclass
@@ -69,6 +38,8 @@ class Context:
     roster_path: Path | None
 
     def settings(self, *, learn_host_keys: bool = False) -> Settings:
+        from prepush.settings import load_settings
+
         return load_settings(self.workdir, self.roster_path, learn_host_keys=learn_host_keys)
 
 
@@ -90,6 +61,8 @@ def _emit_json(console: Console, document: Any) -> None:
 
 
 def _setup_logging(console: Console, verbose: bool) -> None:
+    from rich.logging import RichHandler
+
     handler = RichHandler(console=console, show_path=False, markup=False, rich_tracebacks=False)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -115,7 +88,7 @@ def _setup_logging(console: Console, verbose: bool) -> None:
     "roster_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help=f"Padrón de difusores (por omisión DIR/{ROSTER_FILE}).",
+    help="Padrón de difusores (por omisión DIR/difusores.yaml).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Muestra detalles de diagnóstico.")
 @click.version_option(__version__, prog_name="prepush")
@@ -137,6 +110,8 @@ def cli(ctx: click.Context, workdir: Path, roster_path: Path | None, verbose: bo
 @pass_context
 def init(context: Context) -> int:
     """Crea un padrón de ejemplo comentado (difusores.yaml) y el directorio paquetes/."""
+    from prepush.settings import ROSTER_FILE
+
     console = Console(highlight=False)
     target = context.roster_path or context.workdir / ROSTER_FILE
     if target.exists():
@@ -179,6 +154,8 @@ def keygen(context: Context, out: Path, key_type: str, comment: str, as_json: bo
     la línea pública se pega en authorized_keys del difusor. Una llave ed25519 sirve también
     para firmar paquetes (election.signing_key).
     """
+    from prepush.keys import generate_key_pair
+
     human, out_console = _consoles(as_json)
     path = out if out.is_absolute() else context.workdir / out
     pair = generate_key_pair(path, "rsa" if key_type == "rsa" else "ed25519", comment)
@@ -229,6 +206,8 @@ def build(
     INPUTS son archivos CSV, directorios o el ZIP (con ZIP anidados) que entrega el sistema
     del PREP. El paquete queda en paquetes/AAAAMMDD_HHMM/ y se firma con election.signing_key.
     """
+    from prepush.build import build_from_prep, build_from_site
+
     human, out = _consoles(as_json)
     settings = context.settings()
     options = _build_options(settings, "simulacro" if simulacro else "oficial")
@@ -245,6 +224,9 @@ def build(
 
 
 def _build_options(settings: Settings, kind: Kind) -> BuildOptions:
+    from prepush.build import BuildOptions
+    from prepush.package import load_signing_key
+
     key_path = settings.signing_key_path
     return BuildOptions(
         packages_dir=settings.packages_dir,
@@ -293,6 +275,8 @@ def verify_package(
     context: Context, directory: Path, public_key: Path | None, as_json: bool
 ) -> int:
     """Comprueba un paquete contra su manifiesto y su firma Ed25519."""
+    from prepush.package import Package, load_public_key
+
     human, out = _consoles(as_json)
     trusted_path = public_key or _roster_signing_key(context)
     if trusted_path is None:
@@ -370,6 +354,8 @@ def publish_command(
     Código de salida: 0 todos entregados, 1 alguno falló, 3 ninguno entregado, 2 error de uso
     o de configuración.
     """
+    from prepush.publish import PublishRequest, watch
+
     settings = context.settings()
     request = PublishRequest(
         settings=settings,
@@ -386,6 +372,9 @@ def publish_command(
 
 
 def _show_publish(request: PublishRequest, as_json: bool) -> PublishReport:
+    from prepush.console import PublishView
+    from prepush.publish import publish
+
     human, _ = _consoles(as_json)
     view = PublishView(human, [d.name for d in request.difusores])
     with view.running():
@@ -397,6 +386,9 @@ def _show_publish(request: PublishRequest, as_json: bool) -> PublishReport:
 async def _show_watched(
     request: PublishRequest, pool: ConnectionPool, *, as_json: bool
 ) -> PublishReport:
+    from prepush.console import PublishView
+    from prepush.publish import publish_async
+
     human, _ = _consoles(as_json)
     view = PublishView(human, [d.name for d in request.difusores])
     with view.running():
@@ -406,6 +398,8 @@ async def _show_watched(
 
 
 def _print_publish(report: PublishReport, as_json: bool) -> None:
+    from prepush.console import print_publish_report, publish_report_json
+
     human, out = _consoles(as_json)
     if as_json:
         _emit_json(out, publish_report_json(report))
@@ -436,6 +430,8 @@ def rollback(
     Usa el mismo cambio atómico y los mismos registros que publish. Se niega en un difusor
     que ya no tiene todos los archivos de ese corte.
     """
+    from prepush.publish import PublishRequest
+
     settings = context.settings()
     request = PublishRequest(
         settings=settings,
@@ -453,6 +449,8 @@ def rollback(
 @pass_context
 def suspend(context: Context, name: str, motivo: str) -> int:
     """Suspende a un difusor a mano: publish lo omitirá hasta 'prepush resume'."""
+    from prepush.ledger import Ledger
+
     settings = context.settings()
     difusor = settings.roster.difusor(name)
     with Ledger(settings.ledger_path) as ledger:
@@ -468,6 +466,8 @@ def suspend(context: Context, name: str, motivo: str) -> int:
 @pass_context
 def resume(context: Context, name: str) -> int:
     """Levanta la suspensión de un difusor; el siguiente publish le envía el corte."""
+    from prepush.ledger import Ledger
+
     settings = context.settings()
     difusor = settings.roster.difusor(name)
     with Ledger(settings.ledger_path) as ledger:
@@ -499,6 +499,9 @@ def check(context: Context, names: tuple[str, ...], learn_host_keys: bool, as_js
     libre, velocidad de subida, reloj y, si hay url, la cabecera Cache-Control de main.json.
     Los resultados quedan en la bitácora como evidencia.
     """
+    from prepush.check import run_checks
+    from prepush.console import check_report_json, print_check_report
+
     human, out = _consoles(as_json)
     if learn_host_keys:
         _learn_host_keys(context, names, human)
@@ -512,6 +515,9 @@ def check(context: Context, names: tuple[str, ...], learn_host_keys: bool, as_js
 
 
 def _learn_host_keys(context: Context, names: tuple[str, ...], console: Console) -> None:
+    from prepush.check import fetch_host_key
+    from prepush.settings import pin_host_key
+
     settings = context.settings(learn_host_keys=True)
     timeout = settings.roster.publish.connect_timeout_seconds
     for difusor in settings.roster.select(names):
@@ -543,6 +549,11 @@ def _learn_host_keys(context: Context, names: tuple[str, ...], console: Console)
 @pass_context
 def status(context: Context, watch: bool, interval: float, as_json: bool) -> int:
     """Dónde está cada difusor: último corte entregado, desfase, fallas seguidas, suspensión."""
+    from rich.live import Live
+
+    from prepush.console import status_table
+    from prepush.status import current_status
+
     human, out = _consoles(as_json)
     settings = context.settings()
     if as_json:
@@ -589,6 +600,17 @@ def report(
 
     --format md produce un documento en español listo para el informe técnico.
     """
+    from prepush.console import print_report
+    from prepush.report import (
+        ReportRequest,
+        latency_html,
+        latency_svg,
+        make_report,
+        report_csv,
+        report_json,
+        report_markdown,
+    )
+
     settings = context.settings()
     zone = settings.roster.election.zone
     request = ReportRequest(
@@ -697,6 +719,11 @@ def simulate(
     inyectadas y publica cada corte a su hora comprimida. Termina con el reporte. El código de
     salida es 0 si la noche salió como el escenario espera.
     """
+    from prepush.console import PublishView
+    from prepush.scenario import load_scenario, parse_fault
+    from prepush.simulate import SimulateOptions, demo_options
+    from prepush.simulate import simulate as run_simulation
+
     console = Console(highlight=False, soft_wrap=True)
     if demo:
         options = demo_options(context.workdir)
@@ -764,6 +791,10 @@ def verify_command(
     Corte anunciado y atraso visible, cada archivo del corte por sha256, index.html byte por
     byte y la cabecera Cache-Control de json/main.json. Queda en la bitácora.
     """
+    from prepush.console import print_verify_report
+    from prepush.verify import verify as verify_public
+    from prepush.verify import watch as watch_public
+
     human, out = _consoles(as_json)
     settings = context.settings()
     difusores = settings.roster.select(names)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -15,11 +15,12 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from prepush.check import CheckReport
-from prepush.publish import Delivery, Event, PublishReport
-from prepush.report import Report
-from prepush.status import StatusReport
-from prepush.verify import VerifyReport
+if TYPE_CHECKING:
+    from prepush.check import CheckReport
+    from prepush.publish import Delivery, Event, PublishReport
+    from prepush.report import Report
+    from prepush.status import StatusReport
+    from prepush.verify import VerifyReport
 
 STAGES = {
     "connecting": "conectando",
@@ -75,10 +76,10 @@ class PublishView:
         if event.files_total:
             row.files_done, row.files_total = event.files_done, event.files_total
             row.bytes_done = event.bytes_done
-        if self.live is not None:
-            self.live.update(self.table())
-        elif event.stage in ("failed", "retrying", "suspended") or (
-            changed and event.stage not in QUIET_STAGES
+        # On a terminal the live table redraws itself a few times a second.
+        if self.live is None and (
+            event.stage in ("failed", "retrying", "suspended")
+            or (changed and event.stage not in QUIET_STAGES)
         ):
             self._plain(event)
 
@@ -111,7 +112,7 @@ class PublishView:
         if not self.console.is_terminal:
             yield self
             return
-        with Live(self.table(), console=self.console, refresh_per_second=4) as live:
+        with Live(console=self.console, refresh_per_second=4, get_renderable=self.table) as live:
             self.live = live
             try:
                 yield self

@@ -14,8 +14,9 @@ import hashlib
 import json
 import os
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -228,10 +229,39 @@ def signature_is_valid(
 # --- packages on disk ---------------------------------------------------------------------
 
 
+class FileCache:
+    """A package's small files, read from disk once per publish instead of once per difusor.
+
+    Every difusor of a run uploads the same files; the most recently used stay in memory up
+    to ``budget`` bytes, shared by all the connections.
+    """
+
+    def __init__(self, budget: int = 64 << 20) -> None:
+        self._budget = budget
+        self._size = 0
+        self._files: OrderedDict[str, bytes] = OrderedDict()
+
+    def read(self, path: str) -> bytes:
+        data = self._files.get(path)
+        if data is not None:
+            self._files.move_to_end(path)
+            return data
+        with open(path, "rb") as stream:
+            data = stream.read()
+        if len(data) <= self._budget // 8:
+            self._files[path] = data
+            self._size += len(data)
+            while self._size > self._budget:
+                _, evicted = self._files.popitem(last=False)
+                self._size -= len(evicted)
+        return data
+
+
 @dataclass(frozen=True)
 class Package:
     path: Path
     manifest: Manifest
+    cache: FileCache = field(default_factory=FileCache, compare=False, repr=False)
 
     @property
     def corte(self) -> str:
@@ -239,6 +269,10 @@ class Package:
 
     def file(self, relative: str) -> Path:
         return self.path / safe_relative_path(relative)
+
+    def local_path(self, relative: str) -> str:
+        """Like :meth:`file`, as a string, for paths the manifest already validated."""
+        return f"{self.path}/{relative}"
 
     @classmethod
     def open(cls, path: Path) -> Package:

@@ -707,7 +707,7 @@ class _Session:
         uploads += [self.upload_of(e, replace=True) for e in plan.replaces]
         width = self.p.settings.roster.publish.files_in_flight
         self.event("uploading", files_total=total_files, bytes_total=total_bytes)
-        await self.t.upload(uploads, width, sent)
+        await self.t.upload(uploads, width, sent, self.package.cache.read)
         if plan.links:
             await self.t.link_many([(link.source, link.entry.path) for link in plan.links], width)
             done["files"] += len(plan.links)
@@ -717,14 +717,16 @@ class _Session:
 
     def upload_of(self, entry: FileEntry, *, replace: bool = False) -> Upload:
         return Upload(
-            entry.path, entry.size, local=str(self.package.file(entry.path)), replace=replace
+            entry.path, entry.size, local=self.package.local_path(entry.path), replace=replace
         )
 
     async def flip(self, plan: Plan) -> None:
         self.event("flipping")
         # One at a time, in order: json/main.json is always the last to change.
         for entry in plan.flips:
-            await self.t.upload([self.upload_of(entry, replace=True)], 1)
+            await self.t.upload(
+                [self.upload_of(entry, replace=True)], 1, None, self.package.cache.read
+            )
         if self.delivery.flip_at is None:
             # A retry may flip the same corte again; the public saw it at the first flip.
             self.delivery.flip_at = datetime.now(UTC)

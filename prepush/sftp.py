@@ -162,7 +162,13 @@ class SFTPTransport:
 
     # --- writes -----------------------------------------------------------------------------
 
-    async def _put(self, puts: Sequence[Put], width: int, on_done: Any = None) -> None:
+    async def _put(
+        self,
+        puts: Sequence[Put],
+        width: int,
+        on_done: Callable[[Put], None] | None = None,
+        reader: Callable[[str], bytes] | None = None,
+    ) -> None:
         caps = self._capabilities
         try:
             await self._client.put_many(
@@ -171,6 +177,7 @@ class SFTPTransport:
                 fsync=caps.fsync,
                 posix_rename=caps.posix_rename,
                 on_done=on_done,
+                reader=reader,
             )
         except PutError as exc:
             path = self._relative(exc.put.rename_to or exc.put.path)
@@ -214,6 +221,7 @@ class SFTPTransport:
         uploads: Sequence[Upload],
         width: int,
         on_done: Callable[[Upload], None] | None = None,
+        reader: Callable[[str], bytes] | None = None,
     ) -> None:
         atomic = self._capabilities.posix_rename
         by_put: dict[int, Upload] = {}
@@ -242,13 +250,14 @@ class SFTPTransport:
                 on_done(upload)
 
         try:
-            await self._put(puts, width, done)
+            await self._put(puts, width, done, reader)
         except DifusorError as exc:
             if not (atomic and _refused_posix_rename(exc)):
                 raise
             # Advertised but refused: treat the server as one without the extension.
             self._capabilities = replace(self._capabilities, posix_rename=False)
-            await self.upload([u for u in uploads if id(u) not in completed], width, on_done)
+            remaining = [u for u in uploads if id(u) not in completed]
+            await self.upload(remaining, width, on_done, reader)
             return
         for upload in later:
             await self._rename_without_posix(upload.path + TEMP_SUFFIX, upload.path)

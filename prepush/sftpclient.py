@@ -507,6 +507,7 @@ class SFTPClient(asyncssh.SSHClientSession[bytes]):
         fsync: bool,
         posix_rename: bool,
         on_done: Callable[[Put], None] | None = None,
+        reader: Callable[[str], bytes] | None = None,
         budget: int = DEFAULT_BUDGET,
     ) -> None:
         """Upload files with ``width`` in flight; raise the first failure after the rest settle.
@@ -515,7 +516,9 @@ class SFTPClient(asyncssh.SSHClientSession[bytes]):
         """
         if self.max_handles:
             width = max(1, min(width, self.max_handles - 4))
-        pump = _Uploader(self, iter(puts), width, fsync, posix_rename, on_done, budget)
+        pump = _Uploader(
+            self, iter(puts), width, fsync, posix_rename, on_done, reader or _read_whole, budget
+        )
         await pump.run()
 
     async def drain(self) -> None:
@@ -558,9 +561,11 @@ class _Uploader:
         fsync: bool,
         posix_rename: bool,
         on_done: Callable[[Put], None] | None,
+        reader: Callable[[str], bytes],
         budget: int,
     ) -> None:
         self.client = client
+        self.reader = reader
         self.puts = puts
         self.width = width
         self.fsync = fsync
@@ -626,18 +631,31 @@ class _Uploader:
         upload.handle, _ = _take_string(payload, 0)
         put = upload.put
         if put.data is not None or put.size <= _SMALL_FILE_READ:
-            data = put.data if put.data is not None else _read_whole(put)
+            data = put.data if put.data is not None else self._read(upload)
+            if data is None:
+                self._close(upload)
+                return
             self._send_chunks(upload, data, 0)
             self._close(upload)
         else:
             try:
                 upload.stream = os.open(put.local or "", os.O_RDONLY)
             except OSError as exc:
-                self._fail(upload, SFTPError(4, f"no se pudo leer {put.local}: {exc}"), "leer")
+                self._fail(
+                    upload, SFTPError(FX_FAILURE, f"no se pudo leer {put.local}: {exc}"), "leer"
+                )
                 self._close(upload)
                 return
             self.streaming.append(upload)
             self._stream(upload)
+
+    def _read(self, upload: _Upload) -> bytes | None:
+        try:
+            return self.reader(upload.put.local or "")
+        except OSError as exc:
+            error = SFTPError(FX_FAILURE, f"no se pudo leer {upload.put.local}: {exc}")
+            self._fail(upload, error, "leer")
+            return None
 
     def _send_chunks(self, upload: _Upload, data: bytes, offset: int) -> None:
         block = self.client.max_write
@@ -759,8 +777,8 @@ class _Uploader:
             self.error = PutError(upload.put, error, doing)
 
 
-def _read_whole(put: Put) -> bytes:
-    with open(put.local or "", "rb") as stream:
+def _read_whole(path: str) -> bytes:
+    with open(path, "rb") as stream:
         return stream.read()
 
 

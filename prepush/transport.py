@@ -86,8 +86,12 @@ class Transport(Protocol):
         uploads: Sequence[Upload],
         width: int,
         on_done: Callable[[Upload], None] | None = None,
+        reader: Callable[[str], bytes] | None = None,
     ) -> None:
-        """Send many files with ``width`` in flight; the first failure is raised."""
+        """Send many files with ``width`` in flight; the first failure is raised.
+
+        ``reader`` reads a local file whole (a cache shared by the difusores of a run).
+        """
         ...
 
     async def replace(self, path: str, data: bytes) -> None:
