@@ -1,14 +1,25 @@
 """Benchmark: prepush against rsync, lftp and rclone, pushing the same cortes to real sshd.
 
-    make bench                       # 10 difusores, Campeche and the 20,000-casilla state
-    .venv/bin/python bench/run.py --difusores 10 --datasets campeche,large --scale 10,50,100
+    make bench                                   # everything, about half an hour
+    .venv/bin/python bench/run.py --datasets campeche,large --tools prepush,rsync --repeat 3
 
-Every tool pushes the same package trees to the same fleet of OpenSSH sshd difusores on
-127.0.0.1: a first full corte, then the next corte. Each push is one process tree timed by
-``/usr/bin/time -v`` (wall, user+sys CPU of the tree, peak RSS of its largest process); the
-tools run in turns and each measurement is repeated (--repeat) and the median kept, since the
-machine is shared and noisy. After every push every difusor is read back and must hold the
-package byte for byte. Results go to bench/results/<stamp>.json and .md.
+Every tool pushes the same package trees to the same fleet of OpenSSH sshd difusores (web
+roots on tmpfs): a first full corte, then the next corte. Two ways of running are measured:
+
+- one command per corte, as a systemd timer or cron runs it (``prepush publish``, rsync,
+  lftp, rclone): each push pays for starting up and for its SSH handshakes;
+- kept connections, as a night-long service runs it (``prepush publish --watch``; rsync over
+  an OpenSSH ControlMaster per difusor): the first corte opens the connections, the next
+  corte reuses them.
+
+All OpenSSH-based tools use the key exchange and cipher prepush negotiates
+(curve25519-sha256, aes128-gcm), so the comparison is of the tools, not of the crypto.
+Tools run in turns and every measurement is repeated (--repeat): the median is kept, since
+the machine is shared and noisy. After every push every difusor is read back and must hold
+the package byte for byte (or the benchmark stops), and whether json/main.json changed last
+is recorded. Then: the per-byte limit of one OpenSSH sftp stream, difusores behind 50 Mbit/s
+links (network namespaces and tc tbf), and 10, 50 and 100 difusores. Results go to
+bench/results/<stamp>.json and .md.
 """
 
 from __future__ import annotations
@@ -16,98 +27,65 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import asyncssh
-import yaml
 
-from prepush.synth import spec_for, write_corte
-from tests.prepdata import cortes_dir
-from tests.servers import Endpoint, SshdServer, read_tree
+import datasets
+import report
+import tools
+from datasets import Dataset, write_roster
+from fleet import Fleet
+from tests.servers import Endpoint
+from tools import PushFailed, Sample
+from verify import changed_content, check_push, tree_size
 
 WORK = REPO / "bench" / "work"
 RESULTS = REPO / "bench" / "results"
-PREPUSH = str(Path(sys.executable).with_name("prepush"))
-TIME = "/usr/bin/time"
-TRANSFERS = 16
+ONE_SHOT = ("prepush", "rsync", "lftp", "rclone")
+KEPT = ("prepush-watch", "rsync-cm")
+ALL_TOOLS = ONE_SHOT + KEPT
 
 
 @dataclass
 class Measure:
     dataset: str
+    push: str  # "completo" | "siguiente"
     tool: str
-    push: str
+    mode: str  # "una orden por corte" | "conexiones abiertas"
     difusores: int
-    wall_s: float
-    cpu_s: float
-    peak_rss_mb: float
     bytes: int
     files: int
+    samples: list[Sample] = field(default_factory=list)
+    main_json_last: bool = True
+    failed: str | None = None
+
+    def median(self, name: str) -> float:
+        return statistics.median(getattr(s, name) for s in self.samples)
 
     @property
-    def mb_s(self) -> float:
-        return self.bytes * self.difusores / 1e6 / self.wall_s
+    def wall_s(self) -> float:
+        return self.median("wall_s")
 
-    @property
-    def files_s(self) -> float:
-        return self.files * self.difusores / self.wall_s
-
-
-def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
-    """(wall s, CPU s of the whole process tree, peak RSS MB of its largest process)."""
-    report = WORK / "time.txt"
-    result = subprocess.run(
-        [TIME, "-v", "-o", str(report), *command],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"{command[0]} falló ({result.returncode}): {result.stderr[-2000:]}")
-    text = report.read_text()
-
-    def field(name: str) -> str:
-        match = re.search(rf"{re.escape(name)}: (.+)", text)
-        assert match, name
-        return match.group(1).strip()
-
-    clock = [float(p) for p in field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":")]
-    wall = sum(v * 60**i for i, v in enumerate(reversed(clock)))
-    cpu = float(field("User time (seconds)")) + float(field("System time (seconds)"))
-    rss = int(field("Maximum resident set size (kbytes)")) / 1024
-    return wall, cpu, rss
-
-
-# --- the fleet ----------------------------------------------------------------------------
-
-
-def start_fleet(count: int, key: Path) -> tuple[list[SshdServer], list[Endpoint]]:
-    servers, endpoints = [], []
-    for i in range(count):
-        server = SshdServer(key, chroot=False)
-        servers.append(server)
-        try:
-            endpoint = server.start()
-        except BaseException:
-            for started in servers:
-                started.stop()
-            raise
-        endpoints.append(Endpoint(**{**endpoint.__dict__, "name": f"difusor{i + 1:03d}"}))
-    return servers, endpoints
+    def as_json(self) -> dict[str, object]:
+        data = asdict(self)
+        if self.samples:
+            data |= {
+                "wall_s": self.wall_s,
+                "cpu_s": self.median("cpu_s"),
+                "peak_rss_mb": max(s.peak_rss_mb for s in self.samples),
+            }
+        return data
 
 
 def client_key() -> Path:
@@ -121,309 +99,377 @@ def client_key() -> Path:
     return path
 
 
-def write_roster(workdir: Path, endpoints: list[Endpoint]) -> None:
-    roster = {
-        "election": {
-            "process": "Benchmark",
-            "timezone": "America/Mexico_City",
-            "publication": {"start": "2000-01-01T00:00:00", "end": "2099-12-31T23:59:00"},
-            "corte_interval_minutes": 15,
-        },
-        "publish": {"connect_timeout_seconds": 30},
-        "difusores": [e.roster_entry() for e in endpoints],
-    }
-    (workdir / "difusores.yaml").write_text(yaml.safe_dump(roster, sort_keys=False))
+def mode_of(tool: str) -> str:
+    return "conexiones abiertas" if tool in KEPT else "una orden por corte"
 
 
-def reset(endpoints: list[Endpoint]) -> None:
-    for endpoint in endpoints:
-        endpoint.empty()
+# --- one dataset ----------------------------------------------------------------------------
 
 
-# --- datasets -------------------------------------------------------------------------------
+class Runner:
+    def __init__(self, fleet: Fleet, key: Path, args: argparse.Namespace) -> None:
+        self.fleet = fleet
+        self.key = key
+        self.args = args
+        self.rclone_transfers = args.rclone_transfers
 
+    def run_dataset(self, dataset: Dataset, tools_: list[str], difusores: int) -> list[Measure]:
+        endpoints = self.fleet.endpoints[:difusores]
+        write_roster(dataset.workdir, endpoints)
+        first, second = (dataset.package(c) for c in dataset.cortes)
+        full = tree_size(first)
+        changed = changed_content(first, second)
+        measures = {
+            (tool, push): Measure(dataset.name, push, tool, mode_of(tool), difusores, *size)
+            for tool in tools_
+            for push, size in (("completo", full), ("siguiente", changed))
+        }
+        for repetition in range(self.args.repeat):
+            # Tools in turns, rotated, so a noisy minute does not always hit the same one.
+            order = tools_[repetition % len(tools_) :] + tools_[: repetition % len(tools_)]
+            for tool in order:
+                pair = (measures[(tool, "completo")], measures[(tool, "siguiente")])
+                if pair[0].failed or pair[1].failed:
+                    continue
+                self._push_pair(dataset, tool, endpoints, pair)
+        return list(measures.values())
 
-def build_datasets(names: list[str]) -> dict[str, tuple[Path, Path]]:
-    """Two consecutive cortes per dataset, built by prepush into bench/work/<name>/paquetes."""
-    shutil.rmtree(WORK / "trees", ignore_errors=True)  # copies of the packages, rebuilt below
-    built = {}
-    for name in names:
-        workdir = WORK / name
-        if workdir.exists():
-            shutil.rmtree(workdir)
-        workdir.mkdir(parents=True)
-        write_roster(workdir, [])
-        if name == "site":
-            built[name] = build_vendor_site(workdir)
-            continue
-        if name == "campeche":
-            inputs = [
-                sorted(cortes_dir().glob(f"{c}_PREP_*")) for c in ("20210606_2320", "20210606_2340")
-            ]
-        else:
-            start = datetime(2027, 6, 6, 20, 0, tzinfo=ZoneInfo("America/Mexico_City"))
-            spec = spec_for(name, 1, 12, start, 15)
-            inputs = [[write_corte(spec, k, workdir / "prep")] for k in (5, 6)]
-        cortes = []
-        for paths in inputs:
-            out = subprocess.run(
-                [PREPUSH, "-C", str(workdir), "build", "--json", *map(str, paths)],
-                capture_output=True,
-                text=True,
-                check=True,
+    def _push_pair(
+        self,
+        dataset: Dataset,
+        tool: str,
+        endpoints: list[Endpoint],
+        pair: tuple[Measure, Measure],
+    ) -> None:
+        self.fleet.reset()
+        (dataset.workdir / "prepush.db").unlink(missing_ok=True)
+        print(f"   {dataset.name}: {tool}", flush=True)
+        pushers = self._pushers(dataset, tool, endpoints)
+        try:
+            for measure, corte, push in zip(pair, dataset.cortes, pushers.pushes, strict=True):
+                try:
+                    sample = push(corte)
+                except PushFailed as exc:
+                    measure.failed = str(exc)
+                    print(f"     {measure.push}: {exc}", flush=True)
+                    return
+                measure.samples.append(sample)
+                last = check_push(endpoints, dataset.package(corte))
+                measure.main_json_last = measure.main_json_last and last
+        finally:
+            pushers.close()
+
+    def _pushers(self, dataset: Dataset, tool: str, endpoints: list[Endpoint]) -> _Pushers:
+        timeout = self.args.timeout
+        work = WORK
+        if tool == "prepush":
+            push = lambda c: tools.prepush_once(dataset, c, work, timeout)  # noqa: E731
+            return _Pushers([push, push])
+        if tool == "prepush-watch":
+            watcher = tools.PrepushWatch(dataset)
+            watcher.start()
+            push = lambda c: watcher.push(c, timeout)  # noqa: E731
+            return _Pushers([push, push], watcher.stop)
+        if tool == "rsync-cm":
+            master = tools.RsyncMaster(endpoints, self.key, work)
+            return _Pushers(
+                [
+                    lambda c: master.push(dataset.tree(c), timeout, first=True),
+                    lambda c: master.push(dataset.tree(c), timeout, first=False),
+                ],
+                master.stop,
             )
-            cortes.append(Path(json.loads(out.stdout)["path"]))
-        built[name] = (cortes[0], cortes[1])
-    return built
+        if tool == "rclone":
+
+            def rclone(corte: str) -> Sample:
+                return tools.rclone_once(
+                    dataset.tree(corte), endpoints, self.key, work, timeout, self.rclone_transfers
+                )
+
+            return _Pushers([rclone, rclone])
+        once = {"rsync": tools.rsync_once, "lftp": tools.lftp_once}[tool]
+        push = lambda c: once(dataset.tree(c), endpoints, self.key, work, timeout)  # noqa: E731
+        return _Pushers([push, push])
+
+    def calibrate_rclone(self, dataset: Dataset) -> dict[int, float]:
+        """rclone's best --transfers on the file-heavy tree: a full push with each."""
+        endpoints = self.fleet.endpoints[: self.args.difusores]
+        tried: dict[int, float] = {}
+        for transfers in (4, 16, 64):
+            self.fleet.reset()
+            try:
+                sample = tools.rclone_once(
+                    dataset.tree(dataset.cortes[0]),
+                    endpoints,
+                    self.key,
+                    WORK,
+                    self.args.timeout,
+                    transfers,
+                )
+            except PushFailed:
+                continue
+            tried[transfers] = sample.wall_s
+            print(f"   rclone --transfers {transfers}: {sample.wall_s:.1f} s", flush=True)
+        if tried:
+            self.rclone_transfers = min(tried, key=lambda t: tried[t])
+        return tried
 
 
-def build_vendor_site(workdir: Path, files: int = 3000) -> tuple[Path, Path]:
-    """A vendor-style tree (``--site``): each corte in its own directory, 3,000 small JSON
-    files and the corte's database ZIP; the next corte changes 10% of the JSON."""
-    rng = random.Random(7)
-    sizes = [rng.randint(500, 20_000) for _ in range(files)]
-    zip_data = next((WORK / "large" / "paquetes").glob("*/datos/*.zip"), None)
-    packages = []
-    for number, corte in enumerate(("20270606_2100", "20270606_2115")):
-        tree = workdir / "sitio" / corte
-        base = tree / corte
-        (base / "json").mkdir(parents=True)
-        for i, size in enumerate(sizes):
-            version = number if i % 10 == 0 else 0  # 10% change in the next corte
-            body = json.dumps({"i": i, "v": version, "pad": "x" * size})
-            (base / "json" / f"{i:05d}.json").write_text(body)
-        (base / "datos.zip").write_bytes(zip_data.read_bytes() if zip_data else os.urandom(1 << 20))
-        (tree / "json").mkdir()
-        (tree / "json" / "main.json").write_text(json.dumps({"corte": corte}))
-        (tree / "index.html").write_text(f"<html><body>{corte}</body></html>")
-        subprocess.run(
-            [PREPUSH, "-C", str(workdir), "build", "--site", str(tree), "--corte", corte],
-            capture_output=True,
-            check=True,
-        )
-        packages.append(workdir / "paquetes" / corte)
-    return packages[0], packages[1]
+@dataclass
+class _Pushers:
+    pushes: list[Callable[[str], Sample]]
+    close: Callable[[], None] = lambda: None
 
 
-def tree_without_meta(package: Path) -> Path:
-    """The package as the other tools push it: without prepush's own .prepush/ folder."""
-    target = WORK / "trees" / package.parent.parent.name / package.name
-    if not target.exists():
-        shutil.copytree(package, target, ignore=shutil.ignore_patterns(".prepush"))
-    return target
+# --- limits, scale, shaped links ----------------------------------------------------------
 
 
-# --- the tools ------------------------------------------------------------------------------
-
-
-def push_prepush(workdir: Path, corte: str) -> tuple[float, float, float]:
-    return timed([PREPUSH, "-C", str(workdir), "publish", corte])
-
-
-def _ssh(key: Path) -> str:
-    return f"ssh -i {key} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
-
-
-def _parallel(commands: list[str]) -> list[str]:
-    script = " & ".join(f"( {c} )" for c in commands) + " & wait"
-    checked = f"set -e; pids=''; {script}"
-    return ["bash", "-c", checked]
-
-
-def push_rsync(tree: Path, endpoints: list[Endpoint], key: Path) -> tuple[float, float, float]:
-    commands = [
-        f"rsync -a -e '{_ssh(key)} -p {e.port}' {tree}/ {e.user}@{e.host}:{e.remote_dir}/"
-        for e in endpoints
-    ]
-    return timed(_parallel(commands))
-
-
-def push_lftp(tree: Path, endpoints: list[Endpoint], key: Path) -> tuple[float, float, float]:
-    commands = []
-    for e in endpoints:
-        script = (
-            f'set sftp:connect-program "{_ssh(key)} -a -x"; '
-            f"open sftp://{e.user}:@{e.host}:{e.port}; "
-            f"mirror -R --parallel={TRANSFERS} {tree} {e.remote_dir}"
-        )
-        commands.append(f"lftp -c '{script}'")
-    return timed(_parallel(commands))
-
-
-def push_rclone(tree: Path, endpoints: list[Endpoint], key: Path) -> tuple[float, float, float]:
-    commands = [
-        f"rclone copy {tree} :sftp:{e.remote_dir} --sftp-host {e.host} --sftp-port {e.port}"
-        f" --sftp-user {e.user} --sftp-key-file {key} --transfers {TRANSFERS}"
-        " --sftp-disable-hashcheck --config /dev/null"
-        for e in endpoints
-    ]
-    return timed(_parallel(commands))
-
-
-def verify(endpoints: list[Endpoint], package: Path) -> None:
-    expected = read_tree(package)
-    for e in endpoints:
-        held = read_tree(e.local_root)
-        wrong = [p for p, data in expected.items() if held.get(p) != data]
-        if wrong:
-            raise RuntimeError(f"{e.name} no tiene el paquete {package.name}: {wrong[:3]}")
-
-
-def changed(first: Path, second: Path) -> tuple[int, int]:
-    old, new = read_tree(first), read_tree(second)
-    diff = {p: d for p, d in new.items() if old.get(p) != d}
-    return sum(len(d) for d in diff.values()), len(diff)
-
-
-def run_dataset(
-    name: str,
-    cortes: tuple[Path, Path],
-    endpoints: list[Endpoint],
-    key: Path,
-    tools: list[str],
-    repeat: int,
-) -> list[Measure]:
-    first, second = cortes
-    workdir = first.parent.parent
-    write_roster(workdir, endpoints)
-    full_bytes = sum(len(d) for d in read_tree(first).values())
-    full_files = len(read_tree(first))
-    next_bytes, next_files = changed(first, second)
-    samples: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
-    for _ in range(repeat):
-        for tool in tools:  # tools in turns, so a noisy minute hits all of them
-            reset(endpoints)
-            (workdir / "prepush.db").unlink(missing_ok=True)
-            for push, package in (("completo", first), ("siguiente", second)):
-                if tool == "prepush":
-                    figures = push_prepush(workdir, package.name)
-                else:
-                    tree = tree_without_meta(package)
-                    figures = {"rsync": push_rsync, "lftp": push_lftp, "rclone": push_rclone}[tool](
-                        tree, endpoints, key
-                    )
-                verify(endpoints, package)
-                samples.setdefault((tool, push), []).append(figures)
-    measures = []
-    for (tool, push), runs in samples.items():
-        wall = statistics.median(r[0] for r in runs)
-        cpu = statistics.median(r[1] for r in runs)
-        rss = max(r[2] for r in runs)
-        size, files = (full_bytes, full_files) if push == "completo" else (next_bytes, next_files)
-        measures.append(Measure(name, tool, push, len(endpoints), wall, cpu, rss, size, files))
-    return measures
-
-
-def single_stream_sftp(endpoint: Endpoint, key: Path, size_mb: int = 200) -> float:
-    """OpenSSH sftp, one large file: the per-byte limit of this machine."""
-    blob = WORK / "grande.bin"
+def per_byte_limit(fleet: Fleet, key: Path, size_mb: int) -> dict[str, float]:
+    """One large file, one difusor: OpenSSH sftp against prepush (a --site package)."""
+    blob = WORK / "limite" / "sitio" / "grande.bin"
     if not blob.exists() or blob.stat().st_size != size_mb << 20:
+        blob.parent.mkdir(parents=True, exist_ok=True)
         with blob.open("wb") as stream:
             for _ in range(size_mb):
                 stream.write(os.urandom(1 << 20))
-    batch = WORK / "sftp.batch"
-    batch.write_text(f"put {blob} {endpoint.remote_dir}/grande.bin\n")
-    started = time.perf_counter()
-    subprocess.run(
-        [
-            "sftp",
-            "-q",
-            "-b",
-            str(batch),
-            "-i",
-            str(key),
-            "-P",
-            str(endpoint.port),
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            f"{endpoint.user}@{endpoint.host}",
-        ],
-        check=True,
-        capture_output=True,
+    endpoint = fleet.endpoints[0]
+    fleet.reset()
+    sftp = tools.single_stream_sftp(endpoint, key, blob, WORK)
+    workdir = WORK / "limite"
+    (workdir / "paquetes").exists() and shutil.rmtree(workdir / "paquetes")
+    write_roster(workdir, [endpoint])
+    site = blob.parent
+    (site / "json").mkdir(exist_ok=True)
+    (site / "json" / "main.json").write_text('{"corte": "20270606_2000"}')
+    (site / "index.html").write_text("<html></html>")
+    datasets._build_site(workdir, site, "20270606_2000")
+    fleet.reset()
+    (workdir / "prepush.db").unlink(missing_ok=True)
+    sample = tools.timed(
+        [datasets.PREPUSH, "-C", str(workdir), "publish", "20270606_2000"], WORK, None
     )
-    seconds = time.perf_counter() - started
-    (endpoint.local_root / "grande.bin").unlink()
-    return (size_mb << 20) / 1e6 / seconds
+    fleet.reset()
+    mb = blob.stat().st_size / 1e6
+    return {
+        "mb": mb,
+        "sftp_mb_s": sftp,
+        "prepush_mb_s": mb / sample.wall_s,
+        "prepush_wall_s": sample.wall_s,
+    }
 
 
-def markdown(measures: list[Measure], limit_mb_s: float, scale: list[dict[str, float]]) -> str:
-    lines = [
-        "| conjunto | envío | herramienta | difusores | s (mediana) | MB/s | archivos/s | CPU s | RSS máx MB | prepush ÷ esta |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for m in sorted(measures, key=lambda m: (m.dataset, m.push, m.wall_s)):
-        mine = next(
-            x for x in measures if (x.dataset, x.push, x.tool) == (m.dataset, m.push, "prepush")
+def scale(fleet: Fleet, dataset: Dataset, counts: list[int], args: argparse.Namespace) -> list:
+    rows = []
+    for count in counts:
+        endpoints = fleet.endpoints[:count]
+        write_roster(dataset.workdir, endpoints)
+        fleet.reset()
+        (dataset.workdir / "prepush.db").unlink(missing_ok=True)
+        full = tools.prepush_once(dataset, dataset.cortes[0], WORK, args.timeout)
+        check_push(endpoints, dataset.package(dataset.cortes[0]))
+        following = tools.prepush_once(dataset, dataset.cortes[1], WORK, args.timeout)
+        check_push(endpoints, dataset.package(dataset.cortes[1]))
+        fleet.reset()
+        (dataset.workdir / "prepush.db").unlink(missing_ok=True)
+        watcher = tools.PrepushWatch(dataset)
+        watcher.start()
+        try:
+            watched = [watcher.push(c, args.timeout) for c in dataset.cortes]
+        finally:
+            watcher.stop()
+        check_push(endpoints, dataset.package(dataset.cortes[1]))
+        rows.append(
+            {
+                "difusores": count,
+                "completo_s": full.wall_s,
+                "completo_cpu_s": full.cpu_s,
+                "completo_rss_mb": full.peak_rss_mb,
+                "siguiente_s": following.wall_s,
+                "watch_siguiente_s": watched[1].wall_s,
+                "watch_rss_mb": watched[1].peak_rss_mb,
+            }
         )
-        lines.append(
-            f"| {m.dataset} | {m.push} | {m.tool} | {m.difusores} | {m.wall_s:.2f} | {m.mb_s:.1f} |"
-            f" {m.files_s:.0f} | {m.cpu_s:.2f} | {m.peak_rss_mb:.0f} | {mine.wall_s / m.wall_s:.2f} |"
-        )
-    lines += ["", f"OpenSSH sftp, un archivo de 200 MB, un flujo: {limit_mb_s:.0f} MB/s.", ""]
-    if scale:
-        lines += ["| difusores | s (completo, Campeche) | RSS máx MB |", "|---:|---:|---:|"]
-        lines += [
-            f"| {int(s['difusores'])} | {s['wall_s']:.2f} | {s['peak_rss_mb']:.0f} |" for s in scale
-        ]
-    return "\n".join(lines) + "\n"
+        print(f"   {count} difusores: {full.wall_s:.2f} s, {full.peak_rss_mb:.0f} MB", flush=True)
+    return rows
 
 
-def main() -> int:
+def shaped(
+    key: Path, built: dict[str, Dataset], args: argparse.Namespace
+) -> list[dict[str, object]]:
+    """Difusores behind shaped links: publish time against bytes ÷ rate."""
+    fleet = Fleet(args.difusores, key, rate_mbit=args.rate_mbit)
+    fleet.start()
+    rows: list[dict[str, object]] = []
+    try:
+        for name in ("campeche", "large"):
+            if name in built:
+                rows += _shaped_dataset(built[name], fleet, key, args)
+    finally:
+        fleet.stop()
+        for dataset in built.values():
+            write_roster(dataset.workdir, [])
+    return rows
+
+
+def _shaped_dataset(
+    dataset: Dataset, fleet: Fleet, key: Path, args: argparse.Namespace
+) -> list[dict[str, object]]:
+    first, second = (dataset.package(c) for c in dataset.cortes)
+    sizes = {"completo": tree_size(first)[0], "siguiente": changed_content(first, second)[0]}
+    endpoints = fleet.endpoints
+    rows: list[dict[str, object]] = []
+    variants = (
+        ("prepush", False, False),
+        ("prepush + compresión SSH", True, False),
+        ("prepush --watch + compresión SSH", True, True),
+        ("rsync", False, False),
+        ("rsync -z", True, False),
+    )
+    for label, compression, kept in variants:
+        fleet.reset()
+        (dataset.workdir / "prepush.db").unlink(missing_ok=True)
+        write_roster(dataset.workdir, endpoints, compression=compression)
+        watcher = tools.PrepushWatch(dataset) if kept else None
+        if watcher:
+            watcher.start()
+        try:
+            for corte, kind in zip(dataset.cortes, ("completo", "siguiente"), strict=True):
+                if watcher:
+                    sample = watcher.push(corte, args.timeout)
+                elif label.startswith("rsync"):
+                    sample = tools.rsync_once(
+                        dataset.tree(corte),
+                        endpoints,
+                        key,
+                        WORK,
+                        args.timeout,
+                        compress=compression,
+                    )
+                else:
+                    sample = tools.prepush_once(dataset, corte, WORK, args.timeout)
+                check_push(endpoints, dataset.package(corte))
+                bound = sizes[kind] * 8 / (args.rate_mbit * 1e6)
+                rows.append(
+                    {
+                        "dataset": dataset.name,
+                        "push": kind,
+                        "tool": label,
+                        "rate_mbit": args.rate_mbit,
+                        "bytes": sizes[kind],
+                        "wall_s": sample.wall_s,
+                        "bound_s": bound,
+                        "ratio": sample.wall_s / bound if bound else None,
+                    }
+                )
+                print(
+                    f"   {dataset.name} {kind} {label}: {sample.wall_s:.2f} s (límite {bound:.2f} s)",
+                    flush=True,
+                )
+        finally:
+            if watcher:
+                watcher.stop()
+    return rows
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--difusores", type=int, default=10)
-    parser.add_argument("--datasets", default="campeche,large")
-    parser.add_argument("--tools", default="prepush,rsync,lftp,rclone")
-    parser.add_argument("--scale", default="10,50,100")
+    parser.add_argument("--datasets", default=",".join(datasets.NAMES))
+    parser.add_argument("--tools", default=",".join(ALL_TOOLS))
     parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+    parser.add_argument(
+        "--repeat-large-site",
+        type=int,
+        default=1,
+        help="repeticiones para site-large (20,000 archivos)",
+    )
+    parser.add_argument("--scale", default="10,50,100")
+    parser.add_argument("--rate-mbit", type=float, default=50.0)
+    parser.add_argument("--no-shaped", action="store_true")
+    parser.add_argument("--no-limit", action="store_true")
+    parser.add_argument("--limit-mb", type=int, default=500)
+    parser.add_argument("--timeout", type=float, default=300.0, help="plazo por envío (s)")
+    parser.add_argument("--rclone-transfers", type=int, default=16)
+    parser.add_argument("--calibrate-rclone", action="store_true", default=True)
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
     if os.geteuid() != 0:
-        print("El benchmark levanta sshd y un usuario de prueba: ejecútelo como root.")
+        print("El benchmark levanta sshd, monta tmpfs y crea netns: ejecútelo como root.")
         return 2
     WORK.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     key = client_key()
-    tools = [t for t in args.tools.split(",") if t == "prepush" or shutil.which(t)]
-    datasets = build_datasets(args.datasets.split(","))
-    largest = max(int(n) for n in args.scale.split(",")) if args.scale else args.difusores
-    servers, endpoints = start_fleet(max(largest, args.difusores), key)
-    try:
-        measures: list[Measure] = []
-        fleet = endpoints[: args.difusores]
-        for name, cortes in datasets.items():
-            print(f"== {name}: {', '.join(tools)} con {len(fleet)} difusores", flush=True)
-            measures += run_dataset(name, cortes, fleet, key, tools, args.repeat)
-        limit = single_stream_sftp(fleet[0], key)
-        scale = []
-        for count in [int(n) for n in args.scale.split(",") if n]:
-            sub = endpoints[:count]
-            reset(sub)
-            campeche = datasets.get("campeche") or next(iter(datasets.values()))
-            workdir = campeche[0].parent.parent
-            write_roster(workdir, sub)
-            (workdir / "prepush.db").unlink(missing_ok=True)
-            wall, _, rss = push_prepush(workdir, campeche[0].name)
-            verify(sub, campeche[0])
-            scale.append({"difusores": count, "wall_s": wall, "peak_rss_mb": rss})
-    finally:
-        for server in servers:
-            server.stop()
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    document = {
-        "when": stamp,
+    wanted = [t for t in args.tools.split(",") if t]
+    missing = [
+        t for t in wanted if t.split("-")[0] != "prepush" and not shutil.which(t.split("-")[0])
+    ]
+    tools_ = [t for t in wanted if t not in missing]
+    names = [n for n in args.datasets.split(",") if n]
+    started = time.monotonic()
+    print(f"== construyendo {', '.join(names)}", flush=True)
+    built = {name: datasets.build(name, WORK / "conjuntos") for name in _build_order(names)}
+    counts = [int(n) for n in args.scale.split(",") if n]
+    fleet = Fleet(max([args.difusores, *counts]), key)
+    fleet.start()
+    document: dict[str, object] = {
+        "when": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
         "difusores": args.difusores,
-        "sftp_single_stream_mb_s": limit,
-        "measures": [asdict(m) | {"mb_s": m.mb_s, "files_s": m.files_s} for m in measures],
-        "scale": scale,
+        "repeat": args.repeat,
+        "tools_missing": missing,
+        "cpu": _cpu_model(),
     }
-    (RESULTS / f"{stamp}.json").write_text(json.dumps(document, indent=2))
-    table = markdown(measures, limit, scale)
+    try:
+        runner = Runner(fleet, key, args)
+        if "rclone" in tools_ and "site-medium" in built:
+            print("== rclone: --transfers", flush=True)
+            document["rclone_transfers_tried"] = runner.calibrate_rclone(built["site-medium"])
+        document["rclone_transfers"] = runner.rclone_transfers
+        measures: list[Measure] = []
+        for name in names:
+            print(f"== {name}: {', '.join(tools_)} con {args.difusores} difusores", flush=True)
+            if name == "site-large":
+                runner.args = argparse.Namespace(**{**vars(args), "repeat": args.repeat_large_site})
+            measures += runner.run_dataset(built[name], tools_, args.difusores)
+            runner.args = args
+        document["measures"] = [m.as_json() for m in measures]
+        if not args.no_limit:
+            print("== límite por byte: un archivo, un flujo", flush=True)
+            document["limit"] = per_byte_limit(fleet, key, args.limit_mb)
+        if counts and "campeche" in built:
+            print(f"== escala: {args.scale} difusores", flush=True)
+            document["scale"] = scale(fleet, built["campeche"], counts, args)
+    finally:
+        fleet.stop()
+    if not args.no_shaped:
+        print(f"== enlaces de {args.rate_mbit:g} Mbit/s (netns + tbf)", flush=True)
+        document["shaped"] = shaped(key, built, args)
+    document["minutes"] = (time.monotonic() - started) / 60
+    stamp = str(document["when"])
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(document, indent=2, default=str))
+    table = report.markdown(document)
     (RESULTS / f"{stamp}.md").write_text(table)
     print(table)
     return 0
+
+
+def _build_order(names: list[str]) -> list[str]:
+    # site-medium takes its ZIP from large: build large first when both are asked for.
+    return sorted(names, key=lambda n: (n != "large", names.index(n)))
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return f"{line.split(':', 1)[1].strip()} x {os.cpu_count()}"
+    return f"{os.cpu_count()} CPU"
 
 
 if __name__ == "__main__":

@@ -35,14 +35,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
+def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
+            sock.settimeout(1.0)
+            if sock.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+    raise TimeoutError(f"nothing listens on {host}:{port}")
 
 
 def read_pid(path: Path, timeout: float = 10.0) -> int:
@@ -80,13 +81,27 @@ class SshdInfo:
 
 
 class SshdDifusor:
-    """One sshd on 127.0.0.1 accepting the client key whose ``.pub`` sits beside it."""
+    """One sshd accepting the client key whose ``.pub`` sits beside it.
 
-    def __init__(self, client_key_file: Path, *, chroot: bool = False) -> None:
+    On 127.0.0.1 and a free port by default; the benchmark's shaped links put it in a network
+    namespace of its own (``netns``), listening on that namespace's address.
+    """
+
+    def __init__(
+        self,
+        client_key_file: Path,
+        *,
+        chroot: bool = False,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        netns: str | None = None,
+    ) -> None:
         self.chroot = chroot
         self.client_key_file = client_key_file
         self.home = BASE / f"sshd-{uuid.uuid4().hex[:8]}"
-        self.port = free_port()
+        self.host = host
+        self.port = port or free_port()
+        self.netns = netns
         self.pid: int | None = None
 
     def start(self) -> SshdInfo:
@@ -112,18 +127,19 @@ class SshdDifusor:
         www.mkdir(mode=0o755)
         os.chown(www, user.pw_uid, user.pw_gid)
         (conf / "sshd_config").write_text(self._config(conf))
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
         subprocess.run(
-            [str(SSHD), "-f", str(conf / "sshd_config"), "-E", str(conf / "sshd.log")],
+            [*prefix, str(SSHD), "-f", str(conf / "sshd_config"), "-E", str(conf / "sshd.log")],
             check=True,
         )
-        wait_for_port(self.port)
+        wait_for_port(self.port, host=self.host)
         self.pid = read_pid(conf / "sshd.pid")
         algorithm, key = (conf / "host_key.pub").read_text().split()[:2]
-        return SshdInfo("127.0.0.1", self.port, SFTP_USER, f"{algorithm} {key}", remote_dir, www)
+        return SshdInfo(self.host, self.port, SFTP_USER, f"{algorithm} {key}", remote_dir, www)
 
     def _config(self, conf: Path) -> str:
         lines = [
-            f"ListenAddress 127.0.0.1:{self.port}",
+            f"ListenAddress {self.host}:{self.port}",
             f"HostKey {conf / 'host_key'}",
             f"PidFile {conf / 'sshd.pid'}",
             f"AuthorizedKeysFile {conf / 'authorized_keys'}",

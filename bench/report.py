@@ -1,0 +1,241 @@
+"""The benchmark's Markdown: one table per dataset, the targets with their measured ratios,
+the per-byte limit, shaped links and scale."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SFTP_TOOLS = ("lftp", "rclone")
+PAIRS = {"prepush": ("rsync", "lftp", "rclone"), "prepush-watch": ("rsync-cm",)}
+
+
+def _measures(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return [m for m in document.get("measures", []) if m.get("samples")]
+
+
+def _find(measures: list[dict[str, Any]], dataset: str, push: str, tool: str) -> dict | None:
+    return next(
+        (m for m in measures if (m["dataset"], m["push"], m["tool"]) == (dataset, push, tool)),
+        None,
+    )
+
+
+def _ratio(a: dict | None, b: dict | None) -> float | None:
+    if a is None or b is None:
+        return None
+    return a["wall_s"] / b["wall_s"]
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def dataset_table(document: dict[str, Any], dataset: str) -> list[str]:
+    measures = [m for m in _measures(document) if m["dataset"] == dataset]
+    failed = [m for m in document.get("measures", []) if m["dataset"] == dataset and m["failed"]]
+    if not measures and not failed:
+        return []
+    lines = [
+        f"### {dataset}",
+        "",
+        "| envío | modo | herramienta | s (mediana) | MB/s | archivos/s | CPU s | RSS máx MB"
+        " | main.json al final | prepush ÷ esta |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for m in sorted(measures, key=lambda m: (m["push"], m["mode"], m["wall_s"])):
+        mine_tool = "prepush-watch" if m["mode"] == "conexiones abiertas" else "prepush"
+        mine = _find(measures, dataset, m["push"], mine_tool)
+        rate = m["bytes"] * m["difusores"] / 1e6 / m["wall_s"]
+        files = m["files"] * m["difusores"] / m["wall_s"]
+        lines.append(
+            f"| {m['push']} | {m['mode']} | {m['tool']} | {m['wall_s']:.2f} | {rate:.1f}"
+            f" | {files:.0f} | {m['cpu_s']:.2f} | {m['peak_rss_mb']:.0f}"
+            f" | {'sí' if m['main_json_last'] else 'no'} | {_fmt(_ratio(mine, m))} |"
+        )
+    for m in failed:
+        lines.append(f"| {m['push']} | {m['mode']} | {m['tool']} | {m['failed'][:80]} |")
+    sizes = {m["push"]: (m["bytes"], m["files"]) for m in measures}
+    lines.append("")
+    lines.append(
+        "Tamaños por difusor: "
+        + "; ".join(
+            f"{push} {b / 1e6:.1f} MB en {f} archivos" for push, (b, f) in sorted(sizes.items())
+        )
+        + "."
+    )
+    for tool in ("prepush", "prepush-watch"):
+        m = _find(measures, dataset, "siguiente", tool)
+        if m and m["samples"][0].get("sent_bytes") is not None and m["bytes"]:
+            sent = sum(s["sent_bytes"] for s in m["samples"]) / len(m["samples"]) / m["difusores"]
+            meta = sum(s["meta_bytes"] for s in m["samples"]) / len(m["samples"]) / m["difusores"]
+            reqs = sum(s["requests"] for s in m["samples"]) / len(m["samples"]) / m["difusores"]
+            lines.append(
+                f"{tool}, siguiente corte, por difusor: {sent / 1e6:.2f} MB de archivos"
+                f" ({sent / m['bytes']:.2f}× lo cambiado) + {meta / 1e3:.0f} KB de"
+                f" estado y candado; {reqs:.0f} peticiones SFTP."
+            )
+    return [*lines, ""]
+
+
+def _best_sftp(measures: list[dict[str, Any]], dataset: str, push: str) -> dict | None:
+    found = [_find(measures, dataset, push, t) for t in SFTP_TOOLS]
+    found = [m for m in found if m]
+    return min(found, key=lambda m: m["wall_s"]) if found else None
+
+
+Row = tuple[str, str, float | None, float]
+
+
+def _package_targets(measures: list[dict[str, Any]], dataset: str) -> list[Row]:
+    rows: list[Row] = []
+    for push, rsync_limit, sftp_limit in (("siguiente", 0.5, 0.2), ("completo", 1.0, 0.3)):
+        once = _find(measures, dataset, push, "prepush")
+        watch = _find(measures, dataset, push, "prepush-watch")
+        rsync = _find(measures, dataset, push, "rsync")
+        rsync_cm = _find(measures, dataset, push, "rsync-cm")
+        sftp = _best_sftp(measures, dataset, push)
+        vs_rsync = f"{dataset}, {push} ≤ {rsync_limit}× rsync"
+        vs_sftp = f"{dataset}, {push} ≤ {sftp_limit}× la mejor SFTP"
+        rows += [
+            (vs_rsync, "una orden por corte", _ratio(once, rsync), rsync_limit),
+            (
+                vs_rsync,
+                "conexiones abiertas (rsync con ControlMaster)",
+                _ratio(watch, rsync_cm),
+                rsync_limit,
+            ),
+            (vs_rsync, "--watch contra rsync por corte", _ratio(watch, rsync), rsync_limit),
+            (vs_sftp, "una orden por corte", _ratio(once, sftp), sftp_limit),
+            (vs_sftp, "--watch", _ratio(watch, sftp), sftp_limit),
+        ]
+    for tool in ("prepush", "prepush-watch"):
+        m = _find(measures, dataset, "siguiente", tool)
+        if m and m["bytes"] and m["samples"][0].get("sent_bytes") is not None:
+            sent = statistics_mean([s["sent_bytes"] for s in m["samples"]]) / m["difusores"]
+            rows.append(
+                (f"{dataset}, siguiente: bytes ≤ 1.05× lo cambiado", tool, sent / m["bytes"], 1.05)
+            )
+    return rows
+
+
+def _site_targets(measures: list[dict[str, Any]]) -> list[Row]:
+    rows: list[Row] = []
+    for push, rsync_limit, sftp_limit in (("completo", 1.3, 0.5), ("siguiente", 0.8, None)):
+        once = _find(measures, "site-medium", push, "prepush")
+        watch = _find(measures, "site-medium", push, "prepush-watch")
+        rsync = _find(measures, "site-medium", push, "rsync")
+        rsync_cm = _find(measures, "site-medium", push, "rsync-cm")
+        target = f"--site 3,000 archivos, {push} ≤ {rsync_limit}× rsync"
+        rows.append((target, "una orden por corte", _ratio(once, rsync), rsync_limit))
+        rows.append((target, "conexiones abiertas", _ratio(watch, rsync_cm), rsync_limit))
+        if sftp_limit:
+            sftp = _best_sftp(measures, "site-medium", push)
+            target = f"--site 3,000 archivos, {push} ≤ {sftp_limit}× la mejor SFTP"
+            rows.append((target, "una orden por corte", _ratio(once, sftp), sftp_limit))
+    return rows
+
+
+def _resource_targets(document: dict[str, Any], measures: list[dict[str, Any]]) -> list[Row]:
+    rows: list[Row] = []
+    for dataset in ("campeche", "large", "site-medium"):
+        once = _find(measures, dataset, "completo", "prepush")
+        rsync = _find(measures, dataset, "completo", "rsync")
+        if once and rsync:
+            target = f"CPU, {dataset} completo ≤ 1.5× rsync + ssh"
+            rows.append((target, "una orden por corte", once["cpu_s"] / rsync["cpu_s"], 1.5))
+    for row in document.get("scale", []):
+        if row["difusores"] == 100:
+            rows.append(
+                (
+                    "100 difusores: RSS máx < 500 MB",
+                    "una orden por corte",
+                    row["completo_rss_mb"],
+                    500,
+                )
+            )
+            rows.append(("100 difusores: RSS máx < 500 MB", "--watch", row["watch_rss_mb"], 500))
+    for row in document.get("shaped", []):
+        if row["tool"].startswith("prepush") and row["dataset"] == "large":
+            target = f"{row['rate_mbit']:g} Mbit/s, large {row['push']}: ≤ 1.2× bytes ÷ tasa"
+            rows.append((target, row["tool"], row["ratio"], 1.2))
+    return rows
+
+
+def targets(document: dict[str, Any]) -> list[str]:
+    measures = _measures(document)
+    rows = [
+        *_package_targets(measures, "campeche"),
+        *_package_targets(measures, "large"),
+        *_site_targets(measures),
+        *_resource_targets(document, measures),
+    ]
+    lines = ["### Metas", "", "| meta | cómo | medido | ¿cumple? |", "|---|---|---:|---|"]
+    for target, how, value, limit in rows:
+        if value is None:
+            continue
+        verdict = "sí" if value <= limit else "**no**"
+        lines.append(f"| {target} | {how} | {_fmt(value)} | {verdict} |")
+    return [*lines, ""]
+
+
+def statistics_mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def markdown(document: dict[str, Any]) -> str:
+    lines = [
+        f"## Corrida {document['when']}",
+        "",
+        f"{document.get('cpu', '')}; {document['difusores']} difusores OpenSSH en 127.0.0.1"
+        f" (raíz web en tmpfs); mediana de {document['repeat']} repeticiones;"
+        f" rclone con --transfers {document.get('rclone_transfers')}"
+        f" (probados: {document.get('rclone_transfers_tried', {})});"
+        f" {document.get('minutes', 0):.0f} minutos en total.",
+        "",
+    ]
+    if document.get("tools_missing"):
+        lines += [f"Herramientas no instaladas: {', '.join(document['tools_missing'])}.", ""]
+    for dataset in ("campeche", "large", "site-medium", "site-large"):
+        lines += dataset_table(document, dataset)
+    lines += targets(document)
+    limit = document.get("limit")
+    if limit:
+        lines += [
+            "### Límite por byte",
+            "",
+            f"Un archivo de {limit['mb']:.0f} MB a un difusor por un solo flujo: OpenSSH sftp"
+            f" {limit['sftp_mb_s']:.0f} MB/s; prepush {limit['prepush_mb_s']:.0f} MB/s"
+            f" ({limit['prepush_mb_s'] / limit['sftp_mb_s']:.2f}× de OpenSSH, con el arranque"
+            " y el registro incluidos).",
+            "",
+        ]
+    shaped_rows = document.get("shaped")
+    if shaped_rows:
+        lines += [
+            "### Enlaces limitados (netns + tc tbf)",
+            "",
+            "| conjunto | envío | herramienta | MB por difusor | s | límite bytes ÷ tasa (s) | s ÷ límite |",
+            "|---|---|---|---:|---:|---:|---:|",
+        ]
+        for row in shaped_rows:
+            lines.append(
+                f"| {row['dataset']} | {row['push']} | {row['tool']} | {row['bytes'] / 1e6:.2f}"
+                f" | {row['wall_s']:.2f} | {row['bound_s']:.2f} | {_fmt(row['ratio'])} |"
+            )
+        lines.append("")
+    scale_rows = document.get("scale")
+    if scale_rows:
+        lines += [
+            "### Escala (Campeche, sshd reales)",
+            "",
+            "| difusores | completo s | CPU s | RSS máx MB | siguiente s | --watch siguiente s | --watch RSS máx MB |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in scale_rows:
+            lines.append(
+                f"| {row['difusores']} | {row['completo_s']:.2f} | {row['completo_cpu_s']:.2f}"
+                f" | {row['completo_rss_mb']:.0f} | {row['siguiente_s']:.2f}"
+                f" | {row['watch_siguiente_s']:.2f} | {row['watch_rss_mb']:.0f} |"
+            )
+        lines.append("")
+    return "\n".join(lines) + "\n"
