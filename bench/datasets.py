@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -55,10 +56,19 @@ class Dataset:
         return self.packages / corte
 
     def tree(self, corte: str) -> Path:
-        """The package as the other tools push it: without prepush's own .prepush/ folder."""
+        """The package as the other tools push it: without prepush's own .prepush/ folder.
+
+        Every file gets the corte's time as its mtime, as if written when the corte was
+        made: rsync skips a file whose size and mtime match what the difusor has, and two
+        cortes built in the same second would fool it (main.json has the same size in every
+        corte).
+        """
         target = self.workdir / "arboles" / corte
         if not target.exists():
             shutil.copytree(self.package(corte), target, ignore=shutil.ignore_patterns(".prepush"))
+            stamp = datetime.strptime(corte, "%Y%m%d_%H%M").timestamp()
+            for path in target.rglob("*"):
+                os.utime(path, (stamp, stamp))
         return target
 
 

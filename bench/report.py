@@ -53,7 +53,9 @@ def dataset_table(document: dict[str, Any], dataset: str) -> list[str]:
             f" | {'sí' if m['main_json_last'] else 'no'} | {_fmt(_ratio(mine, m))} |"
         )
     for m in failed:
-        lines.append(f"| {m['push']} | {m['mode']} | {m['tool']} | {m['failed'][:80]} |")
+        lines.append(
+            f"| {m['push']} | {m['mode']} | {m['tool']} | **falló**: {m['failed'][:160]} |"
+        )
     sizes = {m["push"]: (m["bytes"], m["files"]) for m in measures}
     lines.append("")
     lines.append(

@@ -154,7 +154,12 @@ class Runner:
                     print(f"     {measure.push}: {exc}", flush=True)
                     return
                 measure.samples.append(sample)
-                last = check_push(endpoints, dataset.package(corte))
+                try:
+                    last = check_push(endpoints, dataset.package(corte))
+                except RuntimeError as exc:
+                    measure.failed = f"verificación: {exc}"
+                    print(f"     {measure.push}: {exc}", flush=True)
+                    return
                 measure.main_json_last = measure.main_json_last and last
         finally:
             pushers.close()
@@ -439,7 +444,8 @@ def main() -> int:
                 runner.args = argparse.Namespace(**{**vars(args), "repeat": args.repeat_large_site})
             measures += runner.run_dataset(built[name], tools_, args.difusores)
             runner.args = args
-        document["measures"] = [m.as_json() for m in measures]
+            document["measures"] = [m.as_json() for m in measures]
+            save(document)
         if not args.no_limit:
             print("== límite por byte: un archivo, un flujo", flush=True)
             document["limit"] = per_byte_limit(fleet, key, args.limit_mb)
@@ -452,12 +458,17 @@ def main() -> int:
         print(f"== enlaces de {args.rate_mbit:g} Mbit/s (netns + tbf)", flush=True)
         document["shaped"] = shaped(key, built, args)
     document["minutes"] = (time.monotonic() - started) / 60
+    print(save(document))
+    return 0
+
+
+def save(document: dict[str, object]) -> str:
+    """Write the results so far: a long run that fails late still leaves its figures."""
     stamp = str(document["when"])
     (RESULTS / f"{stamp}.json").write_text(json.dumps(document, indent=2, default=str))
     table = report.markdown(document)
     (RESULTS / f"{stamp}.md").write_text(table)
-    print(table)
-    return 0
+    return table
 
 
 def _build_order(names: list[str]) -> list[str]:
