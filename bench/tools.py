@@ -204,18 +204,19 @@ class PrepushWatch:
         threading.Thread(target=self._read_reports, daemon=True).start()
 
     def _read_reports(self) -> None:
+        """One JSON document per corte, printed with indent: it ends at a bare "}" line."""
         assert self.process is not None
         assert self.process.stdout is not None
-        decoder = json.JSONDecoder()
-        buffer = ""
+        lines: list[str] = []
         for line in self.process.stdout:
-            buffer += line
-            with contextlib.suppress(json.JSONDecodeError):
-                document, _ = decoder.raw_decode(buffer.strip())
-                buffer = ""
-                with self.arrived:
-                    self.reports.append(document)
-                    self.arrived.notify_all()
+            lines.append(line)
+            if line.rstrip("\n") != "}":
+                continue
+            document = json.loads("".join(lines))
+            lines.clear()
+            with self.arrived:
+                self.reports.append(document)
+                self.arrived.notify_all()
 
     def push(self, corte: str, timeout: float) -> Sample:
         assert self.process is not None

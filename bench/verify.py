@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -62,10 +63,15 @@ def _main_json_last(root: Path, expected: dict[str, bytes]) -> bool:
 
 
 def changed_content(first: Path, second: Path) -> tuple[int, int]:
-    """(bytes, files) of the second corte that the first does not have at the same path."""
-    old, new = published_tree(first), published_tree(second)
-    diff = {p: d for p, d in new.items() if old.get(p) != d}
-    return sum(len(d) for d in diff.values()), len(diff)
+    """(bytes, files) of the second corte whose content the first does not have.
+
+    By content, not by path: a vendor tree that moves unchanged files under the new corte's
+    directory has changed only what it rewrote.
+    """
+    old = {hashlib.sha256(d).digest() for d in published_tree(first).values()}
+    new = published_tree(second)
+    diff = [d for d in new.values() if hashlib.sha256(d).digest() not in old]
+    return sum(len(d) for d in diff), len(diff)
 
 
 def tree_size(package: Path) -> tuple[int, int]:

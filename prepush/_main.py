@@ -334,9 +334,9 @@ difusor_option = click.option(
     default=None,
     metavar="SEGUNDOS",
     is_flag=False,
-    flag_value=5.0,
-    help="Espera paquetes nuevos en paquetes/ y publica cada uno al aparecer (cada 5 s por"
-    " omisión). Se detiene con Ctrl-C.",
+    flag_value=1.0,
+    help="Espera paquetes nuevos en paquetes/ y publica cada uno al aparecer (revisa cada"
+    " segundo por omisión), con las conexiones abiertas entre cortes. Se detiene con Ctrl-C.",
 )
 @json_option
 @pass_context

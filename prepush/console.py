@@ -122,8 +122,9 @@ class PublishView:
 
 def print_publish_report(report: PublishReport, console: Console) -> None:
     table = Table(title=f"Corte {report.corte} — corrida {report.run_id}")
-    for column in ("Difusor", "Resultado", "Enviados", "Enlazados", "Omitidos", "Bytes"):
+    for column in ("Difusor", "Resultado", "Enviados", "Reconstruidos", "Enlazados", "Omitidos"):
         table.add_column(column)
+    table.add_column("Bytes")
     table.add_column("Peticiones", justify="right")
     table.add_column("Latencia", justify="right")
     for d in report.deliveries:
@@ -131,6 +132,7 @@ def print_publish_report(report: PublishReport, console: Console) -> None:
             d.difusor,
             Text(STAGES.get(d.outcome, d.outcome), STYLES.get(d.outcome, "")),
             str(d.files_uploaded),
+            str(d.files_rebuilt),
             str(d.files_linked),
             str(d.files_skipped),
             human_bytes(d.bytes_sent),
@@ -178,7 +180,9 @@ def delivery_json(d: Delivery) -> dict[str, Any]:
         "files_linked": d.files_linked,
         "files_skipped": d.files_skipped,
         "files_deleted": d.files_deleted,
+        "files_rebuilt": d.files_rebuilt,
         "bytes_sent": d.bytes_sent,
+        "bytes_reused": d.bytes_reused,
         "meta_bytes": d.meta_bytes,
         "requests": d.requests,
         "atomic": d.atomic,

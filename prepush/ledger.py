@@ -135,7 +135,13 @@ def _script(sql: str) -> Migration:
     return apply
 
 
-MIGRATIONS: tuple[Migration, ...] = (_script(MIGRATION_1),)
+# Files rebuilt on the difusor from files it held (copy-data), and the bytes it copied.
+MIGRATION_2 = """
+ALTER TABLE deliveries ADD COLUMN files_rebuilt INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN bytes_reused INTEGER NOT NULL DEFAULT 0
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (_script(MIGRATION_1), _script(MIGRATION_2))
 
 
 def _ts(moment: datetime | None) -> str | None:
@@ -166,6 +172,8 @@ class DeliveryResult:
     atomic: bool | None = None
     error_class: str | None = None
     error_message: str | None = None
+    files_rebuilt: int = 0
+    bytes_reused: int = 0
 
 
 @dataclass(frozen=True)
@@ -194,6 +202,8 @@ class DeliveryRow:
     outcome: str
     error_class: str | None
     error_message: str | None
+    files_rebuilt: int = 0
+    bytes_reused: int = 0
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> DeliveryRow:
@@ -222,6 +232,8 @@ class DeliveryRow:
             outcome=row["outcome"],
             error_class=row["error_class"],
             error_message=row["error_message"],
+            files_rebuilt=row["files_rebuilt"],
+            bytes_reused=row["bytes_reused"],
         )
 
 
@@ -460,7 +472,8 @@ class Ledger:
             "UPDATE deliveries SET flip_at = ?, finished_at = ?, latency_s = ?, lag_s = ?,"
             " files_uploaded = ?, files_linked = ?, files_skipped = ?, files_deleted = ?,"
             " bytes_sent = ?, meta_bytes = ?, requests = ?, attempts = ?, atomic = ?, outcome = ?,"
-            " error_class = ?, error_message = ? WHERE id = ?",
+            " error_class = ?, error_message = ?, files_rebuilt = ?, bytes_reused = ?"
+            " WHERE id = ?",
             (
                 _ts(result.flip_at),
                 _ts(result.finished_at),
@@ -478,6 +491,8 @@ class Ledger:
                 result.outcome,
                 result.error_class,
                 result.error_message,
+                result.files_rebuilt,
+                result.bytes_reused,
                 delivery_id,
             ),
         )

@@ -270,6 +270,18 @@ class Package:
     def file(self, relative: str) -> Path:
         return self.path / safe_relative_path(relative)
 
+    def logical_names(self) -> dict[str, str]:
+        """The results objects' logical names by path, from the index that json/main.json
+        names (docs/package-format.md); empty for --site packages."""
+        if self.manifest.mode != "prepush":
+            return {}
+        try:
+            main = json.loads((self.path / MAIN_JSON).read_bytes())
+            index = json.loads((self.path / safe_relative_path(str(main["index"]))).read_bytes())
+            return {str(path): str(name) for name, path in index["objects"].items()}
+        except (OSError, ValueError, KeyError, TypeError, PackageError):
+            return {}
+
     def local_path(self, relative: str) -> str:
         """Like :meth:`file`, as a string, for paths the manifest already validated."""
         return f"{self.path}/{relative}"

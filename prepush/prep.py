@@ -62,6 +62,12 @@ CORTE_LINE = re.compile(
     r"(?:\s*\(UTC(?P<off>[+-]\d{1,2})(?::?(?P<offm>\d{2}))?\))?"
 )
 CONTAINER_CODE = re.compile(r"_PREP_(?P<code>[A-Z0-9_]+?)_[A-Z]+$")
+# When an acta was published: verified, else captured, else received (the first one present).
+PUBLISHED_COLUMNS = ("FECHA_HORA_VERIFICACION", "FECHA_HORA_CAPTURA", "FECHA_HORA_ACOPIO")
+STAMP = re.compile(
+    r"^(?:(?P<d>\d{2})/(?P<m>\d{2})/(?P<y>\d{4})|(?P<Y>\d{4})-(?P<mo>\d{2})-(?P<dd>\d{2}))"
+    r"[ T](?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2}))?"
+)
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,8 @@ class Acta:
     contabilizada: int | None
     observaciones: str
     votes: tuple[int, ...] | None
+    # "AAAA-MM-DD HH:MM:SS" local time, or "" when the row carries no time.
+    published: str = ""
 
     @property
     def captured(self) -> bool:
@@ -337,6 +345,7 @@ class _Columns:
     observaciones: int
     contabilizada: int
     votes: tuple[int, ...]
+    published: tuple[int, ...]
 
 
 def _columns(header: Sequence[str], source: str, line: int) -> _Columns:
@@ -369,6 +378,7 @@ def _columns(header: Sequence[str], source: str, line: int) -> _Columns:
         observaciones=index["OBSERVACIONES"],
         contabilizada=index["CONTABILIZADA"],
         votes=tuple(range(start + 1, end)),
+        published=tuple(index[name] for name in PUBLISHED_COLUMNS if name in index),
     )
 
 
@@ -424,7 +434,26 @@ def _acta(
         contabilizada=contabilizada,
         observaciones=observaciones,
         votes=votes,
+        published=_published(row, c) if contabilizada is not None else "",
     )
+
+
+def _published(row: Sequence[str], c: _Columns) -> str:
+    """The acta's publication time, normalized so that it sorts as text.
+
+    The PREP publishes an acta in the first corte after its verification, and an acta never
+    changes afterwards (checked on every corte of Campeche 2021): ordered by this time, the
+    actas of a corte are those of the previous corte followed by the new ones.
+    """
+    for column in c.published:
+        match = STAMP.match(row[column].strip())
+        if match:
+            if match["y"]:
+                date = f"{match['y']}-{match['m']}-{match['d']}"
+            else:
+                date = f"{match['Y']}-{match['mo']}-{match['dd']}"
+            return f"{date} {match['H']}:{match['M']}:{match['S'] or '00'}"
+    return ""
 
 
 def _contabilizada(cell: str, source: str, line: int, column: int) -> int | None:

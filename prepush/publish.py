@@ -29,6 +29,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from prepush.delta import DeltaPlanner
 from prepush.embargo import embargo_violation, enforce_embargo
 from prepush.exceptions import (
     ConnectError,
@@ -67,7 +68,7 @@ from prepush.state import (
     plan_corte,
     record_corte,
 )
-from prepush.transport import Transport, Upload
+from prepush.transport import Delta, Transport, Upload
 
 log = logging.getLogger("prepush")
 
@@ -111,7 +112,9 @@ class Delivery:
     files_linked: int = 0
     files_skipped: int = 0
     files_deleted: int = 0
+    files_rebuilt: int = 0
     bytes_sent: int = 0
+    bytes_reused: int = 0
     meta_bytes: int = 0
     requests: int = 0
     atomic: bool | None = None
@@ -299,6 +302,13 @@ class _Publisher:
         # This machine and work dir: the local run lock makes any remote lock with this
         # owner a leftover of an earlier run of ours (a cut connection), never a live one.
         self.owner = f"{socket.gethostname()}:{self.settings.workdir}"
+        self._planners: dict[str, DeltaPlanner] = {}
+
+    def planner(self, package: Package) -> DeltaPlanner:
+        """One per package and run: what it measures is shared by every difusor."""
+        if package.corte not in self._planners:
+            self._planners[package.corte] = DeltaPlanner(package)
+        return self._planners[package.corte]
 
     async def run_all(self, package: Package) -> list[Delivery]:
         tasks = [
@@ -497,7 +507,7 @@ class _Publisher:
     ) -> None:
         self.events(Event(difusor.name, "connecting"))
         transport, kept = await self.pool.get(difusor, self.settings)
-        requests, sent = transport.requests, transport.bytes_sent
+        requests, sent, reused = transport.requests, transport.bytes_sent, transport.bytes_reused
         session = _Session(self, difusor, transport, package, delivery, kept=kept)
         healthy = False
         try:
@@ -509,6 +519,7 @@ class _Publisher:
         finally:
             delivery.requests += transport.requests - requests
             delivery.bytes_sent += transport.bytes_sent - sent - session.meta_bytes
+            delivery.bytes_reused += transport.bytes_reused - reused
             delivery.meta_bytes += session.meta_bytes
             await self.pool.release(difusor, transport, healthy=healthy)
 
@@ -560,7 +571,7 @@ class _Session:
                 self.delivery.outcome = "dry_run"
                 return
             await self.refuse_symlinked_dirs()
-            await self.transfer(plan)
+            await self.transfer(plan, state)
             await self.write_meta(PENDING_PATH, pending_record(self.manifest, plan, state))
             await self.flip(plan)
             record_corte(state, self.manifest)
@@ -686,7 +697,7 @@ class _Session:
 
     # --- transfer, flip, cleanup ------------------------------------------------------------
 
-    async def transfer(self, plan: Plan) -> None:
+    async def transfer(self, plan: Plan, state: RemoteState) -> None:
         await self.t.make_dirs(list(plan.mkdirs))
         total_files = len(plan.uploads) + len(plan.replaces) + len(plan.links)
         total_bytes = plan.bytes_to_send
@@ -703,8 +714,13 @@ class _Session:
                 bytes_total=total_bytes,
             )
 
-        uploads = [self.upload_of(e) for e in plan.uploads]
-        uploads += [self.upload_of(e, replace=True) for e in plan.replaces]
+        deltas: dict[str, Delta] = {}
+        if self.t.capabilities.copy_data:
+            deltas = self.p.planner(self.package).deltas(state, (*plan.uploads, *plan.replaces))
+        uploads = [self.upload_of(e, delta=deltas.get(e.path)) for e in plan.uploads]
+        uploads += [
+            self.upload_of(e, replace=True, delta=deltas.get(e.path)) for e in plan.replaces
+        ]
         width = self.p.settings.roster.publish.files_in_flight
         self.event("uploading", files_total=total_files, bytes_total=total_bytes)
         await self.t.upload(uploads, width, sent, self.package.cache.read)
@@ -712,13 +728,15 @@ class _Session:
             await self.t.link_many([(link.source, link.entry.path) for link in plan.links], width)
             done["files"] += len(plan.links)
             self.event("uploading", files_done=done["files"], files_total=total_files)
-        self.delivery.files_uploaded = len(plan.uploads) + len(plan.replaces)
+        self.delivery.files_uploaded = len(plan.uploads) + len(plan.replaces) - len(deltas)
+        self.delivery.files_rebuilt = len(deltas)
         self.delivery.files_linked = len(plan.links)
 
-    def upload_of(self, entry: FileEntry, *, replace: bool = False) -> Upload:
-        return Upload(
-            entry.path, entry.size, local=self.package.local_path(entry.path), replace=replace
-        )
+    def upload_of(
+        self, entry: FileEntry, *, replace: bool = False, delta: Delta | None = None
+    ) -> Upload:
+        local = self.package.local_path(entry.path)
+        return Upload(entry.path, entry.size, local=local, replace=replace, delta=delta)
 
     async def flip(self, plan: Plan) -> None:
         self.event("flipping")
@@ -800,4 +818,6 @@ def _result(delivery: Delivery) -> DeliveryResult:
         atomic=delivery.atomic,
         error_class=delivery.error_class,
         error_message=delivery.error_message,
+        files_rebuilt=delivery.files_rebuilt,
+        bytes_reused=delivery.bytes_reused,
     )

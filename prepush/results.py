@@ -1,8 +1,14 @@
 """The results documents of a corte, by logical name (see docs/package-format.md).
 
-One summary per election and one document per distrito or municipio, holding its secciones
-and casillas: few files, drill-down to the casilla. No document carries the corte id or time,
-so a distrito whose actas did not change keeps the same bytes, hence the same object.
+One summary per election and, per distrito or municipio, two documents: its catálogo (the
+secciones and casillas, with their lista nominal: the same all night, sent once) and its
+results (the actas published so far). No document carries the corte id or time, so a
+distrito whose actas did not change keeps the same bytes, hence the same object.
+
+The results list the actas in the order the PREP published them (verification time, then
+clave), and put them first in the document. An acta never changes once published, so the
+next corte's document is this one's with the new actas added after the last one and a new
+tail of totals: prepush rebuilds it on the difusor from the previous one plus those bytes.
 """
 
 from __future__ import annotations
@@ -23,10 +29,12 @@ def results_documents(
     for election, summary in zip(elections, summaries, strict=True):
         slug = election.code.lower()
         groups = _by_group(election.actas)
-        group_docs = [_group_document(election, gid, actas) for gid, actas in groups.items()]
-        for doc in group_docs:
-            documents[f"{slug}/{election.group_kind}/{doc['id']}.json"] = doc
-        documents[f"{slug}/resumen.json"] = _resumen(election, summary, group_docs)
+        results = {gid: _results(election, actas) for gid, actas in groups.items()}
+        for gid, actas in groups.items():
+            base = f"{slug}/{election.group_kind}/{gid}"
+            documents[f"{base}.json"] = results[gid]
+            documents[f"{base}/catalogo.json"] = _catalogue(election, gid, actas)
+        documents[f"{slug}/resumen.json"] = _resumen(election, summary, groups, results)
     return documents
 
 
@@ -72,12 +80,18 @@ def _candidaturas(candidaturas: Sequence[Candidatura], group: int | None) -> lis
     ]
 
 
-def _group_document(election: Election, group_id: str, actas: Sequence[Acta]) -> Document:
-    width = len(election.vote_columns)
-    totals = _totals(actas, width)
+def _catalogue(election: Election, group_id: str, actas: Sequence[Acta]) -> Document:
     secciones: dict[str, list[Document]] = defaultdict(list)
     for acta in actas:
-        secciones[acta.seccion].append(_casilla(acta))
+        secciones[acta.seccion].append(
+            {
+                "clave": acta.clave,
+                "tipo": acta.tipo,
+                "id": acta.id_casilla,
+                "ext": acta.ext,
+                "lista_nominal": acta.lista_nominal,
+            }
+        )
     group_number = int(group_id) if group_id.isdigit() else None
     return {
         "code": election.code,
@@ -88,24 +102,34 @@ def _group_document(election: Election, group_id: str, actas: Sequence[Acta]) ->
         "candidaturas": _candidaturas(election.candidaturas, group_number)
         if group_number is not None
         else [],
-        "totals": totals,
-        "total": sum(totals),
-        "actas": len(actas),
-        "contabilizadas": sum(1 for a in actas if a.counted),
-        "lista_nominal": sum(a.lista_nominal for a in actas if a.counted),
         "secciones": [
             {"seccion": seccion, "casillas": secciones[seccion]} for seccion in sorted(secciones)
         ],
     }
 
 
-def _casilla(acta: Acta) -> Document:
+def publication_order(acta: Acta) -> tuple[bool, str, str]:
+    """Published first comes first; actas without a time go last, by clave."""
+    return (not acta.published, acta.published, acta.clave)
+
+
+def _results(election: Election, actas: Sequence[Acta]) -> Document:
+    totals = _totals(actas, len(election.vote_columns))
+    published = sorted((a for a in actas if a.captured), key=publication_order)
+    # "actas" sorts before every other key: the list comes first, the totals after it.
+    return {
+        "actas": [_acta(a) for a in published],
+        "contabilizadas": sum(1 for a in actas if a.counted),
+        "esperadas": len(actas),
+        "lista_nominal": sum(a.lista_nominal for a in actas if a.counted),
+        "total": sum(totals),
+        "totals": totals,
+    }
+
+
+def _acta(acta: Acta) -> Document:
     return {
         "clave": acta.clave,
-        "tipo": acta.tipo,
-        "id": acta.id_casilla,
-        "ext": acta.ext,
-        "lista_nominal": acta.lista_nominal,
         "contabilizada": acta.contabilizada,
         "observaciones": acta.observaciones,
         "votes": list(acta.votes) if acta.votes is not None else None,
@@ -113,7 +137,12 @@ def _casilla(acta: Acta) -> Document:
     }
 
 
-def _resumen(election: Election, summary: Summary, groups: Sequence[Document]) -> Document:
+def _resumen(
+    election: Election,
+    summary: Summary,
+    groups: dict[str, list[Acta]],
+    results: dict[str, Document],
+) -> Document:
     width = len(election.vote_columns)
     totals = _totals(election.actas, width)
     return {
@@ -128,14 +157,14 @@ def _resumen(election: Election, summary: Summary, groups: Sequence[Document]) -
         "total": sum(totals),
         "groups": [
             {
-                "id": g["id"],
-                "name": g["name"],
-                "actas": g["actas"],
-                "contabilizadas": g["contabilizadas"],
-                "totals": g["totals"],
-                "total": g["total"],
-                "lista_nominal": g["lista_nominal"],
+                "id": gid,
+                "name": actas[0].group_name,
+                "actas": results[gid]["esperadas"],
+                "contabilizadas": results[gid]["contabilizadas"],
+                "totals": results[gid]["totals"],
+                "total": results[gid]["total"],
+                "lista_nominal": results[gid]["lista_nominal"],
             }
-            for g in groups
+            for gid, actas in groups.items()
         ],
     }

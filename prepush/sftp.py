@@ -29,6 +29,7 @@ from prepush.exceptions import (
 from prepush.package import safe_relative_path
 from prepush.settings import Difusor, Settings
 from prepush.sftpclient import (
+    COPY_DATA,
     FSYNC,
     FX_FAILURE,
     FX_FILE_ALREADY_EXISTS,
@@ -85,6 +86,7 @@ class SFTPTransport:
             statvfs=client.supports(STATVFS),
             limits=client.supports(LIMITS),
             max_write=client.max_write,
+            copy_data=client.supports(COPY_DATA),
         )
 
     # --- bookkeeping ----------------------------------------------------------------------
@@ -100,6 +102,10 @@ class SFTPTransport:
     @property
     def bytes_sent(self) -> int:
         return self._client.bytes_written
+
+    @property
+    def bytes_reused(self) -> int:
+        return self._client.bytes_copied
 
     @property
     def alive(self) -> bool:
@@ -185,6 +191,7 @@ class SFTPTransport:
                 "abrir": f"crear {path}",
                 "renombrar": f"reemplazar {path}",
                 "leer": f"leer el archivo local de {path}",
+                "copiar en el servidor": f"reconstruir {path} a partir del archivo anterior",
             }.get(exc.doing, f"escribir {path}")
             raise await self._explain_write_failure(exc.error, what, exc.put.size) from exc
 
@@ -238,6 +245,15 @@ class SFTPTransport:
                 later.append(upload)
             else:
                 put = Put(target, upload.size, upload.data, upload.local)
+            if upload.delta is not None and self._capabilities.copy_data:
+                delta = upload.delta
+                put = replace(
+                    put,
+                    base=self._path(delta.base),
+                    base_size=delta.base_size,
+                    prefix=delta.prefix,
+                    suffix=delta.suffix,
+                )
             by_put[id(put)] = upload
             puts.append(put)
 

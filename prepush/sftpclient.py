@@ -192,6 +192,12 @@ class Put:
     exclusive: bool = False
     # After the close, move the file here (posix-rename or plain rename).
     rename_to: bytes | None = None
+    # Build it on the server from ``base``, a file already there: its first ``prefix`` and
+    # last ``suffix`` bytes are copied with copy-data, only the bytes between are sent.
+    base: bytes | None = None
+    base_size: int = 0
+    prefix: int = 0
+    suffix: int = 0
 
 
 class SFTPClient(asyncssh.SSHClientSession[bytes]):
@@ -215,6 +221,7 @@ class SFTPClient(asyncssh.SSHClientSession[bytes]):
         self.max_handles = 0
         self.requests = 0
         self.bytes_written = 0
+        self.bytes_copied = 0
 
     # --- asyncssh session callbacks ------------------------------------------------------
 
@@ -543,6 +550,9 @@ class PutError(Exception):
 class _Upload:
     put: Put
     handle: bytes = b""
+    base_handle: bytes | None = None
+    # Open replies still to come before the body can be sent (the file, and its base).
+    opening: int = 1
     offset: int = 0
     stream: int | None = None
     # Replies still expected for this file (writes, fsync, close, rename).
@@ -614,40 +624,106 @@ class _Uploader:
     def _start(self, put: Put) -> None:
         upload = _Upload(put)
         self.active.append(upload)
+        if put.base is not None:
+            upload.opening = 2
+            self.client._send(
+                FXP_OPEN,
+                functools.partial(self._base_opened, upload),
+                _string(put.base),
+                _U32.pack(FXF_READ),
+                _EMPTY_ATTRS,
+            )
         flags = FXF_WRITE | FXF_CREAT | (FXF_EXCL if put.exclusive else FXF_TRUNC)
         self.client._send(
             FXP_OPEN,
-            lambda ptype, payload: self._opened(upload, ptype, payload),
+            functools.partial(self._opened, upload),
             _string(put.path),
             _U32.pack(flags),
             _EMPTY_ATTRS,
         )
 
+    def _base_opened(self, upload: _Upload, ptype: int, payload: bytes) -> None:
+        # A base that cannot be opened only costs the copy: the whole file is sent instead.
+        if ptype == FXP_HANDLE:
+            upload.base_handle, _ = _take_string(payload, 0)
+        upload.opening -= 1
+        if not upload.opening:
+            self._body(upload)
+
     def _opened(self, upload: _Upload, ptype: int, payload: bytes) -> None:
+        upload.opening -= 1
         if ptype != FXP_HANDLE:
             self._fail(upload, self._error(ptype, payload), "abrir")
+            if upload.opening:
+                return  # the base's reply will finish it
+            self._release_base(upload)
             self._finish(upload)
             return
         upload.handle, _ = _take_string(payload, 0)
+        if not upload.opening:
+            self._body(upload)
+
+    def _body(self, upload: _Upload) -> None:
+        if upload.failed:
+            self._release_base(upload)
+            self._finish(upload)
+            return
         put = upload.put
         if put.data is not None or put.size <= _SMALL_FILE_READ:
             data = put.data if put.data is not None else self._read(upload)
             if data is None:
+                self._release_base(upload)
                 self._close(upload)
                 return
-            self._send_chunks(upload, data, 0)
+            if upload.base_handle is not None:
+                self._send_delta(upload, data)
+            else:
+                self._send_chunks(upload, data, 0)
             self._close(upload)
-        else:
-            try:
-                upload.stream = os.open(put.local or "", os.O_RDONLY)
-            except OSError as exc:
-                self._fail(
-                    upload, SFTPError(FX_FAILURE, f"no se pudo leer {put.local}: {exc}"), "leer"
-                )
-                self._close(upload)
-                return
-            self.streaming.append(upload)
-            self._stream(upload)
+            return
+        self._release_base(upload)
+        try:
+            upload.stream = os.open(put.local or "", os.O_RDONLY)
+        except OSError as exc:
+            error = SFTPError(FX_FAILURE, f"no se pudo leer {put.local}: {exc}")
+            self._fail(upload, error, "leer")
+            self._close(upload)
+            return
+        self.streaming.append(upload)
+        self._stream(upload)
+
+    def _send_delta(self, upload: _Upload, data: bytes) -> None:
+        """Copy the base's reused ends on the server; send only the bytes between them."""
+        put = upload.put
+        base = _string(upload.base_handle or b"")
+        target = _string(upload.handle)
+        end = len(data) - put.suffix
+        if put.prefix:
+            self._copy(upload, base, 0, put.prefix, target, 0)
+        self._send_chunks(upload, data[put.prefix : end], put.prefix)
+        if put.suffix:
+            self._copy(upload, base, put.base_size - put.suffix, put.suffix, target, end)
+        self._release_base(upload)
+
+    def _copy(
+        self, upload: _Upload, base: bytes, offset: int, size: int, target: bytes, to: int
+    ) -> None:
+        upload.awaiting += 1
+        self.client.bytes_copied += size
+        self.client._extended(
+            COPY_DATA,
+            functools.partial(self._acked_as, upload, "copiar en el servidor"),
+            base,
+            _U64.pack(offset),
+            _U64.pack(size),
+            target,
+            _U64.pack(to),
+        )
+
+    def _release_base(self, upload: _Upload) -> None:
+        if upload.base_handle is not None:
+            self.client.close_handle(upload.base_handle)
+            upload.base_handle = None
 
     def _read(self, upload: _Upload) -> bytes | None:
         try:
@@ -723,6 +799,9 @@ class _Uploader:
 
     def _synced(self, upload: _Upload, ptype: int, payload: bytes) -> None:
         self._acked(upload, ptype, payload, "sincronizar")
+
+    def _acked_as(self, upload: _Upload, doing: str, ptype: int, payload: bytes) -> None:
+        self._acked(upload, ptype, payload, doing)
 
     def _written(self, upload: _Upload, size: int, ptype: int, payload: bytes) -> None:
         self.in_flight -= size

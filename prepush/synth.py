@@ -133,7 +133,7 @@ def arrival_corte(spec: SynthSpec, index: int) -> int | None:
 
 
 def _row(
-    spec: SynthSpec, code: str, index: int, c: Casilla, arrived: bool
+    spec: SynthSpec, code: str, index: int, c: Casilla, arrived_at: int | None, k: int
 ) -> tuple[str, dict[str, int]]:
     name, _, _, acta_type = ELECTIONS[code]
     columns = _columns(code)
@@ -144,7 +144,7 @@ def _row(
         f"{group:03d}. {name.split()[0][:4]} {group},{c.seccion:04d},{c.number:02d},{c.tipo},"
         f"{c.ext:02d},1,{acta_type}"
     )
-    if not arrived:
+    if arrived_at is None or arrived_at > k:
         blanks = "," * (8 + len(columns))
         return f"{prefix}{blanks},{c.lista_nominal}" + "," * 11, {}
     rng = _casilla_rng(spec, index, code)
@@ -170,11 +170,11 @@ def _row(
     cells = ",".join(str(v) for v in counted_votes)
     total = sum(counted_votes)
     sha = hashlib.sha256(f"{spec.seed}{clave}{code}".encode()).hexdigest()
-    stamp = "06/06/2027 21:30:00"
+    acopio, captura, verificacion = _stamps(spec, arrived_at, rng)
     row = (
         f"{prefix},{c.lista_nominal - voters},{voters},{rng.randint(0, 8)},{voters},{cells},"
         f"{total},{total},{c.lista_nominal},{rng.randint(0, 8)},{observation},{contabilizada},"
-        f"F,{sha},{stamp},{stamp},{stamp},CATD,ESCANER,ACTA PREP"
+        f"F,{sha},{acopio},{captura},{verificacion},CATD,ESCANER,ACTA PREP"
     )
     figures = {
         "captured": 1,
@@ -185,6 +185,18 @@ def _row(
         "s_cs": total if contabilizada == 1 and c.tipo != "S" else 0,
     }
     return row, figures
+
+
+def _stamps(spec: SynthSpec, arrived_at: int, rng: random.Random) -> tuple[str, str, str]:
+    """Received, captured and verified, as the PREP prints them: verified between the
+    previous corte and the one the acta first appears in."""
+    end = spec.corte_time(arrived_at) - timedelta(seconds=5)
+    start = spec.corte_time(arrived_at - 1) if arrived_at else end - timedelta(hours=1)
+    verified = start + (end - start) * rng.random()
+    captured = verified - timedelta(seconds=rng.randint(30, 480))
+    received = captured - timedelta(seconds=rng.randint(120, 1800))
+    shown = "%d/%m/%Y %H:%M:%S"
+    return received.strftime(shown), captured.strftime(shown), verified.strftime(shown)
 
 
 def _columns(code: str) -> tuple[str, ...]:
@@ -222,8 +234,7 @@ def _write_election(
     totals = dict.fromkeys(("captured", "counted", "inconsistent", "ln", "c_cs", "s_cs"), 0)
     rows = []
     for index, casilla in enumerate(casillas):
-        arrived_at = arrivals[index]
-        row, figures = _row(spec, code, index, casilla, arrived_at is not None and arrived_at <= k)
+        row, figures = _row(spec, code, index, casilla, arrivals[index], k)
         rows.append(row)
         for key, value in figures.items():
             totals[key] += value

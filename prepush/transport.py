@@ -23,6 +23,7 @@ class Capabilities:
     statvfs: bool
     limits: bool
     max_write: int
+    copy_data: bool = False
 
     @property
     def atomic_flip(self) -> bool:
@@ -36,6 +37,21 @@ class SpaceInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Delta:
+    """A file the difusor already holds that shares the new file's first ``prefix`` and
+    last ``suffix`` bytes: the server copies those, only the bytes between are sent."""
+
+    base: str
+    base_size: int
+    prefix: int
+    suffix: int
+
+    @property
+    def reused(self) -> int:
+        return self.prefix + self.suffix
+
+
+@dataclass(frozen=True, slots=True)
 class Upload:
     """One file to send: from a local file or from memory."""
 
@@ -46,6 +62,8 @@ class Upload:
     # The path may already exist with other content: write a temporary name and rename it
     # over the old one, so a reader sees the old file or the new one, never a mix.
     replace: bool = False
+    # Where the server supports copy-data, build the file from this one it already holds.
+    delta: Delta | None = None
 
 
 class Transport(Protocol):
@@ -62,6 +80,11 @@ class Transport(Protocol):
     @property
     def bytes_sent(self) -> int:
         """File payload bytes written so far."""
+        ...
+
+    @property
+    def bytes_reused(self) -> int:
+        """Bytes the server copied from files it already held, instead of receiving them."""
         ...
 
     @property

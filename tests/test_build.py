@@ -153,7 +153,46 @@ def test_main_json_names_the_corte_and_its_figures(workdir: Workdir) -> None:
     resumen = json.loads((path / index["objects"]["gob/resumen.json"]).read_bytes())
     assert resumen["total"] == gob["summary"]["total_votos_c_cs"]
     assert sum(g["total"] for g in resumen["groups"]) == resumen["total"]
-    assert len([n for n in index["objects"] if n.startswith("gob/distrito/")]) == 21
+    groups = [n for n in index["objects"] if n.startswith("gob/distrito/")]
+    assert len([n for n in groups if n.endswith("/catalogo.json")]) == 21
+    assert len(groups) == 42  # results and catálogo of each distrito
+    results = json.loads((path / index["objects"]["gob/distrito/001.json"]).read_bytes())
+    catalogue = json.loads((path / index["objects"]["gob/distrito/001/catalogo.json"]).read_bytes())
+    casillas = [c["clave"] for s in catalogue["secciones"] for c in s["casillas"]]
+    assert len(casillas) == results["esperadas"]
+    assert {a["clave"] for a in results["actas"]} <= set(casillas)
+    assert sum(a["total"] for a in results["actas"] if a["contabilizada"] == 1) == results["total"]
+
+
+def test_results_objects_only_grow_at_the_end_from_corte_to_corte(workdir: Workdir) -> None:
+    """The PREP publishes an acta once and never changes it; listed in publication order,
+    each results object is the previous corte's actas followed by the new ones, so the
+    next corte's object starts with the previous one's bytes up to its last acta."""
+    workdir.write_roster([])
+    previous: dict[str, bytes] = {}
+    grown = 0
+    for corte in CORTES[1:]:
+        package = workdir.build(corte)
+        main_json = json.loads((package / "json/main.json").read_bytes())
+        index = json.loads((package / main_json["index"]).read_bytes())["objects"]
+        current = {
+            name: (package / path).read_bytes()
+            for name, path in index.items()
+            if name.count("/") == 2 and not name.endswith("resumen.json")
+        }
+        for name, data in current.items():
+            old = previous.get(name)
+            if old is None or old == data:
+                continue
+            old_actas = json.loads(old)["actas"]
+            assert json.loads(data)["actas"][: len(old_actas)] == old_actas, (corte, name)
+            if old_actas:
+                # The old object's bytes up to its last acta are the new object's first bytes.
+                cut = old.index(b'],"contabilizadas"')
+                assert data.startswith(old[:cut]), (corte, name)
+                grown += 1
+        previous = current
+    assert grown >= 50
 
 
 def _corrupt(tmp_path: Path, name: str, change: object) -> Path:

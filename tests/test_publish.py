@@ -108,6 +108,40 @@ def test_second_corte_sends_only_what_changed(
     assert deliveries(again)[asyncssh_difusor.name]["outcome"] == "up_to_date"
 
 
+@pytest.mark.parametrize("server", ["sshd_plain", "asyncssh_difusor", "paramiko_difusor"])
+def test_changed_objects_are_rebuilt_from_the_previous_ones_where_the_server_copies(
+    server: str,
+    request: pytest.FixtureRequest,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    endpoint: Endpoint = request.getfixturevalue(server)
+    workdir.write_roster([endpoint])
+    published = ["20210607_1320", "20210607_1440"]
+    workdir.build(published[0])
+    assert publish(workdir, capsys)[0] == 0
+    workdir.build(published[1])
+    old = Package.open(workdir.path / "paquetes" / published[0]).manifest.by_path()
+    new = Package.open(workdir.path / "paquetes" / published[1]).manifest
+    changed = sum(f.size for f in new.files if f.path not in old or old[f.path].sha256 != f.sha256)
+    code, report = publish(workdir, capsys)
+    assert code == 0
+    delivery = deliveries(report)[endpoint.name]
+    sent, reused = delivery["bytes_sent"], delivery["bytes_reused"]
+    assert isinstance(sent, int)
+    assert isinstance(reused, int)
+    if server == "paramiko_difusor":  # no copy-data: every changed byte is sent
+        assert delivery["files_rebuilt"] == 0
+        assert reused == 0
+        assert sent >= changed
+    else:
+        assert delivery["files_rebuilt"] >= 10
+        assert sent + reused >= changed
+        assert sent < changed - 50_000, (sent, reused, changed)
+    remote = sftp_read_tree(endpoint, endpoint.key_file)
+    assert remote == expected_tree(workdir, published)
+
+
 def test_site_mode_links_repeated_content_instead_of_sending_it(
     sshd_plain: Endpoint, workdir: Workdir, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -145,27 +145,36 @@
     });
   }
 
-  function casillaRow(columns, c) {
-    var status = c.contabilizada === null ? "Acta aún no recibida" : c.contabilizada === 1 ? (c.observaciones || "Contabilizada") : (c.observaciones || "No contabilizada");
+  function casillaRow(columns, c, acta) {
+    var status = !acta ? "Acta aún no recibida" : acta.contabilizada === 1 ? (acta.observaciones || "Contabilizada") : (acta.observaciones || "No contabilizada");
     var cells = [el("td", { text: c.clave }), el("td", { text: c.tipo + (c.ext && c.ext !== "00" ? " ext." : "") }), el("td", { text: status })];
-    columns.forEach(function (_, i) { cells.push(el("td", { "class": "n", text: c.votes ? fmt(c.votes[i]) : "—" })); });
-    cells.push(el("td", { "class": "n", text: fmt(c.total) }));
+    columns.forEach(function (_, i) { cells.push(el("td", { "class": "n", text: acta && acta.votes ? fmt(acta.votes[i]) : "—" })); });
+    cells.push(el("td", { "class": "n", text: acta ? fmt(acta.total) : "—" }));
     return el("tr", {}, cells);
   }
 
+  // A distrito or municipio: its catálogo (secciones and casillas, the same all night) and
+  // its results (the actas published so far, in the order the PREP published them).
   function groupView(code, kind, id) {
-    return Promise.all([object(code + "/resumen.json"), object(code + "/" + kind + "/" + id + ".json")]).then(function (docs) {
-      var r = docs[0], g = docs[1];
-      crumbs([{ text: "Inicio", href: "#" }, { text: r.name, href: "#" + code }, { text: g.name || id }]);
-      var out = [el("h2", { text: (g.name || id) }), votesTable(g.columns, g.totals, g.candidaturas.length ? g.candidaturas : r.candidaturas)];
-      g.secciones.forEach(function (s) {
+    var base = code + "/" + kind + "/" + id;
+    return Promise.all([object(code + "/resumen.json"), object(base + ".json"), object(base + "/catalogo.json")]).then(function (docs) {
+      var r = docs[0], g = docs[1], cat = docs[2];
+      var actas = {};
+      g.actas.forEach(function (a) { actas[a.clave] = a; });
+      crumbs([{ text: "Inicio", href: "#" }, { text: r.name, href: "#" + code }, { text: cat.name || id }]);
+      var out = [
+        el("h2", { text: (cat.name || id) }),
+        el("p", { "class": "muted", text: "Actas contabilizadas: " + fmt(g.contabilizadas) + " de " + fmt(g.esperadas) }),
+        votesTable(cat.columns, g.totals, cat.candidaturas.length ? cat.candidaturas : r.candidaturas)
+      ];
+      cat.secciones.forEach(function (s) {
         var head = [el("th", { text: "Casilla" }), el("th", { text: "Tipo" }), el("th", { text: "Estado del acta" })];
-        g.columns.forEach(function (c) { head.push(el("th", { "class": "n", text: c })); });
+        cat.columns.forEach(function (c) { head.push(el("th", { "class": "n", text: c })); });
         head.push(el("th", { "class": "n", text: "Total" }));
         out.push(el("h3", { text: "Sección " + s.seccion }));
         out.push(el("div", { "class": "scroll" }, [el("table", { "class": "casillas" }, [
           el("thead", {}, [el("tr", {}, head)]),
-          el("tbody", {}, s.casillas.map(function (c) { return casillaRow(g.columns, c); }))
+          el("tbody", {}, s.casillas.map(function (c) { return casillaRow(cat.columns, c, actas[c.clave]); }))
         ])]));
       });
       return out;
