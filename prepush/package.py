@@ -10,6 +10,7 @@ with Ed25519 in ``.prepush/manifest.sig``.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -149,6 +150,11 @@ class Manifest:
 
     def by_path(self) -> dict[str, FileEntry]:
         return {f.path: f for f in self.files}
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """The manifest's sha256: names this exact corte package in a difusor's state."""
+        return sha256_bytes(self.to_bytes())
 
     @property
     def immutable_files(self) -> tuple[FileEntry, ...]:
@@ -346,6 +352,28 @@ def list_packages(packages_dir: Path) -> list[Package]:
         if CORTE_ID.match(child.name) and (child / MANIFEST).is_file()
     ]
     return sorted(found, key=lambda p: p.corte)
+
+
+class LocalManifests:
+    """The manifests of the packages on this machine, by corte, for reading a difusor's
+    state: a manifest counts only if it is the exact one the difusor recorded (its digest)."""
+
+    def __init__(self, packages_dir: Path) -> None:
+        self._packages_dir = packages_dir
+        self._opened: dict[str, Manifest | None] = {}
+
+    def __call__(self, corte: str, digest: str) -> Manifest | None:
+        if corte not in self._opened:
+            path = self._packages_dir / corte
+            try:
+                self._opened[corte] = Package.open(path).manifest if CORTE_ID.match(corte) else None
+            except PackageError:
+                self._opened[corte] = None
+        manifest = self._opened[corte]
+        return manifest if manifest is not None and manifest.digest == digest else None
+
+    def add(self, manifest: Manifest) -> None:
+        self._opened[manifest.corte] = manifest
 
 
 def newest_corte(packages_dir: Path) -> str | None:

@@ -45,6 +45,7 @@ from prepush.package import (
     MAIN_JSON,
     MANIFEST,
     FileEntry,
+    LocalManifests,
     Package,
     canonical_json,
     find_package,
@@ -61,6 +62,7 @@ from prepush.state import (
     Plan,
     RemoteFile,
     RemoteState,
+    Resolver,
     forget,
     garbage,
     merge_pending,
@@ -303,6 +305,7 @@ class _Publisher:
         # owner a leftover of an earlier run of ours (a cut connection), never a live one.
         self.owner = f"{socket.gethostname()}:{self.settings.workdir}"
         self._planners: dict[str, DeltaPlanner] = {}
+        self.manifests = LocalManifests(self.settings.packages_dir)
 
     def planner(self, package: Package) -> DeltaPlanner:
         """One per package and run: what it measures is shared by every difusor."""
@@ -311,6 +314,7 @@ class _Publisher:
         return self._planners[package.corte]
 
     async def run_all(self, package: Package) -> list[Delivery]:
+        self.manifests.add(package.manifest)
         tasks = [
             asyncio.create_task(self.deliver(difusor, package), name=difusor.name)
             for difusor in self.request.difusores
@@ -422,7 +426,7 @@ class _Publisher:
             )
             return
         try:
-            await _write_notice(transport, _notice_text())
+            await _write_notice(transport, _notice_text(), self.manifests)
             self.ledger.record_event(
                 self.run_id, difusor.name, "notice", "sitio marcado: actualización interrumpida"
             )
@@ -652,7 +656,7 @@ class _Session:
         state = RemoteState()
         if data is not None:
             try:
-                state = RemoteState.from_bytes(data)
+                state = RemoteState.from_bytes(data, self.p.manifests)
             except (ValueError, KeyError, TypeError) as exc:
                 raise RemoteError(
                     self.difusor.name,
@@ -675,7 +679,7 @@ class _Session:
             )
 
     async def write_state(self, state: RemoteState) -> None:
-        data = state.to_bytes()
+        data = state.to_bytes(self.p.manifests)
         await self.t.replace(STATE_PATH, data)
         self.meta_bytes += len(data)
 
@@ -717,7 +721,21 @@ class _Session:
         deltas: dict[str, Delta] = {}
         if self.t.capabilities.copy_data:
             deltas = self.p.planner(self.package).deltas(state, (*plan.uploads, *plan.replaces))
-        uploads = [self.upload_of(e, delta=deltas.get(e.path)) for e in plan.uploads]
+        # With an incomplete state any file may already be there, perhaps being read: never
+        # write one in place, always by temporary name and rename.
+        unknown = not state.complete
+        if unknown:
+            self.p.ledger.record_event(
+                self.p.run_id,
+                self.difusor.name,
+                "incomplete_state",
+                f"el difusor tiene cortes cuyo paquete no está en esta máquina"
+                f" ({', '.join(sorted(state.unresolved))}): se envía todo por nombre temporal"
+                " y no se borra nada hasta que salgan de la retención",
+            )
+        uploads = [
+            self.upload_of(e, replace=unknown, delta=deltas.get(e.path)) for e in plan.uploads
+        ]
         uploads += [
             self.upload_of(e, replace=True, delta=deltas.get(e.path)) for e in plan.replaces
         ]
@@ -771,7 +789,7 @@ def _notice_text() -> str:
     )
 
 
-async def _write_notice(transport: Transport, text: str) -> None:
+async def _write_notice(transport: Transport, text: str, manifests: Resolver) -> None:
     data = await transport.read_file(MAIN_JSON)
     if data is None:
         return
@@ -782,11 +800,11 @@ async def _write_notice(transport: Transport, text: str) -> None:
     state_bytes = await transport.read_file(STATE_PATH)
     if state_bytes is not None:
         # So the next publish, even of the same corte, puts the real main.json back.
-        state = RemoteState.from_bytes(state_bytes)
+        state = RemoteState.from_bytes(state_bytes, manifests)
         held = state.files.get(MAIN_JSON)
         if held is not None:
             state.files[MAIN_JSON] = RemoteFile(sha256_bytes(notice), len(notice), held.cortes)
-            await transport.replace(STATE_PATH, state.to_bytes())
+            await transport.replace(STATE_PATH, state.to_bytes(manifests))
 
 
 def _parse_lock(data: bytes | None) -> tuple[str, datetime | None]:

@@ -1,23 +1,31 @@
 """What a difusor holds (``.prepush/state.json``) and the plan to bring it to a corte.
 
-The state is read once per publish: never by listing or stat-ing files. It lists every file
-prepush put on the difusor with its sha256 and the cortes that reference it, the cortes
-flipped (oldest first) and the directories created. It is written after the flip. Before
-the flip, a small ``pending.json`` lists only the files this publish added, so that what is
-recorded always covers what is on the server, even if we die right after the flip: a file
-the public may be reading is never written again.
+The state is read once per publish: never by listing or stat-ing files. In memory it lists
+every file prepush put on the difusor with its sha256 and the cortes that reference it, the
+cortes flipped (oldest first) and the directories created. It is written after the flip.
+Before the flip, a small ``pending.json`` lists only the files this publish added, so that
+what is recorded always covers what is on the server, even if we die right after the flip: a
+file the public may be reading is never written again.
+
+On the server the state is small: it names each retained corte's manifest by its digest,
+and lists only the files the manifests do not explain (an entry file changed by a notice, a
+file of an interrupted publish). The files are rebuilt from the manifests of the packages on
+this machine, checked against those digests. Writing the whole file list every corte cost
+more bytes than a small corte's own changes. A corte whose package this machine does not have
+(another machine published it) leaves the state incomplete: then nothing is assumed about its
+files, every upload goes by temporary name and rename, and nothing is deleted.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from prepush.package import FileEntry, Manifest, canonical_json
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 STATE_PATH = ".prepush/state.json"
 PENDING_PATH = ".prepush/pending.json"
 LOCK_PATH = ".prepush/lock"
@@ -40,12 +48,22 @@ class RemoteState:
     atomic: bool | None = None
     # Files known only from a pending record: a retry must record them again.
     pending_files: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # The digest of each retained corte's manifest (cortes of an interrupted publish have
+    # none: their files are listed one by one).
+    manifests: dict[str, str] = field(default_factory=dict)
+    # Cortes whose manifest this machine lacks: their files are unknown.
+    unresolved: set[str] = field(default_factory=set)
 
     @property
     def current(self) -> str | None:
         return self.history[-1] if self.history else None
 
-    def to_bytes(self) -> bytes:
+    @property
+    def complete(self) -> bool:
+        return not self.unresolved
+
+    def to_bytes(self, resolve: Resolver) -> bytes:
+        expected, expected_dirs, _ = _from_manifests(self.history, self.manifests, resolve)
         return canonical_json(
             {
                 "format": STATE_FORMAT,
@@ -53,28 +71,37 @@ class RemoteState:
                 "history": self.history,
                 "pending": self.pending,
                 "atomic": self.atomic,
-                "dirs": sorted(self.dirs),
+                "manifests": {c: d for c, d in self.manifests.items() if c in self.history},
+                "dirs": sorted(self.dirs - expected_dirs),
                 "files": {
-                    path: {"sha256": f.sha256, "size": f.size, "cortes": sorted(set(f.cortes))}
+                    path: _file_json(f)
                     for path, f in sorted(self.files.items())
+                    if _file_json(f) != _file_json(expected.get(path))
                 },
+                "absent": sorted(set(expected) - set(self.files)),
             }
         )
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> RemoteState:
+    def from_bytes(cls, data: bytes, resolve: Resolver) -> RemoteState:
         raw: dict[str, Any] = json.loads(data)
-        if raw.get("format") != STATE_FORMAT:
+        if raw.get("format") not in (1, STATE_FORMAT):
             raise ValueError(f"formato de estado desconocido: {raw.get('format')!r}")
+        history = [str(c) for c in raw["history"]]
+        manifests = {str(c): str(d) for c, d in raw.get("manifests", {}).items()}
+        files, dirs, unresolved = _from_manifests(history, manifests, resolve)
+        for path in raw.get("absent", []):
+            files.pop(str(path), None)
+        for path, f in raw["files"].items():
+            files[str(path)] = RemoteFile(str(f["sha256"]), int(f["size"]), list(f["cortes"]))
         return cls(
-            files={
-                str(path): RemoteFile(str(f["sha256"]), int(f["size"]), list(f["cortes"]))
-                for path, f in raw["files"].items()
-            },
-            history=[str(c) for c in raw["history"]],
-            dirs={str(d) for d in raw["dirs"]},
+            files=files,
+            history=history,
+            dirs=dirs | {str(d) for d in raw["dirs"]},
             pending=raw.get("pending"),
             atomic=raw.get("atomic"),
+            manifests=manifests,
+            unresolved=unresolved,
         )
 
     def by_sha(self) -> dict[str, str]:
@@ -90,6 +117,46 @@ class RemoteState:
             (held := self.files.get(f.path)) is not None and held.sha256 == f.sha256
             for f in manifest.files
         )
+
+
+# (corte, manifest digest) -> that corte's manifest, if this machine has it with that digest.
+Resolver = Callable[[str, str], Manifest | None]
+
+
+def no_manifests(_corte: str, _digest: str) -> Manifest | None:
+    return None
+
+
+def _file_json(f: RemoteFile | None) -> dict[str, Any] | None:
+    if f is None:
+        return None
+    return {"sha256": f.sha256, "size": f.size, "cortes": sorted(set(f.cortes))}
+
+
+def _from_manifests(
+    history: list[str], manifests: dict[str, str], resolve: Resolver
+) -> tuple[dict[str, RemoteFile], set[str], set[str]]:
+    """The files and directories the retained cortes put on the server, as record_corte
+    recorded them, and the cortes whose manifest is not at hand."""
+    files: dict[str, RemoteFile] = {}
+    dirs: set[str] = set()
+    unresolved: set[str] = set()
+    for corte in history:
+        digest = manifests.get(corte)
+        if digest is None:
+            continue
+        manifest = resolve(corte, digest)
+        if manifest is None:
+            unresolved.add(corte)
+            continue
+        for entry in manifest.files:
+            held = files.get(entry.path)
+            if held is not None and held.sha256 == entry.sha256:
+                held.cortes.append(corte)
+            else:
+                files[entry.path] = RemoteFile(entry.sha256, entry.size, [corte])
+        dirs.update(missing_dirs((e.path for e in manifest.files), set()))
+    return files, dirs, unresolved
 
 
 @dataclass(frozen=True)
@@ -186,12 +253,19 @@ def record_corte(state: RemoteState, manifest: Manifest) -> None:
             state.files[entry.path] = RemoteFile(entry.sha256, entry.size, [corte])
         state.dirs.update(missing_dirs([entry.path], set()))
     state.history = [c for c in state.history if c != corte] + [corte]
+    state.manifests[corte] = manifest.digest
     state.pending = None
     state.pending_files.clear()
 
 
 def garbage(state: RemoteState, manifest: Manifest, retention: int) -> list[str]:
-    """Files no retained corte references; never an entry file nor one of the last two."""
+    """Files no retained corte references; never an entry file nor one of the last two.
+
+    Nothing while the state is incomplete: a corte whose files are unknown may use any of
+    them.
+    """
+    if not state.complete:
+        return []
     retained = set(state.history[-retention:])
     protected = set(state.history[-2:]) | {manifest.corte}
     if state.pending:
@@ -212,6 +286,9 @@ def forget(state: RemoteState, paths: Iterable[str], retention: int) -> None:
         state.files.pop(path, None)
     retained = state.history[-retention:]
     state.history = retained
+    state.manifests = {c: d for c, d in state.manifests.items() if c in retained}
+    # An unknown corte that leaves retention leaves its files behind: they are not deleted.
+    state.unresolved &= set(retained)
     keep = set(retained) | ({state.pending} if state.pending else set())
     for held in state.files.values():
         held.cortes = [c for c in held.cortes if c in keep] or held.cortes
@@ -223,10 +300,11 @@ def pending_record(manifest: Manifest, plan: Plan, state: RemoteState) -> bytes:
     It also carries the files an interrupted attempt already recorded as pending: a retry
     after a flip whose final state was lost must not forget files the public may be reading.
     """
+    listed = manifest.by_path()
     files = {
         path: [sha256, size]
         for path, (sha256, size) in state.pending_files.items()
-        if path in manifest.by_path()
+        if path in listed
     }
     for f in [*plan.uploads, *plan.replaces, *links_entries(plan.links)]:
         files[f.path] = [f.sha256, f.size]

@@ -142,6 +142,38 @@ def test_changed_objects_are_rebuilt_from_the_previous_ones_where_the_server_cop
     assert remote == expected_tree(workdir, published)
 
 
+def test_another_machine_without_the_packages_publishes_safely(
+    sshd_plain: Endpoint, workdir: Workdir, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The backup publisher takes over without the cortes the first one published: the
+    difusor's state names manifests it does not have. It sends the whole corte by temporary
+    name and rename (a file may exist and be read), deletes nothing, and says so."""
+    workdir.write_roster([sshd_plain])
+    for corte in CORTES[:2]:
+        workdir.build(corte)
+        assert publish(workdir, capsys)[0] == 0
+    state = json.loads((sshd_plain.local_root / ".prepush/state.json").read_bytes())
+    assert len(state["manifests"]) == 2
+    assert "json/o/" not in json.dumps(state["files"])  # the manifests explain them
+    backup = Workdir(tmp_path / "respaldo", workdir.signing_key)
+    backup.path.mkdir()
+    backup.write_roster([sshd_plain])
+    backup.build(CORTES[2])
+    before = {p.name for p in (sshd_plain.local_root / "json" / "o").iterdir()}
+    code, report = publish(backup, capsys)
+    assert code == 0
+    delivery = deliveries(report)[sshd_plain.name]
+    assert delivery["files_deleted"] == 0
+    after = {p.name for p in (sshd_plain.local_root / "json" / "o").iterdir()}
+    assert before <= after  # nothing removed: the unknown cortes may use any file
+    remote = sftp_read_tree(sshd_plain, sshd_plain.key_file)
+    for path, data in backup.package_tree(CORTES[2]).items():
+        assert remote[path] == data, path
+    assert not [p for p in remote if p.endswith(".prepush-tmp")]
+    with Ledger(backup.path / "prepush.db") as ledger:
+        assert ledger.events("incomplete_state")
+
+
 def test_site_mode_links_repeated_content_instead_of_sending_it(
     sshd_plain: Endpoint, workdir: Workdir, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from prepush.package import FileEntry, Manifest
 from prepush.state import (
     RemoteState,
+    Resolver,
     forget,
     garbage,
     merge_pending,
+    no_manifests,
     pending_record,
     plan_corte,
     record_corte,
@@ -42,6 +44,20 @@ def corte(n: int, changed: list[str]) -> Manifest:
         version = n if name in changed else 0
         files[f"json/o/{name}{version}.json"] = f"{name}{version}"
     return manifest(f"20270606_2{n:03d}", files)
+
+
+def resolver(*manifests: Manifest) -> Resolver:
+    """This machine's packages: the manifests it has."""
+    by_corte = {m.corte: m for m in manifests}
+
+    def resolve(corte: str, digest: str) -> Manifest | None:
+        found = by_corte.get(corte)
+        return found if found is not None and found.digest == digest else None
+
+    return resolve
+
+
+ALL = resolver(*(corte(n, ["a", "b"]) for n in range(6)))
 
 
 def deliver(state: RemoteState, m: Manifest, retention: int = 3) -> list[str]:
@@ -144,11 +160,61 @@ def test_state_round_trips() -> None:
     state = RemoteState()
     deliver(state, corte(0, []))
     state.atomic = True
-    again = RemoteState.from_bytes(state.to_bytes())
-    assert again.to_bytes() == state.to_bytes()
+    here = resolver(corte(0, []))
+    again = RemoteState.from_bytes(state.to_bytes(here), here)
+    assert again.to_bytes(here) == state.to_bytes(here)
+    assert again.files == state.files
     assert again.current == "20270606_2000"
+    assert again.complete
     assert again.holds_corte(corte(0, []))
     assert not again.holds_corte(corte(1, ["c"]))
+
+
+def test_the_state_names_manifests_instead_of_listing_their_files() -> None:
+    state = RemoteState()
+    for n, changed in enumerate(([], ["a"], ["a", "b"])):
+        deliver(state, corte(n, changed))
+    here = resolver(*(corte(n, c) for n, c in enumerate(([], ["a"], ["a", "b"]))))
+    data = state.to_bytes(here)
+    assert b"json/o/" not in data  # every file is explained by a retained corte's manifest
+    assert len(data) < 1000
+    again = RemoteState.from_bytes(data, here)
+    assert again.files == state.files
+    assert again.dirs == state.dirs
+    # A file the manifests do not explain (a notice rewrote main.json) is listed itself.
+    state.files["json/main.json"].sha256 = "aviso"
+    again = RemoteState.from_bytes(state.to_bytes(here), here)
+    assert again.files == state.files
+
+
+def test_without_the_packages_the_state_is_incomplete_and_nothing_is_deleted() -> None:
+    state = RemoteState()
+    deliver(state, corte(0, []))
+    deliver(state, corte(1, ["a"]))
+    here = resolver(corte(0, []), corte(1, ["a"]))
+    elsewhere = RemoteState.from_bytes(state.to_bytes(here), no_manifests)
+    assert not elsewhere.complete
+    assert elsewhere.unresolved == {"20270606_2000", "20270606_2001"}
+    # Nothing is assumed to be on the server, and nothing may be deleted.
+    third = corte(2, ["b"])
+    plan = plan_corte(third, elsewhere, hardlink=True)
+    assert {f.path for f in plan.uploads} == {f.path for f in third.immutable_files}
+    assert deliver(elsewhere, third, retention=1) == []
+    # Once the unknown cortes leave retention, the state is complete again.
+    for n in (3, 4):
+        deliver(elsewhere, corte(n, ["a"]), retention=1)
+    assert elsewhere.complete
+
+
+def test_a_state_written_by_format_1_is_still_read() -> None:
+    old = (
+        b'{"atomic":true,"current":"20270606_2000","dirs":["json"],"files":{"json/main.json":'
+        b'{"cortes":["20270606_2000"],"sha256":"m","size":1}},"format":1,'
+        b'"history":["20270606_2000"],"pending":null}'
+    )
+    state = RemoteState.from_bytes(old, no_manifests)
+    assert state.complete
+    assert state.files["json/main.json"].sha256 == "m"
 
 
 def test_a_retry_after_a_lost_final_state_keeps_the_pending_files() -> None:
@@ -157,13 +223,13 @@ def test_a_retry_after_a_lost_final_state_keeps_the_pending_files() -> None:
     next_corte = corte(1, ["a", "b"])
     first_try = pending_record(next_corte, plan_corte(next_corte, state, hardlink=True), state)
     # The flip happened but the final state was lost: the retry starts from the old state.
-    retry = RemoteState.from_bytes(state.to_bytes())
+    retry = RemoteState.from_bytes(state.to_bytes(ALL), ALL)
     merge_pending(retry, first_try)
     second_plan = plan_corte(next_corte, retry, hardlink=True)
     assert second_plan.uploads == ()
     second_try = pending_record(next_corte, second_plan, retry)
     # Its own pending record still names every file of the first try.
-    again = RemoteState.from_bytes(state.to_bytes())
+    again = RemoteState.from_bytes(state.to_bytes(ALL), ALL)
     merge_pending(again, second_try)
     assert plan_corte(next_corte, again, hardlink=True).uploads == ()
 
