@@ -27,6 +27,8 @@ from prepush.transport import Delta
 # worth more than the bytes they save: on loopback a byte costs some nanoseconds and a
 # request some microseconds; on a difusor's real link, bytes cost far more.
 MIN_REUSED = 4096
+# An end shorter than this is sent rather than copied: a copy is a request of its own.
+MIN_END = 1024
 # Rebuilt files are read whole, in memory: the JSON objects, never the ZIP.
 MAX_SIZE = 1 << 20
 CORTE_DIR = re.compile(r"(?:^|(?<=/))\d{8}_\d{4}(?=/)")
@@ -100,6 +102,8 @@ class DeltaPlanner:
         if held is None or held.sha256 != base.sha256:
             return None
         prefix, suffix = self._shared_ends(base, entry, state.current or "")
+        prefix = prefix if prefix >= MIN_END else 0
+        suffix = suffix if suffix >= MIN_END else 0
         if prefix + suffix < MIN_REUSED:
             return None
         return Delta(base.path, base.size, prefix, suffix)

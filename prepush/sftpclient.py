@@ -281,7 +281,9 @@ class SFTPClient(asyncssh.SSHClientSession[bytes]):
             return
         request_id = self._next_id = (self._next_id + 1) & 0xFFFFFFFF
         self._pending[request_id] = reply
-        length = 5 + sum(len(p) for p in parts)
+        length = 5
+        for part in parts:
+            length += len(part)
         self._outbox.append(_HEADER.pack(length, ptype, request_id))
         self._outbox.extend(parts)
         self.requests += 1

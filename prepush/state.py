@@ -76,7 +76,7 @@ class RemoteState:
                 "files": {
                     path: _file_json(f)
                     for path, f in sorted(self.files.items())
-                    if _file_json(f) != _file_json(expected.get(path))
+                    if not _same(f, expected.get(path))
                 },
                 "absent": sorted(set(expected) - set(self.files)),
             }
@@ -127,10 +127,17 @@ def no_manifests(_corte: str, _digest: str) -> Manifest | None:
     return None
 
 
-def _file_json(f: RemoteFile | None) -> dict[str, Any] | None:
-    if f is None:
-        return None
+def _file_json(f: RemoteFile) -> dict[str, Any]:
     return {"sha256": f.sha256, "size": f.size, "cortes": sorted(set(f.cortes))}
+
+
+def _same(f: RemoteFile, g: RemoteFile | None) -> bool:
+    return (
+        g is not None
+        and f.sha256 == g.sha256
+        and f.size == g.size
+        and (f.cortes == g.cortes or set(f.cortes) == set(g.cortes))
+    )
 
 
 def _from_manifests(
@@ -155,7 +162,7 @@ def _from_manifests(
                 held.cortes.append(corte)
             else:
                 files[entry.path] = RemoteFile(entry.sha256, entry.size, [corte])
-        dirs.update(missing_dirs((e.path for e in manifest.files), set()))
+        dirs |= parent_dirs(e.path for e in manifest.files)
     return files, dirs, unresolved
 
 
@@ -230,12 +237,19 @@ def links_entries(links: Iterable[Link]) -> list[FileEntry]:
 
 
 def missing_dirs(paths: Iterable[str], existing: set[str]) -> list[str]:
-    wanted: set[str] = set()
+    """The directories ``paths`` need that are not in ``existing``, parents first."""
+    return sorted(parent_dirs(paths) - existing - {META_DIR}, key=lambda d: (d.count("/"), d))
+
+
+def parent_dirs(paths: Iterable[str]) -> set[str]:
+    found: set[str] = set()
     for path in paths:
-        parts = path.split("/")[:-1]
-        for depth in range(1, len(parts) + 1):
-            wanted.add("/".join(parts[:depth]))
-    return sorted(wanted - existing - {META_DIR}, key=lambda d: (d.count("/"), d))
+        cut = path.rfind("/")
+        # Walk up until a directory already seen: its parents are there too.
+        while cut > 0 and (parent := path[:cut]) not in found:
+            found.add(parent)
+            cut = parent.rfind("/")
+    return found
 
 
 def record_corte(state: RemoteState, manifest: Manifest) -> None:
@@ -251,7 +265,7 @@ def record_corte(state: RemoteState, manifest: Manifest) -> None:
                 held.cortes.append(corte)
         else:
             state.files[entry.path] = RemoteFile(entry.sha256, entry.size, [corte])
-        state.dirs.update(missing_dirs([entry.path], set()))
+    state.dirs |= parent_dirs(e.path for e in manifest.files)
     state.history = [c for c in state.history if c != corte] + [corte]
     state.manifests[corte] = manifest.digest
     state.pending = None
@@ -331,6 +345,6 @@ def merge_pending(state: RemoteState, data: bytes) -> None:
                 held.cortes.append(corte)
         else:
             state.files[path] = RemoteFile(sha256, size, [corte])
-        state.dirs.update(missing_dirs([path], set()))
+        state.dirs |= parent_dirs([path])
     if corte not in state.history:
         state.pending = corte
