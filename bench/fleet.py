@@ -11,12 +11,11 @@ file (ext4's recently_deleted), which slowed every tool alike.
 from __future__ import annotations
 
 import contextlib
-import pwd
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from prepush.sshd import SFTP_USER, SshdDifusor, ensure_sftp_user
+from prepush.sshd import SFTP_USER, SshdDifusor
 from tests.servers import Endpoint
 
 NETNS_PREFIX = "ppbench"
@@ -91,43 +90,35 @@ class Fleet:
         self.rate_mbit = rate_mbit
         self.daemons: list[SshdDifusor] = []
         self.links: list[Link] = []
-        self.mounts: list[Path] = []
         self.endpoints: list[Endpoint] = []
 
     def start(self) -> list[Endpoint]:
-        user = ensure_sftp_user()
         if self.rate_mbit:
             remove_leftover_links()
         try:
             for i in range(1, self.count + 1):
-                self.endpoints.append(self._start_one(i, user))
+                self.endpoints.append(self._start_one(i))
         except BaseException:
             self.stop()
             raise
         return self.endpoints
 
-    def _start_one(self, index: int, user: pwd.struct_passwd) -> Endpoint:
+    def _start_one(self, index: int) -> Endpoint:
         if self.rate_mbit:
             link = Link(index, self.rate_mbit)
             self.links.append(link)
             link.create()
             daemon = SshdDifusor(
-                self.client_key, host=link.difusor_address, port=22, netns=link.netns
+                self.client_key,
+                host=link.difusor_address,
+                port=22,
+                netns=link.netns,
+                tmpfs_size=TMPFS_SIZE,
             )
         else:
-            daemon = SshdDifusor(self.client_key)
+            daemon = SshdDifusor(self.client_key, tmpfs_size=TMPFS_SIZE)
         self.daemons.append(daemon)
         info = daemon.start()
-        sh(
-            "mount",
-            "-t",
-            "tmpfs",
-            "-o",
-            f"size={TMPFS_SIZE},mode=755,uid={user.pw_uid},gid={user.pw_gid}",
-            "tmpfs",
-            str(info.local_root),
-        )
-        self.mounts.append(info.local_root)
         return Endpoint(
             name=f"difusor{index:03d}",
             host=info.host,
@@ -145,10 +136,6 @@ class Fleet:
             endpoint.empty()
 
     def stop(self) -> None:
-        for mount in self.mounts:
-            with contextlib.suppress(subprocess.CalledProcessError):
-                sh("umount", str(mount))
-        self.mounts.clear()
         for daemon in self.daemons:
             daemon.stop()
         self.daemons.clear()

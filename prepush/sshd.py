@@ -95,6 +95,7 @@ class SshdDifusor:
         host: str = "127.0.0.1",
         port: int | None = None,
         netns: str | None = None,
+        tmpfs_size: str | None = None,
     ) -> None:
         self.chroot = chroot
         self.client_key_file = client_key_file
@@ -102,6 +103,10 @@ class SshdDifusor:
         self.host = host
         self.port = port or free_port()
         self.netns = netns
+        # The web root on a tmpfs of its own (the benchmark): mounted before sshd starts, so
+        # an sshd in a network namespace (a mount namespace of its own) sees it too.
+        self.tmpfs_size = tmpfs_size
+        self.mounted: Path | None = None
         self.pid: int | None = None
 
     def start(self) -> SshdInfo:
@@ -125,6 +130,10 @@ class SshdDifusor:
             www = self.home / "www"
             remote_dir = str(www)
         www.mkdir(mode=0o755)
+        if self.tmpfs_size:
+            options = f"size={self.tmpfs_size},mode=755,uid={user.pw_uid},gid={user.pw_gid}"
+            subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(www)], check=True)
+            self.mounted = www
         os.chown(www, user.pw_uid, user.pw_gid)
         (conf / "sshd_config").write_text(self._config(conf))
         prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
@@ -173,4 +182,7 @@ class SshdDifusor:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGTERM)
             self.pid = None
+        if self.mounted is not None:
+            subprocess.run(["umount", str(self.mounted)], check=False, capture_output=True)
+            self.mounted = None
         shutil.rmtree(self.home, ignore_errors=True)
