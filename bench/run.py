@@ -325,7 +325,7 @@ def _shaped_dataset(
     rows: list[dict[str, object]] = []
     variants = (
         ("prepush", False, False),
-        ("prepush + compresión SSH", True, False),
+        ("prepush --watch", False, True),
         ("prepush --watch + compresión SSH", True, True),
         ("rsync", False, False),
         ("rsync -z", True, False),

@@ -188,8 +188,10 @@ def delivery_json(d: Delivery) -> dict[str, Any]:
         "atomic": d.atomic,
         "error_class": d.error_class,
         "error_message": d.error_message,
+        # Every path is listed only for --dry-run, where the plan is the answer; a real
+        # run's report would otherwise carry thousands of paths per difusor.
         "plan": None
-        if d.plan is None
+        if d.plan is None or d.outcome != "dry_run"
         else {
             "upload": [f.path for f in d.plan.uploads],
             "replace": [f.path for f in d.plan.replaces],
