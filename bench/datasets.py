@@ -200,6 +200,8 @@ def _casillas(csv_dir: Path) -> dict[str, dict[str, dict[str, str]]]:
     """Every casilla's rows, by election, from the corte's CSVs."""
     found: dict[str, dict[str, dict[str, str]]] = {}
     for path in sorted(csv_dir.glob("*/*_20??.csv")):
+        if "CANDIDATURA" in path.name:
+            continue
         election = path.parent.name.split("_PREP_")[1].rsplit("_", 1)[0]
         lines = path.read_text(encoding="utf-8").splitlines()
         header = next(i for i, line in enumerate(lines) if line.startswith("CLAVE_CASILLA"))
