@@ -38,9 +38,9 @@ def dataset_table(document: dict[str, Any], dataset: str) -> list[str]:
     lines = [
         f"### {dataset}",
         "",
-        "| envío | modo | herramienta | s (mediana) | MB/s | archivos/s | CPU s | RSS máx MB"
-        " | main.json al final | prepush ÷ esta |",
-        "|---|---|---|---:|---:|---:|---:|---:|---|---:|",
+        "| envío | modo | herramienta | s (mediana) | MB/s | archivos/s | CPU s | CPU s por"
+        " difusor | RSS máx MB | main.json al final | prepush ÷ esta |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for m in sorted(measures, key=lambda m: (m["push"], m["mode"], m["wall_s"])):
         mine_tool = "prepush-watch" if m["mode"] == "conexiones abiertas" else "prepush"
@@ -49,7 +49,8 @@ def dataset_table(document: dict[str, Any], dataset: str) -> list[str]:
         files = m["files"] * m["difusores"] / m["wall_s"]
         lines.append(
             f"| {m['push']} | {m['mode']} | {m['tool']} | {m['wall_s']:.2f} | {rate:.1f}"
-            f" | {files:.0f} | {m['cpu_s']:.2f} | {m['peak_rss_mb']:.0f}"
+            f" | {files:.0f} | {m['cpu_s']:.2f} | {m['cpu_s'] / m['difusores']:.3f}"
+            f" | {m['peak_rss_mb']:.0f}"
             f" | {'sí' if m['main_json_last'] else 'no'} | {_fmt(_ratio(mine, m))} |"
         )
     for m in failed:
@@ -75,6 +76,43 @@ def dataset_table(document: dict[str, Any], dataset: str) -> list[str]:
                 f"{tool}, siguiente corte, por difusor: {sent / 1e6:.2f} MB de archivos"
                 f" ({sent / m['bytes']:.2f}× lo cambiado) + {meta / 1e3:.0f} KB de"
                 f" estado y candado; {reqs:.0f} peticiones SFTP."
+            )
+    return [*lines, ""]
+
+
+def best_other(document: dict[str, Any]) -> list[str]:
+    """Per dataset and push: prepush against the fastest other tool, in each way of running."""
+    measures = _measures(document)
+    lines = [
+        "### prepush frente a la mejor otra herramienta",
+        "",
+        "| conjunto | envío | prepush (una orden por corte) | mejor otra | prepush ÷ mejor"
+        " | prepush --watch | mejor otra con conexiones abiertas | --watch ÷ mejor |",
+        "|---|---|---:|---|---:|---:|---|---:|",
+    ]
+    for dataset in ("campeche", "large", "site-medium", "site-large"):
+        for push in ("completo", "siguiente"):
+            once = _find(measures, dataset, push, "prepush")
+            watch = _find(measures, dataset, push, "prepush-watch")
+            others = [m for m in measures if (m["dataset"], m["push"]) == (dataset, push)]
+            one_shot = [
+                m for m in others if m["mode"] == "una orden por corte" and m["tool"] != "prepush"
+            ]
+            kept = [
+                m
+                for m in others
+                if m["mode"] == "conexiones abiertas" and m["tool"] != "prepush-watch"
+            ]
+            if not once and not watch:
+                continue
+            best = min(one_shot, key=lambda m: m["wall_s"], default=None)
+            best_kept = min(kept, key=lambda m: m["wall_s"], default=None)
+            lines.append(
+                f"| {dataset} | {push} | {_fmt(once and once['wall_s'])}"
+                f" | {best['tool'] + ' ' + _fmt(best['wall_s']) if best else '—'}"
+                f" | {_fmt(_ratio(once, best))} | {_fmt(watch and watch['wall_s'])}"
+                f" | {best_kept['tool'] + ' ' + _fmt(best_kept['wall_s']) if best_kept else '—'}"
+                f" | {_fmt(_ratio(watch, best_kept))} |"
             )
     return [*lines, ""]
 
@@ -199,6 +237,7 @@ def markdown(document: dict[str, Any]) -> str:
         lines += [f"Herramientas no instaladas: {', '.join(document['tools_missing'])}.", ""]
     for dataset in ("campeche", "large", "site-medium", "site-large"):
         lines += dataset_table(document, dataset)
+    lines += best_other(document)
     lines += targets(document)
     limit = document.get("limit")
     if limit:
@@ -207,8 +246,11 @@ def markdown(document: dict[str, Any]) -> str:
             "",
             f"Un archivo de {limit['mb']:.0f} MB a un difusor por un solo flujo: OpenSSH sftp"
             f" {limit['sftp_mb_s']:.0f} MB/s; prepush {limit['prepush_mb_s']:.0f} MB/s"
-            f" ({limit['prepush_mb_s'] / limit['sftp_mb_s']:.2f}× de OpenSSH, con el arranque"
-            " y el registro incluidos).",
+            f" ({limit['prepush_mb_s'] / limit['sftp_mb_s']:.2f}× de OpenSSH) contando el"
+            " arranque, la conexión y la bitácora, y"
+            f" {limit.get('prepush_transfer_mb_s', 0):.0f} MB/s"
+            f" ({limit.get('prepush_transfer_mb_s', 0) / limit['sftp_mb_s']:.2f}×) de la"
+            " conexión al cambio de main.json, según la bitácora.",
             "",
         ]
     shaped_rows = document.get("shaped")

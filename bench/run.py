@@ -25,9 +25,11 @@ bench/results/<stamp>.json and .md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import sqlite3
 import statistics
 import sys
 import time
@@ -260,7 +262,17 @@ def per_byte_limit(fleet: Fleet, key: Path, size_mb: int) -> dict[str, float]:
         "sftp_mb_s": sftp,
         "prepush_mb_s": mb / sample.wall_s,
         "prepush_wall_s": sample.wall_s,
+        "prepush_transfer_mb_s": mb / _connected_to_flip(workdir),
     }
+
+
+def _connected_to_flip(workdir: Path) -> float:
+    """Seconds from the connection to the flip, as prepush's ledger measured them."""
+    with contextlib.closing(sqlite3.connect(workdir / "prepush.db")) as db:
+        connected, flipped = db.execute(
+            "SELECT connected_at, flip_at FROM deliveries ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    return (datetime.fromisoformat(flipped) - datetime.fromisoformat(connected)).total_seconds()
 
 
 def scale(fleet: Fleet, dataset: Dataset, counts: list[int], args: argparse.Namespace) -> list:
