@@ -12,7 +12,7 @@ tree="$repo/bench/work/history"
 [ -d "$tree" ] || git -C "$repo" worktree add --detach "$tree" "$head"
 cd "$tree"
 git checkout -q -f --detach "$head"
-[ -x .venv/bin/prepush ] || { python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]'; }
+make -s venv
 for commit in "$@"; do
     git checkout -q "$commit" -- prepush/
     # The fleet mounts each web root before its sshd starts: today's fixture.
