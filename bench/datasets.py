@@ -17,6 +17,7 @@ The ZIPs are the ones ``prepush build`` makes from the synthetic election's CSVs
 from __future__ import annotations
 
 import csv
+import filecmp
 import hashlib
 import json
 import os
@@ -61,15 +62,28 @@ class Dataset:
         Every file gets the corte's time as its mtime, as if written when the corte was
         made: rsync skips a file whose size and mtime match what the difusor has, and two
         cortes built in the same second would fool it (main.json has the same size in every
-        corte).
+        corte). A file the previous corte has at the same path with the same bytes keeps
+        that corte's mtime, as a build that leaves unchanged files alone: the other tools'
+        quick checks skip it, their best case.
         """
         target = self.workdir / "arboles" / corte
-        if not target.exists():
-            shutil.copytree(self.package(corte), target, ignore=shutil.ignore_patterns(".prepush"))
-            stamp = datetime.strptime(corte, "%Y%m%d_%H%M").timestamp()
-            for path in target.rglob("*"):
-                os.utime(path, (stamp, stamp))
+        if target.exists():
+            return target
+        shutil.copytree(self.package(corte), target, ignore=shutil.ignore_patterns(".prepush"))
+        stamp = datetime.strptime(corte, "%Y%m%d_%H%M").timestamp()
+        position = self.cortes.index(corte)
+        previous = self.tree(self.cortes[position - 1]) if position > 0 else None
+        for path in target.rglob("*"):
+            os.utime(path, (stamp, stamp))
+            if previous is not None and path.is_file():
+                _keep_unchanged_mtime(path, previous / path.relative_to(target))
         return target
+
+
+def _keep_unchanged_mtime(path: Path, before: Path) -> None:
+    if before.is_file() and filecmp.cmp(path, before, shallow=False):
+        mtime = before.stat().st_mtime
+        os.utime(path, (mtime, mtime))
 
 
 def write_roster(workdir: Path, endpoints: list[Endpoint], **publish: object) -> None:
