@@ -3,10 +3,10 @@ the per-byte limit, shaped links and scale."""
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 SFTP_TOOLS = ("lftp", "rclone")
-PAIRS = {"prepush": ("rsync", "lftp", "rclone"), "prepush-watch": ("rsync-cm",)}
 
 
 def _measures(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -152,7 +152,7 @@ def _package_targets(measures: list[dict[str, Any]], dataset: str) -> list[Row]:
         m = _find(measures, dataset, "siguiente", tool)
         if m and m["bytes"] and m["samples"][0].get("sent_bytes") is not None:
             # Everything written to the difusor: the files and prepush's own state and lock.
-            sent = statistics_mean([s["sent_bytes"] + s["meta_bytes"] for s in m["samples"]])
+            sent = statistics.mean([s["sent_bytes"] + s["meta_bytes"] for s in m["samples"]])
             target = (
                 f"{dataset}, siguiente: bytes enviados, con estado y candado, ≤ 1.05× lo cambiado"
             )
@@ -218,10 +218,6 @@ def targets(document: dict[str, Any]) -> list[str]:
         verdict = "sí" if value <= limit else "**no**"
         lines.append(f"| {target} | {how} | {_fmt(value)} | {verdict} |")
     return [*lines, ""]
-
-
-def statistics_mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 def markdown(document: dict[str, Any]) -> str:

@@ -224,7 +224,7 @@ class Runner:
 
 @dataclass
 class _Pushers:
-    pushes: list[Callable[[str], Sample]]
+    pushes: list[tools.Pusher]
     close: Callable[[], None] = lambda: None
 
 
@@ -412,7 +412,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--limit-mb", type=int, default=500)
     parser.add_argument("--timeout", type=float, default=300.0, help="plazo por envío (s)")
     parser.add_argument("--rclone-transfers", type=int, default=16)
-    parser.add_argument("--calibrate-rclone", action="store_true", default=True)
+    parser.add_argument(
+        "--calibrate-rclone",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="probar --transfers 4, 16 y 64 con site-medium y usar el mejor",
+    )
     return parser.parse_args()
 
 
@@ -445,7 +450,7 @@ def main() -> int:
     }
     try:
         runner = Runner(fleet, key, args)
-        if "rclone" in tools_ and "site-medium" in built:
+        if args.calibrate_rclone and "rclone" in tools_ and "site-medium" in built:
             print("== rclone: --transfers", flush=True)
             document["rclone_transfers_tried"] = runner.calibrate_rclone(built["site-medium"])
         document["rclone_transfers"] = runner.rclone_transfers

@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
-from tests.servers import Endpoint
+from tests.servers import Endpoint, read_tree
 
 MAIN_JSON = "json/main.json"
-
-
-def published_tree(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` but prepush's own .prepush/ folder, by relative path."""
-    tree: dict[str, bytes] = {}
-    for directory, dirs, files in os.walk(root):
-        if directory == str(root):
-            dirs[:] = [d for d in dirs if d != ".prepush"]
-        for name in files:
-            path = Path(directory, name)
-            tree[path.relative_to(root).as_posix()] = path.read_bytes()
-    return tree
 
 
 def check_push(endpoints: list[Endpoint], package: Path) -> bool:
@@ -30,7 +17,7 @@ def check_push(endpoints: list[Endpoint], package: Path) -> bool:
     difusor: its ctime (the rename, or the last write) is not older than any other file's.
     ctime cannot be set from user space, so this holds for every tool alike.
     """
-    expected = published_tree(package)
+    expected = read_tree(package)
     main_last = True
     for endpoint in endpoints:
         root = endpoint.local_root
@@ -68,12 +55,12 @@ def changed_content(first: Path, second: Path) -> tuple[int, int]:
     By content, not by path: a vendor tree that moves unchanged files under the new corte's
     directory has changed only what it rewrote.
     """
-    old = {hashlib.sha256(d).digest() for d in published_tree(first).values()}
-    new = published_tree(second)
+    old = {hashlib.sha256(d).digest() for d in read_tree(first).values()}
+    new = read_tree(second)
     diff = [d for d in new.values() if hashlib.sha256(d).digest() not in old]
     return sum(len(d) for d in diff), len(diff)
 
 
 def tree_size(package: Path) -> tuple[int, int]:
-    tree = published_tree(package)
+    tree = read_tree(package)
     return sum(len(d) for d in tree.values()), len(tree)

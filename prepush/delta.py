@@ -20,6 +20,7 @@ from pathlib import Path
 
 from prepush.exceptions import PackageError
 from prepush.package import FileEntry, Package, find_package
+from prepush.sftpclient import WHOLE_FILE_MAX
 from prepush.state import RemoteState
 from prepush.transport import Delta
 
@@ -29,8 +30,9 @@ from prepush.transport import Delta
 MIN_REUSED = 4096
 # An end shorter than this is sent rather than copied: a copy is a request of its own.
 MIN_END = 1024
-# Rebuilt files are read whole, in memory: the JSON objects, never the ZIP.
-MAX_SIZE = 1 << 20
+# Rebuilt files are read whole, in memory, as the client sends every file up to this size:
+# the JSON objects, never the ZIP.
+MAX_SIZE = WHOLE_FILE_MAX
 CORTE_DIR = re.compile(r"(?:^|(?<=/))\d{8}_\d{4}(?=/)")
 
 

@@ -31,8 +31,10 @@ from prepush.settings import Difusor, Settings
 from prepush.sftpclient import (
     COPY_DATA,
     FSYNC,
+    FX_CONNECTION_LOST,
     FX_FAILURE,
     FX_FILE_ALREADY_EXISTS,
+    FX_NO_CONNECTION,
     FX_NO_SPACE_ON_FILESYSTEM,
     FX_NO_SUCH_FILE,
     FX_OK,
@@ -79,13 +81,14 @@ class SFTPTransport:
         self._connection = connection
         self._client = client
         self._root = root.rstrip("/") if root not in ("", ".", "/") else root
+        # What a relative path gets in front of it on this server.
+        self._prefix = "" if self._root in ("", ".") else self._root.rstrip("/") + "/"
         self._capabilities = Capabilities(
             posix_rename=client.supports(POSIX_RENAME),
             hardlink=client.supports(HARDLINK),
             fsync=client.supports(FSYNC),
             statvfs=client.supports(STATVFS),
             limits=client.supports(LIMITS),
-            max_write=client.max_write,
             copy_data=client.supports(COPY_DATA),
         )
 
@@ -115,11 +118,7 @@ class SFTPTransport:
         if relative == ".":
             return self._root.encode()
         safe_relative_path(relative)
-        if self._root in ("", "."):
-            return relative.encode()
-        if self._root == "/":
-            return f"/{relative}".encode()
-        return f"{self._root}/{relative}".encode()
+        return f"{self._prefix}{relative}".encode()
 
     def _error(self, exc: BaseException, what: str) -> DifusorError:
         return _translate(self._name, exc, what)
@@ -196,11 +195,7 @@ class SFTPTransport:
             raise await self._explain_write_failure(exc.error, what, exc.put.size) from exc
 
     def _relative(self, remote: bytes) -> str:
-        text = remote.decode("utf-8", "replace")
-        prefix = f"{self._root}/" if self._root not in ("", ".") else ""
-        if self._root == "/":
-            prefix = "/"
-        return text.removeprefix(prefix)
+        return remote.decode("utf-8", "replace").removeprefix(self._prefix)
 
     async def create_exclusive(self, path: str, data: bytes) -> bool:
         put = Put(self._path(path), len(data), data=data, exclusive=True)
@@ -505,7 +500,7 @@ def _connect_error(difusor: Difusor, exc: BaseException) -> DifusorError:
 def _translate(name: str, exc: BaseException, what: str) -> DifusorError:
     if isinstance(exc, DifusorError):
         return exc
-    lost = not isinstance(exc, SFTPError) or exc.code in (6, 7)
+    lost = not isinstance(exc, SFTPError) or exc.code in (FX_NO_CONNECTION, FX_CONNECTION_LOST)
     if lost:
         return ConnectError(
             name,

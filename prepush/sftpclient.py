@@ -60,6 +60,9 @@ FX_EOF = 1
 FX_NO_SUCH_FILE = 2
 FX_PERMISSION_DENIED = 3
 FX_FAILURE = 4
+FX_BAD_MESSAGE = 5
+FX_NO_CONNECTION = 6
+FX_CONNECTION_LOST = 7
 FX_OP_UNSUPPORTED = 8
 FX_FILE_ALREADY_EXISTS = 11
 FX_NO_SPACE_ON_FILESYSTEM = 14
@@ -69,7 +72,6 @@ ATTR_SIZE = 0x01
 ATTR_UIDGID = 0x02
 ATTR_PERMISSIONS = 0x04
 ATTR_ACMODTIME = 0x08
-ATTR_EXTENDED = 0x80000000
 
 POSIX_RENAME = b"posix-rename@openssh.com"
 HARDLINK = b"hardlink@openssh.com"
@@ -93,12 +95,12 @@ DEFAULT_MAX_READ = 32768
 # Bytes of file data in flight per connection: OpenSSH's channel window is 2 MiB, and more
 # would only wait in our own buffers (100 difusores x 2 MiB stays well under 500 MB).
 DEFAULT_BUDGET = 2 << 20
-_SMALL_FILE_READ = 1 << 20
+# Files up to this size are read whole and sent from memory; larger ones are streamed.
+WHOLE_FILE_MAX = 1 << 20
 
 _HEADER = struct.Struct(">IBI")
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
-_STATUS = struct.Struct(">I")
 _VFS = struct.Struct(">11Q")
 _LIMITS = struct.Struct(">4Q")
 _EMPTY_ATTRS = b"\x00\x00\x00\x00"
@@ -128,13 +130,13 @@ def _take_string(data: bytes, offset: int) -> tuple[bytes, int]:
     start = offset + 4
     end = start + length
     if end > len(data):
-        raise SFTPError(5, "respuesta SFTP truncada")
+        raise SFTPError(FX_BAD_MESSAGE, "respuesta SFTP truncada")
     return data[start:end], end
 
 
 def status_error(payload: bytes) -> SFTPError:
     """The error carried by a STATUS reply (``payload`` starts after the request id)."""
-    (code,) = _STATUS.unpack_from(payload, 0)
+    (code,) = _U32.unpack_from(payload, 0)
     try:
         message, _ = _take_string(payload, 4)
         text = message.decode("utf-8", "replace")
@@ -144,7 +146,7 @@ def status_error(payload: bytes) -> SFTPError:
 
 
 def _unexpected(ptype: int) -> SFTPError:
-    return SFTPError(5, f"respuesta SFTP inesperada (tipo {ptype})")
+    return SFTPError(FX_BAD_MESSAGE, f"respuesta SFTP inesperada (tipo {ptype})")
 
 
 @dataclass(frozen=True)
@@ -213,8 +215,6 @@ class SFTPClient(asyncssh.SSHClientSession[bytes]):
         self._inbuf = b""
         self._version: asyncio.Future[bytes] = self._loop.create_future()
         self._closed: BaseException | None = None
-        self._writable = asyncio.Event()
-        self._writable.set()
         self.extensions: dict[bytes, bytes] = {}
         self.max_write = DEFAULT_MAX_WRITE
         self.max_read = DEFAULT_MAX_READ
@@ -256,12 +256,6 @@ class SFTPClient(asyncssh.SSHClientSession[bytes]):
         self._fail_all(SFTPConnectionLost("el servidor cerró el canal SFTP"))
         return False
 
-    def pause_writing(self) -> None:
-        self._writable.clear()
-
-    def resume_writing(self) -> None:
-        self._writable.set()
-
     def _fail_all(self, exc: BaseException) -> None:
         if self._closed is None:
             self._closed = exc
@@ -270,7 +264,6 @@ class SFTPClient(asyncssh.SSHClientSession[bytes]):
         pending, self._pending = self._pending, {}
         for reply in pending.values():
             reply(-1, b"")
-        self._writable.set()
 
     # --- sending -------------------------------------------------------------------------
 
@@ -354,7 +347,7 @@ class SFTPClient(asyncssh.SSHClientSession[bytes]):
         payload = await self._version
         (version,) = _U32.unpack_from(payload, 0)
         if version != 3:
-            raise SFTPError(5, f"versión SFTP no soportada: {version}")
+            raise SFTPError(FX_BAD_MESSAGE, f"versión SFTP no soportada: {version}")
         offset = 4
         while offset < len(payload):
             name, offset = _take_string(payload, offset)
@@ -380,8 +373,8 @@ class SFTPClient(asyncssh.SSHClientSession[bytes]):
         handle, _ = _take_string(payload, 0)
         return handle
 
-    def close_handle(self, handle: bytes, reply: Reply | None = None) -> None:
-        self._send(FXP_CLOSE, reply or _ignore, _string(handle))
+    def close_handle(self, handle: bytes) -> None:
+        self._send(FXP_CLOSE, _ignore, _string(handle))
 
     async def read_file(self, path: bytes) -> bytes:
         """The whole file. Reads two blocks at a time: a small file costs two round trips."""
@@ -447,17 +440,11 @@ class SFTPClient(asyncssh.SSHClientSession[bytes]):
     async def remove(self, path: bytes) -> None:
         await self._call(FXP_STATUS, FXP_REMOVE, _string(path))
 
-    async def mkdir(self, path: bytes) -> None:
-        await self._call(FXP_STATUS, FXP_MKDIR, _string(path), _EMPTY_ATTRS)
-
     async def rename(self, source: bytes, target: bytes) -> None:
         await self._call(FXP_STATUS, FXP_RENAME, _string(source), _string(target))
 
     async def posix_rename(self, source: bytes, target: bytes) -> None:
         await self._call_extended(FXP_STATUS, POSIX_RENAME, _string(source), _string(target))
-
-    async def hardlink(self, source: bytes, target: bytes) -> None:
-        await self._call_extended(FXP_STATUS, HARDLINK, _string(source), _string(target))
 
     # --- many requests at once ------------------------------------------------------------
 
@@ -490,7 +477,8 @@ class SFTPClient(asyncssh.SSHClientSession[bytes]):
                 error = status_error(payload)
                 outcomes[index] = None if error.code == FX_OK else error
             elif ptype < 0:
-                outcomes[index] = SFTPError(7, str(self._closed or "conexión perdida"))
+                lost = str(self._closed or "conexión perdida")
+                outcomes[index] = SFTPError(FX_CONNECTION_LOST, lost)
             else:
                 outcomes[index] = _unexpected(ptype)
             pump()
@@ -529,9 +517,6 @@ class SFTPClient(asyncssh.SSHClientSession[bytes]):
             self, iter(puts), width, fsync, posix_rename, on_done, reader or _read_whole, budget
         )
         await pump.run()
-
-    async def drain(self) -> None:
-        await self._writable.wait()
 
 
 def _ignore(_ptype: int, _payload: bytes) -> None:
@@ -671,7 +656,7 @@ class _Uploader:
             self._finish(upload)
             return
         put = upload.put
-        if put.data is not None or put.size <= _SMALL_FILE_READ:
+        if put.data is not None or put.size <= WHOLE_FILE_MAX:
             data = put.data if put.data is not None else self._read(upload)
             if data is None:
                 self._release_base(upload)
@@ -799,9 +784,6 @@ class _Uploader:
 
     # --- replies ---------------------------------------------------------------------------
 
-    def _synced(self, upload: _Upload, ptype: int, payload: bytes) -> None:
-        self._acked(upload, ptype, payload, "sincronizar")
-
     def _acked_as(self, upload: _Upload, doing: str, ptype: int, payload: bytes) -> None:
         self._acked(upload, ptype, payload, doing)
 
@@ -842,7 +824,7 @@ class _Uploader:
         self.pump()
 
     def _ok(self, ptype: int, payload: bytes) -> bool:
-        return ptype == FXP_STATUS and _STATUS.unpack_from(payload, 0)[0] == FX_OK
+        return ptype == FXP_STATUS and _U32.unpack_from(payload, 0)[0] == FX_OK
 
     def _error(self, ptype: int, payload: bytes) -> SFTPError | SFTPConnectionLost:
         if ptype == FXP_STATUS:

@@ -157,11 +157,7 @@ def _from_manifests(
             unresolved.add(corte)
             continue
         for entry in manifest.files:
-            held = files.get(entry.path)
-            if held is not None and held.sha256 == entry.sha256:
-                held.cortes.append(corte)
-            else:
-                files[entry.path] = RemoteFile(entry.sha256, entry.size, [corte])
+            _hold(files, entry.path, entry.sha256, entry.size, corte)
         dirs |= parent_dirs(e.path for e in manifest.files)
     return files, dirs, unresolved
 
@@ -252,6 +248,16 @@ def parent_dirs(paths: Iterable[str]) -> set[str]:
     return found
 
 
+def _hold(files: dict[str, RemoteFile], path: str, sha256: str, size: int, corte: str) -> None:
+    """Note that ``corte`` uses ``path`` with this content: a new content replaces the old."""
+    held = files.get(path)
+    if held is not None and held.sha256 == sha256:
+        if corte not in held.cortes:
+            held.cortes.append(corte)
+    else:
+        files[path] = RemoteFile(sha256, size, [corte])
+
+
 def record_corte(state: RemoteState, manifest: Manifest) -> None:
     """Record in ``state`` that ``manifest`` was flipped: all its files are on the server."""
     corte = manifest.corte
@@ -259,12 +265,7 @@ def record_corte(state: RemoteState, manifest: Manifest) -> None:
         # An interrupted publish may have flipped it: readers may still hold it, so retain it.
         state.history.append(state.pending)
     for entry in manifest.files:
-        held = state.files.get(entry.path)
-        if held is not None and held.sha256 == entry.sha256:
-            if corte not in held.cortes:
-                held.cortes.append(corte)
-        else:
-            state.files[entry.path] = RemoteFile(entry.sha256, entry.size, [corte])
+        _hold(state.files, entry.path, entry.sha256, entry.size, corte)
     state.dirs |= parent_dirs(e.path for e in manifest.files)
     state.history = [c for c in state.history if c != corte] + [corte]
     state.manifests[corte] = manifest.digest
@@ -339,12 +340,7 @@ def merge_pending(state: RemoteState, data: bytes) -> None:
         return
     state.pending_files.update(files)
     for path, (sha256, size) in files.items():
-        held = state.files.get(path)
-        if held is not None and held.sha256 == sha256:
-            if corte not in held.cortes:
-                held.cortes.append(corte)
-        else:
-            state.files[path] = RemoteFile(sha256, size, [corte])
-        state.dirs |= parent_dirs([path])
+        _hold(state.files, path, sha256, size, corte)
+    state.dirs |= parent_dirs(files)
     if corte not in state.history:
         state.pending = corte

@@ -22,7 +22,6 @@ class Capabilities:
     fsync: bool
     statvfs: bool
     limits: bool
-    max_write: int
     copy_data: bool = False
 
     @property
@@ -45,10 +44,6 @@ class Delta:
     base_size: int
     prefix: int
     suffix: int
-
-    @property
-    def reused(self) -> int:
-        return self.prefix + self.suffix
 
 
 @dataclass(frozen=True, slots=True)
