@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from prepush.synth import SynthSpec, spec_for, write_corte
+from prepush.sim.synth import SynthSpec, spec_for, write_corte
 from tests.prepdata import cortes_dir
 from tests.servers import Endpoint
 

@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from prepush.sshd import SFTP_USER, SshdDifusor
+from prepush.sim.sshd import SFTP_USER, SshdDifusor
 from tests.servers import Endpoint
 
 NETNS_PREFIX = "ppbench"

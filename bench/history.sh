@@ -18,7 +18,7 @@ for commit in "$@"; do
     rm -rf prepush
     git checkout -q "$commit" -- prepush/
     # The fleet mounts each web root before its sshd starts: today's fixture.
-    git checkout -q "$head" -- prepush/sshd.py
+    git checkout -q "$head" -- prepush/sim/__init__.py prepush/sim/sshd.py
     echo "== $commit $(git log -1 --format=%s "$commit")"
     .venv/bin/python bench/run.py --datasets campeche,large,site-medium --tools prepush \
         --repeat 3 --scale "" --no-shaped --no-limit |

@@ -21,15 +21,15 @@ from prepush import __version__
 from prepush.exceptions import ConfigError, ExitCode, PackageError
 
 if TYPE_CHECKING:
-    from prepush.build import BuildOptions, BuildResult
+    from prepush.build.builder import BuildOptions, BuildResult
+    from prepush.ops.verify import VerifyReport
     from prepush.package import Kind
-    from prepush.publish import (
+    from prepush.publish.publisher import (
         ConnectionPool,
         PublishReport,
         PublishRequest,
     )
     from prepush.settings import Settings
-    from prepush.verify import VerifyReport
 
 
 @dataclass
@@ -206,7 +206,7 @@ def build(
     INPUTS son archivos CSV, directorios o el ZIP (con ZIP anidados) que entrega el sistema
     del PREP. El paquete queda en paquetes/AAAAMMDD_HHMM/ y se firma con election.signing_key.
     """
-    from prepush.build import build_from_prep, build_from_site
+    from prepush.build.builder import build_from_prep, build_from_site
 
     human, out = _consoles(as_json)
     settings = context.settings()
@@ -224,7 +224,7 @@ def build(
 
 
 def _build_options(settings: Settings, kind: Kind) -> BuildOptions:
-    from prepush.build import BuildOptions
+    from prepush.build.builder import BuildOptions
     from prepush.package import load_signing_key
 
     key_path = settings.signing_key_path
@@ -354,7 +354,7 @@ def publish_command(
     Código de salida: 0 todos entregados, 1 alguno falló, 3 ninguno entregado, 2 error de uso
     o de configuración.
     """
-    from prepush.publish import PublishRequest, watch
+    from prepush.publish.publisher import PublishRequest, watch
 
     settings = context.settings()
     request = PublishRequest(
@@ -373,7 +373,7 @@ def publish_command(
 
 def _show_publish(request: PublishRequest, as_json: bool) -> PublishReport:
     from prepush.console import PublishView
-    from prepush.publish import publish
+    from prepush.publish.publisher import publish
 
     human, _ = _consoles(as_json)
     view = PublishView(human, [d.name for d in request.difusores])
@@ -387,7 +387,7 @@ async def _show_watched(
     request: PublishRequest, pool: ConnectionPool, *, as_json: bool
 ) -> PublishReport:
     from prepush.console import PublishView
-    from prepush.publish import publish_async
+    from prepush.publish.publisher import publish_async
 
     human, _ = _consoles(as_json)
     view = PublishView(human, [d.name for d in request.difusores])
@@ -430,7 +430,7 @@ def rollback(
     Usa el mismo cambio atómico y los mismos registros que publish. Se niega en un difusor
     que ya no tiene todos los archivos de ese corte.
     """
-    from prepush.publish import PublishRequest
+    from prepush.publish.publisher import PublishRequest
 
     settings = context.settings()
     request = PublishRequest(
@@ -499,8 +499,8 @@ def check(context: Context, names: tuple[str, ...], learn_host_keys: bool, as_js
     libre, velocidad de subida, reloj y, si hay url, la cabecera Cache-Control de main.json.
     Los resultados quedan en la bitácora como evidencia.
     """
-    from prepush.check import run_checks
     from prepush.console import check_report_json, print_check_report
+    from prepush.ops.check import run_checks
 
     human, out = _consoles(as_json)
     if learn_host_keys:
@@ -515,7 +515,7 @@ def check(context: Context, names: tuple[str, ...], learn_host_keys: bool, as_js
 
 
 def _learn_host_keys(context: Context, names: tuple[str, ...], console: Console) -> None:
-    from prepush.check import fetch_host_key
+    from prepush.ops.check import fetch_host_key
     from prepush.settings import pin_host_key
 
     settings = context.settings(learn_host_keys=True)
@@ -552,7 +552,7 @@ def status(context: Context, watch: bool, interval: float, as_json: bool) -> int
     from rich.live import Live
 
     from prepush.console import status_table
-    from prepush.status import current_status
+    from prepush.ops.status import current_status
 
     human, out = _consoles(as_json)
     settings = context.settings()
@@ -601,7 +601,7 @@ def report(
     --format md produce un documento en español listo para el informe técnico.
     """
     from prepush.console import print_report
-    from prepush.report import (
+    from prepush.ops.report import (
         ReportRequest,
         latency_html,
         latency_svg,
@@ -720,9 +720,9 @@ def simulate(
     salida es 0 si la noche salió como el escenario espera.
     """
     from prepush.console import PublishView
-    from prepush.scenario import load_scenario, parse_fault
-    from prepush.simulate import SimulateOptions, demo_options
-    from prepush.simulate import simulate as run_simulation
+    from prepush.sim.scenario import load_scenario, parse_fault
+    from prepush.sim.simulate import SimulateOptions, demo_options
+    from prepush.sim.simulate import simulate as run_simulation
 
     console = Console(highlight=False, soft_wrap=True)
     if demo:
@@ -792,8 +792,8 @@ def verify_command(
     byte y la cabecera Cache-Control de json/main.json. Queda en la bitácora.
     """
     from prepush.console import print_verify_report
-    from prepush.verify import verify as verify_public
-    from prepush.verify import watch as watch_public
+    from prepush.ops.verify import verify as verify_public
+    from prepush.ops.verify import watch as watch_public
 
     human, out = _consoles(as_json)
     settings = context.settings()

@@ -16,11 +16,11 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from prepush.check import CheckReport
-    from prepush.publish import Delivery, Event, PublishReport
-    from prepush.report import Report
-    from prepush.status import StatusReport
-    from prepush.verify import VerifyReport
+    from prepush.ops.check import CheckReport
+    from prepush.ops.report import Report
+    from prepush.ops.status import StatusReport
+    from prepush.ops.verify import VerifyReport
+    from prepush.publish.publisher import Delivery, Event, PublishReport
 
 STAGES = {
     "connecting": "conectando",

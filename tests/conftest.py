@@ -16,8 +16,8 @@ import asyncssh
 import pytest
 import yaml
 
-from prepush.faultproxy import FaultProxy
-from prepush.fleet import LocalDifusor, ServerThread
+from prepush.sim.faultproxy import FaultProxy
+from prepush.sim.fleet import LocalDifusor, ServerThread
 from tests.prepdata import cortes_dir
 from tests.servers import (
     Endpoint,

@@ -25,8 +25,8 @@ import paramiko
 from paramiko import SFTPAttributes, SFTPHandle, SFTPServerInterface
 from paramiko.sftp import SFTP_FAILURE, SFTP_NO_SUCH_FILE, SFTP_OK, SFTP_PERMISSION_DENIED
 
-from prepush.sshd import BASE as SERVER_BASE
-from prepush.sshd import (
+from prepush.sim.sshd import BASE as SERVER_BASE
+from prepush.sim.sshd import (
     SshdDifusor,
     free_port,
     read_pid,
@@ -74,7 +74,7 @@ class Endpoint:
 
 
 class SshdServer:
-    """A real sshd difusor (prepush.sshd), seen as a test Endpoint."""
+    """A real sshd difusor (prepush.sim.sshd), seen as a test Endpoint."""
 
     def __init__(self, client_key_file: Path, *, chroot: bool) -> None:
         self.client_key_file = client_key_file

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from prepush.__main__ import main
+from prepush.build.prep import collect_sources, compute_summary, parse_sources, reconcile
 from prepush.package import MANIFEST, Package
-from prepush.prep import collect_sources, compute_summary, parse_sources, reconcile
 from tests.conftest import Workdir
 from tests.prepdata import CORTES, campeche_dir, cortes_dir
 
@@ -78,13 +78,13 @@ def test_summary_from_rows_matches_the_preamble(corte: str) -> None:
 
 
 def _percent(numerator: int, denominator: int) -> str:
-    from prepush.prep import truncated_percentage
+    from prepush.build.prep import truncated_percentage
 
     return truncated_percentage(numerator, denominator)
 
 
 def test_truncation_matches_the_prep() -> None:
-    from prepush.prep import truncated_percentage
+    from prepush.build.prep import truncated_percentage
 
     assert truncated_percentage(1050, 1190) == "88.2352"
     assert truncated_percentage(2, 271) == "0.738"

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from prepush.embargo import embargo_violation, enforce_embargo
 from prepush.exceptions import EmbargoError
 from prepush.package import Kind, Manifest
+from prepush.publish.embargo import embargo_violation, enforce_embargo
 from prepush.settings import Election, Publication
 
 

@@ -13,10 +13,10 @@ import pytest
 
 from prepush.__main__ import main
 from prepush.ledger import DeliveryRow, Ledger, SuspensionRow
-from prepush.publish import PublishReport, PublishRequest, publish
-from prepush.report import build_report, latency_html, latency_svg, report_csv, report_markdown
+from prepush.ops.report import build_report, latency_html, latency_svg, report_csv, report_markdown
+from prepush.publish.publisher import PublishReport, PublishRequest, publish
 from prepush.settings import Difusor, Settings, load_settings
-from prepush.transport import Transport
+from prepush.transports.base import Transport
 from tests.conftest import ProxyFactory, Workdir
 from tests.servers import Endpoint, sftp_read_tree, tmpfs
 
@@ -392,8 +392,8 @@ def test_a_timer_run_with_nothing_new_is_quiet(
 def test_watch_publishes_each_new_package_over_the_same_connection(
     asyncssh_difusor: Endpoint, workdir: Workdir
 ) -> None:
-    from prepush.publish import ConnectionPool, publish_async, watch
-    from prepush.sftp import open_sftp
+    from prepush.publish.publisher import ConnectionPool, publish_async, watch
+    from prepush.transports.sftp import open_sftp
 
     workdir.write_roster([asyncssh_difusor])
     workdir.build(CORTES[0])

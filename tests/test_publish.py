@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from prepush.__main__ import main
-from prepush.fleet import ServerThread
 from prepush.ledger import Ledger
 from prepush.package import Package
-from prepush.runlock import RunLock
+from prepush.publish.runlock import RunLock
+from prepush.sim.fleet import ServerThread
 from tests.conftest import ProxyFactory, Workdir
 from tests.prepdata import cortes_dir
 from tests.servers import Endpoint, sftp_read_tree, tmpfs
@@ -325,7 +325,7 @@ def test_a_slow_difusor_does_not_slow_the_others(
 ) -> None:
     import asyncssh
 
-    from prepush.fleet import LocalDifusor
+    from prepush.sim.fleet import LocalDifusor
 
     key = asyncssh.read_private_key(client_key)
     servers = [

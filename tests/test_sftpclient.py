@@ -18,7 +18,7 @@ from typing import TypeVar
 import asyncssh
 import pytest
 
-from prepush.sftpclient import (
+from prepush.transports.sftpclient import (
     COPY_DATA,
     FX_NO_SUCH_FILE,
     Put,

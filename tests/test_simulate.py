@@ -11,14 +11,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from prepush.__main__ import main
+from prepush.build.prep import collect_sources, compute_summary, parse_sources, reconcile
 from prepush.exceptions import ConfigError
 from prepush.ledger import Ledger
-from prepush.prep import collect_sources, compute_summary, parse_sources, reconcile
-from prepush.report import ReportRequest, make_report
-from prepush.scenario import KINDS, load_scenario, parse_fault
+from prepush.ops.report import ReportRequest, make_report
 from prepush.settings import load_settings
-from prepush.simulate import SimulateOptions, expected_suspensions, simulate
-from prepush.synth import spec_for, write_corte
+from prepush.sim.scenario import KINDS, load_scenario, parse_fault
+from prepush.sim.simulate import SimulateOptions, expected_suspensions, simulate
+from prepush.sim.synth import spec_for, write_corte
 from tests.servers import read_tree
 
 START = datetime(2027, 6, 6, 20, 0, tzinfo=ZoneInfo("America/Mexico_City"))
@@ -201,7 +201,7 @@ def test_port_helper_sees_a_listener() -> None:
 
 
 def test_a_night_with_real_sshd_difusores(tmp_path: Path) -> None:
-    from prepush.sshd import sshd_available
+    from prepush.sim.sshd import sshd_available
 
     if not sshd_available():
         pytest.skip("requiere /usr/sbin/sshd y ser root; 'make test' lo instala")

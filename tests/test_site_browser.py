@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from prepush.fleet import WebServer
+from prepush.sim.fleet import WebServer
 from tests.conftest import Workdir
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -163,13 +163,15 @@ def test_a_simulacro_package_shows_the_banner(
 def test_an_unreachable_main_json_says_so(browser: object, site: tuple[Path, WebServer]) -> None:
     root, server = site
     (root / "index.html").write_text(
-        (Path(__file__).resolve().parents[1] / "prepush/site/index.html")
+        (Path(__file__).resolve().parents[1] / "prepush/build/site/index.html")
         .read_text()
         .replace("{{APP_JS}}", "app.js")
         .replace("{{APP_CSS}}", "app.css")
         .replace("{{PROCESS}}", "Prueba")
     )
-    shutil.copyfile(Path(__file__).resolve().parents[1] / "prepush/site/app.js", root / "app.js")
+    shutil.copyfile(
+        Path(__file__).resolve().parents[1] / "prepush/build/site/app.js", root / "app.js"
+    )
     browser.get(server.url)  # type: ignore[attr-defined]
     assert "No se pudieron cargar los resultados" in wait_text(browser, "#app", "No se pudieron")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from prepush.package import FileEntry, Manifest
-from prepush.state import (
+from prepush.publish.state import (
     RemoteState,
     Resolver,
     forget,

@@ -16,7 +16,7 @@ import pytest
 
 from prepush.__main__ import main
 from prepush.package import Package
-from prepush.synth import spec_for, write_corte
+from prepush.sim.synth import spec_for, write_corte
 from tests.conftest import ProxyFactory, Workdir
 from tests.servers import Endpoint, Nginx
 

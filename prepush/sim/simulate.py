@@ -20,19 +20,19 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from prepush.build import BuildOptions, build_from_prep
+from prepush.build.builder import BuildOptions, build_from_prep
 from prepush.exceptions import ConfigError
-from prepush.faultproxy import FaultProxy
-from prepush.fleet import Fleet, LocalDifusor, ServerThread, disk_usage
 from prepush.keys import generate_key_pair
 from prepush.ledger import Ledger
+from prepush.ops.report import ReportRequest, latency_html, make_report, report_markdown
 from prepush.package import Manifest, Package, load_signing_key
-from prepush.publish import EventSink, PublishReport, PublishRequest, publish
-from prepush.report import ReportRequest, latency_html, make_report, report_markdown
-from prepush.scenario import NETWORK_KINDS, Fault, parse_fault
+from prepush.publish.publisher import EventSink, PublishReport, PublishRequest, publish
 from prepush.settings import Settings, load_settings
-from prepush.sshd import sshd_available
-from prepush.synth import spec_for, write_corte
+from prepush.sim.faultproxy import FaultProxy
+from prepush.sim.fleet import Fleet, LocalDifusor, ServerThread, disk_usage
+from prepush.sim.scenario import NETWORK_KINDS, Fault, parse_fault
+from prepush.sim.sshd import sshd_available
+from prepush.sim.synth import spec_for, write_corte
 
 DEMO_FAULTS = ("difusor03:reset@4=30%", "difusor05:down@6-12")
 

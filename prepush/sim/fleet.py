@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import asyncssh
 from asyncssh import FXF_APPEND, FXF_CREAT, FXF_TRUNC, FXF_WRITE
 
-from prepush.sshd import SshdDifusor
+from prepush.sim.sshd import SshdDifusor
 
 T = TypeVar("T")
 NO_CACHE = "no-cache, no-store, must-revalidate"

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from prepush.exceptions import PackageError
 from prepush.package import FileEntry, Package, find_package
-from prepush.sftpclient import WHOLE_FILE_MAX
-from prepush.state import RemoteState
-from prepush.transport import Delta
+from prepush.publish.state import RemoteState
+from prepush.transports.base import Delta
+from prepush.transports.sftpclient import WHOLE_FILE_MAX
 
 # Below this, the requests a rebuild costs (open and close the base, one copy per end) are
 # worth more than the bytes they save: on loopback a byte costs some nanoseconds and a

@@ -13,7 +13,7 @@ OpenSSH extensions prepush uses) with three differences that matter for speed:
   close sent back to back right after its handle arrives, within a budget of bytes in
   flight per connection so memory stays bounded with many difusores.
 
-It knows nothing of difusores or prepush's messages: :mod:`prepush.sftp` builds the
+It knows nothing of difusores or prepush's messages: :mod:`prepush.transports.sftp` builds the
 transport on it and says what went wrong in Spanish.
 """
 

@@ -29,8 +29,6 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from prepush.delta import DeltaPlanner
-from prepush.embargo import embargo_violation, enforce_embargo
 from prepush.exceptions import (
     ConnectError,
     DeadlineError,
@@ -52,10 +50,10 @@ from prepush.package import (
     newest_corte,
     sha256_bytes,
 )
-from prepush.runlock import RunLock
-from prepush.settings import Difusor, Settings
-from prepush.sftp import open_sftp
-from prepush.state import (
+from prepush.publish.delta import DeltaPlanner
+from prepush.publish.embargo import embargo_violation, enforce_embargo
+from prepush.publish.runlock import RunLock
+from prepush.publish.state import (
     LOCK_PATH,
     PENDING_PATH,
     STATE_PATH,
@@ -70,7 +68,9 @@ from prepush.state import (
     plan_corte,
     record_corte,
 )
-from prepush.transport import Delta, Transport, Upload
+from prepush.settings import Difusor, Settings
+from prepush.transports.base import Delta, Transport, Upload
+from prepush.transports.sftp import open_sftp
 
 log = logging.getLogger("prepush")
 

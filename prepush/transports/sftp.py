@@ -1,8 +1,8 @@
 """The SFTP transport: one SSH connection per difusor, with prepush's own SFTP client.
 
 asyncssh does the SSH part (handshake, host key, authentication, ciphers); the SFTP requests
-go through :mod:`prepush.sftpclient`, which coalesces them into few SSH packets and drives
-uploads with callbacks. A small file costs two round trips (``open``, then its ``write``,
+go through :mod:`prepush.transports.sftpclient`, which coalesces them into few SSH packets
+and drives uploads with callbacks. A small file costs two round trips (``open``, then its ``write``,
 ``fsync`` and ``close`` back to back) and many files are in flight at once. Every server
 error is said here, in Spanish, with the difusor's name and what to do.
 """
@@ -28,7 +28,8 @@ from prepush.exceptions import (
 )
 from prepush.package import safe_relative_path
 from prepush.settings import Difusor, Settings
-from prepush.sftpclient import (
+from prepush.transports.base import Capabilities, SpaceInfo, Upload
+from prepush.transports.sftpclient import (
     COPY_DATA,
     FSYNC,
     FX_CONNECTION_LOST,
@@ -52,7 +53,6 @@ from prepush.sftpclient import (
     SFTPError,
     start_sftp,
 )
-from prepush.transport import Capabilities, SpaceInfo, Upload
 
 PREFERRED_CIPHERS = (
     "aes128-gcm@openssh.com",

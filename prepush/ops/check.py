@@ -20,8 +20,8 @@ import httpx
 from prepush.exceptions import AuthError, DifusorError, ExitCode, HostKeyError
 from prepush.ledger import Ledger
 from prepush.settings import Difusor, Settings
-from prepush.sftp import open_sftp
-from prepush.transport import Transport
+from prepush.transports.base import Transport
+from prepush.transports.sftp import open_sftp
 
 Status = Literal["pass", "warn", "fail"]
 REQUIRED_CACHE_CONTROL = {"no-cache", "no-store", "must-revalidate"}

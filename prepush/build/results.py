@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from prepush.prep import Acta, Candidatura, Election, Summary
+from prepush.build.prep import Acta, Candidatura, Election, Summary
 
 Document = dict[str, Any]
 

@@ -20,9 +20,9 @@ from typing import Any, Literal
 
 import httpx
 
-from prepush.check import REQUIRED_CACHE_CONTROL
 from prepush.exceptions import ExitCode, PackageError
 from prepush.ledger import Ledger
+from prepush.ops.check import REQUIRED_CACHE_CONTROL
 from prepush.package import MAIN_JSON, Package, find_package
 from prepush.settings import Difusor, Settings
 

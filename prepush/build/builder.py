@@ -24,6 +24,15 @@ from zoneinfo import ZoneInfo
 
 import asyncssh
 
+from prepush.build.prep import (
+    Election,
+    SourceFile,
+    collect_sources,
+    compute_summary,
+    parse_sources,
+    reconcile,
+)
+from prepush.build.results import main_elections, results_documents
 from prepush.exceptions import InputError, PackageError
 from prepush.package import (
     DEFAULT_ENTRY_FILES,
@@ -44,15 +53,6 @@ from prepush.package import (
     sha256_file,
     sign,
 )
-from prepush.prep import (
-    Election,
-    SourceFile,
-    collect_sources,
-    compute_summary,
-    parse_sources,
-    reconcile,
-)
-from prepush.results import main_elections, results_documents
 
 FORMAT = 1
 HASH_IN_NAME = 12
@@ -163,7 +163,7 @@ def _database_zip(sources: Sequence[SourceFile], corte_time: datetime) -> bytes:
 
 
 def _write_site_assets(stage: _Stage, process: str) -> None:
-    site = resources.files("prepush") / "site"
+    site = resources.files("prepush.build") / "site"
     names: dict[str, str] = {}
     for asset, placeholder in (("app.js", "{{APP_JS}}"), ("app.css", "{{APP_CSS}}")):
         data = (site / asset).read_bytes()
