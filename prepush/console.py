@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from prepush.ops.report import Report
     from prepush.ops.status import StatusReport
     from prepush.ops.verify import VerifyReport
-    from prepush.publish.publisher import Delivery, Event, PublishReport
+    from prepush.publish.protocol import Delivery, Event
+    from prepush.publish.publisher import PublishReport
 
 STAGES = {
     "connecting": "conectando",
@@ -67,6 +68,8 @@ class PublishView:
         self.live: Live | None = None
 
     def __call__(self, event: Event) -> None:
+        if event.stage == "step":
+            return  # the protocol's own milestones: for tests and tracing, not the operator
         row = self.rows.setdefault(event.difusor, _Row(started=time.monotonic()))
         if event.stage == "connecting" and row.stage not in ("connecting", "retrying"):
             # A new corte for this difusor (simulate and --watch reuse the view).

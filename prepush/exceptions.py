@@ -97,11 +97,15 @@ class LockBusyError(PrepushError):
 
 
 class DifusorError(PrepushError):
-    """Something failed on one difusor. Never stops the others; recorded in the ledger."""
+    """Something failed on one difusor. Never stops the others; recorded in the ledger.
 
-    def __init__(self, difusor: str, message: str) -> None:
+    ``sftp_code`` keeps the status code the server answered, where there was one.
+    """
+
+    def __init__(self, difusor: str, message: str, *, sftp_code: int | None = None) -> None:
         self.difusor = difusor
         self.message = message
+        self.sftp_code = sftp_code
         super().__init__(f"[{difusor}] {message}")
 
 
@@ -127,3 +131,12 @@ class RemoteLockedError(DifusorError):
 
 class DeadlineError(DifusorError):
     """The difusor did not finish within its deadline."""
+
+
+class LocalFileError(DifusorError):
+    """A file of the package could not be read on this machine while sending it: the
+    institute's problem, not the difusor's."""
+
+
+class InternalError(DifusorError):
+    """An unexpected failure inside prepush while serving one difusor; the others go on."""

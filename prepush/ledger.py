@@ -393,6 +393,15 @@ class Ledger:
             raise
         return count
 
+    def is_own_lock_owner(self, owner: str) -> bool:
+        """A difusor lock owner id that one of this ledger's runs used. Called while this
+        run holds the local run lock, so such a run has ended: its remote lock is a leftover."""
+        row = self.db.execute(
+            "SELECT 1 FROM runs WHERE json_extract(options, '$.lock_owner') = ? LIMIT 1",
+            (owner,),
+        ).fetchone()
+        return row is not None
+
     def runs(self) -> list[RunRow]:
         return [
             RunRow(

@@ -102,6 +102,7 @@ class PublishSettings(_Model):
     files_in_flight: int = Field(default=32, ge=1, le=512)
     deadline_seconds: float | None = Field(default=None, gt=0)
     connect_timeout_seconds: float = Field(default=15, gt=0)
+    request_timeout_seconds: float = Field(default=30, gt=0)
     lock_stale_seconds: float = Field(default=900, gt=0)
     run_lock_wait_seconds: float = Field(default=60, ge=0)
     entry_files: tuple[str, ...] = ("index.html", "json/main.json")

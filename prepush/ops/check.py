@@ -17,7 +17,7 @@ from typing import Literal
 import asyncssh
 import httpx
 
-from prepush.exceptions import AuthError, DifusorError, ExitCode, HostKeyError
+from prepush.exceptions import AuthError, DifusorError, ExitCode, HostKeyError, RemoteError
 from prepush.ledger import Ledger
 from prepush.settings import Difusor, Settings
 from prepush.transports.base import Transport
@@ -156,18 +156,7 @@ async def _over_ssh(
 
 def _extensions(transport: Transport, check: DifusorCheck) -> None:
     caps = transport.capabilities
-    offered = [
-        name
-        for name, present in (
-            ("posix-rename", caps.posix_rename),
-            ("hardlink", caps.hardlink),
-            ("fsync", caps.fsync),
-            ("statvfs", caps.statvfs),
-            ("limits", caps.limits),
-        )
-        if present
-    ]
-    listing = ", ".join(offered) or "ninguna"
+    listing = ", ".join(caps.features) or "ninguna"
     if caps.atomic_flip:
         check.add("extensions", "pass", f"extensiones SFTP: {listing}; cambio atómico de main.json")
     else:
@@ -209,12 +198,14 @@ async def _space(settings: Settings, transport: Transport, check: DifusorCheck) 
 
 async def _write_permission(transport: Transport, check: DifusorCheck) -> bool:
     token = f"{os.getpid()}-{time.monotonic_ns()}"
-    probe, moved = f"{PROBE_DIR}/probe-{token}", f"{PROBE_DIR}/probe-{token}.renamed"
+    probe = f"{PROBE_DIR}/probe-{token}"
     try:
-        await transport.make_dirs([PROBE_DIR])
+        await transport.prepare_dirs([PROBE_DIR])
+        # Written under a temporary name and renamed into place, as every corte is.
         await transport.write_file(probe, b"prepush")
-        await transport.rename_over(probe, moved)
-        await transport.remove(moved)
+        if await transport.read_file(probe) != b"prepush":
+            raise RemoteError(check.difusor, "el archivo de prueba no quedó íntegro al releerlo")
+        await transport.remove_many([probe], 1)
     except DifusorError as exc:
         check.add(
             "write",
@@ -238,9 +229,14 @@ async def _throughput_and_clock(
     try:
         await transport.write_file(probe, payload)
         seconds = max(time.perf_counter() - started, 1e-6)
-        server_mtime = await transport.mtime(probe)
+        written = await transport.stat(probe)
     finally:
-        await transport.remove(probe)
+        await transport.remove_many([probe], 1)
+    if written is None:
+        raise RemoteError(
+            check.difusor, "el archivo de prueba de velocidad no quedó en el servidor"
+        )
+    server_mtime = written.mtime
     rate = size / seconds / 1e6
     needed = requirements.min_throughput_mb_s
     if rate < needed:

@@ -22,7 +22,7 @@ from prepush.exceptions import PackageError
 from prepush.package import FileEntry, Package, find_package
 from prepush.publish.state import RemoteState
 from prepush.transports.base import Delta
-from prepush.transports.sftpclient import WHOLE_FILE_MAX
+from prepush.transports.sftp_pump import WHOLE_FILE_MAX
 
 # Below this, the requests a rebuild costs (open and close the base, one copy per end) are
 # worth more than the bytes they save: on loopback a byte costs some nanoseconds and a
@@ -111,12 +111,18 @@ class DeltaPlanner:
         return Delta(base.path, base.size, prefix, suffix)
 
     def _shared_ends(self, base: FileEntry, entry: FileEntry, corte: str) -> tuple[int, int]:
+        """Measured on the two packages here; a base that cannot be read (the old package
+        damaged or gone) shares nothing, and the file is sent whole."""
         key = (base.sha256, entry.sha256)
         if key not in self._ends:
             old_package = self._packages_dir / corte
-            old = self.package.cache.read(f"{old_package}/{base.path}")
-            new = self.package.cache.read(self.package.local_path(entry.path))
-            self._ends[key] = shared_ends(old, new)
+            try:
+                old = self.package.cache.read(f"{old_package}/{base.path}")
+                new = self.package.cache.read(self.package.local_path(entry.path))
+            except OSError:
+                self._ends[key] = (0, 0)
+            else:
+                self._ends[key] = shared_ends(old, new)
         return self._ends[key]
 
     @property
@@ -130,7 +136,7 @@ class DeltaPlanner:
         if corte not in self._previous:
             try:
                 old = find_package(self._packages_dir, corte)
-            except PackageError:  # not on this machine any more: a full send, no rebuilds
+            except (PackageError, OSError):  # not here any more: a full send, no rebuilds
                 self._previous[corte] = None
             else:
                 by_path = {f.path: f for f in old.manifest.files}

@@ -1,25 +1,20 @@
-"""Publish a corte to every difusor at once: the heart of prepush.
+"""Publish a corte to every difusor at once: the run around the protocol.
 
-Per difusor, over one connection: take the remote lock, read the state once, upload only
-what it lacks straight to final names (nobody reads them before the flip), record the state,
-flip the entry files last (``json/main.json`` the very last) by rename, record the state
-again, remove what no retained corte references, release the lock. A difusor missing any
-file is never flipped. Each difusor runs in its own task with its own retries and deadline,
-so one bad difusor never slows or fails another. Every attempt goes to the ledger.
+What happens on one difusor, step by step, is :mod:`prepush.publish.protocol`. This module
+runs it for every difusor at once, each in its own task with its own connection, retries and
+deadline, so one bad difusor never slows or fails another: the connection pool (kept between
+cortes by ``--watch``), retries with backoff, the deadline that aborts the connection,
+suspension after too many failed cortes, and the ledger, where every attempt goes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
-import os
-import socket
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
 
 from tenacity import (
     AsyncRetrying,
@@ -34,99 +29,43 @@ from prepush.exceptions import (
     DeadlineError,
     DifusorError,
     ExitCode,
+    InternalError,
     PrepushError,
-    RemoteError,
     RemoteLockedError,
 )
 from prepush.ledger import DeliveryResult, Ledger
 from prepush.package import (
-    MAIN_JSON,
     MANIFEST,
-    FileEntry,
     LocalManifests,
     Package,
-    canonical_json,
     find_package,
     newest_corte,
-    sha256_bytes,
 )
 from prepush.publish.delta import DeltaPlanner
 from prepush.publish.embargo import embargo_violation, enforce_embargo
-from prepush.publish.runlock import RunLock
-from prepush.publish.state import (
-    LOCK_PATH,
-    PENDING_PATH,
-    STATE_PATH,
-    Plan,
-    RemoteFile,
-    RemoteState,
-    Resolver,
-    forget,
-    garbage,
-    merge_pending,
-    pending_record,
-    plan_corte,
-    record_corte,
+from prepush.publish.protocol import (
+    Delivery,
+    Event,
+    EventSink,
+    Hooks,
+    LockOwner,
+    ProtocolSettings,
+    Session,
+    write_notice,
 )
+from prepush.publish.runlock import RunLock
 from prepush.settings import Difusor, Settings
-from prepush.transports.base import Delta, Transport, Upload
+from prepush.transports.base import Transport
 from prepush.transports.sftp import open_sftp
 
 log = logging.getLogger("prepush")
 
-Outcome = Literal["delivered", "up_to_date", "failed", "skipped_suspended", "dry_run"]
 RETRYABLE = (ConnectError, RemoteLockedError)
 RUN_LOCK_FILE = ".prepush-run.lock"
+# After the deadline, the attempt (already aborted) gets this long to unwind.
+UNWIND_SECONDS = 5.0
 
 Connector = Callable[[Difusor, Settings], Awaitable[Transport]]
-
-
-@dataclass(frozen=True)
-class Event:
-    """Progress of one difusor, for the live view or the plain log."""
-
-    difusor: str
-    stage: str
-    detail: str = ""
-    files_done: int = 0
-    files_total: int = 0
-    bytes_done: int = 0
-    bytes_total: int = 0
-
-
-EventSink = Callable[[Event], None]
-
-
-@dataclass
-class Delivery:
-    """What happened on one difusor: measured, never estimated."""
-
-    difusor: str
-    corte: str
-    outcome: Outcome = "failed"
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    package_ready_at: datetime | None = None
-    connected_at: datetime | None = None
-    flip_at: datetime | None = None
-    finished_at: datetime | None = None
-    attempts: int = 0
-    files_uploaded: int = 0
-    files_linked: int = 0
-    files_skipped: int = 0
-    files_deleted: int = 0
-    files_rebuilt: int = 0
-    bytes_sent: int = 0
-    bytes_reused: int = 0
-    meta_bytes: int = 0
-    requests: int = 0
-    atomic: bool | None = None
-    error_class: str | None = None
-    error_message: str | None = None
-    plan: Plan | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome in ("delivered", "up_to_date", "dry_run")
 
 
 @dataclass
@@ -235,10 +174,15 @@ async def publish_async(
         violation = enforce_embargo(
             package.manifest, settings.roster.election, request.clock(), request.override_embargo
         )
+        lock_owner = LockOwner.new_id()
         run_id = ledger.start_run(
             "rollback" if request.rollback else "publish",
             package.corte,
-            {"dry_run": request.dry_run, "difusores": [d.name for d in request.difusores]},
+            {
+                "dry_run": request.dry_run,
+                "difusores": [d.name for d in request.difusores],
+                "lock_owner": lock_owner,
+            },
         )
         if violation is not None:
             ledger.record_event(
@@ -247,7 +191,8 @@ async def publish_async(
                 "embargo_override",
                 f"{violation} Publicado por decisión del operador: {request.override_embargo}",
             )
-        publisher = _Publisher(request, ledger, run_id, events, pool)
+        owner = LockOwner(lock_owner, run_id, workdir=str(settings.workdir))
+        publisher = _Publisher(request, ledger, owner, events, pool)
         deliveries = await publisher.run_all(package)
         report = PublishReport(run_id, package.corte, deliveries)
         ledger.finish_run(run_id, report.status)
@@ -291,27 +236,43 @@ class _Publisher:
         self,
         request: PublishRequest,
         ledger: Ledger,
-        run_id: int,
+        owner: LockOwner,
         events: EventSink,
         pool: ConnectionPool,
     ) -> None:
         self.request = request
         self.settings = request.settings
         self.ledger = ledger
-        self.run_id = run_id
+        self.owner = owner
+        self.run_id = owner.run_id
         self.events = events
         self.pool = pool
-        # This machine and work dir: the local run lock makes any remote lock with this
-        # owner a leftover of an earlier run of ours (a cut connection), never a live one.
-        self.owner = f"{socket.gethostname()}:{self.settings.workdir}"
         self._planners: dict[str, DeltaPlanner] = {}
+        # The connection each difusor's attempt is using, to say at the deadline how long
+        # the server had been silent.
+        self._in_use: dict[str, Transport] = {}
         self.manifests = LocalManifests(self.settings.packages_dir)
+        publish = self.settings.roster.publish
+        self.protocol = ProtocolSettings(
+            retention=self.settings.roster.election.retention,
+            width=publish.files_in_flight,
+            lock_stale_seconds=publish.lock_stale_seconds,
+            connect_timeout_seconds=publish.connect_timeout_seconds,
+        )
 
     def planner(self, package: Package) -> DeltaPlanner:
         """One per package and run: what it measures is shared by every difusor."""
         if package.corte not in self._planners:
             self._planners[package.corte] = DeltaPlanner(package)
         return self._planners[package.corte]
+
+    def hooks(self, difusor: Difusor) -> Hooks:
+        def record(kind: str, message: str) -> None:
+            self.ledger.record_event(self.run_id, difusor.name, kind, message)
+
+        return Hooks(
+            event=self.events, record=record, is_own_leftover=self.ledger.is_own_lock_owner
+        )
 
     async def run_all(self, package: Package) -> list[Delivery]:
         self.manifests.add(package.manifest)
@@ -331,6 +292,7 @@ class _Publisher:
         newest = find_package(self.settings.packages_dir, corte)
         if embargo_violation(newest.manifest, self.settings.roster.election, self.request.clock()):
             return first
+        self.manifests.add(newest.manifest)
         return newest
 
     async def deliver(self, difusor: Difusor, package: Package) -> Delivery:
@@ -345,34 +307,41 @@ class _Publisher:
             package.manifest.corte_time,
             delivery.package_ready_at,
         )
-        deadline = self.settings.deadline()
         try:
-            # wait_for runs the attempts in a task of their own, so the deadline's
-            # cancellation never mixes with the cancellations of the upload pool.
-            await asyncio.wait_for(
-                self._attempts(difusor, package, delivery, delivery_id, deadline),
-                deadline.total_seconds(),
-            )
-        except TimeoutError:
-            last = f" Último error: {delivery.error_message}" if delivery.error_message else ""
-            self._fail(
-                delivery,
-                DeadlineError(
-                    difusor.name,
-                    f"No terminó dentro del plazo de {deadline.total_seconds():g} s; su sitio"
-                    f" sigue en el corte anterior completo.{last}",
-                ),
-            )
+            await self._within_deadline(difusor, package, delivery, delivery_id)
         except DifusorError as exc:
             self._fail(delivery, exc)
         except PrepushError as exc:
             self._fail(delivery, DifusorError(difusor.name, str(exc)))
+        except Exception as exc:  # one difusor's surprise never ends the others' run
+            log.debug("[%s] error interno", difusor.name, exc_info=True)
+            self._fail(delivery, _internal(difusor, exc))
         delivery.finished_at = datetime.now(UTC)
         self.ledger.finish_delivery(delivery_id, _result(delivery))
         self.events(Event(difusor.name, delivery.outcome, delivery.error_message or ""))
         if delivery.outcome == "failed" and not self.request.dry_run:
             await self._suspend_if_too_many_failures(difusor, delivery)
         return delivery
+
+    async def _within_deadline(
+        self, difusor: Difusor, package: Package, delivery: Delivery, delivery_id: int
+    ) -> None:
+        """Run the attempts in a task of their own; at the deadline, say how long the server
+        had been silent, then cancel it (the session aborts its connection) and give it a
+        few seconds to unwind, never more."""
+        deadline = self.settings.deadline()
+        attempts = asyncio.create_task(
+            self._attempts(difusor, package, delivery, delivery_id, deadline)
+        )
+        done, _ = await asyncio.wait({attempts}, timeout=deadline.total_seconds())
+        if attempts in done:
+            attempts.result()
+            return
+        in_use = self._in_use.get(difusor.name)
+        silence = in_use.silence() if in_use is not None else None
+        attempts.cancel()
+        await asyncio.wait({attempts}, timeout=UNWIND_SECONDS)
+        raise _deadline_error(difusor, deadline, silence, delivery.error_message)
 
     def _skip_suspended(
         self, difusor: Difusor, package: Package, delivery: Delivery, reason: str
@@ -413,27 +382,33 @@ class _Publisher:
         """Tell the difusor's visitors that its site stopped updating, if it can be reached.
 
         Only ``json/main.json`` changes: it keeps its corte and gains an ``aviso`` that the
-        site shows on every view. The results themselves are never touched.
+        site shows on every view. The results themselves are never touched. Bounded by the
+        corte's deadline, like a delivery.
         """
+        deadline = self.settings.deadline().total_seconds()
+        transport: Transport | None = None
         try:
-            transport, _ = await asyncio.wait_for(
-                self.pool.get(difusor, self.settings),
-                self.settings.roster.publish.connect_timeout_seconds,
-            )
+            async with asyncio.timeout(deadline):
+                transport, _ = await self.pool.get(difusor, self.settings)
+                marked = await write_notice(
+                    transport,
+                    difusor.name,
+                    self.owner,
+                    self.hooks(difusor),
+                    self.protocol,
+                    self.manifests,
+                )
         except (DifusorError, TimeoutError) as exc:
-            self.ledger.record_event(
-                self.run_id, difusor.name, "notice_failed", f"inalcanzable para el aviso: {exc}"
-            )
+            if transport is not None:
+                transport.abort()
+            detail = exc.message if isinstance(exc, DifusorError) else "sin respuesta a tiempo"
+            self.ledger.record_event(self.run_id, difusor.name, "notice_failed", detail)
             return
-        try:
-            await _write_notice(transport, _notice_text(), self.manifests)
+        await self.pool.release(difusor, transport, healthy=False)
+        if marked:
             self.ledger.record_event(
                 self.run_id, difusor.name, "notice", "sitio marcado: actualización interrumpida"
             )
-        except DifusorError as exc:
-            self.ledger.record_event(self.run_id, difusor.name, "notice_failed", exc.message)
-        finally:
-            await self.pool.release(difusor, transport, healthy=False)
 
     def _fail(self, delivery: Delivery, exc: DifusorError) -> None:
         # After the flip the public sees the corte: it is delivered, with the error noted.
@@ -473,17 +448,18 @@ class _Publisher:
                 attempt_id = self.ledger.start_attempt(delivery_id, number)
                 try:
                     await self._attempt(difusor, current, delivery, delivery_id)
-                except DifusorError as exc:
-                    self.ledger.finish_attempt(
-                        attempt_id, "failed", type(exc).__name__, exc.message
-                    )
-                    delivery.error_message = exc.message
-                    raise
                 except asyncio.CancelledError:
                     self.ledger.finish_attempt(
                         attempt_id, "failed", "DeadlineError", "plazo agotado durante el intento"
                     )
                     raise
+                except Exception as exc:
+                    error = exc if isinstance(exc, DifusorError) else _internal(difusor, exc)
+                    self.ledger.finish_attempt(
+                        attempt_id, "failed", type(error).__name__, error.message
+                    )
+                    delivery.error_message = error.message
+                    raise error from exc if error is not exc else None
                 self.ledger.finish_attempt(attempt_id, delivery.outcome)
                 delivery.error_message = None
 
@@ -511,308 +487,65 @@ class _Publisher:
     ) -> None:
         self.events(Event(difusor.name, "connecting"))
         transport, kept = await self.pool.get(difusor, self.settings)
+        self._in_use[difusor.name] = transport
         requests, sent, reused = transport.requests, transport.bytes_sent, transport.bytes_reused
-        session = _Session(self, difusor, transport, package, delivery, kept=kept)
-        healthy = False
+        session = Session(
+            transport,
+            package,
+            delivery,
+            settings=self.protocol,
+            owner=self.owner,
+            hooks=self.hooks(difusor),
+            manifests=self.manifests,
+            planner=self.planner(package),
+            dry_run=self.request.dry_run,
+            rollback=self.request.rollback,
+            kept=kept,
+        )
+        if delivery.connected_at is None:
+            delivery.connected_at = datetime.now(UTC)
+            self.ledger.set_connected(delivery_id, delivery.connected_at)
         try:
-            if delivery.connected_at is None:
-                delivery.connected_at = datetime.now(UTC)
-                self.ledger.set_connected(delivery_id, delivery.connected_at)
             await session.run()
-            healthy = True
+        except asyncio.CancelledError:
+            transport.abort()  # never wait on the network past the deadline
+            raise
+        except BaseException:
+            await self.pool.release(difusor, transport, healthy=False)
+            raise
+        else:
+            await self.pool.release(difusor, transport, healthy=True)
         finally:
+            self._in_use.pop(difusor.name, None)
             delivery.requests += transport.requests - requests
             delivery.bytes_sent += transport.bytes_sent - sent - session.meta_bytes
             delivery.bytes_reused += transport.bytes_reused - reused
             delivery.meta_bytes += session.meta_bytes
-            await self.pool.release(difusor, transport, healthy=healthy)
 
 
-class _Session:
-    """One attempt on one difusor over one connection."""
-
-    def __init__(
-        self,
-        publisher: _Publisher,
-        difusor: Difusor,
-        transport: Transport,
-        package: Package,
-        delivery: Delivery,
-        *,
-        kept: bool = False,
-    ) -> None:
-        self.p = publisher
-        self.difusor = difusor
-        self.t = transport
-        self.kept = kept
-        self.package = package
-        self.manifest = package.manifest
-        self.delivery = delivery
-        self.retention = publisher.settings.roster.election.retention
-        # Lock, pending record and state: prepush's own bookkeeping, counted apart from
-        # the corte's files.
-        self.meta_bytes = 0
-
-    def event(self, stage: str, detail: str = "", **progress: int) -> None:
-        self.p.events(Event(self.difusor.name, stage, detail, **progress))
-
-    async def run(self) -> None:
-        dry_run = self.p.request.dry_run
-        if not dry_run:
-            await self.first_contact(self.take_lock())
-        try:
-            state = await self.read_state()
-            plan = plan_corte(self.manifest, state, hardlink=self.t.capabilities.hardlink)
-            self.delivery.plan = plan
-            self.delivery.files_skipped = plan.skipped
-            if plan.up_to_date:
-                self.delivery.outcome = "up_to_date"
-                self.delivery.atomic = state.atomic
-                return
-            if self.p.request.rollback:
-                self.refuse_unless_retained(plan)
-            if dry_run:
-                self.delivery.outcome = "dry_run"
-                return
-            await self.refuse_symlinked_dirs()
-            await self.transfer(plan, state)
-            await self.write_meta(PENDING_PATH, pending_record(self.manifest, plan, state))
-            await self.flip(plan)
-            record_corte(state, self.manifest)
-            state.atomic = self.t.capabilities.atomic_flip
-            doomed = garbage(state, self.manifest, self.retention)
-            forget(state, doomed, self.retention)
-            await self.write_state(state)
-            await asyncio.gather(self.t.remove(PENDING_PATH), self.remove(doomed))
-            self.delivery.outcome = "delivered"
-        finally:
-            if not dry_run:
-                await self.release_lock()
-
-    async def first_contact(self, step: Awaitable[None]) -> None:
-        """A kept connection may have died quietly since the last corte (a rebooted server, a
-        dropped NAT entry): its first request gets the connect timeout, then a retry
-        connects afresh."""
-        if not self.kept:
-            await step
-            return
-        timeout = self.p.settings.roster.publish.connect_timeout_seconds
-        try:
-            await asyncio.wait_for(step, timeout)
-        except TimeoutError:
-            raise ConnectError(
-                self.difusor.name,
-                f"La conexión abierta desde el corte anterior no respondió en {timeout:g} s; se"
-                " reintenta con una conexión nueva.",
-            ) from None
-
-    # --- lock and state -------------------------------------------------------------------
-
-    def _lock_bytes(self) -> bytes:
-        return json.dumps(
-            {
-                "owner": self.p.owner,
-                "pid": os.getpid(),
-                "run": self.p.run_id,
-                "since": datetime.now(UTC).isoformat(),
-            },
-            sort_keys=True,
-        ).encode()
-
-    async def take_lock(self) -> None:
-        data = self._lock_bytes()
-        if await self.t.create_exclusive(LOCK_PATH, data):
-            self.meta_bytes += len(data)
-            return
-        owner, since = _parse_lock(await self.t.read_file(LOCK_PATH))
-        age = (datetime.now(UTC) - since).total_seconds() if since else float("inf")
-        stale_after = self.p.settings.roster.publish.lock_stale_seconds
-        if owner != self.p.owner and age < stale_after:
-            raise RemoteLockedError(
-                self.difusor.name,
-                f"Otro publicador ({owner}) tiene el candado remoto desde hace {age:.0f} s. Si"
-                f" ya no está en marcha, el candado se liberará solo a los {stale_after:g} s.",
-            )
-        await self.t.replace(LOCK_PATH, data)
-        self.meta_bytes += len(data)
-        if owner != self.p.owner:
-            self.p.ledger.record_event(
-                self.p.run_id,
-                self.difusor.name,
-                "lock_taken_over",
-                f"candado remoto abandonado por {owner} hace {age:.0f} s; se tomó",
-            )
-
-    async def release_lock(self) -> None:
-        try:
-            await self.t.remove(LOCK_PATH)
-        except DifusorError as exc:
-            log.warning("[%s] no se pudo liberar el candado remoto: %s", self.difusor.name, exc)
-
-    async def read_state(self) -> RemoteState:
-        data, pending = await asyncio.gather(
-            self.t.read_file(STATE_PATH), self.t.read_file(PENDING_PATH)
-        )
-        state = RemoteState()
-        if data is not None:
-            try:
-                state = RemoteState.from_bytes(data, self.p.manifests)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise RemoteError(
-                    self.difusor.name,
-                    f"El estado remoto {STATE_PATH} está dañado ({exc}). Alguien lo modificó en"
-                    " el servidor: bórrelo para que prepush vuelva a enviar el corte completo.",
-                ) from None
-        if pending is not None:
-            merge_pending(state, pending)
-        return state
-
-    def refuse_unless_retained(self, plan: Plan) -> None:
-        """A rollback only re-points the entry files: every other file must still be there."""
-        if plan.uploads or plan.replaces or plan.links:
-            raise RemoteError(
-                self.difusor.name,
-                f"El corte {self.manifest.corte} ya no está retenido en este difusor (faltan"
-                f" {len(plan.uploads) + len(plan.replaces) + len(plan.links)} archivos); no se"
-                " revierte. Elija un corte más reciente o publíquelo de nuevo con 'prepush"
-                " publish CORTE'.",
-            )
-
-    async def write_state(self, state: RemoteState) -> None:
-        data = state.to_bytes(self.p.manifests)
-        await self.t.replace(STATE_PATH, data)
-        self.meta_bytes += len(data)
-
-    async def write_meta(self, path: str, data: bytes) -> None:
-        await self.t.write_file(path, data)
-        self.meta_bytes += len(data)
-
-    async def refuse_symlinked_dirs(self) -> None:
-        tops = sorted({f.path.split("/")[0] for f in self.manifest.files if "/" in f.path})
-        linked = await asyncio.gather(*(self.t.is_symlink(top) for top in tops))
-        escaping = [top for top, is_link in zip(tops, linked, strict=True) if is_link]
-        if escaping:
-            raise RemoteError(
-                self.difusor.name,
-                f"En el directorio remoto, {', '.join(escaping)} es un enlace simbólico: prepush"
-                " no escribe fuera del directorio del difusor. Pida al difusor reemplazarlo por"
-                " un directorio real.",
-            )
-
-    # --- transfer, flip, cleanup ------------------------------------------------------------
-
-    async def transfer(self, plan: Plan, state: RemoteState) -> None:
-        await self.t.make_dirs(list(plan.mkdirs))
-        total_files = len(plan.uploads) + len(plan.replaces) + len(plan.links)
-        total_bytes = plan.bytes_to_send
-        done = {"files": 0, "bytes": 0}
-
-        def sent(upload: Upload) -> None:
-            done["files"] += 1
-            done["bytes"] += upload.size
-            self.event(
-                "uploading",
-                files_done=done["files"],
-                files_total=total_files,
-                bytes_done=done["bytes"],
-                bytes_total=total_bytes,
-            )
-
-        deltas: dict[str, Delta] = {}
-        if self.t.capabilities.copy_data:
-            deltas = self.p.planner(self.package).deltas(state, (*plan.uploads, *plan.replaces))
-        # With an incomplete state any file may already be there, perhaps being read: never
-        # write one in place, always by temporary name and rename.
-        unknown = not state.complete
-        if unknown:
-            self.p.ledger.record_event(
-                self.p.run_id,
-                self.difusor.name,
-                "incomplete_state",
-                f"el difusor tiene cortes cuyo paquete no está en esta máquina"
-                f" ({', '.join(sorted(state.unresolved))}): se envía todo por nombre temporal"
-                " y no se borra nada hasta que salgan de la retención",
-            )
-        uploads = [
-            self.upload_of(e, replace=unknown, delta=deltas.get(e.path)) for e in plan.uploads
-        ]
-        uploads += [
-            self.upload_of(e, replace=True, delta=deltas.get(e.path)) for e in plan.replaces
-        ]
-        width = self.p.settings.roster.publish.files_in_flight
-        self.event("uploading", files_total=total_files, bytes_total=total_bytes)
-        await self.t.upload(uploads, width, sent, self.package.cache.read)
-        if plan.links:
-            await self.t.link_many([(link.source, link.entry.path) for link in plan.links], width)
-            done["files"] += len(plan.links)
-            self.event("uploading", files_done=done["files"], files_total=total_files)
-        self.delivery.files_uploaded = len(plan.uploads) + len(plan.replaces) - len(deltas)
-        self.delivery.files_rebuilt = len(deltas)
-        self.delivery.files_linked = len(plan.links)
-
-    def upload_of(
-        self, entry: FileEntry, *, replace: bool = False, delta: Delta | None = None
-    ) -> Upload:
-        local = self.package.local_path(entry.path)
-        return Upload(entry.path, entry.size, local=local, replace=replace, delta=delta)
-
-    async def flip(self, plan: Plan) -> None:
-        self.event("flipping")
-        # One at a time, in order: json/main.json is always the last to change.
-        for entry in plan.flips:
-            await self.t.upload(
-                [self.upload_of(entry, replace=True)], 1, None, self.package.cache.read
-            )
-        if self.delivery.flip_at is None:
-            # A retry may flip the same corte again; the public saw it at the first flip.
-            self.delivery.flip_at = datetime.now(UTC)
-        self.delivery.files_uploaded += len(plan.flips)
-        self.delivery.atomic = self.t.capabilities.atomic_flip
-
-    async def remove(self, doomed: list[str]) -> None:
-        if not doomed:
-            return
-        self.event("cleaning", f"{len(doomed)} archivos de cortes ya no retenidos")
-        try:
-            await self.t.remove_many(doomed, self.p.settings.roster.publish.files_in_flight)
-        except DifusorError as exc:
-            # The corte is already delivered; leftovers only cost disk and the next run retries.
-            log.warning("[%s] limpieza incompleta: %s", self.difusor.name, exc.message)
-        self.delivery.files_deleted = len(doomed)
-
-
-def _notice_text() -> str:
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return (
-        "Actualización interrumpida: este sitio dejó de recibir los cortes del PREP"
-        f" ({stamp}). Consulte el sitio oficial del instituto para los resultados más recientes."
+def _internal(difusor: Difusor, exc: BaseException) -> InternalError:
+    return InternalError(
+        difusor.name,
+        f"Error interno de prepush con este difusor ({type(exc).__name__}: {exc}). Los demás"
+        " difusores siguen; repita con -v para el detalle y repórtelo a los desarrolladores.",
     )
 
 
-async def _write_notice(transport: Transport, text: str, manifests: Resolver) -> None:
-    data = await transport.read_file(MAIN_JSON)
-    if data is None:
-        return
-    main = json.loads(data)
-    main["aviso"] = text
-    notice = canonical_json(main)
-    await transport.replace(MAIN_JSON, notice)
-    state_bytes = await transport.read_file(STATE_PATH)
-    if state_bytes is not None:
-        # So the next publish, even of the same corte, puts the real main.json back.
-        state = RemoteState.from_bytes(state_bytes, manifests)
-        held = state.files.get(MAIN_JSON)
-        if held is not None:
-            state.files[MAIN_JSON] = RemoteFile(sha256_bytes(notice), len(notice), held.cortes)
-            await transport.replace(STATE_PATH, state.to_bytes(manifests))
-
-
-def _parse_lock(data: bytes | None) -> tuple[str, datetime | None]:
-    try:
-        raw = json.loads(data or b"")
-        return str(raw["owner"]), datetime.fromisoformat(raw["since"])
-    except (ValueError, KeyError, TypeError):
-        return "desconocido", None
+def _deadline_error(
+    difusor: Difusor, deadline: timedelta, silence: float | None, last: str | None
+) -> DeadlineError:
+    seconds = deadline.total_seconds()
+    why = ""
+    if silence is not None and silence >= 1:
+        why = (
+            f" El servidor estaba sin respuesta desde hacía {silence:.0f} s; se cortó la conexión."
+        )
+    tail = f" Último error: {last}" if last else ""
+    return DeadlineError(
+        difusor.name,
+        f"No terminó dentro del plazo de {seconds:g} s; su sitio sigue en el corte anterior"
+        f" completo.{why}{tail}",
+    )
 
 
 def package_ready_at(package: Package) -> datetime:

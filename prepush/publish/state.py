@@ -2,18 +2,21 @@
 
 The state is read once per publish: never by listing or stat-ing files. In memory it lists
 every file prepush put on the difusor with its sha256 and the cortes that reference it, the
-cortes flipped (oldest first) and the directories created. It is written after the flip.
-Before the flip, a small ``pending.json`` lists only the files this publish added, so that
-what is recorded always covers what is on the server, even if we die right after the flip: a
-file the public may be reading is never written again.
+cortes flipped (oldest first), the directories created, and the garbage of the last publish
+(files no retained corte uses, removed right after the state was written).
+
+Before the flip, a small ``pending.json`` names the corte's manifest and lists the files this
+publish added, so that what is recorded always covers what is on the server, even if we die
+right after the flip: a file the public may be reading is never removed or written again.
+The pending record is removed last, after the cleanup: a record still naming the current
+corte tells the next publish that the cleanup may not have finished.
 
 On the server the state is small: it names each retained corte's manifest by its digest,
 and lists only the files the manifests do not explain (an entry file changed by a notice, a
 file of an interrupted publish). The files are rebuilt from the manifests of the packages on
-this machine, checked against those digests. Writing the whole file list every corte cost
-more bytes than a small corte's own changes. A corte whose package this machine does not have
+this machine, checked against those digests. A corte whose package this machine does not have
 (another machine published it) leaves the state incomplete: then nothing is assumed about its
-files, every upload goes by temporary name and rename, and nothing is deleted.
+files and nothing is deleted.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 
 from prepush.package import FileEntry, Manifest, canonical_json
 
-STATE_FORMAT = 2
+STATE_FORMAT = 3
 STATE_PATH = ".prepush/state.json"
 PENDING_PATH = ".prepush/pending.json"
 LOCK_PATH = ".prepush/lock"
@@ -53,6 +56,14 @@ class RemoteState:
     manifests: dict[str, str] = field(default_factory=dict)
     # Cortes whose manifest this machine lacks: their files are unknown.
     unresolved: set[str] = field(default_factory=set)
+    # Files the last publish found no retained corte using, to be removed after its state.
+    garbage: list[str] = field(default_factory=list)
+    # A pending record names the current corte: that publish may not have finished its
+    # cleanup, so its garbage is removed again.
+    unfinished: bool = False
+    # The difusor may serve files this state does not list (the state was lost or damaged):
+    # a name that looks new may be served, and is verified instead of written over.
+    cautious: bool = False
 
     @property
     def current(self) -> str | None:
@@ -61,6 +72,11 @@ class RemoteState:
     @property
     def complete(self) -> bool:
         return not self.unresolved
+
+    @property
+    def trusted(self) -> bool:
+        """Every file a reader may be served is listed: a name not listed is not served."""
+        return self.complete and not self.cautious
 
     def to_bytes(self, resolve: Resolver) -> bytes:
         expected, expected_dirs, _ = _from_manifests(self.history, self.manifests, resolve)
@@ -79,13 +95,14 @@ class RemoteState:
                     if not _same(f, expected.get(path))
                 },
                 "absent": sorted(set(expected) - set(self.files)),
+                "garbage": sorted(self.garbage),
             }
         )
 
     @classmethod
     def from_bytes(cls, data: bytes, resolve: Resolver) -> RemoteState:
         raw: dict[str, Any] = json.loads(data)
-        if raw.get("format") not in (1, STATE_FORMAT):
+        if raw.get("format") not in (1, 2, STATE_FORMAT):
             raise ValueError(f"formato de estado desconocido: {raw.get('format')!r}")
         history = [str(c) for c in raw["history"]]
         manifests = {str(c): str(d) for c, d in raw.get("manifests", {}).items()}
@@ -102,6 +119,7 @@ class RemoteState:
             atomic=raw.get("atomic"),
             manifests=manifests,
             unresolved=unresolved,
+            garbage=[str(p) for p in raw.get("garbage", [])],
         )
 
     def by_sha(self) -> dict[str, str]:
@@ -188,6 +206,12 @@ class Plan:
     @property
     def files_to_send(self) -> int:
         return len(self.uploads) + len(self.replaces) + len(self.flips)
+
+    @property
+    def dirs(self) -> list[str]:
+        """Every directory the plan writes into, parents first."""
+        written = [*self.uploads, *self.replaces, *links_entries(self.links), *self.flips]
+        return missing_dirs((f.path for f in written), set())
 
 
 def plan_corte(manifest: Manifest, state: RemoteState, *, hardlink: bool) -> Plan:
@@ -276,10 +300,10 @@ def record_corte(state: RemoteState, manifest: Manifest) -> None:
 def garbage(state: RemoteState, manifest: Manifest, retention: int) -> list[str]:
     """Files no retained corte references; never an entry file nor one of the last two.
 
-    Nothing while the state is incomplete: a corte whose files are unknown may use any of
+    Nothing while the state is not trusted: a corte whose files are unknown may use any of
     them.
     """
-    if not state.complete:
+    if not state.trusted:
         return []
     retained = set(state.history[-retention:])
     protected = set(state.history[-2:]) | {manifest.corte}
@@ -310,7 +334,8 @@ def forget(state: RemoteState, paths: Iterable[str], retention: int) -> None:
 
 
 def pending_record(manifest: Manifest, plan: Plan, state: RemoteState) -> bytes:
-    """The files this publish adds, recorded before the flip.
+    """The corte about to be flipped and the files this publish added, recorded before the
+    flip. Naming the manifest tags every file of the corte, reused ones included.
 
     It also carries the files an interrupted attempt already recorded as pending: a retry
     after a flip whose final state was lost must not forget files the public may be reading.
@@ -323,24 +348,49 @@ def pending_record(manifest: Manifest, plan: Plan, state: RemoteState) -> bytes:
     }
     for f in [*plan.uploads, *plan.replaces, *links_entries(plan.links)]:
         files[f.path] = [f.sha256, f.size]
-    return canonical_json({"format": STATE_FORMAT, "corte": manifest.corte, "files": files})
+    return canonical_json(
+        {
+            "format": STATE_FORMAT,
+            "corte": manifest.corte,
+            "manifest": manifest.digest,
+            "files": files,
+        }
+    )
 
 
-def merge_pending(state: RemoteState, data: bytes) -> None:
+def merge_pending(state: RemoteState, data: bytes, resolve: Resolver = no_manifests) -> None:
     """Fold a pending record left by an interrupted publish into ``state``.
 
-    A record cut short by a crash is ignored: it was written before the flip, so none of
-    the files it would list are read by anyone yet.
+    Every file the record lists, and every non-entry file of the manifest it names, was on
+    the server when it was written (it is written after the uploads). A record cut short is
+    ignored: records are written by temporary name and rename, so only an older prepush
+    could leave one, and it was written before that publish's flip.
     """
     try:
         raw = json.loads(data)
         corte = str(raw["corte"])
         files = {str(p): (str(v[0]), int(v[1])) for p, v in raw["files"].items()}
+        digest = raw.get("manifest")
     except (ValueError, KeyError, TypeError, IndexError):
         return
+    manifest = resolve(corte, str(digest)) if digest else None
+    if manifest is not None:
+        entries = set(manifest.entry_files)
+        for entry in manifest.files:
+            if entry.path not in entries:
+                files.setdefault(entry.path, (entry.sha256, entry.size))
     state.pending_files.update(files)
     for path, (sha256, size) in files.items():
         _hold(state.files, path, sha256, size, corte)
     state.dirs |= parent_dirs(files)
-    if corte not in state.history:
+    if corte == state.current:
+        state.unfinished = True
+    elif corte not in state.history:
         state.pending = corte
+
+
+def leftover_garbage(state: RemoteState) -> list[str]:
+    """Garbage of an unfinished publish that no file recorded since has taken back."""
+    if not state.unfinished:
+        return []
+    return [path for path in state.garbage if path not in state.files]

@@ -1,8 +1,12 @@
-"""The transport interface: what the publisher needs from one connection to one difusor.
+"""The transport interface: what the publish protocol needs from one connection to a difusor.
 
-The publisher knows only this interface, so other transports (rsync over SSH, S3 +
-CloudFront) can come without touching it. Paths are relative POSIX paths inside the
-difusor's remote directory; a transport never lets one escape it.
+The protocol (:mod:`prepush.publish.protocol`) knows only this interface, so SFTP, rsync and
+S3 difusores share one protocol and its guarantees. Every call is bounded: a transport is
+built with a request timeout and raises a :class:`prepush.exceptions.DifusorError` when the
+server does not answer in time (the connection is then dead and never reused), and
+:meth:`Transport.abort` tears the connection down at once, without waiting on the network,
+which is what a deadline does. Paths are relative POSIX paths inside the difusor's remote
+directory; a transport never lets one escape it.
 """
 
 from __future__ import annotations
@@ -10,29 +14,55 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
+
+TEMP_SUFFIX = ".prepush-tmp"
+
+# How a file goes in, by what the difusor's state says of its path:
+# - new: nothing is there that a reader may be served (the state covers every served file):
+#   written straight to its name;
+# - unknown: something may be there and be served (the state is lost, damaged, or names
+#   cortes this machine does not know): created exclusively; one already there is kept if
+#   its size and sha256 match, otherwise replaced by temporary name and rename;
+# - replace: a reader may be served other content there: written under a temporary name
+#   and renamed over, so a reader sees the old file or the new one whole.
+Mode = Literal["new", "unknown", "replace"]
 
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What the server offers; decides the atomic flip and the cheap paths."""
+    """What the server offers: decides the atomic flip and the cheap paths."""
 
-    posix_rename: bool
-    hardlink: bool
-    fsync: bool
-    statvfs: bool
-    limits: bool
-    copy_data: bool = False
+    # Replacing a file is one atomic step (posix-rename, an S3 PUT, rsync's own rename).
+    atomic_replace: bool
+    # The server can make a file from one it holds: hard links, or a server-side copy.
+    links: bool = False
+    # The server can copy byte ranges between its files (SFTP copy-data).
+    copy_ranges: bool = False
+    # Writes can be made durable before the flip (fsync).
+    durable: bool = False
+    # The server says how much space is free.
+    space: bool = False
+    # The protocol's own names for what it offers, for 'prepush check'.
+    features: tuple[str, ...] = ()
 
     @property
     def atomic_flip(self) -> bool:
-        return self.posix_rename
+        return self.atomic_replace
 
 
 @dataclass(frozen=True)
 class SpaceInfo:
     free_bytes: int
     total_bytes: int
+
+
+@dataclass(frozen=True)
+class RemoteStat:
+    size: int
+    mtime: datetime
+    is_dir: bool = False
+    is_link: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,21 +78,26 @@ class Delta:
 
 @dataclass(frozen=True, slots=True)
 class Upload:
-    """One file to send: from a local file or from memory."""
+    """One file to put on the difusor: from a local file, from memory, or from a file the
+    server already holds (``link_from``)."""
 
     path: str
     size: int
+    sha256: str
     local: str | None = None
     data: bytes | None = None
-    # The path may already exist with other content: write a temporary name and rename it
-    # over the old one, so a reader sees the old file or the new one, never a mix.
-    replace: bool = False
-    # Where the server supports copy-data, build the file from this one it already holds.
+    mode: Mode = "new"
+    # Where the server can copy ranges, build the file from this one it already holds.
     delta: Delta | None = None
+    # Where the server can link or copy, make the file from this one it already holds.
+    link_from: str | None = None
+    # An entry file (index.html, json/main.json): served with no-cache where that is the
+    # transport's business (S3).
+    entry: bool = False
 
 
 class Transport(Protocol):
-    """One open connection to one difusor."""
+    """One open connection to one difusor. Every method is bounded by the request timeout."""
 
     @property
     def capabilities(self) -> Capabilities: ...
@@ -87,16 +122,26 @@ class Transport(Protocol):
         """The connection is still open and usable for another publish."""
         ...
 
+    def silence(self) -> float | None:
+        """Seconds since the server last answered while requests wait; None if none wait."""
+        ...
+
     async def read_file(self, path: str) -> bytes | None:
         """The whole file, or None when it does not exist."""
         ...
 
-    async def create_exclusive(self, path: str, data: bytes) -> bool:
-        """Create ``path`` (and its directory) with ``data`` unless it exists; False if it does."""
+    async def write_file(self, path: str, data: bytes) -> None:
+        """Make ``path`` hold ``data``, durably where the server can, by temporary name and
+        rename: a reader (or a cut) never leaves a torn file."""
         ...
 
-    async def write_file(self, path: str, data: bytes) -> None:
-        """Write ``data`` to ``path`` (created or truncated), durably where the server can."""
+    async def create_exclusive(self, path: str, data: bytes) -> bool:
+        """Create ``path`` with ``data`` unless it exists; False if it does."""
+        ...
+
+    async def replace_if(self, path: str, expected: bytes, data: bytes | None) -> bool:
+        """Compare and swap: if ``path`` still holds ``expected``, make it hold ``data`` (or
+        remove it when ``data`` is None) and return True; otherwise change nothing."""
         ...
 
     async def upload(
@@ -106,40 +151,29 @@ class Transport(Protocol):
         on_done: Callable[[Upload], None] | None = None,
         reader: Callable[[str], bytes] | None = None,
     ) -> None:
-        """Send many files with ``width`` in flight; the first failure is raised.
-
-        ``reader`` reads a local file whole (a cache shared by the difusores of a run).
-        """
-        ...
-
-    async def replace(self, path: str, data: bytes) -> None:
-        """Make ``path`` hold ``data`` at once: readers see the old or the new, never a mix."""
-        ...
-
-    async def rename_over(self, source: str, target: str) -> None:
-        """Move ``source`` onto ``target``, atomically where the server allows it."""
-        ...
-
-    async def link_many(self, links: Sequence[tuple[str, str]], width: int) -> None:
-        """Hard-link each (existing source, new target) on the server."""
-        ...
-
-    async def remove(self, path: str) -> None:
-        """Remove a file; a file already gone is not an error."""
+        """Put many files with ``width`` in flight; the first failure is raised after the
+        others settle. ``reader`` reads a local file whole (the run's shared cache)."""
         ...
 
     async def remove_many(self, paths: Sequence[str], width: int) -> None:
         """Remove files; files already gone are not an error. The first failure is raised."""
         ...
 
-    async def make_dirs(self, paths: list[str]) -> None:
-        """Create directories (parents listed before children); existing ones are fine."""
+    async def prepare_dirs(self, dirs: Sequence[str]) -> None:
+        """Make sure each directory exists as a real directory inside the remote directory
+        (created if missing); refuse one that is a symbolic link or not a directory."""
         ...
 
-    async def is_symlink(self, path: str) -> bool: ...
-
-    async def mtime(self, path: str) -> datetime: ...
+    async def stat(self, path: str) -> RemoteStat | None:
+        """Size and modification time of ``path`` (not following a link), or None."""
+        ...
 
     async def space(self) -> SpaceInfo | None: ...
 
-    async def close(self) -> None: ...
+    def abort(self) -> None:
+        """Tear the connection down now; never waits on the network."""
+        ...
+
+    async def close(self) -> None:
+        """Close politely, within the request timeout."""
+        ...

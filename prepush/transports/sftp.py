@@ -1,21 +1,26 @@
-"""The SFTP transport: one SSH connection per difusor, with prepush's own SFTP client.
+"""The SFTP transport: one SSH connection per difusor, two SFTP channels on it.
 
-asyncssh does the SSH part (handshake, host key, authentication, ciphers); the SFTP requests
-go through :mod:`prepush.transports.sftpclient`, which coalesces them into few SSH packets
-and drives uploads with callbacks. A small file costs two round trips (``open``, then its ``write``,
-``fsync`` and ``close`` back to back) and many files are in flight at once. Every server
-error is said here, in Spanish, with the difusor's name and what to do.
+asyncssh does the SSH part (handshake, pinned host key, authentication, ciphers) and, on one
+channel, every request but the bulk puts: reads, stat, remove, rename, links, directories,
+statvfs. It is protocol code asyncssh already gets right (status checks, short reads, packet
+limits, cancellation). The files of a corte go over a second channel through
+:mod:`prepush.transports.sftp_pump`, the one place where a hand-written pipeline measured
+faster. Every call is bounded by the request timeout; a timeout or a lost connection kills
+the connection (it is never reused). Every server error is said here, in Spanish, with the
+difusor's name, what to do, and the SFTP code and message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import stat
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+import dataclasses
+import hashlib
+import stat as stat_module
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncssh
 
@@ -24,35 +29,44 @@ from prepush.exceptions import (
     ConnectError,
     DifusorError,
     HostKeyError,
+    LocalFileError,
     RemoteError,
 )
 from prepush.package import safe_relative_path
 from prepush.settings import Difusor, Settings
-from prepush.transports.base import Capabilities, SpaceInfo, Upload
-from prepush.transports.sftpclient import (
+from prepush.transports.base import (
+    TEMP_SUFFIX,
+    Capabilities,
+    RemoteStat,
+    SpaceInfo,
+    Upload,
+)
+from prepush.transports.sftp_pump import (
     COPY_DATA,
     FSYNC,
+    FX_BAD_MESSAGE,
     FX_CONNECTION_LOST,
     FX_FAILURE,
     FX_FILE_ALREADY_EXISTS,
     FX_NO_CONNECTION,
-    FX_NO_SPACE_ON_FILESYSTEM,
     FX_NO_SUCH_FILE,
-    FX_OK,
     FX_OP_UNSUPPORTED,
     FX_PERMISSION_DENIED,
-    FX_QUOTA_EXCEEDED,
     HARDLINK,
     LIMITS,
     POSIX_RENAME,
     STATVFS,
+    LocalReadError,
+    PumpSession,
     Put,
     PutError,
-    SFTPClient,
     SFTPConnectionLost,
     SFTPError,
-    start_sftp,
+    SFTPTimeout,
+    start_pump,
 )
+
+T = TypeVar("T")
 
 PREFERRED_CIPHERS = (
     "aes128-gcm@openssh.com",
@@ -61,35 +75,56 @@ PREFERRED_CIPHERS = (
     "aes256-ctr",
     "chacha20-poly1305@openssh.com",
 )
-TEMP_SUFFIX = ".prepush-tmp"
 OLD_SUFFIX = ".prepush-old"
+LINK_SUFFIX = ".prepush-link"
 DISK_FULL_MARGIN = 1 << 20
-ALREADY_THERE = (FX_FAILURE, FX_FILE_ALREADY_EXISTS)
+FX_NO_SPACE_ON_FILESYSTEM = 14
+FX_QUOTA_EXCEEDED = 15
+READ_BLOCK = 64 * 1024
 
 
 class SFTPTransport:
-    """A :class:`prepush.transport.Transport` over one SSH connection."""
+    """A :class:`prepush.transports.base.Transport` over one SSH connection."""
 
     def __init__(
         self,
         name: str,
         connection: asyncssh.SSHClientConnection,
-        client: SFTPClient,
+        pump: PumpSession,
+        control: asyncssh.SFTPClient,
         root: str,
+        timeout: float,
     ) -> None:
         self._name = name
         self._connection = connection
-        self._client = client
+        self._pump = pump
+        self._control = control
+        self._timeout = timeout
         self._root = root.rstrip("/") if root not in ("", ".", "/") else root
         # What a relative path gets in front of it on this server.
         self._prefix = "" if self._root in ("", ".") else self._root.rstrip("/") + "/"
-        self._capabilities = Capabilities(
-            posix_rename=client.supports(POSIX_RENAME),
-            hardlink=client.supports(HARDLINK),
-            fsync=client.supports(FSYNC),
-            statvfs=client.supports(STATVFS),
-            limits=client.supports(LIMITS),
-            copy_data=client.supports(COPY_DATA),
+        self._control_requests = 0
+        self._control_waiting = 0
+        self._control_since = time.monotonic()
+        self._dead: str | None = None
+        self._verified_dirs: set[str] = set()
+        self._posix_rename = pump.supports(POSIX_RENAME)
+        self._capabilities = self._make_capabilities()
+
+    def _make_capabilities(self) -> Capabilities:
+        pump = self._pump
+        offered = [
+            name.decode().removesuffix("@openssh.com")
+            for name in (POSIX_RENAME, HARDLINK, FSYNC, STATVFS, LIMITS, COPY_DATA)
+            if pump.supports(name) and (name != POSIX_RENAME or self._posix_rename)
+        ]
+        return Capabilities(
+            atomic_replace=self._posix_rename,
+            links=pump.supports(HARDLINK),
+            copy_ranges=pump.supports(COPY_DATA),
+            durable=pump.supports(FSYNC),
+            space=pump.supports(STATVFS),
+            features=tuple(offered),
         )
 
     # --- bookkeeping ----------------------------------------------------------------------
@@ -100,72 +135,122 @@ class SFTPTransport:
 
     @property
     def requests(self) -> int:
-        return self._client.requests
+        return self._pump.requests + self._control_requests
 
     @property
     def bytes_sent(self) -> int:
-        return self._client.bytes_written
+        return self._pump.bytes_written
 
     @property
     def bytes_reused(self) -> int:
-        return self._client.bytes_copied
+        return self._pump.bytes_copied
 
     @property
     def alive(self) -> bool:
-        return self._client.lost() is None and not self._connection.is_closed()
+        return self._dead is None and self._pump.lost() is None and not self._connection.is_closed()
 
-    def _path(self, relative: str) -> bytes:
+    def silence(self) -> float | None:
+        silences = [self._pump.silence()]
+        if self._control_waiting:
+            silences.append(time.monotonic() - self._control_since)
+        waiting = [s for s in silences if s is not None]
+        return max(waiting) if waiting else None
+
+    def _path(self, relative: str) -> str:
         if relative == ".":
-            return self._root.encode()
+            return self._root or "."
         safe_relative_path(relative)
-        return f"{self._prefix}{relative}".encode()
+        return f"{self._prefix}{relative}"
 
-    def _error(self, exc: BaseException, what: str) -> DifusorError:
-        return _translate(self._name, exc, what)
+    def _relative(self, remote: bytes | str) -> str:
+        text = remote.decode("utf-8", "replace") if isinstance(remote, bytes) else remote
+        return text.removeprefix(self._prefix)
+
+    # --- every control request goes through here: counted, bounded, translated -----------
+
+    async def _call(self, what: str, request: Awaitable[T]) -> T:
+        if self._dead is not None:
+            if asyncio.iscoroutine(request):
+                request.close()
+            raise ConnectError(self._name, f"{self._dead} Se reintenta con una conexión nueva.")
+        self._control_requests += 1
+        if not self._control_waiting:
+            self._control_since = time.monotonic()
+        self._control_waiting += 1
+        try:
+            return await asyncio.wait_for(request, self._timeout)
+        except TimeoutError:
+            self._die(f"El servidor no respondió en {self._timeout:g} s al {what} (sin respuesta).")
+            raise ConnectError(
+                self._name,
+                f"Sin respuesta del servidor en {self._timeout:g} s al {what}; se cortó la"
+                " conexión. Si se repite, revise con el difusor su servidor SSH y su disco.",
+            ) from None
+        except asyncssh.SFTPError as exc:
+            if exc.code in (FX_NO_CONNECTION, FX_CONNECTION_LOST, FX_BAD_MESSAGE):
+                self._die(f"Se perdió la conexión ({exc.reason}).")
+            raise _translate(self._name, _as_sftp_error(exc), what) from exc
+        except (asyncssh.Error, OSError, EOFError) as exc:
+            self._die(f"Se perdió la conexión ({exc}).")
+            raise _translate(self._name, SFTPConnectionLost(str(exc)), what) from exc
+        finally:
+            self._control_waiting -= 1
+            self._control_since = time.monotonic()
+
+    def _die(self, why: str) -> None:
+        if self._dead is None:
+            self._dead = why
+        self._connection.abort()
 
     # --- reads ------------------------------------------------------------------------------
 
     async def read_file(self, path: str) -> bytes | None:
         try:
-            return await self._client.read_file(self._path(path))
-        except SFTPError as exc:
-            if exc.code == FX_NO_SUCH_FILE:
+            return await self._call(f"leer {path}", self._read(self._path(path)))
+        except RemoteError as exc:
+            if exc.sftp_code == FX_NO_SUCH_FILE:
                 return None
-            raise self._error(exc, f"leer {path}") from exc
-        except SFTPConnectionLost as exc:
-            raise self._error(exc, f"leer {path}") from exc
+            raise
 
-    async def is_symlink(self, path: str) -> bool:
-        try:
-            attrs = await self._client.lstat(self._path(path))
-        except SFTPError as exc:
-            if exc.code == FX_NO_SUCH_FILE:
-                return False
-            raise self._error(exc, f"revisar {path}") from exc
-        except SFTPConnectionLost as exc:
-            raise self._error(exc, f"revisar {path}") from exc
-        return attrs.permissions is not None and stat.S_ISLNK(attrs.permissions)
+    async def _read(self, remote: str) -> bytes:
+        async with self._control.open(remote, "rb", block_size=READ_BLOCK) as stream:
+            data = await stream.read()
+        assert isinstance(data, bytes)
+        return data
 
-    async def mtime(self, path: str) -> datetime:
+    async def stat(self, path: str) -> RemoteStat | None:
         try:
-            attrs = await self._client.stat(self._path(path))
-        except (SFTPError, SFTPConnectionLost) as exc:
-            raise self._error(exc, f"revisar {path}") from exc
-        return datetime.fromtimestamp(float(attrs.mtime or 0), UTC)
-
-    async def space(self) -> SpaceInfo | None:
-        if not self._capabilities.statvfs:
-            return None
-        try:
-            vfs = await self._client.statvfs(self._path("."))
-        except (SFTPError, SFTPConnectionLost) as exc:
-            raise self._error(exc, "consultar espacio") from exc
-        return SpaceInfo(
-            free_bytes=vfs.blocks_available * vfs.fragment_size,
-            total_bytes=vfs.blocks * vfs.fragment_size,
+            attrs = await self._call(f"revisar {path}", self._control.lstat(self._path(path)))
+        except RemoteError as exc:
+            if exc.sftp_code == FX_NO_SUCH_FILE:
+                return None
+            raise
+        mode = attrs.permissions or 0
+        return RemoteStat(
+            size=attrs.size or 0,
+            mtime=datetime.fromtimestamp(float(attrs.mtime or 0), UTC),
+            is_dir=stat_module.S_ISDIR(mode),
+            is_link=stat_module.S_ISLNK(mode),
         )
 
-    # --- writes -----------------------------------------------------------------------------
+    async def space(self) -> SpaceInfo | None:
+        if not self._capabilities.space:
+            return None
+        vfs = await self._call("consultar espacio", self._control.statvfs(self._path(".")))
+        return SpaceInfo(
+            free_bytes=vfs.bavail * vfs.frsize,
+            total_bytes=vfs.blocks * vfs.frsize,
+        )
+
+    async def _holds(self, path: str, size: int, sha256: str) -> bool:
+        """The server holds ``path`` with exactly this content (read back and hashed)."""
+        found = await self.stat(path)
+        if found is None or found.is_link or found.is_dir or found.size != size:
+            return False
+        data = await self.read_file(path)
+        return data is not None and hashlib.sha256(data).hexdigest() == sha256
+
+    # --- writes through the pump ------------------------------------------------------------
 
     async def _put(
         self,
@@ -173,118 +258,44 @@ class SFTPTransport:
         width: int,
         on_done: Callable[[Put], None] | None = None,
         reader: Callable[[str], bytes] | None = None,
-    ) -> None:
-        caps = self._capabilities
+    ) -> list[Put]:
+        if self._dead is not None:
+            raise ConnectError(self._name, f"{self._dead} Se reintenta con una conexión nueva.")
         try:
-            await self._client.put_many(
+            return await self._pump.put_many(
                 puts,
                 width=width,
-                fsync=caps.fsync,
-                posix_rename=caps.posix_rename,
+                fsync=self._capabilities.durable,
+                timeout=self._timeout,
                 on_done=on_done,
                 reader=reader,
             )
         except PutError as exc:
-            path = self._relative(exc.put.rename_to or exc.put.path)
-            what = {
-                "abrir": f"crear {path}",
-                "renombrar": f"reemplazar {path}",
-                "leer": f"leer el archivo local de {path}",
-                "copiar en el servidor": f"reconstruir {path} a partir del archivo anterior",
-            }.get(exc.doing, f"escribir {path}")
-            raise await self._explain_write_failure(exc.error, what, exc.put.size) from exc
+            raise await self._explain(exc) from exc
 
-    def _relative(self, remote: bytes) -> str:
-        return remote.decode("utf-8", "replace").removeprefix(self._prefix)
-
-    async def create_exclusive(self, path: str, data: bytes) -> bool:
-        put = Put(self._path(path), len(data), data=data, exclusive=True)
-        for first_try in (True, False):
-            try:
-                await self._client.put_many(
-                    [put], width=1, fsync=self._capabilities.fsync, posix_rename=False
-                )
-                return True
-            except PutError as exc:
-                error = exc.error
-                code = error.code if isinstance(error, SFTPError) and exc.doing == "abrir" else -1
-                if code in ALREADY_THERE:
-                    return False
-                if not (first_try and code == FX_NO_SUCH_FILE and "/" in path):
-                    raise self._error(error, f"crear {path}") from exc
-            await self.make_dirs([path.rsplit("/", 1)[0]])
-        return False
-
-    async def write_file(self, path: str, data: bytes) -> None:
-        await self._put([Put(self._path(path), len(data), data=data)], 1)
-
-    async def upload(
-        self,
-        uploads: Sequence[Upload],
-        width: int,
-        on_done: Callable[[Upload], None] | None = None,
-        reader: Callable[[str], bytes] | None = None,
-    ) -> None:
-        atomic = self._capabilities.posix_rename
-        by_put: dict[int, Upload] = {}
-        completed: set[int] = set()
-        puts: list[Put] = []
-        later: list[Upload] = []
-        for upload in uploads:
-            target = self._path(upload.path)
-            temp = self._path(upload.path + TEMP_SUFFIX)
-            if upload.replace and atomic:
-                put = Put(temp, upload.size, upload.data, upload.local, rename_to=target)
-            elif upload.replace:
-                put = Put(temp, upload.size, upload.data, upload.local)
-                later.append(upload)
-            else:
-                put = Put(target, upload.size, upload.data, upload.local)
-            if upload.delta is not None and self._capabilities.copy_data:
-                delta = upload.delta
-                put = replace(
-                    put,
-                    base=self._path(delta.base),
-                    base_size=delta.base_size,
-                    prefix=delta.prefix,
-                    suffix=delta.suffix,
-                )
-            by_put[id(put)] = upload
-            puts.append(put)
-
-        def done(put: Put) -> None:
-            upload = by_put[id(put)]
-            if upload.replace and not atomic:
-                return  # done once renamed into place, below
-            completed.add(id(upload))
-            if on_done is not None:
-                on_done(upload)
-
-        try:
-            await self._put(puts, width, done, reader)
-        except DifusorError as exc:
-            if not (atomic and _refused_posix_rename(exc)):
-                raise
-            # Advertised but refused: treat the server as one without the extension.
-            self._capabilities = replace(self._capabilities, posix_rename=False)
-            remaining = [u for u in uploads if id(u) not in completed]
-            await self.upload(remaining, width, on_done, reader)
-            return
-        for upload in later:
-            await self._rename_without_posix(upload.path + TEMP_SUFFIX, upload.path)
-            if on_done is not None:
-                on_done(upload)
-
-    async def replace(self, path: str, data: bytes) -> None:
-        await self.upload([Upload(path, len(data), data=data, replace=True)], 1)
-
-    async def _explain_write_failure(
-        self, exc: SFTPError | SFTPConnectionLost, what: str, size: int
-    ) -> DifusorError:
-        """SFTP v3 servers answer a full disk with a bare 'Failure': ask statvfs why."""
-        translated = self._error(exc, what)
-        if not isinstance(exc, SFTPError) or exc.code != FX_FAILURE:
+    async def _explain(self, exc: PutError) -> DifusorError:
+        path = self._relative(exc.put.rename_to or exc.put.path)
+        what = {
+            "abrir": f"crear {path}",
+            "renombrar": f"poner en su lugar {path}",
+            "copiar en el servidor": f"reconstruir {path} a partir del archivo anterior",
+        }.get(exc.doing, f"escribir {path}")
+        error = exc.error
+        if isinstance(error, LocalReadError):
+            return LocalFileError(
+                self._name,
+                f"No se pudo leer el archivo del paquete para {path}: {error}. Es un problema de"
+                " esta máquina, no del difusor: revise el paquete con 'prepush verify-package'.",
+            )
+        if isinstance(error, SFTPConnectionLost):
+            self._die(str(error))
+        translated = _translate(self._name, error, what)
+        if not isinstance(error, SFTPError) or error.code != FX_FAILURE or self._dead:
             return translated
+        return await self._disk_full_or(translated, what, exc.put.size)
+
+    async def _disk_full_or(self, translated: DifusorError, what: str, size: int) -> DifusorError:
+        """SFTP v3 servers answer a full disk with a bare 'Failure': ask statvfs why."""
         try:
             space = await self.space()
         except DifusorError:
@@ -296,109 +307,371 @@ class SFTPTransport:
             f"Sin espacio en el servidor al {what} (quedan {space.free_bytes} bytes)."
             " El difusor debe liberar espacio (se piden al menos 20 GB libres); su sitio sigue"
             " mostrando el corte anterior completo.",
+            sftp_code=FX_FAILURE,
         )
 
-    async def rename_over(self, source: str, target: str) -> None:
-        src, dst = self._path(source), self._path(target)
-        if self._capabilities.posix_rename:
-            try:
-                await self._client.posix_rename(src, dst)
+    def _refused_posix_rename(self, exc: RemoteError) -> bool:
+        """posix-rename advertised but refused (a proxy, an appliance): from now on this
+        server is treated as one without it, and the caller does its work again."""
+        cause = exc.__cause__
+        refused = (
+            self._posix_rename
+            and isinstance(cause, PutError)
+            and cause.doing == "renombrar"
+            and exc.sftp_code == FX_OP_UNSUPPORTED
+        )
+        if refused:
+            self._posix_rename = False
+            self._capabilities = self._make_capabilities()
+        return refused
+
+    async def write_file(self, path: str, data: bytes) -> None:
+        try:
+            await self._write_file(path, data)
+        except RemoteError as exc:
+            if not self._refused_posix_rename(exc):
+                raise
+            await self._write_file(path, data)
+
+    async def _write_file(self, path: str, data: bytes) -> None:
+        temp = self._path(path + TEMP_SUFFIX).encode()
+        target = self._path(path).encode()
+        if self._posix_rename:
+            await self._put([Put(temp, len(data), data=data, rename_to=target)], 1)
+            return
+        await self._put([Put(temp, len(data), data=data)], 1)
+        await self._replace_without_posix(path + TEMP_SUFFIX, path)
+
+    async def create_exclusive(self, path: str, data: bytes) -> bool:
+        put = Put(self._path(path).encode(), len(data), data=data, exclusive=True)
+        try:
+            conflicts = await self._put([put], 1)
+        except RemoteError as exc:
+            if exc.sftp_code != FX_NO_SUCH_FILE or "/" not in path:
+                raise
+            await self.prepare_dirs([path.rsplit("/", 1)[0]])
+            conflicts = await self._put([put], 1)
+        if not conflicts:
+            return True
+        if await self.stat(path) is not None:
+            return False
+        # A 'Failure' for a path that is not there: the disk, a quota, too many files...
+        raise await self._disk_full_or(
+            RemoteError(
+                self._name,
+                f"El servidor no pudo crear {path} (Failure, código SFTP 4) y el archivo no"
+                " existe. Revise con el difusor el espacio, la cuota y los permisos.",
+                sftp_code=FX_FAILURE,
+            ),
+            f"crear {path}",
+            len(data),
+        )
+
+    async def replace_if(self, path: str, expected: bytes, data: bytes | None) -> bool:
+        """Compare and swap by moving ``path`` aside under a name of our own: of two callers
+        only one can move it, and what was moved is checked before anything is replaced."""
+        aside = f"{path}.{time.monotonic_ns()}{OLD_SUFFIX}"
+        try:
+            await self._move(path, aside)
+        except RemoteError as exc:
+            if exc.sftp_code in (FX_NO_SUCH_FILE, FX_FAILURE) and await self.stat(path) is None:
+                return False
+            raise
+        held = await self.read_file(aside)
+        if held != expected:
+            with contextlib.suppress(RemoteError):
+                await self._move(aside, path)
+            return False
+        swapped = True if data is None else await self.create_exclusive(path, data)
+        await self.remove_many([aside], 1)
+        return swapped
+
+    async def _move(self, source: str, target: str) -> None:
+        """A plain SFTP rename: fails if ``target`` exists (v3 semantics, OpenSSH too)."""
+        await self._call(
+            f"renombrar {source}",
+            self._control.rename(self._path(source), self._path(target)),
+        )
+
+    async def upload(
+        self,
+        uploads: Sequence[Upload],
+        width: int,
+        on_done: Callable[[Upload], None] | None = None,
+        reader: Callable[[str], bytes] | None = None,
+    ) -> None:
+        try:
+            await self._upload(uploads, width, on_done, reader)
+        except RemoteError as exc:
+            if not self._refused_posix_rename(exc):
+                raise
+            await self._upload(uploads, width, on_done, reader)
+
+    async def _upload(
+        self,
+        uploads: Sequence[Upload],
+        width: int,
+        on_done: Callable[[Upload], None] | None,
+        reader: Callable[[str], bytes] | None,
+    ) -> None:
+        links = [u for u in uploads if u.link_from is not None and self._capabilities.links]
+        linked = {id(u) for u in links}
+        by_put: dict[int, Upload] = {}
+        puts: list[Put] = []
+        renamed_later: list[Upload] = []
+        for upload in uploads:
+            if id(upload) in linked:
+                continue
+            put = self._put_of(upload)
+            if upload.mode == "replace" and not self._posix_rename:
+                renamed_later.append(upload)
+            by_put[id(put)] = upload
+            puts.append(put)
+        waiting_rename = {id(u) for u in renamed_later}
+
+        def done(put: Put) -> None:
+            upload = by_put[id(put)]
+            # A file renamed into place below is done once it is there.
+            if on_done is not None and id(upload) not in waiting_rename:
+                on_done(upload)
+
+        conflicts = await self._put(puts, width, done, reader)
+        if conflicts:
+            await self._settle_conflicts([by_put[id(p)] for p in conflicts], width, on_done, reader)
+        for upload in renamed_later:
+            await self._replace_without_posix(upload.path + TEMP_SUFFIX, upload.path)
+            if on_done is not None:
+                on_done(upload)
+        if links:
+            await self._link_many(links, width, on_done, reader)
+
+    def _put_of(self, upload: Upload) -> Put:
+        target = self._path(upload.path).encode()
+        if upload.mode == "replace":
+            temp = self._path(upload.path + TEMP_SUFFIX).encode()
+            rename_to = target if self._posix_rename else None
+            put = Put(temp, upload.size, upload.data, upload.local, rename_to=rename_to)
+        else:
+            exclusive = upload.mode == "unknown"
+            put = Put(target, upload.size, upload.data, upload.local, exclusive=exclusive)
+        delta = upload.delta
+        if delta is None or not self._capabilities.copy_ranges:
+            return put
+        return Put(
+            put.path,
+            put.size,
+            put.data,
+            put.local,
+            exclusive=put.exclusive,
+            rename_to=put.rename_to,
+            base=self._path(delta.base).encode(),
+            base_size=delta.base_size,
+            prefix=delta.prefix,
+            suffix=delta.suffix,
+        )
+
+    async def _settle_conflicts(
+        self,
+        conflicts: Sequence[Upload],
+        width: int,
+        on_done: Callable[[Upload], None] | None,
+        reader: Callable[[str], bytes] | None,
+    ) -> None:
+        """Names that were already there (a lost state, another machine's cortes): each one
+        is kept if it holds the right bytes, otherwise put in by temporary name and rename.
+        Checked many at a time."""
+        gate = asyncio.Semaphore(max(1, width))
+
+        async def holds(upload: Upload) -> bool:
+            async with gate:
+                return await self._holds_existing(upload)
+
+        verdicts = await asyncio.gather(*(holds(u) for u in conflicts))
+        wrong = [u for u, right in zip(conflicts, verdicts, strict=True) if not right]
+        if wrong:
+            replacements = [dataclasses.replace(u, mode="replace", delta=None) for u in wrong]
+            await self.upload(replacements, width, None, reader)
+        if on_done is not None:
+            for upload in conflicts:
+                on_done(upload)
+
+    async def _holds_existing(self, upload: Upload) -> bool:
+        found = await self.stat(upload.path)
+        if found is None:
+            # 'Failure' for a path that is not there: the disk, a quota, too many files...
+            raise await self._disk_full_or(
+                RemoteError(
+                    self._name,
+                    f"El servidor no pudo crear {upload.path} (código SFTP 4: Failure) y el"
+                    " archivo no existe. Revise con el difusor el espacio, la cuota y los"
+                    " permisos.",
+                    sftp_code=FX_FAILURE,
+                ),
+                f"crear {upload.path}",
+                upload.size,
+            )
+        return await self._holds(upload.path, upload.size, upload.sha256)
+
+    async def _link_many(
+        self,
+        links: Sequence[Upload],
+        width: int,
+        on_done: Callable[[Upload], None] | None,
+        reader: Callable[[str], bytes] | None,
+    ) -> None:
+        gate = asyncio.Semaphore(width)
+
+        async def one(upload: Upload) -> None:
+            async with gate:
+                await self._link(upload, reader)
+            if on_done is not None:
+                on_done(upload)
+
+        await _all_or_first_error([one(u) for u in links])
+
+    async def _link(self, upload: Upload, reader: Callable[[str], bytes] | None) -> None:
+        """Hard-link a file the server holds. A target already there with the right content
+        is success (a cut attempt made it); otherwise link a temporary name and rename."""
+        assert upload.link_from is not None
+        source = self._path(upload.link_from)
+        try:
+            await self._call(
+                f"enlazar {upload.path}", self._control.link(source, self._path(upload.path))
+            )
+            return
+        except RemoteError as exc:
+            if exc.sftp_code == FX_OP_UNSUPPORTED:
+                await self.upload([_without_link(upload)], 1, None, reader)
                 return
-            except SFTPError as exc:
-                if exc.code != FX_OP_UNSUPPORTED:
-                    raise self._error(exc, f"reemplazar {target}") from exc
-                # Advertised but refused: treat the server as one without the extension.
-                self._capabilities = replace(self._capabilities, posix_rename=False)
-            except SFTPConnectionLost as exc:
-                raise self._error(exc, f"reemplazar {target}") from exc
-        await self._rename_without_posix(source, target)
+            if await self.stat(upload.path) is None:
+                raise
+        if await self._holds(upload.path, upload.size, upload.sha256):
+            return
+        temp = upload.path + LINK_SUFFIX
+        await self.remove_many([temp], 1)
+        await self._call(f"enlazar {upload.path}", self._control.link(source, self._path(temp)))
+        await self._rename_over(temp, upload.path)
 
-    async def _rename_without_posix(self, source: str, target: str) -> None:
+    async def _rename_over(self, source: str, target: str) -> None:
+        if self._posix_rename:
+            await self._call(
+                f"poner en su lugar {target}",
+                self._control.posix_rename(self._path(source), self._path(target)),
+            )
+        else:
+            await self._replace_without_posix(source, target)
+
+    async def _replace_without_posix(self, source: str, target: str) -> None:
         """SFTP v3 rename fails when the target exists: move it aside and the new one in,
-        back to back, so the target is missing only while the server handles one request."""
-        src, dst = self._path(source), self._path(target)
-        old = self._path(target + OLD_SUFFIX)
-        client = self._client
-        with contextlib.suppress(SFTPError):
-            await client.remove(old)
+        back to back, so the target is missing only while the server handles one request.
+        Every reply is checked: a refused step restores the old file and fails."""
+        old = target + OLD_SUFFIX
+        await self.remove_many([old], 1)
         aside, moved = await asyncio.gather(
-            client.rename(dst, old), client.rename(src, dst), return_exceptions=True
+            self._move(target, old), self._move(source, target), return_exceptions=True
         )
+        if isinstance(aside, BaseException) and not isinstance(aside, RemoteError):
+            raise aside
         if isinstance(moved, BaseException):
             if aside is None:
-                with contextlib.suppress(SFTPError, SFTPConnectionLost):
-                    await client.rename(old, dst)
-            raise self._error(moved, f"reemplazar {target}") from moved
+                with contextlib.suppress(RemoteError):
+                    await self._move(old, target)
+            raise moved
         if aside is None:
-            with contextlib.suppress(SFTPError, SFTPConnectionLost):
-                await client.remove(old)
+            with contextlib.suppress(RemoteError):
+                await self.remove_many([old], 1)
 
-    async def link_many(self, links: Sequence[tuple[str, str]], width: int) -> None:
-        client = self._client
-        requests = [client.link_request(self._path(s), self._path(t)) for s, t in links]
-        outcomes = await self._each(requests, width)
-        for (_, target), error in zip(links, outcomes, strict=True):
-            if error is not None:
-                raise self._error(error, f"enlazar {target}") from error
-
-    async def remove(self, path: str) -> None:
-        await self.remove_many([path], 1)
+    # --- removal and directories ----------------------------------------------------------
 
     async def remove_many(self, paths: Sequence[str], width: int) -> None:
-        client = self._client
-        outcomes = await self._each([client.remove_request(self._path(p)) for p in paths], width)
-        for path, error in zip(paths, outcomes, strict=True):
-            if error is not None and error.code != FX_NO_SUCH_FILE:
-                raise self._error(error, f"borrar {path}") from error
+        gate = asyncio.Semaphore(max(1, width))
 
-    async def make_dirs(self, paths: list[str]) -> None:
-        client = self._client
-        for level in _by_depth(paths):
-            requests = [client.mkdir_request(self._path(p)) for p in level]
-            for path, error in zip(level, await self._each(requests, len(level)), strict=True):
-                # OpenSSH answers a plain failure when the directory exists; anything worse
-                # shows up on the first write into it, with a clearer message.
-                if error is not None and error.code not in ALREADY_THERE:
-                    raise self._error(error, f"crear {path}/") from error
+        async def one(path: str) -> None:
+            async with gate:
+                try:
+                    await self._call(f"borrar {path}", self._control.remove(self._path(path)))
+                except RemoteError as exc:
+                    if exc.sftp_code != FX_NO_SUCH_FILE:
+                        raise
 
-    async def _each(self, requests: list[Any], width: int) -> list[SFTPError | None]:
-        outcomes = await self._client.each(requests, width)
-        lost = self._client.lost()
-        if lost is not None and any(o is not None and o.code != FX_OK for o in outcomes):
-            raise self._error(lost, "enviar peticiones") from lost
-        return outcomes
+        await _all_or_first_error([one(p) for p in paths])
+
+    async def prepare_dirs(self, dirs: Sequence[str]) -> None:
+        wanted = sorted(set(dirs) - self._verified_dirs, key=lambda d: (d.count("/"), d))
+        if not wanted:
+            return
+        found = await asyncio.gather(*(self.stat(d) for d in wanted))
+        missing: list[str] = []
+        for directory, status in zip(wanted, found, strict=True):
+            if status is None:
+                missing.append(directory)
+            else:
+                self._refuse_unless_directory(directory, status)
+        for directory in missing:  # parents first
+            try:
+                await self._call(f"crear {directory}/", self._control.mkdir(self._path(directory)))
+            except RemoteError:
+                status = await self.stat(directory)
+                if status is None:
+                    raise
+                self._refuse_unless_directory(directory, status)
+        self._verified_dirs.update(wanted)
+
+    def _refuse_unless_directory(self, directory: str, status: RemoteStat) -> None:
+        if status.is_link:
+            raise RemoteError(
+                self._name,
+                f"En el directorio remoto, {directory} es un enlace simbólico: prepush no escribe"
+                " fuera del directorio del difusor. Pida al difusor reemplazarlo por un"
+                " directorio real.",
+            )
+        if not status.is_dir:
+            raise RemoteError(
+                self._name,
+                f"En el directorio remoto, {directory} existe y no es un directorio. Pida al"
+                " difusor retirarlo; el sitio necesita ahí un directorio.",
+            )
+
+    # --- closing ----------------------------------------------------------------------------
+
+    def abort(self) -> None:
+        self._die("La conexión se cortó por el plazo del corte.")
 
     async def close(self) -> None:
-        self._client.close()
+        self._pump.close()
+        self._control.exit()
         self._connection.close()
         with contextlib.suppress(Exception):
-            await self._connection.wait_closed()
+            await asyncio.wait_for(self._connection.wait_closed(), self._timeout)
+        if not self._connection.is_closed():
+            self._connection.abort()
 
 
-def _refused_posix_rename(exc: DifusorError) -> bool:
-    cause = exc.__cause__
-    return (
-        isinstance(cause, PutError)
-        and cause.doing == "renombrar"
-        and isinstance(cause.error, SFTPError)
-        and cause.error.code == FX_OP_UNSUPPORTED
-    )
+def _without_link(upload: Upload) -> Upload:
+    return dataclasses.replace(upload, link_from=None, mode="unknown")
 
 
-def _by_depth(paths: Sequence[str]) -> list[list[str]]:
-    levels: dict[int, list[str]] = {}
-    for path in sorted(set(paths)):
-        levels.setdefault(path.count("/"), []).append(path)
-    return [levels[d] for d in sorted(levels)]
+async def _all_or_first_error(calls: Sequence[Awaitable[None]]) -> None:
+    """Run every call; once all settle, raise the first failure (in the order given)."""
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+def _as_sftp_error(exc: asyncssh.SFTPError) -> SFTPError:
+    return SFTPError(int(exc.code), str(exc.reason or "error"))
 
 
 # --- connecting -------------------------------------------------------------------------
 
 
 async def open_sftp(difusor: Difusor, settings: Settings) -> SFTPTransport:
-    """Connect to one difusor, verifying its pinned host key. Never prompts."""
+    """Connect to one difusor, verifying its pinned host key. Never prompts; never leaks
+    the connection, whatever fails or is cancelled on the way."""
     options = _connect_options(difusor, settings)
-    timeout = settings.roster.publish.connect_timeout_seconds
+    publish = settings.roster.publish
+    timeout = publish.connect_timeout_seconds
     try:
         connection = await asyncio.wait_for(
             asyncssh.connect(difusor.host, difusor.port, **options), timeout
@@ -412,15 +685,32 @@ async def open_sftp(difusor: Difusor, settings: Settings) -> SFTPTransport:
     except (asyncssh.Error, OSError) as exc:
         raise _connect_error(difusor, exc) from exc
     try:
-        client = await start_sftp(connection)
-    except (asyncssh.Error, OSError, SFTPError, SFTPConnectionLost) as exc:
-        connection.close()
-        raise ConnectError(
-            difusor.name,
-            f"El servidor aceptó la conexión pero no ofrece SFTP ({exc}). Pida al difusor"
-            " habilitar el subsistema sftp.",
-        ) from exc
-    return SFTPTransport(difusor.name, connection, client, difusor.remote_dir)
+        pump, control = await asyncio.wait_for(
+            asyncio.gather(start_pump(connection), connection.start_sftp_client()), timeout
+        )
+    except BaseException as exc:
+        connection.abort()
+        if isinstance(exc, TimeoutError):
+            raise ConnectError(
+                difusor.name,
+                f"El servidor aceptó la conexión pero su SFTP no respondió en {timeout:g} s."
+                " Pida al difusor revisar el subsistema sftp de su servidor SSH.",
+            ) from None
+        if isinstance(exc, (asyncssh.Error, OSError, SFTPError, SFTPConnectionLost)):
+            raise ConnectError(
+                difusor.name,
+                f"El servidor aceptó la conexión pero no ofrece SFTP ({exc}). Pida al difusor"
+                " habilitar el subsistema sftp.",
+            ) from exc
+        raise
+    return SFTPTransport(
+        difusor.name,
+        connection,
+        pump,
+        control,
+        difusor.remote_dir,
+        publish.request_timeout_seconds,
+    )
 
 
 def _connect_options(difusor: Difusor, settings: Settings) -> dict[str, Any]:
@@ -497,31 +787,52 @@ def _connect_error(difusor: Difusor, exc: BaseException) -> DifusorError:
     )
 
 
-def _translate(name: str, exc: BaseException, what: str) -> DifusorError:
-    if isinstance(exc, DifusorError):
-        return exc
-    lost = not isinstance(exc, SFTPError) or exc.code in (FX_NO_CONNECTION, FX_CONNECTION_LOST)
-    if lost:
+# What each SFTP status means for the operator, after "... al <qué> (código SFTP n: ...)".
+_ADVICE = {
+    FX_NO_SPACE_ON_FILESYSTEM: "Sin espacio en el servidor",
+    FX_QUOTA_EXCEEDED: "Sin espacio en el servidor",
+    FX_PERMISSION_DENIED: "Permiso denegado",
+    FX_NO_SUCH_FILE: "No existe en el servidor lo necesario",
+    FX_OP_UNSUPPORTED: "El servidor no admite la operación",
+    FX_BAD_MESSAGE: "El servidor respondió fuera del protocolo SFTP",
+    FX_FILE_ALREADY_EXISTS: "Ya existe un archivo que estorba",
+}
+_WHAT_TO_DO = {
+    "Sin espacio en el servidor": "El difusor debe liberar espacio (se piden al menos 20 GB"
+    " libres); su sitio sigue mostrando el corte anterior completo.",
+    "Permiso denegado": "El difusor debe dar permiso de escritura al usuario de prepush en el"
+    " directorio remoto.",
+    "No existe en el servidor lo necesario": "Si el difusor movió o borró archivos, el"
+    " siguiente corte los repone.",
+    "El servidor no admite la operación": "Recomiende al difusor OpenSSH con 'Subsystem sftp"
+    " internal-sftp'.",
+    "El servidor respondió fuera del protocolo SFTP": "Pida al difusor revisar su servidor SSH.",
+    "Ya existe un archivo que estorba": "Si se repite, pida al difusor retirarlo.",
+    "El servidor respondió un error": "Revise con el difusor los permisos y el espacio de su"
+    " directorio remoto.",
+}
+
+
+def _translate(
+    name: str, exc: SFTPError | SFTPConnectionLost | LocalReadError, what: str
+) -> DifusorError:
+    if isinstance(exc, SFTPTimeout):
+        return ConnectError(
+            name,
+            f"Sin respuesta del servidor al {what}: {exc}. Se cortó la conexión; si se repite,"
+            " revise con el difusor su servidor SSH y su disco.",
+        )
+    if not isinstance(exc, SFTPError) or exc.code in (FX_NO_CONNECTION, FX_CONNECTION_LOST):
         return ConnectError(
             name,
             f"Se perdió la conexión al {what} ({exc}). Si se repite, revise la red y el"
             " servidor SSH del difusor.",
         )
-    assert isinstance(exc, SFTPError)
-    if exc.code in (FX_NO_SPACE_ON_FILESYSTEM, FX_QUOTA_EXCEEDED) or "space" in exc.reason.lower():
-        return RemoteError(
-            name,
-            f"Sin espacio en el servidor al {what}. El difusor debe liberar espacio (se piden al"
-            " menos 20 GB libres); su sitio sigue mostrando el corte anterior completo.",
-        )
-    if exc.code == FX_PERMISSION_DENIED:
-        return RemoteError(
-            name,
-            f"Permiso denegado al {what}. El difusor debe dar permiso de escritura al usuario de"
-            " prepush en el directorio remoto.",
-        )
+    happened = _ADVICE.get(exc.code, "El servidor respondió un error")
+    if "space" in exc.reason.lower():
+        happened = "Sin espacio en el servidor"
     return RemoteError(
         name,
-        f"El servidor respondió un error al {what}: {exc.reason}. Revise con el difusor los"
-        " permisos y el espacio de su directorio remoto.",
+        f"{happened} al {what} (código SFTP {exc.code}: {exc.reason}). {_WHAT_TO_DO[happened]}",
+        sftp_code=exc.code,
     )

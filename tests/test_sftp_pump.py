@@ -1,14 +1,14 @@
-"""prepush's SFTP client on its own, against OpenSSH's sftp-server and asyncssh's server.
+"""prepush's bulk-upload pump on its own, against OpenSSH's sftp-server and asyncssh's server.
 
-What publish relies on: many files in flight, large files streamed within the byte budget,
-reads of files larger than one block, server-side rebuilds with copy-data (and the whole
-file when the base is gone), and a cut connection that fails every waiting request at once.
+What publish relies on: many files in flight, large files streamed, exclusive creation that
+never truncates a file already there, server-side rebuilds with copy-data (and the whole file
+when the base is gone), and a cut connection that fails every waiting request at once. The
+protocol table against a scripted server is tests/test_sftp_protocol.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -18,15 +18,13 @@ from typing import TypeVar
 import asyncssh
 import pytest
 
-from prepush.transports.sftpclient import (
+from prepush.transports.sftp_pump import (
     COPY_DATA,
-    FX_NO_SUCH_FILE,
+    PumpSession,
     Put,
     PutError,
-    SFTPClient,
     SFTPConnectionLost,
-    SFTPError,
-    start_sftp,
+    start_pump,
 )
 from tests.conftest import ProxyFactory
 from tests.servers import Endpoint
@@ -36,7 +34,7 @@ SERVERS = ["sshd_plain", "asyncssh_difusor"]
 
 
 @asynccontextmanager
-async def session(endpoint: Endpoint) -> AsyncIterator[SFTPClient]:
+async def session(endpoint: Endpoint) -> AsyncIterator[PumpSession]:
     connection = await asyncssh.connect(
         endpoint.host,
         endpoint.port,
@@ -47,13 +45,13 @@ async def session(endpoint: Endpoint) -> AsyncIterator[SFTPClient]:
         agent_path=None,
     )
     try:
-        yield await start_sftp(connection)
+        yield await start_pump(connection)
     finally:
         connection.close()
         await connection.wait_closed()
 
 
-def run(endpoint: Endpoint, work: Callable[[SFTPClient, bytes], Awaitable[T]]) -> T:
+def run(endpoint: Endpoint, work: Callable[[PumpSession, bytes], Awaitable[T]]) -> T:
     async def main() -> T:
         async with session(endpoint) as client:
             root = b"" if endpoint.remote_dir == "/" else endpoint.remote_dir.encode() + b"/"
@@ -72,7 +70,7 @@ def test_many_files_and_a_large_one_arrive_whole(
     large.write_bytes(os.urandom(5_000_000 + 123))
     done: list[bytes] = []
 
-    async def work(client: SFTPClient, root: bytes) -> int:
+    async def work(client: PumpSession, root: bytes) -> int:
         puts = [Put(root + name.encode(), len(data), data=data) for name, data in small.items()]
         puts.append(Put(root + b"grande.bin", large.stat().st_size, local=str(large)))
         # A budget far below the large file: it must be streamed a window at a time.
@@ -80,7 +78,7 @@ def test_many_files_and_a_large_one_arrive_whole(
             puts,
             width=64,
             fsync=True,
-            posix_rename=True,
+            timeout=30,
             on_done=lambda p: done.append(p.path),
             budget=256 * 1024,
         )
@@ -96,24 +94,28 @@ def test_many_files_and_a_large_one_arrive_whole(
 
 
 @pytest.mark.parametrize("server", SERVERS)
-def test_a_read_spans_blocks_and_a_missing_file_says_so(
+def test_an_exclusive_put_never_truncates_a_file_already_there(
     server: str, request: pytest.FixtureRequest
 ) -> None:
     endpoint: Endpoint = request.getfixturevalue(server)
-    data = os.urandom(700_000)
-    (endpoint.local_root / "estado.json").write_bytes(data)
+    served = b"lo que el publico lee" * 100
+    (endpoint.local_root / "servido.json").write_bytes(served)
+    done: list[bytes] = []
 
-    async def work(client: SFTPClient, root: bytes) -> tuple[bytes, int]:
-        read = await client.read_file(root + b"estado.json")
-        try:
-            await client.read_file(root + b"no-existe.json")
-        except SFTPError as exc:
-            return read, exc.code
-        return read, -1
+    async def work(client: PumpSession, root: bytes) -> list[Put]:
+        puts = [
+            Put(root + b"servido.json", 5, data=b"nuevo", exclusive=True),
+            Put(root + b"nuevo.json", 5, data=b"nuevo", exclusive=True),
+        ]
+        return await client.put_many(
+            puts, width=4, fsync=True, timeout=10, on_done=lambda p: done.append(p.path)
+        )
 
-    read, code = run(endpoint, work)
-    assert read == data
-    assert code == FX_NO_SUCH_FILE
+    conflicts = run(endpoint, work)
+    assert [p.path.rsplit(b"/", 1)[-1] for p in conflicts] == [b"servido.json"]
+    assert (endpoint.local_root / "servido.json").read_bytes() == served
+    assert (endpoint.local_root / "nuevo.json").read_bytes() == b"nuevo"
+    assert [p.rsplit(b"/", 1)[-1] for p in done] == [b"nuevo.json"]
 
 
 @pytest.mark.parametrize("server", SERVERS)
@@ -125,7 +127,7 @@ def test_copy_data_rebuilds_a_file_from_its_base_and_a_lost_base_sends_it_whole(
     new = old[:200_000] + b"actas nuevas" * 1000 + old[-50_000:]
     (endpoint.local_root / "anterior.json").write_bytes(old)
 
-    async def work(client: SFTPClient, root: bytes) -> tuple[bool, int, int]:
+    async def work(client: PumpSession, root: bytes) -> tuple[bool, int, int]:
         rebuilt = Put(
             root + b"nuevo.json",
             len(new),
@@ -144,9 +146,9 @@ def test_copy_data_rebuilds_a_file_from_its_base_and_a_lost_base_sends_it_whole(
             prefix=200_000,
             suffix=50_000,
         )
-        await client.put_many([rebuilt], width=4, fsync=True, posix_rename=True)
+        await client.put_many([rebuilt], width=4, fsync=True, timeout=10)
         sent = client.bytes_written
-        await client.put_many([lost], width=4, fsync=True, posix_rename=True)
+        await client.put_many([lost], width=4, fsync=True, timeout=10)
         return client.supports(COPY_DATA), sent, client.bytes_written - sent
 
     copies, rebuilt_bytes, whole_bytes = run(endpoint, work)
@@ -163,12 +165,12 @@ def test_a_cut_connection_fails_every_waiting_request(
     proxy, endpoint = fault_proxy(sshd_plain)
     data = os.urandom(2_000_000)
 
-    async def work(client: SFTPClient, root: bytes) -> BaseException | None:
+    async def work(client: PumpSession, root: bytes) -> BaseException | None:
         proxy.faults.reset_after_bytes = proxy.bytes_up + 600_000
         puts = [Put(root + f"f{i}".encode(), len(data), data=data) for i in range(8)]
         try:
             await asyncio.wait_for(
-                client.put_many(puts, width=8, fsync=True, posix_rename=True), 30
+                client.put_many(puts, width=8, fsync=True, timeout=30), 30
             )
         except PutError as exc:
             return exc.error
@@ -176,29 +178,3 @@ def test_a_cut_connection_fails_every_waiting_request(
 
     error = run(endpoint, work)
     assert isinstance(error, SFTPConnectionLost)
-
-
-def test_the_byte_budget_bounds_what_is_in_flight(sshd_plain: Endpoint, tmp_path: Path) -> None:
-    files = [tmp_path / f"{i}.bin" for i in range(4)]
-    for path in files:
-        path.write_bytes(os.urandom(3_000_000))
-    peak = [0]
-
-    async def work(client: SFTPClient, root: bytes) -> None:
-        original = client._send
-
-        def watching(ptype: int, reply: object, *parts: bytes) -> None:
-            original(ptype, reply, *parts)  # type: ignore[arg-type]
-            pending = sum(len(p) for p in client._outbox)
-            peak[0] = max(peak[0], pending)
-
-        client._send = watching  # type: ignore[method-assign]
-        puts = [Put(root + p.name.encode(), p.stat().st_size, local=str(p)) for p in files]
-        await client.put_many(puts, width=8, fsync=False, posix_rename=True, budget=1 << 20)
-
-    run(sshd_plain, work)
-    for path in files:
-        remote = (sshd_plain.local_root / path.name).read_bytes()
-        assert hashlib.sha256(remote).digest() == hashlib.sha256(path.read_bytes()).digest()
-    # Never much more than the budget waits to be sent: one write block over it at most.
-    assert peak[0] <= (1 << 20) + 300_000, peak[0]

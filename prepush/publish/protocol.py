@@ -1,0 +1,676 @@
+"""The publish protocol on one difusor: its steps, in order, each with the invariant it keeps.
+
+The promise: a reader of the difusor sees one whole corte or the previous one, and what
+prepush records on the difusor (``.prepush/``) always covers every file a reader may be
+served. Each step says what holds if the connection is cut or prepush is killed right after
+it; tests/test_crash_points.py cuts and kills at each one, against real OpenSSH.
+
+1. ``lock``: take ``.prepush/lock`` by exclusive create. The owner is unique per run; the
+   lock is refreshed while the attempt lasts; a stale lock (or one a killed run of ours left)
+   is taken over by compare-and-swap, and only our own is released. *One writer at a time.*
+2. ``state``: read ``.prepush/state.json`` and any pending record. *state + pending cover
+   every file a reader may be served* (a lost or damaged state covers nothing, and then
+   nothing below is assumed: new names are verified, nothing is deleted).
+3. ``plan``: what the difusor lacks for the corte. No request; unchanged content costs none.
+4. ``dirs``: every directory the corte writes into exists as a real directory inside the
+   remote directory (never a symbolic link). *Nothing served changes.*
+5. ``upload``: objects, the ZIP, replaced and linked files. A new name is created exclusively:
+   one already there is kept if its size and sha256 match, otherwise replaced; a path that may
+   be served is written under a temporary name and renamed over. *No served file is ever
+   rewritten in place; the served main.json's files are untouched.*
+6. ``pending``: write the pending record (temporary name and rename): the corte's manifest
+   and the files step 5 added. *Every file of the corte is on the server, and recorded.*
+7. ``flip``: the entry files one by one, ``json/main.json`` last, each by temporary name and
+   rename (atomic with posix-rename; see docs/publishing.md for servers without it). *A reader
+   gets the old or the new entry file whole; after main.json, the new corte whole.*
+8. ``record``: write the state: the corte recorded, the files no retained corte uses listed
+   as garbage. *The state covers the corte; the garbage is no longer served.*
+9. ``cleanup``: remove the garbage (never a file of the current or the previous corte).
+10. ``done``: remove the pending record. A record still naming the current corte tells the
+    next publish to finish this one's cleanup.
+11. ``release``: remove the lock if it is still ours. A lock left by a cut is stale after
+    ``publish.lock_stale_seconds`` (a killed run of this machine's is recognised at once).
+
+A cancelled attempt (the deadline) aborts the connection and waits on nothing: the lock is
+left for the next attempt, which recognises it as its own run's, or for staleness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from prepush.exceptions import ConnectError, DifusorError, RemoteError, RemoteLockedError
+from prepush.package import MAIN_JSON, FileEntry, Package, canonical_json, sha256_bytes
+from prepush.publish.delta import DeltaPlanner
+from prepush.publish.state import (
+    LOCK_PATH,
+    META_DIR,
+    PENDING_PATH,
+    STATE_PATH,
+    Plan,
+    RemoteFile,
+    RemoteState,
+    Resolver,
+    forget,
+    garbage,
+    leftover_garbage,
+    merge_pending,
+    pending_record,
+    plan_corte,
+    record_corte,
+)
+from prepush.transports.base import Delta, Mode, Transport, Upload
+
+log = logging.getLogger("prepush")
+
+Outcome = Literal["delivered", "up_to_date", "failed", "skipped_suspended", "dry_run"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress of one difusor, for the live view or the plain log. Stage ``step`` marks
+    the end of a protocol step (its name in ``detail``): what fault tests hook into."""
+
+    difusor: str
+    stage: str
+    detail: str = ""
+    files_done: int = 0
+    files_total: int = 0
+    bytes_done: int = 0
+    bytes_total: int = 0
+
+
+EventSink = Callable[[Event], None]
+
+
+@dataclass
+class Delivery:
+    """What happened on one difusor: measured, never estimated."""
+
+    difusor: str
+    corte: str
+    outcome: Outcome = "failed"
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    package_ready_at: datetime | None = None
+    connected_at: datetime | None = None
+    flip_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int = 0
+    files_uploaded: int = 0
+    files_linked: int = 0
+    files_skipped: int = 0
+    files_deleted: int = 0
+    files_rebuilt: int = 0
+    bytes_sent: int = 0
+    bytes_reused: int = 0
+    meta_bytes: int = 0
+    requests: int = 0
+    atomic: bool | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+    plan: Plan | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("delivered", "up_to_date", "dry_run")
+
+
+@dataclass(frozen=True)
+class LockOwner:
+    """Who holds a difusor's lock: unique per run, so that two machines cloned from one
+    image, or two runs on one machine, never take each other's live lock for their own."""
+
+    id: str
+    run_id: int
+    host: str = field(default_factory=socket.gethostname)
+    workdir: str = ""
+    pid: int = field(default_factory=os.getpid)
+
+    @classmethod
+    def new_id(cls) -> str:
+        return uuid.uuid4().hex
+
+    def lock_bytes(self) -> bytes:
+        return canonical_json(
+            {
+                "owner": self.id,
+                "host": self.host,
+                "workdir": self.workdir,
+                "pid": self.pid,
+                "run": self.run_id,
+                "since": datetime.now(UTC).isoformat(),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class ProtocolSettings:
+    retention: int
+    width: int
+    lock_stale_seconds: float
+    connect_timeout_seconds: float
+
+    @property
+    def lock_refresh_seconds(self) -> float:
+        return max(1.0, min(self.lock_stale_seconds / 4, 60.0))
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What the protocol tells the run, and asks it."""
+
+    event: EventSink
+    # A ledger event of this difusor: (kind, message).
+    record: Callable[[str, str], None]
+    # A lock owner id that belongs to a finished run of this working directory.
+    is_own_leftover: Callable[[str], bool]
+
+
+class Session:
+    """One attempt to bring one difusor to one corte, over one connection."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        package: Package,
+        delivery: Delivery,
+        *,
+        settings: ProtocolSettings,
+        owner: LockOwner,
+        hooks: Hooks,
+        manifests: Resolver,
+        planner: DeltaPlanner,
+        dry_run: bool = False,
+        rollback: bool = False,
+        kept: bool = False,
+    ) -> None:
+        self.t = transport
+        self.package = package
+        self.manifest = package.manifest
+        self.delivery = delivery
+        self.name = delivery.difusor
+        self.settings = settings
+        self.owner = owner
+        self.hooks = hooks
+        self.manifests = manifests
+        self.planner = planner
+        self.dry_run = dry_run
+        self.rollback = rollback
+        self.kept = kept
+        self.lock = RemoteLock(
+            transport, self.name, owner, hooks, settings, on_write=self._count_meta
+        )
+        # Lock, pending record and state: prepush's own bookkeeping, counted apart from the
+        # corte's files.
+        self.meta_bytes = 0
+
+    def event(self, stage: str, detail: str = "", **progress: int) -> None:
+        self.hooks.event(Event(self.name, stage, detail, **progress))
+
+    def _count_meta(self, data: bytes) -> None:
+        self.meta_bytes += len(data)
+
+    def step(self, name: str) -> None:
+        self.event("step", name)
+
+    async def run(self) -> None:
+        try:
+            if self.dry_run:
+                await self._plan_only()
+                return
+            await self._first_contact(self._lock_the_difusor())
+            await self._steps()
+        except asyncio.CancelledError:
+            # The deadline: cut the connection and wait on nothing.
+            self.lock.stop_refreshing()
+            self.t.abort()
+            raise
+        except BaseException:
+            await self.lock.release_quietly()
+            raise
+        await self.lock.release()
+        self.step("release")
+
+    async def _lock_the_difusor(self) -> None:
+        await self.t.prepare_dirs([META_DIR])
+        await self.lock.take()
+        self.step("lock")
+
+    async def _first_contact(self, step: Awaitable[None]) -> None:
+        """A kept connection may have died quietly since the last corte (a rebooted server, a
+        dropped NAT entry): its first step gets the connect timeout, then a retry connects
+        afresh."""
+        if not self.kept:
+            await step
+            return
+        timeout = self.settings.connect_timeout_seconds
+        try:
+            await asyncio.wait_for(step, timeout)
+        except TimeoutError:
+            self.t.abort()
+            raise ConnectError(
+                self.name,
+                f"La conexión abierta desde el corte anterior no respondió en {timeout:g} s; se"
+                " reintenta con una conexión nueva.",
+            ) from None
+
+    async def _plan_only(self) -> None:
+        state = await self.read_state()
+        plan = self.plan(state)
+        if not plan.up_to_date:
+            if self.rollback:
+                self.refuse_unless_retained(plan)
+            self.delivery.outcome = "dry_run"
+
+    async def _steps(self) -> None:
+        state = await self.read_state()
+        self.step("state")
+        plan = self.plan(state)
+        if plan.up_to_date:
+            await self._finish_unfinished(state)
+            self.delivery.outcome = "up_to_date"
+            self.delivery.atomic = state.atomic
+            return
+        if self.rollback:
+            self.refuse_unless_retained(plan)
+        await self.t.prepare_dirs(plan.dirs)
+        self.step("dirs")
+        await self.upload(plan, state)
+        self.step("upload")
+        await self.write_meta(PENDING_PATH, pending_record(self.manifest, plan, state))
+        self.step("pending")
+        self.lock.ensure_held()
+        await self.flip(plan)
+        leftovers = self.record(state)
+        await self.write_meta(STATE_PATH, state.to_bytes(self.manifests))
+        self.step("record")
+        await self.cleanup([*state.garbage, *leftovers])
+        self.step("cleanup")
+        await self.t.remove_many([PENDING_PATH], 1)
+        self.step("done")
+        self.delivery.outcome = "delivered"
+
+    # --- 2 and 3: what the difusor holds, and what it lacks -------------------------------
+
+    async def read_state(self) -> RemoteState:
+        data, pending = await asyncio.gather(
+            self.t.read_file(STATE_PATH), self.t.read_file(PENDING_PATH)
+        )
+        state = self._parse_state(data)
+        if pending is not None:
+            merge_pending(state, pending, self.manifests)
+        if data is None and not await self._nothing_served():
+            # Files are served but no state says which: the operator deleted it.
+            self.hooks.record(
+                "state_missing",
+                f"el difusor publica un sitio pero no tiene {STATE_PATH}; se verifica cada"
+                " archivo que ya esté y no se borra nada",
+            )
+            state.cautious = True
+        return state
+
+    async def _nothing_served(self) -> bool:
+        """A difusor without a state is new if its last entry file is not there."""
+        return await self.t.stat(self.manifest.entry_files[-1]) is None
+
+    def _parse_state(self, data: bytes | None) -> RemoteState:
+        if data is None:
+            return RemoteState()
+        try:
+            return RemoteState.from_bytes(data, self.manifests)
+        except (ValueError, KeyError, TypeError) as exc:
+            if _newer_format(data):
+                raise RemoteError(
+                    self.name,
+                    f"El estado remoto {STATE_PATH} lo escribió una versión más nueva de prepush"
+                    f" ({exc}). Actualice prepush en esta máquina antes de publicar a este"
+                    " difusor.",
+                ) from None
+        # Unreadable: nothing is assumed about the files, so nothing served is rewritten or
+        # deleted (names already there are verified) and the state is written anew.
+        self.hooks.record(
+            "state_damaged",
+            f"el estado remoto {STATE_PATH} está dañado; se publica sin suponer nada de lo que"
+            " hay en el difusor (cada archivo se verifica y nada se borra)",
+        )
+        log.warning(
+            "[%s] el estado remoto %s está dañado: se verifica cada archivo y no se borra nada.",
+            self.name,
+            STATE_PATH,
+        )
+        return RemoteState(cautious=True)
+
+    def plan(self, state: RemoteState) -> Plan:
+        if not state.complete and not self.dry_run:
+            self.hooks.record(
+                "incomplete_state",
+                "el difusor tiene cortes cuyo paquete no está en esta máquina"
+                f" ({', '.join(sorted(state.unresolved))}): cada archivo que ya esté se verifica"
+                " y no se borra nada hasta que salgan de la retención",
+            )
+        plan = plan_corte(self.manifest, state, hardlink=self.t.capabilities.links)
+        self.delivery.plan = plan
+        self.delivery.files_skipped = plan.skipped
+        return plan
+
+    def refuse_unless_retained(self, plan: Plan) -> None:
+        """A rollback only re-points the entry files: every other file must still be there."""
+        missing = len(plan.uploads) + len(plan.replaces) + len(plan.links)
+        if missing:
+            raise RemoteError(
+                self.name,
+                f"El corte {self.manifest.corte} ya no está retenido en este difusor (faltan"
+                f" {missing} archivos); no se revierte. Elija un corte más reciente o publíquelo"
+                " de nuevo con 'prepush publish CORTE'.",
+            )
+
+    # --- 5: the files -----------------------------------------------------------------------
+
+    async def upload(self, plan: Plan, state: RemoteState) -> None:
+        total_files = len(plan.uploads) + len(plan.replaces) + len(plan.links)
+        total_bytes = plan.bytes_to_send - sum(f.size for f in plan.flips)
+        done = {"files": 0, "bytes": 0}
+
+        def sent(upload: Upload) -> None:
+            done["files"] += 1
+            done["bytes"] += 0 if upload.link_from else upload.size
+            self.event(
+                "uploading",
+                files_done=done["files"],
+                files_total=total_files,
+                bytes_done=done["bytes"],
+                bytes_total=total_bytes,
+            )
+
+        deltas: dict[str, Delta] = {}
+        if self.t.capabilities.copy_ranges:
+            deltas = self.planner.deltas(state, (*plan.uploads, *plan.replaces))
+        fresh: Mode = "new" if state.trusted else "unknown"
+        uploads = [self.upload_of(e, fresh, delta=deltas.get(e.path)) for e in plan.uploads]
+        uploads += [self.upload_of(e, "replace", delta=deltas.get(e.path)) for e in plan.replaces]
+        uploads += [self.upload_of(link.entry, fresh, link_from=link.source) for link in plan.links]
+        self.event("uploading", files_total=total_files, bytes_total=total_bytes)
+        await self.t.upload(uploads, self.settings.width, sent, self.package.cache.read)
+        self.delivery.files_uploaded = len(plan.uploads) + len(plan.replaces) - len(deltas)
+        self.delivery.files_rebuilt = len(deltas)
+        self.delivery.files_linked = len(plan.links)
+
+    def upload_of(
+        self,
+        entry: FileEntry,
+        mode: Mode,
+        *,
+        delta: Delta | None = None,
+        link_from: str | None = None,
+        is_entry: bool = False,
+    ) -> Upload:
+        return Upload(
+            entry.path,
+            entry.size,
+            entry.sha256,
+            local=self.package.local_path(entry.path),
+            mode=mode,
+            delta=delta,
+            link_from=link_from,
+            entry=is_entry,
+        )
+
+    async def write_meta(self, path: str, data: bytes) -> None:
+        await self.t.write_file(path, data)
+        self._count_meta(data)
+
+    # --- 7: the flip ------------------------------------------------------------------------
+
+    async def flip(self, plan: Plan) -> None:
+        self.event("flipping")
+        # One at a time, in order: json/main.json is always the last to change.
+        for entry in plan.flips:
+            upload = self.upload_of(entry, "replace", is_entry=True)
+            await self.t.upload([upload], 1, None, self.package.cache.read)
+            self.step(f"flip:{entry.path}")
+        if self.delivery.flip_at is None:
+            # A retry may flip the same corte again; the public saw it at the first flip.
+            self.delivery.flip_at = datetime.now(UTC)
+        self.delivery.files_uploaded += len(plan.flips)
+        self.delivery.atomic = self.t.capabilities.atomic_flip
+
+    # --- 8 to 10: record, clean up, done ------------------------------------------------
+
+    def record(self, state: RemoteState) -> list[str]:
+        """Record the corte; returns the garbage an unfinished publish left behind."""
+        leftovers = leftover_garbage(state)
+        record_corte(state, self.manifest)
+        state.atomic = self.t.capabilities.atomic_flip
+        doomed = garbage(state, self.manifest, self.settings.retention)
+        forget(state, doomed, self.settings.retention)
+        state.garbage = doomed
+        return [path for path in leftovers if path not in state.files and path not in doomed]
+
+    async def cleanup(self, doomed: list[str]) -> None:
+        """A failure here comes after the flip: the corte is delivered and the error is
+        reported with it; the pending record stays, so the next publish cleans up again."""
+        if not doomed:
+            return
+        self.event("cleaning", f"{len(doomed)} archivos de cortes ya no retenidos")
+        await self.t.remove_many(doomed, self.settings.width)
+        self.delivery.files_deleted = len(doomed)
+
+    async def _finish_unfinished(self, state: RemoteState) -> None:
+        """Up to date, but the last publish was cut before its cleanup ended: end it."""
+        if not state.unfinished:
+            return
+        await self.cleanup(leftover_garbage(state))
+        await self.t.remove_many([PENDING_PATH], 1)
+
+
+class RemoteLock:
+    """A difusor's lock (``.prepush/lock``), held by one run at a time."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        name: str,
+        owner: LockOwner,
+        hooks: Hooks,
+        settings: ProtocolSettings,
+        *,
+        on_write: Callable[[bytes], None] = lambda _data: None,
+    ) -> None:
+        self.t = transport
+        self.name = name
+        self.owner = owner
+        self.hooks = hooks
+        self.settings = settings
+        self.on_write = on_write
+        self.held: bytes | None = None
+        self.refreshed_at = 0.0
+        self.lost = False
+        self._refresher: asyncio.Task[None] | None = None
+
+    async def take(self) -> None:
+        data = self.owner.lock_bytes()
+        for _ in range(3):
+            if await self.t.create_exclusive(LOCK_PATH, data):
+                self._hold(data)
+                return
+            current = await self.t.read_file(LOCK_PATH)
+            if current is None:
+                continue  # released in between: try again
+            if await self._take_over(current, data):
+                self._hold(data)
+                return
+        raise RemoteLockedError(
+            self.name, "El candado remoto cambió de dueño varias veces seguidas; se reintenta."
+        )
+
+    async def _take_over(self, current: bytes, data: bytes) -> bool:
+        holder = _LockHolder.parse(current)
+        mine = holder.owner == self.owner.id
+        leftover = not mine and self.hooks.is_own_leftover(holder.owner)
+        age = holder.age_seconds()
+        stale = self.settings.lock_stale_seconds
+        if not (mine or leftover or age >= stale):
+            raise RemoteLockedError(
+                self.name,
+                f"Otro publicador ({holder.describe()}) tiene el candado remoto desde hace"
+                f" {age:.0f} s. Si ya no está en marcha, el candado se liberará solo a los"
+                f" {stale:g} s.",
+            )
+        if not await self.t.replace_if(LOCK_PATH, current, data):
+            return False
+        if not mine:
+            why = "una corrida anterior de esta máquina" if leftover else f"hace {age:.0f} s"
+            self.hooks.record(
+                "lock_taken_over",
+                f"candado remoto abandonado por {holder.describe()} ({why}); se tomó",
+            )
+        return True
+
+    def _hold(self, data: bytes) -> None:
+        self.held = data
+        self.refreshed_at = time.monotonic()
+        self.on_write(data)
+        if self._refresher is None:
+            self._refresher = asyncio.create_task(self._refresh_forever())
+
+    async def _refresh_forever(self) -> None:
+        """Keep the lock fresh while the attempt lasts, so nobody takes it as abandoned."""
+        interval = self.settings.lock_refresh_seconds
+        while self.held is not None:
+            await asyncio.sleep(interval)
+            fresh = self.owner.lock_bytes()
+            try:
+                swapped = await self.t.replace_if(LOCK_PATH, self.held, fresh)
+            except DifusorError:
+                return  # the attempt's own requests meet the same failure and report it
+            if not swapped:
+                self.lost = True
+                return
+            self.held = fresh
+            self.refreshed_at = time.monotonic()
+            self.on_write(fresh)
+
+    def ensure_held(self) -> None:
+        if self.lost:
+            raise RemoteLockedError(
+                self.name,
+                "Otro publicador tomó el candado remoto durante este intento (lo creyó"
+                " abandonado); no se cambia main.json. Se reintenta.",
+            )
+
+    def stop_refreshing(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            self._refresher = None
+
+    async def release(self) -> None:
+        """Remove the lock only if it is ours. Refreshed within half the stale time and never
+        lost, nobody can have taken it over, so a plain remove does; otherwise compare and
+        swap."""
+        refresher, self._refresher = self._refresher, None
+        if refresher is not None:
+            refresher.cancel()
+            await asyncio.gather(refresher, return_exceptions=True)
+        held, self.held = self.held, None
+        if held is None or not self.t.alive:
+            return
+        fresh = time.monotonic() - self.refreshed_at < self.settings.lock_stale_seconds / 2
+        if fresh and not self.lost:
+            await self.t.remove_many([LOCK_PATH], 1)
+        else:
+            await self.t.replace_if(LOCK_PATH, held, None)
+
+    async def release_quietly(self) -> None:
+        """After a failure: release if possible; the failure already reported says why."""
+        try:
+            await self.release()
+        except DifusorError as exc:
+            log.warning("[%s] no se pudo liberar el candado remoto: %s", self.name, exc.message)
+
+
+@dataclass(frozen=True)
+class _LockHolder:
+    owner: str
+    host: str
+    since: datetime | None
+
+    @classmethod
+    def parse(cls, data: bytes) -> _LockHolder:
+        try:
+            raw = json.loads(data)
+            return cls(
+                str(raw["owner"]), str(raw.get("host", "?")), datetime.fromisoformat(raw["since"])
+            )
+        except (ValueError, KeyError, TypeError):
+            return cls("desconocido", "?", None)
+
+    def age_seconds(self) -> float:
+        if self.since is None:
+            return float("inf")
+        return (datetime.now(UTC) - self.since).total_seconds()
+
+    def describe(self) -> str:
+        return f"{self.host}, corrida {self.owner[:8]}"
+
+
+def _newer_format(data: bytes) -> bool:
+    try:
+        raw = json.loads(data)
+        return isinstance(raw, dict) and int(raw.get("format", 0)) > 3
+    except (ValueError, TypeError):
+        return False
+
+
+# --- the notice on suspension --------------------------------------------------------------
+
+
+def notice_text() -> str:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        "Actualización interrumpida: este sitio dejó de recibir los cortes del PREP"
+        f" ({stamp}). Consulte el sitio oficial del instituto para los resultados más recientes."
+    )
+
+
+async def write_notice(
+    transport: Transport,
+    name: str,
+    owner: LockOwner,
+    hooks: Hooks,
+    settings: ProtocolSettings,
+    manifests: Resolver,
+) -> bool:
+    """Mark a suspended difusor's site 'actualización interrumpida', under its lock: its
+    main.json gains ``aviso`` (atomically), and the state records the changed file so the
+    next publish, even of the same corte, puts the real one back. False if nothing is there."""
+    lock = RemoteLock(transport, name, owner, hooks, settings)
+    await transport.prepare_dirs([META_DIR])
+    await lock.take()
+    try:
+        data = await transport.read_file(MAIN_JSON)
+        if data is None:
+            return False
+        main = json.loads(data)
+        main["aviso"] = notice_text()
+        notice = canonical_json(main)
+        await transport.write_file(MAIN_JSON, notice)
+        state_bytes = await transport.read_file(STATE_PATH)
+        if state_bytes is not None:
+            state = RemoteState.from_bytes(state_bytes, manifests)
+            held = state.files.get(MAIN_JSON)
+            if held is not None:
+                state.files[MAIN_JSON] = RemoteFile(sha256_bytes(notice), len(notice), held.cortes)
+                await transport.write_file(STATE_PATH, state.to_bytes(manifests))
+        return True
+    finally:
+        await lock.release_quietly()
