@@ -102,7 +102,7 @@ def test_an_exclusive_put_never_truncates_a_file_already_there(
     (endpoint.local_root / "servido.json").write_bytes(served)
     done: list[bytes] = []
 
-    async def work(client: PumpSession, root: bytes) -> list[Put]:
+    async def work(client: PumpSession, root: bytes) -> list[tuple[Put, object]]:
         puts = [
             Put(root + b"servido.json", 5, data=b"nuevo", exclusive=True),
             Put(root + b"nuevo.json", 5, data=b"nuevo", exclusive=True),
@@ -112,7 +112,7 @@ def test_an_exclusive_put_never_truncates_a_file_already_there(
         )
 
     conflicts = run(endpoint, work)
-    assert [p.path.rsplit(b"/", 1)[-1] for p in conflicts] == [b"servido.json"]
+    assert [p.path.rsplit(b"/", 1)[-1] for p, _answer in conflicts] == [b"servido.json"]
     assert (endpoint.local_root / "servido.json").read_bytes() == served
     assert (endpoint.local_root / "nuevo.json").read_bytes() == b"nuevo"
     assert [p.rsplit(b"/", 1)[-1] for p in done] == [b"nuevo.json"]
@@ -169,9 +169,7 @@ def test_a_cut_connection_fails_every_waiting_request(
         proxy.faults.reset_after_bytes = proxy.bytes_up + 600_000
         puts = [Put(root + f"f{i}".encode(), len(data), data=data) for i in range(8)]
         try:
-            await asyncio.wait_for(
-                client.put_many(puts, width=8, fsync=True, timeout=30), 30
-            )
+            await asyncio.wait_for(client.put_many(puts, width=8, fsync=True, timeout=30), 30)
         except PutError as exc:
             return exc.error
         return None

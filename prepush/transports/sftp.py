@@ -187,7 +187,7 @@ class SFTPTransport:
                 " conexión. Si se repite, revise con el difusor su servidor SSH y su disco.",
             ) from None
         except asyncssh.SFTPError as exc:
-            if exc.code in (FX_NO_CONNECTION, FX_CONNECTION_LOST, FX_BAD_MESSAGE):
+            if exc.code in (FX_NO_CONNECTION, FX_CONNECTION_LOST):
                 self._die(f"Se perdió la conexión ({exc.reason}).")
             raise _translate(self._name, _as_sftp_error(exc), what) from exc
         except (asyncssh.Error, OSError, EOFError) as exc:
@@ -205,17 +205,21 @@ class SFTPTransport:
     # --- reads ------------------------------------------------------------------------------
 
     async def read_file(self, path: str) -> bytes | None:
-        try:
-            return await self._call(f"leer {path}", self._read(self._path(path)))
-        except RemoteError as exc:
-            if exc.sftp_code == FX_NO_SUCH_FILE:
-                return None
-            raise
+        return await self._call(f"leer {path}", self._read(self._path(path)))
 
-    async def _read(self, remote: str) -> bytes:
-        async with self._control.open(remote, "rb", block_size=READ_BLOCK) as stream:
-            data = await stream.read()
+    async def _read(self, remote: str) -> bytes | None:
+        """The whole file, or None if opening it says it does not exist. A read that ends
+        before the size the server gave is an error, never a shorter file."""
+        try:
+            stream = await self._control.open(remote, "rb", block_size=READ_BLOCK)
+        except asyncssh.SFTPNoSuchFile:
+            return None
+        async with stream:
+            size = (await stream.stat()).size or 0
+            data = await stream.read(size, 0) if size else b""
         assert isinstance(data, bytes)
+        if len(data) != size:
+            raise asyncssh.SFTPFailure(f"lectura incompleta: {len(data)} de {size} bytes", "es")
         return data
 
     async def stat(self, path: str) -> RemoteStat | None:
@@ -258,7 +262,7 @@ class SFTPTransport:
         width: int,
         on_done: Callable[[Put], None] | None = None,
         reader: Callable[[str], bytes] | None = None,
-    ) -> list[Put]:
+    ) -> list[tuple[Put, SFTPError]]:
         if self._dead is not None:
             raise ConnectError(self._name, f"{self._dead} Se reintenta con una conexión nueva.")
         try:
@@ -347,7 +351,7 @@ class SFTPTransport:
         try:
             conflicts = await self._put([put], 1)
         except RemoteError as exc:
-            if exc.sftp_code != FX_NO_SUCH_FILE or "/" not in path:
+            if not (_open_said(exc, FX_NO_SUCH_FILE) and "/" in path):
                 raise
             await self.prepare_dirs([path.rsplit("/", 1)[0]])
             conflicts = await self._put([put], 1)
@@ -355,17 +359,13 @@ class SFTPTransport:
             return True
         if await self.stat(path) is not None:
             return False
-        # A 'Failure' for a path that is not there: the disk, a quota, too many files...
-        raise await self._disk_full_or(
-            RemoteError(
-                self._name,
-                f"El servidor no pudo crear {path} (Failure, código SFTP 4) y el archivo no"
-                " existe. Revise con el difusor el espacio, la cuota y los permisos.",
-                sftp_code=FX_FAILURE,
-            ),
-            f"crear {path}",
-            len(data),
-        )
+        raise await self._not_created(path, conflicts[0][1], len(data))
+
+    async def _not_created(self, path: str, answer: SFTPError, size: int) -> DifusorError:
+        """The exclusive open failed, yet nothing is there: the disk, a quota, too many
+        open files... (SFTP v3 says only 'Failure')."""
+        what = f"crear {path}"
+        return await self._disk_full_or(_translate(self._name, answer, what), what, size)
 
     async def replace_if(self, path: str, expected: bytes, data: bytes | None) -> bool:
         """Compare and swap by moving ``path`` aside under a name of our own: of two callers
@@ -437,7 +437,8 @@ class SFTPTransport:
 
         conflicts = await self._put(puts, width, done, reader)
         if conflicts:
-            await self._settle_conflicts([by_put[id(p)] for p in conflicts], width, on_done, reader)
+            found = [(by_put[id(put)], answer) for put, answer in conflicts]
+            await self._settle_conflicts(found, width, on_done, reader)
         for upload in renamed_later:
             await self._replace_without_posix(upload.path + TEMP_SUFFIX, upload.path)
             if on_done is not None:
@@ -472,7 +473,7 @@ class SFTPTransport:
 
     async def _settle_conflicts(
         self,
-        conflicts: Sequence[Upload],
+        conflicts: Sequence[tuple[Upload, SFTPError]],
         width: int,
         on_done: Callable[[Upload], None] | None,
         reader: Callable[[str], bytes] | None,
@@ -482,35 +483,20 @@ class SFTPTransport:
         Checked many at a time."""
         gate = asyncio.Semaphore(max(1, width))
 
-        async def holds(upload: Upload) -> bool:
+        async def holds(upload: Upload, answer: SFTPError) -> bool:
             async with gate:
-                return await self._holds_existing(upload)
+                if await self.stat(upload.path) is None:
+                    raise await self._not_created(upload.path, answer, upload.size)
+                return await self._holds(upload.path, upload.size, upload.sha256)
 
-        verdicts = await asyncio.gather(*(holds(u) for u in conflicts))
-        wrong = [u for u, right in zip(conflicts, verdicts, strict=True) if not right]
+        verdicts = await asyncio.gather(*(holds(u, a) for u, a in conflicts))
+        wrong = [u for (u, _), right in zip(conflicts, verdicts, strict=True) if not right]
         if wrong:
             replacements = [dataclasses.replace(u, mode="replace", delta=None) for u in wrong]
             await self.upload(replacements, width, None, reader)
         if on_done is not None:
-            for upload in conflicts:
+            for upload, _ in conflicts:
                 on_done(upload)
-
-    async def _holds_existing(self, upload: Upload) -> bool:
-        found = await self.stat(upload.path)
-        if found is None:
-            # 'Failure' for a path that is not there: the disk, a quota, too many files...
-            raise await self._disk_full_or(
-                RemoteError(
-                    self._name,
-                    f"El servidor no pudo crear {upload.path} (código SFTP 4: Failure) y el"
-                    " archivo no existe. Revise con el difusor el espacio, la cuota y los"
-                    " permisos.",
-                    sftp_code=FX_FAILURE,
-                ),
-                f"crear {upload.path}",
-                upload.size,
-            )
-        return await self._holds(upload.path, upload.size, upload.sha256)
 
     async def _link_many(
         self,
@@ -645,6 +631,12 @@ class SFTPTransport:
             await asyncio.wait_for(self._connection.wait_closed(), self._timeout)
         if not self._connection.is_closed():
             self._connection.abort()
+
+
+def _open_said(exc: DifusorError, code: int) -> bool:
+    """The pump's open of the file (not a later write) answered ``code``."""
+    cause = exc.__cause__
+    return isinstance(cause, PutError) and cause.doing == "abrir" and exc.sftp_code == code
 
 
 def _without_link(upload: Upload) -> Upload:
@@ -827,6 +819,7 @@ def _translate(
             name,
             f"Se perdió la conexión al {what} ({exc}). Si se repite, revise la red y el"
             " servidor SSH del difusor.",
+            sftp_code=exc.code if isinstance(exc, SFTPError) else None,
         )
     happened = _ADVICE.get(exc.code, "El servidor respondió un error")
     if "space" in exc.reason.lower():

@@ -393,9 +393,10 @@ class PumpSession(asyncssh.SSHClientSession[bytes]):
         on_done: Callable[[Put], None] | None = None,
         reader: Callable[[str], bytes] | None = None,
         budget: int = DEFAULT_BUDGET,
-    ) -> list[Put]:
+    ) -> list[tuple[Put, SFTPError]]:
         """Put files with at most ``width`` handles open; returns the exclusive puts whose
-        path already existed (conflicts, for the caller to verify). Raises :class:`PutError`
+        path may already exist, with the server's answer (conflicts, for the caller to
+        verify). Raises :class:`PutError`
         for the first failure once the files already started have settled."""
         if self.max_handles:
             width = max(1, min(width, self.max_handles - 4))
@@ -424,7 +425,8 @@ class _Upload:
     # Replies still expected for this file (writes, copies, fsync, close, rename).
     awaiting: int = 0
     failed: bool = False
-    conflict: bool = False
+    # The exclusive open's answer when the path may already exist.
+    conflict: SFTPError | None = None
 
 
 class _Uploader:
@@ -461,10 +463,10 @@ class _Uploader:
         self.exhausted = False
         self.cancelled = False
         self.error: PutError | None = None
-        self.conflicts: list[Put] = []
+        self.conflicts: list[tuple[Put, SFTPError]] = []
         self.done: asyncio.Future[None] = session._loop.create_future()
 
-    async def run(self, timeout: float) -> list[Put]:
+    async def run(self, timeout: float) -> list[tuple[Put, SFTPError]]:
         self.session._uploaders.add(self)
         watchdog = self.session._loop.create_task(self._watch(timeout))
         try:
@@ -588,15 +590,15 @@ class _Uploader:
             upload.handle, _ = _take_string(payload, 0)
         else:
             error = self._error(ptype, payload)
-            if upload.put.exclusive and _exists_perhaps(error):
-                upload.conflict = True
+            if upload.put.exclusive and isinstance(error, SFTPError) and _exists_perhaps(error):
+                upload.conflict = error
             else:
                 self._fail(upload, error, "abrir")
         if not upload.opening:
             self._body(upload, whole)
 
     def _body(self, upload: _Upload, whole: bool) -> None:
-        if upload.failed or upload.conflict or self.cancelled or not upload.handle:
+        if upload.failed or upload.conflict is not None or self.cancelled or not upload.handle:
             self._release_base(upload)
             self._close(upload)
             return
@@ -627,7 +629,7 @@ class _Uploader:
         put = upload.put
         try:
             data = self.reader(put.local or "")
-        except OSError as exc:
+        except Exception as exc:  # the reader is the caller's: whatever it raises is local
             self._fail(upload, LocalReadError(f"no se pudo leer {put.local}: {exc}"), "leer")
             return None
         if len(data) != put.size:
@@ -738,7 +740,7 @@ class _Uploader:
             self._maybe_settle(upload)
             return
         handle = _string(upload.handle)
-        if self.fsync and not (upload.failed or upload.conflict or self.cancelled):
+        if self.fsync and not self._spoiled(upload):
             upload.awaiting += 1
             self.session.send_extended(
                 FSYNC,
@@ -786,7 +788,7 @@ class _Uploader:
         self._settle(upload)
 
     def _spoiled(self, upload: _Upload) -> bool:
-        return upload.failed or upload.conflict or self.cancelled
+        return upload.failed or upload.conflict is not None or self.cancelled
 
     def _settle(self, upload: _Upload) -> None:
         """The file is done one way or another: free its slot and tell the caller."""
@@ -799,8 +801,8 @@ class _Uploader:
         self.active.discard(upload)
         self.handles -= upload.handles
         self._release(upload, upload.reserved)
-        if upload.conflict and not upload.failed:
-            self.conflicts.append(upload.put)
+        if upload.conflict is not None and not upload.failed:
+            self.conflicts.append((upload.put, upload.conflict))
         elif not self._spoiled(upload) and self.on_done is not None:
             try:
                 self.on_done(upload.put)
@@ -856,9 +858,9 @@ def _changed(put: Put, size: int) -> LocalReadError:
     )
 
 
-def _exists_perhaps(error: SFTPError | SFTPConnectionLost) -> bool:
+def _exists_perhaps(error: SFTPError) -> bool:
     """SFTP v3 has no 'already exists': OpenSSH answers a plain failure. The caller checks."""
-    return isinstance(error, SFTPError) and error.code in (FX_FAILURE, FX_FILE_ALREADY_EXISTS)
+    return error.code in (FX_FAILURE, FX_FILE_ALREADY_EXISTS)
 
 
 def _ignore(_ptype: int, _payload: bytes) -> None:
