@@ -278,7 +278,8 @@ class Session:
         plan = self.plan(state)
         if plan.up_to_date:
             await self._finish_unfinished(state)
-            self.delivery.outcome = "up_to_date"
+            # A retry after this run's own flip finds the corte there: it was delivered.
+            self.delivery.outcome = "delivered" if self.delivery.flip_at else "up_to_date"
             self.delivery.atomic = state.atomic
             return
         if self.rollback:

@@ -76,6 +76,12 @@ class FaultProxy:
         elif not refusing and self._server is None:
             await self._listen()
 
+    async def cut(self) -> None:
+        """Cut every open connection now, with a TCP reset, as a broken link would."""
+        for writer in list(self._writers):
+            _abort(writer)
+        self.resets += 1
+
     @property
     def refusing(self) -> bool:
         return self._server is None
