@@ -36,6 +36,8 @@ ROSTER_FILE = "difusores.yaml"
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 Port = Annotated[int, Field(ge=1, le=65535)]
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ELECTION_CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
+MAX_ROWLESS = 100_000
 
 
 class _Model(BaseModel):
@@ -64,6 +66,23 @@ class Election(_Model):
     max_failed_cortes: int = Field(default=3, ge=1, le=100)
     signing_key: str | None = None
     notice_on_suspend: bool = False
+    # Actas that ACTAS_ESPERADAS counts without a row in the CSV, per election code.
+    rowless_actas: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("rowless_actas")
+    @classmethod
+    def _rowless_per_election(cls, value: dict[str, int]) -> dict[str, int]:
+        for code, count in value.items():
+            if not ELECTION_CODE.match(code):
+                raise ValueError(
+                    f"{code!r} no es un código de elección como los de los CSV del PREP (GOB,"
+                    " DIP_LOC, AYUN, JUNTAS...): mayúsculas, dígitos y '_'"
+                )
+            if not 0 <= count <= MAX_ROWLESS:
+                raise ValueError(
+                    f"{code}: {count} actas sin fila está fuera de rango (0 a {MAX_ROWLESS})"
+                )
+        return value
 
     @field_validator("timezone")
     @classmethod
