@@ -98,6 +98,19 @@ class PackageError(PrepushError):
     exit_code = ExitCode.USAGE
 
 
+class IntegrityError(PackageError):
+    """A package is not exactly what the institute signed: it is not published anywhere."""
+
+    def __init__(self, corte: str, problems: list[str], fix: str) -> None:
+        self.corte = corte
+        self.problems = problems
+        listing = "\n".join(f"  {p}" for p in problems)
+        super().__init__(
+            f"No se publica el corte {corte} en ningún difusor: el paquete no es el que firmó el"
+            f" instituto.\n{listing}\nNo se escribió nada en ningún difusor. {fix}"
+        )
+
+
 class KeyFileError(PrepushError):
     """A key file cannot be created or read."""
 

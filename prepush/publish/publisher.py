@@ -52,6 +52,7 @@ from prepush.package import (
 )
 from prepush.publish.delta import DeltaPlanner
 from prepush.publish.embargo import embargo_violation, enforce_embargo
+from prepush.publish.integrity import intact_or_recorded, refuse_unless_intact
 from prepush.publish.runlock import RunLock
 from prepush.publish.state import (
     LOCK_PATH,
@@ -232,6 +233,9 @@ async def publish_async(
     with lock, Ledger(settings.ledger_path) as ledger:
         ledger.mark_interrupted()
         package = find_package(settings.packages_dir, request.corte)
+        refuse_unless_intact(
+            package, settings, ledger, "rollback" if request.rollback else "publish"
+        )
         violation = enforce_embargo(
             package.manifest, settings.roster.election, request.clock(), request.override_embargo
         )
@@ -331,7 +335,9 @@ class _Publisher:
         newest = find_package(self.settings.packages_dir, corte)
         if embargo_violation(newest.manifest, self.settings.roster.election, self.request.clock()):
             return first
-        return newest
+        return (
+            newest if intact_or_recorded(newest, self.settings, self.ledger, self.run_id) else first
+        )
 
     async def deliver(self, difusor: Difusor, package: Package) -> Delivery:
         delivery = Delivery(difusor.name, package.corte, package_ready_at=package_ready_at(package))
