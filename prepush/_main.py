@@ -9,7 +9,6 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -108,21 +107,27 @@ def cli(ctx: click.Context, workdir: Path, roster_path: Path | None, verbose: bo
 @cli.command()
 @pass_context
 def init(context: Context) -> int:
-    """Crea un padrón de ejemplo comentado (difusores.yaml) y el directorio paquetes/."""
-    from prepush.settings import ROSTER_FILE
+    """Crea un padrón de ejemplo comentado (difusores.yaml), la llave de firma que nombra y
+    el directorio paquetes/."""
+    from prepush.settings import ROSTER_FILE, create_roster
 
     console = Console(highlight=False)
     target = context.roster_path or context.workdir / ROSTER_FILE
-    if target.exists():
-        raise ConfigError(f"{target} ya existe; prepush init no lo sobrescribe.")
-    context.workdir.mkdir(parents=True, exist_ok=True)
-    template = resources.files("prepush") / "templates" / ROSTER_FILE
-    target.write_text(template.read_text(encoding="utf-8"), encoding="utf-8")
-    (context.workdir / "paquetes").mkdir(exist_ok=True)
-    console.print(f"Se creó {target} y {context.workdir / 'paquetes'}/.")
+    created = create_roster(target)
+    console.print(f"Se creó {target} y {created.packages_dir}/.", markup=False)
+    if created.signing_key_created:
+        console.print(
+            f"Llave de firma de paquetes: {created.signing_key} (0600; no la comparta)",
+            markup=False,
+        )
+    else:
+        console.print(
+            f"Se conserva la llave de firma que ya existía: {created.signing_key}", markup=False
+        )
     console.print(
-        "Siguientes pasos: 'prepush keygen --out claves/prepush.pem' (acceso SFTP),"
-        " 'prepush keygen --out claves/firma.pem' (firma de paquetes), y edite el padrón."
+        "Siguientes pasos: 'prepush keygen --out claves/prepush.pem' (acceso SFTP de los"
+        " difusores) y edite el padrón.",
+        markup=False,
     )
     return int(ExitCode.OK)
 

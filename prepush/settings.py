@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,6 +31,7 @@ from pydantic import (
 )
 
 from prepush.exceptions import ConfigError, RosterError
+from prepush.keys import generate_key_pair
 
 ROSTER_FILE = "difusores.yaml"
 
@@ -272,6 +274,35 @@ class Settings:
                 f"Expórtela antes de ejecutar prepush (el padrón sólo guarda su nombre)."
             )
         return value
+
+
+@dataclass(frozen=True)
+class CreatedRoster:
+    roster: Path
+    packages_dir: Path
+    signing_key: Path
+    signing_key_created: bool
+
+
+def create_roster(target: Path) -> CreatedRoster:
+    """Write the commented example roster, the signing key it names and ``paquetes/``.
+
+    An existing roster is never overwritten, nor an existing key: ``init`` then ``build``
+    works without another step.
+    """
+    if target.exists():
+        raise ConfigError(f"{target} ya existe; prepush init no lo sobrescribe.")
+    text = (resources.files("prepush") / "templates" / ROSTER_FILE).read_text(encoding="utf-8")
+    template = yaml.safe_load(text)
+    base = target.parent
+    key = base / str(template["election"]["signing_key"])
+    created = not key.exists()
+    if created:
+        generate_key_pair(key, comment="prepush-firma")
+    target.write_text(text, encoding="utf-8")
+    packages = base / str(template.get("paths", {}).get("packages", "paquetes"))
+    packages.mkdir(parents=True, exist_ok=True)
+    return CreatedRoster(target, packages, key, created)
 
 
 def _localize(moment: datetime, zone: ZoneInfo) -> datetime:
