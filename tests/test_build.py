@@ -11,7 +11,7 @@ import pytest
 
 from prepush.__main__ import main
 from prepush.build.prep import collect_sources, compute_summary, parse_sources
-from prepush.package import MANIFEST, Package
+from prepush.package import MANIFEST, Package, sha256_bytes
 from tests.conftest import Workdir
 from tests.prepdata import CORTES, campeche_dir, cortes_dir
 
@@ -45,6 +45,22 @@ def test_every_corte_builds_and_the_original_nested_zip_too(
     assert objects == {f.path: f.sha256 for f in from_dirs.files if f.path.startswith("json/o/")}
 
 
+def test_the_prep_zip_is_published_byte_for_byte(workdir: Workdir) -> None:
+    """The original nested ZIP as the PREP published it: datos/ holds that very file, and
+    main.json its sha256, for the public to compare with the one the institute publishes."""
+    workdir.write_roster([])
+    zipped = campeche_dir() / "original_zip" / "20210601_1852_PREP_CAMP.zip"
+    assert main(["-C", str(workdir.path), "build", str(zipped)]) == 0
+    package = workdir.path / "paquetes" / "20210601_1852"
+    main_json = json.loads((package / "json/main.json").read_bytes())
+    assert main_json["zip"] == "datos/20210601_1852_PREP.zip"
+    published = (package / main_json["zip"]).read_bytes()
+    assert sha256_bytes(published) == sha256_bytes(zipped.read_bytes())
+    assert main_json["zip_sha256"] == sha256_bytes(published)
+    entry = Package.open(package).manifest.by_path()[main_json["zip"]]
+    assert entry.sha256 == main_json["zip_sha256"]
+
+
 def test_build_is_deterministic_and_reuses_unchanged_objects(
     workdir: Workdir, tmp_path: Path
 ) -> None:
@@ -55,6 +71,10 @@ def test_build_is_deterministic_and_reuses_unchanged_objects(
     again = Workdir(again_dir, workdir.signing_key)
     assert Package.open(again.build("20210606_2320")).manifest.to_bytes() == first.to_bytes()
     assert again.package_tree("20210606_2320") == workdir.package_tree("20210606_2320")
+    # Rebuilt from the CSV directories, the ZIP is prepush's deterministic one.
+    tree = workdir.package_tree("20210606_2320")
+    main_json = json.loads(tree["json/main.json"])
+    assert main_json["zip_sha256"] == sha256_bytes(tree[main_json["zip"]])
     second = Package.open(workdir.build("20210606_2340")).manifest
     first_objects = {f.path for f in first.files if f.path.startswith("json/o/")}
     second_objects = {f.path for f in second.files if f.path.startswith("json/o/")}
