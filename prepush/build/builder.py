@@ -106,11 +106,7 @@ def object_path(data: bytes) -> str:
 
 
 def build_from_prep(inputs: Sequence[Path], options: BuildOptions) -> BuildResult:
-    original_zip = _prep_zip(inputs)
-    if original_zip is not None:
-        sources = sources_from_zip(inputs[0].name, original_zip)
-    else:
-        sources = collect_sources(inputs)
+    sources, original_zip = _read_inputs(inputs)
     elections = parse_sources(sources)
     if not elections:
         raise InputError(
@@ -130,22 +126,14 @@ def build_from_prep(inputs: Sequence[Path], options: BuildOptions) -> BuildResul
 
     with _staging(options.packages_dir, corte) as stage:
         _write_site_assets(stage, options.process)
-        index = {"format": FORMAT, "corte": corte, "objects": {}}
-        objects: dict[str, str] = index["objects"]  # type: ignore[assignment]
-        for logical, document in sorted(results_documents(reconciliations).items()):
-            data = canonical_json(document)
-            objects[logical] = stage.write(object_path(data), data)
-        index_bytes = canonical_json(index)
-        index_path = stage.write(object_path(index_bytes), index_bytes)
-        zip_path = stage.write(f"datos/{corte}_PREP.zip", database)
         main = {
             "format": FORMAT,
             "process": options.process,
             "corte": corte,
             "corte_time": corte_time.isoformat(),
             "kind": options.kind,
-            "index": index_path,
-            "zip": zip_path,
+            "index": _write_results(stage, corte, reconciliations),
+            "zip": stage.write(f"datos/{corte}_PREP.zip", database),
             "zip_sha256": sha256_bytes(database),
             "elections": main_elections(reconciliations),
         }
@@ -162,6 +150,25 @@ def build_from_prep(inputs: Sequence[Path], options: BuildOptions) -> BuildResul
     if verdict.proves_catalogue:
         catalogue.record(elections, corte)
     return dataclasses.replace(result, explained=verdict.explained, forced=verdict.forced)
+
+
+def _read_inputs(inputs: Sequence[Path]) -> tuple[list[SourceFile], bytes | None]:
+    """The input files, and the PREP's own ZIP when it is the whole input: published byte
+    for byte, so the public can compare its sha256 with the one the institute publishes."""
+    if len(inputs) == 1 and inputs[0].is_file() and inputs[0].suffix.lower() == ".zip":
+        data = inputs[0].read_bytes()
+        return sources_from_zip(inputs[0].name, data), data
+    return collect_sources(inputs), None
+
+
+def _write_results(stage: _Stage, corte: str, reconciliations: Sequence[Reconciliation]) -> str:
+    """The results objects and the index that names them; returns the index's path."""
+    objects: dict[str, str] = {}
+    for logical, document in sorted(results_documents(reconciliations).items()):
+        data = canonical_json(document)
+        objects[logical] = stage.write(object_path(data), data)
+    index = canonical_json({"format": FORMAT, "corte": corte, "objects": objects})
+    return stage.write(object_path(index), index)
 
 
 @dataclass(frozen=True)
@@ -196,14 +203,6 @@ class _Verdict:
             # Only a corte the data proved may be the yardstick of the next ones.
             proves_catalogue=oficial and not refused,
         )
-
-
-def _prep_zip(inputs: Sequence[Path]) -> bytes | None:
-    """The PREP's own ZIP when it is the whole input: published byte for byte, so the public
-    can compare its sha256 with the one the institute publishes."""
-    if len(inputs) == 1 and inputs[0].is_file() and inputs[0].suffix.lower() == ".zip":
-        return inputs[0].read_bytes()
-    return None
 
 
 def _common_corte_time(elections: Sequence[Election]) -> datetime:
