@@ -201,7 +201,9 @@ def _rows_against_expected(e: Election, proof: RowlessProof) -> Iterator[Finding
     rowless = expected - rows
     if rowless > proof.count:
         hint = ""
-        if not proof.source:
+        specials = sum(1 for a in e.actas if a.tipo == SPECIAL)
+        # Only where rowless actas of special casillas could account for the gap.
+        if not proof.source and rowless <= specials:
             hint = (
                 ". Si el instituto confirma que el PREP cuenta actas sin fila (p. ej. las de"
                 " representación proporcional de casillas especiales), declárelas en el padrón:"
