@@ -24,7 +24,7 @@ rows, and marked as such.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
@@ -486,7 +486,3 @@ def _same(printed: str, computed: str) -> bool:
         return Decimal(printed) == Decimal(computed)
     except InvalidOperation:
         return printed.strip() == computed.strip()
-
-
-def refused_texts(reconciliations: Sequence[Reconciliation]) -> list[str]:
-    return [f.text() for r in reconciliations for f in r.of_kind("refused")]
