@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from prepush.keys import generate_key_pair
 from prepush.sim.synth import SynthSpec, spec_for, write_corte
 from tests.prepdata import cortes_dir
 from tests.servers import Endpoint
@@ -86,13 +87,23 @@ def _keep_unchanged_mtime(path: Path, before: Path) -> None:
         os.utime(path, (mtime, mtime))
 
 
+# Campeche's DIP_LOC counts 10 actas of representación proporcional that have no row.
+ROWLESS_ACTAS = {"campeche": {"DIP_LOC": 10}}
+
+
 def write_roster(workdir: Path, endpoints: list[Endpoint], **publish: object) -> None:
+    # publish sends only packages signed with the roster's key.
+    signing = workdir / "claves" / "firma.pem"
+    if not signing.exists():
+        generate_key_pair(signing, comment="prepush-bench")
     roster = {
         "election": {
             "process": "Benchmark",
             "timezone": "America/Mexico_City",
             "publication": {"start": "2000-01-01T00:00:00", "end": "2099-12-31T23:59:00"},
             "corte_interval_minutes": 15,
+            "signing_key": str(signing),
+            "rowless_actas": ROWLESS_ACTAS.get(workdir.name, {}),
         },
         "publish": {"connect_timeout_seconds": 60, "entry_files": SITE_ENTRY_FILES, **publish},
         "difusores": [e.roster_entry() for e in endpoints],

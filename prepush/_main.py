@@ -9,7 +9,6 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -21,9 +20,8 @@ from prepush import __version__
 from prepush.exceptions import ConfigError, ExitCode, PackageError
 
 if TYPE_CHECKING:
-    from prepush.build.builder import BuildOptions, BuildResult
+    from prepush.build.builder import BuildResult
     from prepush.ops.verify import VerifyReport
-    from prepush.package import Kind
     from prepush.publish.publisher import (
         ConnectionPool,
         PublishReport,
@@ -109,21 +107,27 @@ def cli(ctx: click.Context, workdir: Path, roster_path: Path | None, verbose: bo
 @cli.command()
 @pass_context
 def init(context: Context) -> int:
-    """Crea un padrón de ejemplo comentado (difusores.yaml) y el directorio paquetes/."""
-    from prepush.settings import ROSTER_FILE
+    """Crea un padrón de ejemplo comentado (difusores.yaml), la llave de firma que nombra y
+    el directorio paquetes/."""
+    from prepush.settings import ROSTER_FILE, create_roster
 
     console = Console(highlight=False)
     target = context.roster_path or context.workdir / ROSTER_FILE
-    if target.exists():
-        raise ConfigError(f"{target} ya existe; prepush init no lo sobrescribe.")
-    context.workdir.mkdir(parents=True, exist_ok=True)
-    template = resources.files("prepush") / "templates" / ROSTER_FILE
-    target.write_text(template.read_text(encoding="utf-8"), encoding="utf-8")
-    (context.workdir / "paquetes").mkdir(exist_ok=True)
-    console.print(f"Se creó {target} y {context.workdir / 'paquetes'}/.")
+    created = create_roster(target)
+    console.print(f"Se creó {target} y {created.packages_dir}/.", markup=False)
+    if created.signing_key_created:
+        console.print(
+            f"Llave de firma de paquetes: {created.signing_key} (0600; no la comparta)",
+            markup=False,
+        )
+    else:
+        console.print(
+            f"Se conserva la llave de firma que ya existía: {created.signing_key}", markup=False
+        )
     console.print(
-        "Siguientes pasos: 'prepush keygen --out claves/prepush.pem' (acceso SFTP),"
-        " 'prepush keygen --out claves/firma.pem' (firma de paquetes), y edite el padrón."
+        "Siguientes pasos: 'prepush keygen --out claves/prepush.pem' (acceso SFTP de los"
+        " difusores) y edite el padrón.",
+        markup=False,
     )
     return int(ExitCode.OK)
 
@@ -191,6 +195,12 @@ def keygen(context: Context, out: Path, key_type: str, comment: str, as_json: bo
 )
 @click.option("--corte", help="Identificador AAAAMMDD_HHMM (obligatorio con --site).")
 @click.option("--simulacro", is_flag=True, help="Paquete de simulacro: lleva la leyenda SIMULACRO.")
+@click.option(
+    "--allow-mismatch",
+    is_flag=True,
+    help="Construye aunque el preámbulo y las filas del CSV no cuadren, tras revisarlo a mano;"
+    " queda en la bitácora y en el reporte.",
+)
 @json_option
 @pass_context
 def build(
@@ -199,48 +209,40 @@ def build(
     site_dir: Path | None,
     corte: str | None,
     simulacro: bool,
+    allow_mismatch: bool,
     as_json: bool,
 ) -> int:
     """Construye el paquete de un corte a partir de los CSV del PREP.
 
     INPUTS son archivos CSV, directorios o el ZIP (con ZIP anidados) que entrega el sistema
     del PREP. El paquete queda en paquetes/AAAAMMDD_HHMM/ y se firma con election.signing_key.
+    El sitio muestra las cifras del preámbulo tal como las imprimió el PREP; las filas las
+    comprueban. Si no cuadran (un archivo cortado o incompleto), un corte oficial no se
+    construye (código 2).
     """
-    from prepush.build.builder import build_from_prep, build_from_site
+    from prepush.build.command import BuildRequest, run_build
 
     human, out = _consoles(as_json)
-    settings = context.settings()
-    options = _build_options(settings, "simulacro" if simulacro else "oficial")
-    if site_dir is not None:
-        if corte is None:
-            raise ConfigError("Con --site indique el corte: --corte AAAAMMDD_HHMM.")
-        result = build_from_site(site_dir, corte, settings.roster.publish.entry_files, options)
-    else:
-        if not inputs:
-            raise ConfigError("Indique los CSV, el directorio o el ZIP del corte a construir.")
-        result = build_from_prep(list(inputs), options)
-    _report_build(result, human, out, as_json)
-    return int(ExitCode.OK)
-
-
-def _build_options(settings: Settings, kind: Kind) -> BuildOptions:
-    from prepush.build.builder import BuildOptions
-    from prepush.package import load_signing_key
-
-    key_path = settings.signing_key_path
-    return BuildOptions(
-        packages_dir=settings.packages_dir,
-        process=settings.roster.election.process,
-        zone=settings.roster.election.zone,
-        kind=kind,
-        signing_key=load_signing_key(key_path) if key_path else None,
+    request = BuildRequest(
+        settings=context.settings(),
+        inputs=inputs,
+        site_dir=site_dir,
+        corte=corte,
+        kind="simulacro" if simulacro else "oficial",
+        allow_mismatch=allow_mismatch,
     )
+    _report_build(run_build(request), human, out, as_json)
+    return int(ExitCode.OK)
 
 
 def _report_build(result: BuildResult, human: Console, out: Console, as_json: bool) -> None:
     manifest = result.package.manifest
+    for forced in result.forced:
+        human.print(f"Construido con --allow-mismatch: {forced}", style="bold red", markup=False)
     for warning in result.warnings:
         human.print(f"Aviso: {warning}", style="yellow", markup=False)
+    for explained in result.explained:
+        human.print(f"Diferencia explicada: {explained}", style="dim", markup=False)
     if as_json:
         _emit_json(
             out,
@@ -252,6 +254,8 @@ def _report_build(result: BuildResult, human: Console, out: Console, as_json: bo
                 "bytes": manifest.total_bytes,
                 "already_built": result.already_built,
                 "warnings": result.warnings,
+                "explained": result.explained,
+                "forced": result.forced,
             },
         )
         return
@@ -616,7 +620,10 @@ def report(
     request = ReportRequest(
         since=_local_time(since, zone, "--desde"),
         until=_local_time(until, zone, "--hasta"),
-        difusores=tuple(d.name for d in settings.roster.select(names)),
+        # A machine that only builds has no difusores, and its report is still the night's.
+        difusores=tuple(d.name for d in settings.roster.select(names))
+        if settings.roster.difusores or names
+        else (),
     )
     result = make_report(settings, request)
     if chart is not None:

@@ -319,6 +319,20 @@ def print_report(report: Report, console: Console) -> None:
             ", ".join(i.cortes),
         )
     console.print(incidents if report.incidents else "Sin incidencias.")
+    if report.fidelity:
+        from prepush.ops.report import FIDELITY
+
+        notes = Table(title="Fidelidad de los datos")
+        for column in ("Hora", "Corte", "Qué", "Detalle"):
+            notes.add_column(column)
+        for n in report.fidelity:
+            notes.add_row(
+                n.at.astimezone(report.zone).strftime("%d/%m %H:%M:%S"),
+                n.corte or "-",
+                FIDELITY.get(n.kind, n.kind),
+                Text(n.message),
+            )
+        console.print(notes)
 
 
 def print_verify_report(report: VerifyReport, console: Console) -> None:

@@ -72,10 +72,43 @@ class InputError(PrepushError):
         )
 
 
+class MismatchError(PrepushError):
+    """The preamble of a PREP CSV and its rows do not reconcile: the input is cut, damaged or
+    incomplete. Names each file, figure, both values and the line where the data ends.
+    Nothing was built."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, corte: str, problems: list[str]) -> None:
+        self.corte = corte
+        self.problems = problems
+        listing = "\n".join(f"  {p}" for p in problems)
+        super().__init__(
+            f"No se construyó el corte {corte}: el preámbulo del PREP y las filas del CSV no"
+            f" cuadran ({len(problems)} problema(s)):\n{listing}\n"
+            "Lo más probable es un archivo cortado o incompleto: espere el archivo completo del"
+            " PREP y vuelva a construir. Si ya comprobó a mano que los datos son los publicados,"
+            " construya con --allow-mismatch (queda en la bitácora y en el reporte)."
+        )
+
+
 class PackageError(PrepushError):
     """A package is missing, malformed, or does not match its manifest or signature."""
 
     exit_code = ExitCode.USAGE
+
+
+class IntegrityError(PackageError):
+    """A package is not exactly what the institute signed: it is not published anywhere."""
+
+    def __init__(self, corte: str, problems: list[str], fix: str) -> None:
+        self.corte = corte
+        self.problems = problems
+        listing = "\n".join(f"  {p}" for p in problems)
+        super().__init__(
+            f"No se publica el corte {corte} en ningún difusor: el paquete no es el que firmó el"
+            f" instituto.\n{listing}\nNo se escribió nada en ningún difusor. {fix}"
+        )
 
 
 class KeyFileError(PrepushError):

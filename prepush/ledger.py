@@ -2,8 +2,9 @@
 
 Schema (migration 1):
 
-- ``runs``: one row per command run (publish, rollback, check, simulate...), with its pid,
-  host, status (running, ok, partial, failed, interrupted, nothing) and options.
+- ``runs``: one row per command run (build, publish, rollback, check, simulate...), with its
+  pid, host, status (running, ok, partial, failed, interrupted, nothing, refused, forced) and
+  options.
 - ``deliveries``: one row per difusor and run: corte, measured timestamps (UTC), latency
   (flip minus package ready) and lag (flip minus corte time), counters (files uploaded,
   linked, skipped, deleted; bytes of the corte's files sent; bytes of prepush's own lock,
@@ -12,7 +13,8 @@ Schema (migration 1):
 - ``attempts``: every attempt of a delivery, retried ones included.
 - ``suspensions``: automatic and manual suspensions, with reason and when they were lifted.
 - ``checks``: preflight results (the evidence a difusor met the call's requirements).
-- ``events``: embargo overrides, retries, stale locks taken over.
+- ``events``: embargo overrides, retries, stale locks taken over; what a build warned of,
+  explained or was forced past, and packages refused before publishing.
 - ``observations``: when the public first saw each corte on each difusor (verify --watch).
 
 Timestamps are ISO 8601 UTC strings with microseconds. Every write commits at once, so a
@@ -34,6 +36,14 @@ from types import TracebackType
 from typing import Any, cast
 
 OK_OUTCOMES = ("delivered", "up_to_date")
+
+# Events on the fidelity of the data: what builds warned of, explained or were forced past,
+# and packages refused before publishing. ``report`` shows all but the explained ones.
+BUILD_WARNING = "build_warning"
+BUILD_EXPLAINED = "build_explained"
+BUILD_FORCED = "build_forced"
+BUILD_REFUSED = "build_refused"
+PACKAGE_REFUSED = "package_refused"
 
 MIGRATION_1 = """
 CREATE TABLE runs (
@@ -285,6 +295,17 @@ class CheckRow:
 class EventRow:
     run_id: int | None
     difusor: str | None
+    at: datetime
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RunEventRow:
+    """An event with the command and corte of its run (builds, refusals)."""
+
+    command: str
+    corte: str | None
     at: datetime
     kind: str
     message: str
@@ -670,6 +691,35 @@ class Ledger:
                 message=r["message"],
             )
             for r in self.db.execute(sql + " ORDER BY id", params)
+        ]
+
+    def run_events(
+        self,
+        kinds: Sequence[str],
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[RunEventRow]:
+        clauses = [f"e.kind IN ({', '.join('?' for _ in kinds)})"]
+        params: list[Any] = list(kinds)
+        if since is not None:
+            clauses.append("e.at >= ?")
+            params.append(_ts(since))
+        if until is not None:
+            clauses.append("e.at <= ?")
+            params.append(_ts(until))
+        return [
+            RunEventRow(
+                command=r["command"],
+                corte=r["corte"],
+                at=datetime.fromisoformat(r["at"]),
+                kind=r["kind"],
+                message=r["message"],
+            )
+            for r in self.db.execute(
+                "SELECT r.command, r.corte, e.at, e.kind, e.message FROM events e"
+                f" JOIN runs r ON r.id = e.run_id WHERE {' AND '.join(clauses)} ORDER BY e.id",
+                params,
+            )
         ]
 
     def record_observation(self, difusor: str, corte: str, seen_at: datetime, url: str) -> bool:

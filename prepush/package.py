@@ -16,7 +16,7 @@ import json
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -306,31 +306,62 @@ class Package:
 
     def verify(self, trusted: asyncssh.SSHKey | None) -> list[str]:
         """Every problem found, in Spanish, each naming the file; empty when it verifies."""
-        problems: list[str] = []
         manifest_bytes = (self.path / MANIFEST).read_bytes()
+        return [
+            *self._signature_problems(manifest_bytes, trusted),
+            *self._content_problems(self._digest_on_disk),
+        ]
+
+    def verify_for_sending(self, trusted: asyncssh.SSHKey) -> list[str]:
+        """Like :meth:`verify`, for the copy that is about to be published.
+
+        The signature is checked on this package's manifest as parsed, the one publishing acts
+        on, and every file is read through the package's cache: the bytes hashed here are the
+        bytes the upload sends (for the files the cache keeps), for one read of each.
+        """
+        return [
+            *self._signature_problems(self.manifest.to_bytes(), trusted),
+            *self._content_problems(self._digest_cached),
+        ]
+
+    def _signature_problems(
+        self, manifest_bytes: bytes, trusted: asyncssh.SSHKey | None
+    ) -> Iterator[str]:
         signature_path = self.path / SIGNATURE
-        if not signature_path.exists():
-            problems.append(f"{SIGNATURE}: el paquete no está firmado")
+        if not signature_path.is_file():
+            yield f"{SIGNATURE}: el paquete no está firmado"
         elif trusted is not None and not signature_is_valid(
             manifest_bytes, signature_path.read_bytes(), trusted
         ):
-            problems.append(
+            yield (
                 f"{MANIFEST}: la firma no corresponde a la llave de confianza: el manifiesto"
                 " fue alterado o firmado con otra llave"
             )
-        problems.extend(self._content_problems())
-        return problems
 
-    def _content_problems(self) -> Iterator[str]:
+    def _content_problems(self, digest: Callable[[FileEntry], str | None]) -> Iterator[str]:
         listed = self.manifest.by_path()
         for entry in self.manifest.files:
-            path = self.path / entry.path
-            if not path.is_file():
+            found = digest(entry)
+            if found is None:
                 yield f"{entry.path}: falta en el paquete"
-            elif path.stat().st_size != entry.size or sha256_file(path) != entry.sha256:
+            elif found != entry.sha256:
                 yield f"{entry.path}: el contenido no coincide con el manifiesto (sha256)"
         for extra in sorted(set(published_files(self.path)) - set(listed)):
             yield f"{extra}: archivo que no está en el manifiesto"
+
+    def _digest_on_disk(self, entry: FileEntry) -> str | None:
+        path = self.path / entry.path
+        if not path.is_file():
+            return None
+        # A size that differs needs no hashing to be wrong.
+        return sha256_file(path) if path.stat().st_size == entry.size else ""
+
+    def _digest_cached(self, entry: FileEntry) -> str | None:
+        try:
+            data = self.cache.read(self.local_path(entry.path))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        return sha256_bytes(data) if len(data) == entry.size else ""
 
 
 def published_files(root: Path) -> Iterable[str]:

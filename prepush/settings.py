@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,12 +31,15 @@ from pydantic import (
 )
 
 from prepush.exceptions import ConfigError, RosterError
+from prepush.keys import generate_key_pair
 
 ROSTER_FILE = "difusores.yaml"
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 Port = Annotated[int, Field(ge=1, le=65535)]
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ELECTION_CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
+MAX_ROWLESS = 100_000
 
 
 class _Model(BaseModel):
@@ -64,6 +68,23 @@ class Election(_Model):
     max_failed_cortes: int = Field(default=3, ge=1, le=100)
     signing_key: str | None = None
     notice_on_suspend: bool = False
+    # Actas that ACTAS_ESPERADAS counts without a row in the CSV, per election code.
+    rowless_actas: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("rowless_actas")
+    @classmethod
+    def _rowless_per_election(cls, value: dict[str, int]) -> dict[str, int]:
+        for code, count in value.items():
+            if not ELECTION_CODE.match(code):
+                raise ValueError(
+                    f"{code!r} no es un código de elección como los de los CSV del PREP (GOB,"
+                    " DIP_LOC, AYUN, JUNTAS...): mayúsculas, dígitos y '_'"
+                )
+            if not 0 <= count <= MAX_ROWLESS:
+                raise ValueError(
+                    f"{code}: {count} actas sin fila está fuera de rango (0 a {MAX_ROWLESS})"
+                )
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -254,6 +275,35 @@ class Settings:
                 f"Expórtela antes de ejecutar prepush (el padrón sólo guarda su nombre)."
             )
         return value
+
+
+@dataclass(frozen=True)
+class CreatedRoster:
+    roster: Path
+    packages_dir: Path
+    signing_key: Path
+    signing_key_created: bool
+
+
+def create_roster(target: Path) -> CreatedRoster:
+    """Write the commented example roster, the signing key it names and ``paquetes/``.
+
+    An existing roster is never overwritten, nor an existing key: ``init`` then ``build``
+    works without another step.
+    """
+    if target.exists():
+        raise ConfigError(f"{target} ya existe; prepush init no lo sobrescribe.")
+    text = (resources.files("prepush") / "templates" / ROSTER_FILE).read_text(encoding="utf-8")
+    template = yaml.safe_load(text)
+    base = target.parent
+    key = base / str(template["election"]["signing_key"])
+    created = not key.exists()
+    if created:
+        generate_key_pair(key, comment="prepush-firma")
+    target.write_text(text, encoding="utf-8")
+    packages = base / str(template.get("paths", {}).get("packages", "paquetes"))
+    packages.mkdir(parents=True, exist_ok=True)
+    return CreatedRoster(target, packages, key, created)
 
 
 def _localize(moment: datetime, zone: ZoneInfo) -> datetime:

@@ -137,6 +137,8 @@ def fault_proxy(servers_loop: ServerThread) -> Iterator[ProxyFactory]:
 
 # --- a work directory with a roster and Campeche packages ----------------------------------
 
+CAMPECHE_ROWLESS_ACTAS = {"DIP_LOC": 10}
+
 
 @dataclasses.dataclass
 class Workdir:
@@ -157,6 +159,9 @@ class Workdir:
             "publication": {"start": "2021-06-06T19:00:00", "end": "2099-12-31T23:59:00"},
             "corte_interval_minutes": 1,
             "signing_key": str(self.signing_key),
+            # Campeche's DIP_LOC counts 10 actas of representación proporcional of special
+            # casillas that have no row (ESPERADAS 1200, 1190 rows, 10 special casillas).
+            "rowless_actas": CAMPECHE_ROWLESS_ACTAS,
             **election,
         }
         roster: dict[str, Any] = {

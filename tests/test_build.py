@@ -10,77 +10,10 @@ from pathlib import Path
 import pytest
 
 from prepush.__main__ import main
-from prepush.build.prep import collect_sources, compute_summary, parse_sources, reconcile
-from prepush.package import MANIFEST, Package
+from prepush.build.prep import collect_sources, compute_summary, parse_sources
+from prepush.package import MANIFEST, Package, sha256_bytes
 from tests.conftest import Workdir
 from tests.prepdata import CORTES, campeche_dir, cortes_dir
-
-ELECTIONS = ("GOB", "DIP_LOC", "AYUN", "JUNTAS")
-CHECKED = (
-    "ACTAS_CAPTURADAS",
-    "ACTAS_CONTABILIZADAS",
-    "LISTA_NOMINAL_ACTAS_CONTABILIZADAS",
-    "TOTAL_VOTOS_C_CS",
-    "PORCENTAJE_ACTAS_CAPTURADAS",
-    "PORCENTAJE_ACTAS_CONTABILIZADAS",
-    "PORCENTAJE_ACTAS_INCONSISTENCIAS",
-    "PORCENTAJE_PARTICIPACION_CIUDADANA",
-)
-# The documented quirks of the data README, as (corte, election, field): the preamble of
-# DIP_LOC counts actas of representación proporcional that have no row, and intermediate
-# cortes compute participation with TOTAL_VOTOS_S_CS. reconcile() accepts exactly these.
-QUIRKS = {
-    (corte, "DIP_LOC", field)
-    for corte in ("20210607_1320", "20210607_1440", "20210607_2000")
-    for field in (
-        "ACTAS_CAPTURADAS",
-        "ACTAS_CONTABILIZADAS",
-        "PORCENTAJE_ACTAS_CAPTURADAS",
-        "PORCENTAJE_ACTAS_CONTABILIZADAS",
-    )
-} | {
-    ("20210607_2000", "DIP_LOC", "TOTAL_VOTOS_C_CS"),
-    ("20210607_2000", "DIP_LOC", "PORCENTAJE_PARTICIPACION_CIUDADANA"),
-}
-
-
-def elections_of(corte: str) -> dict[str, object]:
-    sources = collect_sources(sorted(cortes_dir().glob(f"{corte}_PREP_*")))
-    return {e.code: e for e in parse_sources(sources)}
-
-
-@pytest.mark.parametrize("corte", CORTES)
-def test_summary_from_rows_matches_the_preamble(corte: str) -> None:
-    elections = elections_of(corte)
-    assert sorted(elections) == sorted(ELECTIONS)
-    for code, election in elections.items():
-        summary = compute_summary(election)  # type: ignore[arg-type]
-        computed = summary.as_json()
-        assert reconcile(election, summary) == []  # type: ignore[arg-type]
-        preamble = election.preamble  # type: ignore[attr-defined]
-        for field in CHECKED:
-            printed = preamble[field]
-            if not printed:  # the pre-election corte prints no totals
-                continue
-            same = float(printed) == float(computed[field.lower()])
-            participation_s_cs = field == "PORCENTAJE_PARTICIPACION_CIUDADANA" and float(
-                printed
-            ) == float(
-                _percent(summary.total_votos_s_cs, summary.lista_nominal_actas_contabilizadas)
-            )
-            assert same or participation_s_cs or (corte, code, field) in QUIRKS, (
-                corte,
-                code,
-                field,
-                printed,
-                computed[field.lower()],
-            )
-
-
-def _percent(numerator: int, denominator: int) -> str:
-    from prepush.build.prep import truncated_percentage
-
-    return truncated_percentage(numerator, denominator)
 
 
 def test_truncation_matches_the_prep() -> None:
@@ -112,6 +45,22 @@ def test_every_corte_builds_and_the_original_nested_zip_too(
     assert objects == {f.path: f.sha256 for f in from_dirs.files if f.path.startswith("json/o/")}
 
 
+def test_the_prep_zip_is_published_byte_for_byte(workdir: Workdir) -> None:
+    """The original nested ZIP as the PREP published it: datos/ holds that very file, and
+    main.json its sha256, for the public to compare with the one the institute publishes."""
+    workdir.write_roster([])
+    zipped = campeche_dir() / "original_zip" / "20210601_1852_PREP_CAMP.zip"
+    assert main(["-C", str(workdir.path), "build", str(zipped)]) == 0
+    package = workdir.path / "paquetes" / "20210601_1852"
+    main_json = json.loads((package / "json/main.json").read_bytes())
+    assert main_json["zip"] == "datos/20210601_1852_PREP.zip"
+    published = (package / main_json["zip"]).read_bytes()
+    assert sha256_bytes(published) == sha256_bytes(zipped.read_bytes())
+    assert main_json["zip_sha256"] == sha256_bytes(published)
+    entry = Package.open(package).manifest.by_path()[main_json["zip"]]
+    assert entry.sha256 == main_json["zip_sha256"]
+
+
 def test_build_is_deterministic_and_reuses_unchanged_objects(
     workdir: Workdir, tmp_path: Path
 ) -> None:
@@ -122,6 +71,10 @@ def test_build_is_deterministic_and_reuses_unchanged_objects(
     again = Workdir(again_dir, workdir.signing_key)
     assert Package.open(again.build("20210606_2320")).manifest.to_bytes() == first.to_bytes()
     assert again.package_tree("20210606_2320") == workdir.package_tree("20210606_2320")
+    # Rebuilt from the CSV directories, the ZIP is prepush's deterministic one.
+    tree = workdir.package_tree("20210606_2320")
+    main_json = json.loads(tree["json/main.json"])
+    assert main_json["zip_sha256"] == sha256_bytes(tree[main_json["zip"]])
     second = Package.open(workdir.build("20210606_2340")).manifest
     first_objects = {f.path for f in first.files if f.path.startswith("json/o/")}
     second_objects = {f.path for f in second.files if f.path.startswith("json/o/")}
@@ -147,11 +100,15 @@ def test_main_json_names_the_corte_and_its_figures(workdir: Workdir) -> None:
     assert (path / main_json["index"]).is_file()
     assert (path / main_json["zip"]).is_file()
     gob = next(e for e in main_json["elections"] if e["code"] == "GOB")
-    assert gob["summary"]["actas_contabilizadas"] == 1050
+    # The PREP's figures as printed, and the rows' beside them.
+    assert gob["summary"]["actas_contabilizadas"] == "1050"
     assert gob["summary"]["porcentaje_actas_contabilizadas"] == "88.2352"
+    assert gob["summary_rows"]["actas_contabilizadas"] == 1050
+    assert gob["summary_from_rows"] == []
     index = json.loads((path / main_json["index"]).read_bytes())
     resumen = json.loads((path / index["objects"]["gob/resumen.json"]).read_bytes())
-    assert resumen["total"] == gob["summary"]["total_votos_c_cs"]
+    assert resumen["summary"] == gob["summary"]
+    assert resumen["total"] == gob["summary_rows"]["total_votos_c_cs"]
     assert sum(g["total"] for g in resumen["groups"]) == resumen["total"]
     groups = [n for n in index["objects"] if n.startswith("gob/distrito/")]
     assert len([n for n in groups if n.endswith("/catalogo.json")]) == 21

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from importlib import resources
 from pathlib import Path
 
@@ -161,6 +162,29 @@ def test_init_writes_a_valid_roster_and_refuses_to_overwrite(tmp_path: Path) -> 
     settings = load_settings(tmp_path)
     assert settings.packages_dir == tmp_path.resolve() / "paquetes"
     assert main(["-C", str(tmp_path), "init"]) == 2
+
+
+def test_init_creates_the_signing_key_its_roster_names_and_never_overwrites_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from prepush.package import Package, load_public_key
+    from tests.prepdata import cortes_dir
+
+    assert main(["-C", str(tmp_path), "init"]) == 0
+    key = load_settings(tmp_path).signing_key_path
+    assert key == tmp_path.resolve() / "claves" / "firma.pem"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    # init then build: the package is signed with the key the roster names.
+    gob = cortes_dir() / "20210607_2000_PREP_GOB_CAMP"
+    assert main(["-C", str(tmp_path), "build", str(gob)]) == 0
+    package = Package.open(tmp_path / "paquetes" / "20210607_2000")
+    assert package.verify(load_public_key(key)) == []
+    before = key.read_bytes()
+    (tmp_path / "difusores.yaml").unlink()
+    capsys.readouterr()
+    assert main(["-C", str(tmp_path), "init"]) == 0
+    assert "Se conserva la llave de firma" in capsys.readouterr().out
+    assert key.read_bytes() == before
 
 
 def test_pin_host_key_keeps_comments_and_validates(tmp_path: Path) -> None:

@@ -119,6 +119,45 @@ def test_the_site_shows_the_corte_flips_and_drills_down(
     shot(browser, "inicio-telefono")
 
 
+def test_the_site_shows_the_prep_figures_as_printed_and_marks_computed_ones(
+    browser: object, site: tuple[Path, WebServer], workdir: Workdir
+) -> None:
+    import json
+
+    from selenium.webdriver.common.by import By
+
+    root, server = site
+    workdir.write_roster([])
+    # The pre-election corte prints no votes nor participation: computed, and marked.
+    publish_locally(workdir.build("20210601_1852"), root)
+    browser.get(server.url)  # type: ignore[attr-defined]
+    wait_text(browser, "#corte", "01/06/2021 18:52")
+    gob = wait_text(browser, '#elections [data-code="GOB"]', "GUBERNATURA")
+    assert "Participación ciudadana: 0%*" in gob
+    assert "Total de votos: 0*" in gob
+    assert "Actas contabilizadas: 0 de 1,190" in gob  # printed: no mark
+    assert "* Calculado por prepush con las actas del CSV" in gob
+    # The final corte: DIP_LOC as the PREP printed it, not as its rows add up.
+    package = workdir.build("20210607_2000")
+    publish_locally(package, root)
+    browser.get(server.url)  # type: ignore[attr-defined]
+    wait_text(browser, "#corte", "07/06/2021 20:00")
+    dip_loc = wait_text(browser, '#elections [data-code="DIP_LOC"]', "DIPUTACIONES")
+    assert "88.3333%" in dip_loc
+    assert "Actas contabilizadas: 1,060 de 1,200" in dip_loc
+    assert "Actas capturadas: 1,100 (91.6666%)" in dip_loc
+    assert "Participación ciudadana: 62.9104%" in dip_loc
+    assert "Total de votos: 372,947" in dip_loc
+    assert "*" not in dip_loc
+    zip_sha256 = json.loads((package / "json/main.json").read_bytes())["zip_sha256"]
+    shown = browser.find_element(By.ID, "zip-sha256")  # type: ignore[attr-defined]
+    assert shown.is_displayed()
+    assert shown.text == zip_sha256
+    browser.get(server.url + "#dip_loc")  # type: ignore[attr-defined]
+    assert "Actas contabilizadas: 1,060 (88.3333%)" in wait_text(browser, "#app", "Distrito")
+    shot(browser, "cifras-del-prep")
+
+
 def test_the_site_works_inside_an_iframe(
     browser: object, site: tuple[Path, WebServer], workdir: Workdir, tmp_path: Path
 ) -> None:

@@ -8,32 +8,36 @@ leaves nothing in ``paquetes/``.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import io
 import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 import asyncssh
 
+from prepush.build.catalogue import Catalogue
 from prepush.build.prep import (
     Election,
     SourceFile,
     collect_sources,
     compute_summary,
     parse_sources,
-    reconcile,
+    sources_from_zip,
 )
+from prepush.build.reconcile import Reconciliation, reconcile
 from prepush.build.results import main_elections, results_documents
-from prepush.exceptions import InputError, PackageError
+from prepush.exceptions import InputError, MismatchError, PackageError
 from prepush.package import (
     DEFAULT_ENTRY_FILES,
     INDEX_HTML,
@@ -65,13 +69,23 @@ class BuildOptions:
     zone: ZoneInfo
     kind: Kind = "oficial"
     signing_key: asyncssh.SSHKey | None = None
+    # Build an input whose preamble and rows do not reconcile (an operator checked it by
+    # hand); what would have refused it is reported in ``BuildResult.forced``.
+    allow_mismatch: bool = False
+    # Actas that ACTAS_ESPERADAS counts without a row, per election (election.rowless_actas).
+    rowless_actas: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class BuildResult:
     package: Package
+    # Differences built anyway: warnings, and in a simulacro what would refuse an oficial.
     warnings: list[str] = field(default_factory=list)
     already_built: bool = False
+    # Differences the data explains, each named with its evidence.
+    explained: list[str] = field(default_factory=list)
+    # What refuses an oficial build, built anyway with --allow-mismatch.
+    forced: list[str] = field(default_factory=list)
 
 
 def corte_id_of(moment: datetime, zone: ZoneInfo) -> str:
@@ -92,7 +106,7 @@ def object_path(data: bytes) -> str:
 
 
 def build_from_prep(inputs: Sequence[Path], options: BuildOptions) -> BuildResult:
-    sources = collect_sources(inputs)
+    sources, original_zip = _read_inputs(inputs)
     elections = parse_sources(sources)
     if not elections:
         raise InputError(
@@ -100,28 +114,28 @@ def build_from_prep(inputs: Sequence[Path], options: BuildOptions) -> BuildResul
         )
     corte_time = _common_corte_time(elections).astimezone(options.zone)
     corte = corte_id_of(corte_time, options.zone)
-    summaries = [compute_summary(e) for e in elections]
-    warnings = [w for e, s in zip(elections, summaries, strict=True) for w in reconcile(e, s)]
+    catalogue = Catalogue.load(options.packages_dir)
+    reconciliations = [
+        reconcile(
+            e, compute_summary(e), catalogue.check(e, corte, options.rowless_actas.get(e.code))
+        )
+        for e in elections
+    ]
+    verdict = _Verdict.of(reconciliations, options, corte)
+    database = original_zip if original_zip is not None else _database_zip(sources, corte_time)
 
     with _staging(options.packages_dir, corte) as stage:
         _write_site_assets(stage, options.process)
-        index = {"format": FORMAT, "corte": corte, "objects": {}}
-        objects: dict[str, str] = index["objects"]  # type: ignore[assignment]
-        for logical, document in sorted(results_documents(elections, summaries).items()):
-            data = canonical_json(document)
-            objects[logical] = stage.write(object_path(data), data)
-        index_bytes = canonical_json(index)
-        index_path = stage.write(object_path(index_bytes), index_bytes)
-        zip_path = stage.write(f"datos/{corte}_PREP.zip", _database_zip(sources, corte_time))
         main = {
             "format": FORMAT,
             "process": options.process,
             "corte": corte,
             "corte_time": corte_time.isoformat(),
             "kind": options.kind,
-            "index": index_path,
-            "zip": zip_path,
-            "elections": main_elections(elections, summaries),
+            "index": _write_results(stage, corte, reconciliations),
+            "zip": stage.write(f"datos/{corte}_PREP.zip", database),
+            "zip_sha256": sha256_bytes(database),
+            "elections": main_elections(reconciliations),
         }
         stage.write(MAIN_JSON, canonical_json(main))
         manifest = stage.manifest(
@@ -132,7 +146,63 @@ def build_from_prep(inputs: Sequence[Path], options: BuildOptions) -> BuildResul
             process=options.process,
             entry_files=DEFAULT_ENTRY_FILES,
         )
-        return _finish(stage, manifest, options, warnings)
+        result = _finish(stage, manifest, options, verdict.warnings)
+    if verdict.proves_catalogue:
+        catalogue.record(elections, corte)
+    return dataclasses.replace(result, explained=verdict.explained, forced=verdict.forced)
+
+
+def _read_inputs(inputs: Sequence[Path]) -> tuple[list[SourceFile], bytes | None]:
+    """The input files, and the PREP's own ZIP when it is the whole input: published byte
+    for byte, so the public can compare its sha256 with the one the institute publishes."""
+    if len(inputs) == 1 and inputs[0].is_file() and inputs[0].suffix.lower() == ".zip":
+        data = inputs[0].read_bytes()
+        return sources_from_zip(inputs[0].name, data), data
+    return collect_sources(inputs), None
+
+
+def _write_results(stage: _Stage, corte: str, reconciliations: Sequence[Reconciliation]) -> str:
+    """The results objects and the index that names them; returns the index's path."""
+    objects: dict[str, str] = {}
+    for logical, document in sorted(results_documents(reconciliations).items()):
+        data = canonical_json(document)
+        objects[logical] = stage.write(object_path(data), data)
+    index = canonical_json({"format": FORMAT, "corte": corte, "objects": objects})
+    return stage.write(object_path(index), index)
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """What the reconciliation of a corte means for this build."""
+
+    warnings: list[str]
+    explained: list[str]
+    forced: list[str]
+    proves_catalogue: bool
+
+    @classmethod
+    def of(
+        cls, reconciliations: Sequence[Reconciliation], options: BuildOptions, corte: str
+    ) -> _Verdict:
+        def texts(kind: Literal["refused", "explained", "warning"]) -> list[str]:
+            return [f.text() for r in reconciliations for f in r.of_kind(kind)]
+
+        refused, warnings = texts("refused"), texts("warning")
+        oficial = options.kind == "oficial"
+        if refused and oficial and not options.allow_mismatch:
+            raise MismatchError(corte, refused)
+        if not oficial:
+            # A simulacro warns where an oficial build refuses.
+            warnings = [
+                f"(en un corte oficial se rechazaría) {text}" for text in refused
+            ] + warnings
+        return cls(
+            warnings=warnings,
+            explained=texts("explained"),
+            forced=refused if oficial else [],
+            # Only a corte the data proved may be the yardstick of the next ones.
+            proves_catalogue=oficial and not refused,
+        )
 
 
 def _common_corte_time(elections: Sequence[Election]) -> datetime:
@@ -149,7 +219,8 @@ def _common_corte_time(elections: Sequence[Election]) -> datetime:
 
 
 def _database_zip(sources: Sequence[SourceFile], corte_time: datetime) -> bytes:
-    """The PREP database as a deterministic ZIP: fixed order, timestamps and permissions."""
+    """The PREP database rebuilt from CSV directories as a deterministic ZIP: fixed order,
+    timestamps and permissions."""
     stamp = corte_time.replace(tzinfo=None).timetuple()[:6]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:

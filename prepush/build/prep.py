@@ -14,7 +14,7 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
@@ -91,6 +91,9 @@ class Acta:
     votes: tuple[int, ...] | None
     # "AAAA-MM-DD HH:MM:SS" local time, or "" when the row carries no time.
     published: str = ""
+    # Boletas the casilla received for this acta (sobrantes plus the people who voted), when
+    # the CSV has both columns and the acta was captured.
+    boletas: int | None = None
 
     @property
     def captured(self) -> bool:
@@ -127,6 +130,16 @@ class Election:
     fuera_catalogo: int
     candidaturas: tuple[Candidatura, ...] = ()
     sources: tuple[SourceFile, ...] = field(default=())
+    # Where the data came from, for messages: the results file, the candidaturas file (None
+    # when it was not among the inputs), the header line and the last line with content.
+    source_name: str = ""
+    candidaturas_name: str | None = None
+    header_line: int = 0
+    last_line: int = 0
+
+    @property
+    def expected_candidaturas_name(self) -> str:
+        return candidaturas_name_for(self.source_name)
 
 
 # --- collecting the files ------------------------------------------------------------------
@@ -134,16 +147,23 @@ class Election:
 
 def collect_sources(inputs: Sequence[Path]) -> list[SourceFile]:
     """Every CSV and LEEME under ``inputs`` (files, directories, ZIPs with nested ZIPs)."""
-    found: dict[str, SourceFile] = {}
     for path in inputs:
         if not path.exists():
             raise InputError(str(path), None, None, "no existe")
-        for source in _from_path(path):
-            if source.name in found and found[source.name].data != source.data:
-                raise InputError(
-                    source.name, None, None, "aparece dos veces con contenido distinto"
-                )
-            found[source.name] = source
+    return _unique(source for path in inputs for source in _from_path(path))
+
+
+def sources_from_zip(name: str, data: bytes) -> list[SourceFile]:
+    """Every CSV and LEEME of a ZIP already read into memory (with its nested ZIPs)."""
+    return _unique(_from_zip(name, data))
+
+
+def _unique(sources: Iterable[SourceFile]) -> list[SourceFile]:
+    found: dict[str, SourceFile] = {}
+    for source in sources:
+        if source.name in found and found[source.name].data != source.data:
+            raise InputError(source.name, None, None, "aparece dos veces con contenido distinto")
+        found[source.name] = source
     return [found[name] for name in sorted(found)]
 
 
@@ -197,6 +217,17 @@ def election_code(filename: str) -> str:
     if "CANDIDATURA" in tokens:
         tokens.remove("CANDIDATURA")
     return "_".join(tokens[1:]) if len(tokens) > 1 else "_".join(tokens)
+
+
+def candidaturas_name_for(filename: str) -> str:
+    """``CAMP_GOB_2021.csv`` -> ``CAMP_GOB_CANDIDATURA_2021.csv``, the PREP's naming."""
+    path = PurePosixPath(filename)
+    tokens = path.stem.split("_")
+    if len(tokens) > 1 and tokens[-1].isdigit():
+        tokens.insert(len(tokens) - 1, "CANDIDATURA")
+    else:
+        tokens.append("CANDIDATURA")
+    return "_".join(tokens) + (path.suffix or ".csv")
 
 
 def parse_sources(sources: Sequence[SourceFile]) -> list[Election]:
@@ -264,8 +295,13 @@ def parse_election(
     lines = text.splitlines()
     if not any(line.strip() for line in lines):
         raise InputError(source.name, 1, None, "el archivo está vacío")
-    header_index = _find_line(lines, "CLAVE_CASILLA", source.name, "el encabezado CLAVE_CASILLA")
-    summary_index = _find_line(lines, "ACTAS_ESPERADAS", source.name, "la línea ACTAS_ESPERADAS")
+    last_line = max(number for number, line in enumerate(lines, start=1) if line.strip())
+    summary_index = _find_line(
+        lines, "ACTAS_ESPERADAS", source.name, "la línea ACTAS_ESPERADAS", last_line
+    )
+    header_index = _find_line(
+        lines, "CLAVE_CASILLA", source.name, "el encabezado CLAVE_CASILLA", last_line
+    )
     delimiter = _delimiter(lines[header_index], source.name, header_index + 1)
     header = tuple(_clean(c) for c in next(csv.reader([lines[header_index]], delimiter=delimiter)))
     preamble = _preamble(lines, summary_index, delimiter, source.name)
@@ -287,14 +323,24 @@ def parse_election(
         fuera_catalogo=fuera,
         candidaturas=tuple(_candidaturas(candidaturas)) if candidaturas else (),
         sources=sources or (source,),
+        source_name=source.name,
+        candidaturas_name=candidaturas.name if candidaturas else None,
+        header_line=header_index + 1,
+        last_line=last_line,
     )
 
 
-def _find_line(lines: Sequence[str], prefix: str, source: str, what: str) -> int:
+def _find_line(lines: Sequence[str], prefix: str, source: str, what: str, last: int) -> int:
     for index, line in enumerate(lines):
         if _clean(line.lstrip("\ufeff")).startswith(prefix):
             return index
-    raise InputError(source, None, None, f"no se encontró {what}; ¿es un CSV del PREP?")
+    raise InputError(
+        source,
+        last,
+        None,
+        f"no se encontró {what} (el archivo termina en la línea {last}); ¿es un CSV del PREP"
+        " completo?",
+    )
 
 
 def _preamble(lines: Sequence[str], index: int, delimiter: str, source: str) -> dict[str, str]:
@@ -346,6 +392,10 @@ class _Columns:
     contabilizada: int
     votes: tuple[int, ...]
     published: tuple[int, ...]
+    boletas: tuple[int, int] | None
+
+
+BOLETAS_COLUMNS = ("TOTAL_BOLETAS_SOBRANTES", "TOTAL_PERSONAS_VOTARON")
 
 
 def _columns(header: Sequence[str], source: str, line: int) -> _Columns:
@@ -379,6 +429,9 @@ def _columns(header: Sequence[str], source: str, line: int) -> _Columns:
         contabilizada=index["CONTABILIZADA"],
         votes=tuple(range(start + 1, end)),
         published=tuple(index[name] for name in PUBLISHED_COLUMNS if name in index),
+        boletas=(index[BOLETAS_COLUMNS[0]], index[BOLETAS_COLUMNS[1]])
+        if all(name in index for name in BOLETAS_COLUMNS)
+        else None,
     )
 
 
@@ -435,7 +488,15 @@ def _acta(
         observaciones=observaciones,
         votes=votes,
         published=_published(row, c) if contabilizada is not None else "",
+        boletas=_boletas(row, c) if contabilizada is not None else None,
     )
+
+
+def _boletas(row: Sequence[str], c: _Columns) -> int | None:
+    if c.boletas is None:
+        return None
+    cells = [_clean(row[i]) for i in c.boletas]
+    return sum(int(cell) for cell in cells) if all(cell.isdigit() for cell in cells) else None
 
 
 def _published(row: Sequence[str], c: _Columns) -> str:
@@ -544,13 +605,13 @@ class Summary:
 
 
 def compute_summary(e: Election) -> Summary:
-    """The summary computed from the rows.
+    """The summary computed from the rows: the cross-check of the preamble, never shown in
+    its place (see ``prepush.build.reconcile``).
 
     ACTAS_ESPERADAS is a catalogue fact the rows cannot always give (DIP_LOC expects 10 actas
-    of representación proporcional that have no row): the preamble's value is used when it is
-    at least the catalogue rows. Participation is TOTAL_VOTOS_C_CS over the lista nominal of
-    counted actas; the PREP prints S_CS over it in intermediate cortes (special casillas have
-    no lista nominal of their own), a documented difference that ``reconcile`` accepts.
+    of representación proporcional that have no row): the preamble's value is the denominator
+    of the percentages when it is at least the catalogue rows. Participation is
+    TOTAL_VOTOS_C_CS over the lista nominal of counted actas.
     """
     captured = [a for a in e.actas if a.captured]
     counted = [a for a in captured if a.counted]
@@ -586,80 +647,3 @@ def _int_or(text: str | None, default: int) -> int:
         return int(text) if text is not None else default
     except ValueError:
         return default
-
-
-def reconcile(e: Election, s: Summary) -> list[str]:
-    """Warnings (Spanish) for each summary field that differs from the CSV preamble.
-
-    Accepted differences, the publisher's and not ours: JUNTAS prints TOTAL_VOTOS_S_CS=0;
-    intermediate cortes compute participation with TOTAL_VOTOS_S_CS; DIP_LOC counts actas of
-    representación proporcional that have no row (see ``_explained_by_rowless_actas``).
-    """
-    computed = s.as_json()
-    warnings = []
-    for name in SUMMARY_FIELDS:
-        printed = e.preamble.get(name)
-        if not printed or _same(printed, computed[name.lower()]):
-            continue
-        if _is_quirk(e, s, name, printed):
-            continue
-        warnings.append(
-            f"{e.name} ({e.code}): {name} calculado de las filas es {computed[name.lower()]}"
-            f" y el preámbulo del CSV dice {printed}"
-        )
-    return warnings
-
-
-def _same(printed: str, computed: int | str) -> bool:
-    try:
-        return float(printed) == float(computed)
-    except ValueError:
-        return printed.strip() == str(computed)
-
-
-def _is_quirk(e: Election, s: Summary, name: str, printed: str) -> bool:
-    if name == "TOTAL_VOTOS_S_CS" and e.code == "JUNTAS" and printed == "0":
-        return True
-    if name == "PORCENTAJE_PARTICIPACION_CIUDADANA":
-        alternative = truncated_percentage(s.total_votos_s_cs, s.lista_nominal_actas_contabilizadas)
-        if _same(printed, alternative):
-            return True
-    return _explained_by_rowless_actas(e, s, name, printed)
-
-
-ROWLESS_COUNTS = {
-    "ACTAS_REGISTRADAS": "actas_registradas",
-    "ACTAS_CAPTURADAS": "actas_capturadas",
-    "ACTAS_CONTABILIZADAS": "actas_contabilizadas",
-}
-# Figures that follow from rowless actas, and the count that must show those actas.
-ROWLESS_DERIVED = {
-    "PORCENTAJE_ACTAS_CAPTURADAS": "ACTAS_CAPTURADAS",
-    "PORCENTAJE_ACTAS_CONTABILIZADAS": "ACTAS_CONTABILIZADAS",
-    "LISTA_NOMINAL_ACTAS_CONTABILIZADAS": "ACTAS_CONTABILIZADAS",
-    "TOTAL_VOTOS_C_CS": "ACTAS_CONTABILIZADAS",
-    "TOTAL_VOTOS_S_CS": "ACTAS_CONTABILIZADAS",
-    "PORCENTAJE_PARTICIPACION_CIUDADANA": "ACTAS_CONTABILIZADAS",
-}
-
-
-def _explained_by_rowless_actas(e: Election, s: Summary, name: str, printed: str) -> bool:
-    """DIP_LOC counts actas of representación proporcional that have no row in the CSV.
-
-    The preamble then runs ahead of the rows by at most those actas (ESPERADAS minus the
-    catalogue rows). A count may exceed ours by at most that; a figure derived from those
-    actas' votes cannot be checked, and is accepted only while its count shows them.
-    """
-    rowless = s.actas_esperadas - len(e.actas)
-    if rowless <= 0:
-        return False
-
-    def excess(count: str, text: str | None) -> int:
-        return _int_or(text, -1) - int(getattr(s, ROWLESS_COUNTS[count]))
-
-    if name in ROWLESS_COUNTS:
-        return 0 <= excess(name, printed) <= rowless
-    if name in ROWLESS_DERIVED:
-        count = ROWLESS_DERIVED[name]
-        return 0 < excess(count, e.preamble.get(count)) <= rowless
-    return False

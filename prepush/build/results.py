@@ -17,16 +17,16 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from prepush.build.prep import Acta, Candidatura, Election, Summary
+from prepush.build.prep import Acta, Candidatura, Election
+from prepush.build.reconcile import Reconciliation
 
 Document = dict[str, Any]
 
 
-def results_documents(
-    elections: Sequence[Election], summaries: Sequence[Summary]
-) -> dict[str, Document]:
+def results_documents(reconciliations: Sequence[Reconciliation]) -> dict[str, Document]:
     documents: dict[str, Document] = {}
-    for election, summary in zip(elections, summaries, strict=True):
+    for reconciliation in reconciliations:
+        election = reconciliation.election
         slug = election.code.lower()
         groups = _by_group(election.actas)
         results = {gid: _results(election, actas) for gid, actas in groups.items()}
@@ -34,21 +34,29 @@ def results_documents(
             base = f"{slug}/{election.group_kind}/{gid}"
             documents[f"{base}.json"] = results[gid]
             documents[f"{base}/catalogo.json"] = _catalogue(election, gid, actas)
-        documents[f"{slug}/resumen.json"] = _resumen(election, summary, groups, results)
+        documents[f"{slug}/resumen.json"] = _resumen(reconciliation, groups, results)
     return documents
 
 
-def main_elections(
-    elections: Sequence[Election], summaries: Sequence[Summary]
-) -> list[dict[str, Any]]:
+def summaries(reconciliation: Reconciliation) -> Document:
+    """The PREP's figures as printed (what the site shows), the rows' beside them (the
+    cross-check), and which shown figures came from the rows (the preamble left them empty)."""
+    return {
+        "summary": reconciliation.shown,
+        "summary_rows": reconciliation.rows.as_json(),
+        "summary_from_rows": list(reconciliation.from_rows),
+    }
+
+
+def main_elections(reconciliations: Sequence[Reconciliation]) -> list[dict[str, Any]]:
     return [
         {
-            "code": e.code,
-            "name": e.name,
-            "summary": s.as_json(),
-            "resumen": f"{e.code.lower()}/resumen.json",
+            "code": r.election.code,
+            "name": r.election.name,
+            "resumen": f"{r.election.code.lower()}/resumen.json",
+            **summaries(r),
         }
-        for e, s in zip(elections, summaries, strict=True)
+        for r in reconciliations
     ]
 
 
@@ -138,11 +146,11 @@ def _acta(acta: Acta) -> Document:
 
 
 def _resumen(
-    election: Election,
-    summary: Summary,
+    reconciliation: Reconciliation,
     groups: dict[str, list[Acta]],
     results: dict[str, Document],
 ) -> Document:
+    election = reconciliation.election
     width = len(election.vote_columns)
     totals = _totals(election.actas, width)
     return {
@@ -152,7 +160,10 @@ def _resumen(
         "group_label": election.group_label,
         "columns": list(election.vote_columns),
         "candidaturas": _candidaturas(election.candidaturas, None),
-        "summary": summary.as_json(),
+        **summaries(reconciliation),
+        # The differences between preamble and rows that the data explains, each named with
+        # its evidence. Only what follows from the input: the package stays deterministic.
+        "explained_differences": [f.as_json() for f in reconciliation.of_kind("explained")],
         "totals": totals,
         "total": sum(totals),
         "groups": [

@@ -18,10 +18,26 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from prepush.ledger import DeliveryRow, Ledger, SuspensionRow
+from prepush.ledger import (
+    BUILD_FORCED,
+    BUILD_REFUSED,
+    BUILD_WARNING,
+    PACKAGE_REFUSED,
+    DeliveryRow,
+    Ledger,
+    RunEventRow,
+    SuspensionRow,
+)
 from prepush.settings import Settings
 
 OK_OUTCOMES = ("delivered", "up_to_date")
+# What the night's report says of the data itself, most serious first.
+FIDELITY = {
+    PACKAGE_REFUSED: "publicación rechazada: paquete alterado o sin firma válida",
+    BUILD_REFUSED: "construcción rechazada: preámbulo y filas no cuadran",
+    BUILD_FORCED: "construido con --allow-mismatch",
+    BUILD_WARNING: "aviso al construir",
+}
 
 
 @dataclass(frozen=True)
@@ -83,6 +99,7 @@ class Report:
     incidents: list[Incident]
     suspensions: list[SuspensionRow]
     points: dict[str, list[tuple[str, float]]]
+    fidelity: list[RunEventRow] = field(default_factory=list)
 
 
 def build_report(
@@ -94,6 +111,7 @@ def build_report(
     since: datetime | None = None,
     until: datetime | None = None,
     public_latencies: dict[str, list[float]] | None = None,
+    fidelity: Sequence[RunEventRow] = (),
 ) -> Report:
     by_difusor: dict[str, list[DeliveryRow]] = defaultdict(list)
     for row in sorted(rows, key=lambda r: (r.started_at, r.corte)):
@@ -110,7 +128,9 @@ def build_report(
         points[name] = [
             (r.corte, r.latency_s) for r in final if r.outcome == "delivered" and r.latency_s
         ]
-    return Report(process, zone, since, until, summaries, incidents, list(suspensions), points)
+    return Report(
+        process, zone, since, until, summaries, incidents, list(suspensions), points, list(fidelity)
+    )
 
 
 def _final_per_corte(rows: Sequence[DeliveryRow]) -> list[DeliveryRow]:
@@ -224,6 +244,17 @@ def report_json(report: Report) -> dict[str, Any]:
             }
             for s in report.suspensions
         ],
+        "fidelity": [
+            {
+                "at": n.at.isoformat(),
+                "command": n.command,
+                "corte": n.corte,
+                "kind": n.kind,
+                "what": FIDELITY.get(n.kind, n.kind),
+                "message": n.message,
+            }
+            for n in report.fidelity
+        ],
     }
 
 
@@ -271,6 +302,13 @@ def report_csv(report: Report) -> str:
                 " ".join(i.cortes),
             ]
         )
+    if report.fidelity:
+        writer.writerow([])
+        writer.writerow(["hora", "corte", "tipo", "detalle"])
+        for n in report.fidelity:
+            writer.writerow(
+                [_local(n.at, report.zone), n.corte or "", FIDELITY.get(n.kind, n.kind), n.message]
+            )
     return buffer.getvalue()
 
 
@@ -340,6 +378,7 @@ def report_markdown(report: Report) -> str:
                 f"- **{s.difusor}**: suspensión {how} el {_local(s.suspended_at, zone)}{until}."
                 f" Motivo: {s.reason}"
             )
+    lines += _fidelity_markdown(report)
     non_atomic = [d.difusor for d in report.difusores if d.non_atomic]
     if non_atomic:
         lines += [
@@ -350,6 +389,27 @@ def report_markdown(report: Report) -> str:
             f" {', '.join(non_atomic)}.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _fidelity_markdown(report: Report) -> list[str]:
+    if not report.fidelity:
+        return []
+    lines = [
+        "",
+        "## Fidelidad de los datos",
+        "",
+        "Lo que prepush no construyó o no publicó, lo que construyó por decisión del operador"
+        " y los avisos de las construcciones. El sitio muestra siempre las cifras del preámbulo"
+        " del PREP tal como las imprimió.",
+        "",
+    ]
+    for n in report.fidelity:
+        corte = f", corte {n.corte}" if n.corte else ""
+        message = n.message.replace("\n", " ")
+        lines.append(
+            f"- {_local(n.at, report.zone)}{corte}: **{FIDELITY.get(n.kind, n.kind)}**. {message}"
+        )
+    return lines
 
 
 PALETTE = ("#1b6ca8", "#d1495b", "#00798c", "#edae49", "#66a182", "#8d6a9f", "#2e4057", "#c06c84")
@@ -440,6 +500,7 @@ def make_report(settings: Settings, request: ReportRequest) -> Report:
             if not request.difusores or s.difusor in request.difusores
         ]
         public = ledger.public_latencies()
+        fidelity = ledger.run_events(tuple(FIDELITY), request.since, request.until)
     return build_report(
         settings.roster.election.process,
         settings.roster.election.zone,
@@ -448,4 +509,5 @@ def make_report(settings: Settings, request: ReportRequest) -> Report:
         since=request.since,
         until=request.until,
         public_latencies=public,
+        fidelity=fidelity,
     )

@@ -43,6 +43,7 @@ from prepush.package import (
 )
 from prepush.publish.delta import DeltaPlanner
 from prepush.publish.embargo import embargo_violation, enforce_embargo
+from prepush.publish.integrity import intact_or_recorded, refuse_unless_intact
 from prepush.publish.protocol import (
     Delivery,
     Event,
@@ -171,6 +172,9 @@ async def publish_async(
     with lock, Ledger(settings.ledger_path) as ledger:
         ledger.mark_interrupted()
         package = find_package(settings.packages_dir, request.corte)
+        refuse_unless_intact(
+            package, settings, ledger, "rollback" if request.rollback else "publish"
+        )
         violation = enforce_embargo(
             package.manifest, settings.roster.election, request.clock(), request.override_embargo
         )
@@ -291,6 +295,8 @@ class _Publisher:
             return first
         newest = find_package(self.settings.packages_dir, corte)
         if embargo_violation(newest.manifest, self.settings.roster.election, self.request.clock()):
+            return first
+        if not intact_or_recorded(newest, self.settings, self.ledger, self.run_id):
             return first
         self.manifests.add(newest.manifest)
         return newest

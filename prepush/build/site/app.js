@@ -18,6 +18,25 @@
 
   function fmt(n) { return n === null || n === undefined ? "—" : Number(n).toLocaleString("es-MX"); }
 
+  // A figure of the PREP's preamble, shown with its own digits: only thousands separators are
+  // added to a whole number, never a conversion that could round or reformat it.
+  function printed(text) {
+    var value = String(text);
+    return /^\d+$/.test(value) ? value.replace(/\B(?=(\d{3})+(?!\d))/g, ",") : value;
+  }
+
+  // The summary as the site shows it: the PREP's figures; where its preamble printed none (the
+  // pre-election corte), prepush's count of the actas, marked with an asterisk.
+  function figure(e, key, suffix) {
+    var computed = (e.summary_from_rows || []).indexOf(key) >= 0;
+    return printed(e.summary[key]) + (suffix || "") + (computed ? "*" : "");
+  }
+
+  function computedNote(e) {
+    if (!(e.summary_from_rows || []).length) return null;
+    return el("p", { "class": "muted computed", text: "* Calculado por prepush con las actas del CSV: el PREP no imprimió esta cifra en este corte." });
+  }
+
   function columnName(key) {
     if (NAMES[key]) return NAMES[key];
     if (key.indexOf("C_") === 0) return "Coalición " + key.slice(2).replace(/_/g, "-");
@@ -68,6 +87,9 @@
     aviso.textContent = main.aviso || "";
     var zip = document.getElementById("zip");
     zip.setAttribute("href", main.zip);
+    // So anyone can compare the database with the hash the institute publishes.
+    document.getElementById("zip-sha256").textContent = main.zip_sha256 || "";
+    document.getElementById("zip-hash").hidden = !main.zip_sha256;
   }
 
   function crumbs(parts) {
@@ -80,14 +102,14 @@
   }
 
   function summaryCard(e) {
-    var s = e.summary;
     return el("section", { "class": "card election", "data-code": e.code }, [
       el("h2", {}, [el("a", { href: "#" + e.code.toLowerCase(), text: e.name })]),
-      el("p", { "class": "figure", text: s.porcentaje_actas_contabilizadas + "%" }),
-      el("p", { "class": "muted", text: "Actas contabilizadas: " + fmt(s.actas_contabilizadas) + " de " + fmt(s.actas_esperadas) }),
-      el("p", { "class": "muted", text: "Actas capturadas: " + fmt(s.actas_capturadas) + " (" + s.porcentaje_actas_capturadas + "%)" }),
-      el("p", { "class": "muted", text: "Participación ciudadana: " + s.porcentaje_participacion_ciudadana + "%" }),
-      el("p", { "class": "muted", text: "Total de votos: " + fmt(s.total_votos_c_cs) })
+      el("p", { "class": "figure", text: figure(e, "porcentaje_actas_contabilizadas", "%") }),
+      el("p", { "class": "muted", text: "Actas contabilizadas: " + figure(e, "actas_contabilizadas") + " de " + figure(e, "actas_esperadas") }),
+      el("p", { "class": "muted", text: "Actas capturadas: " + figure(e, "actas_capturadas") + " (" + figure(e, "porcentaje_actas_capturadas", "%") + ")" }),
+      el("p", { "class": "muted", text: "Participación ciudadana: " + figure(e, "porcentaje_participacion_ciudadana", "%") }),
+      el("p", { "class": "muted", text: "Total de votos: " + figure(e, "total_votos_c_cs") }),
+      computedNote(e)
     ]);
   }
 
@@ -134,7 +156,8 @@
       });
       return [
         el("h2", { text: r.name }),
-        el("p", { "class": "muted", text: "Actas contabilizadas: " + fmt(r.summary.actas_contabilizadas) + " (" + r.summary.porcentaje_actas_contabilizadas + "%)" }),
+        el("p", { "class": "muted", text: "Actas contabilizadas: " + figure(r, "actas_contabilizadas") + " (" + figure(r, "porcentaje_actas_contabilizadas", "%") + ")" }),
+        computedNote(r),
         votesTable(r.columns, r.totals, r.candidaturas),
         el("h3", { text: r.group_label }),
         el("div", { "class": "scroll" }, [el("table", { id: "groups" }, [
@@ -193,7 +216,7 @@
     return route().then(function (nodes) {
       var app = document.getElementById("app");
       app.textContent = "";
-      nodes.forEach(function (n) { app.appendChild(n); });
+      nodes.forEach(function (n) { if (n) app.appendChild(n); });
     });
   }
 
