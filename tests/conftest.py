@@ -200,8 +200,8 @@ def nginx_factory() -> Iterator[Callable[..., Nginx]]:
         pytest.skip("requiere nginx (Debian) y ser root; 'make test' lo instala")
     started: list[Nginx] = []
 
-    def make(root: Path, *, cache_rule: bool = True) -> Nginx:
-        server = Nginx(root, cache_rule=cache_rule).start()
+    def make(root: Path, *, cache_rule: bool = True, deny_prepush: bool = True) -> Nginx:
+        server = Nginx(root, cache_rule=cache_rule, deny_prepush=deny_prepush).start()
         started.append(server)
         return server
 
