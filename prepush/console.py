@@ -378,7 +378,9 @@ def print_report(report: Report, console: Console) -> None:
         for d in report.difusores:
             plain(
                 console,
-                f"{d.difusor}: {len(d.delivered)} cortes entregados, {len(d.failed)} fallidos;"
+                f"{d.difusor}: {len(d.delivered)} cortes entregados"
+                f" (el último, {d.delivered[-1] if d.delivered else 'ninguno'}),"
+                f" {len(d.failed)} fallidos;"
                 f" latencia p50 {_seconds(d.latency.p50)}, p95 {_seconds(d.latency.p95)},"
                 f" máx {_seconds(d.latency.max)}; desfase p50 {_seconds(d.lag.p50)},"
                 f" p95 {_seconds(d.lag.p95)}, máx {_seconds(d.lag.max)}",

@@ -119,6 +119,39 @@ def paramiko_difusor(client_key: Path, tmp_path: Path) -> Iterator[Endpoint]:
 
 ProxyFactory = Callable[[Endpoint], tuple[FaultProxy, Endpoint]]
 
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[object]:
+    """Debian's headless Chromium, driven by chromedriver (nothing downloaded)."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip("requiere chromium y chromium-driver de Debian; 'make test' los instala")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'perfil'}",
+        "--window-size=1280,900",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
 
 @pytest.fixture
 def fault_proxy(servers_loop: ServerThread) -> Iterator[ProxyFactory]:
