@@ -171,6 +171,17 @@ def fault_proxy(servers_loop: ServerThread) -> Iterator[ProxyFactory]:
 # --- a work directory with a roster and Campeche packages ----------------------------------
 
 
+# A roster has at least one difusor; tests that only build get this one, never contacted.
+UNREACHED = {
+    "name": "sin-contacto",
+    "host": "127.0.0.1",
+    "port": 9,
+    "user": "prep",
+    "key_file": "claves/sin-contacto.pem",
+    "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOKbsJ9IkKY3a0yWxP4PzqzM2a0o2C8b6bC3sD9b0aBc",
+}
+
+
 @dataclasses.dataclass
 class Workdir:
     path: Path
@@ -199,7 +210,7 @@ class Workdir:
                 "run_lock_wait_seconds": 2,
                 "deadline_seconds": deadline,
             },
-            "difusores": [e.roster_entry() for e in endpoints],
+            "difusores": [e.roster_entry() for e in endpoints] or [UNREACHED],
         }
         if requirements:
             roster["requirements"] = requirements
