@@ -542,7 +542,7 @@ def _show_publish(request: PublishRequest, as_json: bool) -> PublishReport:
     from prepush.publish.publisher import publish
 
     human, _ = _consoles(as_json)
-    view = PublishView(human, [d.name for d in request.difusores])
+    view = PublishView(human, [d.name for d in request.difusores], outcomes=False)
     with view.running():
         report = publish(request, view)
     _print_publish(report, as_json)
@@ -556,7 +556,7 @@ async def _show_watched(
     from prepush.publish.publisher import publish_async
 
     human, _ = _consoles(as_json)
-    view = PublishView(human, [d.name for d in request.difusores])
+    view = PublishView(human, [d.name for d in request.difusores], outcomes=False)
     with view.running():
         report = await publish_async(request, view, pool)
     _print_publish(report, as_json, stream=True)

@@ -159,8 +159,9 @@ def confirm(question: str, *, default: bool = False) -> bool:
     """A yes/no question answered s/n (click's confirm only knows y/n)."""
     suffix = " [S/n]" if default else " [s/N]"
     while True:
+        # On stderr, like every other human line: stdout may carry a --json document.
         answer = click.prompt(
-            question + suffix, default="", show_default=False, prompt_suffix=" "
+            question + suffix, default="", show_default=False, prompt_suffix=" ", err=True
         ).strip()
         if not answer:
             return default

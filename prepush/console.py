@@ -45,6 +45,8 @@ STAGES = {
 QUIET_STAGES = ("connecting", "uploading", "up_to_date", "skipped_suspended", "skipped_held")
 # Said by the log, with the error and what follows, in one line: not repeated by the view.
 LOGGED_STAGES = ("retrying", "suspended")
+# A difusor's final word, which the summary after a publish says again with its figures.
+OUTCOMES = ("delivered", "up_to_date", "failed", "dry_run", "skipped_suspended", "skipped_held")
 STYLES = {"delivered": "green", "up_to_date": "green", "failed": "bold red", "retrying": "yellow"}
 
 
@@ -69,10 +71,12 @@ class _Row:
 class PublishView:
     """Live table on a terminal; one plain line per event otherwise (cron mail, journald)."""
 
-    def __init__(self, console: Console, names: list[str]) -> None:
+    def __init__(self, console: Console, names: list[str], *, outcomes: bool = True) -> None:
+        """``outcomes=False`` when a summary follows that says each difusor's outcome."""
         self.console = console
         self.rows = {name: _Row(started=time.monotonic()) for name in names}
         self.live: Live | None = None
+        self.outcomes = outcomes
 
     def __call__(self, event: Event) -> None:
         row = self.rows.setdefault(event.difusor, _Row(started=time.monotonic()))
@@ -88,6 +92,7 @@ class PublishView:
         if (
             self.live is None
             and event.stage not in LOGGED_STAGES
+            and (self.outcomes or event.stage not in OUTCOMES)
             and (event.stage == "failed" or (changed and event.stage not in QUIET_STAGES))
         ):
             self._plain(event)
@@ -171,9 +176,9 @@ def _publish_table(report: PublishReport, console: Console) -> None:
     table = Table(title=f"Corte {report.corte}{run}")
     for column in ("Difusor", "Resultado", "Enviados", "Reconstruidos", "Enlazados", "Omitidos"):
         table.add_column(column, overflow="fold")
-    table.add_column("Bytes enviados")
-    table.add_column("Peticiones", justify="right")
-    table.add_column("Latencia", justify="right")
+    table.add_column("Bytes enviados", overflow="fold")
+    table.add_column("Peticiones", justify="right", overflow="fold")
+    table.add_column("Latencia", justify="right", overflow="fold")
     for d in report.deliveries:
         table.add_row(
             d.difusor,
@@ -405,7 +410,7 @@ def _report_tables(report: Report, console: Console) -> None:
     for column in ("Difusor", "Entregados", "Fallidos"):
         table.add_column(column, overflow="fold")
     for column in ("Latencia p50", "p95", "máx", "Desfase p50", "p95", "máx"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", overflow="fold")
     for d in report.difusores:
         table.add_row(
             d.difusor,

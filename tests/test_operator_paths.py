@@ -437,7 +437,7 @@ def test_12_spanish_everywhere_the_prompt_included(
     del data["difusores"][0]["host_key"]
     roster.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
     refused = timer(workdir, "check", "--learn-host-keys", input="x\nn\n")
-    assert "[s/N]" in refused.stdout
+    assert "¿Fijar esta llave en el padrón? [s/N]" in refused.stderr
     assert "Responda s (sí) o n (no)." in refused.stderr
     assert "host_key" not in roster.read_text()
     accepted = timer(workdir, "check", "--learn-host-keys", input="s\n")

@@ -305,6 +305,7 @@ async def check_web(url: str, transport: Transport | None, check: DifusorCheck) 
     probe, hidden = WEB_PROBE.format(token=token), f"{PROBE_DIR}/check-{token}.json"
     body = json.dumps({"prepush": "check", "token": token}).encode()
     written: list[str] = []
+    unwritable = None
     try:
         if transport is not None:
             try:
@@ -313,17 +314,12 @@ async def check_web(url: str, transport: Transport | None, check: DifusorCheck) 
                     await transport.write_file(path, body)
                     written.append(path)
             except DifusorError as exc:
-                check.add(
-                    "http",
-                    "fail",
-                    f"no se pudo escribir el archivo de prueba por SFTP: {exc.message}",
-                )
-                return
+                unwritable = f"no se pudo escribir el archivo de prueba por SFTP: {exc.message}"
         async with httpx.AsyncClient(timeout=10, follow_redirects=True) as client:
             fetched = await asyncio.gather(
-                _get(client, base + probe) if written else _nothing(),
+                _get(client, base + probe) if probe in written else _nothing(),
                 _get(client, base + MAIN_JSON),
-                _get(client, base + hidden) if written else _nothing(),
+                _get(client, base + hidden) if hidden in written else _nothing(),
                 _get(client, base + STATE_JSON),
             )
     finally:
@@ -332,7 +328,10 @@ async def check_web(url: str, transport: Transport | None, check: DifusorCheck) 
                 with contextlib.suppress(DifusorError):
                     await transport.remove(path)
     served, main, hidden_response, state = fetched
-    _web_root(base, probe, body, served, main, check)
+    if unwritable is not None:
+        check.add("http", "fail", unwritable)
+    else:
+        _web_root(base, probe, body, served, main, check)
     _cache_control(served, main, check)
     _private_dir(base, [hidden_response, state], check)
 
