@@ -258,6 +258,10 @@ def test_5_a_rollback_is_what_status_shows_and_holds_until_resume_latest(
     assert shown["serving_corte"] == CORTES[1]
     assert shown["held_corte"] == CORTES[1]
     assert shown["cortes_behind"] == 1
+    code, seen = run_json(workdir, capsys, "verify")
+    assert code == 0
+    assert seen["results"][0]["corte"] == CORTES[1]
+    assert seen["results"][0]["status"] == "pass", "a rollback is not a stale cache"
     # The timer does not undo it, and says why it publishes nothing.
     run = timer(workdir, "publish")
     assert run.returncode == 3

@@ -101,8 +101,9 @@ def watch(
 
 
 def _last_delivered(ledger: Ledger, name: str) -> str | None:
-    row = ledger.last_delivered(name)
-    return row.corte if row else None
+    """What prepush left in place: after a rollback, the rolled-back corte (not a lag)."""
+    serving = ledger.serving(name)
+    return serving.corte if serving else None
 
 
 def _record(ledger: Ledger, run_id: int, result: VerifyResult) -> None:
