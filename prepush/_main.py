@@ -879,25 +879,24 @@ def report(
         difusores=tuple(d.name for d in settings.roster.select(names)),
     )
     result = make_report(settings, request)
+    # Where files went is said on stderr: stdout may be the report itself, or a JSON document.
+    notes = Console(stderr=True, highlight=False, soft_wrap=True)
     written: list[str] = []
     if chart is not None:
         _write_chart(result, chart)
         written.append(str(chart))
-        if not as_json:
-            _say(Console(stderr=True), f"Gráfica de latencia escrita en {chart}")
+        _say(notes, f"Gráfica de latencia escrita en {chart}")
     if fmt == "table" and not as_json:
         print_report(result, human)
         return int(ExitCode.OK)
-    documents = _report_documents(result, fmt, csv_table, output)
-    for path, text in documents:
+    for path, text in _report_documents(result, fmt, csv_table, output):
         if path is None:
             if not as_json:
                 human.out(text, end="", highlight=False)
             continue
         _write_text(path, text, "el reporte")
         written.append(str(path))
-        if not as_json:
-            _say(Console(stderr=True), f"Reporte escrito en {path}")
+        _say(notes, f"Reporte escrito en {path}")
     if as_json:
         _emit_json(out, {**report_json(result), "written": written})
     return int(ExitCode.OK)
