@@ -386,6 +386,12 @@ def _build_options(settings: Settings, kind: Kind) -> BuildOptions:
     from prepush.package import load_signing_key
 
     key_path = settings.signing_key_path
+    if key_path is not None and not key_path.is_file():
+        raise ConfigError(
+            f"La llave de firma {key_path} (election.signing_key del padrón) no existe."
+            f" Créela con 'prepush keygen --out {key_path}' o corrija el padrón; no se"
+            " construyó nada."
+        )
     return BuildOptions(
         packages_dir=settings.packages_dir,
         process=settings.roster.election.process,

@@ -33,6 +33,7 @@ from prepush.ops.report import LATENCY_DEFINITION
 from prepush.publish.publisher import Event, PublishRequest, publish
 from prepush.settings import load_settings
 from tests.conftest import ProxyFactory, Workdir
+from tests.prepdata import cortes_dir
 from tests.servers import Endpoint, Nginx
 
 CORTES = ("20210606_2320", "20210606_2340", "20210607_1320", "20210607_1440")
@@ -419,6 +420,12 @@ def test_11_bad_input_gets_a_message_and_no_traceback(
         assert run.returncode == 2, args
         assert expected in run.stderr, (args, run.stderr)
         assert "Traceback" not in run.stdout + run.stderr
+    workdir.write_roster([sshd_plain], signing_key="claves/no-existe.pem")
+    inputs = [str(p) for p in sorted(cortes_dir().glob(f"{CORTES[0]}_PREP_*"))]
+    run = timer(workdir, "build", *inputs)
+    assert run.returncode == 2
+    assert "claves/no-existe.pem (election.signing_key del padrón) no existe" in run.stderr
+    assert "Errno" not in run.stderr
     roster = workdir.path / "difusores.yaml"
     text = roster.read_text(encoding="utf-8")
     lines = text.splitlines()

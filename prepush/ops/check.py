@@ -344,14 +344,15 @@ async def _get(client: httpx.AsyncClient, target: str) -> Fetched:
     try:
         return await client.get(target, params={"t": str(time.time_ns())})
     except httpx.HTTPError as exc:
-        return f"no se pudo obtener {target}: {_http_error(exc)}"
+        return f"no se pudo obtener {target}: {describe_http_error(exc)}"
 
 
 async def _nothing() -> Fetched:
     return None
 
 
-def _http_error(exc: httpx.HTTPError) -> str:
+def describe_http_error(exc: httpx.HTTPError) -> str:
+    """Why an HTTP request got no response, in Spanish."""
     if isinstance(exc, httpx.TimeoutException):
         return "tiempo agotado"
     cause = exc.__cause__ or exc.__context__
