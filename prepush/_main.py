@@ -68,10 +68,9 @@ def _consoles(as_json: bool) -> tuple[Console, Console]:
     return human, stdout
 
 
-def _emit_json(console: Console, document: Any, *, stream: bool = False) -> None:
-    """One JSON document; in a --watch loop, one per line (JSON Lines)."""
-    text = json.dumps(document, ensure_ascii=False, indent=None if stream else 2, default=str)
-    console.out(text, highlight=False)
+def _emit_json(console: Console, document: Any) -> None:
+    """One JSON document (a --watch loop prints one per corte or round, one after another)."""
+    console.out(json.dumps(document, ensure_ascii=False, indent=2, default=str), highlight=False)
 
 
 def _say(console: Console, text: str, style: str = "") -> None:
@@ -565,16 +564,16 @@ async def _show_watched(
     view = PublishView(human, [d.name for d in request.difusores], outcomes=False)
     with view.running():
         report = await publish_async(request, view, pool)
-    _print_publish(report, as_json, stream=True)
+    _print_publish(report, as_json)
     return report
 
 
-def _print_publish(report: PublishReport, as_json: bool, *, stream: bool = False) -> None:
+def _print_publish(report: PublishReport, as_json: bool) -> None:
     from prepush.console import print_publish_report, publish_report_json
 
     human, out = _consoles(as_json)
     if as_json:
-        _emit_json(out, publish_report_json(report), stream=stream)
+        _emit_json(out, publish_report_json(report))
     elif human.is_terminal or not report.nothing_new:
         # From a timer, a run with nothing new stays quiet: no cron mail, no journal noise.
         print_publish_report(report, human)
@@ -781,7 +780,7 @@ def status(context: Context, watch: bool, interval: float, as_json: bool) -> int
     """Qué sirve cada difusor: corte, desde cuándo, desfase, atraso, fallas, suspensión.
 
     Lee sólo la bitácora. Tras una reversión, el corte revertido; una publicación sin nada
-    nuevo no cambia ninguna cifra. Con --watch y --json, un documento por línea.
+    nuevo no cambia ninguna cifra.
     """
     from rich.live import Live
 
@@ -793,7 +792,7 @@ def status(context: Context, watch: bool, interval: float, as_json: bool) -> int
     zone = settings.roster.election.zone
     if as_json:
         while True:
-            _emit_json(out, current_status(settings).as_json(), stream=watch)
+            _emit_json(out, current_status(settings).as_json())
             if not watch:
                 return int(ExitCode.OK)
             time.sleep(interval)
@@ -1142,18 +1141,16 @@ def verify_command(
     if not any(d.url for d in difusores):
         raise ConfigError("Ningún difusor seleccionado tiene url en el padrón; nada que verificar.")
 
-    def show(report: VerifyReport, *, stream: bool = False) -> None:
+    def show(report: VerifyReport) -> None:
         if as_json:
             _emit_json(
-                out,
-                {"run_id": report.run_id, "results": [r.as_json() for r in report.results]},
-                stream=stream,
+                out, {"run_id": report.run_id, "results": [r.as_json() for r in report.results]}
             )
         else:
             print_verify_report(report, human)
 
     if watch_interval is not None:
-        watch_public(settings, difusores, watch_interval, functools.partial(show, stream=True))
+        watch_public(settings, difusores, watch_interval, show)
     report = verify_public(settings, difusores)
     show(report)
     return int(report.exit_code)
