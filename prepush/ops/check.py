@@ -323,10 +323,9 @@ async def check_web(url: str, transport: Transport | None, check: DifusorCheck) 
                 _get(client, base + STATE_JSON),
             )
     finally:
-        if transport is not None:
-            for path in written:
-                with contextlib.suppress(DifusorError):
-                    await transport.remove(path)
+        if transport is not None and written:
+            with contextlib.suppress(DifusorError):
+                await transport.remove_many(written, len(written))
     served, main, hidden_response, state = fetched
     if unwritable is not None:
         check.add("http", "fail", unwritable)
