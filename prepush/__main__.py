@@ -1,35 +1,119 @@
-"""Entry point: run the CLI and map every error to its exit code, in one place."""
+"""Entry point: run the CLI and map every error to its exit code, in one place.
+
+With ``--json`` an error is also one JSON document on stdout (``{"error": {...}}``), so a
+script always parses exactly one document. No error prints a Python traceback unless ``-v``.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
+import traceback
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.text import Text
 
-from prepush.exceptions import ExitCode, PrepushError
+from prepush.exceptions import (
+    DifusorError,
+    ExitCode,
+    PrepushError,
+    RosterError,
+    describe_os_error,
+)
+
+GLOBAL_OPTIONS_WITH_VALUE = ("-C", "--roster")
 
 
 def main(argv: list[str] | None = None) -> int:
     from prepush._main import cli
 
+    args = sys.argv[1:] if argv is None else list(argv)
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    failure: tuple[str, str, ExitCode, dict[str, Any]]
     try:
-        result = cli.main(args=argv, prog_name="prepush", standalone_mode=False)
-    except click.exceptions.Abort:
-        errors.print("[red]Cancelado.[/]")
-        return int(ExitCode.USAGE)
+        result = cli.main(args=args, prog_name="prepush", standalone_mode=False)
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            failure = ("Interrupted", "Interrumpido por el operador.", ExitCode.INTERRUPTED, {})
+        else:
+            failure = ("Aborted", "Cancelado: no hubo respuesta.", ExitCode.USAGE, {})
     except click.ClickException as exc:
+        if _wants_json(args):
+            _emit_error(type(exc).__name__, exc.format_message(), ExitCode.USAGE, {})
         exc.show()
         return int(ExitCode.USAGE)
     except PrepushError as exc:
-        errors.print(Text.assemble(("Error: ", "bold red"), str(exc)))
-        return int(exc.exit_code)
+        failure = (type(exc).__name__, str(exc), exc.exit_code, _details(exc))
     except KeyboardInterrupt:
-        errors.print("[red]Interrumpido por el operador.[/]")
-        return 130
-    return int(result) if isinstance(result, int) else int(ExitCode.OK)
+        failure = ("Interrupted", "Interrumpido por el operador.", ExitCode.INTERRUPTED, {})
+    except OSError as exc:
+        _traceback_if_verbose(args)
+        where = f"{exc.filename}: " if exc.filename else ""
+        failure = (
+            type(exc).__name__,
+            f"Error del sistema: {where}{describe_os_error(exc)}.",
+            ExitCode.USAGE,
+            {},
+        )
+    except Exception as exc:
+        _traceback_if_verbose(args)
+        failure = (
+            type(exc).__name__,
+            f"Error interno inesperado ({type(exc).__name__}: {exc}). Es un defecto de prepush:"
+            " vuelva a ejecutar con -v para ver el detalle y repórtelo.",
+            ExitCode.INTERNAL,
+            {},
+        )
+    else:
+        return int(result) if isinstance(result, int) else int(ExitCode.OK)
+    kind, message, code, details = failure
+    if _wants_json(args):
+        _emit_error(kind, message, code, details)
+    style = "red" if code == ExitCode.INTERRUPTED else "bold red"
+    prefix = "" if code == ExitCode.INTERRUPTED else "Error: "
+    errors.print(Text.assemble((prefix, style), (message, "red" if not prefix else "")))
+    return int(code)
+
+
+def _details(exc: PrepushError) -> dict[str, Any]:
+    if isinstance(exc, RosterError):
+        return {"file": exc.path, "problems": exc.problems}
+    if isinstance(exc, DifusorError):
+        return {"difusor": exc.difusor}
+    return {}
+
+
+def _emit_error(kind: str, message: str, code: int, details: dict[str, Any]) -> None:
+    document = {"error": {"type": kind, "message": message, "exit_code": int(code), **details}}
+    sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def _global_flags(args: list[str]) -> list[str]:
+    """The options before the command name (where -v lives)."""
+    flags, skip = [], False
+    for token in args:
+        if skip:
+            skip = False
+        elif token in GLOBAL_OPTIONS_WITH_VALUE:
+            skip = True
+        elif token.startswith("-"):
+            flags.append(token)
+        else:
+            break
+    return flags
+
+
+def _wants_json(args: list[str]) -> bool:
+    before_separator = args[: args.index("--")] if "--" in args else args
+    return "--json" in before_separator
+
+
+def _traceback_if_verbose(args: list[str]) -> None:
+    if {"-v", "--verbose"} & set(_global_flags(args)):
+        traceback.print_exc()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,11 +17,12 @@ from zoneinfo import ZoneInfo
 import click
 from rich.console import Console
 
-from prepush import __version__
-from prepush.exceptions import ConfigError, ExitCode, PackageError
+from prepush import __version__, cli_spanish
+from prepush.exceptions import ConfigError, ExitCode, PackageError, describe_os_error
 
 if TYPE_CHECKING:
     from prepush.build.builder import BuildResult
+    from prepush.ops.report import CsvTable
     from prepush.ops.verify import VerifyReport
     from prepush.publish.publisher import (
         ConnectionPool,
@@ -29,16 +31,26 @@ if TYPE_CHECKING:
     )
     from prepush.settings import Settings
 
+# Before any option is declared: click names some types when they are created.
+cli_spanish.install()
+
 
 @dataclass
 class Context:
     workdir: Path
     roster_path: Path | None
 
-    def settings(self, *, learn_host_keys: bool = False) -> Settings:
+    def settings(self, *, connecting: bool = False, learn_host_keys: bool = False) -> Settings:
+        """The validated roster. ``connecting``: this command connects to the difusores, so
+        their key files, known_hosts files and secret variables must be there too."""
         from prepush.settings import load_settings
 
-        return load_settings(self.workdir, self.roster_path, learn_host_keys=learn_host_keys)
+        return load_settings(
+            self.workdir,
+            self.roster_path,
+            learn_host_keys=learn_host_keys,
+            connecting=connecting,
+        )
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -50,30 +62,114 @@ json_option = click.option(
 def _consoles(as_json: bool) -> tuple[Console, Console]:
     """(human output, JSON output). With --json, stdout carries only the JSON document."""
     stdout = Console(highlight=False, soft_wrap=True)
-    human = Console(stderr=True, highlight=False) if as_json else stdout
+    human = Console(stderr=True, highlight=False, soft_wrap=True) if as_json else stdout
     return human, stdout
 
 
 def _emit_json(console: Console, document: Any) -> None:
+    """One JSON document (a --watch loop prints one per corte or round, one after another)."""
     console.out(json.dumps(document, ensure_ascii=False, indent=2, default=str), highlight=False)
 
 
-def _setup_logging(console: Console, verbose: bool) -> None:
-    from rich.logging import RichHandler
+def _say(console: Console, text: str, style: str = "") -> None:
+    console.print(text, markup=False, highlight=False, soft_wrap=True, style=style or None)
 
-    handler = RichHandler(console=console, show_path=False, markup=False, rich_tracebacks=False)
+
+def _write_text(path: Path, text: str, what: str) -> None:
+    """Write an output file the operator asked for, or say in Spanish why not."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"No se pudo escribir {what} en {path}: el directorio {path.parent} no existe."
+            " Créelo o indique otra ruta."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"No se pudo escribir {what} en {path}: {describe_os_error(exc)}."
+        ) from None
+
+
+def _corte_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A corte id names a real local date and time: AAAAMMDD_HHMM."""
+    if value is None:
+        return None
+    try:
+        if len(value) != len("AAAAMMDD_HHMM") or not value.replace("_", "").isdigit():
+            raise ValueError(value)
+        datetime.strptime(value, "%Y%m%d_%H%M")
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} no es un corte: use AAAAMMDD_HHMM con una fecha y hora que existan"
+            " (hora local de la elección), p. ej. 20210607_2000.",
+            ctx,
+            param,
+        ) from None
+    return value
+
+
+LEVELS = {"DEBUG": "DEPURACIÓN", "INFO": "INFO", "WARNING": "AVISO", "ERROR": "ERROR"}
+
+
+class _PlainFormatter(logging.Formatter):
+    """One line per record, as the publish view prints its own: for cron mail and journald."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = self.formatTime(record, "%Y-%m-%d %H:%M:%S")
+        level = LEVELS.get(record.levelname, record.levelname)
+        message = record.getMessage().replace("\n", " ")
+        return f"{stamp} {level} {message}"
+
+
+# Libraries log every request or connection step at INFO: only with -v.
+LIBRARY_LOGGERS = ("httpx", "httpcore", "asyncssh", "tenacity", "paramiko")
+
+
+def _setup_logging(verbose: bool) -> None:
+    console = Console(stderr=True)
+    handler: logging.Handler
+    if console.is_terminal:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=console, show_path=False, markup=False, rich_tracebacks=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_PlainFormatter())
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         handlers=[handler],
         format="%(message)s",
         force=True,
     )
-    logging.getLogger("asyncssh").setLevel(logging.WARNING if verbose else logging.ERROR)
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
     # asyncio logs every write to a socket the peer already closed; the retry says it better.
-    logging.getLogger("asyncio").setLevel(logging.DEBUG if verbose else logging.ERROR)
+    logging.getLogger("asyncio").setLevel(logging.INFO if verbose else logging.ERROR)
+    if not verbose:
+        logging.getLogger("asyncssh").setLevel(logging.ERROR)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Command(click.Command):
+    """A command whose usage line speaks Spanish too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("options_metavar", "[OPCIONES]")
+        super().__init__(*args, **kwargs)
+
+
+class _Group(click.Group):
+    command_class = _Command
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("options_metavar", "[OPCIONES]")
+        kwargs.setdefault("subcommand_metavar", "ORDEN [ARGUMENTOS]...")
+        super().__init__(*args, **kwargs)
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "-C",
     "workdir",
@@ -97,7 +193,7 @@ def cli(ctx: click.Context, workdir: Path, roster_path: Path | None, verbose: bo
     Construye el paquete del corte, lo envía por SFTP a todos los difusores a la vez y
     cambia json/main.json al final y de forma atómica. Cada entrega queda en la bitácora.
     """
-    _setup_logging(Console(stderr=True), verbose)
+    _setup_logging(verbose)
     ctx.obj = Context(workdir=workdir.resolve(), roster_path=roster_path)
 
 
@@ -105,29 +201,41 @@ def cli(ctx: click.Context, workdir: Path, roster_path: Path | None, verbose: bo
 
 
 @cli.command()
+@json_option
 @pass_context
-def init(context: Context) -> int:
+def init(context: Context, as_json: bool) -> int:
     """Crea un padrón de ejemplo comentado (difusores.yaml), la llave de firma que nombra y
     el directorio paquetes/."""
     from prepush.settings import ROSTER_FILE, create_roster
 
-    console = Console(highlight=False)
+    human, out = _consoles(as_json)
     target = context.roster_path or context.workdir / ROSTER_FILE
-    created = create_roster(target)
-    console.print(f"Se creó {target} y {created.packages_dir}/.", markup=False)
+    try:
+        created = create_roster(target)
+    except OSError as exc:
+        raise ConfigError(
+            f"No se pudo crear el padrón en {target.parent}: {describe_os_error(exc)}."
+        ) from None
+    if as_json:
+        _emit_json(
+            out,
+            {
+                "roster": str(target),
+                "packages": str(created.packages_dir),
+                "signing_key": str(created.signing_key),
+                "signing_key_created": created.signing_key_created,
+            },
+        )
+        return int(ExitCode.OK)
+    _say(human, f"Se creó {target} y {created.packages_dir}/.")
     if created.signing_key_created:
-        console.print(
-            f"Llave de firma de paquetes: {created.signing_key} (0600; no la comparta)",
-            markup=False,
-        )
+        _say(human, f"Llave de firma de paquetes: {created.signing_key} (0600; no la comparta)")
     else:
-        console.print(
-            f"Se conserva la llave de firma que ya existía: {created.signing_key}", markup=False
-        )
-    console.print(
+        _say(human, f"Se conserva la llave de firma que ya existía: {created.signing_key}")
+    _say(
+        human,
         "Siguientes pasos: 'prepush keygen --out claves/prepush.pem' (acceso SFTP de los"
-        " difusores) y edite el padrón.",
-        markup=False,
+        " difusores), edite el padrón y corra 'prepush check'.",
     )
     return int(ExitCode.OK)
 
@@ -148,52 +256,102 @@ def init(context: Context) -> int:
     default="ed25519",
     show_default=True,
 )
+@click.option(
+    "--uso",
+    "purpose",
+    type=click.Choice(["acceso", "firma"]),
+    default=None,
+    help="acceso: la llave SFTP que se entrega a los difusores; firma: la que firma los"
+    " paquetes. Por omisión, firma si el archivo es election.signing_key del padrón o se llama"
+    " firma.pem; acceso si no.",
+)
 @click.option("--comment", default="prepush", show_default=True, help="Comentario de la llave.")
 @json_option
 @pass_context
-def keygen(context: Context, out: Path, key_type: str, comment: str, as_json: bool) -> int:
-    """Crea el par de llaves que el instituto entrega a los difusores.
+def keygen(
+    context: Context,
+    out: Path,
+    key_type: str,
+    purpose: str | None,
+    comment: str,
+    as_json: bool,
+) -> int:
+    """Crea un par de llaves: la de acceso SFTP a los difusores o la de firma de paquetes.
 
-    La privada (formato OpenSSH, .pem) se escribe con permisos 0600 y nunca se sobrescribe;
-    la línea pública se pega en authorized_keys del difusor. Una llave ed25519 sirve también
-    para firmar paquetes (election.signing_key).
+    La privada (formato OpenSSH) se escribe con permisos 0600 y nunca se sobrescribe. De la
+    de acceso, la línea pública va en authorized_keys de cada difusor (docs/difusores.md); la
+    de firma (ed25519) se indica en election.signing_key.
     """
     from prepush.keys import generate_key_pair
 
     human, out_console = _consoles(as_json)
     path = out if out.is_absolute() else context.workdir / out
-    pair = generate_key_pair(path, "rsa" if key_type == "rsa" else "ed25519", comment)
+    purpose = purpose or _key_purpose(context, path)
+    if purpose == "firma" and key_type != "ed25519":
+        raise ConfigError("La llave de firma de paquetes es ed25519: quite --type rsa.")
+    try:
+        pair = generate_key_pair(path, "rsa" if key_type == "rsa" else "ed25519", comment)
+    except OSError as exc:
+        raise ConfigError(
+            f"No se pudo escribir la llave en {path}: {describe_os_error(exc)}."
+        ) from None
     if as_json:
         _emit_json(
             out_console,
             {
+                "purpose": purpose,
                 "private_key": str(pair.private_path),
                 "public_key": str(pair.public_path),
                 "public_line": pair.public_line,
                 "fingerprint": pair.fingerprint,
             },
         )
+        return int(ExitCode.OK)
+    _say(human, f"Llave privada: {pair.private_path} (0600; no la comparta)")
+    _say(human, f"Llave pública: {pair.public_path}")
+    _say(human, f"Huella: {pair.fingerprint}")
+    if purpose == "firma":
+        _say(
+            human,
+            "Es la llave de firma de paquetes: indíquela en election.signing_key del padrón."
+            f" Quien verifique paquetes usa la pública: prepush verify-package --public-key"
+            f" {pair.public_path}",
+        )
     else:
-        human.print(f"Llave privada: {pair.private_path} (0600; no la comparta)")
-        human.print(f"Llave pública: {pair.public_path}")
-        human.print(f"Huella: {pair.fingerprint}")
-        human.print("Línea para authorized_keys del difusor:")
-        human.print(pair.public_line, markup=False, soft_wrap=True)
+        _say(
+            human,
+            "Línea para authorized_keys de cada difusor; anteponga"
+            ' restrict,from="IP-DEL-INSTITUTO" (ver docs/difusores.md):',
+        )
+        _say(human, pair.public_line)
     return int(ExitCode.OK)
+
+
+def _key_purpose(context: Context, path: Path) -> str:
+    signing = _roster_signing_key(context)
+    if signing is not None and signing.resolve() == path.resolve():
+        return "firma"
+    return "firma" if path.stem == "firma" else "acceso"
 
 
 # --- build and verify-package ------------------------------------------------------------
 
 
 @cli.command()
-@click.argument("inputs", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.argument(
+    "inputs", nargs=-1, metavar="ENTRADAS...", type=click.Path(exists=True, path_type=Path)
+)
 @click.option(
     "--site",
     "site_dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Empaqueta un sitio ya construido por el proveedor del PREP (rutas fijas).",
 )
-@click.option("--corte", help="Identificador AAAAMMDD_HHMM (obligatorio con --site).")
+@click.option(
+    "--corte",
+    callback=_corte_value,
+    help="Identificador AAAAMMDD_HHMM (obligatorio con --site).",
+)
 @click.option("--simulacro", is_flag=True, help="Paquete de simulacro: lleva la leyenda SIMULACRO.")
 @click.option(
     "--allow-mismatch",
@@ -238,11 +396,11 @@ def build(
 def _report_build(result: BuildResult, human: Console, out: Console, as_json: bool) -> None:
     manifest = result.package.manifest
     for forced in result.forced:
-        human.print(f"Construido con --allow-mismatch: {forced}", style="bold red", markup=False)
+        _say(human, f"Construido con --allow-mismatch: {forced}", "bold red")
     for warning in result.warnings:
-        human.print(f"Aviso: {warning}", style="yellow", markup=False)
+        _say(human, f"Aviso: {warning}", "yellow")
     for explained in result.explained:
-        human.print(f"Diferencia explicada: {explained}", style="dim", markup=False)
+        _say(human, f"Diferencia explicada: {explained}", "dim")
     if as_json:
         _emit_json(
             out,
@@ -260,14 +418,19 @@ def _report_build(result: BuildResult, human: Console, out: Console, as_json: bo
         )
         return
     verb = "ya existía idéntico" if result.already_built else "construido"
-    human.print(
+    _say(
+        human,
         f"Corte {manifest.corte} ({manifest.kind}) {verb} en {result.package.path}:"
-        f" {len(manifest.files)} archivos, {manifest.total_bytes / 1e6:.1f} MB."
+        f" {len(manifest.files)} archivos, {manifest.total_bytes / 1e6:.1f} MB.",
     )
 
 
 @cli.command("verify-package")
-@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument(
+    "directory",
+    metavar="DIRECTORIO",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+)
 @click.option(
     "--public-key",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -291,20 +454,21 @@ def verify_package(
     problems = package.verify(load_public_key(trusted_path))
     if as_json:
         _emit_json(out, {"corte": package.corte, "ok": not problems, "problems": problems})
-    elif problems:
-        for problem in problems:
-            human.print(f"[red]✗[/] {problem}", highlight=False)
-    else:
-        human.print(
+        # The document says it all: exit 2 without a second (error) document.
+        return int(ExitCode.USAGE if problems else ExitCode.OK)
+    if not problems:
+        _say(
+            human,
             f"Paquete {package.corte} íntegro: firma y {len(package.manifest.files)}"
-            " archivos verificados."
+            " archivos verificados.",
         )
-    if problems:
-        raise PackageError(
-            f"El paquete {directory} no pasa la verificación ({len(problems)} problema(s))."
-            " No lo publique; vuelva a construirlo desde los CSV del PREP."
-        )
-    return int(ExitCode.OK)
+        return int(ExitCode.OK)
+    for problem in problems:
+        _say(human, f"✗ {problem}", "red")
+    raise PackageError(
+        f"El paquete {directory} no pasa la verificación ({len(problems)} problema(s))."
+        " No lo publique; vuelva a construirlo desde los CSV del PREP."
+    )
 
 
 def _roster_signing_key(context: Context) -> Path | None:
@@ -323,7 +487,7 @@ difusor_option = click.option(
 
 
 @cli.command("publish")
-@click.argument("corte", required=False)
+@click.argument("corte", required=False, callback=_corte_value)
 @difusor_option
 @click.option("--dry-run", is_flag=True, help="Muestra el plan por difusor sin escribir nada.")
 @click.option(
@@ -334,13 +498,14 @@ difusor_option = click.option(
 @click.option(
     "--watch",
     "watch_interval",
-    type=float,
+    type=cli_spanish.number(click.FloatRange, min=0.1, max=3600),
     default=None,
-    metavar="SEGUNDOS",
+    metavar="[SEGUNDOS]",
     is_flag=False,
     flag_value=1.0,
-    help="Espera paquetes nuevos en paquetes/ y publica cada uno al aparecer (revisa cada"
-    " segundo por omisión), con las conexiones abiertas entre cortes. Se detiene con Ctrl-C.",
+    help="Espera paquetes nuevos en paquetes/ y publica cada uno al aparecer, revisando cada"
+    " SEGUNDOS (1 por omisión), con las conexiones abiertas entre cortes. Se detiene con"
+    " Ctrl-C.",
 )
 @json_option
 @pass_context
@@ -355,12 +520,15 @@ def publish_command(
 ) -> int:
     """Publica el corte (por omisión, el más reciente de paquetes/) en todos los difusores.
 
-    Código de salida: 0 todos entregados, 1 alguno falló, 3 ninguno entregado, 2 error de uso
-    o de configuración.
+    Código de salida: 0 todos entregados (o al día), 1 alguno falló, 3 el corte no llegó a
+    ningún difusor (fallas, suspensiones o reversiones: la salida dice por qué), 2 error de
+    uso o de configuración.
     """
     from prepush.publish.publisher import PublishRequest, watch
 
-    settings = context.settings()
+    if watch_interval is not None and corte is not None:
+        raise ConfigError("--watch publica cada corte nuevo: no indique un CORTE.")
+    settings = context.settings(connecting=True)
     request = PublishRequest(
         settings=settings,
         difusores=settings.roster.select(names),
@@ -369,8 +537,6 @@ def publish_command(
         override_embargo=override_embargo,
     )
     if watch_interval is not None:
-        if corte is not None:
-            raise ConfigError("--watch publica cada corte nuevo: no indique un CORTE.")
         watch(request, watch_interval, functools.partial(_show_watched, as_json=as_json))
     return _run_publish(request, as_json)
 
@@ -380,7 +546,7 @@ def _show_publish(request: PublishRequest, as_json: bool) -> PublishReport:
     from prepush.publish.publisher import publish
 
     human, _ = _consoles(as_json)
-    view = PublishView(human, [d.name for d in request.difusores])
+    view = PublishView(human, [d.name for d in request.difusores], outcomes=False)
     with view.running():
         report = publish(request, view)
     _print_publish(report, as_json)
@@ -394,7 +560,7 @@ async def _show_watched(
     from prepush.publish.publisher import publish_async
 
     human, _ = _consoles(as_json)
-    view = PublishView(human, [d.name for d in request.difusores])
+    view = PublishView(human, [d.name for d in request.difusores], outcomes=False)
     with view.running():
         report = await publish_async(request, view, pool)
     _print_publish(report, as_json)
@@ -417,7 +583,13 @@ def _run_publish(request: PublishRequest, as_json: bool) -> int:
 
 
 @cli.command()
-@click.option("--to", "corte", required=True, help="Corte anterior, aún retenido, a mostrar.")
+@click.option(
+    "--to",
+    "corte",
+    required=True,
+    callback=_corte_value,
+    help="Corte anterior, aún retenido, a mostrar.",
+)
 @difusor_option
 @click.option("--override-embargo", metavar="MOTIVO", help="Como en publish.")
 @json_option
@@ -432,11 +604,12 @@ def rollback(
     """Vuelve json/main.json a un corte anterior que los difusores aún conservan.
 
     Usa el mismo cambio atómico y los mismos registros que publish. Se niega en un difusor
-    que ya no tiene todos los archivos de ese corte.
+    que ya no tiene todos los archivos de ese corte. Los difusores revertidos quedan en ese
+    corte: publish (y el temporizador) no les envía otro hasta 'prepush resume-latest'.
     """
     from prepush.publish.publisher import PublishRequest
 
-    settings = context.settings()
+    settings = context.settings(connecting=True)
     request = PublishRequest(
         settings=settings,
         difusores=settings.roster.select(names),
@@ -447,39 +620,83 @@ def rollback(
     return _run_publish(request, as_json)
 
 
-@cli.command()
-@click.argument("name")
-@click.option("--motivo", required=True, help="Por qué se suspende (queda en la bitácora).")
+@cli.command("resume-latest")
+@difusor_option
+@json_option
 @pass_context
-def suspend(context: Context, name: str, motivo: str) -> int:
+def resume_latest(context: Context, names: tuple[str, ...], as_json: bool) -> int:
+    """Libera a los difusores revertidos: vuelven a recibir el corte más reciente.
+
+    Tras 'prepush rollback' cada difusor revertido queda en ese corte. Esta orden lo libera;
+    el siguiente publish (o el temporizador) le envía el corte más reciente.
+    """
+    from prepush.ledger import Ledger
+
+    human, out = _consoles(as_json)
+    settings = context.settings()
+    released = []
+    with Ledger(settings.ledger_path) as ledger:
+        for difusor in settings.roster.select(names):
+            hold = ledger.release_hold(difusor.name)
+            if hold is not None:
+                released.append({"difusor": difusor.name, "held_corte": hold.corte})
+    if not released:
+        raise ConfigError(
+            "Ningún difusor seleccionado está retenido por una reversión; no hay nada que liberar."
+        )
+    if as_json:
+        _emit_json(out, {"released": released})
+        return int(ExitCode.OK)
+    for entry in released:
+        _say(
+            human,
+            f"{entry['difusor']}: liberado (servía {entry['held_corte']} por una reversión);"
+            " el próximo publish le envía el corte más reciente.",
+        )
+    return int(ExitCode.OK)
+
+
+@cli.command()
+@click.argument("name", metavar="NOMBRE")
+@click.option("--motivo", required=True, help="Por qué se suspende (queda en la bitácora).")
+@json_option
+@pass_context
+def suspend(context: Context, name: str, motivo: str, as_json: bool) -> int:
     """Suspende a un difusor a mano: publish lo omitirá hasta 'prepush resume'."""
     from prepush.ledger import Ledger
 
+    human, out = _consoles(as_json)
     settings = context.settings()
     difusor = settings.roster.difusor(name)
     with Ledger(settings.ledger_path) as ledger:
         if ledger.active_suspension(difusor.name) is not None:
             raise ConfigError(f"{difusor.name} ya está suspendido.")
         ledger.suspend(difusor.name, motivo, automatic=False)
-    Console(highlight=False).print(f"{difusor.name} suspendido: {motivo}", markup=False)
+    if as_json:
+        _emit_json(out, {"difusor": difusor.name, "suspended": True, "reason": motivo})
+    else:
+        _say(human, f"{difusor.name} suspendido: {motivo}")
     return int(ExitCode.OK)
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", metavar="NOMBRE")
+@json_option
 @pass_context
-def resume(context: Context, name: str) -> int:
+def resume(context: Context, name: str, as_json: bool) -> int:
     """Levanta la suspensión de un difusor; el siguiente publish le envía el corte."""
     from prepush.ledger import Ledger
 
+    human, out = _consoles(as_json)
     settings = context.settings()
     difusor = settings.roster.difusor(name)
     with Ledger(settings.ledger_path) as ledger:
         if not ledger.resume(difusor.name):
             raise ConfigError(f"{difusor.name} no está suspendido.")
-    Console(highlight=False).print(
-        f"{difusor.name} reanudado; recibirá el próximo publish.", markup=False
-    )
+    if as_json:
+        _emit_json(out, {"difusor": difusor.name, "suspended": False})
+    else:
+        _say(human, f"{difusor.name} reanudado; recibirá el próximo publish.")
     return int(ExitCode.OK)
 
 
@@ -500,8 +717,9 @@ def check(context: Context, names: tuple[str, ...], learn_host_keys: bool, as_js
     """Revisa cada difusor contra los requisitos de la convocatoria, todos a la vez.
 
     Conexión, llave de host, autenticación, extensiones SFTP, permiso de escritura, espacio
-    libre, velocidad de subida, reloj y, si hay url, la cabecera Cache-Control de main.json.
-    Los resultados quedan en la bitácora como evidencia.
+    libre, velocidad de subida, reloj y, si hay url, el servidor web con un archivo de prueba
+    propio (Cache-Control, y que .prepush/ no sea público). Los resultados quedan en la
+    bitácora como evidencia.
     """
     from prepush.console import check_report_json, print_check_report
     from prepush.ops.check import run_checks
@@ -509,7 +727,7 @@ def check(context: Context, names: tuple[str, ...], learn_host_keys: bool, as_js
     human, out = _consoles(as_json)
     if learn_host_keys:
         _learn_host_keys(context, names, human)
-    settings = context.settings()
+    settings = context.settings(connecting=True)
     report = run_checks(settings, settings.roster.select(names))
     if as_json:
         _emit_json(out, check_report_json(report))
@@ -529,18 +747,18 @@ def _learn_host_keys(context: Context, names: tuple[str, ...], console: Console)
             continue
         key = asyncio.run(fetch_host_key(difusor, timeout))
         if key is None:
-            console.print(f"{difusor.name}: no se pudo obtener su llave de host.", markup=False)
+            _say(console, f"{difusor.name}: no se pudo obtener su llave de host.")
             continue
         line = key.export_public_key("openssh").decode().strip()
-        console.print(
+        _say(
+            console,
             f"{difusor.name} ({difusor.host}:{difusor.port}) presenta la llave"
             f" {key.get_fingerprint()}.\nConfírmela con el difusor por un canal seguro"
             " (teléfono, oficio) antes de aceptarla.",
-            markup=False,
         )
-        if click.confirm("¿Fijar esta llave en el padrón?", default=False):
+        if cli_spanish.confirm("¿Fijar esta llave en el padrón?", default=False):
             pin_host_key(settings.roster_path, difusor.name, line)
-            console.print(f"Llave fijada para {difusor.name}.", markup=False)
+            _say(console, f"Llave fijada para {difusor.name}.")
 
 
 # --- status and report ---------------------------------------------------------------------
@@ -548,38 +766,66 @@ def _learn_host_keys(context: Context, names: tuple[str, ...], console: Console)
 
 @cli.command()
 @click.option("--watch", is_flag=True, help="Vista en vivo que se actualiza cada pocos segundos.")
-@click.option("--interval", default=5.0, show_default=True, help="Segundos entre vistas (--watch).")
+@click.option(
+    "--interval",
+    type=cli_spanish.number(click.FloatRange, min=0.5, max=3600),
+    default=5.0,
+    show_default=True,
+    help="Segundos entre vistas (--watch).",
+)
 @json_option
 @pass_context
 def status(context: Context, watch: bool, interval: float, as_json: bool) -> int:
-    """Dónde está cada difusor: último corte entregado, desfase, fallas seguidas, suspensión."""
+    """Qué sirve cada difusor: corte, desde cuándo, desfase, atraso, fallas, suspensión.
+
+    Lee sólo la bitácora. Tras una reversión, el corte revertido; una publicación sin nada
+    nuevo no cambia ninguna cifra.
+    """
     from rich.live import Live
 
-    from prepush.console import status_table
+    from prepush.console import print_status, status_table
     from prepush.ops.status import current_status
 
     human, out = _consoles(as_json)
     settings = context.settings()
-    if as_json:
-        _emit_json(out, current_status(settings).as_json())
-        return int(ExitCode.OK)
-    if not watch:
-        human.print(status_table(current_status(settings), settings.roster.election.zone))
-        return int(ExitCode.OK)
     zone = settings.roster.election.zone
+    if as_json:
+        while True:
+            _emit_json(out, current_status(settings).as_json())
+            if not watch:
+                return int(ExitCode.OK)
+            time.sleep(interval)
+    if not watch or not human.is_terminal:
+        while True:
+            print_status(current_status(settings), zone, human)
+            if not watch:
+                return int(ExitCode.OK)
+            time.sleep(interval)
     with Live(status_table(current_status(settings), zone), console=human) as live:
         while True:
             time.sleep(interval)
             live.update(status_table(current_status(settings), zone))
 
 
+REPORT_FORMATS = ("table", "csv", "json", "md")
+CHART_SUFFIXES = (".svg", ".html")
+
+
 @cli.command()
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "csv", "json", "md"]),
-    default="table",
-    show_default=True,
+    type=click.Choice(REPORT_FORMATS),
+    default=None,
+    help="table (por omisión), csv, json o md.",
+)
+@click.option(
+    "--tabla",
+    "csv_table",
+    type=click.Choice(["difusores", "incidencias", "fidelidad"]),
+    default=None,
+    help="Con --format csv, qué tabla: difusores (por omisión), incidencias o fidelidad. Con -o"
+    " y sin --tabla se escriben las tres, en ARCHIVO, ARCHIVO-incidencias y ARCHIVO-fidelidad.",
 )
 @click.option("--desde", "since", help="Desde esta hora local (AAAA-MM-DDTHH:MM).")
 @click.option("--hasta", "until", help="Hasta esta hora local (AAAA-MM-DDTHH:MM).")
@@ -589,32 +835,46 @@ def status(context: Context, watch: bool, interval: float, as_json: bool) -> int
     type=click.Path(dir_okay=False, path_type=Path),
     help="Escribe la gráfica de latencia por difusor y corte (.svg o .html autocontenido).",
 )
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Archivo.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Escribe el reporte en este archivo.",
+)
+@json_option
 @pass_context
 def report(
     context: Context,
-    fmt: str,
+    fmt: str | None,
+    csv_table: str | None,
     since: str | None,
     until: str | None,
     names: tuple[str, ...],
     chart: Path | None,
     output: Path | None,
+    as_json: bool,
 ) -> int:
     """Reporte de la noche: entregas, latencias y el reporte de incidencias por difusor.
 
-    --format md produce un documento en español listo para el informe técnico.
+    --format md produce un documento en español listo para el informe técnico. --json imprime
+    el reporte en JSON (con otro --format, éste va a -o y el JSON dice qué se escribió).
     """
     from prepush.console import print_report
-    from prepush.ops.report import (
-        ReportRequest,
-        latency_html,
-        latency_svg,
-        make_report,
-        report_csv,
-        report_json,
-        report_markdown,
-    )
+    from prepush.ops.report import ReportRequest, make_report, report_json
 
+    fmt = fmt or _format_for(output, as_json)
+    if fmt == "table" and output is not None:
+        raise ConfigError("--format table es para la terminal; con -o use md, csv o json.")
+    if chart is not None and chart.suffix.lower() not in CHART_SUFFIXES:
+        raise ConfigError(
+            f"La gráfica se escribe en .svg o en .html autocontenido; {chart} no tiene ninguna"
+            " de esas extensiones. Para una imagen, abra el .svg o el .html en un navegador."
+        )
+    if as_json and fmt not in ("json", "table") and output is None:
+        raise ConfigError(f"Con --json y --format {fmt}, indique -o ARCHIVO para el {fmt}.")
+    if csv_table is not None and fmt != "csv":
+        raise ConfigError("--tabla es para --format csv.")
+    human, out = _consoles(as_json)
     settings = context.settings()
     zone = settings.roster.election.zone
     request = ReportRequest(
@@ -626,24 +886,72 @@ def report(
         else (),
     )
     result = make_report(settings, request)
+    # Where files went is said on stderr: stdout may be the report itself, or a JSON document.
+    notes = Console(stderr=True, highlight=False, soft_wrap=True)
+    written: list[str] = []
     if chart is not None:
-        chart.write_text(
-            latency_html(result) if chart.suffix.lower() == ".html" else latency_svg(result),
-            encoding="utf-8",
-        )
-    console = Console(highlight=False, soft_wrap=True)
-    if fmt == "table":
-        print_report(result, console)
+        _write_chart(result, chart)
+        written.append(str(chart))
+        _say(notes, f"Gráfica de latencia escrita en {chart}")
+    if fmt == "table" and not as_json:
+        print_report(result, human)
         return int(ExitCode.OK)
-    if fmt == "json":
-        text = json.dumps(report_json(result), ensure_ascii=False, indent=2) + "\n"
-    else:
-        text = report_csv(result) if fmt == "csv" else report_markdown(result)
-    if output is not None:
-        output.write_text(text, encoding="utf-8")
-    else:
-        console.out(text, end="", highlight=False)
+    for path, text in _report_documents(result, fmt, csv_table, output):
+        if path is None:
+            if not as_json:
+                human.out(text, end="", highlight=False)
+            continue
+        _write_text(path, text, "el reporte")
+        written.append(str(path))
+        _say(notes, f"Reporte escrito en {path}")
+    if as_json:
+        _emit_json(out, {**report_json(result), "written": written})
     return int(ExitCode.OK)
+
+
+def _format_for(output: Path | None, as_json: bool) -> str:
+    """Without --format: JSON with --json, else what -o's extension says, else the table."""
+    if as_json:
+        return "json"
+    if output is None:
+        return "table"
+    by_suffix = {".md": "md", ".csv": "csv", ".json": "json"}
+    if output.suffix.lower() not in by_suffix:
+        raise ConfigError(f"Indique --format (md, csv o json) para escribir {output}.")
+    return by_suffix[output.suffix.lower()]
+
+
+def _write_chart(result: Any, chart: Path) -> None:
+    from prepush.ops.report import latency_html, latency_svg
+
+    text = latency_html(result) if chart.suffix.lower() == ".html" else latency_svg(result)
+    _write_text(chart, text, "la gráfica")
+
+
+def _report_documents(
+    result: Any, fmt: str, csv_table: str | None, output: Path | None
+) -> list[tuple[Path | None, str]]:
+    """(where, text) of each document: one table per CSV, one file per table with -o."""
+    from prepush.ops.report import report_csv, report_json, report_markdown
+
+    if fmt == "json":
+        return [(output, json.dumps(report_json(result), ensure_ascii=False, indent=2) + "\n")]
+    if fmt == "md":
+        return [(output, report_markdown(result))]
+    if fmt == "table":
+        return []
+    if csv_table is not None or output is None:
+        table: CsvTable = "difusores"
+        if csv_table in ("incidencias", "fidelidad"):
+            table = "incidencias" if csv_table == "incidencias" else "fidelidad"
+        return [(output, report_csv(result, table))]
+    return [
+        (output, report_csv(result, "difusores")),
+        *(
+            (output.with_name(f"{output.stem}-{name}{output.suffix}"), report_csv(result, name))
+            for name in ("incidencias", "fidelidad")
+        ),
+    ]
 
 
 def _local_time(value: str | None, zone: ZoneInfo, option: str) -> datetime | None:
@@ -663,8 +971,19 @@ def _local_time(value: str | None, zone: ZoneInfo, option: str) -> datetime | No
 
 @cli.command()
 @click.option("--demo", is_flag=True, help="La noche de 'make demo': 5 difusores, 12 cortes.")
-@click.option("--difusores", "count", type=click.IntRange(1, 200), default=5, show_default=True)
-@click.option("--cortes", type=click.IntRange(1, 500), default=12, show_default=True)
+@click.option(
+    "--difusores",
+    "count",
+    type=cli_spanish.number(click.IntRange, min=1, max=200),
+    default=5,
+    show_default=True,
+)
+@click.option(
+    "--cortes",
+    type=cli_spanish.number(click.IntRange, min=1, max=500),
+    default=12,
+    show_default=True,
+)
 @click.option(
     "--size",
     type=click.Choice(["tiny", "small", "medium", "large", "federal"]),
@@ -674,7 +993,7 @@ def _local_time(value: str | None, zone: ZoneInfo, option: str) -> datetime | No
 )
 @click.option(
     "--seconds-per-corte",
-    type=click.FloatRange(0.5, 3600),
+    type=cli_spanish.number(click.FloatRange, min=0.5, max=3600),
     default=8.0,
     show_default=True,
     help="Tiempo comprimido: segundos reales entre cortes.",
@@ -706,6 +1025,7 @@ def _local_time(value: str | None, zone: ZoneInfo, option: str) -> datetime | No
     help="Simulacro oficial: envía cortes sintéticos de tipo simulacro a los difusores reales"
     " de este padrón.",
 )
+@json_option
 @pass_context
 def simulate(
     context: Context,
@@ -719,6 +1039,7 @@ def simulate(
     scenario: Path | None,
     use_sshd: bool,
     real_roster: Path | None,
+    as_json: bool,
 ) -> int:
     """Ensaya una noche electoral completa en minutos (simulacro).
 
@@ -731,7 +1052,7 @@ def simulate(
     from prepush.sim.simulate import SimulateOptions, demo_options
     from prepush.sim.simulate import simulate as run_simulation
 
-    console = Console(highlight=False, soft_wrap=True)
+    human, out = _consoles(as_json)
     if demo:
         options = demo_options(context.workdir)
     else:
@@ -749,26 +1070,44 @@ def simulate(
             sshd=use_sshd,
         )
     for fault in options.faults:
-        console.print(f"Falla programada: {fault.describe()}", markup=False)
+        _say(human, f"Falla programada: {fault.describe()}")
 
     def say(line: str) -> None:
-        console.print(line, markup=False)
+        _say(human, line)
 
-    view = PublishView(console, [])
+    view = PublishView(human, [])
     with view.running():
         result = run_simulation(options, view, say)
-    console.print(f"Reporte: {result.report_path}", markup=False)
-    console.print(f"Gráfica de latencia: {result.chart_path}", markup=False)
-    console.print(
+    if as_json:
+        _emit_json(
+            out,
+            {
+                "ok": result.ok,
+                "report": str(result.report_path),
+                "chart": str(result.chart_path),
+                "sites": result.sites,
+                "suspended": sorted(result.suspended),
+                "expected_suspended": sorted(result.expected_suspended),
+                "problems": result.problems,
+                "cortes": [
+                    {"number": c.number, "corte": c.corte, "status": c.report.status}
+                    for c in result.cortes
+                ],
+            },
+        )
+        return int(ExitCode.OK if result.ok else ExitCode.PARTIAL)
+    _say(human, f"Reporte: {result.report_path}")
+    _say(human, f"Gráfica de latencia: {result.chart_path}")
+    _say(
+        human,
         f"Suspendidos: {', '.join(sorted(result.suspended)) or 'ninguno'}"
         f" (el escenario implica: {', '.join(sorted(result.expected_suspended)) or 'ninguno'})",
-        markup=False,
     )
     if result.ok:
-        console.print("La noche salió como el escenario espera.", style="green")
+        _say(human, "La noche salió como el escenario espera.", "green")
         return int(ExitCode.OK)
     for problem in result.problems:
-        console.print(f"✗ {problem}", style="red", markup=False)
+        _say(human, f"✗ {problem}", "red")
     return int(ExitCode.PARTIAL)
 
 
@@ -780,13 +1119,13 @@ def simulate(
 @click.option(
     "--watch",
     "watch_interval",
-    type=float,
+    type=cli_spanish.number(click.FloatRange, min=0.5, max=3600),
     default=None,
-    metavar="SEGUNDOS",
+    metavar="[SEGUNDOS]",
     is_flag=False,
     flag_value=15.0,
-    help="Verifica una y otra vez (cada 15 s por omisión) y registra cuándo el público ve por"
-    " primera vez cada corte. Se detiene con Ctrl-C.",
+    help="Verifica una y otra vez, cada SEGUNDOS (15 por omisión), y registra cuándo el"
+    " público ve por primera vez cada corte. Se detiene con Ctrl-C.",
 )
 @json_option
 @pass_context

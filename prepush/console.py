@@ -1,4 +1,9 @@
-"""How prepush shows progress and results to the operator (rich), and as JSON."""
+"""How prepush shows progress and results to the operator (rich), and as JSON.
+
+On a terminal: rich tables, whose columns fold long values instead of cutting them. Anywhere
+else (cron mail, journald, a file): plain lines, one per difusor, never cut nor wrapped,
+whatever the width rich assumes for a non-terminal.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     from prepush.ops.check import CheckReport
     from prepush.ops.report import Report
-    from prepush.ops.status import StatusReport
+    from prepush.ops.status import DifusorStatus, StatusReport
     from prepush.ops.verify import VerifyReport
     from prepush.publish.protocol import Delivery, Event
     from prepush.publish.publisher import PublishReport
@@ -34,10 +39,15 @@ STAGES = {
     "failed": "FALLÓ",
     "dry_run": "plan (sin escribir)",
     "skipped_suspended": "suspendido: omitido",
+    "skipped_held": "retenido por reversión: omitido",
     "suspended": "SUSPENDIDO",
 }
 # Not worth a line in cron mail or the journal: a run with nothing new prints nothing.
-QUIET_STAGES = ("connecting", "uploading", "up_to_date", "skipped_suspended")
+QUIET_STAGES = ("connecting", "uploading", "up_to_date", "skipped_suspended", "skipped_held")
+# Said by the log, with the error and what follows, in one line: not repeated by the view.
+LOGGED_STAGES = ("retrying", "suspended")
+# A difusor's final word, which the summary after a publish says again with its figures.
+OUTCOMES = ("delivered", "up_to_date", "failed", "dry_run", "skipped_suspended", "skipped_held")
 STYLES = {"delivered": "green", "up_to_date": "green", "failed": "bold red", "retrying": "yellow"}
 
 
@@ -62,10 +72,12 @@ class _Row:
 class PublishView:
     """Live table on a terminal; one plain line per event otherwise (cron mail, journald)."""
 
-    def __init__(self, console: Console, names: list[str]) -> None:
+    def __init__(self, console: Console, names: list[str], *, outcomes: bool = True) -> None:
+        """``outcomes=False`` when a summary follows that says each difusor's outcome."""
         self.console = console
         self.rows = {name: _Row(started=time.monotonic()) for name in names}
         self.live: Live | None = None
+        self.outcomes = outcomes
 
     def __call__(self, event: Event) -> None:
         if event.stage == "step":
@@ -80,9 +92,11 @@ class PublishView:
             row.files_done, row.files_total = event.files_done, event.files_total
             row.bytes_done = event.bytes_done
         # On a terminal the live table redraws itself a few times a second.
-        if self.live is None and (
-            event.stage in ("failed", "retrying", "suspended")
-            or (changed and event.stage not in QUIET_STAGES)
+        if (
+            self.live is None
+            and event.stage not in LOGGED_STAGES
+            and (self.outcomes or event.stage not in OUTCOMES)
+            and (event.stage == "failed" or (changed and event.stage not in QUIET_STAGES))
         ):
             self._plain(event)
 
@@ -91,12 +105,12 @@ class PublishView:
         text = f"{stamp} {event.difusor}: {STAGES.get(event.stage, event.stage)}"
         if event.detail:
             text += f" — {event.detail}"
-        self.console.print(text, markup=False, highlight=False)
+        plain(self.console, text)
 
     def table(self) -> Table:
         table = Table(title="Publicación por difusor", expand=False)
-        for column in ("Difusor", "Estado", "Archivos", "Bytes", "Velocidad"):
-            table.add_column(column)
+        for column in ("Difusor", "Estado", "Archivos", "Bytes enviados", "Velocidad"):
+            table.add_column(column, overflow="fold")
         for name, row in self.rows.items():
             elapsed = max(time.monotonic() - row.started, 1e-3)
             files = f"{row.files_done}/{row.files_total}" if row.files_total else "-"
@@ -123,13 +137,51 @@ class PublishView:
                 self.live = None
 
 
+def plain(console: Console, text: str, style: str = "") -> None:
+    """One line as it is: no markup, no highlighting, never wrapped nor cut."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True, style=style or None)
+
+
 def print_publish_report(report: PublishReport, console: Console) -> None:
-    table = Table(title=f"Corte {report.corte} — corrida {report.run_id}")
+    if console.is_terminal:
+        _publish_table(report, console)
+    else:
+        for d in report.deliveries:
+            plain(console, _delivery_line(d, report.rollback))
+    for d in report.deliveries:
+        if d.error_message and (console.is_terminal or d.outcome == "delivered"):
+            # Off a terminal a failure's error is already on its line.
+            console.print(
+                Text.assemble((f"{d.difusor}: ", "bold"), d.error_message), soft_wrap=True
+            )
+        if d.plan is not None and d.outcome == "dry_run":
+            plan = d.plan
+            plain(
+                console,
+                f"{d.difusor}: enviaría {plan.files_to_send} archivos"
+                f" ({human_bytes(plan.bytes_to_send)}), enlazaría {len(plan.links)},"
+                f" crearía {len(plan.mkdirs)} directorios; {plan.skipped} ya están.",
+            )
+        if d.atomic is False:
+            plain(
+                console,
+                f"{d.difusor}: el servidor no ofrece posix-rename; el cambio de main.json no es"
+                " atómico (ventana mínima). Pida al difusor OpenSSH con internal-sftp.",
+                style="yellow",
+            )
+    for line in (report.note, report.why_nobody):
+        if line:
+            plain(console, line, style="bold red" if line == report.why_nobody else "")
+
+
+def _publish_table(report: PublishReport, console: Console) -> None:
+    run = f" — corrida {report.run_id}" if report.run_id is not None else ""
+    table = Table(title=f"Corte {report.corte}{run}")
     for column in ("Difusor", "Resultado", "Enviados", "Reconstruidos", "Enlazados", "Omitidos"):
-        table.add_column(column)
-    table.add_column("Bytes")
-    table.add_column("Peticiones", justify="right")
-    table.add_column("Latencia", justify="right")
+        table.add_column(column, overflow="fold")
+    table.add_column("Bytes enviados", overflow="fold")
+    table.add_column("Peticiones", justify="right", overflow="fold")
+    table.add_column("Latencia", justify="right", overflow="fold")
     for d in report.deliveries:
         table.add_row(
             d.difusor,
@@ -140,27 +192,27 @@ def print_publish_report(report: PublishReport, console: Console) -> None:
             str(d.files_skipped),
             human_bytes(d.bytes_sent),
             str(d.requests),
-            _latency(d),
+            "-" if report.rollback else _latency(d),
         )
     console.print(table)
-    for d in report.deliveries:
-        if d.error_message:
-            console.print(Text.assemble((f"{d.difusor}: ", "bold"), d.error_message))
-        if d.plan is not None and d.outcome == "dry_run":
-            plan = d.plan
-            console.print(
-                f"{d.difusor}: enviaría {plan.files_to_send} archivos"
-                f" ({human_bytes(plan.bytes_to_send)}), enlazaría {len(plan.links)},"
-                f" crearía {len(plan.mkdirs)} directorios; {plan.skipped} ya están.",
-                markup=False,
-            )
-        if d.atomic is False:
-            console.print(
-                f"{d.difusor}: el servidor no ofrece posix-rename; el cambio de main.json no es"
-                " atómico (ventana mínima). Pida al difusor OpenSSH con internal-sftp.",
-                markup=False,
-                style="yellow",
-            )
+
+
+def _delivery_line(d: Delivery, rollback: bool) -> str:
+    """One difusor's result in one line: name, result, corte, seconds, bytes, files."""
+    parts = [f"corte {d.corte}"]
+    if d.finished_at is not None:
+        parts.append(f"{(d.finished_at - d.started_at).total_seconds():.2f} s")
+    if d.outcome in ("delivered", "up_to_date", "failed"):
+        written = d.files_uploaded + d.files_rebuilt + d.files_linked
+        parts.append(f"{human_bytes(d.bytes_sent)} enviados")
+        parts.append(f"{written} archivos escritos, {d.files_skipped} ya estaban")
+    latency = _latency(d)
+    if latency != "-" and not rollback:
+        parts.append(f"latencia {latency}")
+    line = f"{d.difusor}: {STAGES.get(d.outcome, d.outcome)} — {', '.join(parts)}"
+    if d.error_message and d.outcome != "delivered":
+        line += f" — {d.error_message}"
+    return line
 
 
 def _latency(d: Delivery) -> str:
@@ -211,8 +263,12 @@ def publish_report_json(report: PublishReport) -> dict[str, Any]:
     return {
         "run_id": report.run_id,
         "corte": report.corte,
+        "rollback": report.rollback,
         "status": report.status,
         "exit_code": int(report.exit_code),
+        # Why the corte reached no difusor (exit 3), or why the run did nothing at all.
+        "reason": report.why_nobody,
+        "note": report.note,
         "deliveries": [delivery_json(d) for d in report.deliveries],
     }
 
@@ -223,11 +279,12 @@ CHECK_STYLES = {"pass": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗
 def print_check_report(report: CheckReport, console: Console) -> None:
     for difusor in report.difusores:
         mark, style = CHECK_STYLES[difusor.status]
-        console.print(Text.assemble((f"{mark} {difusor.difusor}", style)))
+        console.print(Text.assemble((f"{mark} {difusor.difusor}", style)), soft_wrap=True)
         for result in difusor.results:
             mark, style = CHECK_STYLES[result.status]
             console.print(
-                Text.assemble(("   ", ""), (mark, style), f" {result.name}: {result.detail}")
+                Text.assemble(("   ", ""), (mark, style), f" {result.name}: {result.detail}"),
+                soft_wrap=True,
             )
 
 
@@ -259,38 +316,119 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} s"
 
 
-def status_table(report: StatusReport, zone: ZoneInfo) -> Table:
-    table = Table(title=f"Estado de los difusores — corte más reciente: {report.newest_corte}")
-    for column in ("Difusor", "Último corte", "Entregado", "Desfase", "Atraso", "Fallas"):
-        table.add_column(column)
-    table.add_column("Suspensión")
+def _when(moment: datetime | None, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).strftime("%d/%m %H:%M:%S") if moment else "-"
+
+
+def print_status(report: StatusReport, zone: ZoneInfo, console: Console) -> None:
+    if console.is_terminal:
+        console.print(status_table(report, zone))
+        return
+    newest = report.newest_corte or "sin paquetes aún"
+    plain(console, f"Corte más reciente: {newest}")
     for d in report.difusores:
-        delivered = (
-            d.delivered_at.astimezone(zone).strftime("%d/%m %H:%M:%S") if d.delivered_at else "-"
+        plain(console, _status_line(d, zone))
+
+
+def _status_line(d: DifusorStatus, zone: ZoneInfo) -> str:
+    if d.serving_corte is None:
+        line = f"{d.difusor}: no sirve ningún corte de prepush aún"
+    else:
+        line = (
+            f"{d.difusor}: sirve {d.serving_corte} desde {_when(d.delivered_at, zone)},"
+            f" desfase {_seconds(d.lag_s)}, latencia {_seconds(d.latency_s)}"
         )
-        behind = (
-            Text(f"{d.behind} cortes", "bold red" if d.behind > 1 else "")
-            if d.behind
-            else Text("al día", "green")
-        )
+    line += f", {_behind(d)}, {d.consecutive_failures} fallas seguidas"
+    if d.held_corte:
+        line += f", retenido en {d.held_corte} por reversión (prepush resume-latest lo libera)"
+    if d.suspended:
+        line += f", SUSPENDIDO: {d.suspension_reason}"
+    return line
+
+
+def _behind(d: DifusorStatus) -> str:
+    return f"{d.behind} cortes de atraso" if d.behind else "al día"
+
+
+def status_table(report: StatusReport, zone: ZoneInfo) -> Table:
+    newest = report.newest_corte or "sin paquetes aún"
+    table = Table(title=f"Estado de los difusores — corte más reciente: {newest}")
+    for column in ("Difusor", "Sirve", "Desde", "Desfase", "Latencia", "Atraso", "Fallas"):
+        table.add_column(column, overflow="fold")
+    table.add_column("Suspensión / reversión", overflow="fold")
+    for d in report.difusores:
+        behind = Text(_behind(d), ("bold red" if d.behind > 1 else "") if d.behind else "green")
+        notes = []
+        if d.suspended:
+            notes.append(Text(f"SUSPENDIDO: {d.suspension_reason}", "bold red"))
+        if d.held_corte:
+            notes.append(Text(f"retenido en {d.held_corte} (resume-latest)", "yellow"))
         table.add_row(
             d.difusor,
-            d.last_corte or "-",
-            delivered,
+            d.serving_corte or "-",
+            _when(d.delivered_at, zone),
             _seconds(d.lag_s),
+            _seconds(d.latency_s),
             behind,
             Text(str(d.consecutive_failures), "red" if d.consecutive_failures else ""),
-            Text(f"SUSPENDIDO: {d.suspension_reason}", "bold red") if d.suspended else Text("no"),
+            Text("; ").join(notes) if notes else Text("no"),
         )
     return table
 
 
 def print_report(report: Report, console: Console) -> None:
+    from prepush.ops.report import LATENCY_DEFINITION
+
+    if console.is_terminal:
+        _report_tables(report, console)
+    else:
+        plain(console, f"Entregas por difusor — {report.process}")
+        for d in report.difusores:
+            plain(
+                console,
+                f"{d.difusor}: {len(d.delivered)} cortes entregados"
+                f" (el último, {d.delivered[-1] if d.delivered else 'ninguno'}),"
+                f" {len(d.failed)} fallidos;"
+                f" latencia p50 {_seconds(d.latency.p50)}, p95 {_seconds(d.latency.p95)},"
+                f" máx {_seconds(d.latency.max)}; desfase p50 {_seconds(d.lag.p50)},"
+                f" p95 {_seconds(d.lag.p95)}, máx {_seconds(d.lag.max)}",
+            )
+        plain(console, "Reporte de incidencias" if report.incidents else "Sin incidencias.")
+        for i in report.incidents:
+            plain(
+                console,
+                f"{i.difusor}: desde {_when(i.start, report.zone)}"
+                f" hasta {_when(i.end, report.zone)} ({_duration(i.duration_s)}),"
+                f" causa: {i.cause}; cortes {', '.join(i.cortes)}",
+            )
+        _plain_fidelity(report, console)
+    plain(console, LATENCY_DEFINITION)
+
+
+def _plain_fidelity(report: Report, console: Console) -> None:
+    from prepush.ops.report import FIDELITY
+
+    if report.fidelity:
+        plain(console, "Fidelidad de los datos")
+    for n in report.fidelity:
+        corte = f" corte {n.corte}" if n.corte else ""
+        plain(
+            console,
+            f"{_when(n.at, report.zone)}{corte}: {FIDELITY.get(n.kind, n.kind)}:"
+            f" {n.message.replace(chr(10), ' ')}",
+        )
+
+
+def _duration(seconds: float | None) -> str:
+    return "en curso" if seconds is None else f"{seconds / 60:.1f} min"
+
+
+def _report_tables(report: Report, console: Console) -> None:
     table = Table(title=f"Entregas por difusor — {report.process}")
     for column in ("Difusor", "Entregados", "Fallidos"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for column in ("Latencia p50", "p95", "máx", "Desfase p50", "p95", "máx"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", overflow="fold")
     for d in report.difusores:
         table.add_row(
             d.difusor,
@@ -306,15 +444,13 @@ def print_report(report: Report, console: Console) -> None:
     console.print(table)
     incidents = Table(title="Reporte de incidencias")
     for column in ("Difusor", "Inicio", "Fin", "Duración", "Causa", "Cortes"):
-        incidents.add_column(column)
+        incidents.add_column(column, overflow="fold")
     for i in report.incidents:
-        end = i.end.astimezone(report.zone).strftime("%d/%m %H:%M:%S") if i.end else "-"
-        duration = "en curso" if i.duration_s is None else f"{i.duration_s / 60:.1f} min"
         incidents.add_row(
             i.difusor,
-            i.start.astimezone(report.zone).strftime("%d/%m %H:%M:%S"),
-            end,
-            duration,
+            _when(i.start, report.zone),
+            _when(i.end, report.zone),
+            _duration(i.duration_s),
             i.cause,
             ", ".join(i.cortes),
         )
@@ -343,7 +479,8 @@ def print_verify_report(report: VerifyReport, console: Console) -> None:
             Text.assemble(
                 (f"{mark} {result.difusor}", style),
                 f" ({result.url}): {shown}, {result.files_checked} archivos comparados",
-            )
+            ),
+            soft_wrap=True,
         )
         for note in result.notes:
-            console.print(Text.assemble(("   ", ""), note))
+            console.print(Text.assemble(("   ", ""), note), soft_wrap=True)

@@ -7,6 +7,7 @@ maps :attr:`PrepushError.exit_code` to the process exit status.
 
 from __future__ import annotations
 
+import errno
 from enum import IntEnum
 
 
@@ -17,6 +18,9 @@ class ExitCode(IntEnum):
     PARTIAL = 1
     USAGE = 2
     TOTAL_FAILURE = 3
+    # An error prepush did not foresee (a defect): the message says to rerun with -v.
+    INTERNAL = 4
+    INTERRUPTED = 130
 
     @classmethod
     def for_failures(cls, failed: int, total: int) -> ExitCode:
@@ -173,3 +177,30 @@ class LocalFileError(DifusorError):
 
 class InternalError(DifusorError):
     """An unexpected failure inside prepush while serving one difusor; the others go on."""
+
+
+_ERRNO_ES = {
+    errno.ENOENT: "no existe",
+    errno.EACCES: "permiso denegado",
+    errno.EPERM: "operación no permitida",
+    errno.EISDIR: "es un directorio",
+    errno.ENOTDIR: "una parte de la ruta no es un directorio",
+    errno.ENOSPC: "no queda espacio en el disco",
+    errno.EROFS: "el sistema de archivos es de sólo lectura",
+    errno.EEXIST: "ya existe",
+    errno.ENAMETOOLONG: "el nombre es demasiado largo",
+    errno.ECONNREFUSED: "conexión rechazada",
+    errno.ECONNRESET: "la conexión se cortó",
+    errno.ETIMEDOUT: "tiempo agotado",
+    errno.EHOSTUNREACH: "host inalcanzable",
+    errno.ENETUNREACH: "red inalcanzable",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """What an OSError means, in Spanish and without Python's '[Errno N]' prefix."""
+    if exc.errno in _ERRNO_ES:
+        return _ERRNO_ES[exc.errno]
+    if isinstance(exc, TimeoutError):
+        return "tiempo agotado"
+    return exc.strerror or str(exc) or type(exc).__name__

@@ -1,6 +1,6 @@
 """The delivery ledger: SQLite, every attempt recorded as it happens.
 
-Schema (migration 1):
+Schema (migration 1, then 2 and 3):
 
 - ``runs``: one row per command run (build, publish, rollback, check, simulate...), with its
   pid, host, status (running, ok, partial, failed, interrupted, nothing, refused, forced) and
@@ -16,6 +16,12 @@ Schema (migration 1):
 - ``events``: embargo overrides, retries, stale locks taken over; what a build warned of,
   explained or was forced past, and packages refused before publishing.
 - ``observations``: when the public first saw each corte on each difusor (verify --watch).
+- ``holds`` (migration 3): a rollback pins a difusor to its corte until
+  ``prepush resume-latest``; publish leaves a held difusor alone.
+
+Each delivery has a ``kind`` (migration 3): ``publish``, ``rollback`` or ``dry_run``. Only
+``publish`` deliveries are deliveries for the night's figures (latency, failures, incidents,
+suspension); a rollback changes what a difusor serves, and a dry run counts toward nothing.
 
 Timestamps are ISO 8601 UTC strings with microseconds. Every write commits at once, so a
 crash loses nothing already recorded; WAL lets ``status --watch`` read while publish writes.
@@ -33,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 OK_OUTCOMES = ("delivered", "up_to_date")
 
@@ -151,7 +157,31 @@ ALTER TABLE deliveries ADD COLUMN files_rebuilt INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE deliveries ADD COLUMN bytes_reused INTEGER NOT NULL DEFAULT 0
 """
 
-MIGRATIONS: tuple[Migration, ...] = (_script(MIGRATION_1), _script(MIGRATION_2))
+# What each delivery was (only publishes count toward the night's figures), existing rows
+# classified from their run; and the rollback holds.
+MIGRATION_3 = """
+ALTER TABLE deliveries ADD COLUMN kind TEXT NOT NULL DEFAULT 'publish';
+UPDATE deliveries SET kind = 'rollback'
+    WHERE run_id IN (SELECT id FROM runs WHERE command = 'rollback');
+UPDATE deliveries SET kind = 'dry_run'
+    WHERE run_id IN (SELECT id FROM runs WHERE json_extract(options, '$.dry_run') = 1);
+CREATE TABLE holds (
+    id INTEGER PRIMARY KEY,
+    difusor TEXT NOT NULL,
+    corte TEXT NOT NULL,
+    held_at TEXT NOT NULL,
+    released_at TEXT,
+    run_id INTEGER REFERENCES runs(id)
+)
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _script(MIGRATION_1),
+    _script(MIGRATION_2),
+    _script(MIGRATION_3),
+)
+
+DeliveryKind = Literal["publish", "rollback", "dry_run"]
 
 
 def _ts(moment: datetime | None) -> str | None:
@@ -214,6 +244,7 @@ class DeliveryRow:
     error_message: str | None
     files_rebuilt: int = 0
     bytes_reused: int = 0
+    kind: str = "publish"
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> DeliveryRow:
@@ -244,6 +275,7 @@ class DeliveryRow:
             error_message=row["error_message"],
             files_rebuilt=row["files_rebuilt"],
             bytes_reused=row["bytes_reused"],
+            kind=row["kind"],
         )
 
 
@@ -277,6 +309,28 @@ class SuspensionRow:
     resumed_at: datetime | None
     reason: str
     automatic: bool
+
+
+@dataclass(frozen=True)
+class HoldRow:
+    difusor: str
+    corte: str
+    held_at: datetime
+    released_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What a difusor serves, as far as the ledger knows, and the delivery that put it there.
+
+    ``since`` is the last flip to this corte (a rollback's, after one); ``first`` is the
+    corte's first publish delivery to the difusor: its latency and lag are the ones that
+    count, once per corte and difusor.
+    """
+
+    corte: str
+    since: datetime | None
+    first: DeliveryRow | None
 
 
 @dataclass(frozen=True)
@@ -447,11 +501,12 @@ class Ledger:
         corte: str,
         corte_time: datetime,
         package_ready_at: datetime | None,
+        kind: DeliveryKind = "publish",
     ) -> int:
         return self._write(
             "INSERT INTO deliveries (run_id, difusor, corte, corte_time, package_ready_at,"
-            " started_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (run_id, difusor, corte, _ts(corte_time), _ts(package_ready_at), _ts(_now())),
+            " started_at, kind) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (run_id, difusor, corte, _ts(corte_time), _ts(package_ready_at), _ts(_now()), kind),
         )
 
     def set_delivery_corte(
@@ -532,8 +587,13 @@ class Ledger:
         since: datetime | None = None,
         until: datetime | None = None,
         difusor: str | None = None,
+        *,
+        dry_runs: bool = False,
     ) -> list[DeliveryRow]:
+        """Deliveries in order; a dry run's only when asked for (they count toward nothing)."""
         clauses, params = [], []
+        if not dry_runs:
+            clauses.append("kind != 'dry_run'")
         if since is not None:
             clauses.append("started_at >= ?")
             params.append(_ts(since))
@@ -566,10 +626,38 @@ class Ledger:
         ]
 
     def last_delivered(self, difusor: str) -> DeliveryRow | None:
+        """The newest corte a publish delivered (or found already there) on ``difusor``."""
         row = self.db.execute(
-            "SELECT * FROM deliveries WHERE difusor = ? AND outcome IN ('delivered', 'up_to_date')"
-            " ORDER BY corte DESC, id DESC LIMIT 1",
+            "SELECT * FROM deliveries WHERE difusor = ? AND kind = 'publish'"
+            " AND outcome IN ('delivered', 'up_to_date') ORDER BY corte DESC, id DESC LIMIT 1",
             (difusor,),
+        ).fetchone()
+        return None if row is None else DeliveryRow.from_row(row)
+
+    def serving(self, difusor: str) -> Serving | None:
+        """What ``difusor`` serves: the corte of its latest publish or rollback that left a
+        corte in place (a no-op publish confirms it and changes nothing else)."""
+        latest = self.db.execute(
+            "SELECT corte FROM deliveries WHERE difusor = ? AND kind != 'dry_run'"
+            " AND outcome IN ('delivered', 'up_to_date') ORDER BY id DESC LIMIT 1",
+            (difusor,),
+        ).fetchone()
+        if latest is None:
+            return None
+        corte = str(latest["corte"])
+        since = self.db.execute(
+            "SELECT MAX(flip_at) AS at FROM deliveries WHERE difusor = ? AND corte = ?"
+            " AND kind != 'dry_run' AND outcome = 'delivered' AND flip_at IS NOT NULL",
+            (difusor, corte),
+        ).fetchone()["at"]
+        return Serving(corte, _dt(since), self.first_delivery(difusor, corte))
+
+    def first_delivery(self, difusor: str, corte: str) -> DeliveryRow | None:
+        """The publish that first flipped ``corte`` on ``difusor``: the one latency counts."""
+        row = self.db.execute(
+            "SELECT * FROM deliveries WHERE difusor = ? AND corte = ? AND kind = 'publish'"
+            " AND outcome = 'delivered' AND flip_at IS NOT NULL ORDER BY flip_at, id LIMIT 1",
+            (difusor, corte),
         ).fetchone()
         return None if row is None else DeliveryRow.from_row(row)
 
@@ -577,13 +665,13 @@ class Ledger:
         """Distinct cortes failed in a row, newest first, up to the last one delivered.
 
         A corte counts as failed when its latest delivery failed (or was interrupted); a
-        later successful retry of the same corte clears it. Skips of a suspended difusor and
-        dry runs neither count nor reset.
+        later successful retry of the same corte clears it. Only publishes count: skips of a
+        suspended or held difusor, rollbacks and dry runs neither count nor reset.
         """
         latest: dict[str, str] = {}
         for row in self.db.execute(
-            "SELECT corte, outcome FROM deliveries WHERE difusor = ? AND outcome IN"
-            " ('delivered', 'up_to_date', 'failed', 'interrupted') ORDER BY id",
+            "SELECT corte, outcome FROM deliveries WHERE difusor = ? AND kind = 'publish'"
+            " AND outcome IN ('delivered', 'up_to_date', 'failed', 'interrupted') ORDER BY id",
             (difusor,),
         ):
             latest[row["corte"]] = row["outcome"]
@@ -633,6 +721,50 @@ class Ledger:
             )
             for r in self.db.execute(sql + " ORDER BY id", params)
         ]
+
+    # --- rollback holds -----------------------------------------------------------------------
+
+    def hold(self, difusor: str, corte: str, run_id: int | None = None) -> None:
+        """Pin ``difusor`` to ``corte`` (a rollback); a newer hold replaces an older one."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute(
+                "UPDATE holds SET released_at = ? WHERE difusor = ? AND released_at IS NULL",
+                (_ts(_now()), difusor),
+            )
+            self.db.execute(
+                "INSERT INTO holds (difusor, corte, held_at, run_id) VALUES (?, ?, ?, ?)",
+                (difusor, corte, _ts(_now()), run_id),
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def release_hold(self, difusor: str) -> HoldRow | None:
+        """Lift ``difusor``'s hold; returns the hold lifted, if there was one."""
+        held = self.active_hold(difusor)
+        if held is not None:
+            self._write(
+                "UPDATE holds SET released_at = ? WHERE difusor = ? AND released_at IS NULL",
+                (_ts(_now()), difusor),
+            )
+        return held
+
+    def active_hold(self, difusor: str) -> HoldRow | None:
+        row = self.db.execute(
+            "SELECT * FROM holds WHERE difusor = ? AND released_at IS NULL"
+            " ORDER BY id DESC LIMIT 1",
+            (difusor,),
+        ).fetchone()
+        if row is None:
+            return None
+        return HoldRow(
+            row["difusor"],
+            row["corte"],
+            datetime.fromisoformat(row["held_at"]),
+            _dt(row["released_at"]),
+        )
 
     # --- checks, events, observations -------------------------------------------------------
 
@@ -747,7 +879,7 @@ class Ledger:
         for row in self.db.execute(
             "SELECT o.difusor, o.first_seen_at, MIN(d.package_ready_at) AS ready"
             " FROM observations o JOIN deliveries d ON d.difusor = o.difusor AND d.corte = o.corte"
-            " WHERE d.package_ready_at IS NOT NULL GROUP BY o.id"
+            " WHERE d.package_ready_at IS NOT NULL AND d.kind = 'publish' GROUP BY o.id"
         ):
             seen, ready = datetime.fromisoformat(row["first_seen_at"]), _dt(row["ready"])
             if ready is not None:

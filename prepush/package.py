@@ -66,17 +66,22 @@ def check_corte_id(corte: str) -> str:
     return corte
 
 
+# A drive ("C:"), or any control character (NUL ends a C string on the server).
+_UNSAFE = re.compile(r"^[A-Za-z]:|[\x00-\x1f\x7f]")
+
+
 def safe_relative_path(path: str) -> str:
-    """Reject anything that could escape a difusor's remote directory."""
+    """Reject anything that could escape a difusor's remote directory, on any server."""
     if (
         not path
         or path[0] == "/"
         or "\\" in path
+        or _UNSAFE.search(path)
         or any(part in ("", ".", "..") for part in path.split("/"))
     ):
         raise PackageError(
             f"Ruta no permitida en el paquete: {path!r}. Las rutas deben ser relativas, sin"
-            " '..' ni '/' inicial."
+            " '..', sin '/' ni unidad (C:) al inicio y sin caracteres de control."
         )
     return path
 

@@ -3,6 +3,12 @@
 The roster is validated once, on load, with pydantic. Every problem is reported at once, each
 as ``file:line:column``, the field path and what is wrong, in Spanish. Secrets never live in
 the YAML: passwords and key passphrases are read from environment variables named there.
+
+Commands that connect to the difusores (publish, rollback, check, simulate --roster) load the
+roster with ``connecting=True``: then the institute's own credentials are checked too (each
+``key_file`` and ``known_hosts`` file exists and reads, each ``*_env`` variable is set), with
+the same locations, before any connection. Commands that only read the ledger or build
+packages do not need the secrets and work without them.
 """
 
 from __future__ import annotations
@@ -30,12 +36,12 @@ from pydantic import (
     model_validator,
 )
 
-from prepush.exceptions import ConfigError, RosterError
+from prepush.exceptions import ConfigError, RosterError, describe_os_error
 from prepush.keys import generate_key_pair
 
 ROSTER_FILE = "difusores.yaml"
 
-Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,199}$")]
 Port = Annotated[int, Field(ge=1, le=65535)]
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ELECTION_CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
@@ -212,7 +218,7 @@ class Roster(_Model):
     publish: PublishSettings = PublishSettings()
     requirements: Requirements = Requirements()
     defaults: DifusorFields = DifusorFields()
-    difusores: list[Difusor] = Field(default_factory=list)
+    difusores: list[Difusor] = Field(min_length=1)
 
     def difusor(self, name: str) -> Difusor:
         for difusor in self.difusores:
@@ -314,22 +320,61 @@ def _localize(moment: datetime, zone: ZoneInfo) -> datetime:
 
 
 def load_settings(
-    workdir: Path, roster_path: Path | None = None, *, learn_host_keys: bool = False
+    workdir: Path,
+    roster_path: Path | None = None,
+    *,
+    learn_host_keys: bool = False,
+    connecting: bool = False,
 ) -> Settings:
-    """Load and validate the roster; raises RosterError listing every problem."""
+    """Load and validate the roster; raises RosterError listing every problem.
+
+    ``connecting``: the command will connect to the difusores, so the key files, known_hosts
+    files and secret variables the roster names must be there now, not at the first retry.
+    """
     path = roster_path or workdir / ROSTER_FILE
     if not path.exists():
         raise ConfigError(
             f"No se encontró el padrón de difusores {path}. Créelo con 'prepush init' "
             "o indique el directorio de trabajo con -C DIR."
         )
+    base = path.parent.resolve()
     roster = parse_roster(
-        path.read_text(encoding="utf-8"), str(path), learn_host_keys=learn_host_keys
+        _read_utf8(path),
+        str(path),
+        learn_host_keys=learn_host_keys,
+        credentials_base=base if connecting else None,
     )
-    return Settings(roster=roster, workdir=path.parent.resolve(), roster_path=path.resolve())
+    return Settings(roster=roster, workdir=base, roster_path=path.resolve())
 
 
-def parse_roster(text: str, filename: str, *, learn_host_keys: bool = False) -> Roster:
+def _read_utf8(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"No se pudo leer el padrón {path}: {describe_os_error(exc)}.") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = len(data[line_start : exc.start].decode("utf-8", errors="replace")) + 1
+        raise RosterError(
+            str(path),
+            [
+                f"{path}:{line}:{column}: el archivo no está en UTF-8"
+                f" (byte 0x{data[exc.start]:02x}); guárdelo como UTF-8 (p. ej. 'iconv -f"
+                " latin1 -t utf-8')"
+            ],
+        ) from None
+
+
+def parse_roster(
+    text: str,
+    filename: str,
+    *,
+    learn_host_keys: bool = False,
+    credentials_base: Path | None = None,
+) -> Roster:
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -351,7 +396,7 @@ def parse_roster(text: str, filename: str, *, learn_host_keys: bool = False) -> 
         raise RosterError(
             filename, [f"{filename}:1:1: se esperaba un mapa con election y difusores"]
         )
-    return _validate(data, marks, filename, learn_host_keys)
+    return _validate(data, marks, filename, learn_host_keys, credentials_base)
 
 
 def _collect_marks(
@@ -383,24 +428,63 @@ def _validate(
     marks: Mapping[tuple[str | int, ...], yaml.Mark],
     filename: str,
     learn_host_keys: bool,
+    credentials_base: Path | None,
 ) -> Roster:
     merged, origin = _apply_defaults(data)
-    problems = _duplicate_names(merged, marks, filename)
+    labels = _Labels(filename, marks, origin, _names(merged))
+    problems = _duplicate_names(merged, labels)
     try:
         roster = Roster.model_validate(merged, context={"learn_host_keys": learn_host_keys})
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
-            problem = _describe(error, marks, origin, filename)
+            problem = _describe(error, labels)
             if problem not in problems:
                 problems.append(problem)
+    if not problems and credentials_base is not None:
+        problems = _credential_problems(roster, labels, credentials_base)
     if problems:
         raise RosterError(filename, problems)
     return roster
 
 
-def _duplicate_names(
-    data: dict[str, Any], marks: Mapping[tuple[str | int, ...], yaml.Mark], filename: str
-) -> list[str]:
+def _names(data: dict[str, Any]) -> dict[int, str]:
+    difusores = data.get("difusores")
+    entries = difusores if isinstance(difusores, list) else []
+    return {
+        index: entry["name"]
+        for index, entry in enumerate(entries)
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str) and entry["name"]
+    }
+
+
+@dataclass(frozen=True)
+class _Labels:
+    """Where a value sits in the file, and how to name its field for a person."""
+
+    filename: str
+    marks: Mapping[tuple[str | int, ...], yaml.Mark]
+    origin: Mapping[tuple[str | int, ...], tuple[str | int, ...]]
+    names: Mapping[int, str]
+
+    def where(self, loc: tuple[str | int, ...], kind: str = "") -> str:
+        return _where(self.filename, _mark_for(loc, kind, self.marks, self.origin))
+
+    def field(self, loc: tuple[str | int, ...]) -> str:
+        """``difusores[universidad02].port`` rather than ``difusores.1.port``."""
+        source = self.origin.get(loc, loc)
+        parts: list[str] = []
+        for position, part in enumerate(source):
+            if position == 1 and source[0] == "difusores" and isinstance(part, int):
+                parts[-1] += f"[{self.names.get(part, f'#{part + 1}')}]"
+            else:
+                parts.append(str(part))
+        return ".".join(parts) or "(raíz)"
+
+    def problem(self, loc: tuple[str | int, ...], what: str, kind: str = "") -> str:
+        return f"{self.where(loc, kind)}: {self.field(loc)}: {what}"
+
+
+def _duplicate_names(data: dict[str, Any], labels: _Labels) -> list[str]:
     problems: list[str] = []
     seen: set[str] = set()
     difusores = data.get("difusores")
@@ -408,13 +492,93 @@ def _duplicate_names(
         name = entry.get("name") if isinstance(entry, dict) else None
         if isinstance(name, str):
             if name in seen:
-                mark = marks.get(("difusores", index, "name"))
                 problems.append(
-                    f"{_where(filename, mark)}: difusores.{index}.name: el nombre {name!r} está"
-                    " repetido; cada difusor necesita un nombre único"
+                    labels.problem(
+                        ("difusores", index, "name"),
+                        f"el nombre {name!r} está repetido; cada difusor necesita un nombre único",
+                    )
                 )
             seen.add(name)
     return problems
+
+
+def _credential_problems(roster: Roster, labels: _Labels, base: Path) -> list[str]:
+    """The institute's own credentials, checked before any connection is attempted."""
+    problems: list[str] = []
+    keys: dict[tuple[Path, str | None], str | None] = {}
+    for index, difusor in enumerate(roster.difusores):
+        found: list[tuple[str, str]] = []
+        for env_field in ("password_env", "passphrase_env"):
+            name = getattr(difusor, env_field)
+            if name is not None and name not in os.environ:
+                found.append(
+                    (
+                        env_field,
+                        f"la variable de entorno {name} no está definida. Expórtela antes de"
+                        " ejecutar prepush (con systemd, en el EnvironmentFile de la unidad);"
+                        " no se intentó ninguna conexión",
+                    )
+                )
+        if difusor.key_file:
+            passphrase = os.environ.get(difusor.passphrase_env or "") or None
+            path = _resolve(base, difusor.key_file)
+            if (path, passphrase) not in keys:
+                keys[(path, passphrase)] = _key_problem(path, difusor.passphrase_env)
+            if keys[(path, passphrase)] is not None:
+                found.append(("key_file", str(keys[(path, passphrase)])))
+        if difusor.known_hosts:
+            problem = _known_hosts_problem(_resolve(base, difusor.known_hosts))
+            if problem is not None:
+                found.append(("known_hosts", problem))
+        for field_name, what in found:
+            line = labels.problem(("difusores", index, field_name), what)
+            if line not in problems:
+                problems.append(line)
+    return problems
+
+
+def _resolve(base: Path, path: str) -> Path:
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def _key_problem(path: Path, passphrase_env: str | None) -> str | None:
+    if not path.is_file():
+        return (
+            f"la llave privada {path} no existe. Créela con 'prepush keygen --out {path}' o"
+            " corrija la ruta; no se intentó ninguna conexión"
+        )
+    passphrase = os.environ.get(passphrase_env) if passphrase_env else None
+    try:
+        asyncssh.read_private_key(path, passphrase)
+    except OSError as exc:
+        return f"no se pudo leer la llave privada {path}: {describe_os_error(exc)}"
+    except (asyncssh.KeyImportError, ValueError) as exc:
+        text = str(exc).lower()
+        if "passphrase" in text and passphrase is None:
+            return (
+                f"la llave privada {path} está cifrada: indique passphrase_env con la variable"
+                " que guarda su frase de paso"
+            )
+        if "passphrase" in text:
+            return f"la frase de paso de {passphrase_env} no abre la llave privada {path}"
+        return f"{path} no es una llave privada OpenSSH legible ({exc})"
+    return None
+
+
+def _known_hosts_problem(path: Path) -> str | None:
+    if not path.is_file():
+        return (
+            f"el archivo known_hosts {path} no existe. Créelo con la llave de host que le"
+            " entregó el difusor (o use host_key); no se intentó ninguna conexión"
+        )
+    try:
+        asyncssh.read_known_hosts(str(path))
+    except OSError as exc:
+        return f"no se pudo leer {path}: {describe_os_error(exc)}"
+    except (asyncssh.KeyImportError, ValueError) as exc:
+        return f"{path} no es un archivo known_hosts válido ({exc})"
+    return None
 
 
 def _apply_defaults(
@@ -462,12 +626,7 @@ _MESSAGES = {
 }
 
 
-def _describe(
-    error: Mapping[str, Any],
-    marks: Mapping[tuple[str | int, ...], yaml.Mark],
-    origin: Mapping[tuple[str | int, ...], tuple[str | int, ...]],
-    filename: str,
-) -> str:
+def _describe(error: Mapping[str, Any], labels: _Labels) -> str:
     loc: tuple[str | int, ...] = tuple(error["loc"])
     kind = str(error["type"])
     if kind.startswith(("greater", "less")):
@@ -485,9 +644,9 @@ def _describe(
             f"no escriba secretos en el padrón: use {loc[-1]}_env con el nombre de una"
             " variable de entorno"
         )
-    mark = _mark_for(loc, kind, marks, origin)
-    field = ".".join(str(p) for p in origin.get(loc, loc)) or "(raíz)"
-    return f"{_where(filename, mark)}: {field}: {what}"
+    if loc == ("difusores",) and kind in ("too_short", "missing"):
+        what = "el padrón no tiene difusores: agregue al menos uno (ver docs/roster.md)"
+    return labels.problem(loc, what, kind)
 
 
 def _mark_for(

@@ -119,6 +119,39 @@ def paramiko_difusor(client_key: Path, tmp_path: Path) -> Iterator[Endpoint]:
 
 ProxyFactory = Callable[[Endpoint], tuple[FaultProxy, Endpoint]]
 
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[object]:
+    """Debian's headless Chromium, driven by chromedriver (nothing downloaded)."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip("requiere chromium y chromium-driver de Debian; 'make test' los instala")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'perfil'}",
+        "--window-size=1280,900",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
 
 @pytest.fixture
 def fault_proxy(servers_loop: ServerThread) -> Iterator[ProxyFactory]:
@@ -140,6 +173,17 @@ def fault_proxy(servers_loop: ServerThread) -> Iterator[ProxyFactory]:
 CAMPECHE_ROWLESS_ACTAS = {"DIP_LOC": 10}
 
 
+# A roster has at least one difusor; tests that only build get this one, never contacted.
+UNREACHED = {
+    "name": "sin-contacto",
+    "host": "127.0.0.1",
+    "port": 9,
+    "user": "prep",
+    "key_file": "claves/sin-contacto.pem",
+    "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOKbsJ9IkKY3a0yWxP4PzqzM2a0o2C8b6bC3sD9b0aBc",
+}
+
+
 @dataclasses.dataclass
 class Workdir:
     path: Path
@@ -150,6 +194,7 @@ class Workdir:
         endpoints: list[Endpoint],
         deadline: float = 10,
         requirements: dict[str, float] | None = None,
+        publish: dict[str, Any] | None = None,
         **election: Any,
     ) -> Path:
         settings: dict[str, Any] = {
@@ -170,8 +215,9 @@ class Workdir:
                 "connect_timeout_seconds": 5,
                 "run_lock_wait_seconds": 2,
                 "deadline_seconds": deadline,
+                **(publish or {}),
             },
-            "difusores": [e.roster_entry() for e in endpoints],
+            "difusores": [e.roster_entry() for e in endpoints] or [UNREACHED],
         }
         if requirements:
             roster["requirements"] = requirements
@@ -205,8 +251,8 @@ def nginx_factory() -> Iterator[Callable[..., Nginx]]:
         pytest.skip("requiere nginx (Debian) y ser root; 'make test' lo instala")
     started: list[Nginx] = []
 
-    def make(root: Path, *, cache_rule: bool = True) -> Nginx:
-        server = Nginx(root, cache_rule=cache_rule).start()
+    def make(root: Path, *, cache_rule: bool = True, deny_prepush: bool = True) -> Nginx:
+        server = Nginx(root, cache_rule=cache_rule, deny_prepush=deny_prepush).start()
         started.append(server)
         return server
 

@@ -90,6 +90,7 @@ class Script:
     max_read: int | None = None
     max_handles: int = 0
     reorder: bool = False
+    # Answer the session's start (version, limits), then nothing: SSH up, SFTP silent.
     silent: bool = False
     # Hold every WRITE's reply until released; count what waits.
     hold_writes: bool = False
@@ -204,7 +205,7 @@ class _SFTPSession(asyncssh.SSHServerSession[bytes]):
         self.stats.requests.append((kind, path))
         if kind == "open":
             self.stats.opens_at.append(time.monotonic())
-        if self.script.silent:
+        if self.script.silent and kind != "limits":
             self.stats.unanswered += 1
             return
         rule = self.script.rule(kind, path)

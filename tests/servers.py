@@ -1,8 +1,9 @@
-"""Real servers for the tests: Debian's OpenSSH sshd and a paramiko SFTP server.
+"""Real servers for the tests: Debian's OpenSSH sshd, nginx and a paramiko SFTP server.
 
 sshd is started on 127.0.0.1 with its own config, host key, pid file and authorized_keys,
 in two setups: a plain user, and the hardened one difusores use (ChrootDirectory +
-ForceCommand internal-sftp). The paramiko server advertises no OpenSSH extension and renames
+ForceCommand internal-sftp), from docs/difusores.md. nginx serves with the guide's server
+block. The paramiko server advertises no OpenSSH extension and renames
 like SFTP v3 (never over an existing file), to exercise prepush's fallbacks.
 """
 
@@ -27,12 +28,14 @@ from paramiko.sftp import SFTP_FAILURE, SFTP_NO_SUCH_FILE, SFTP_OK, SFTP_PERMISS
 
 from prepush.sim.sshd import BASE as SERVER_BASE
 from prepush.sim.sshd import (
+    SFTP_USER,
     SshdDifusor,
     free_port,
     read_pid,
     sshd_available,
     wait_for_port,
 )
+from tests.guide import authorized_keys_line, snippet
 
 __all__ = ["SshdServer", "free_port", "sshd_available", "wait_for_port"]
 
@@ -74,12 +77,27 @@ class Endpoint:
 
 
 class SshdServer:
-    """A real sshd difusor (prepush.sim.sshd), seen as a test Endpoint."""
+    """A real sshd difusor (prepush.sim.sshd), seen as a test Endpoint.
+
+    The chroot one is set up as docs/difusores.md tells difusores to: its sshd_config
+    fragment and its authorized_keys line, read from the guide itself.
+    """
 
     def __init__(self, client_key_file: Path, *, chroot: bool) -> None:
         self.client_key_file = client_key_file
         self.chroot = chroot
         self.daemon = SshdDifusor(client_key_file, chroot=chroot)
+        if chroot:
+            self.daemon.hardening = snippet(
+                "sshd_config",
+                {
+                    "Match User prep\n": f"Match User {SFTP_USER}\n",
+                    "/srv/prep-jaula": str(self.daemon.jail),
+                    "/etc/ssh/llaves_autorizadas/%u": str(self.daemon.authorized_keys),
+                },
+            )
+            public = Path(f"{client_key_file}.pub").read_text()
+            self.daemon.authorized_key = authorized_keys_line(public)
 
     def start(self) -> Endpoint:
         info = self.daemon.start()
@@ -109,10 +127,19 @@ class _Handle(SFTPHandle):
             return paramiko.SFTPServer.convert_errno(exc.errno)  # type: ignore[no-any-return]
 
 
+@dataclass
+class PlainFaults:
+    """Refusals a test can switch on: any rename onto, or removal of, a path ending so."""
+
+    refuse_rename_onto: str | None = None
+    refuse_remove: str | None = None
+
+
 class _PlainSFTP(SFTPServerInterface):
     """Files under ``root``; rename never replaces (SFTP v3); no posix-rename, no links."""
 
     root: Path
+    faults: PlainFaults
 
     def _real(self, path: str) -> str:
         clean = os.path.normpath("/" + path).lstrip("/")
@@ -165,6 +192,8 @@ class _PlainSFTP(SFTPServerInterface):
             return self._errno(exc)
 
     def remove(self, path: str) -> int:
+        if self.faults.refuse_remove and path.endswith(self.faults.refuse_remove):
+            return SFTP_PERMISSION_DENIED
         try:
             os.remove(self._real(path))
         except OSError as exc:
@@ -172,6 +201,9 @@ class _PlainSFTP(SFTPServerInterface):
         return SFTP_OK
 
     def rename(self, oldpath: str, newpath: str) -> int:
+        refused = self.faults.refuse_rename_onto
+        if refused and newpath.endswith(refused):
+            return SFTP_PERMISSION_DENIED
         if os.path.lexists(self._real(newpath)):
             return SFTP_FAILURE
         try:
@@ -247,6 +279,7 @@ class ParamikoSftpServer:
         self._transports: list[paramiko.Transport] = []
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="paramiko-sftp", daemon=True)
+        self.faults = PlainFaults()
 
     def start(self, key_file: Path) -> Endpoint:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -263,7 +296,7 @@ class ParamikoSftpServer:
         )
 
     def _serve(self) -> None:
-        plain = type("PlainSFTP", (_PlainSFTP,), {"root": self.root})
+        plain = type("PlainSFTP", (_PlainSFTP,), {"root": self.root, "faults": self.faults})
         while not self._stopping.is_set():
             try:
                 conn, _ = self._sock.accept()
@@ -362,12 +395,21 @@ def _walk(sftp: paramiko.SFTPClient, base: str, prefix: str, tree: dict[str, byt
                 tree[relative] = stream.read()
 
 
-class Nginx:
-    """Debian's nginx on 127.0.0.1 serving ``root``, with or without the Cache-Control rule."""
+CACHE_RULE = 'add_header Cache-Control "no-cache, no-store, must-revalidate" always;'
+DENY_RULE = "deny all;"
 
-    def __init__(self, root: Path, *, cache_rule: bool = True) -> None:
+
+class Nginx:
+    """Debian's nginx on 127.0.0.1 serving ``root`` with docs/difusores.md's server block.
+
+    ``cache_rule=False`` or ``deny_prepush=False`` leave out one of the guide's two rules:
+    a difusor that did not follow it.
+    """
+
+    def __init__(self, root: Path, *, cache_rule: bool = True, deny_prepush: bool = True) -> None:
         self.root = root
         self.cache_rule = cache_rule
+        self.deny_prepush = deny_prepush
         self.home = SERVER_BASE / f"nginx-{uuid.uuid4().hex[:8]}"
         self.port = free_port()
         self.pid: int | None = None
@@ -376,13 +418,19 @@ class Nginx:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
+    def server_block(self) -> str:
+        replacements = {
+            "listen 80;": f"listen 127.0.0.1:{self.port};",
+            "root /srv/prep-jaula/www;": f"root {self.root};",
+        }
+        if not self.cache_rule:
+            replacements[CACHE_RULE] = ""
+        if not self.deny_prepush:
+            replacements[DENY_RULE] = ""
+        return snippet("nginx", replacements)
+
     def start(self) -> Nginx:
         self.home.mkdir(parents=True)
-        rule = (
-            'add_header Cache-Control "no-cache, no-store, must-revalidate" always;'
-            if self.cache_rule
-            else ""
-        )
         temp = "\n".join(
             f"    {kind}_temp_path {self.home / kind};"
             for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -398,12 +446,7 @@ http {{
     include /etc/nginx/mime.types;
     access_log off;
 {temp}
-    server {{
-        listen 127.0.0.1:{self.port};
-        root {self.root};
-        location = /json/main.json {{ {rule} }}
-        location = /index.html {{ {rule} }}
-    }}
+{self.server_block()}
 }}
 """
         )

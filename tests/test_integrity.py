@@ -4,6 +4,10 @@ difusor, for any of them, and the ledger records the refusal (prepush/publish/in
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -117,20 +121,39 @@ def test_a_roster_without_a_signing_key_publishes_nothing_and_says_how_to_fix_it
 
 
 def test_watch_refuses_a_tampered_new_package_and_the_difusor_keeps_its_corte(
-    asyncssh_difusor: Endpoint, workdir: Workdir, capsys: pytest.CaptureFixture[str]
+    asyncssh_difusor: Endpoint, workdir: Workdir
 ) -> None:
+    """The night's publisher refuses the altered package, says so, and keeps watching."""
     workdir.write_roster([asyncssh_difusor])
     workdir.build(FIRST)
     assert main(["-C", str(workdir.path), "publish"]) == 0
     before = remote_trees([asyncssh_difusor])
     change_a_byte(workdir.build(SECOND))
-    capsys.readouterr()
-    assert main(["-C", str(workdir.path), "publish", "--watch", "0.1"]) == 2
-    assert "json/main.json" in capsys.readouterr().err
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "prepush", "-C", str(workdir.path), "publish", "--watch", "0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not _refused(workdir):
+            time.sleep(0.1)
+        assert watcher.poll() is None, "one refused package does not stop --watch"
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        _, err = watcher.communicate(timeout=30)
+    assert watcher.returncode == 130
+    assert "json/main.json" in err
     assert remote_trees([asyncssh_difusor]) == before
     shown = json.loads(before[asyncssh_difusor.name]["json/main.json"])
     assert shown["corte"] == FIRST
     assert_refusal_recorded(workdir, SECOND, "json/main.json")
+
+
+def _refused(workdir: Workdir) -> bool:
+    with Ledger(workdir.path / "prepush.db") as ledger:
+        return bool(ledger.events("package_refused"))
 
 
 def test_a_package_that_appears_mid_run_is_sent_only_if_intact(

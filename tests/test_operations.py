@@ -44,18 +44,17 @@ def test_check_passes_on_a_good_difusor_and_records_evidence(
     nginx_factory: object,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    (sshd_plain.local_root / "json").mkdir()
-    (sshd_plain.local_root / "json" / "main.json").write_text("{}")
     web = nginx_factory(sshd_plain.local_root)  # type: ignore[operator]
     good = dataclasses.replace(sshd_plain, url=web.url)
     workdir.write_roster([good], requirements=EASY)
     code, report = run_json(workdir, capsys, "check")
     checks = checks_of(report, good.name)
-    assert code == 0, checks
+    assert code == 0, [c for c in checks.values() if c["status"] != "pass"]
     for name in ("tcp", "host_key", "auth", "extensions", "write", "space", "throughput", "clock"):
         assert checks[name]["status"] == "pass", (name, checks[name])
     assert checks["http"]["status"] == "pass"
     assert checks["cache_control"]["status"] == "pass"
+    assert checks["private_dir"]["status"] == "pass"
     assert checks["throughput"]["value"] > 1
     with Ledger(workdir.path / "prepush.db") as ledger:
         recorded = {c.name: c.status for c in ledger.checks()}
@@ -69,8 +68,6 @@ def test_check_fails_without_the_cache_control_rule(
     nginx_factory: object,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    (sshd_plain.local_root / "json").mkdir()
-    (sshd_plain.local_root / "json" / "main.json").write_text("{}")
     web = nginx_factory(sshd_plain.local_root, cache_rule=False)  # type: ignore[operator]
     workdir.write_roster([dataclasses.replace(sshd_plain, url=web.url)], requirements=EASY)
     code, report = run_json(workdir, capsys, "check")
@@ -237,6 +234,7 @@ def test_rollback_flips_back_and_refuses_a_corte_no_longer_retained(
     for path, data in workdir.package_tree(CORTES[1]).items():
         assert remote[path] == data, path
     workdir.build(CORTES[3])
+    assert run_json(workdir, capsys, "resume-latest")[0] == 0
     assert run_json(workdir, capsys, "publish")[0] == 0
     code, report = run_json(workdir, capsys, "rollback", "--to", CORTES[0])
     assert code == 3
@@ -364,7 +362,7 @@ def test_report_cli_formats(
     assert chart.read_text().startswith("<svg")
     code, status = run_json(workdir, capsys, "status")
     assert code == 0
-    assert status["difusores"][0]["last_corte"] == CORTES[1]
+    assert status["difusores"][0]["serving_corte"] == CORTES[1]
     assert status["difusores"][0]["cortes_behind"] == 0
 
 

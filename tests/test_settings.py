@@ -64,14 +64,14 @@ def test_example_roster_is_the_init_template_and_validates() -> None:
 def test_duplicate_names_are_located() -> None:
     text = VALID.replace("name: dos", "name: uno")
     (problem,) = problems_of(text)
-    assert problem.startswith("difusores.yaml:12:11: difusores.1.name")
+    assert problem.startswith("difusores.yaml:12:11: difusores[uno].name")
     assert "repetido" in problem
 
 
 def test_bad_port_is_located_on_its_line() -> None:
     text = VALID.replace("port: 2222", "port: 70000")
     (problem,) = problems_of(text)
-    assert problem.startswith("difusores.yaml:14:11: difusores.1.port")
+    assert problem.startswith("difusores.yaml:14:11: difusores[dos].port")
     assert "65535" in problem
 
 
@@ -85,14 +85,14 @@ def test_bad_port_in_defaults_points_at_defaults_once() -> None:
 def test_missing_host_key_is_an_error_naming_the_difusor() -> None:
     text = VALID.replace(f'    host_key: "{HOST_KEY}"\n  - name: dos', "  - name: dos")
     (problem,) = problems_of(text)
-    assert problem.startswith("difusores.yaml:9:5: difusores.0")
+    assert problem.startswith("difusores.yaml:9:5: difusores[uno]:")
     assert "llave de host" in problem
 
 
 def test_unknown_key_points_at_the_key() -> None:
     text = VALID.replace("    port: 2222\n", "    port: 2222\n    prot: 22\n")
     (problem,) = problems_of(text)
-    assert problem.startswith("difusores.yaml:15:5: difusores.1.prot")
+    assert problem.startswith("difusores.yaml:15:5: difusores[dos].prot")
     assert "desconocido" in problem
 
 
@@ -100,8 +100,8 @@ def test_every_error_is_reported_at_once() -> None:
     text = VALID.replace("port: 2222", "port: nada").replace("name: uno", "name: Uno!")
     problems = problems_of(text)
     assert len(problems) == 2
-    assert any("difusores.0.name" in p for p in problems)
-    assert any("difusores.1.port" in p and "entero" in p for p in problems)
+    assert any("difusores[Uno!].name" in p for p in problems)
+    assert any("difusores[dos].port" in p and "entero" in p for p in problems)
 
 
 def test_secrets_in_yaml_are_refused_with_advice() -> None:
@@ -117,7 +117,7 @@ def test_bad_host_key_and_timezone() -> None:
     )
     problems = problems_of(text)
     assert any("election.timezone" in p and "IANA" in p for p in problems)
-    assert any("difusores.0.host_key" in p for p in problems)
+    assert any("difusores[uno].host_key" in p for p in problems)
 
 
 def test_duplicate_yaml_keys_are_errors() -> None:

@@ -30,6 +30,12 @@ class BuildRequest:
 
 def build_options(settings: Settings, kind: Kind, allow_mismatch: bool = False) -> BuildOptions:
     key_path = settings.signing_key_path
+    if key_path is not None and not key_path.is_file():
+        raise ConfigError(
+            f"La llave de firma {key_path} (election.signing_key del padrón) no existe."
+            f" Créela con 'prepush keygen --out {key_path}' o corrija el padrón; no se"
+            " construyó nada."
+        )
     election = settings.roster.election
     return BuildOptions(
         packages_dir=settings.packages_dir,

@@ -2,11 +2,19 @@
 
 Each check passes, warns or fails with a Spanish explanation and how to fix it. The results go
 to the ledger: they are the evidence that a difusor met the requirements on a given date.
+
+The web server is tested with a probe file of check's own, written by SFTP, read over HTTP and
+removed, so a difusor passes before the first publish (when json/main.json does not exist yet)
+and the check proves that ``url`` serves ``remote_dir``. The Cache-Control rule is checked on
+json/main.json once it exists, on the probe before. ``.prepush/`` (prepush's state) must not be
+served to the public.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,7 +25,14 @@ from typing import Literal
 import asyncssh
 import httpx
 
-from prepush.exceptions import AuthError, DifusorError, ExitCode, HostKeyError, RemoteError
+from prepush.exceptions import (
+    AuthError,
+    DifusorError,
+    ExitCode,
+    HostKeyError,
+    RemoteError,
+    describe_os_error,
+)
 from prepush.ledger import Ledger
 from prepush.settings import Difusor, Settings
 from prepush.transports.base import Transport
@@ -26,6 +41,11 @@ from prepush.transports.sftp import open_sftp
 Status = Literal["pass", "warn", "fail"]
 REQUIRED_CACHE_CONTROL = {"no-cache", "no-store", "must-revalidate"}
 PROBE_DIR = ".prepush"
+MAIN_JSON = "json/main.json"
+# The web probe lives beside json/main.json and is named so that the difusor's guide
+# (docs/difusores.md) gives it the entry files' Cache-Control rule.
+WEB_PROBE = "json/prepush-check-{token}.json"
+STATE_JSON = f"{PROBE_DIR}/state.json"
 
 Connector = Callable[[Difusor, Settings], Awaitable[Transport]]
 
@@ -99,10 +119,17 @@ async def _check_all(
 
 async def _check_one(settings: Settings, difusor: Difusor, connector: Connector) -> DifusorCheck:
     check = DifusorCheck(difusor.name)
+    transport = None
     if await _reachable(settings, difusor, check):
-        await _over_ssh(settings, difusor, check, connector)
-    if difusor.url:
-        await check_http(difusor.url, check)
+        transport = await _connect(settings, difusor, check, connector)
+    try:
+        if transport is not None:
+            await _over_sftp(settings, transport, check)
+        if difusor.url:
+            await check_web(difusor.url, transport, check)
+    finally:
+        if transport is not None:
+            await transport.close()
     return check
 
 
@@ -116,7 +143,7 @@ async def _reachable(settings: Settings, difusor: Difusor, check: DifusorCheck) 
         check.add(
             "tcp",
             "fail",
-            f"No se pudo abrir {difusor.host}:{difusor.port} ({exc or 'tiempo agotado'}). Revise"
+            f"No se pudo abrir {difusor.host}:{difusor.port} ({describe_os_error(exc)}). Revise"
             " que el servidor SSH esté en marcha y que el cortafuegos permita la IP del instituto.",
         )
         return False
@@ -126,23 +153,27 @@ async def _reachable(settings: Settings, difusor: Difusor, check: DifusorCheck) 
     return True
 
 
-async def _over_ssh(
+async def _connect(
     settings: Settings, difusor: Difusor, check: DifusorCheck, connector: Connector
-) -> None:
+) -> Transport | None:
     try:
         transport = await connector(difusor, settings)
     except HostKeyError as exc:
         check.add("host_key", "fail", exc.message)
-        return
+        return None
     except AuthError as exc:
         check.add("host_key", "pass", "la llave de host coincide con la fijada en el padrón")
         check.add("auth", "fail", exc.message)
-        return
+        return None
     except DifusorError as exc:
         check.add("ssh", "fail", exc.message)
-        return
+        return None
     check.add("host_key", "pass", "la llave de host coincide con la fijada en el padrón")
     check.add("auth", "pass", f"autenticado como {difusor.user}")
+    return transport
+
+
+async def _over_sftp(settings: Settings, transport: Transport, check: DifusorCheck) -> None:
     try:
         _extensions(transport, check)
         await _space(settings, transport, check)
@@ -150,8 +181,6 @@ async def _over_ssh(
             await _throughput_and_clock(settings, transport, check)
     except DifusorError as exc:
         check.add("sftp", "fail", exc.message)
-    finally:
-        await transport.close()
 
 
 def _extensions(transport: Transport, check: DifusorCheck) -> None:
@@ -272,34 +301,146 @@ def _clock(
         )
 
 
-async def check_http(url: str, check: DifusorCheck) -> None:
-    target = url.rstrip("/") + "/json/main.json"
+async def check_web(url: str, transport: Transport | None, check: DifusorCheck) -> None:
+    """The public side: url serves remote_dir, Cache-Control, and .prepush/ kept private."""
+    base = url.rstrip("/") + "/"
+    token = f"{os.getpid()}-{time.monotonic_ns()}"
+    probe, hidden = WEB_PROBE.format(token=token), f"{PROBE_DIR}/check-{token}.json"
+    body = json.dumps({"prepush": "check", "token": token}).encode()
+    written: list[str] = []
+    unwritable = None
     try:
+        if transport is not None:
+            try:
+                await transport.prepare_dirs(["json", PROBE_DIR])
+                for path in (probe, hidden):
+                    await transport.write_file(path, body)
+                    written.append(path)
+            except DifusorError as exc:
+                unwritable = f"no se pudo escribir el archivo de prueba por SFTP: {exc.message}"
         async with httpx.AsyncClient(timeout=10, follow_redirects=True) as client:
-            response = await client.get(target, params={"t": str(time.time_ns())})
+            fetched = await asyncio.gather(
+                _get(client, base + probe) if probe in written else _nothing(),
+                _get(client, base + MAIN_JSON),
+                _get(client, base + hidden) if hidden in written else _nothing(),
+                _get(client, base + STATE_JSON),
+            )
+    finally:
+        if transport is not None and written:
+            with contextlib.suppress(DifusorError):
+                await transport.remove_many(written, len(written))
+    served, main, hidden_response, state = fetched
+    if unwritable is not None:
+        check.add("http", "fail", unwritable)
+    else:
+        _web_root(base, probe, body, served, main, check)
+    _cache_control(served, main, check)
+    _private_dir(base, [hidden_response, state], check)
+
+
+Fetched = httpx.Response | str | None
+
+
+async def _get(client: httpx.AsyncClient, target: str) -> Fetched:
+    """The response, or why there was none (in Spanish)."""
+    try:
+        return await client.get(target, params={"t": str(time.time_ns())})
     except httpx.HTTPError as exc:
-        check.add("http", "fail", f"no se pudo obtener {target}: {exc}")
+        return f"no se pudo obtener {target}: {describe_http_error(exc)}"
+
+
+async def _nothing() -> Fetched:
+    return None
+
+
+def describe_http_error(exc: httpx.HTTPError) -> str:
+    """Why an HTTP request got no response, in Spanish."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "tiempo agotado"
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, OSError):
+        return describe_os_error(cause)
+    if isinstance(exc, httpx.ConnectError):
+        return "no se pudo conectar con el servidor web"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _web_root(
+    base: str, probe: str, body: bytes, served: Fetched, main: Fetched, check: DifusorCheck
+) -> None:
+    if served is None:
+        # No SFTP, no probe: only whether the web server answers.
+        if isinstance(main, httpx.Response):
+            status: Status = "pass" if main.status_code == 200 else "warn"
+            check.add(
+                "http",
+                status,
+                f"{base}{MAIN_JSON} respondió {main.status_code}; sin SFTP no se pudo probar con"
+                " un archivo propio que url sirve el directorio remoto",
+            )
+        else:
+            check.add("http", "fail", str(main))
         return
-    if response.status_code != 200:
+    if isinstance(served, str):
+        check.add("http", "fail", f"{served}. Revise la url del difusor en el padrón.")
+    elif served.status_code == 200 and served.content == body:
+        check.add("http", "pass", f"{base} sirve el directorio remoto (archivo de prueba {probe})")
+    elif served.status_code == 200:
         check.add(
             "http",
             "fail",
-            f"{target} respondió {response.status_code}; debe responder 200 con el sitio"
-            " publicado.",
+            f"{base}{probe} respondió con otro contenido: la url no sirve el directorio remoto"
+            " del difusor (remote_dir). Revise la raíz del sitio en su servidor web.",
         )
+    else:
+        check.add(
+            "http",
+            "fail",
+            f"{base}{probe}, escrito por SFTP hace un momento, respondió {served.status_code}:"
+            " la url no sirve el directorio remoto (remote_dir). Revise la raíz del sitio en el"
+            " servidor web del difusor y la url del padrón.",
+        )
+
+
+def _cache_control(served: Fetched, main: Fetched, check: DifusorCheck) -> None:
+    if isinstance(main, httpx.Response) and main.status_code == 200:
+        response, what = main, MAIN_JSON
+    elif isinstance(served, httpx.Response) and served.status_code == 200:
+        response, what = served, f"el archivo de prueba (junto a {MAIN_JSON}, que aún no existe)"
+    else:
         return
-    check.add("http", "pass", f"{target} responde 200")
-    cache_control = response.headers.get("cache-control", "")
-    directives = {d.strip().lower() for d in cache_control.split(",") if d.strip()}
+    header = response.headers.get("cache-control", "")
+    directives = {d.strip().lower() for d in header.split(",") if d.strip()}
     if directives >= REQUIRED_CACHE_CONTROL:
-        check.add("cache_control", "pass", f"Cache-Control: {cache_control}")
+        check.add("cache_control", "pass", f"{what}: Cache-Control: {header}")
     else:
         check.add(
             "cache_control",
             "fail",
-            f"json/main.json se sirve con Cache-Control {cache_control!r}; debe ser 'no-cache,"
-            " no-store, must-revalidate' para que el público vea cada corte al momento.",
+            f"{what} se sirve con Cache-Control {header!r}; index.html y json/main.json deben"
+            " llevar 'no-cache, no-store, must-revalidate' para que el público vea cada corte al"
+            " momento (regla en docs/difusores.md).",
         )
+
+
+def _private_dir(base: str, fetched: list[Fetched], check: DifusorCheck) -> None:
+    public = [
+        str(r.request.url.copy_with(query=None))
+        for r in fetched
+        if isinstance(r, httpx.Response) and r.status_code == 200
+    ]
+    if public:
+        check.add(
+            "private_dir",
+            "warn",
+            f"{PROBE_DIR}/ se sirve al público ({', '.join(public)} respondió 200): ahí están el"
+            " estado y el candado de prepush. Niegue /.prepush/ en el servidor web (regla en"
+            " docs/difusores.md).",
+        )
+    elif any(isinstance(r, httpx.Response) for r in fetched):
+        check.add("private_dir", "pass", f"{base}{PROBE_DIR}/ no se sirve al público")
 
 
 async def fetch_host_key(difusor: Difusor, timeout: float) -> asyncssh.SSHKey | None:

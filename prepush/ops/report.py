@@ -1,8 +1,11 @@
 """The night's report: per-difusor figures and the incidents the calls ask difusores to file.
 
-Everything comes from the ledger: measured timestamps, never estimates. An incident is a run
-of consecutive failed cortes of one difusor; it starts with the first failed attempt and ends
-when the difusor shows a corte again (or is still open at the end of the period).
+Everything comes from the ledger: measured timestamps, never estimates. Only publishes count:
+a rollback changes what a difusor serves and a dry run sends nothing, so neither is a delivery,
+a failure or a latency. Latency is measured once per corte and difusor, on the corte's first
+delivery (see LATENCY_DEFINITION). An incident is a run of consecutive failed cortes of one
+difusor; it starts with the first failed attempt and ends when the difusor shows a corte again
+(or is still open at the end of the period).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from prepush.ledger import (
@@ -38,6 +41,15 @@ FIDELITY = {
     BUILD_FORCED: "construido con --allow-mismatch",
     BUILD_WARNING: "aviso al construir",
 }
+
+LATENCY_DEFINITION = (
+    "La latencia va de que el paquete del corte estuvo listo (su manifiesto escrito) a que el"
+    " servidor del difusor confirmó el cambio de json/main.json, y se mide una vez por corte y"
+    " difusor: en la primera entrega del corte. Las re-publicaciones del mismo corte, las"
+    " reversiones y las corridas de prueba (--dry-run) no son entregas y no cuentan. El desfase"
+    " va de la hora del corte a ese mismo cambio."
+)
+CsvTable = Literal["difusores", "incidencias", "fidelidad"]
 
 
 @dataclass(frozen=True)
@@ -114,8 +126,8 @@ def build_report(
     fidelity: Sequence[RunEventRow] = (),
 ) -> Report:
     by_difusor: dict[str, list[DeliveryRow]] = defaultdict(list)
-    for row in sorted(rows, key=lambda r: (r.started_at, r.corte)):
-        if row.outcome in (*OK_OUTCOMES, "failed", "interrupted"):
+    for row in sorted(rows, key=lambda r: (r.started_at, r.id)):
+        if row.kind == "publish" and row.outcome in (*OK_OUTCOMES, "failed", "interrupted"):
             by_difusor[row.difusor].append(row)
     summaries = []
     incidents: list[Incident] = []
@@ -134,17 +146,16 @@ def build_report(
 
 
 def _final_per_corte(rows: Sequence[DeliveryRow]) -> list[DeliveryRow]:
-    """The last word on each corte (a later successful run supersedes earlier failures)."""
+    """The word on each corte: its first successful delivery, else its last failure.
+
+    The first success is the one latency counts (once per corte and difusor); a later
+    re-publish of the same corte is not a delivery, and a later success supersedes earlier
+    failures.
+    """
     final: dict[str, DeliveryRow] = {}
     for row in rows:
         current = final.get(row.corte)
-        if current is None or current.outcome not in OK_OUTCOMES or row.outcome in OK_OUTCOMES:
-            if (
-                current is not None
-                and current.outcome == "delivered"
-                and row.outcome == "up_to_date"
-            ):
-                continue
+        if current is None or current.outcome not in OK_OUTCOMES:
             final[row.corte] = row
     return [final[c] for c in sorted(final)]
 
@@ -209,6 +220,7 @@ def report_json(report: Report) -> dict[str, Any]:
         "timezone": str(report.zone),
         "since": report.since.isoformat() if report.since else None,
         "until": report.until.isoformat() if report.until else None,
+        "latency_definition": LATENCY_DEFINITION,
         "difusores": [
             {
                 "difusor": d.difusor,
@@ -258,10 +270,32 @@ def report_json(report: Report) -> dict[str, Any]:
     }
 
 
-def report_csv(report: Report) -> str:
-    """One row per difusor, then one per incident: opens in any spreadsheet."""
+def report_csv(report: Report, table: CsvTable = "difusores") -> str:
+    """One table per document, so any spreadsheet opens it: the difusores, the incidents or
+    the notes on the data's fidelity."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
+    if table == "fidelidad":
+        writer.writerow(["hora", "corte", "tipo", "detalle"])
+        for n in report.fidelity:
+            writer.writerow(
+                [_local(n.at, report.zone), n.corte or "", FIDELITY.get(n.kind, n.kind), n.message]
+            )
+        return buffer.getvalue()
+    if table == "incidencias":
+        writer.writerow(["difusor", "inicio", "fin", "duracion_s", "causa", "cortes"])
+        for i in report.incidents:
+            writer.writerow(
+                [
+                    i.difusor,
+                    _local(i.start, report.zone),
+                    _local(i.end, report.zone),
+                    "" if i.duration_s is None else f"{i.duration_s:.0f}",
+                    i.cause,
+                    " ".join(i.cortes),
+                ]
+            )
+        return buffer.getvalue()
     writer.writerow(
         [
             "difusor",
@@ -289,26 +323,6 @@ def report_csv(report: Report) -> str:
                 d.lag.max,
             ]
         )
-    writer.writerow([])
-    writer.writerow(["difusor", "inicio", "fin", "duracion_s", "causa", "cortes"])
-    for i in report.incidents:
-        writer.writerow(
-            [
-                i.difusor,
-                _local(i.start, report.zone),
-                _local(i.end, report.zone),
-                "" if i.duration_s is None else f"{i.duration_s:.0f}",
-                i.cause,
-                " ".join(i.cortes),
-            ]
-        )
-    if report.fidelity:
-        writer.writerow([])
-        writer.writerow(["hora", "corte", "tipo", "detalle"])
-        for n in report.fidelity:
-            writer.writerow(
-                [_local(n.at, report.zone), n.corte or "", FIDELITY.get(n.kind, n.kind), n.message]
-            )
     return buffer.getvalue()
 
 
@@ -322,9 +336,8 @@ def report_markdown(report: Report) -> str:
     lines = [
         f"# Reporte de publicación del PREP — {report.process}",
         "",
-        f"Periodo {period}, horas en {zone}. Cifras medidas por prepush en cada entrega: la"
-        " latencia va de que el paquete del corte estuvo listo a que el servidor del difusor"
-        " confirmó el cambio de `json/main.json`; el desfase, de la hora del corte a ese cambio.",
+        f"Periodo {period}, horas en {zone}. Cifras medidas por prepush en cada entrega."
+        f" {LATENCY_DEFINITION.replace('json/main.json', '`json/main.json`')}",
         "",
         "## Entregas por difusor",
         "",
@@ -412,6 +425,8 @@ def _fidelity_markdown(report: Report) -> list[str]:
     return lines
 
 
+# An upper bound of the width of one character at font-size 12 (sans-serif), in pixels.
+CHAR_WIDTH = 7.5
 PALETTE = ("#1b6ca8", "#d1495b", "#00798c", "#edae49", "#66a182", "#8d6a9f", "#2e4057", "#c06c84")
 
 
@@ -420,7 +435,14 @@ def latency_svg(report: Report, width: int = 900, height: int = 420) -> str:
     cortes = sorted({c for pts in report.points.values() for c, _ in pts})
     values = [v for pts in report.points.values() for _, v in pts]
     top = max(values, default=1.0) * 1.1 or 1.0
-    left, right, upper, lower = 60, 160, 30, 70
+    # The corte labels run at 45°: room below and to the left for the longest one whole,
+    # and to the right for the longest name in the legend.
+    reach = math.ceil(max((len(c) for c in cortes), default=0) * CHAR_WIDTH / math.sqrt(2))
+    names = max((len(n) for n in report.points), default=0)
+    left, upper = max(60, reach + 10), 30
+    right, lower = max(160, 40 + math.ceil(names * CHAR_WIDTH)), max(70, reach + 30)
+    height += lower - 70
+    width += left - 60 + right - 160
     plot_w, plot_h = width - left - right, height - upper - lower
 
     def x(corte: str) -> float:
@@ -475,8 +497,10 @@ def latency_svg(report: Report, width: int = 900, height: int = 420) -> str:
 def latency_html(report: Report) -> str:
     return (
         '<!doctype html>\n<html lang="es"><head><meta charset="utf-8">'
-        f"<title>Latencia — {html.escape(report.process)}</title></head><body>\n"
-        f"<h1>Latencia por difusor y corte</h1>\n{latency_svg(report)}</body></html>\n"
+        f"<title>Latencia — {html.escape(report.process)}</title>"
+        "<style>svg{max-width:100%;height:auto}</style></head><body>\n"
+        f"<h1>Latencia por difusor y corte</h1>\n<p>{html.escape(LATENCY_DEFINITION)}</p>\n"
+        f"{latency_svg(report)}</body></html>\n"
     )
 
 

@@ -1,4 +1,10 @@
-"""Where each difusor stands right now, from the ledger (no network)."""
+"""Where each difusor stands right now, from the ledger (no network).
+
+What a difusor *serves* is the corte of its latest publish or rollback that left a corte in
+place: after a rollback, the rolled-back corte. A publish with nothing new confirms it and
+changes no figure: "entregado" is when that corte was put in place, and its latency and lag
+are those of the corte's first delivery to the difusor (the ones the report counts).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from prepush.settings import Settings
 @dataclass(frozen=True)
 class DifusorStatus:
     difusor: str
-    last_corte: str | None
+    serving_corte: str | None
     delivered_at: datetime | None
     lag_s: float | None
     latency_s: float | None
@@ -22,23 +28,31 @@ class DifusorStatus:
     consecutive_failures: int
     suspended: bool
     suspension_reason: str | None
+    held_corte: str | None = None
+    held_since: datetime | None = None
     public_corte: str | None = None
     public_seen_at: datetime | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
             "difusor": self.difusor,
-            "last_corte": self.last_corte,
-            "delivered_at": self.delivered_at.isoformat() if self.delivered_at else None,
+            "serving_corte": self.serving_corte,
+            "delivered_at": _iso(self.delivered_at),
             "lag_s": self.lag_s,
             "latency_s": self.latency_s,
             "cortes_behind": self.behind,
             "consecutive_failures": self.consecutive_failures,
             "suspended": self.suspended,
             "suspension_reason": self.suspension_reason,
+            "held_corte": self.held_corte,
+            "held_since": _iso(self.held_since),
             "public_corte": self.public_corte,
-            "public_seen_at": self.public_seen_at.isoformat() if self.public_seen_at else None,
+            "public_seen_at": _iso(self.public_seen_at),
         }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 @dataclass(frozen=True)
@@ -61,21 +75,24 @@ def current_status(settings: Settings) -> StatusReport:
     rows = []
     with Ledger(settings.ledger_path) as ledger:
         for difusor in settings.roster.difusores:
-            last = ledger.last_delivered(difusor.name)
+            serving = ledger.serving(difusor.name)
             suspension = ledger.active_suspension(difusor.name)
+            hold = ledger.active_hold(difusor.name)
             seen = ledger.last_observation(difusor.name)
-            behind = len([c for c in cortes if last is None or c > last.corte]) if newest else 0
+            first = serving.first if serving else None
             rows.append(
                 DifusorStatus(
                     difusor=difusor.name,
-                    last_corte=last.corte if last else None,
-                    delivered_at=(last.flip_at or last.finished_at) if last else None,
-                    lag_s=last.lag_s if last else None,
-                    latency_s=last.latency_s if last else None,
-                    behind=behind,
+                    serving_corte=serving.corte if serving else None,
+                    delivered_at=serving.since if serving else None,
+                    lag_s=first.lag_s if first else None,
+                    latency_s=first.latency_s if first else None,
+                    behind=len([c for c in cortes if serving is None or c > serving.corte]),
                     consecutive_failures=ledger.consecutive_failed_cortes(difusor.name),
                     suspended=suspension is not None,
                     suspension_reason=suspension.reason if suspension else None,
+                    held_corte=hold.corte if hold else None,
+                    held_since=hold.held_at if hold else None,
                     public_corte=seen.corte if seen else None,
                     public_seen_at=seen.first_seen_at if seen else None,
                 )

@@ -22,7 +22,7 @@ import httpx
 
 from prepush.exceptions import ExitCode, PackageError
 from prepush.ledger import Ledger
-from prepush.ops.check import REQUIRED_CACHE_CONTROL
+from prepush.ops.check import REQUIRED_CACHE_CONTROL, describe_http_error
 from prepush.package import MAIN_JSON, Package, find_package
 from prepush.settings import Difusor, Settings
 
@@ -101,8 +101,9 @@ def watch(
 
 
 def _last_delivered(ledger: Ledger, name: str) -> str | None:
-    row = ledger.last_delivered(name)
-    return row.corte if row else None
+    """What prepush left in place: after a rollback, the rolled-back corte (not a lag)."""
+    serving = ledger.serving(name)
+    return serving.corte if serving else None
 
 
 def _record(ledger: Ledger, run_id: int, result: VerifyResult) -> None:
@@ -142,7 +143,7 @@ async def _verify_one(
             headers={"Cache-Control": "no-cache"},
         )
     except httpx.HTTPError as exc:
-        result.problem("fail", f"no se pudo obtener json/main.json: {exc}")
+        result.problem("fail", f"no se pudo obtener json/main.json: {describe_http_error(exc)}")
         return result
     if response.status_code != 200:
         result.problem("fail", f"json/main.json respondió {response.status_code}")

@@ -73,7 +73,9 @@ from prepush.transports.base import Delta, Mode, Transport, Upload
 
 log = logging.getLogger("prepush")
 
-Outcome = Literal["delivered", "up_to_date", "failed", "skipped_suspended", "dry_run"]
+Outcome = Literal[
+    "delivered", "up_to_date", "failed", "skipped_suspended", "skipped_held", "dry_run"
+]
 
 
 @dataclass(frozen=True)

@@ -28,12 +28,14 @@ from prepush.exceptions import (
     ConnectError,
     DeadlineError,
     DifusorError,
+    EmbargoError,
     ExitCode,
     InternalError,
+    PackageError,
     PrepushError,
     RemoteLockedError,
 )
-from prepush.ledger import DeliveryResult, Ledger
+from prepush.ledger import DeliveryKind, DeliveryResult, Ledger
 from prepush.package import (
     MANIFEST,
     LocalManifests,
@@ -50,6 +52,7 @@ from prepush.publish.protocol import (
     EventSink,
     Hooks,
     LockOwner,
+    Outcome,
     ProtocolSettings,
     Session,
     write_notice,
@@ -61,6 +64,10 @@ from prepush.transports.sftp import open_sftp
 
 log = logging.getLogger("prepush")
 
+# The corte is there (or, for a dry run, would be): the difusor was reached.
+REACHED: tuple[Outcome, ...] = ("delivered", "up_to_date", "dry_run")
+# Left alone by decision of the operator: neither a failure nor a delivery.
+SKIPPED: tuple[Outcome, ...] = ("skipped_suspended", "skipped_held")
 RETRYABLE = (ConnectError, RemoteLockedError)
 RUN_LOCK_FILE = ".prepush-run.lock"
 # After the deadline, the attempt (already aborted) gets this long to unwind.
@@ -71,19 +78,58 @@ Connector = Callable[[Difusor, Settings], Awaitable[Transport]]
 
 @dataclass
 class PublishReport:
-    run_id: int
+    run_id: int | None
     corte: str
     deliveries: list[Delivery]
+    rollback: bool = False
+    # Why the run did nothing at all (e.g. outside the window with nothing new).
+    note: str | None = None
+
+    @property
+    def reached(self) -> list[Delivery]:
+        return [d for d in self.deliveries if d.outcome in REACHED]
 
     @property
     def exit_code(self) -> ExitCode:
-        attempted = [d for d in self.deliveries if d.outcome != "skipped_suspended"]
-        failed = [d for d in attempted if not d.ok]
-        return ExitCode.for_failures(len(failed), len(attempted))
+        """3 when the corte reached no difusor, whatever the reason; else 1 if one failed."""
+        if not self.deliveries:
+            return ExitCode.OK
+        if not self.reached:
+            return ExitCode.TOTAL_FAILURE
+        failed = [d for d in self.deliveries if d.outcome not in (*REACHED, *SKIPPED)]
+        return ExitCode.PARTIAL if failed else ExitCode.OK
 
     @property
     def nothing_new(self) -> bool:
-        return all(d.outcome in ("up_to_date", "skipped_suspended") for d in self.deliveries)
+        """Nothing changed anywhere: a timer run that has nothing to say."""
+        return self.exit_code == ExitCode.OK and all(
+            d.outcome in ("up_to_date", *SKIPPED) for d in self.deliveries
+        )
+
+    @property
+    def why_nobody(self) -> str | None:
+        """When the corte reached no difusor: why, and what to do, in one sentence."""
+        if self.exit_code != ExitCode.TOTAL_FAILURE:
+            return None
+        counts = {
+            outcome: sum(1 for d in self.deliveries if d.outcome == outcome)
+            for outcome in ("failed", "skipped_suspended", "skipped_held")
+        }
+        reasons = []
+        if counts["skipped_suspended"]:
+            reasons.append(
+                f"{counts['skipped_suspended']} suspendido(s) (se reanudan con 'prepush resume"
+                " NOMBRE')"
+            )
+        if counts["skipped_held"]:
+            reasons.append(
+                f"{counts['skipped_held']} retenido(s) en el corte de una reversión (se liberan"
+                " con 'prepush resume-latest')"
+            )
+        if counts["failed"]:
+            reasons.append(f"{counts['failed']} falló(aron) (vea el error de cada uno)")
+        action = "la reversión" if self.rollback else "el corte"
+        return f"Ningún difusor recibió {action} {self.corte}: {'; '.join(reasons)}."
 
     @property
     def status(self) -> str:
@@ -175,8 +221,24 @@ async def publish_async(
         refuse_unless_intact(
             package, settings, ledger, "rollback" if request.rollback else "publish"
         )
+        election = settings.roster.election
+        if (
+            request.override_embargo is None
+            and not request.rollback
+            and embargo_violation(package.manifest, election, request.clock())
+            and _everyone_has(ledger, request.difusores, package.corte)
+        ):
+            # After the window a timer keeps running: with nothing to send it is a quiet
+            # success, not an embargo refusal every minute.
+            return PublishReport(
+                None,
+                package.corte,
+                [],
+                note=f"Fuera de la ventana de publicación y sin nada nuevo: el corte"
+                f" {package.corte} ya está en todos los difusores que lo reciben.",
+            )
         violation = enforce_embargo(
-            package.manifest, settings.roster.election, request.clock(), request.override_embargo
+            package.manifest, election, request.clock(), request.override_embargo
         )
         lock_owner = LockOwner.new_id()
         run_id = ledger.start_run(
@@ -188,7 +250,7 @@ async def publish_async(
                 "lock_owner": lock_owner,
             },
         )
-        if violation is not None:
+        if violation is not None and not request.dry_run:
             ledger.record_event(
                 run_id,
                 None,
@@ -198,9 +260,24 @@ async def publish_async(
         owner = LockOwner(lock_owner, run_id, workdir=str(settings.workdir))
         publisher = _Publisher(request, ledger, owner, events, pool)
         deliveries = await publisher.run_all(package)
-        report = PublishReport(run_id, package.corte, deliveries)
+        if request.rollback and not request.dry_run:
+            for delivery in deliveries:
+                if delivery.outcome in ("delivered", "up_to_date"):
+                    ledger.hold(delivery.difusor, delivery.corte, run_id)
+        report = PublishReport(run_id, package.corte, deliveries, rollback=request.rollback)
         ledger.finish_run(run_id, report.status)
         return report
+
+
+def _everyone_has(ledger: Ledger, difusores: Sequence[Difusor], corte: str) -> bool:
+    """Every difusor that would receive ``corte`` already serves it (or a newer one)."""
+    for difusor in difusores:
+        if ledger.active_suspension(difusor.name) or ledger.active_hold(difusor.name):
+            continue
+        serving = ledger.serving(difusor.name)
+        if serving is None or serving.corte < corte:
+            return False
+    return True
 
 
 Runner = Callable[[PublishRequest, ConnectionPool], Awaitable[PublishReport]]
@@ -226,7 +303,11 @@ def watch(
             while True:
                 newest = newest_corte(request.settings.packages_dir)
                 if newest is not None and newest != published:
-                    await run(dataclasses.replace(request, corte=newest), pool)
+                    try:
+                        await run(dataclasses.replace(request, corte=newest), pool)
+                    except (EmbargoError, PackageError) as exc:
+                        # One refused or broken package does not stop the night's publisher.
+                        log.error("%s", exc)
                     published = newest
                 await asyncio.sleep(interval_s)
         finally:
@@ -301,17 +382,27 @@ class _Publisher:
         self.manifests.add(newest.manifest)
         return newest
 
+    @property
+    def kind(self) -> DeliveryKind:
+        if self.request.dry_run:
+            return "dry_run"
+        return "rollback" if self.request.rollback else "publish"
+
     async def deliver(self, difusor: Difusor, package: Package) -> Delivery:
         delivery = Delivery(difusor.name, package.corte, package_ready_at=package_ready_at(package))
         suspension = self.ledger.active_suspension(difusor.name)
         if suspension is not None:
             return self._skip_suspended(difusor, package, delivery, suspension.reason)
+        hold = None if self.request.rollback else self.ledger.active_hold(difusor.name)
+        if hold is not None and hold.corte != package.corte:
+            return self._skip_held(difusor, package, delivery, hold.corte)
         delivery_id = self.ledger.start_delivery(
             self.run_id,
             difusor.name,
             package.corte,
             package.manifest.corte_time,
             delivery.package_ready_at,
+            self.kind,
         )
         try:
             await self._within_deadline(difusor, package, delivery, delivery_id)
@@ -324,8 +415,19 @@ class _Publisher:
             self._fail(delivery, _internal(difusor, exc))
         delivery.finished_at = datetime.now(UTC)
         self.ledger.finish_delivery(delivery_id, _result(delivery))
-        self.events(Event(difusor.name, delivery.outcome, delivery.error_message or ""))
-        if delivery.outcome == "failed" and not self.request.dry_run:
+        # The final figures, so the live table ends on what the summary says.
+        written = delivery.files_uploaded + delivery.files_rebuilt + delivery.files_linked
+        self.events(
+            Event(
+                difusor.name,
+                delivery.outcome,
+                delivery.error_message or "",
+                files_done=written,
+                files_total=written,
+                bytes_done=delivery.bytes_sent,
+            )
+        )
+        if delivery.outcome == "failed" and self.kind == "publish":
             await self._suspend_if_too_many_failures(difusor, delivery)
         return delivery
 
@@ -356,16 +458,32 @@ class _Publisher:
         delivery.error_message = (
             f"Suspendido ({reason}). No se le envía nada hasta 'prepush resume {difusor.name}'."
         )
+        return self._record_skip(difusor, package, delivery, reason)
+
+    def _skip_held(
+        self, difusor: Difusor, package: Package, delivery: Delivery, held: str
+    ) -> Delivery:
+        delivery.outcome = "skipped_held"
+        delivery.error_message = (
+            f"Retenido en el corte {held} por una reversión; no recibe el corte {package.corte}"
+            " hasta 'prepush resume-latest'."
+        )
+        return self._record_skip(difusor, package, delivery, f"retenido en {held}")
+
+    def _record_skip(
+        self, difusor: Difusor, package: Package, delivery: Delivery, detail: str
+    ) -> Delivery:
         delivery_id = self.ledger.start_delivery(
             self.run_id,
             difusor.name,
             delivery.corte,
             package.manifest.corte_time,
             delivery.package_ready_at,
+            self.kind,
         )
         delivery.finished_at = datetime.now(UTC)
         self.ledger.finish_delivery(delivery_id, _result(delivery))
-        self.events(Event(difusor.name, delivery.outcome, reason))
+        self.events(Event(difusor.name, delivery.outcome, detail))
         return delivery
 
     async def _suspend_if_too_many_failures(self, difusor: Difusor, delivery: Delivery) -> None:

@@ -32,7 +32,7 @@ from typing import Literal, cast, get_args
 
 import yaml
 
-from prepush.exceptions import ConfigError
+from prepush.exceptions import ConfigError, describe_os_error
 
 FaultKind = Literal[
     "reset",
@@ -141,8 +141,12 @@ def _value(text: str, spec: str) -> float:
 def load_scenario(path: Path) -> list[Fault]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"No se pudo leer el escenario {path}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"No se pudo leer el escenario {path}: {describe_os_error(exc)}."
+        ) from None
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"El escenario {path} no es YAML en UTF-8 válido: {exc}") from None
     items = raw.get("faults", []) if isinstance(raw, dict) else None
     if not isinstance(items, list):
         raise ConfigError(f"El escenario {path} debe tener una lista 'faults:'.")

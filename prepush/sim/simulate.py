@@ -399,7 +399,7 @@ def _against_roster(
 ) -> SimulationResult:
     """The institute's official simulacro: synthetic simulacro cortes to the real difusores."""
     assert options.roster is not None
-    settings = load_settings(options.roster.parent, options.roster)
+    settings = load_settings(options.roster.parent, options.roster, connecting=True)
     night = _Night(options, settings, settings.workdir, events, progress)
     night.run()
     return night.finish({d.name: d.url or "" for d in settings.roster.difusores}, {})

@@ -2,8 +2,10 @@
 
 Each sshd runs with its own config, host key, pid file and authorized_keys, on 127.0.0.1 and
 a free high port, as a dedicated system user. ``chroot=True`` is the hardened setup difusores
-use: ``ChrootDirectory`` + ``ForceCommand internal-sftp``. sshd refuses a chroot with a
-world-writable parent, so everything lives under /srv/prepush-sshd, not /tmp. Needs root.
+use, the one docs/difusores.md hands them: ``ChrootDirectory`` + ``ForceCommand internal-sftp``
+(HARDENING below; the tests start sshd from the guide's own text and check the two agree).
+sshd refuses a chroot with a world-writable parent, so everything lives under
+/srv/prepush-sshd, not /tmp. Needs root.
 """
 
 from __future__ import annotations
@@ -23,6 +25,21 @@ from pathlib import Path
 SSHD = Path("/usr/sbin/sshd")
 SFTP_USER = "prepushtest"
 BASE = Path("/srv/prepush-sshd")
+
+# docs/difusores.md's sshd_config fragment, with its user, jail and key file as fields.
+HARDENING = """\
+Subsystem sftp internal-sftp
+
+Match User {user}
+    ChrootDirectory {jail}
+    ForceCommand internal-sftp
+    AuthorizedKeysFile {authorized_keys}
+    PasswordAuthentication no
+    AllowTcpForwarding no
+    AllowAgentForwarding no
+    PermitTunnel no
+    X11Forwarding no
+"""
 
 
 def sshd_available() -> bool:
@@ -96,8 +113,14 @@ class SshdDifusor:
         port: int | None = None,
         netns: str | None = None,
         tmpfs_size: str | None = None,
+        hardening: str | None = None,
+        authorized_key: str | None = None,
     ) -> None:
+        """``hardening``: the sshd_config text of a chroot difusor (HARDENING filled in by
+        default); ``authorized_key``: its authorized_keys line (the bare public key)."""
         self.chroot = chroot
+        self.hardening = hardening
+        self.authorized_key = authorized_key
         self.client_key_file = client_key_file
         self.home = BASE / f"sshd-{uuid.uuid4().hex[:8]}"
         self.host = host
@@ -121,10 +144,10 @@ class SshdDifusor:
             check=True,
         )
         public = Path(f"{self.client_key_file}.pub").read_text()
-        (conf / "authorized_keys").write_text(public)
+        (conf / "authorized_keys").write_text(self.authorized_key or public)
         if self.chroot:
-            (self.home / "jail").mkdir(mode=0o755)
-            www = self.home / "jail" / "www"
+            self.jail.mkdir(mode=0o755)
+            www = self.jail / "www"
             remote_dir = "/www"
         else:
             www = self.home / "www"
@@ -159,18 +182,23 @@ class SshdDifusor:
             "PermitRootLogin no",
             "MaxStartups 200:30:400",
             "MaxSessions 200",
-            "Subsystem sftp internal-sftp",
             f"AllowUsers {SFTP_USER}",
         ]
-        if self.chroot:
-            lines += [
-                f"Match User {SFTP_USER}",
-                f"    ChrootDirectory {self.home / 'jail'}",
-                "    ForceCommand internal-sftp",
-                "    AllowTcpForwarding no",
-                "    X11Forwarding no",
-            ]
-        return "\n".join(lines) + "\n"
+        if not self.chroot:
+            return "\n".join([*lines, "Subsystem sftp internal-sftp"]) + "\n"
+        hardening = self.hardening or HARDENING.format(
+            user=SFTP_USER, jail=self.jail, authorized_keys=conf / "authorized_keys"
+        )
+        # The difusor's fragment goes last: a Match block runs to the end of the file.
+        return "\n".join(lines) + "\n" + hardening
+
+    @property
+    def jail(self) -> Path:
+        return self.home / "jail"
+
+    @property
+    def authorized_keys(self) -> Path:
+        return self.home / "conf" / "authorized_keys"
 
     @property
     def log(self) -> str:

@@ -560,12 +560,25 @@ class SFTPTransport:
             raise aside
         if isinstance(moved, BaseException):
             if aside is None:
-                with contextlib.suppress(RemoteError):
-                    await self._move(old, target)
+                await self._put_back(old, target)
+            elif isinstance(aside, RemoteError) and aside.sftp_code != FX_NO_SUCH_FILE:
+                raise aside from moved  # the old file would not move: the root cause
             raise moved
         if aside is None:
             with contextlib.suppress(RemoteError):
                 await self.remove_many([old], 1)
+
+    async def _put_back(self, old: str, target: str) -> None:
+        """The new file could not take the name: the old one goes back, by rename or, if the
+        server refuses that too, by writing its bytes to the free name."""
+        try:
+            await self._move(old, target)
+            return
+        except RemoteError:
+            pass
+        data = await self.read_file(old)
+        if data is not None and await self.create_exclusive(target, data):
+            await self.remove_many([old], 1)
 
     # --- removal and directories ----------------------------------------------------------
 
