@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncssh
@@ -143,9 +143,14 @@ class Requirements(_Model):
     max_clock_offset_seconds: float = Field(default=5, gt=0)
 
 
+TransportName = Literal["sftp", "rsync", "s3"]
+
+
 class DifusorFields(_Model):
     """Every field a difusor can have; ``defaults:`` holds any subset of them."""
 
+    # How prepush reaches the difusor (prepush/transports/): SFTP by default.
+    transport: TransportName = "sftp"
     port: Port = 22
     user: str | None = None
     remote_dir: str = "."

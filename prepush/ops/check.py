@@ -17,7 +17,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -35,8 +35,8 @@ from prepush.exceptions import (
 )
 from prepush.ledger import Ledger
 from prepush.settings import Difusor, Settings
+from prepush.transports import Connector, connect
 from prepush.transports.base import Transport
-from prepush.transports.sftp import open_sftp
 
 Status = Literal["pass", "warn", "fail"]
 REQUIRED_CACHE_CONTROL = {"no-cache", "no-store", "must-revalidate"}
@@ -47,7 +47,6 @@ MAIN_JSON = "json/main.json"
 WEB_PROBE = "json/prepush-check-{token}.json"
 STATE_JSON = f"{PROBE_DIR}/state.json"
 
-Connector = Callable[[Difusor, Settings], Awaitable[Transport]]
 
 
 @dataclass(frozen=True)
@@ -94,7 +93,7 @@ class CheckReport:
 def run_checks(
     settings: Settings,
     difusores: Sequence[Difusor],
-    connector: Connector = open_sftp,
+    connector: Connector = connect,
 ) -> CheckReport:
     with Ledger(settings.ledger_path) as ledger:
         run_id = ledger.start_run("check", None, {"difusores": [d.name for d in difusores]})

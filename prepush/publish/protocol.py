@@ -21,8 +21,9 @@ it; tests/test_crash_points.py cuts and kills at each one, against real OpenSSH.
 6. ``pending``: write the pending record (temporary name and rename): the corte's manifest
    and the files step 5 added. *Every file of the corte is on the server, and recorded.*
 7. ``flip``: the entry files one by one, ``json/main.json`` last, each by temporary name and
-   rename (atomic with posix-rename; see docs/publishing.md for servers without it). *A reader
-   gets the old or the new entry file whole; after main.json, the new corte whole.*
+   rename (atomic with posix-rename; see docs/publishing.md for servers without it); then a
+   CDN in front of the server, if any, is told to drop them (``invalidate``). *A reader gets
+   the old or the new entry file whole; after main.json, the new corte whole.*
 8. ``record``: write the state: the corte recorded, the files no retained corte uses listed
    as garbage. *The state covers the corte; the garbage is no longer served.*
 9. ``cleanup``: remove the garbage (never a file of the current or the previous corte).
@@ -446,6 +447,10 @@ class Session:
             self.delivery.flip_at = datetime.now(UTC)
         self.delivery.files_uploaded += len(plan.flips)
         self.delivery.atomic = self.t.capabilities.atomic_flip
+        invalidated = await self.t.invalidate([entry.path for entry in plan.flips])
+        if invalidated is not None:
+            self.hooks.record("invalidation", invalidated)
+        self.step("invalidate")
 
     # --- 8 to 10: record, clean up, done ------------------------------------------------
 

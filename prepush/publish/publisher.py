@@ -59,8 +59,8 @@ from prepush.publish.protocol import (
 )
 from prepush.publish.runlock import RunLock
 from prepush.settings import Difusor, Settings
+from prepush.transports import Connector, connect
 from prepush.transports.base import Transport
-from prepush.transports.sftp import open_sftp
 
 log = logging.getLogger("prepush")
 
@@ -73,7 +73,6 @@ RUN_LOCK_FILE = ".prepush-run.lock"
 # After the deadline, the attempt (already aborted) gets this long to unwind.
 UNWIND_SECONDS = 5.0
 
-Connector = Callable[[Difusor, Settings], Awaitable[Transport]]
 
 
 @dataclass
@@ -195,7 +194,7 @@ class ConnectionPool:
 def publish(
     request: PublishRequest,
     events: EventSink = _ignore,
-    connector: Connector = open_sftp,
+    connector: Connector = connect,
 ) -> PublishReport:
     """Run one publish under the local run lock and record it in the ledger."""
 
@@ -287,7 +286,7 @@ def watch(
     request: PublishRequest,
     interval_s: float,
     run: Runner,
-    connector: Connector = open_sftp,
+    connector: Connector = connect,
 ) -> None:
     """Publish each new package as it appears in paquetes/, until interrupted (Ctrl-C).
 

@@ -170,6 +170,12 @@ class Transport(Protocol):
 
     async def space(self) -> SpaceInfo | None: ...
 
+    async def invalidate(self, paths: Sequence[str]) -> str | None:
+        """After the flip: make what caches in front of the server (a CDN) drop ``paths``,
+        and wait for it. Returns what the ledger should record, or None when nothing stands
+        in front of the server."""
+        ...
+
     def abort(self) -> None:
         """Tear the connection down now; never waits on the network."""
         ...

@@ -631,6 +631,9 @@ class SFTPTransport:
                 " difusor retirarlo; el sitio necesita ahí un directorio.",
             )
 
+    async def invalidate(self, paths: Sequence[str]) -> str | None:
+        return None  # a web server reading the directory caches nothing of ours
+
     # --- closing ----------------------------------------------------------------------------
 
     def abort(self) -> None:
