@@ -9,6 +9,7 @@ protocol table against a scripted server is tests/test_sftp_protocol.py.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ import pytest
 
 from prepush.transports.sftp_pump import (
     COPY_DATA,
+    LocalReadError,
     PumpSession,
     Put,
     PutError,
@@ -176,3 +178,27 @@ def test_a_cut_connection_fails_every_waiting_request(
 
     error = run(endpoint, work)
     assert isinstance(error, SFTPConnectionLost)
+
+
+def test_a_streamed_file_that_changed_since_it_was_verified_fails(
+    sshd_plain: Endpoint, tmp_path: Path
+) -> None:
+    """A large file is read from disk as it is sent: the bytes sent must still be the ones
+    the signed manifest names, or the file fails before it is closed."""
+    original = os.urandom(3_000_000)
+    local = tmp_path / "datos.zip"
+    local.write_bytes(original)
+    digest = hashlib.sha256(original).hexdigest()
+    local.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))  # changed after the check
+
+    async def work(client: PumpSession, root: bytes) -> BaseException | None:
+        put = Put(root + b"datos.zip", len(original), local=str(local), sha256=digest)
+        try:
+            await client.put_many([put], width=2, fsync=True, timeout=10)
+        except PutError as exc:
+            return exc.error
+        return None
+
+    error = run(sshd_plain, work)
+    assert isinstance(error, LocalReadError)
+    assert "cambió después de verificar" in str(error)

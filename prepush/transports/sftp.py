@@ -64,6 +64,7 @@ from prepush.transports.sftp_pump import (
     SFTPError,
     SFTPTimeout,
     start_pump,
+    why_lost,
 )
 
 T = TypeVar("T")
@@ -192,7 +193,7 @@ class SFTPTransport:
             raise _translate(self._name, _as_sftp_error(exc), what) from exc
         except (asyncssh.Error, OSError, EOFError) as exc:
             self._die(f"Se perdió la conexión ({exc}).")
-            raise _translate(self._name, SFTPConnectionLost(str(exc)), what) from exc
+            raise _translate(self._name, SFTPConnectionLost(why_lost(exc)), what) from exc
         finally:
             self._control_waiting -= 1
             self._control_since = time.monotonic()
@@ -451,10 +452,24 @@ class SFTPTransport:
         if upload.mode == "replace":
             temp = self._path(upload.path + TEMP_SUFFIX).encode()
             rename_to = target if self._posix_rename else None
-            put = Put(temp, upload.size, upload.data, upload.local, rename_to=rename_to)
+            put = Put(
+                temp,
+                upload.size,
+                upload.data,
+                upload.local,
+                rename_to=rename_to,
+                sha256=upload.sha256,
+            )
         else:
             exclusive = upload.mode == "unknown"
-            put = Put(target, upload.size, upload.data, upload.local, exclusive=exclusive)
+            put = Put(
+                target,
+                upload.size,
+                upload.data,
+                upload.local,
+                exclusive=exclusive,
+                sha256=upload.sha256,
+            )
         delta = upload.delta
         if delta is None or not self._capabilities.copy_ranges:
             return put
@@ -469,6 +484,7 @@ class SFTPTransport:
             base_size=delta.base_size,
             prefix=delta.prefix,
             suffix=delta.suffix,
+            sha256=upload.sha256,
         )
 
     async def _settle_conflicts(
@@ -707,8 +723,8 @@ async def open_sftp(difusor: Difusor, settings: Settings) -> SFTPTransport:
         if isinstance(exc, (asyncssh.Error, OSError, SFTPError, SFTPConnectionLost)):
             raise ConnectError(
                 difusor.name,
-                f"El servidor aceptó la conexión pero no ofrece SFTP ({exc}). Pida al difusor"
-                " habilitar el subsistema sftp.",
+                f"El servidor aceptó la conexión pero no ofrece SFTP ({why_lost(exc)}). Pida al"
+                " difusor habilitar el subsistema sftp.",
             ) from exc
         raise
     return SFTPTransport(
@@ -791,7 +807,7 @@ def _connect_error(difusor: Difusor, exc: BaseException) -> DifusorError:
         )
     return ConnectError(
         difusor.name,
-        f"No se pudo conectar a {where}: {exc}. Verifique la red y el servidor SSH.",
+        f"No se pudo conectar a {where}: {why_lost(exc)}. Verifique la red y el servidor SSH.",
     )
 
 

@@ -26,13 +26,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import os
 import struct
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import asyncssh
+
+from prepush.exceptions import describe_os_error
 
 # Packet types.
 FXP_INIT = 1
@@ -121,6 +125,16 @@ class LocalReadError(Exception):
     """A file of the package could not be read here: not the difusor's fault."""
 
 
+def why_lost(exc: BaseException | None) -> str:
+    """What ended a connection, in Spanish and without Python's '[Errno N]'."""
+    if exc is None:
+        return "el canal SFTP se cerró"
+    if isinstance(exc, OSError):
+        return describe_os_error(exc)
+    reason = getattr(exc, "reason", None)  # asyncssh's errors carry the peer's words
+    return str(reason or exc) or type(exc).__name__
+
+
 def _string(value: bytes) -> bytes:
     return _U32.pack(len(value)) + value
 
@@ -171,6 +185,9 @@ class Put:
     base_size: int = 0
     prefix: int = 0
     suffix: int = 0
+    # A file streamed from disk is hashed as it goes: if it changed since the package was
+    # verified, it fails before it is closed (and never renamed into place).
+    sha256: str | None = None
 
 
 class PutError(Exception):
@@ -249,7 +266,7 @@ class PumpSession(asyncssh.SSHClientSession[bytes]):
         reply(ptype, packet[5:])
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._fail_all(SFTPConnectionLost(str(exc) if exc else "el canal SFTP se cerró"))
+        self._fail_all(SFTPConnectionLost(why_lost(exc)))
 
     def eof_received(self) -> bool:
         self._fail_all(SFTPConnectionLost("el servidor cerró el canal SFTP"))
@@ -310,7 +327,7 @@ class PumpSession(asyncssh.SSHClientSession[bytes]):
         try:
             self._chan.write(data)
         except (OSError, asyncssh.Error) as exc:
-            self._fail_all(SFTPConnectionLost(str(exc)))
+            self._fail_all(SFTPConnectionLost(why_lost(exc)))
 
     # --- state -----------------------------------------------------------------------------
 
@@ -420,6 +437,7 @@ class _Upload:
     # What is left to send, from memory or from a local file, and where it goes.
     data: memoryview | None = None
     stream: int | None = None
+    hasher: Any = None
     offset: int = 0
     end: int = 0
     # Replies still expected for this file (writes, copies, fsync, close, rename).
@@ -621,6 +639,8 @@ class _Uploader:
                 self._fail(upload, LocalReadError(f"no se pudo leer {put.local}: {exc}"), "leer")
                 self._close(upload)
                 return
+            if put.sha256 is not None:
+                upload.hasher = hashlib.sha256()
         self._release_base(upload)
         self.sending.append(upload)
         self._send_more(upload)
@@ -689,6 +709,8 @@ class _Uploader:
             chunk = self._chunk(upload, size)
             if chunk is None:
                 break
+            if upload.hasher is not None:
+                upload.hasher.update(chunk)
             self._write(upload, handle, upload.offset, chunk)
             upload.offset += len(chunk)
             if len(chunk) < size:
@@ -696,7 +718,17 @@ class _Uploader:
                 break
         if upload.offset >= upload.end or upload.failed or self.error or self.cancelled:
             upload.failed = upload.failed or self.error is not None
+            if not upload.failed and upload.hasher is not None:
+                self._check_streamed(upload)
             self._end_sending(upload)
+
+    def _check_streamed(self, upload: _Upload) -> None:
+        if upload.hasher.hexdigest() != upload.put.sha256:
+            error = LocalReadError(
+                f"{upload.put.local} cambió después de verificar el paquete (su sha256 ya no es"
+                " el del manifiesto firmado)"
+            )
+            self._fail(upload, error, "leer")
 
     def _chunk(self, upload: _Upload, size: int) -> bytes | None:
         if upload.data is not None:
