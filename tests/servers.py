@@ -10,6 +10,7 @@ like SFTP v3 (never over an existing file), to exercise prepush's fallbacks.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -351,6 +352,19 @@ def tmpfs(size: str) -> Iterator[Path]:
     finally:
         subprocess.run(["umount", "-l", str(mountpoint)], check=False)
         mountpoint.rmdir()
+
+
+@contextlib.contextmanager
+def on_small_disk(endpoint: Endpoint, size: str) -> Iterator[Endpoint]:
+    """The same sshd difusor, its remote directory on a tmpfs of ``size`` it owns."""
+    with tmpfs(size) as disk:
+        owner = endpoint.local_root.stat()
+        os.chown(disk, owner.st_uid, owner.st_gid)
+        yield dataclasses.replace(endpoint, remote_dir=str(disk), local_root=disk)
+
+
+def resize(disk: Path, size: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(disk)], check=True)
 
 
 def read_tree(root: Path, skip_meta: bool = True) -> dict[str, bytes]:

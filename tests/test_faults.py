@@ -8,7 +8,6 @@ asyncssh, paramiko and the scripted SFTP server.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -32,7 +31,7 @@ from prepush.transports.base import Transport
 from prepush.transports.sftp import SFTPTransport, open_sftp
 from tests.conftest import ProxyFactory, Workdir
 from tests.scripted_sftp import Script, ScriptedServer
-from tests.servers import Endpoint, Nginx, ParamikoSftpServer, read_tree
+from tests.servers import Endpoint, Nginx, ParamikoSftpServer, on_small_disk, read_tree, resize
 from tests.test_crash_points import Reader
 
 CORTES = ("20210606_2320", "20210606_2340", "20210607_1320", "20210607_1440")
@@ -237,12 +236,8 @@ def test_a_damaged_state_is_recovered_without_rewriting_what_is_served(
 def test_a_full_disk_keeps_the_previous_corte_and_space_again_delivers(
     sshd_plain: Endpoint, workdir: Workdir, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.servers import tmpfs
-
-    with tmpfs("1900k") as disk:
-        owner = sshd_plain.local_root.stat()
-        os.chown(disk, owner.st_uid, owner.st_gid)
-        small = dataclasses.replace(sshd_plain, remote_dir=str(disk), local_root=disk)
+    with on_small_disk(sshd_plain, "1900k") as small:
+        disk = small.local_root
         workdir.write_roster([small])
         for corte in CORTES[:2]:
             workdir.build(corte)
@@ -256,7 +251,7 @@ def test_a_full_disk_keeps_the_previous_corte_and_space_again_delivers(
         previous = expected_tree(workdir, list(CORTES[:2]))
         served = read_tree(disk)
         assert {p: served[p] for p in previous} == previous
-        os.system(f"mount -o remount,size=16m {disk}")
+        resize(disk, "16m")
         code, report = run_json(workdir, capsys, "publish")
         assert code == 0, by_name(report)[small.name]["error_message"]
         assert read_tree(disk) == expected_tree(workdir, list(CORTES[:3]))

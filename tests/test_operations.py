@@ -18,7 +18,7 @@ from prepush.publish.publisher import PublishReport, PublishRequest, publish
 from prepush.settings import Difusor, Settings, load_settings
 from prepush.transports.base import Transport
 from tests.conftest import ProxyFactory, Workdir
-from tests.servers import Endpoint, sftp_read_tree, tmpfs
+from tests.servers import Endpoint, on_small_disk, sftp_read_tree
 
 CORTES = ("20210606_2320", "20210606_2340", "20210607_1320", "20210607_1440")
 EASY = {"min_free_gb": 0.001, "min_throughput_mb_s": 1, "probe_size_mb": 1}
@@ -81,10 +81,7 @@ def test_check_fails_without_the_cache_control_rule(
 def test_check_fails_space_on_a_small_disk(
     sshd_plain: Endpoint, workdir: Workdir, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with tmpfs("5m") as disk:
-        stat = sshd_plain.local_root.stat()
-        os.chown(disk, stat.st_uid, stat.st_gid)
-        small = dataclasses.replace(sshd_plain, remote_dir=str(disk), local_root=disk)
+    with on_small_disk(sshd_plain, "5m") as small:
         workdir.write_roster([small], requirements={**EASY, "min_free_gb": 0.1})
         code, report = run_json(workdir, capsys, "check")
     assert code == 3

@@ -22,7 +22,7 @@ from prepush.publish.runlock import RunLock
 from prepush.sim.fleet import ServerThread
 from tests.conftest import ProxyFactory, Workdir
 from tests.prepdata import cortes_dir
-from tests.servers import Endpoint, sftp_read_tree, tmpfs
+from tests.servers import Endpoint, sftp_read_tree
 
 CORTES = ("20210606_2320", "20210606_2340", "20210607_1320")
 
@@ -285,34 +285,6 @@ def test_a_cut_connection_leaves_the_previous_corte_and_the_retry_completes(
     assert deliveries(report)[proxied.name]["attempts"] == 2
     remote = sftp_read_tree(asyncssh_difusor, asyncssh_difusor.key_file)
     assert remote == expected_tree(workdir, list(CORTES[:2]))
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="montar tmpfs requiere root")
-def test_disk_full_is_reported_and_the_previous_corte_stays_whole(
-    sshd_plain: Endpoint, workdir: Workdir, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with tmpfs("1900k") as disk:
-        os.chown(disk, *_owner(sshd_plain.local_root))
-        small = Endpoint(**{**sshd_plain.__dict__, "remote_dir": str(disk), "local_root": disk})
-        workdir.write_roster([small])
-        for corte in CORTES[:2]:
-            workdir.build(corte)
-            assert publish(workdir, capsys)[0] == 0
-        workdir.build(CORTES[2])
-        code, report = publish(workdir, capsys)
-        assert code == 3
-        delivery = deliveries(report)[small.name]
-        assert delivery["error_class"] == "RemoteError"
-        assert "espacio" in str(delivery["error_message"])
-        remote = sftp_read_tree(small, small.key_file)
-        assert main_json_corte(remote) == CORTES[1]
-        previous = workdir.package_tree(CORTES[1])
-        assert {p: remote[p] for p in previous} == previous
-
-
-def _owner(path: Path) -> tuple[int, int]:
-    info = path.stat()
-    return info.st_uid, info.st_gid
 
 
 def test_a_slow_difusor_does_not_slow_the_others(
