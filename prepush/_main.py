@@ -190,7 +190,7 @@ class _Group(click.Group):
 def cli(ctx: click.Context, workdir: Path, roster_path: Path | None, verbose: bool) -> None:
     """prepush publica cada corte del PREP en los servidores de los difusores oficiales.
 
-    Construye el paquete del corte, lo envía por SFTP a todos los difusores a la vez y
+    Construye el paquete del corte, lo envía (SFTP o S3) a todos los difusores a la vez y
     cambia json/main.json al final y de forma atómica. Cada entrega queda en la bitácora.
     """
     _setup_logging(verbose)
@@ -743,7 +743,7 @@ def _learn_host_keys(context: Context, names: tuple[str, ...], console: Console)
     settings = context.settings(learn_host_keys=True)
     timeout = settings.roster.publish.connect_timeout_seconds
     for difusor in settings.roster.select(names):
-        if difusor.host_key or difusor.known_hosts:
+        if not difusor.over_ssh or difusor.host_key or difusor.known_hosts:
             continue
         key = asyncio.run(fetch_host_key(difusor, timeout))
         if key is None:

@@ -7,11 +7,14 @@ Every object is read back with boto3, not the client that wrote it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from typing import Any
 
 import pytest
 
 from prepush.__main__ import main
+from prepush.sim.s3local import SITE_POLICY, LocalS3
 from prepush.transports.s3 import content_type
 from tests.conftest import BucketFactory, Workdir
 from tests.prepdata import CORTES
@@ -93,3 +96,97 @@ def test_the_same_corte_again_costs_only_the_lock_and_the_state(
     assert len(asked) == rows[bucket.name]["requests"] + 1, asked
     assert not [a for a in asked if a[0] == "GET" and a[1] == ""], asked
     assert {p for m, p in asked if m == "PUT"} == {".prepush/lock"}, asked
+
+
+# --- check ----------------------------------------------------------------------------------
+
+
+def run_check(workdir: Workdir, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+    capsys.readouterr()
+    code = main(["-C", str(workdir.path), "check", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    return code, {d["difusor"]: {c["name"]: c for c in d["checks"]} for d in report["difusores"]}
+
+
+SMALL_PROBE = {"probe_size_mb": 1, "min_throughput_mb_s": 0.1}
+
+
+def test_check_passes_on_a_bucket_with_the_guide_policy_and_cloudfront(
+    s3_bucket: BucketFactory, workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bucket = s3_bucket(cloudfront=True)
+    workdir.write_roster([bucket], requirements=SMALL_PROBE)
+    code, checks = run_check(workdir, capsys)
+    found = checks[bucket.name]
+    assert code == 0, [c for c in found.values() if c["status"] != "pass"]
+    for name in ("auth", "extensions", "space", "write", "throughput", "clock", "http"):
+        assert found[name]["status"] == "pass", found[name]
+    assert found["cache_control"]["status"] == "pass", found["cache_control"]
+    assert found["private_dir"]["status"] == "pass", found["private_dir"]
+    assert found["cdn"]["status"] == "pass", found["cdn"]
+    assert "MinTTL 0" in found["cdn"]["detail"]
+    # The probes are gone: only prepush's own objects would remain, and none does.
+    assert bucket.tree(with_meta=True) == {}
+
+
+def test_check_warns_when_cloudfront_keeps_main_json(
+    s3_bucket: BucketFactory, workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bucket = s3_bucket(cloudfront=True, main_json_min_ttl=60)
+    workdir.write_roster([bucket], requirements=SMALL_PROBE)
+    code, checks = run_check(workdir, capsys)
+    cdn = checks[bucket.name]["cdn"]
+    assert code == 0
+    assert cdn["status"] == "warn"
+    assert "al menos 60 s" in cdn["detail"]
+    assert "CachingDisabled" in cdn["detail"]
+
+
+def test_a_missing_bucket_is_said_in_spanish_and_fails_that_difusor_only(
+    s3_bucket: BucketFactory, workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = s3_bucket("bueno")
+    missing = dataclasses.replace(s3_bucket("sin-bucket"), bucket="no-existe-este-bucket")
+    workdir.write_roster([good, missing], requirements=SMALL_PROBE)
+    code, checks = run_check(workdir, capsys)
+    assert code == 1
+    assert checks[missing.name]["s3"]["status"] == "fail"
+    assert "El bucket no-existe-este-bucket no existe" in checks[missing.name]["s3"]["detail"]
+    workdir.build(CORTES[2])
+    code, rows = publish(workdir, capsys)
+    assert code == 1
+    assert rows[good.name]["outcome"] == "delivered"
+    assert rows[missing.name]["outcome"] == "failed"
+    assert "Revise bucket, region y endpoint_url" in str(rows[missing.name]["error_message"])
+
+
+def test_a_bucket_that_refuses_writes_is_told_with_what_to_ask(
+    s3_bucket: BucketFactory,
+    local_s3: LocalS3,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bucket = s3_bucket()
+    refusing = {
+        "Version": "2012-10-17",
+        "Statement": [
+            *SITE_POLICY["Statement"],
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:PutObject",
+                "Resource": "arn:aws:s3:::BUCKET/*",
+            },
+        ],
+    }
+    local_s3.make_bucket(bucket.bucket, policy=refusing)
+    workdir.write_roster([bucket])
+    workdir.build(CORTES[2])
+    code, rows = publish(workdir, capsys)
+    row = rows[bucket.name]
+    assert code == 3
+    assert row["error_class"] == "AuthError"
+    message = str(row["error_message"])
+    assert "negó el permiso al crear .prepush/lock" in message
+    assert "s3:PutObject" in message
+    assert bucket.tree(with_meta=True) == {}
