@@ -629,7 +629,10 @@ def _credential_problems(roster: Roster, labels: _Labels, base: Path) -> list[st
     keys: dict[tuple[Path, str | None], str | None] = {}
     for index, difusor in enumerate(roster.difusores):
         found: list[tuple[tuple[str | int, ...], str]] = []
-        env_fields: list[tuple[str | int, ...]] = [("password_env",), ("passphrase_env",)]
+        # SSH's fields may reach an S3 difusor through defaults: only its own are checked.
+        env_fields: list[tuple[str | int, ...]] = (
+            [("password_env",), ("passphrase_env",)] if difusor.over_ssh else []
+        )
         if difusor.s3 is not None:
             env_fields += [
                 ("s3", f)
@@ -646,14 +649,14 @@ def _credential_problems(roster: Roster, labels: _Labels, base: Path) -> list[st
                         " no se intentó ninguna conexión",
                     )
                 )
-        if difusor.key_file:
+        if difusor.key_file and difusor.over_ssh:
             passphrase = os.environ.get(difusor.passphrase_env or "") or None
             path = _resolve(base, difusor.key_file)
             if (path, passphrase) not in keys:
                 keys[(path, passphrase)] = _key_problem(path, difusor.passphrase_env)
             if keys[(path, passphrase)] is not None:
                 found.append((("key_file",), str(keys[(path, passphrase)])))
-        if difusor.known_hosts:
+        if difusor.known_hosts and difusor.over_ssh:
             problem = _known_hosts_problem(_resolve(base, difusor.known_hosts))
             if problem is not None:
                 found.append((("known_hosts",), problem))
