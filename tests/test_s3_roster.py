@@ -80,7 +80,7 @@ def test_an_s3_difusor_needs_no_host_user_nor_host_key() -> None:
             "campo desconocido",
         ),
         (
-            "  - name: mal\n    host: 127.0.0.1\n    host_key: \"" + VALID.split('"')[1] + '"\n'
+            '  - name: mal\n    host: 127.0.0.1\n    host_key: "' + VALID.split('"')[1] + '"\n'
             "    s3:\n      bucket: prep\n",
             16,
             "s3: sólo va en un difusor con transport: s3",

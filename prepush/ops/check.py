@@ -344,7 +344,9 @@ async def check_web(url: str, transport: Transport | None, check: DifusorCheck) 
                     await transport.write_file(path, body)
                     written.append(path)
             except DifusorError as exc:
-                unwritable = f"no se pudo escribir el archivo de prueba en el difusor: {exc.message}"
+                unwritable = (
+                    f"no se pudo escribir el archivo de prueba en el difusor: {exc.message}"
+                )
         async with httpx.AsyncClient(timeout=10, follow_redirects=True) as client:
             fetched = await asyncio.gather(
                 _get(client, base + probe) if probe in written else _nothing(),
