@@ -89,7 +89,7 @@ def test_suspension_marks_the_bucket_and_resume_puts_the_real_corte_back(
         with Ledger(workdir.path / "prepush.db") as ledger:
             assert ledger.active_suspension(proxied.name) is not None
             assert [e.kind for e in ledger.events("notice")] == ["notice"]
-        code, report = run_json(workdir, capsys, "publish")
+        _, report = run_json(workdir, capsys, "publish")
         assert report["deliveries"][0]["outcome"] == "skipped_suspended"
         proxy.faults.clear()
         assert main(["-C", str(workdir.path), "resume", proxied.name]) == 0
