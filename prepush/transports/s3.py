@@ -47,6 +47,7 @@ from prepush.exceptions import (
     DifusorError,
     LocalFileError,
     RemoteError,
+    describe_os_error,
 )
 from prepush.package import safe_relative_path
 from prepush.settings import Difusor, S3Fields, Settings
@@ -745,8 +746,27 @@ def _s3_error(exc: botocore.exceptions.ClientError) -> S3Error:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) < 200 else text[:200] + "…"
+    """Why the connection failed, in Spanish (botocore's own text is English)."""
+    errors = botocore.exceptions
+    known: tuple[tuple[type[BaseException], str], ...] = (
+        (errors.ConnectTimeoutError, "tiempo agotado al conectar"),
+        (errors.ReadTimeoutError, "tiempo agotado esperando la respuesta"),
+        (errors.SSLError, "falló el saludo TLS: revise el certificado del punto de acceso"),
+        (errors.ProxyConnectionError, "no se pudo conectar con el proxy"),
+        (errors.EndpointConnectionError, "no se pudo conectar con el punto de acceso"),
+        (errors.ConnectionClosedError, "el servidor cerró la conexión a media respuesta"),
+        (aiohttp.ServerDisconnectedError, "el servidor cerró la conexión"),
+        (aiohttp.ClientPayloadError, "la respuesta llegó incompleta"),
+    )
+    for kind, said in known:
+        if isinstance(exc, kind):
+            return said
+    if isinstance(exc, OSError):
+        return describe_os_error(exc)
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, OSError):
+        return describe_os_error(cause)
+    return f"{type(exc).__name__}: {exc}"[:200]
 
 
 def explain(name: str, where: str, exc: S3Error, what: str) -> DifusorError:
