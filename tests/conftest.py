@@ -21,7 +21,7 @@ from prepush.sim.faultproxy import FaultProxy
 from prepush.sim.fleet import LocalDifusor, ServerThread
 from prepush.sim.s3local import LocalS3, moto_available
 from tests.prepdata import cortes_dir
-from tests.s3 import CREDENTIALS, S3Endpoint
+from tests.s3 import CREDENTIALS, S3Endpoint, guide_bucket_policy
 from tests.servers import (
     Endpoint,
     Nginx,
@@ -300,7 +300,7 @@ def s3_bucket(local_s3: LocalS3, request: pytest.FixtureRequest) -> BucketFactor
         name: str = "s3", *, cloudfront: bool = False, main_json_min_ttl: int = 0, prefix: str = ""
     ) -> S3Endpoint:
         bucket = f"{test}-{len(made)}-{os.getpid() % 1000}".strip("-")[:63]
-        local_s3.make_bucket(bucket)
+        local_s3.make_bucket(bucket, policy=guide_bucket_policy())
         made.append(bucket)
         distribution = (
             local_s3.make_distribution(bucket, main_json_min_ttl=main_json_min_ttl)

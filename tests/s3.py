@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from prepush.sim.s3local import KEY_ID, SECRET, LocalS3
+from tests.guide import snippet
 
 KEY_ENV = "PREP_S3_LLAVE"
 SECRET_ENV = "PREP_S3_SECRETO"
@@ -66,3 +67,9 @@ class S3Endpoint:
 
     def main_json_corte(self) -> str:
         return str(json.loads(self.tree()["json/main.json"])["corte"])
+
+
+def guide_bucket_policy() -> dict[str, Any]:
+    """docs/difusores.md's bucket policy, with ``BUCKET`` where the guide names its bucket."""
+    policy: dict[str, Any] = json.loads(snippet("bucket-policy", {"prep-medio-2027": "BUCKET"}))
+    return policy
