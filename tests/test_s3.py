@@ -18,7 +18,7 @@ from prepush.sim.s3local import SITE_POLICY, LocalS3
 from prepush.transports.s3 import content_type
 from tests.conftest import BucketFactory, Workdir
 from tests.prepdata import CORTES
-from tests.s3 import IMMUTABLE, NO_CACHE, S3Endpoint
+from tests.s3 import IMMUTABLE, NO_CACHE, S3Endpoint, guide_bucket_policy
 
 ENTRY_FILES = ("index.html", "json/main.json")
 
@@ -190,3 +190,50 @@ def test_a_bucket_that_refuses_writes_is_told_with_what_to_ask(
     assert "negó el permiso al crear .prepush/lock" in message
     assert "s3:PutObject" in message
     assert bucket.tree(with_meta=True) == {}
+
+
+def test_cleanup_checks_each_key_deleteobjects_answers(
+    s3_bucket: BucketFactory,
+    local_s3: LocalS3,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bucket = s3_bucket()
+    workdir.write_roster([bucket], retention=2)
+    guide = guide_bucket_policy()
+    no_zip_deletes = {
+        **guide,
+        "Statement": [
+            *guide["Statement"],
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:DeleteObject",
+                "Resource": "arn:aws:s3:::BUCKET/datos/*",
+            },
+        ],
+    }
+    published: list[str] = []
+    for corte in CORTES[2:4]:
+        workdir.build(corte)
+        assert publish(workdir, capsys)[0] == 0
+        published.append(corte)
+    local_s3.make_bucket(bucket.bucket, policy=no_zip_deletes)
+    workdir.build(CORTES[4])
+    code, rows = publish(workdir, capsys)
+    row = rows[bucket.name]
+    published.append(CORTES[4])
+    # Delivered (the flip happened), with the refused keys named.
+    assert (code, row["outcome"]) == (0, "delivered")
+    message = str(row["error_message"])
+    assert "S3 no borró 1 de" in message
+    assert f"datos/{CORTES[2]}" in message
+    assert "AccessDenied" in message
+    left = set(bucket.tree()) - set(expected_tree(workdir, published, retention=2))
+    assert len(left) == 1
+    assert left.pop().startswith(f"datos/{CORTES[2]}")
+    # Allowed again, the next publish of the same corte finishes the cleanup.
+    local_s3.make_bucket(bucket.bucket, policy=guide_bucket_policy())
+    code, rows = publish(workdir, capsys)
+    assert (code, rows[bucket.name]["outcome"]) == (0, "up_to_date")
+    assert bucket.tree() == expected_tree(workdir, published, retention=2)

@@ -1,6 +1,7 @@
-"""CloudFront in front of an S3 difusor: after each flip, and never before, an invalidation of
-exactly the entry paths that changed, waited for, its completion in the ledger. The order is
-read from the endpoint's own request records (prepush.sim.s3local --log)."""
+"""CloudFront in front of an S3 difusor: json/main.json the last PUT of each corte, sent after
+every other PUT was answered; after it, and never before, an invalidation of exactly the entry
+paths that changed, waited for, its completion in the ledger. The order is read from the
+endpoint's own request records (prepush.sim.s3local --log)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,20 @@ def flips_and_invalidations(records: list[Recorded], bucket: str) -> list[Record
     ]
 
 
+def main_json_last(records: list[Recorded], bucket: str) -> None:
+    """In one publish: json/main.json is the last PUT of the corte's files, started only
+    after every other one was answered (prepush's own .prepush/ files aside)."""
+    puts = [
+        r
+        for r in records
+        if r.method == "PUT" and r.path.startswith(f"/{bucket}/") and "/.prepush/" not in r.path
+    ]
+    (flip,) = [r for r in puts if r.path == f"/{bucket}/json/main.json"]
+    others = [r for r in puts if r is not flip]
+    assert others, "the corte sent nothing before main.json"
+    assert all(r.status == 200 and r.finished <= flip.started for r in others), flip
+
+
 def test_an_invalidation_of_the_flipped_entry_paths_follows_each_flip(
     s3_bucket: BucketFactory,
     local_s3: LocalS3,
@@ -34,10 +49,10 @@ def test_an_invalidation_of_the_flipped_entry_paths_follows_each_flip(
     bucket = s3_bucket(cloudfront=True)
     assert bucket.distribution_id is not None
     workdir.write_roster([bucket])
-    local_s3.clear_records()
     cortes = CORTES[2:5]
     flipped: list[set[str]] = []
     previous: Package | None = None
+    records: list[Recorded] = []
     for corte in cortes:
         workdir.build(corte)
         package = Package.open(workdir.path / "paquetes" / corte)
@@ -52,9 +67,12 @@ def test_an_invalidation_of_the_flipped_entry_paths_follows_each_flip(
         )
         previous = package
         capsys.readouterr()
+        local_s3.clear_records()
         assert main(["-C", str(workdir.path), "publish", "--json"]) == 0
         json.loads(capsys.readouterr().out)
-    sequence = flips_and_invalidations(local_s3.records(), bucket.bucket)
+        main_json_last(local_s3.records(), bucket.bucket)
+        records += local_s3.records()
+    sequence = flips_and_invalidations(records, bucket.bucket)
     assert [r.method for r in sequence] == ["PUT", "POST"] * len(cortes), sequence
     for put, post in zip(sequence[::2], sequence[1::2], strict=True):
         assert post.started >= put.finished, (put, post)

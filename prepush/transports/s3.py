@@ -171,7 +171,8 @@ class Target:
 
 
 class S3Error(Exception):
-    """An S3 answer, reduced to what prepush decides on."""
+    """An S3 error answer, reduced to what prepush decides on. It never leaves this module:
+    every one is decided on or translated to a DifusorError in Spanish (:func:`explain`)."""
 
     def __init__(self, code: str, message: str, status: int | None) -> None:
         super().__init__(f"{code}: {message}")
@@ -235,11 +236,6 @@ class S3Transport:
     def alive(self) -> bool:
         return self._dead is None
 
-    @property
-    def listings(self) -> int:
-        """ListObjectsV2 listings made (the lost-state path only)."""
-        return 0 if self._listing is None else 1
-
     def silence(self) -> float | None:
         return time.monotonic() - self._since if self._waiting else None
 
@@ -247,14 +243,12 @@ class S3Transport:
         safe_relative_path(path)
         return f"{self._key_prefix}{path}"
 
-    def where(self) -> str:
-        return f"s3://{self._t.bucket}/{self._key_prefix}"
-
     # --- every request goes through here: counted, bounded, translated ------------------
 
     async def _call(self, what: str, request: Callable[[], Awaitable[T]]) -> T:
-        """Run one S3 request; S3Error for an answer the caller may decide on (404, 412...)
-        is raised as such only when ``what`` expects it: see :meth:`_answer`."""
+        """Run one S3 request. An error answer comes back as :class:`S3Error`, for the
+        caller to decide on (a 404 or a 412 may be what it expects) or to :meth:`_explain`;
+        a timeout or a lost connection kills the transport and raises ConnectError."""
         if self._dead is not None:
             raise ConnectError(self._name, f"{self._dead} Se reintenta con una conexión nueva.")
         self._requests += 1
@@ -879,15 +873,19 @@ async def open_s3(difusor: Difusor, settings: Settings) -> S3Transport:
     return transport
 
 
-_SESSIONS: dict[str | None, AioSession] = {}
+_LOADER: list[Any] = []
 
 
 def _session(profile: str | None) -> AioSession:
-    """One botocore session per profile for the whole run: it loads and parses the S3 and
-    CloudFront API models once, not once per difusor (a tenth of a second of CPU each)."""
-    if profile not in _SESSIONS:
-        _SESSIONS[profile] = AioSession(profile=profile)
-    return _SESSIONS[profile]
+    """A session per difusor (its credentials may refresh under locks of the running event
+    loop), sharing one loader: the S3 and CloudFront API models are read and parsed once per
+    process, not once per difusor (a tenth of a second of CPU each)."""
+    session = AioSession(profile=profile)
+    if _LOADER:
+        session.register_component("data_loader", _LOADER[0])
+    else:
+        _LOADER.append(session.get_component("data_loader"))
+    return session
 
 
 async def _enter(manager: Any, closers: list[Callable[[], Awaitable[object]]]) -> Any:
