@@ -225,3 +225,26 @@ def test_a_large_file_goes_in_parts_and_arrives_whole(
     assert head["ETag"].strip('"').endswith("-3")
     assert head["ETag"].strip('"') == s3_transport.s3_etag(big)
     assert bucket.tree()["datos/grande.bin"] == big
+
+
+def test_rollback_flips_the_bucket_back_and_cloudfront_drops_it(
+    s3_bucket: BucketFactory, workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bucket = s3_bucket(cloudfront=True)
+    workdir.write_roster([bucket])
+    for corte in CORTES[2:5]:
+        workdir.build(corte)
+        assert run_json(workdir, capsys, "publish")[0] == 0
+    bucket.local.clear_records()
+    code, report = run_json(workdir, capsys, "rollback", "--to", CORTES[3])
+    assert code == 0, report
+    assert bucket.main_json_corte() == CORTES[3]
+    tree = bucket.tree()
+    for path, data in workdir.package_tree(CORTES[3]).items():
+        assert tree[path] == data, path
+    asked = bucket.local.records()
+    # Only the entry file changes: no object of the corte is sent again.
+    puts = {r.path for r in asked if r.method == "PUT" and "/.prepush/" not in r.path}
+    assert puts == {f"/{bucket.bucket}/json/main.json"}
+    assert [r for r in asked if r.method == "POST" and r.path.endswith("/invalidation")]
+    assert bucket.objects()["json/main.json"]["cache_control"] == NO_CACHE
