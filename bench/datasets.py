@@ -107,7 +107,8 @@ def write_roster(workdir: Path, endpoints: list[Endpoint], **publish: object) ->
             "rowless_actas": ROWLESS_ACTAS.get(workdir.name, {}),
         },
         "publish": {"connect_timeout_seconds": 60, "entry_files": SITE_ENTRY_FILES, **publish},
-        # A roster needs one difusor; building needs none reached.
+        # Building needs no difusor, but a roster names at least one: a placeholder that is
+        # never contacted stands in until the fleet is up.
         "difusores": [e.roster_entry() for e in endpoints] or [UNREACHED],
     }
     (workdir / "difusores.yaml").write_text(yaml.safe_dump(roster, sort_keys=False))
