@@ -531,6 +531,13 @@ def located_problems(
     return problems
 
 
+def location(
+    filename: str, marks: Mapping[tuple[str | int, ...], yaml.Mark], loc: tuple[str | int, ...]
+) -> str:
+    """``file:line:column`` of the value at ``loc`` (or of its nearest located parent)."""
+    return _where(filename, _mark_for(loc, "", marks, {}))
+
+
 def read_utf8(path: Path, what: str, error: Callable[[str, list[str]], ConfigError]) -> str:
     """A configuration file's text; one not in UTF-8 is refused with the line and column of
     its first invalid byte."""
