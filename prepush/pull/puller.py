@@ -61,6 +61,7 @@ from prepush.package import (
     check_corte_id,
     published_manifest,
     published_signature,
+    safe_relative_path,
     sha256_bytes,
     signature_is_valid,
 )
@@ -362,6 +363,16 @@ class Puller:
         if not signature_is_valid(got.data, signature.data, self.trusted):
             self._refusal_rests_on([(manifest_path, got.etag), (signature_path, signature.etag)])
             raise PullRefusedError(corte, manifest_path, self._why_unsigned(signature.data))
+        escaping = _escaping_path(got.data)
+        if escaping is not None:
+            self._refusal_rests_on([(manifest_path, got.etag)])
+            raise PullRefusedError(
+                corte,
+                escaping,
+                f"el manifiesto firmado ({manifest_path}) nombra esta ruta, que saldría del"
+                " destino (absoluta, con '..', '\\' o caracteres de control): no se escribe"
+                " ningún archivo de este corte",
+            )
         try:
             manifest = Manifest.from_bytes(got.data, manifest_path)
         except PrepushError as exc:
@@ -666,6 +677,22 @@ def _said(exc: BaseException | None) -> str:
     if isinstance(exc, DifusorError):
         return exc.message
     return str(exc)
+
+
+def _escaping_path(manifest_bytes: bytes) -> str | None:
+    """The first path of a manifest that would leave the site, if any (a manifest that does
+    not parse is left to :meth:`Manifest.from_bytes` to explain)."""
+    try:
+        files = json.loads(manifest_bytes)["files"]
+        paths = [str(f["path"]) for f in files]
+    except (ValueError, KeyError, TypeError):
+        return None
+    for path in paths:
+        try:
+            safe_relative_path(path)
+        except PrepushError:
+            return path
+    return None
 
 
 def _cause(message: str) -> str:
