@@ -19,15 +19,17 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from prepush.sim.sshd import BASE as SERVER_BASE
 from prepush.sim.sshd import free_port, read_pid, wait_for_port
 from tests.s3 import KEY_ENV, SECRET_ENV, S3Endpoint
-from tests.servers import read_tree
+from tests.servers import Endpoint, nginx_available, read_tree
 
 ORIGIN_USER_ENV = "PREP_ORIGEN_USUARIO"
 ORIGIN_PASSWORD_ENV = "PREP_ORIGEN_CLAVE"
@@ -228,3 +230,19 @@ def public_key_of(signing_key: Path, directory: Path) -> Path:
     target = directory / "instituto.pub"
     shutil.copyfile(Path(f"{signing_key}.pub"), target)
     return target
+
+
+@pytest.fixture
+def https_origin(
+    asyncssh_difusor: Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Endpoint, HttpsOrigin]]:
+    if not nginx_available():
+        pytest.skip("requiere nginx (Debian) y ser root; 'make test' lo instala")
+    cert, key = make_certificate(tmp_path / "tls")
+    web = HttpsOrigin(asyncssh_difusor.local_root, cert, key).start()
+    monkeypatch.setenv(ORIGIN_USER_ENV, ORIGIN_USER)
+    monkeypatch.setenv(ORIGIN_PASSWORD_ENV, ORIGIN_PASSWORD)
+    try:
+        yield dataclasses.replace(asyncssh_difusor, name="origen-https"), web
+    finally:
+        web.stop()

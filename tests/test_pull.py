@@ -10,9 +10,8 @@ destination holds exactly the retained cortes, and its main.json names the new o
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -28,19 +27,17 @@ from prepush.package import (
 from tests.conftest import BucketFactory, Workdir
 from tests.prepdata import CORTES
 from tests.pull import (
-    ORIGIN_PASSWORD,
-    ORIGIN_PASSWORD_ENV,
-    ORIGIN_USER,
-    ORIGIN_USER_ENV,
     AsOrigin,
     HttpsOrigin,
     PullDifusor,
+    https_origin,
     https_origin_config,
-    make_certificate,
     public_key_of,
     s3_fields,
 )
-from tests.servers import Endpoint, nginx_available
+from tests.servers import Endpoint
+
+__all__ = ["https_origin"]  # the fixture, used by name
 
 RETENTION = 3
 
@@ -51,22 +48,6 @@ def expected_tree(workdir: Workdir, published: list[str]) -> dict[str, bytes]:
         tree.update(workdir.package_tree(corte))
     tree.update(workdir.package_tree(published[-1]))
     return tree
-
-
-@pytest.fixture
-def https_origin(
-    asyncssh_difusor: Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Endpoint, HttpsOrigin]]:
-    if not nginx_available():
-        pytest.skip("requiere nginx (Debian) y ser root; 'make test' lo instala")
-    cert, key = make_certificate(tmp_path / "tls")
-    web = HttpsOrigin(asyncssh_difusor.local_root, cert, key).start()
-    monkeypatch.setenv(ORIGIN_USER_ENV, ORIGIN_USER)
-    monkeypatch.setenv(ORIGIN_PASSWORD_ENV, ORIGIN_PASSWORD)
-    try:
-        yield dataclasses.replace(asyncssh_difusor, name="origen-https"), web
-    finally:
-        web.stop()
 
 
 def test_seven_campeche_cortes_arrive_in_order_and_exact_from_each_origin_into_each_destination(
