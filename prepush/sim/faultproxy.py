@@ -188,7 +188,6 @@ class FaultProxy:
             f.resets_left -= 1
         raise _Reset
 
-
     def _maybe_cut_download(self, data: bytes, received: list[int]) -> bytes:
         """Past ``reset_down_after_bytes`` from the server on this connection, the chunk
         that crosses the limit is dropped and the connection reset."""
