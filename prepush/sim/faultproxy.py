@@ -24,8 +24,9 @@ class ProxyFaults:
     reset_after_bytes: int | None = None
     resets_left: int | None = None
     # Downloads: a connection is reset once it has carried this many bytes from the server
-    # (a download cut mid-body). Independent of resets_left.
+    # (a download cut mid-body); only the first down_resets_left times, if set.
     reset_down_after_bytes: int | None = None
+    down_resets_left: int | None = None
     reset_probability: float = 0.0
     stall: bool = False
 
@@ -35,6 +36,7 @@ class ProxyFaults:
         self.reset_after_bytes = None
         self.resets_left = None
         self.reset_down_after_bytes = None
+        self.down_resets_left = None
         self.reset_probability = 0.0
         self.stall = False
 
@@ -191,10 +193,15 @@ class FaultProxy:
     def _maybe_cut_download(self, data: bytes, received: list[int]) -> bytes:
         """Past ``reset_down_after_bytes`` from the server on this connection, the chunk
         that crosses the limit is dropped and the connection reset."""
-        limit = self.faults.reset_down_after_bytes
+        f = self.faults
+        limit = f.reset_down_after_bytes
         received[0] += len(data)
         if limit is None or received[0] <= limit:
             return data
+        if f.down_resets_left is not None:
+            if f.down_resets_left <= 0:
+                return data
+            f.down_resets_left -= 1
         raise _Reset
 
 
