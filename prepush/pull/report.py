@@ -148,6 +148,28 @@ def _incidents(
         incident.cortes = sorted(
             {r.corte for r in rows if r.outcome not in OK and incident.start <= r.started_at <= end}
         )
+    found += _interruptions(rows)
+    return sorted(found, key=lambda i: i.start)
+
+
+INTERRUPTED_CAUSE = (
+    "prepush pull se detuvo a media pasada (el proceso terminó sin cerrarla: lo mataron, se"
+    " reinició la máquina o se fue la luz); el destino siguió mostrando el corte anterior"
+    " completo y la siguiente ejecución retomó el corte"
+)
+
+
+def _interruptions(rows: list[DeliveryRow]) -> list[PullIncident]:
+    """A pass cut short by the process ending (the next run marks it interrupted): from
+    its start to the next pass that flipped the destination, or still open."""
+    found = []
+    ordered = sorted(rows, key=lambda r: r.id)
+    for k, row in enumerate(ordered):
+        if row.outcome != "interrupted":
+            continue
+        later = [r for r in ordered[k + 1 :] if r.outcome in OK]
+        end = (later[0].flip_at or later[0].finished_at) if later else None
+        found.append(PullIncident(row.started_at, end, [INTERRUPTED_CAUSE], [row.corte]))
     return found
 
 
