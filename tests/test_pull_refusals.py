@@ -3,7 +3,8 @@
 The institute publishes two Campeche cortes to its SFTP origin (``origin: true``), whose web
 root nginx serves over HTTPS (a throwaway certificate, basic auth); the fault proxy sits
 between the difusor and nginx. The difusor pulls the first corte into its directory. Then,
-one at a time on the origin: the second corte's download is cut by the proxy every time, its
+one at a time: the origin refuses another password, the second corte's download is cut by
+the proxy every time, its
 ZIP is altered, its signature is made with another key, its signature is removed, and its
 signed manifest names a path outside the site (signed with the institute's own key). Each
 time the pull fails or refuses with a Spanish message naming the file and why, and the
@@ -15,10 +16,12 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import time
 from pathlib import Path
 
 import asyncssh
+import httpx
 import pytest
 
 from prepush.__main__ import main
@@ -36,6 +39,8 @@ from prepush.sim.fleet import ServerThread
 from tests.conftest import Workdir
 from tests.prepdata import CORTES
 from tests.pull import (
+    ORIGIN_PASSWORD,
+    ORIGIN_PASSWORD_ENV,
     AsOrigin,
     HttpsOrigin,
     PullDifusor,
@@ -91,6 +96,7 @@ def test_what_does_not_verify_is_never_published_and_the_previous_corte_stays_wh
     workdir: Workdir,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sftp_origin, web = https_origin
     proxy = FaultProxy("127.0.0.1", web.port)
@@ -138,6 +144,14 @@ def test_what_does_not_verify_is_never_published_and_the_previous_corte_stays_wh
             assert read_tree(site, skip_meta=False) == before
             assert sorted(p.name for p in site.parent.iterdir()) == outside
             return message
+
+        # 0. The origin asks for the password: without it, or with another, nothing.
+        trusted = ssl.create_default_context(cafile=str(web.cert))
+        anonymous = httpx.get(web.url + MAIN_JSON, verify=trusted, timeout=10)
+        assert anonymous.status_code == 401
+        monkeypatch.setenv(ORIGIN_PASSWORD_ENV, "otra-clave")
+        refused(3, "negó el acceso", "HTTP 401", "password_env")
+        monkeypatch.setenv(ORIGIN_PASSWORD_ENV, ORIGIN_PASSWORD)
 
         # 1. A download the proxy cuts (every connection past 40 kB): the ZIP never arrives.
         proxy.faults.reset_down_after_bytes = 40_000
