@@ -144,6 +144,31 @@ class Requirements(_Model):
 
 
 TransportName = Literal["sftp", "rsync", "s3"]
+RSYNC_DAEMON_PORT = 873
+MODULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class RsyncFields(_Model):
+    """How an rsync difusor is reached (``transport: rsync``): over SSH (the default), or
+    its rsync daemon's ``module`` (``rsync://user@host:873/module/``)."""
+
+    mode: Literal["ssh", "daemon"] = "ssh"
+    module: str | None = None
+
+    @field_validator("module")
+    @classmethod
+    def _module_name(cls, value: str | None) -> str | None:
+        if value is not None and not MODULE_NAME.match(value):
+            raise ValueError("debe ser el nombre del módulo de rsyncd.conf, sin '/' (p. ej. prep)")
+        return value
+
+    @model_validator(mode="after")
+    def _module_for_daemon(self) -> RsyncFields:
+        if self.mode == "daemon" and self.module is None:
+            raise ValueError("con mode: daemon falta module, el módulo del rsyncd.conf del difusor")
+        if self.mode == "ssh" and self.module is not None:
+            raise ValueError("module sólo aplica a mode: daemon; por SSH el sitio es remote_dir")
+        return self
 
 
 class DifusorFields(_Model):
@@ -160,6 +185,8 @@ class DifusorFields(_Model):
     password_env: str | None = None
     host_key: str | None = None
     known_hosts: str | None = None
+    # With transport: rsync, how (prepush/transports/rsync.py).
+    rsync: RsyncFields | None = None
 
     @field_validator("passphrase_env", "password_env")
     @classmethod
@@ -197,6 +224,48 @@ class Difusor(DifusorFields):
     host: str = Field(min_length=1)
     user: str = Field(min_length=1)
 
+    @property
+    def rsync_daemon(self) -> bool:
+        """Reached through an rsync daemon (no SSH: no host key, a password)."""
+        return self.transport == "rsync" and self.rsync is not None and self.rsync.mode == "daemon"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _daemon_port(cls, data: Any) -> Any:
+        """An rsync daemon listens on 873 unless the roster says otherwise."""
+        if isinstance(data, dict) and "port" not in data and data.get("transport") == "rsync":
+            rsync = data.get("rsync")
+            if isinstance(rsync, dict) and rsync.get("mode") == "daemon":
+                return {**data, "port": RSYNC_DAEMON_PORT}
+        return data
+
+    @model_validator(mode="after")
+    def _rsync_only_with_rsync(self) -> Difusor:
+        if self.rsync is not None and self.transport != "rsync":
+            raise ValueError(
+                f"rsync: sólo aplica con transport: rsync (este difusor usa {self.transport})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _daemon_credentials(self) -> Difusor:
+        if not self.rsync_daemon:
+            return self
+        if not self.password_env:
+            raise ValueError(
+                "el demonio rsync autentica con contraseña: indique password_env (la variable"
+                " con el secreto de 'auth users' del módulo)"
+            )
+        ssh_only = [
+            f for f in ("key_file", "passphrase_env", "host_key", "known_hosts") if getattr(self, f)
+        ]
+        if ssh_only:
+            raise ValueError(
+                f"{', '.join(ssh_only)} no aplica al demonio rsync (no hay SSH); quítelo o use"
+                " rsync por SSH (mode: ssh)"
+            )
+        return self
+
     @model_validator(mode="after")
     def _has_auth(self) -> Difusor:
         if not self.key_file and not self.password_env:
@@ -208,6 +277,8 @@ class Difusor(DifusorFields):
     @model_validator(mode="after")
     def _has_pinned_host_key(self, info: ValidationInfo) -> Difusor:
         learning = bool(info.context and info.context.get("learn_host_keys"))
+        if self.rsync_daemon:
+            return self  # no SSH, no host key: docs/roster.md says what that means
         if not learning and not self.host_key and not self.known_hosts:
             raise ValueError(
                 "falta la llave de host fijada (host_key o known_hosts): prepush nunca confía"

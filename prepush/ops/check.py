@@ -48,7 +48,6 @@ WEB_PROBE = "json/prepush-check-{token}.json"
 STATE_JSON = f"{PROBE_DIR}/state.json"
 
 
-
 @dataclass(frozen=True)
 class CheckResult:
     name: str

@@ -74,7 +74,6 @@ RUN_LOCK_FILE = ".prepush-run.lock"
 UNWIND_SECONDS = 5.0
 
 
-
 @dataclass
 class PublishReport:
     run_id: int | None

@@ -1,0 +1,226 @@
+"""Running the rsync binary (and OpenSSH's ssh): every child bounded, killable, and read.
+
+Each invocation is a child process in a process group of its own, killed with its group
+when the server stays silent for the request timeout, when the attempt is cancelled (the
+deadline) or aborted, and by the kernel when prepush itself dies (``PR_SET_PDEATHSIG``): a
+SIGKILLed prepush leaves no rsync or ssh behind. Its output is read as it comes: the lines
+of ``--out-format`` and ``--list-only``, the totals of ``--stats``, and its errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import functools
+import os
+import re
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prepush.exceptions import ConnectError
+
+PR_SET_PDEATHSIG = 1
+READ_CHUNK = 64 * 1024
+# What stderr keeps for the error message: rsync says what went wrong in its first lines.
+STDERR_LINES = 200
+STAT_LINE = re.compile(r"^(Literal|Matched) data: (\d+) bytes$")
+UNWIND_SECONDS = 2.0
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the child, before exec: the kernel kills it when prepush dies, even by SIGKILL."""
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # prepush died between fork and prctl
+        os._exit(1)
+
+
+def child_options() -> dict[str, Any]:
+    """How every child of the rsync transport is started: its own process group (killed
+    whole, and deaf to the terminal's Ctrl-C, which prepush handles) and dead with us."""
+    return {
+        "start_new_session": True,
+        "preexec_fn": functools.partial(_die_with_parent, os.getpid()),
+    }
+
+
+def kill_group(process: asyncio.subprocess.Process) -> None:
+    """SIGKILL the child and whatever it started (rsync's ssh): never waits."""
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+@dataclass
+class Finished:
+    """What one rsync said and how it ended."""
+
+    code: int
+    lines: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    literal: int = 0
+    matched: int = 0
+
+    @property
+    def text(self) -> str:
+        return "\n".join([*self.errors, *self.lines])
+
+
+class Runner:
+    """Runs rsync for one difusor; counts invocations and knows who is silent."""
+
+    def __init__(self, name: str, rsync: str, env: Mapping[str, str], timeout: float) -> None:
+        self.name = name
+        self.rsync = rsync
+        self.env = dict(env)
+        self.timeout = timeout
+        self.invocations = 0
+        self.dead: str | None = None
+        self._heard: dict[asyncio.subprocess.Process, float] = {}
+
+    def silence(self) -> float | None:
+        if not self._heard:
+            return None
+        return time.monotonic() - min(self._heard.values())
+
+    def die(self, why: str) -> None:
+        if self.dead is None:
+            self.dead = why
+        for process in list(self._heard):
+            kill_group(process)
+
+    async def run(
+        self,
+        args: Sequence[str],
+        *,
+        what: str,
+        stdin: bytes | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> Finished:
+        """Run ``rsync ARGS``; returns however it ended (the caller judges the code).
+        Raises ConnectError if the server stays silent for the timeout, or if the
+        connection was already given up."""
+        if self.dead is not None:
+            raise ConnectError(self.name, f"{self.dead} Se reintenta con una conexión nueva.")
+        self.invocations += 1
+        process = await asyncio.create_subprocess_exec(
+            self.rsync,
+            *args,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=self.env,
+            **child_options(),
+        )
+        self._heard[process] = time.monotonic()
+        finished = Finished(code=-1)
+        try:
+            await self._follow(process, finished, stdin, on_line, what)
+        except asyncio.CancelledError:
+            kill_group(process)
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(process.wait(), UNWIND_SECONDS)
+            raise
+        finally:
+            self._heard.pop(process, None)
+        if self.dead is not None:
+            raise ConnectError(self.name, f"{self.dead} Se reintenta con una conexión nueva.")
+        return finished
+
+    async def _follow(
+        self,
+        process: asyncio.subprocess.Process,
+        finished: Finished,
+        stdin: bytes | None,
+        on_line: Callable[[str], None] | None,
+        what: str,
+    ) -> None:
+        assert process.stdout is not None
+        assert process.stderr is not None
+
+        def heard() -> None:
+            self._heard[process] = time.monotonic()
+
+        def out(line: str) -> None:
+            match = STAT_LINE.match(line)
+            if match:
+                if match.group(1) == "Literal":
+                    finished.literal = int(match.group(2))
+                else:
+                    finished.matched = int(match.group(2))
+            finished.lines.append(line)
+            if on_line is not None:
+                on_line(line)
+
+        def err(line: str) -> None:
+            if len(finished.errors) < STDERR_LINES:
+                finished.errors.append(line)
+
+        tasks = [
+            asyncio.create_task(_read_lines(process.stdout, out, heard)),
+            asyncio.create_task(_read_lines(process.stderr, err, heard)),
+            asyncio.create_task(process.wait()),
+        ]
+        if stdin is not None:
+            tasks.append(asyncio.create_task(_feed(process, stdin)))
+        everything = asyncio.gather(*tasks)
+        try:
+            await self._within_silence(process, everything, what)
+        except BaseException:
+            kill_group(process)
+            everything.cancel()
+            with contextlib.suppress(BaseException):
+                await everything
+            raise
+        finished.code = process.returncode if process.returncode is not None else -1
+
+    async def _within_silence(
+        self, process: asyncio.subprocess.Process, everything: asyncio.Future[Any], what: str
+    ) -> None:
+        while True:
+            quiet = time.monotonic() - self._heard[process]
+            if quiet >= self.timeout:
+                self.die(
+                    f"El servidor no respondió en {self.timeout:g} s al {what} (sin respuesta)."
+                )
+                raise ConnectError(
+                    self.name,
+                    f"Sin respuesta del servidor en {self.timeout:g} s al {what}; se cortó la"
+                    " conexión. Si se repite, revise con el difusor su servidor y su disco.",
+                )
+            done, _ = await asyncio.wait({everything}, timeout=self.timeout - quiet)
+            if done:
+                everything.result()
+                return
+
+
+async def _read_lines(
+    stream: asyncio.StreamReader, sink: Callable[[str], None], heard: Callable[[], None]
+) -> None:
+    """Lines as they come; rsync's progress ends its lines with a carriage return."""
+    pending = b""
+    while chunk := await stream.read(READ_CHUNK):
+        heard()
+        *complete, pending = re.split(rb"[\r\n]", pending + chunk)
+        for line in complete:
+            if line:
+                sink(line.decode("utf-8", "replace"))
+    if pending:
+        sink(pending.decode("utf-8", "replace"))
+
+
+async def _feed(process: asyncio.subprocess.Process, data: bytes) -> None:
+    assert process.stdin is not None
+    try:
+        process.stdin.write(data)
+        await process.stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # rsync ended first; its exit code says why
+    finally:
+        process.stdin.close()

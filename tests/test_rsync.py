@@ -1,0 +1,196 @@
+"""rsync difusores (issue 15): the real rsync against a real rsync daemon and a real sshd
+with rrsync, both set up from docs/difusores.md.
+
+Every tree is read back from the difusor's disk, byte by byte, and compared with the
+packages; the lock, the exit codes and the ledger are checked as for SFTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from prepush.__main__ import main
+from prepush.ledger import Ledger
+from prepush.settings import load_settings
+from prepush.transports import connect
+from prepush.transports.rsync import RsyncTransport
+from tests.conftest import Workdir
+from tests.prepdata import CORTES
+from tests.rsync_servers import PASSWORD_ENV, RsyncEndpoint
+from tests.servers import read_tree
+
+FORMS = ["rsyncd", "rrsync"]
+
+
+def publish(
+    workdir: Workdir, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, dict[str, object]]:
+    capsys.readouterr()
+    code = main(["-C", str(workdir.path), "publish", "--json", *args])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def only_delivery(report: dict[str, object]) -> dict[str, object]:
+    rows = report["deliveries"]
+    assert isinstance(rows, list)
+    (row,) = rows
+    assert isinstance(row, dict)
+    return row
+
+
+def expected_tree(workdir: Workdir, published: list[str], retention: int = 3) -> dict[str, bytes]:
+    """The retained cortes' files, with the entry files of the newest."""
+    tree: dict[str, bytes] = {}
+    for corte in published[-retention:]:
+        tree.update(workdir.package_tree(corte))
+    tree.update(workdir.package_tree(published[-1]))
+    return tree
+
+
+def served(endpoint: RsyncEndpoint) -> dict[str, bytes]:
+    """Everything the difusor's web root holds (prepush's .prepush/ aside), from its disk."""
+    return read_tree(endpoint.local_root)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_the_seven_campeche_cortes_land_byte_identical(
+    form: str,
+    request: pytest.FixtureRequest,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    endpoint: RsyncEndpoint = request.getfixturevalue(form)
+    workdir.write_roster([endpoint])
+    published: list[str] = []
+    for corte in CORTES:
+        workdir.build(corte)
+        code, report = publish(workdir, capsys)
+        delivery = only_delivery(report)
+        assert code == 0, (delivery["error_class"], delivery["error_message"])
+        assert delivery["outcome"] == "delivered"
+        assert delivery["atomic"] is True
+        published.append(corte)
+        tree = served(endpoint)
+        assert tree == expected_tree(workdir, published), corte
+        assert json.loads(tree["json/main.json"])["corte"] == corte
+    # The ledger tells what rsync did: files, bytes and invocations, measured.
+    assert isinstance(delivery["requests"], int)
+    assert 5 <= delivery["requests"] <= 14, delivery["requests"]
+    assert isinstance(delivery["bytes_sent"], int)
+    assert delivery["bytes_sent"] > 0
+    again_code, again = publish(workdir, capsys)
+    assert again_code == 0
+    assert only_delivery(again)["outcome"] == "up_to_date"
+
+
+def test_a_wrong_pinned_host_key_is_refused_and_nothing_is_written(
+    rrsync: RsyncEndpoint,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    other = tmp_path / "otra_llave"
+    os.system(f"ssh-keygen -q -t ed25519 -N '' -f {other}")
+    impostor = dataclasses.replace(
+        rrsync, host_key_line=" ".join(Path(f"{other}.pub").read_text().split()[:2])
+    )
+    workdir.write_roster([impostor])
+    workdir.build(CORTES[0])
+    code, report = publish(workdir, capsys)
+    delivery = only_delivery(report)
+    assert code == 3
+    assert delivery["error_class"] == "HostKeyError"
+    message = str(delivery["error_message"])
+    assert "NO coincide" in message
+    assert "no se escribió nada" in message
+    assert list(rrsync.local_root.iterdir()) == []
+
+
+def test_a_wrong_daemon_password_is_refused_in_spanish_and_nothing_is_written(
+    rsyncd: RsyncEndpoint,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "otra-contraseña")
+    workdir.write_roster([rsyncd])
+    workdir.build(CORTES[0])
+    code, report = publish(workdir, capsys)
+    delivery = only_delivery(report)
+    assert code == 3
+    assert delivery["error_class"] == "AuthError"
+    message = str(delivery["error_message"])
+    assert "rechazó la contraseña" in message
+    assert PASSWORD_ENV in message
+    assert "no se escribió nada" in message
+    assert "otra-contraseña" not in message
+    assert list(rsyncd.local_root.iterdir()) == []
+    with Ledger(workdir.path / "prepush.db") as ledger:
+        assert ledger is not None
+    assert "otra-contraseña" not in (workdir.path / "prepush.db").read_bytes().decode("latin-1")
+
+
+def test_two_publishers_never_both_take_the_lock(rsyncd: RsyncEndpoint, workdir: Workdir) -> None:
+    """Exclusive create and compare-and-swap over rsync: of many at once, exactly one wins."""
+    workdir.write_roster([rsyncd])
+    settings = load_settings(workdir.path)
+    (difusor,) = settings.roster.difusores
+
+    async def race() -> tuple[list[bool], list[bool], bytes | None]:
+        transports = [await connect(difusor, settings) for _ in range(6)]
+        try:
+            await transports[0].prepare_dirs([".prepush"])
+            created = await asyncio.gather(
+                *(
+                    t.create_exclusive(".prepush/lock", f"dueño {i}".encode())
+                    for i, t in enumerate(transports)
+                )
+            )
+            winner = created.index(True)
+            held = f"dueño {winner}".encode()
+            swapped = await asyncio.gather(
+                *(
+                    t.replace_if(".prepush/lock", held, f"nuevo {i}".encode())
+                    for i, t in enumerate(transports)
+                )
+            )
+            return created, swapped, await transports[0].read_file(".prepush/lock")
+        finally:
+            for t in transports:
+                await t.close()
+
+    created, swapped, final = asyncio.run(race())
+    assert created.count(True) == 1
+    assert swapped.count(True) == 1
+    assert final == f"nuevo {swapped.index(True)}".encode()
+
+
+def test_the_runtime_directory_and_every_child_are_gone_after_close(
+    rrsync: RsyncEndpoint, workdir: Workdir
+) -> None:
+    workdir.write_roster([rrsync])
+    settings = load_settings(workdir.path)
+    (difusor,) = settings.roster.difusores
+
+    async def open_and_close() -> tuple[Path, int]:
+        transport = await connect(difusor, settings)
+        assert isinstance(transport, RsyncTransport)
+        runtime = transport._runtime
+        master = transport._master
+        assert master is not None
+        assert master.process is not None
+        assert (runtime / "ssh").is_socket()
+        pid = master.process.pid
+        await transport.close()
+        return runtime, pid
+
+    runtime, pid = asyncio.run(open_and_close())
+    assert not runtime.exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
