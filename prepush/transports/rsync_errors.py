@@ -206,6 +206,13 @@ RULES: tuple[Rule, ...] = (
         " al difusor crearlo o corregir su línea de authorized_keys.",
     ),
     (
+        ("rrsync error",),
+        RemoteError,
+        "rrsync, en el servidor del difusor, rechazó la petición al {what} {tail}. Revise"
+        " remote_dir en el padrón: con rrsync es relativo al directorio de la línea de"
+        " authorized_keys del difusor ('.' para todo ese directorio).",
+    ),
+    (
         ("change_dir", "No such file or directory (2)"),
         RemoteError,
         "No existe en el servidor lo necesario al {what} {tail}. Revise remote_dir en el padrón"

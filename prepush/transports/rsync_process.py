@@ -119,14 +119,11 @@ class Runner:
             **child_options(),
         )
         self._heard[process] = time.monotonic()
+        if self.dead is not None:
+            kill_group(process)  # given up while it was starting: it ends at once
         finished = Finished(code=-1)
         try:
             await self._follow(process, finished, stdin, on_line, what)
-        except asyncio.CancelledError:
-            kill_group(process)
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(process.wait(), UNWIND_SECONDS)
-            raise
         finally:
             self._heard.pop(process, None)
         if self.dead is not None:
@@ -173,10 +170,14 @@ class Runner:
         try:
             await self._within_silence(process, everything, what)
         except BaseException:
+            # Silent, cancelled (the deadline) or aborted: kill it, and reap it here, so that
+            # nothing of it outlives the attempt.
             kill_group(process)
             everything.cancel()
             with contextlib.suppress(BaseException):
                 await everything
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(process.wait(), UNWIND_SECONDS)
             raise
         finished.code = process.returncode if process.returncode is not None else -1
 
