@@ -46,10 +46,11 @@ from prepush.transports.rsync_errors import REFUSED_OPTION, Where, said, transla
 from prepush.transports.rsync_process import Finished, Runner
 from prepush.transports.rsync_ssh import SshMaster
 
-# A lock's bytes, as the target of a symbolic link (base64url: no '/', nothing to sanitize).
+# A lock's bytes, as the target of a symbolic link (base64url, nothing a daemon sanitizes).
 LINK_PREFIX = "prepush:"
 MUNGED = "/rsyncd-munged/"
 MAX_LINK_DATA = 2048
+LINK_PIECE = 200
 LISTING = re.compile(
     r"^(?P<type>[-dlbcps])[-rwxsStT]{9}\s+(?P<size>\d+)"
     r" (?P<date>\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) (?P<name>.+)$"
@@ -247,7 +248,7 @@ class RsyncTransport:
                     f"En el directorio remoto, {path} es un enlace simbólico: prepush no lo sigue."
                     " Pida al difusor retirarlo.",
                 )
-            return base64.urlsafe_b64decode(target.removeprefix(LINK_PREFIX))
+            return base64.urlsafe_b64decode(target.removeprefix(LINK_PREFIX).replace("/", ""))
         if not local.is_file():
             return None
         return local.read_bytes()
@@ -270,7 +271,12 @@ class RsyncTransport:
     async def create_exclusive(self, path: str, data: bytes) -> bool:
         """The path becomes a symbolic link carrying ``data``: rsync creates a new link with
         symlink(2), which fails if the name is taken by then, so two callers never both win."""
-        target = LINK_PREFIX + base64.urlsafe_b64encode(data).decode()
+        encoded = base64.urlsafe_b64encode(data).decode()
+        # In pieces shorter than a file name may be, so that following the link says "no
+        # such file" rather than "file name too long".
+        target = LINK_PREFIX + "/".join(
+            encoded[i : i + LINK_PIECE] for i in range(0, len(encoded), LINK_PIECE)
+        )
         if len(data) > MAX_LINK_DATA:
             raise ValueError(f"{path}: {len(data)} bytes no caben en un enlace simbólico")
         what = f"crear {path}"
