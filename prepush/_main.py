@@ -1019,6 +1019,14 @@ def _local_time(value: str | None, zone: ZoneInfo, option: str) -> datetime | No
     help="Difusores con el sshd real de OpenSSH en lugar de servidores en proceso (root).",
 )
 @click.option(
+    "--transport",
+    type=click.Choice(["sftp", "rsync", "mixto"]),
+    default="sftp",
+    show_default=True,
+    help="Cómo reciben los difusores locales: SFTP, rsync (demonios rsync; con --sshd, sshd"
+    " con rrsync) o mixto (SFTP y rsync alternados).",
+)
+@click.option(
     "--roster",
     "real_roster",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -1038,12 +1046,13 @@ def simulate(
     faults: tuple[str, ...],
     scenario: Path | None,
     use_sshd: bool,
+    transport: str,
     real_roster: Path | None,
     as_json: bool,
 ) -> int:
     """Ensaya una noche electoral completa en minutos (simulacro).
 
-    Genera cortes sintéticos, levanta difusores locales (SFTP + sitio web) con fallas
+    Genera cortes sintéticos, levanta difusores locales (SFTP o rsync + sitio web) con fallas
     inyectadas y publica cada corte a su hora comprimida. Termina con el reporte. El código de
     salida es 0 si la noche salió como el escenario espera.
     """
@@ -1068,6 +1077,7 @@ def simulate(
             faults=parsed,
             roster=real_roster,
             sshd=use_sshd,
+            transport=transport,
         )
     for fault in options.faults:
         _say(human, f"Falla programada: {fault.describe()}")

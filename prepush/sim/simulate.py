@@ -30,7 +30,8 @@ from prepush.publish.protocol import EventSink
 from prepush.publish.publisher import PublishReport, PublishRequest, publish
 from prepush.settings import Settings, load_settings
 from prepush.sim.faultproxy import FaultProxy
-from prepush.sim.fleet import Fleet, LocalDifusor, ServerThread, disk_usage
+from prepush.sim.fleet import Fleet, Kind, LocalDifusor, ServerThread, disk_usage
+from prepush.sim.rsyncd import rrsync_path, rsync_available
 from prepush.sim.scenario import NETWORK_KINDS, Fault, parse_fault
 from prepush.sim.sshd import sshd_available
 from prepush.sim.synth import spec_for, write_corte
@@ -50,6 +51,8 @@ class SimulateOptions:
     timezone: str = "America/Mexico_City"
     roster: Path | None = None
     sshd: bool = False
+    # sftp, rsync (rsync daemons; with sshd, sshd with rrsync) or mixto (one of each in turn).
+    transport: str = "sftp"
 
 
 @dataclass
@@ -131,7 +134,7 @@ def _local_night(
     names = [f"difusor{i:02d}" for i in range(1, options.difusores + 1)]
     _check_faults(options, names)
     servers = ServerThread()
-    fleet = Fleet(base, names, sshd=options.sshd)
+    fleet = Fleet(base, names, kinds=kinds_for(options, names))
     proxies: dict[str, FaultProxy] = {}
     try:
         servers.run(fleet.start())
@@ -210,6 +213,20 @@ def _apply_faults(
     return active
 
 
+def kinds_for(options: SimulateOptions, names: list[str]) -> dict[str, Kind]:
+    """What each local difusor runs, by --transport and --sshd."""
+    sftp: Kind = "sshd" if options.sshd else "sftp"
+    rsync: Kind = "rrsync" if options.sshd else "rsyncd"
+    if options.transport == "sftp":
+        return dict.fromkeys(names, sftp)
+    if options.transport == "rsync":
+        return dict.fromkeys(names, rsync)
+    cycle: list[Kind] = [sftp, "rsyncd"]
+    if sshd_available() and rrsync_path() is not None:
+        cycle.append("rrsync")
+    return {name: cycle[i % len(cycle)] for i, name in enumerate(names)}
+
+
 def _check_faults(options: SimulateOptions, names: list[str]) -> None:
     unknown = {f.difusor for f in options.faults} - set(names)
     if unknown:
@@ -217,18 +234,30 @@ def _check_faults(options: SimulateOptions, names: list[str]) -> None:
             f"Las fallas nombran difusores que no existen en el simulacro: {sorted(unknown)}."
             f" Hay {options.difusores}: {names[0]} a {names[-1]}."
         )
-    if options.sshd:
-        if not sshd_available():
-            raise ConfigError(
-                "--sshd necesita el servidor de OpenSSH (apt-get install openssh-server) y"
-                " ejecutarse como root."
-            )
-        on_server = sorted({f.kind for f in options.faults if f.kind not in NETWORK_KINDS})
-        if on_server:
-            raise ConfigError(
-                f"Con --sshd sólo hay fallas de red (las del proxy); {', '.join(on_server)}"
-                " necesitan los difusores en proceso: quite --sshd."
-            )
+    if options.transport not in ("sftp", "rsync", "mixto"):
+        raise ConfigError(f"--transport {options.transport!r} no existe: use sftp, rsync o mixto.")
+    if options.sshd and not sshd_available():
+        raise ConfigError(
+            "--sshd necesita el servidor de OpenSSH (apt-get install openssh-server) y"
+            " ejecutarse como root."
+        )
+    if options.transport != "sftp" and not rsync_available():
+        raise ConfigError("--transport rsync necesita rsync (apt-get install rsync).")
+    if options.transport == "rsync" and options.sshd and rrsync_path() is None:
+        raise ConfigError("rsync por SSH necesita rrsync, que viene con el paquete rsync.")
+    kinds = kinds_for(options, names)
+    real = sorted(
+        {
+            f"{f.difusor} ({f.kind})"
+            for f in options.faults
+            if f.kind not in NETWORK_KINDS and kinds.get(f.difusor) != "sftp"
+        }
+    )
+    if real:
+        raise ConfigError(
+            f"Sólo los difusores SFTP en proceso admiten fallas del servidor: {', '.join(real)}."
+            " Con --sshd o con difusores rsync use fallas de red (las del proxy)."
+        )
 
 
 async def _reset_network(proxy: FaultProxy) -> None:
