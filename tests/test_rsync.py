@@ -194,3 +194,75 @@ def test_the_runtime_directory_and_every_child_are_gone_after_close(
     assert not runtime.exists()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_the_roster_guides_rsync_example_validates() -> None:
+    """docs/roster.md's two rsync difusores, as written, with an election around them."""
+    from prepush.settings import parse_roster
+
+    text = Path(__file__).resolve().parents[1].joinpath("docs/roster.md").read_text()
+    example = text.split("### Difusores rsync", 1)[1].split("```yaml\n", 1)[1].split("```")[0]
+    election = (
+        "election:\n  process: x\n"
+        "  publication: {start: 2024-06-02T20:00:00, end: 2024-06-03T20:00:00}\n"
+    )
+    roster = parse_roster(election + example, "roster.md")
+    ssh, daemon = roster.difusores
+    assert (ssh.transport, ssh.rsync_daemon, ssh.port) == ("rsync", False, 22)
+    assert (daemon.transport, daemon.rsync_daemon, daemon.port) == ("rsync", True, 873)
+
+
+def test_rsync_roster_mistakes_are_named_with_their_place() -> None:
+    from prepush.exceptions import RosterError
+    from prepush.settings import parse_roster
+
+    text = """election:
+  process: x
+  publication: {start: 2024-06-02T20:00:00, end: 2024-06-03T20:00:00}
+difusores:
+  - name: sin-modulo
+    host: h
+    user: u
+    transport: rsync
+    rsync: {mode: daemon}
+    password_env: X
+  - name: sftp-con-rsync
+    host: h
+    user: u
+    rsync: {mode: ssh}
+    key_file: k
+    host_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOKbsJ9IkKY3a0yWxP4PzqzM2a0o2C8b6bC3sD9b0aBc"
+  - name: demonio-sin-clave
+    host: h
+    user: u
+    transport: rsync
+    rsync: {mode: daemon, module: prep}
+  - name: demonio-con-llave
+    host: h
+    user: u
+    transport: rsync
+    rsync: {mode: daemon, module: prep}
+    password_env: X
+    host_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOKbsJ9IkKY3a0yWxP4PzqzM2a0o2C8b6bC3sD9b0aBc"
+  - name: errata
+    host: h
+    user: u
+    transport: rsync
+    key_file: k
+    host_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOKbsJ9IkKY3a0yWxP4PzqzM2a0o2C8b6bC3sD9b0aBc"
+    rsync: {modo: ssh}
+"""
+    with pytest.raises(RosterError) as raised:
+        parse_roster(text, "difusores.yaml")
+    problems = raised.value.problems
+    assert len(problems) == 5, problems
+    expected = [
+        ("difusores.yaml:9:12: difusores[sin-modulo].rsync:", "falta module"),
+        ("difusores.yaml:11:5: difusores[sftp-con-rsync]:", "sólo aplica con transport: rsync"),
+        ("difusores.yaml:17:5: difusores[demonio-sin-clave]:", "indique password_env"),
+        ("difusores.yaml:22:5: difusores[demonio-con-llave]:", "host_key no aplica"),
+        ("difusores.yaml:35:13: difusores[errata].rsync.modo:", "campo desconocido"),
+    ]
+    for (where, what), problem in zip(expected, problems, strict=True):
+        assert problem.startswith(where), problem
+        assert what in problem, problem

@@ -21,7 +21,7 @@ from pathlib import Path
 from prepush.exceptions import ConnectError, DifusorError, HostKeyError
 from prepush.settings import Difusor, Settings
 from prepush.transports.rsync_errors import Where, translate
-from prepush.transports.rsync_process import Finished, child_options, kill_group
+from prepush.transports.rsync_process import Finished, child, kill_group
 
 CIPHERS = (
     "aes128-gcm@openssh.com,aes256-gcm@openssh.com,aes128-ctr,aes256-ctr,"
@@ -147,20 +147,16 @@ class SshMaster:
         timeout; on any failure (or cancellation) the master is gone."""
         login, env = self._login_options()
         timeout = self.settings.roster.publish.connect_timeout_seconds
+        master = ["-S", str(self.socket), "-M", "-N", "-o", "ControlPersist=no", self.target]
+        argv, options = child([self.ssh, *self._options, *login, *master])
         with self.log.open("wb") as log:
             self.process = await asyncio.create_subprocess_exec(
-                self.ssh,
-                *self._options,
-                *login,
-                "-S",
-                str(self.socket),
-                *("-M", "-N", "-o", "ControlPersist=no"),
-                self.target,
+                *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=log,
                 env=env,
-                **child_options(),
+                **options,
             )
         try:
             await self._until_ready(timeout)
