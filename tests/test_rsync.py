@@ -266,3 +266,74 @@ difusores:
     for (where, what), problem in zip(expected, problems, strict=True):
         assert problem.startswith(where), problem
         assert what in problem, problem
+
+
+def test_simulate_and_the_bench_set_rsync_difusores_up_as_the_guide_says() -> None:
+    """prepush/sim/rsyncd.py's rsyncd.conf and rrsync line are the guide's, field for field."""
+    from prepush.sim.rsyncd import CONFIG, RRSYNC_LINE
+    from tests.guide import snippet
+
+    def lines(text: str) -> list[str]:
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+    config = snippet(
+        "rsyncd_conf",
+        {
+            "uid = prep": "uid = {user}",
+            "gid = prep": "gid = {user}",
+            "auth users = prep": "auth users = {user}",
+            "[prep]": "[{module}]",
+            "/srv/prep/www": "{root}",
+            "/etc/rsyncd.secrets": "{secrets}",
+            "203.0.113.10": "{allow}",
+        },
+    )
+    assert lines(config) == lines(CONFIG)
+    line = snippet(
+        "authorized_keys_rrsync",
+        {"/usr/bin/rrsync": "{rrsync}", "/srv/prep/www": "{root}", "203.0.113.10": "{allow}"},
+    )
+    assert line.split(" ssh-ed25519 ")[0] + " {key}" == RRSYNC_LINE
+
+
+FAILURES = {
+    # name: (what the daemon is given, error class, what the message says)
+    "disco-lleno": ({"tmpfs_size": "160k"}, "RemoteError", "Sin espacio en el servidor"),
+    "solo-lectura": ({"module": "read only = yes"}, "RemoteError", "sólo permite leer"),
+    "sin-permiso": ({"owner": "root"}, "RemoteError", "Permiso denegado"),
+    "sin-enlaces": ({"module": "refuse options = links"}, "RemoteError", "rechazó una opción"),
+}
+
+
+@pytest.mark.parametrize("failure", sorted(FAILURES))
+def test_what_rsync_refuses_is_said_in_spanish_and_the_site_stays_whole(
+    failure: str, workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A full disk, a read-only module, a web root not ours, a daemon that refuses an option
+    prepush needs: each failure in Spanish with rsync's code, nothing half-written."""
+    from tests.rsync_servers import daemon_endpoint, guide_daemon, rsync_servers_available
+
+    if not rsync_servers_available():
+        pytest.skip("requiere rsync y ser root; 'make test' lo instala")
+    given, error_class, says = FAILURES[failure]
+    daemon = guide_daemon(tmpfs_size=given.get("tmpfs_size"))
+    assert daemon.config is not None
+    if "module" in given:
+        daemon.config = daemon.config.replace("    read only = no\n", f"    {given['module']}\n")
+    try:
+        endpoint = daemon_endpoint(daemon, name=failure)
+        if "owner" in given:
+            os.chown(endpoint.local_root, 0, 0)
+        workdir.write_roster([endpoint])
+        workdir.build(CORTES[-1])
+        code, report = publish(workdir, capsys)
+        delivery = only_delivery(report)
+        assert code == 3
+        assert delivery["error_class"] == error_class, delivery["error_message"]
+        message = str(delivery["error_message"])
+        assert says in message
+        assert "(rsync, código" in message
+        assert not (endpoint.local_root / "json/main.json").exists()
+        assert not [p for p in endpoint.local_root.rglob(".*.??????") if p.is_file()]
+    finally:
+        daemon.stop()

@@ -155,7 +155,10 @@ class RsyncDaemon:
         self.secrets.write_text(f"{self.user}:{self.password}\n")
         self.secrets.chmod(0o600)
         conf = self.home / "rsyncd.conf"
-        conf.write_text(self.config or self.default_config())
+        # Its own lock file: 'max connections' counts through it, and daemons side by side
+        # (tests, the bench) would otherwise share /var/run/rsyncd.lock and its count.
+        lock = f"lock file = {self.home / 'rsyncd.lock'}\n"
+        conf.write_text(lock + (self.config or self.default_config()))
         self.process = subprocess.Popen(
             [
                 str(RSYNC),

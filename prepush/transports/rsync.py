@@ -92,7 +92,6 @@ class RsyncTransport:
         self._bytes_reused = 0
         self._scratch = 0
         self._verified_dirs: set[str] = set()
-        self._known: dict[str, RemoteStat | None] = {}
         self._reads = _Coalesced(self._pull)
 
     # --- bookkeeping ------------------------------------------------------------------------
@@ -134,9 +133,6 @@ class RsyncTransport:
             args.append("--compress")
         return [*args, *self._connection]
 
-    def _remote(self) -> str:
-        return self._base
-
     async def _rsync(
         self,
         args: Sequence[str],
@@ -153,8 +149,8 @@ class RsyncTransport:
             on_line=on_line,
         )
 
-    def _check(self, finished: Finished, what: str, *, allow: Iterable[int] = ()) -> Finished:
-        if finished.code != 0 and finished.code not in allow:
+    def _check(self, finished: Finished, what: str) -> Finished:
+        if finished.code != 0:
             raise translate(self._where, finished, what)
         return finished
 
@@ -170,7 +166,7 @@ class RsyncTransport:
     ) -> Finished:
         """``rsync OPTIONS SOURCE/ REMOTE/`` for ``paths``; fsync where the server can."""
         durable = ["--fsync"] if writes and self._fsync else []
-        args = [*options, *durable, f"{source}/", self._remote()]
+        args = [*options, *durable, f"{source}/", self._base]
         finished = await self._rsync(args, paths, what, on_line)
         if durable and finished.code != 0 and self._refused_fsync(finished):
             return await self._push(source, paths, what, options, on_line=on_line, writes=writes)
@@ -184,16 +180,12 @@ class RsyncTransport:
             self._fsync = False
         return refused
 
-    def _stage(self) -> Path:
+    @contextlib.contextmanager
+    def _staging(self) -> Iterator[Path]:
         """A scratch directory of this transport's, for one request."""
         self._scratch += 1
         path = self._runtime / f"op{self._scratch}"
         path.mkdir()
-        return path
-
-    @contextlib.contextmanager
-    def _staging(self) -> Iterator[Path]:
-        path = self._stage()
         try:
             yield path
         finally:
@@ -205,7 +197,7 @@ class RsyncTransport:
         """What each path is, without following links and without transferring anything."""
         with self._staging() as empty:
             args = ["--list-only", "--dirs", "--links", "--ignore-missing-args"]
-            finished = await self._rsync([*args, self._remote(), f"{empty}/"], paths, what)
+            finished = await self._rsync([*args, self._base, f"{empty}/"], paths, what)
         self._check(finished, what)
         found: dict[str, RemoteStat] = {}
         for line in finished.lines:
@@ -235,7 +227,7 @@ class RsyncTransport:
         """Every path at once, into a scratch directory: its bytes, or None if absent."""
         what = f"leer {', '.join(paths)}"
         with self._staging() as local:
-            args = ["--links", "--ignore-missing-args", self._remote(), f"{local}/"]
+            args = ["--links", "--ignore-missing-args", self._base, f"{local}/"]
             self._check(await self._rsync(args, paths, what), what)
             return {path: self._local_content(local / path, path) for path in paths}
 
@@ -316,7 +308,7 @@ class RsyncTransport:
         what = f"tomar {path}"
         with self._staging() as local:
             args = ["--links", "--ignore-missing-args", "--remove-source-files"]
-            finished = await self._rsync([*args, self._remote(), f"{local}/"], [path], what)
+            finished = await self._rsync([*args, self._base, f"{local}/"], [path], what)
             if finished.code == 23 and said(finished, "Skipping sender remove"):
                 return None, False  # it changed under us: someone else's now
             self._check(finished, what)
@@ -361,13 +353,7 @@ class RsyncTransport:
         self, source: Path, paths: list[str], by_content: bool, sent: Callable[[str], None]
     ) -> None:
         what = f"enviar {len(paths)} archivos" if len(paths) > 1 else f"enviar {paths[0]}"
-        options = [
-            "--no-implied-dirs",
-            PERMISSIONS,
-            "--out-format=%i %n",
-            "--info=progress2",
-            "--stats",
-        ]
+        options = ["--no-implied-dirs", PERMISSIONS, "--out-format=%i %n", "--stats"]
         if by_content:
             options.append(BY_CONTENT)
         finished = await self._push(source, paths, what, options, on_line=sent)
@@ -434,6 +420,8 @@ class RsyncTransport:
         self._runner.die("La conexión se cortó por el plazo del corte.")
         if self._master is not None:
             self._master.abort()
+        # Nothing local waits on the network: the socket and scratch files go now.
+        shutil.rmtree(self._runtime, ignore_errors=True)
 
     async def close(self) -> None:
         self._runner.die("La conexión ya se cerró.")

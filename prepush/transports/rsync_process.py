@@ -20,6 +20,7 @@ import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prepush.exceptions import ConnectError
@@ -65,6 +66,33 @@ def kill_group(process: asyncio.subprocess.Process) -> None:
 
 
 @dataclass
+class _Watch:
+    """When a child last showed life: a line of output, or bytes moved through its pipes or
+    socket (/proc/PID/io: a big file sends no line until it is done, but its bytes move)."""
+
+    pid: int
+    heard: float = field(default_factory=time.monotonic)
+    moved: tuple[int, int] | None = None
+
+    def look(self) -> float:
+        """Seconds since it last showed life."""
+        moved = _io_counters(self.pid)
+        if moved is not None and moved != self.moved:
+            self.moved = moved
+            self.heard = time.monotonic()
+        return time.monotonic() - self.heard
+
+
+def _io_counters(pid: int) -> tuple[int, int] | None:
+    try:
+        text = Path(f"/proc/{pid}/io").read_text()
+    except OSError:
+        return None
+    counters = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+    return int(counters.get("rchar", 0)), int(counters.get("wchar", 0))
+
+
+@dataclass
 class Finished:
     """What one rsync said and how it ended."""
 
@@ -89,17 +117,17 @@ class Runner:
         self.timeout = timeout
         self.invocations = 0
         self.dead: str | None = None
-        self._heard: dict[asyncio.subprocess.Process, float] = {}
+        self._watched: dict[asyncio.subprocess.Process, _Watch] = {}
 
     def silence(self) -> float | None:
-        if not self._heard:
+        if not self._watched:
             return None
-        return time.monotonic() - min(self._heard.values())
+        return max(watch.look() for watch in self._watched.values())
 
     def die(self, why: str) -> None:
         if self.dead is None:
             self.dead = why
-        for process in list(self._heard):
+        for process in list(self._watched):
             kill_group(process)
 
     async def run(
@@ -125,14 +153,14 @@ class Runner:
             env=self.env,
             **options,
         )
-        self._heard[process] = time.monotonic()
+        self._watched[process] = _Watch(process.pid)
         if self.dead is not None:
             kill_group(process)  # given up while it was starting: it ends at once
         finished = Finished(code=-1)
         try:
             await self._follow(process, finished, stdin, on_line, what)
         finally:
-            self._heard.pop(process, None)
+            self._watched.pop(process, None)
         if self.dead is not None:
             raise ConnectError(self.name, f"{self.dead} Se reintenta con una conexión nueva.")
         return finished
@@ -148,8 +176,10 @@ class Runner:
         assert process.stdout is not None
         assert process.stderr is not None
 
+        watch = self._watched[process]
+
         def heard() -> None:
-            self._heard[process] = time.monotonic()
+            watch.heard = time.monotonic()
 
         def out(line: str) -> None:
             match = STAT_LINE.match(line)
@@ -175,7 +205,7 @@ class Runner:
             tasks.append(asyncio.create_task(_feed(process, stdin)))
         everything = asyncio.gather(*tasks)
         try:
-            await self._within_silence(process, everything, what)
+            await self._within_silence(watch, everything, what)
         except BaseException:
             # Silent, cancelled (the deadline) or aborted: kill it, and reap it here, so that
             # nothing of it outlives the attempt.
@@ -189,10 +219,10 @@ class Runner:
         finished.code = process.returncode if process.returncode is not None else -1
 
     async def _within_silence(
-        self, process: asyncio.subprocess.Process, everything: asyncio.Future[Any], what: str
+        self, watch: _Watch, everything: asyncio.Future[Any], what: str
     ) -> None:
         while True:
-            quiet = time.monotonic() - self._heard[process]
+            quiet = watch.look()
             if quiet >= self.timeout:
                 self.die(
                     f"El servidor no respondió en {self.timeout:g} s al {what} (sin respuesta)."
@@ -211,7 +241,7 @@ class Runner:
 async def _read_lines(
     stream: asyncio.StreamReader, sink: Callable[[str], None], heard: Callable[[], None]
 ) -> None:
-    """Lines as they come; rsync's progress ends its lines with a carriage return."""
+    """Lines as they come (a carriage return ends one too, as rsync's progress does)."""
     pending = b""
     while chunk := await stream.read(READ_CHUNK):
         heard()
