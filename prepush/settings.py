@@ -672,12 +672,23 @@ def _apply_defaults(
             merged_list.append(entry)
             continue
         merged = dict(entry)
+        not_here = _SSH_ONLY if _rsync_daemon_entry(entry, defaults) else ()
         for key, value in defaults.items():
-            if key not in merged:
+            if key not in merged and key not in not_here:
                 merged[key] = value
                 origin[("difusores", index, key)] = ("defaults", key)
         merged_list.append(merged)
     return {**data, "difusores": merged_list}, origin
+
+
+# What an rsync daemon difusor does not take from defaults: it has no SSH (and its own port).
+_SSH_ONLY = ("port", "key_file", "passphrase_env", "host_key", "known_hosts")
+
+
+def _rsync_daemon_entry(entry: dict[str, Any], defaults: dict[str, Any]) -> bool:
+    transport = entry.get("transport", defaults.get("transport"))
+    rsync = entry.get("rsync", defaults.get("rsync"))
+    return transport == "rsync" and isinstance(rsync, dict) and rsync.get("mode") == "daemon"
 
 
 _MESSAGES = {

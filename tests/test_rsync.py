@@ -337,3 +337,30 @@ def test_what_rsync_refuses_is_said_in_spanish_and_the_site_stays_whole(
         assert not [p for p in endpoint.local_root.rglob(".*.??????") if p.is_file()]
     finally:
         daemon.stop()
+
+
+def test_a_daemon_difusor_takes_nothing_of_ssh_from_defaults() -> None:
+    from prepush.settings import parse_roster
+
+    text = """election:
+  process: x
+  publication: {start: 2024-06-02T20:00:00, end: 2024-06-03T20:00:00}
+defaults:
+  port: 22
+  key_file: claves/prepush.pem
+  host_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOKbsJ9IkKY3a0yWxP4PzqzM2a0o2C8b6bC3sD9b0aBc"
+difusores:
+  - name: por-ssh
+    host: h
+    user: u
+    transport: rsync
+  - name: demonio
+    host: h
+    user: u
+    transport: rsync
+    rsync: {mode: daemon, module: prep}
+    password_env: X
+"""
+    ssh, daemon = parse_roster(text, "difusores.yaml").difusores
+    assert (ssh.port, ssh.key_file) == (22, "claves/prepush.pem")
+    assert (daemon.port, daemon.key_file, daemon.host_key) == (873, None, None)

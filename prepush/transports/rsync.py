@@ -489,15 +489,17 @@ class _Coalesced:
         task.add_done_callback(self._running.discard)
 
     async def _run(self, batch: dict[str, list[asyncio.Future[bytes | None]]]) -> None:
+        waiting = [f for futures in batch.values() for f in futures]
         try:
             found = await self._fetch(list(batch))
-        except BaseException as exc:  # every waiter gets it; none is left hanging
-            for futures in batch.values():
-                for future in futures:
-                    if not future.done():
-                        future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
+        except asyncio.CancelledError:
+            for future in waiting:
+                future.cancel()
+            raise
+        except Exception as exc:  # every waiter gets it; none is left hanging
+            for future in waiting:
+                if not future.done():
+                    future.set_exception(exc)
             return
         for path, futures in batch.items():
             for future in futures:
