@@ -716,8 +716,9 @@ def resume(context: Context, name: str, as_json: bool) -> int:
 def check(context: Context, names: tuple[str, ...], learn_host_keys: bool, as_json: bool) -> int:
     """Revisa cada difusor contra los requisitos de la convocatoria, todos a la vez.
 
-    Conexión, llave de host, autenticación, extensiones SFTP, permiso de escritura, espacio
-    libre, velocidad de subida, reloj y, si hay url, el servidor web con un archivo de prueba
+    Conexión, llave de host, autenticación, extensiones SFTP (o, para rsync, el módulo y el
+    directorio), permiso de escritura, espacio libre, velocidad de subida, reloj y, si hay
+    url, el servidor web con un archivo de prueba
     propio (Cache-Control, y que .prepush/ no sea público). Los resultados quedan en la
     bitácora como evidencia.
     """
@@ -743,8 +744,8 @@ def _learn_host_keys(context: Context, names: tuple[str, ...], console: Console)
     settings = context.settings(learn_host_keys=True)
     timeout = settings.roster.publish.connect_timeout_seconds
     for difusor in settings.roster.select(names):
-        if difusor.host_key or difusor.known_hosts:
-            continue
+        if difusor.host_key or difusor.known_hosts or difusor.rsync_daemon:
+            continue  # pinned already, or an rsync daemon: no SSH, no host key
         key = asyncio.run(fetch_host_key(difusor, timeout))
         if key is None:
             _say(console, f"{difusor.name}: no se pudo obtener su llave de host.")
