@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -407,3 +408,5 @@ def test_rsync_difusores_never_serve_a_torn_site_through_cuts_and_a_kill(
     assert proxy.resets > 0, "the proxy cut no connection: the test proved nothing"
     assert reader.torn == [], reader.torn[:20]
     assert reader.reads >= len(published)
+    # The killed run's runtime directory (its socket, its scratch files) was swept by the next.
+    assert not list(Path(tempfile.gettempdir()).glob("prepush-rsync-*"))

@@ -51,6 +51,7 @@ LINK_PREFIX = "prepush:"
 MUNGED = "/rsyncd-munged/"
 MAX_LINK_DATA = 2048
 LINK_PIECE = 200
+RUNTIME_PREFIX = "prepush-rsync-"
 LISTING = re.compile(
     r"^(?P<type>[-dlbcps])[-rwxsStT]{9}\s+(?P<size>\d+)"
     r" (?P<date>\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) (?P<name>.+)$"
@@ -519,6 +520,25 @@ def _runtime_base() -> str | None:
     return None
 
 
+def _sweep_leftovers(base: Path) -> None:
+    """Runtime directories of prepush runs that died (a SIGKILL cleans nothing up): named by
+    their run's PID, removed once that PID is gone. Another live run's are left alone."""
+    for leftover in base.glob(f"{RUNTIME_PREFIX}*-*"):
+        pid = leftover.name.removeprefix(RUNTIME_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @functools.cache
 def local_rsync() -> tuple[str, str]:
     """This machine's rsync and its version."""
@@ -582,7 +602,9 @@ async def open_rsync(difusor: Difusor, settings: Settings) -> RsyncTransport:
             " problema de esta máquina, no del difusor.",
         )
     publish = settings.roster.publish
-    runtime = Path(tempfile.mkdtemp(prefix="prepush-rsync-", dir=_runtime_base()))
+    base = _runtime_base()
+    _sweep_leftovers(Path(base or tempfile.gettempdir()))
+    runtime = Path(tempfile.mkdtemp(prefix=f"{RUNTIME_PREFIX}{os.getpid()}-", dir=base))
     where = _where(difusor)
     master: SshMaster | None = None
     try:
