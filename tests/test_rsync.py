@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -364,3 +365,31 @@ difusores:
     ssh, daemon = parse_roster(text, "difusores.yaml").difusores
     assert (ssh.port, ssh.key_file) == (22, "claves/prepush.pem")
     assert (daemon.port, daemon.key_file, daemon.host_key) == (873, None, None)
+
+
+@pytest.mark.parametrize("link", ["json", "json/o"])
+def test_a_linked_directory_at_any_depth_stops_the_publish_and_nothing_goes_through_it(
+    link: str,
+    rsyncd: RsyncEndpoint,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """rsync reports a listed path's parents as directories even when they are links: the
+    transport looks at each depth on its own, and refuses as SFTP does."""
+    outside = rsyncd.local_root.parent / "fuera"
+    outside.mkdir(exist_ok=True)
+    try:
+        parent = rsyncd.local_root / link
+        parent.parent.mkdir(parents=True, exist_ok=True)
+        parent.symlink_to(outside)
+        workdir.write_roster([rsyncd])
+        workdir.build(CORTES[0])
+        code, report = publish(workdir, capsys)
+        delivery = only_delivery(report)
+        assert code == 3
+        assert f"{link} es un enlace simbólico" in str(delivery["error_message"])
+        assert list(outside.iterdir()) == []
+        assert not (rsyncd.local_root / "index.html").exists()
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)

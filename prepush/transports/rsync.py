@@ -93,6 +93,8 @@ class RsyncTransport:
         self._bytes_reused = 0
         self._scratch = 0
         self._verified_dirs: set[str] = set()
+        # The remote directory's own entries, as the first request found them.
+        self._top: dict[str, RemoteStat] = {}
         self._reads = _Coalesced(self._pull)
 
     # --- bookkeeping ------------------------------------------------------------------------
@@ -195,28 +197,23 @@ class RsyncTransport:
     # --- listing and reading ----------------------------------------------------------------
 
     async def _list(self, paths: Sequence[str], what: str) -> dict[str, RemoteStat]:
-        """What each path is, without following links and without transferring anything."""
+        """What each path is, without following a link at the path itself and without
+        transferring anything. rsync reports a listed path's parents as directories even when
+        they are links to one (it follows them): only the paths asked for are answered, and
+        a caller that needs a parent's own kind asks for it in another listing."""
         with self._staging() as empty:
             args = ["--list-only", "--dirs", "--links", "--ignore-missing-args"]
             finished = await self._rsync([*args, self._base, f"{empty}/"], paths, what)
         self._check(finished, what)
-        found: dict[str, RemoteStat] = {}
-        for line in finished.lines:
-            match = LISTING.match(line)
-            if match is None:
-                continue
-            kind, name = match.group("type"), match.group("name")
-            if kind == "l":
-                name = name.split(" -> ", 1)[0]
-            found[name] = RemoteStat(
-                size=int(match.group("size")),
-                mtime=datetime.strptime(match.group("date"), "%Y/%m/%d %H:%M:%S").replace(
-                    tzinfo=UTC
-                ),
-                is_dir=kind == "d",
-                is_link=kind == "l",
-            )
-        return found
+        found = _listing(finished)
+        return {path: found[path] for path in paths if path in found}
+
+    async def _list_root(self, what: str) -> dict[str, RemoteStat]:
+        """The remote directory itself ('.') and every entry in it, each as what it is."""
+        with self._staging() as empty:
+            args = ["--list-only", "--dirs", "--links", self._base, f"{empty}/"]
+            finished = await self._runner.run([*self._common(), *args], what=what)
+        return _listing(self._check(finished, what))
 
     async def stat(self, path: str) -> RemoteStat | None:
         return (await self._list([path], f"revisar {path}")).get(path)
@@ -375,17 +372,20 @@ class RsyncTransport:
             self._check(await self._push(empty, paths, what, options, writes=False), what)
 
     async def prepare_dirs(self, dirs: Sequence[str]) -> None:
-        wanted = sorted(set(dirs) - self._verified_dirs, key=lambda d: (d.count("/"), d))
-        if not wanted:
-            return
-        found = await self._list(wanted, "revisar los directorios")
-        missing = []
-        for directory in wanted:
-            status = found.get(directory)
-            if status is None:
-                missing.append(directory)
-            else:
-                _refuse_unless_directory(self._name, directory, status)
+        """Parents first, one listing per depth (see _list): a directory under a link is
+        never looked at, a directory under a missing one is missing too."""
+        wanted = set(dirs) - self._verified_dirs
+        missing: list[str] = []
+        for depth in sorted({d.count("/") for d in wanted}):
+            level = sorted(d for d in wanted if d.count("/") == depth)
+            unknown = [d for d in level if not _under(d, missing) and d not in self._top]
+            found = await self._list(unknown, "revisar los directorios") if unknown else {}
+            for directory in level:
+                status = self._top.get(directory) or found.get(directory)
+                if status is None:
+                    missing.append(directory)
+                else:
+                    _refuse_unless_directory(self._name, directory, status)
         if missing:
             await self._make_dirs(missing)
         self._verified_dirs.update(wanted)
@@ -403,17 +403,16 @@ class RsyncTransport:
 
     async def probe(self) -> None:
         """The first request: the remote directory exists (and, for a daemon, the password
-        and the module are right); ``.prepush`` is looked at on the way."""
-        found = await self._list([".", ".prepush"], "conectar")
+        and the module are right). Its entries are listed on the way: the first directories
+        of the corte and ``.prepush`` need no listing of their own."""
+        found = await self._list_root("conectar")
         if "." not in found:
             raise RemoteError(
                 self._name,
                 "El directorio remoto no existe en el servidor. Revise remote_dir en el padrón"
                 " (y, con rrsync, el directorio de su línea de authorized_keys).",
             )
-        meta = found.get(".prepush")
-        if meta is not None and meta.is_dir and not meta.is_link:
-            self._verified_dirs.add(".prepush")
+        self._top = {name: stat for name, stat in found.items() if "/" not in name}
 
     # --- closing ----------------------------------------------------------------------------
 
@@ -429,6 +428,29 @@ class RsyncTransport:
         if self._master is not None:
             await self._master.close()
         shutil.rmtree(self._runtime, ignore_errors=True)
+
+
+def _listing(finished: Finished) -> dict[str, RemoteStat]:
+    """``--list-only`` lines: mode, size, date and time (UTC: the child's TZ), name."""
+    found: dict[str, RemoteStat] = {}
+    for line in finished.lines:
+        match = LISTING.match(line)
+        if match is None:
+            continue
+        kind, name = match.group("type"), match.group("name")
+        if kind == "l":
+            name = name.split(" -> ", 1)[0]
+        found[name] = RemoteStat(
+            size=int(match.group("size")),
+            mtime=datetime.strptime(match.group("date"), "%Y/%m/%d %H:%M:%S").replace(tzinfo=UTC),
+            is_dir=kind == "d",
+            is_link=kind == "l",
+        )
+    return found
+
+
+def _under(path: str, parents: Sequence[str]) -> bool:
+    return any(path.startswith(parent + "/") for parent in parents)
 
 
 def _put_local(path: Path, data: bytes) -> None:
