@@ -220,6 +220,50 @@ def targets(document: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+RSYNC_MINE = ("prepush-rsync", "prepush-rsync-watch")
+RSYNC_PLAIN = ("rsync-a", "rsync-a-nodelay")
+
+
+def rsync_section(document: dict[str, Any]) -> list[str]:
+    """The rsync transport against plain rsync -a of the same trees to the same daemons."""
+    measures = [m for m in document.get("rsync_measures", []) if m.get("samples")]
+    if not measures:
+        return []
+    lines = [
+        "### Transporte rsync frente a rsync -a (mismos demonios rsync)",
+        "",
+        "| conjunto | envío | herramienta | modo | s (mediana) | CPU s | main.json al final"
+        " | peticiones (rsync) por difusor |",
+        "|---|---|---|---|---:|---:|---|---:|",
+    ]
+    for m in sorted(measures, key=lambda m: (m["dataset"], m["push"], m["wall_s"])):
+        requests = "—"
+        if m["samples"][0].get("requests") is not None:
+            per = statistics.mean(s["requests"] for s in m["samples"]) / m["difusores"]
+            requests = f"{per:.0f}"
+        lines.append(
+            f"| {m['dataset']} | {m['push']} | {m['tool']} | {m['mode']} | {m['wall_s']:.2f}"
+            f" | {m['cpu_s']:.2f} | {'sí' if m['main_json_last'] else 'no'} | {requests} |"
+        )
+    lines += ["", "| meta | cómo | medido | ¿cumple? |", "|---|---|---:|---|"]
+    datasets = sorted({m["dataset"] for m in measures})
+    for dataset in datasets:
+        for push, limit in (("siguiente", 1.0), ("completo", 1.1)):
+            for mine in RSYNC_MINE:
+                for plain in RSYNC_PLAIN:
+                    ratio = _ratio(
+                        _find(measures, dataset, push, mine), _find(measures, dataset, push, plain)
+                    )
+                    if ratio is None:
+                        continue
+                    verdict = "sí" if ratio <= limit else "**no**"
+                    lines.append(
+                        f"| {dataset}, {push} ≤ {limit}× rsync -a | {mine} ÷ {plain}"
+                        f" | {_fmt(ratio)} | {verdict} |"
+                    )
+    return [*lines, ""]
+
+
 def markdown(document: dict[str, Any]) -> str:
     lines = [
         f"## Corrida {document['when']}",
@@ -237,6 +281,7 @@ def markdown(document: dict[str, Any]) -> str:
         lines += dataset_table(document, dataset)
     lines += best_other(document)
     lines += targets(document)
+    lines += rsync_section(document)
     limit = document.get("limit")
     if limit:
         lines += [

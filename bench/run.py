@@ -47,7 +47,7 @@ import datasets
 import report
 import tools
 from datasets import Dataset, write_roster
-from fleet import Fleet
+from fleet import Fleet, RsyncFleet
 from tests.servers import Endpoint
 from tools import PushFailed, Sample
 from verify import changed_content, check_push, tree_size
@@ -55,8 +55,10 @@ from verify import changed_content, check_push, tree_size
 WORK = REPO / "bench" / "work"
 RESULTS = REPO / "bench" / "results"
 ONE_SHOT = ("prepush", "rsync", "lftp", "rclone")
-KEPT = ("prepush-watch", "rsync-cm")
-ALL_TOOLS = ONE_SHOT + KEPT
+KEPT = ("prepush-watch", "rsync-cm", "prepush-rsync-watch")
+ALL_TOOLS = ONE_SHOT + KEPT[:2]
+# The rsync transport against plain rsync, to the same rsync daemons.
+RSYNC_TOOLS = ("prepush-rsync", "prepush-rsync-watch", "rsync-a", "rsync-a-nodelay")
 
 
 @dataclass
@@ -109,7 +111,7 @@ def mode_of(tool: str) -> str:
 
 
 class Runner:
-    def __init__(self, fleet: Fleet, key: Path, args: argparse.Namespace) -> None:
+    def __init__(self, fleet: Fleet | RsyncFleet, key: Path, args: argparse.Namespace) -> None:
         self.fleet = fleet
         self.key = key
         self.args = args
@@ -169,10 +171,21 @@ class Runner:
     def _pushers(self, dataset: Dataset, tool: str, endpoints: list[Endpoint]) -> _Pushers:
         timeout = self.args.timeout
         work = WORK
-        if tool == "prepush":
+        if tool in ("prepush", "prepush-rsync"):
             push = lambda c: tools.prepush_once(dataset, c, work, timeout)  # noqa: E731
             return _Pushers([push, push])
-        if tool == "prepush-watch":
+        if tool in ("rsync-a", "rsync-a-nodelay"):
+            assert isinstance(self.fleet, RsyncFleet)
+            urls = [self.fleet.url(e) for e in endpoints]
+            nodelay = tool == "rsync-a-nodelay"
+
+            def daemon(corte: str) -> Sample:
+                return tools.rsync_daemon_once(
+                    dataset.tree(corte), urls, self.fleet.password, work, timeout, nodelay=nodelay
+                )
+
+            return _Pushers([daemon, daemon])
+        if tool in ("prepush-watch", "prepush-rsync-watch"):
             watcher = tools.PrepushWatch(dataset)
             watcher.start()
             push = lambda c: watcher.push(c, timeout)  # noqa: E731
@@ -413,6 +426,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300.0, help="plazo por envío (s)")
     parser.add_argument("--rclone-transfers", type=int, default=16)
     parser.add_argument(
+        "--rsync-datasets",
+        default="campeche,large,site-medium",
+        help="conjuntos para el transporte rsync contra rsync -a a los mismos demonios"
+        " ('' para omitirlo)",
+    )
+    parser.add_argument(
         "--calibrate-rclone",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -455,7 +474,7 @@ def main() -> int:
             document["rclone_transfers_tried"] = runner.calibrate_rclone(built["site-medium"])
         document["rclone_transfers"] = runner.rclone_transfers
         measures: list[Measure] = []
-        for name in names:
+        for name in names if tools_ else []:
             print(f"== {name}: {', '.join(tools_)} con {args.difusores} difusores", flush=True)
             if name == "site-large":
                 runner.args = argparse.Namespace(**{**vars(args), "repeat": args.repeat_large_site})
@@ -471,12 +490,36 @@ def main() -> int:
             document["scale"] = scale(fleet, built["campeche"], counts, args)
     finally:
         fleet.stop()
+    rsync_names = [n for n in args.rsync_datasets.split(",") if n in built]
+    if rsync_names:
+        document["rsync_measures"] = rsync_daemons(key, built, rsync_names, args)
+        save(document)
     if not args.no_shaped:
         print(f"== enlaces de {args.rate_mbit:g} Mbit/s (netns + tbf)", flush=True)
         document["shaped"] = shaped(key, built, args)
     document["minutes"] = (time.monotonic() - started) / 60
     print(save(document))
     return 0
+
+
+def rsync_daemons(
+    key: Path, built: dict[str, Dataset], names: list[str], args: argparse.Namespace
+) -> list[dict[str, object]]:
+    """prepush's rsync transport (one command per corte, and --watch) against plain
+    ``rsync -a`` of the same trees, to the same rsync daemons."""
+    fleet = RsyncFleet(args.difusores)
+    fleet.start()
+    measures: list[Measure] = []
+    try:
+        runner = Runner(fleet, key, args)
+        for name in names:
+            print(f"== rsync, {name}: {', '.join(RSYNC_TOOLS)} con {args.difusores} demonios")
+            measures += runner.run_dataset(built[name], list(RSYNC_TOOLS), args.difusores)
+    finally:
+        fleet.stop()
+        for dataset in built.values():
+            write_roster(dataset.workdir, [])
+    return [m.as_json() for m in measures]
 
 
 def save(document: dict[str, object]) -> str:

@@ -125,6 +125,22 @@ def rsync_once(
     return timed(parallel(commands), work, timeout)
 
 
+def rsync_daemon_once(
+    tree: Path,
+    urls: list[str],
+    password: str,
+    work: Path,
+    timeout: float,
+    *,
+    nodelay: bool = False,
+) -> Sample:
+    """Plain ``rsync -a`` of the tree to each difusor's rsync daemon, all at once. With
+    ``nodelay``, also the client socket option prepush's rsync transport sets."""
+    flags = "-a --sockopts=TCP_NODELAY" if nodelay else "-a"
+    commands = [f"RSYNC_PASSWORD='{password}' rsync {flags} {tree}/ {url}" for url in urls]
+    return timed(parallel(commands), work, timeout)
+
+
 def lftp_once(
     tree: Path, endpoints: list[Endpoint], key: Path, work: Path, timeout: float
 ) -> Sample:
@@ -180,7 +196,7 @@ class PrepushWatch:
     """``prepush publish --watch``: each corte appears in paquetes/ (a rename, as ``build``
     does) and is timed until the watcher prints its report."""
 
-    def __init__(self, dataset: Dataset, poll_s: float = 0.01) -> None:
+    def __init__(self, dataset: Dataset, poll_s: float = 0.1) -> None:
         self.dataset = dataset
         self.held = dataset.workdir / "reserva"
         self.poll_s = poll_s
