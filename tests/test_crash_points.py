@@ -194,27 +194,32 @@ def expected_tree(workdir: Workdir, cortes: list[str]) -> dict[str, bytes]:
 
 
 def publish_cut_at(
-    workdir: Workdir, step: str, cut: Callable[[], None], check: Callable[[], None]
+    workdir: Workdir,
+    step: str,
+    difusor: str,
+    cut: Callable[[], None],
+    check: Callable[[], None],
 ) -> tuple[int, str]:
-    """Publish in this process; at ``step`` the proxy cuts the connection (the run retries)."""
+    """Publish in this process; at ``difusor``'s ``step`` the proxy cuts its connection (the
+    run retries)."""
     settings = load_settings(workdir.path)
     fired: list[bool] = []
 
     def hook(event: Event) -> None:
-        if not fired and reached(event, step):
+        if not fired and event.difusor == difusor and reached(event, step):
             fired.append(True)
             cut()
             check()
 
     report = publish(PublishRequest(settings, settings.roster.difusores), hook)
     assert fired, f"el paso {step} nunca llegó"
-    (delivery,) = report.deliveries
+    (delivery,) = [d for d in report.deliveries if d.difusor == difusor]
     return int(report.exit_code), delivery.outcome
 
 
-def publish_killed_at(workdir: Workdir, step: str) -> None:
+def publish_killed_at(workdir: Workdir, step: str, difusor: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "tests.crash_driver", str(workdir.path), step],
+        [sys.executable, "-m", "tests.crash_driver", str(workdir.path), step, difusor],
         cwd=Path(__file__).resolve().parents[1],
         capture_output=True,
         text=True,
@@ -224,12 +229,24 @@ def publish_killed_at(workdir: Workdir, step: str) -> None:
     assert done.returncode == -9, (step, done.returncode, done.stderr[-2000:])
 
 
-@pytest.mark.parametrize("fault", ["corte", "sigkill"])
-@pytest.mark.parametrize("kind", ["prep", "site"])
+@pytest.mark.parametrize(
+    ("kind", "fault", "processes"),
+    [
+        ("prep", "corte", 1),
+        ("prep", "sigkill", 1),
+        ("site", "corte", 1),
+        ("site", "sigkill", 1),
+        # The difusor under fault served by a worker process, another one by the parent.
+        ("prep", "corte", 2),
+        ("prep", "sigkill", 2),
+    ],
+)
 def test_every_step_survives_a_cut_and_a_kill(
     kind: str,
     fault: str,
+    processes: int,
     difusor: Endpoint,
+    sshd_plain: Endpoint,
     servers_loop: ServerThread,
     nginx_factory: Callable[..., Nginx],
     workdir: Workdir,
@@ -240,8 +257,15 @@ def test_every_step_survives_a_cut_and_a_kill(
     servers_loop.run(proxy.start())
     web = nginx_factory(difusor.local_root)
     proxied = dataclasses.replace(difusor, port=proxy.port)
+    fleet = [sshd_plain, proxied] if processes > 1 else [proxied]
     # Synthetic cortes: every acta has its row (Campeche's declaration does not apply).
-    workdir.write_roster([proxied], deadline=30, retention=RETENTION, rowless_actas={})
+    workdir.write_roster(
+        fleet,
+        deadline=30,
+        retention=RETENTION,
+        rowless_actas={},
+        publish={"workers": processes},
+    )
     cortes = Cortes(kind, workdir, tmp_path)
     reader = Reader(web.url)
     published: list[str] = []
@@ -265,10 +289,10 @@ def test_every_step_survives_a_cut_and_a_kill(
 
                 if fault == "corte":
                     code, outcome = publish_cut_at(
-                        workdir, step, lambda: servers_loop.run(proxy.cut()), check
+                        workdir, step, proxied.name, lambda: servers_loop.run(proxy.cut()), check
                     )
                 else:
-                    publish_killed_at(workdir, step)
+                    publish_killed_at(workdir, step, proxied.name)
                     check()
                     code = main(["-C", str(workdir.path), "publish"])
                     outcome = "delivered"

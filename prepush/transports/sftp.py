@@ -60,9 +60,13 @@ from prepush.transports.sftp_pump import (
     PumpSession,
     Put,
     PutError,
+    Request,
     SFTPConnectionLost,
     SFTPError,
     SFTPTimeout,
+    link_request,
+    mkdir_request,
+    remove_request,
     start_pump,
     why_lost,
 )
@@ -521,37 +525,36 @@ class SFTPTransport:
         on_done: Callable[[Upload], None] | None,
         reader: Callable[[str], bytes] | None,
     ) -> None:
-        gate = asyncio.Semaphore(width)
-
-        async def one(upload: Upload) -> None:
-            async with gate:
-                await self._link(upload, reader)
-            if on_done is not None:
+        """Hard-link files the server holds, many at once. A target already there with the
+        right content is success (a cut attempt made it); otherwise it is linked under a
+        temporary name and renamed over."""
+        requests = [
+            link_request(self._path(u.link_from or "").encode(), self._path(u.path).encode())
+            for u in links
+        ]
+        outcomes = await self._each(requests, width)
+        unlinkable = [u for u, error in zip(links, outcomes, strict=True) if _refused(error)]
+        for upload, error in zip(links, outcomes, strict=True):
+            if error is not None and not _refused(error):
+                await self._settle_link(upload, error)
+        if unlinkable:
+            await self.upload([_without_link(u) for u in unlinkable], width, None, reader)
+        if on_done is not None:
+            for upload in links:
                 on_done(upload)
 
-        await _all_or_first_error([one(u) for u in links])
-
-    async def _link(self, upload: Upload, reader: Callable[[str], bytes] | None) -> None:
-        """Hard-link a file the server holds. A target already there with the right content
-        is success (a cut attempt made it); otherwise link a temporary name and rename."""
-        assert upload.link_from is not None
-        source = self._path(upload.link_from)
-        try:
-            await self._call(
-                f"enlazar {upload.path}", self._control.link(source, self._path(upload.path))
-            )
-            return
-        except RemoteError as exc:
-            if exc.sftp_code == FX_OP_UNSUPPORTED:
-                await self.upload([_without_link(upload)], 1, None, reader)
-                return
-            if await self.stat(upload.path) is None:
-                raise
+    async def _settle_link(self, upload: Upload, error: SFTPError | SFTPConnectionLost) -> None:
+        if await self.stat(upload.path) is None:
+            raise _translate(self._name, error, f"enlazar {upload.path}")
         if await self._holds(upload.path, upload.size, upload.sha256):
             return
+        assert upload.link_from is not None
         temp = upload.path + LINK_SUFFIX
         await self.remove_many([temp], 1)
-        await self._call(f"enlazar {upload.path}", self._control.link(source, self._path(temp)))
+        await self._call(
+            f"enlazar {upload.path}",
+            self._control.link(self._path(upload.link_from), self._path(temp)),
+        )
         await self._rename_over(temp, upload.path)
 
     async def _rename_over(self, source: str, target: str) -> None:
@@ -598,18 +601,24 @@ class SFTPTransport:
 
     # --- removal and directories ----------------------------------------------------------
 
+    async def _each(
+        self, requests: Sequence[Request], width: int
+    ) -> list[SFTPError | SFTPConnectionLost | None]:
+        """Many status-only requests through the pump; a lost connection fails them all."""
+        if self._dead is not None:
+            raise ConnectError(self._name, f"{self._dead} Se reintenta con una conexión nueva.")
+        outcomes = await self._pump.each(requests, width=max(1, width), timeout=self._timeout)
+        lost = next((o for o in outcomes if isinstance(o, SFTPConnectionLost)), None)
+        if lost is not None:
+            self._die(str(lost))
+            raise _translate(self._name, lost, "enviar peticiones")
+        return outcomes
+
     async def remove_many(self, paths: Sequence[str], width: int) -> None:
-        gate = asyncio.Semaphore(max(1, width))
-
-        async def one(path: str) -> None:
-            async with gate:
-                try:
-                    await self._call(f"borrar {path}", self._control.remove(self._path(path)))
-                except RemoteError as exc:
-                    if exc.sftp_code != FX_NO_SUCH_FILE:
-                        raise
-
-        await _all_or_first_error([one(p) for p in paths])
+        outcomes = await self._each([remove_request(self._path(p).encode()) for p in paths], width)
+        for path, error in zip(paths, outcomes, strict=True):
+            if isinstance(error, SFTPError) and error.code != FX_NO_SUCH_FILE:
+                raise _translate(self._name, error, f"borrar {path}")
 
     async def prepare_dirs(self, dirs: Sequence[str]) -> None:
         wanted = sorted(set(dirs) - self._verified_dirs, key=lambda d: (d.count("/"), d))
@@ -622,15 +631,22 @@ class SFTPTransport:
                 missing.append(directory)
             else:
                 self._refuse_unless_directory(directory, status)
-        for directory in missing:  # parents first
-            try:
-                await self._call(f"crear {directory}/", self._control.mkdir(self._path(directory)))
-            except RemoteError:
-                status = await self.stat(directory)
-                if status is None:
-                    raise
-                self._refuse_unless_directory(directory, status)
+        for level in _by_depth(missing):  # parents first, each level at once
+            requests = [mkdir_request(self._path(d).encode()) for d in level]
+            outcomes = await self._each(requests, len(level))
+            for directory, error in zip(level, outcomes, strict=True):
+                if error is not None:
+                    await self._made_by_someone_else(directory, error)
         self._verified_dirs.update(wanted)
+
+    async def _made_by_someone_else(
+        self, directory: str, error: SFTPError | SFTPConnectionLost
+    ) -> None:
+        """mkdir failed: fine if a real directory is there now, else the server's error."""
+        status = await self.stat(directory)
+        if status is None:
+            raise _translate(self._name, error, f"crear {directory}/")
+        self._refuse_unless_directory(directory, status)
 
     def _refuse_unless_directory(self, directory: str, status: RemoteStat) -> None:
         if status.is_link:
@@ -663,6 +679,18 @@ class SFTPTransport:
             await asyncio.wait_for(self._connection.wait_closed(), self._timeout)
         if not self._connection.is_closed():
             self._connection.abort()
+
+
+def _refused(error: SFTPError | SFTPConnectionLost | None) -> bool:
+    """The server does not do hard links after all: the file is sent instead."""
+    return isinstance(error, SFTPError) and error.code == FX_OP_UNSUPPORTED
+
+
+def _by_depth(paths: Sequence[str]) -> list[list[str]]:
+    levels: dict[int, list[str]] = {}
+    for path in sorted(set(paths)):
+        levels.setdefault(path.count("/"), []).append(path)
+    return [levels[depth] for depth in sorted(levels)]
 
 
 def _open_said(exc: DifusorError, code: int) -> bool:

@@ -30,7 +30,7 @@ import hashlib
 import os
 import struct
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,8 @@ FXP_VERSION = 2
 FXP_OPEN = 3
 FXP_CLOSE = 4
 FXP_WRITE = 6
+FXP_REMOVE = 13
+FXP_MKDIR = 14
 FXP_STATUS = 101
 FXP_HANDLE = 102
 FXP_EXTENDED = 200
@@ -102,6 +104,8 @@ _LIMITS = struct.Struct(">4Q")
 _EMPTY_ATTRS = b"\x00\x00\x00\x00"
 
 Reply = Callable[[int, bytes], None]
+# (packet type, extension name or None, the request's fields after the id)
+Request = tuple[int, bytes | None, tuple[bytes, ...]]
 
 
 class SFTPError(Exception):
@@ -146,6 +150,18 @@ def _take_string(data: bytes, offset: int) -> tuple[bytes, int]:
     if end > len(data):
         raise SFTPError(FX_BAD_MESSAGE, "respuesta SFTP truncada")
     return data[start:end], end
+
+
+def link_request(source: bytes, target: bytes) -> Request:
+    return (FXP_EXTENDED, HARDLINK, (_string(source), _string(target)))
+
+
+def remove_request(path: bytes) -> Request:
+    return (FXP_REMOVE, None, (_string(path),))
+
+
+def mkdir_request(path: bytes) -> Request:
+    return (FXP_MKDIR, None, (_string(path), _EMPTY_ATTRS))
 
 
 def status_error(payload: bytes) -> SFTPError:
@@ -399,6 +415,60 @@ class PumpSession(asyncssh.SSHClientSession[bytes]):
         # A write bigger than a packet we would accept back makes no sense; nor does 0.
         self.max_write = min(int(max_write), MAX_PACKET - 1024) or DEFAULT_MAX_WRITE
         self.max_handles = int(max_handles)
+
+    async def each(
+        self, requests: Sequence[Request], *, width: int, timeout: float
+    ) -> list[SFTPError | SFTPConnectionLost | None]:
+        """Requests whose reply is a status (links, removals, directories), at most ``width``
+        waiting at once, sent as few SSH packets; one outcome each, None for OK. Every other
+        reply is that request's error; a silent server fails what waits after ``timeout``."""
+        outcomes: list[SFTPError | SFTPConnectionLost | None] = [None] * len(requests)
+        if not requests:
+            return outcomes
+        done: asyncio.Future[None] = self._loop.create_future()
+        state = {"next": 0, "waiting": 0}
+
+        def pump() -> None:
+            while state["waiting"] < width and state["next"] < len(requests):
+                index = state["next"]
+                state["next"] += 1
+                state["waiting"] += 1
+                ptype, extension, parts = requests[index]
+                reply = functools.partial(finished, index)
+                if extension is None:
+                    self.send(ptype, reply, *parts)
+                else:
+                    self.send_extended(extension, reply, *parts)
+            if not state["waiting"] and not done.done():
+                done.set_result(None)
+
+        def finished(index: int, ptype: int, payload: bytes) -> None:
+            state["waiting"] -= 1
+            if not _is_ok(ptype, payload):
+                outcomes[index] = self._status_failure(ptype, payload)
+            if not done.done():
+                pump()
+
+        async def watch() -> None:
+            while not done.done():
+                await asyncio.sleep(min(1.0, timeout / 4))
+                self.expire(timeout)
+
+        watchdog = self._loop.create_task(watch())
+        try:
+            pump()
+            await done
+        finally:
+            watchdog.cancel()
+        return outcomes
+
+    def _status_failure(self, ptype: int, payload: bytes) -> SFTPError | SFTPConnectionLost:
+        if ptype == FXP_STATUS:
+            return status_error(payload)
+        if ptype < 0:
+            lost = self._closed
+            return lost if isinstance(lost, SFTPConnectionLost) else SFTPConnectionLost(str(lost))
+        return SFTPError(FX_BAD_MESSAGE, f"respuesta SFTP inesperada (tipo {ptype})")
 
     async def put_many(
         self,
