@@ -16,7 +16,7 @@ import json
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -70,6 +70,7 @@ def check_corte_id(corte: str) -> str:
 _UNSAFE = re.compile(r"^[A-Za-z]:|[\x00-\x1f\x7f]")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def safe_relative_path(path: str) -> str:
     """Reject anything that could escape a difusor's remote directory, on any server."""
     if (
@@ -374,13 +375,17 @@ class Package:
         return sha256_bytes(data) if len(data) == entry.size else ""
 
 
-def published_files(root: Path) -> Iterable[str]:
-    """Relative POSIX paths of every file under ``root`` except prepush's own metadata."""
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            relative = path.relative_to(root).as_posix()
-            if not relative.startswith(f"{META_DIR}/"):
-                yield relative
+def published_files(root: Path) -> list[str]:
+    """Relative POSIX paths of every file under ``root`` except prepush's own metadata,
+    sorted. (os.walk and plain strings: a package has thousands of files.)"""
+    found: list[str] = []
+    for directory, subdirs, names in os.walk(root):
+        relative = os.path.relpath(directory, root)
+        prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
+        if not prefix:
+            subdirs[:] = [d for d in subdirs if d != META_DIR]
+        found += [prefix + name for name in names if os.path.isfile(os.path.join(directory, name))]
+    return sorted(found)
 
 
 def list_packages(packages_dir: Path) -> list[Package]:
