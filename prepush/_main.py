@@ -498,7 +498,7 @@ difusor_option = click.option(
 @click.option(
     "--watch",
     "watch_interval",
-    type=cli_spanish.number(click.FloatRange, min=0.1, max=3600),
+    type=cli_spanish.number(click.FloatRange, min=0.01, max=3600),
     default=None,
     metavar="[SEGUNDOS]",
     is_flag=False,
