@@ -49,6 +49,7 @@ STEPS = (
     "pending",
     "flip:index.html",
     "flip:json/main.json",
+    "invalidate",
     "record",
     "cleanup",
     "done",
