@@ -315,11 +315,12 @@ class Session:
             merge_pending(state, pending, self.manifests)
         if data is None and not await self._nothing_served():
             # Files are served but no state says which: the operator deleted it.
-            self.hooks.record(
-                "state_missing",
-                f"el difusor publica un sitio pero no tiene {STATE_PATH}; se verifica cada"
-                " archivo que ya esté y no se borra nada",
-            )
+            if not self.dry_run:
+                self.hooks.record(
+                    "state_missing",
+                    f"el difusor publica un sitio pero no tiene {STATE_PATH}; se verifica cada"
+                    " archivo que ya esté y no se borra nada",
+                )
             state.cautious = True
         return state
 
