@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SYSPKGS := openssh-server nginx-light rsync chromium chromium-driver
-BENCHPKGS := lftp rclone
+BENCHPKGS := lftp rclone awscli
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint bench sysdeps venv clean
@@ -45,6 +45,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(MAKE) sysdeps EXTRA_SYSPKGS="$(BENCHPKGS)"
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/s3.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

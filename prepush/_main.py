@@ -190,7 +190,7 @@ class _Group(click.Group):
 def cli(ctx: click.Context, workdir: Path, roster_path: Path | None, verbose: bool) -> None:
     """prepush publica cada corte del PREP en los servidores de los difusores oficiales.
 
-    Construye el paquete del corte, lo envía por SFTP a todos los difusores a la vez y
+    Construye el paquete del corte, lo envía (SFTP o S3) a todos los difusores a la vez y
     cambia json/main.json al final y de forma atómica. Cada entrega queda en la bitácora.
     """
     _setup_logging(verbose)
@@ -743,7 +743,7 @@ def _learn_host_keys(context: Context, names: tuple[str, ...], console: Console)
     settings = context.settings(learn_host_keys=True)
     timeout = settings.roster.publish.connect_timeout_seconds
     for difusor in settings.roster.select(names):
-        if difusor.host_key or difusor.known_hosts:
+        if not difusor.over_ssh or difusor.host_key or difusor.known_hosts:
             continue
         key = asyncio.run(fetch_host_key(difusor, timeout))
         if key is None:
@@ -1019,6 +1019,15 @@ def _local_time(value: str | None, zone: ZoneInfo, option: str) -> datetime | No
     help="Difusores con el sshd real de OpenSSH en lugar de servidores en proceso (root).",
 )
 @click.option(
+    "--s3",
+    "s3_count",
+    type=cli_spanish.number(click.IntRange, min=0, max=200),
+    default=0,
+    show_default=True,
+    help="Cuántos de los difusores (los últimos) son buckets S3 en un punto de acceso local"
+    " (moto; pip install 'prepush[sim]').",
+)
+@click.option(
     "--roster",
     "real_roster",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -1038,6 +1047,7 @@ def simulate(
     faults: tuple[str, ...],
     scenario: Path | None,
     use_sshd: bool,
+    s3_count: int,
     real_roster: Path | None,
     as_json: bool,
 ) -> int:
@@ -1068,6 +1078,7 @@ def simulate(
             faults=parsed,
             roster=real_roster,
             sshd=use_sshd,
+            s3=s3_count,
         )
     for fault in options.faults:
         _say(human, f"Falla programada: {fault.describe()}")

@@ -146,6 +146,95 @@ class Requirements(_Model):
 
 
 TransportName = Literal["sftp", "rsync", "s3"]
+# The transports that reach a server over SSH: they need host, user, auth and a pinned key.
+SSH_TRANSPORTS = ("sftp", "rsync")
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+DISTRIBUTION_ID = re.compile(r"^[A-Z0-9]{6,32}$")
+
+
+class S3Fields(_Model):
+    """An S3 difusor (``transport: s3``): the bucket, where in it the site lives, how to
+    reach it, and the names of the variables that hold its credentials (never the secrets)."""
+
+    bucket: str
+    # Key prefix of the site inside the bucket ('' = the bucket's root), without leading '/'.
+    prefix: str = ""
+    region: str = "us-east-1"
+    # For S3-compatible stores (MinIO, a local endpoint): https://host:port
+    endpoint_url: str | None = None
+    # Both or neither: with neither, the standard AWS chain (AWS_* variables, ~/.aws, role).
+    access_key_id_env: str | None = None
+    secret_access_key_env: str | None = None
+    session_token_env: str | None = None
+    # A profile of ~/.aws/config (the standard chain with that profile).
+    profile: str | None = None
+    # The CloudFront distribution in front of the bucket: invalidated after each flip.
+    cloudfront_distribution_id: str | None = None
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_name(cls, value: str) -> str:
+        if not BUCKET_NAME.match(value) or ".." in value:
+            raise ValueError(
+                f"{value!r} no es un nombre de bucket de S3 (3 a 63 caracteres: minúsculas,"
+                " dígitos, '.' y '-')"
+            )
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _clean_prefix(cls, value: str) -> str:
+        parts = [p for p in value.split("/") if p]
+        if value.startswith("/") or any(p in (".", "..") for p in parts):
+            raise ValueError(
+                "el prefijo va sin '/' inicial y sin '.' ni '..' (p. ej. 'prep2027' o '')"
+            )
+        return "/".join(parts)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("endpoint_url debe empezar con https:// (o http://)")
+        return value
+
+    @field_validator("access_key_id_env", "secret_access_key_env", "session_token_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not ENV_NAME.match(value):
+            raise ValueError(
+                "debe ser el NOMBRE de una variable de entorno (p. ej. PREP_S3_CLAVE), nunca"
+                " la credencial misma"
+            )
+        return value
+
+    @field_validator("cloudfront_distribution_id")
+    @classmethod
+    def _distribution(cls, value: str | None) -> str | None:
+        if value is not None and not DISTRIBUTION_ID.match(value):
+            raise ValueError(
+                f"{value!r} no parece el id de una distribución de CloudFront (p. ej."
+                " E2QWRUHAPOMQZL)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _credentials_named_once(self) -> S3Fields:
+        if (self.access_key_id_env is None) != (self.secret_access_key_env is None):
+            raise ValueError(
+                "indique access_key_id_env y secret_access_key_env juntos (o ninguno, para la"
+                " cadena estándar de AWS)"
+            )
+        if self.profile and self.access_key_id_env:
+            raise ValueError("indique profile o las variables de las llaves, no ambos")
+        if self.session_token_env and not self.access_key_id_env:
+            raise ValueError("session_token_env va junto con access_key_id_env")
+        return self
+
+    @property
+    def env_names(self) -> tuple[str, ...]:
+        names = (self.access_key_id_env, self.secret_access_key_env, self.session_token_env)
+        return tuple(n for n in names if n)
 
 
 class DifusorFields(_Model):
@@ -162,6 +251,8 @@ class DifusorFields(_Model):
     password_env: str | None = None
     host_key: str | None = None
     known_hosts: str | None = None
+    # Where an S3 difusor's site lives (transport: s3 only).
+    s3: S3Fields | None = None
 
     @field_validator("passphrase_env", "password_env")
     @classmethod
@@ -196,12 +287,35 @@ class DifusorFields(_Model):
 
 class Difusor(DifusorFields):
     name: Slug
-    host: str = Field(min_length=1)
-    user: str = Field(min_length=1)
+    # Required for the SSH transports; an S3 difusor has its s3: map instead.
+    host: str | None = Field(default=None, min_length=1)
+    user: str | None = Field(default=None, min_length=1)
+
+    @property
+    def over_ssh(self) -> bool:
+        return self.transport in SSH_TRANSPORTS
+
+    @model_validator(mode="after")
+    def _has_address(self) -> Difusor:
+        if self.over_ssh:
+            missing = [f for f in ("host", "user") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(
+                    f"falta {' y '.join(missing)}: un difusor por {self.transport} necesita"
+                    " host y user"
+                )
+            if self.s3 is not None:
+                raise ValueError("s3: sólo va en un difusor con transport: s3")
+        elif self.s3 is None:
+            raise ValueError(
+                "un difusor con transport: s3 necesita el mapa s3: con al menos bucket (ver"
+                " docs/roster.md)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _has_auth(self) -> Difusor:
-        if not self.key_file and not self.password_env:
+        if self.over_ssh and not self.key_file and not self.password_env:
             raise ValueError(
                 "falta la autenticación: indique key_file (llave privada) o password_env"
             )
@@ -210,6 +324,8 @@ class Difusor(DifusorFields):
     @model_validator(mode="after")
     def _has_pinned_host_key(self, info: ValidationInfo) -> Difusor:
         learning = bool(info.context and info.context.get("learn_host_keys"))
+        if not self.over_ssh:
+            return self
         if not learning and not self.host_key and not self.known_hosts:
             raise ValueError(
                 "falta la llave de host fijada (host_key o known_hosts): prepush nunca confía"
@@ -514,9 +630,18 @@ def _credential_problems(roster: Roster, labels: _Labels, base: Path) -> list[st
     problems: list[str] = []
     keys: dict[tuple[Path, str | None], str | None] = {}
     for index, difusor in enumerate(roster.difusores):
-        found: list[tuple[str, str]] = []
-        for env_field in ("password_env", "passphrase_env"):
-            name = getattr(difusor, env_field)
+        found: list[tuple[tuple[str | int, ...], str]] = []
+        # SSH's fields may reach an S3 difusor through defaults: only its own are checked.
+        env_fields: list[tuple[str | int, ...]] = (
+            [("password_env",), ("passphrase_env",)] if difusor.over_ssh else []
+        )
+        if difusor.s3 is not None:
+            env_fields += [
+                ("s3", f)
+                for f in ("access_key_id_env", "secret_access_key_env", "session_token_env")
+            ]
+        for env_field in env_fields:
+            name = _field_value(difusor, env_field)
             if name is not None and name not in os.environ:
                 found.append(
                     (
@@ -526,22 +651,30 @@ def _credential_problems(roster: Roster, labels: _Labels, base: Path) -> list[st
                         " no se intentó ninguna conexión",
                     )
                 )
-        if difusor.key_file:
+        if difusor.key_file and difusor.over_ssh:
             passphrase = os.environ.get(difusor.passphrase_env or "") or None
             path = _resolve(base, difusor.key_file)
             if (path, passphrase) not in keys:
                 keys[(path, passphrase)] = _key_problem(path, difusor.passphrase_env)
             if keys[(path, passphrase)] is not None:
-                found.append(("key_file", str(keys[(path, passphrase)])))
-        if difusor.known_hosts:
+                found.append((("key_file",), str(keys[(path, passphrase)])))
+        if difusor.known_hosts and difusor.over_ssh:
             problem = _known_hosts_problem(_resolve(base, difusor.known_hosts))
             if problem is not None:
-                found.append(("known_hosts", problem))
-        for field_name, what in found:
-            line = labels.problem(("difusores", index, field_name), what)
+                found.append((("known_hosts",), problem))
+        for field_path, what in found:
+            line = labels.problem(("difusores", index, *field_path), what)
             if line not in problems:
                 problems.append(line)
     return problems
+
+
+def _field_value(difusor: Difusor, path: tuple[str | int, ...]) -> str | None:
+    """The value at ``path`` (``("s3", "access_key_id_env")``), or None where it is absent."""
+    value: object = difusor
+    for part in path:
+        value = getattr(value, str(part), None)
+    return value if isinstance(value, str) else None
 
 
 def _resolve(base: Path, path: str) -> Path:

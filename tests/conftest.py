@@ -8,9 +8,10 @@ would.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import asyncssh
 import pytest
@@ -18,7 +19,9 @@ import yaml
 
 from prepush.sim.faultproxy import FaultProxy
 from prepush.sim.fleet import LocalDifusor, ServerThread
+from prepush.sim.s3local import LocalS3, moto_available
 from tests.prepdata import cortes_dir
+from tests.s3 import CREDENTIALS, S3Endpoint, guide_bucket_policy
 from tests.servers import (
     Endpoint,
     Nginx,
@@ -184,6 +187,10 @@ UNREACHED = {
 }
 
 
+class RosterEntry(Protocol):
+    def roster_entry(self) -> dict[str, object]: ...
+
+
 @dataclasses.dataclass
 class Workdir:
     path: Path
@@ -191,7 +198,7 @@ class Workdir:
 
     def write_roster(
         self,
-        endpoints: list[Endpoint],
+        endpoints: Sequence[RosterEntry],
         deadline: float = 10,
         requirements: dict[str, float] | None = None,
         publish: dict[str, Any] | None = None,
@@ -259,3 +266,55 @@ def nginx_factory() -> Iterator[Callable[..., Nginx]]:
     yield make
     for server in started:
         server.stop()
+
+
+# --- S3 difusores: buckets on a local endpoint (moto's server mode, real HTTP) -------------
+
+
+@pytest.fixture(scope="session")
+def local_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3]:
+    if not moto_available():
+        pytest.skip("requiere moto[server] (extras de prueba); 'make test' lo instala")
+    server = LocalS3(tmp_path_factory.mktemp("s3")).start()
+    saved = {name: os.environ.get(name) for name in CREDENTIALS}
+    os.environ.update(CREDENTIALS)
+    yield server
+    server.stop()
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+BucketFactory = Callable[..., S3Endpoint]
+
+
+@pytest.fixture
+def s3_bucket(local_s3: LocalS3, request: pytest.FixtureRequest) -> BucketFactory:
+    """A fresh bucket with the guide's policy, per call: ``s3_bucket("nombre")``."""
+    made: list[str] = []
+    test = request.node.name.lower().replace("_", "-")[:30].strip("-")
+
+    def make(
+        name: str = "s3", *, cloudfront: bool = False, main_json_min_ttl: int = 0, prefix: str = ""
+    ) -> S3Endpoint:
+        bucket = f"{test}-{len(made)}-{os.getpid() % 1000}".strip("-")[:63]
+        local_s3.make_bucket(bucket, policy=guide_bucket_policy())
+        made.append(bucket)
+        distribution = (
+            local_s3.make_distribution(bucket, main_json_min_ttl=main_json_min_ttl)
+            if cloudfront
+            else None
+        )
+        return S3Endpoint(
+            name=name,
+            bucket=bucket,
+            endpoint_url=local_s3.endpoint,
+            url=local_s3.site_url(bucket, prefix),
+            local=local_s3,
+            prefix=prefix,
+            distribution_id=distribution,
+        )
+
+    return make

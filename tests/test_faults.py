@@ -271,7 +271,7 @@ def test_a_live_lock_is_respected_and_a_stale_one_taken_over(
 ) -> None:
     """Defect 14: a stale lock was replaced blindly, a lock never refreshed, and any lock of
     the same host and directory taken for one's own."""
-    workdir.write_roster([asyncssh_difusor], deadline=2)
+    workdir.write_roster([asyncssh_difusor], deadline=4)
     workdir.build(CORTES[0])
     lock = asyncssh_difusor.local_root / ".prepush/lock"
     lock.parent.mkdir(parents=True)

@@ -118,11 +118,12 @@ async def _check_all(
 async def _check_one(settings: Settings, difusor: Difusor, connector: Connector) -> DifusorCheck:
     check = DifusorCheck(difusor.name)
     transport = None
-    if await _reachable(settings, difusor, check):
+    # An S3 difusor has no port of its own to probe: the client's first request tells.
+    if not difusor.over_ssh or await _reachable(settings, difusor, check):
         transport = await _connect(settings, difusor, check, connector)
     try:
         if transport is not None:
-            await _over_sftp(settings, transport, check)
+            await _over_transport(settings, difusor, transport, check)
         if difusor.url:
             await check_web(difusor.url, transport, check)
     finally:
@@ -160,31 +161,45 @@ async def _connect(
         check.add("host_key", "fail", exc.message)
         return None
     except AuthError as exc:
-        check.add("host_key", "pass", "la llave de host coincide con la fijada en el padrón")
+        if difusor.over_ssh:
+            check.add("host_key", "pass", "la llave de host coincide con la fijada en el padrón")
         check.add("auth", "fail", exc.message)
         return None
     except DifusorError as exc:
-        check.add("ssh", "fail", exc.message)
+        check.add("ssh" if difusor.over_ssh else "s3", "fail", exc.message)
         return None
+    if difusor.s3 is not None:
+        where = difusor.s3.endpoint_url or f"S3 ({difusor.s3.region})"
+        check.add(
+            "auth",
+            "pass",
+            f"credenciales aceptadas; el bucket {difusor.s3.bucket} responde en {where}",
+        )
+        return transport
     check.add("host_key", "pass", "la llave de host coincide con la fijada en el padrón")
     check.add("auth", "pass", f"autenticado como {difusor.user}")
     return transport
 
 
-async def _over_sftp(settings: Settings, transport: Transport, check: DifusorCheck) -> None:
+async def _over_transport(
+    settings: Settings, difusor: Difusor, transport: Transport, check: DifusorCheck
+) -> None:
     try:
-        _extensions(transport, check)
-        await _space(settings, transport, check)
+        _extensions(difusor, transport, check)
+        await _space(settings, difusor, transport, check)
         if await _write_permission(transport, check):
             await _throughput_and_clock(settings, transport, check)
+        await _cdn(transport, check)
     except DifusorError as exc:
-        check.add("sftp", "fail", exc.message)
+        check.add("sftp" if difusor.over_ssh else "s3", "fail", exc.message)
 
 
-def _extensions(transport: Transport, check: DifusorCheck) -> None:
+def _extensions(difusor: Difusor, transport: Transport, check: DifusorCheck) -> None:
     caps = transport.capabilities
     listing = ", ".join(caps.features) or "ninguna"
-    if caps.atomic_flip:
+    if not difusor.over_ssh:
+        check.add("extensions", "pass", f"S3: {listing}; cada PUT reemplaza el objeto entero")
+    elif caps.atomic_flip:
         check.add("extensions", "pass", f"extensiones SFTP: {listing}; cambio atómico de main.json")
     else:
         check.add(
@@ -196,8 +211,13 @@ def _extensions(transport: Transport, check: DifusorCheck) -> None:
         )
 
 
-async def _space(settings: Settings, transport: Transport, check: DifusorCheck) -> None:
+async def _space(
+    settings: Settings, difusor: Difusor, transport: Transport, check: DifusorCheck
+) -> None:
     required = settings.roster.requirements.min_free_gb
+    if difusor.s3 is not None:
+        check.add("space", "pass", "un bucket de S3 no tiene un disco que se llene")
+        return
     space = await transport.space()
     if space is None:
         check.add(
@@ -242,6 +262,15 @@ async def _write_permission(transport: Transport, check: DifusorCheck) -> bool:
         return False
     check.add("write", "pass", "se puede crear, renombrar y borrar en el directorio remoto")
     return True
+
+
+async def _cdn(transport: Transport, check: DifusorCheck) -> None:
+    """What caches in front of the server (CloudFront) and how it treats json/main.json."""
+    findings = getattr(transport, "cdn_findings", None)
+    if findings is None:
+        return
+    for status, detail in await findings():
+        check.add("cdn", status, detail)
 
 
 async def _throughput_and_clock(
@@ -315,7 +344,9 @@ async def check_web(url: str, transport: Transport | None, check: DifusorCheck) 
                     await transport.write_file(path, body)
                     written.append(path)
             except DifusorError as exc:
-                unwritable = f"no se pudo escribir el archivo de prueba por SFTP: {exc.message}"
+                unwritable = (
+                    f"no se pudo escribir el archivo de prueba en el difusor: {exc.message}"
+                )
         async with httpx.AsyncClient(timeout=10, follow_redirects=True) as client:
             fetched = await asyncio.gather(
                 _get(client, base + probe) if probe in written else _nothing(),
@@ -396,7 +427,7 @@ def _web_root(
         check.add(
             "http",
             "fail",
-            f"{base}{probe}, escrito por SFTP hace un momento, respondió {served.status_code}:"
+            f"{base}{probe}, escrito por prepush hace un momento, respondió {served.status_code}:"
             " la url no sirve el directorio remoto (remote_dir). Revise la raíz del sitio en el"
             " servidor web del difusor y la url del padrón.",
         )

@@ -10,6 +10,7 @@ exactly the suspensions the scenario implies.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -31,11 +32,17 @@ from prepush.publish.publisher import PublishReport, PublishRequest, publish
 from prepush.settings import Settings, load_settings
 from prepush.sim.faultproxy import FaultProxy
 from prepush.sim.fleet import Fleet, LocalDifusor, ServerThread, disk_usage
+from prepush.sim.s3local import KEY_ID, SECRET, LocalS3, require_moto
 from prepush.sim.scenario import NETWORK_KINDS, Fault, parse_fault
 from prepush.sim.sshd import sshd_available
 from prepush.sim.synth import spec_for, write_corte
 
 DEMO_FAULTS = ("difusor03:reset@4=30%", "difusor05:down@6-12")
+# The variables the local S3 difusores' roster names for their (throwaway) credentials.
+S3_KEY_ENV = "PREPUSH_SIMULACRO_S3_LLAVE"
+S3_SECRET_ENV = "PREPUSH_SIMULACRO_S3_SECRETO"
+# What the night reads back of a difusor's site: a path's bytes, or None.
+SiteReader = Callable[[str], bytes | None]
 
 
 @dataclass
@@ -50,6 +57,8 @@ class SimulateOptions:
     timezone: str = "America/Mexico_City"
     roster: Path | None = None
     sshd: bool = False
+    # How many of the difusores (the last ones) are S3 buckets on a local endpoint.
+    s3: int = 0
 
 
 @dataclass
@@ -129,18 +138,29 @@ def _local_night(
 ) -> SimulationResult:
     signing = _prepare(base)
     names = [f"difusor{i:02d}" for i in range(1, options.difusores + 1)]
-    _check_faults(options, names)
+    cut = len(names) - min(options.s3, len(names))
+    sftp_names, s3_names = names[:cut], names[cut:]
+    _check_faults(options, names, s3_names)
     servers = ServerThread()
-    fleet = Fleet(base, names, sshd=options.sshd)
+    fleet = Fleet(base, sftp_names, sshd=options.sshd)
+    buckets = LocalS3(base / "s3", log=False) if s3_names else None
     proxies: dict[str, FaultProxy] = {}
     try:
         servers.run(fleet.start())
         for member in fleet:
-            proxy = FaultProxy(member.host, member.port, seed=options.seed)
-            servers.run(proxy.start())
-            proxies[member.name] = proxy
-        settings = _write_local_roster(options, base, fleet, proxies, signing)
+            proxies[member.name] = _proxy(servers, member.host, member.port, options.seed)
+        readers: dict[str, SiteReader] = {m.name: _directory_reader(m.root) for m in fleet}
         sites = {m.name: m.web.url for m in fleet}
+        s3_entries: list[dict[str, object]] = []
+        if buckets is not None:
+            buckets.start()
+            os.environ.update({S3_KEY_ENV: KEY_ID, S3_SECRET_ENV: SECRET})
+            for name in s3_names:
+                proxies[name] = _proxy(servers, "127.0.0.1", buckets.port, options.seed)
+                s3_entries.append(_s3_entry(buckets, name, proxies[name]))
+                sites[name] = buckets.site_url(name)
+                readers[name] = _bucket_reader(buckets, name)
+        settings = _write_local_roster(options, base, fleet, proxies, signing, s3_entries)
         for name, url in sites.items():
             progress(f"{name}: sitio en {url}")
         night = _Night(options, settings, base, events, progress)
@@ -149,12 +169,58 @@ def _local_night(
                 servers, fleet, proxies, options, number, manifest
             )
         )
-        return night.finish(sites, {m.name: m.root for m in fleet})
+        return night.finish(sites, readers)
     finally:
         for proxy in proxies.values():
             servers.run(proxy.stop())
         servers.run(fleet.stop())
+        if buckets is not None:
+            buckets.stop()
         servers.close()
+
+
+def _proxy(servers: ServerThread, host: str, port: int, seed: int) -> FaultProxy:
+    proxy = FaultProxy(host, port, seed=seed)
+    servers.run(proxy.start())
+    return proxy
+
+
+def _s3_entry(buckets: LocalS3, name: str, proxy: FaultProxy) -> dict[str, object]:
+    """A bucket named after the difusor, with the guide's policy, reached through its proxy
+    (the public reads it straight from the endpoint)."""
+    buckets.make_bucket(name)
+    return {
+        "name": name,
+        "transport": "s3",
+        "url": buckets.site_url(name),
+        "s3": {
+            "bucket": name,
+            "endpoint_url": f"http://127.0.0.1:{proxy.port}",
+            "access_key_id_env": S3_KEY_ENV,
+            "secret_access_key_env": S3_SECRET_ENV,
+        },
+    }
+
+
+def _directory_reader(root: Path) -> SiteReader:
+    def read(path: str) -> bytes | None:
+        target = root / path
+        return target.read_bytes() if target.is_file() else None
+
+    return read
+
+
+def _bucket_reader(buckets: LocalS3, bucket: str) -> SiteReader:
+    client = buckets.client()
+
+    def read(path: str) -> bytes | None:
+        try:
+            data: bytes = client.get_object(Bucket=bucket, Key=path)["Body"].read()
+        except client.exceptions.NoSuchKey:
+            return None
+        return data
+
+    return read
 
 
 def _write_local_roster(
@@ -163,11 +229,13 @@ def _write_local_roster(
     fleet: Fleet,
     proxies: dict[str, FaultProxy],
     signing: Path,
+    s3_entries: list[dict[str, object]],
 ) -> Settings:
     entries = []
     for entry in fleet.roster_entries():
         proxy = proxies[str(entry["name"])]
         entries.append({**entry, "port": proxy.port})
+    entries += s3_entries
     roster = {
         "election": {
             "process": "Simulacro del PREP (datos sintéticos)",
@@ -198,25 +266,38 @@ def _apply_faults(
 ) -> list[str]:
     """Set the faults of corte ``number`` (1-based); returns their descriptions."""
     active = []
-    for member in fleet:
-        proxy = proxies[member.name]
+    locals_by_name = {m.name: m.local for m in fleet}
+    for name, proxy in proxies.items():
         servers.run(_reset_network(proxy))
-        if member.local is not None:
-            member.local.faults.clear()
+        local = locals_by_name.get(name)
+        if local is not None:
+            local.faults.clear()
         for fault in options.faults:
-            if fault.difusor == member.name and fault.applies(number):
-                servers.run(_apply_one(fault, proxy, member.local, manifest))
+            if fault.difusor == name and fault.applies(number):
+                servers.run(_apply_one(fault, proxy, local, manifest))
                 active.append(fault.describe())
     return active
 
 
-def _check_faults(options: SimulateOptions, names: list[str]) -> None:
+def _check_faults(options: SimulateOptions, names: list[str], s3_names: list[str]) -> None:
     unknown = {f.difusor for f in options.faults} - set(names)
     if unknown:
         raise ConfigError(
             f"Las fallas nombran difusores que no existen en el simulacro: {sorted(unknown)}."
             f" Hay {options.difusores}: {names[0]} a {names[-1]}."
         )
+    if s3_names:
+        require_moto()
+        on_bucket = sorted(
+            f"{f.difusor}:{f.kind}"
+            for f in options.faults
+            if f.difusor in s3_names and f.kind not in NETWORK_KINDS
+        )
+        if on_bucket:
+            raise ConfigError(
+                f"Los difusores S3 ({', '.join(s3_names)}) sólo tienen fallas de red (las del"
+                f" proxy): {', '.join(on_bucket)} necesita un difusor SFTP en proceso."
+            )
     if options.sshd:
         if not sshd_available():
             raise ConfigError(
@@ -321,7 +402,7 @@ class _Night:
             if remaining > 0 and number < self.options.cortes:
                 time.sleep(remaining)
 
-    def finish(self, sites: dict[str, str], roots: dict[str, Path]) -> SimulationResult:
+    def finish(self, sites: dict[str, str], roots: dict[str, SiteReader]) -> SimulationResult:
         result = make_report(self.settings, ReportRequest())
         report_path = self.base / "reporte.md"
         chart_path = self.base / "latencia.html"
@@ -339,7 +420,7 @@ class _Night:
         )
 
     def _check_expectations(
-        self, expected: set[str], suspended: set[str], roots: dict[str, Path]
+        self, expected: set[str], suspended: set[str], roots: dict[str, SiteReader]
     ) -> list[str]:
         problems = []
         if suspended != expected:
@@ -365,11 +446,10 @@ class _Night:
         return problems
 
 
-def _differences(package: Package, root: Path) -> list[str]:
+def _differences(package: Package, read: SiteReader) -> list[str]:
     wrong = []
     for entry in package.manifest.files:
-        remote = root / entry.path
-        if not remote.is_file() or remote.read_bytes() != package.file(entry.path).read_bytes():
+        if read(entry.path) != package.file(entry.path).read_bytes():
             wrong.append(entry.path)
     return wrong
 

@@ -7,6 +7,10 @@ server does not answer in time (the connection is then dead and never reused), a
 :meth:`Transport.abort` tears the connection down at once, without waiting on the network,
 which is what a deadline does. Paths are relative POSIX paths inside the difusor's remote
 directory; a transport never lets one escape it.
+
+A transport with something in front of its server may also offer ``async cdn_findings() ->
+list[tuple[status, detail]]`` ('prepush check' asks for it by name): how that cache treats
+json/main.json (the S3 transport, for CloudFront).
 """
 
 from __future__ import annotations

@@ -1,0 +1,67 @@
+"""A mixed fleet in one run: SFTP and S3 difusores publish together, and an S3 difusor that
+stops answering (a stalled link in front of its endpoint) delays nobody else."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+from prepush.__main__ import main
+from prepush.sim.faultproxy import FaultProxy
+from prepush.sim.fleet import ServerThread
+from tests.conftest import BucketFactory, Workdir
+from tests.prepdata import CORTES
+from tests.servers import Endpoint, read_tree
+
+DEADLINE = 8.0
+
+
+def seconds(row: dict[str, object]) -> float:
+    return (
+        datetime.fromisoformat(str(row["finished_at"]))
+        - datetime.fromisoformat(str(row["started_at"]))
+    ).total_seconds()
+
+
+def test_sftp_and_s3_in_one_run_and_a_stalled_bucket_delays_no_other(
+    asyncssh_difusor: Endpoint,
+    s3_bucket: BucketFactory,
+    servers_loop: ServerThread,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    good = s3_bucket("s3-bueno")
+    stalled_bucket = s3_bucket("s3-atorado")
+    proxy = FaultProxy(stalled_bucket.host, stalled_bucket.port)
+    servers_loop.run(proxy.start())
+    try:
+        stalled = stalled_bucket.through(proxy.port)
+        workdir.write_roster(
+            [asyncssh_difusor, good, stalled],
+            deadline=DEADLINE,
+            publish={"request_timeout_seconds": 30, "connect_timeout_seconds": 30},
+        )
+        workdir.build(CORTES[2])
+        assert main(["-C", str(workdir.path), "publish"]) == 0  # everyone, healthy
+        workdir.build(CORTES[3])
+        proxy.set_stall(True)
+        capsys.readouterr()
+        code = main(["-C", str(workdir.path), "publish", "--json"])
+        rows = {d["difusor"]: d for d in json.loads(capsys.readouterr().out)["deliveries"]}
+    finally:
+        proxy.set_stall(False)
+        servers_loop.run(proxy.stop())
+    assert code == 1
+    assert rows[stalled.name]["outcome"] == "failed"
+    assert rows[stalled.name]["error_class"] == "DeadlineError"
+    assert "sigue en el corte anterior completo" in str(rows[stalled.name]["error_message"])
+    for name in (asyncssh_difusor.name, good.name):
+        assert rows[name]["outcome"] == "delivered", rows[name]
+        assert seconds(rows[name]) < DEADLINE / 3, (name, seconds(rows[name]))
+    assert seconds(rows[stalled.name]) >= DEADLINE
+    expected = {**workdir.package_tree(CORTES[2]), **workdir.package_tree(CORTES[3])}
+    assert read_tree(asyncssh_difusor.local_root) == expected
+    assert good.tree() == expected
+    assert stalled_bucket.main_json_corte() == CORTES[2]
