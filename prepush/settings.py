@@ -127,6 +127,8 @@ class Paths(_Model):
 
 class PublishSettings(_Model):
     files_in_flight: int = Field(default=32, ge=1, le=512)
+    # Processes that share the difusores of a run; one per core when not given.
+    workers: int | None = Field(default=None, ge=1, le=64)
     deadline_seconds: float | None = Field(default=None, gt=0)
     connect_timeout_seconds: float = Field(default=15, gt=0)
     request_timeout_seconds: float = Field(default=30, gt=0)

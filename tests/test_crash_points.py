@@ -61,6 +61,7 @@ STEPS = (
     "pending",
     "flip:index.html",
     "flip:json/main.json",
+    "invalidate",
     "record",
     "cleanup",
     "done",
@@ -206,27 +207,32 @@ def expected_tree(workdir: Workdir, cortes: list[str]) -> dict[str, bytes]:
 
 
 def publish_cut_at(
-    workdir: Workdir, step: str, cut: Callable[[], None], check: Callable[[], None]
+    workdir: Workdir,
+    step: str,
+    difusor: str,
+    cut: Callable[[], None],
+    check: Callable[[], None],
 ) -> tuple[int, str]:
-    """Publish in this process; at ``step`` the proxy cuts the connection (the run retries)."""
+    """Publish in this process; at ``difusor``'s ``step`` the proxy cuts its connection (the
+    run retries)."""
     settings = load_settings(workdir.path)
     fired: list[bool] = []
 
     def hook(event: Event) -> None:
-        if not fired and reached(event, step):
+        if not fired and event.difusor == difusor and reached(event, step):
             fired.append(True)
             cut()
             check()
 
     report = publish(PublishRequest(settings, settings.roster.difusores), hook)
     assert fired, f"el paso {step} nunca llegó"
-    (delivery,) = report.deliveries
+    (delivery,) = [d for d in report.deliveries if d.difusor == difusor]
     return int(report.exit_code), delivery.outcome
 
 
-def publish_killed_at(workdir: Workdir, step: str) -> None:
+def publish_killed_at(workdir: Workdir, step: str, difusor: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "tests.crash_driver", str(workdir.path), step],
+        [sys.executable, "-m", "tests.crash_driver", str(workdir.path), step, difusor],
         cwd=Path(__file__).resolve().parents[1],
         capture_output=True,
         text=True,
@@ -236,13 +242,25 @@ def publish_killed_at(workdir: Workdir, step: str) -> None:
     assert done.returncode == -9, (step, done.returncode, done.stderr[-2000:])
 
 
-@pytest.mark.parametrize("fault", ["corte", "sigkill"])
-@pytest.mark.parametrize("kind", ["prep", "site"])
-@pytest.mark.parametrize("transport", ["sftp", "rsync"])
+@pytest.mark.parametrize(
+    ("transport", "kind", "fault", "processes"),
+    [
+        *[
+            (transport, kind, fault, 1)
+            for transport in ("sftp", "rsync")
+            for kind in ("prep", "site")
+            for fault in ("corte", "sigkill")
+        ],
+        # The difusor under fault served by a worker process, another one by the parent.
+        ("sftp", "prep", "corte", 2),
+        ("sftp", "prep", "sigkill", 2),
+    ],
+)
 def test_every_step_survives_a_cut_and_a_kill(
     transport: str,
     kind: str,
     fault: str,
+    processes: int,
     request: pytest.FixtureRequest,
     servers_loop: ServerThread,
     nginx_factory: Callable[..., Nginx],
@@ -262,8 +280,15 @@ def test_every_step_survives_a_cut_and_a_kill(
     servers_loop.run(proxy.start())
     web = nginx_factory(difusor.local_root)
     proxied = dataclasses.replace(difusor, port=proxy.port)
+    fleet = [request.getfixturevalue("sshd_plain"), proxied] if processes > 1 else [proxied]
     # Synthetic cortes: every acta has its row (Campeche's declaration does not apply).
-    workdir.write_roster([proxied], deadline=30, retention=RETENTION, rowless_actas={})
+    workdir.write_roster(
+        fleet,
+        deadline=30,
+        retention=RETENTION,
+        rowless_actas={},
+        publish={"workers": processes},
+    )
     cortes = Cortes(kind, workdir, tmp_path)
     reader = Reader(web.url)
     published: list[str] = []
@@ -287,10 +312,10 @@ def test_every_step_survives_a_cut_and_a_kill(
 
                 if fault == "corte":
                     code, outcome = publish_cut_at(
-                        workdir, step, lambda: servers_loop.run(proxy.cut()), check
+                        workdir, step, proxied.name, lambda: servers_loop.run(proxy.cut()), check
                     )
                 else:
-                    publish_killed_at(workdir, step)
+                    publish_killed_at(workdir, step, proxied.name)
                     check()
                     code = main(["-C", str(workdir.path), "publish"])
                     outcome = "delivered"
@@ -304,7 +329,10 @@ def test_every_step_survives_a_cut_and_a_kill(
         if reader.is_alive():
             reader.join(30)
         servers_loop.run(proxy.stop())
-    print(f"{transport}/{kind}/{fault}: {len(published)} cortes, {reader.reads} lecturas completas")
+    print(
+        f"{transport}/{kind}/{fault}/{processes}: {len(published)} cortes,"
+        f" {reader.reads} lecturas completas"
+    )
     assert reader.torn == [], reader.torn[:20]
     assert reader.reads >= len(published)
     assert not [p for p in os.listdir(difusor.local_root) if p.endswith((".prepush-tmp",))]
