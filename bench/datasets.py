@@ -6,6 +6,9 @@
 - ``site-medium``: a vendor-style tree (``build --site``) of about 3,000 files and 30 MB:
   3,000 JSON files of 0.5-20 KB under a directory per corte and the corte's database ZIP;
   the next corte changes 10% of the JSON, under a new directory.
+- ``site-heavy``: the same shape as site-medium, heavy in bytes: 3,000 JSON files and a
+  30 MB database ZIP of random bytes (compression cannot help), new in every corte: about
+  66 MB per corte, as a national PREP's vendor tree is.
 - ``site-large``: a vendor-style tree of about 20,000 files and 200 MB from the synthetic
   20,000-casilla state: one JSON per casilla at fixed paths (its actas of the three
   elections and a stand-in for the acta's scanned image); the next corte rewrites in place
@@ -39,7 +42,7 @@ from tests.prepdata import cortes_dir
 from tests.servers import Endpoint
 
 PREPUSH = str(Path(sys.executable).with_name("prepush"))
-NAMES = ("campeche", "large", "site-medium", "site-large")
+NAMES = ("campeche", "large", "site-medium", "site-heavy", "site-large")
 CAMPECHE = ("20210606_2320", "20210606_2340")
 SYNTH_CORTES = (5, 6)
 SITE_ENTRY_FILES = ["index.html", "json/main.json"]
@@ -126,7 +129,10 @@ def build(name: str, root: Path) -> Dataset:
     elif name == "large":
         cortes = [_build(workdir, [path]) for path in _synthetic_cortes(workdir)]
     elif name == "site-medium":
-        cortes = _site_medium(workdir, _zip_of_large(root))
+        zip_data = _zip_of_large(root)
+        cortes = _vendor_site(workdir, [zip_data, zip_data])
+    elif name == "site-heavy":
+        cortes = _vendor_site(workdir, [random.Random(n).randbytes(30 << 20) for n in (1, 2)])
     elif name == "site-large":
         cortes = _site_large(workdir)
     else:
@@ -178,11 +184,14 @@ def _zip_of_large(root: Path) -> bytes:
     return data
 
 
-def _site_medium(workdir: Path, zip_data: bytes, files: int = 3000) -> list[str]:
+def _vendor_site(workdir: Path, zips: list[bytes], files: int = 3000) -> list[str]:
+    """Two cortes of a vendor tree: JSON files under the corte's directory (10% change in the
+    next corte) and the corte's database ZIP (the next one's is ``zips[1]``)."""
     rng = random.Random(7)
     sizes = [rng.randint(500, 20_000) for _ in range(files)]
     cortes = []
-    for number, corte in enumerate(("20270606_2100", "20270606_2115")):
+    cortes_ids = ("20270606_2100", "20270606_2115")
+    for number, (corte, zip_data) in enumerate(zip(cortes_ids, zips, strict=True)):
         tree = workdir / "sitio" / corte
         base = tree / corte
         (base / "json").mkdir(parents=True)

@@ -1,4 +1,5 @@
-"""The benchmark's difusores: real OpenSSH sshd, each with its web root on a tmpfs of its own.
+"""The benchmark's difusores: real OpenSSH sshd, each with its web root on a tmpfs of its own;
+and, for the rsync transport, real rsync daemons (the guide's rsyncd.conf), likewise.
 
 On loopback by default. With ``rate_mbit`` each difusor gets its own network namespace and a
 veth link shaped with tc tbf in both directions, as a difusor behind a 50 Mbit/s link.
@@ -11,11 +12,14 @@ file (ext4's recently_deleted), which slowed every tool alike.
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from prepush.sim.rsyncd import RsyncDaemon
 from prepush.sim.sshd import SFTP_USER, SshdDifusor
+from tests.rsync_servers import PASSWORD_ENV, RsyncEndpoint
 from tests.servers import Endpoint
 
 NETNS_PREFIX = "ppbench"
@@ -142,3 +146,53 @@ class Fleet:
         for link in self.links:
             link.delete()
         self.links.clear()
+
+
+class RsyncFleet:
+    """``count`` rsync daemons with the guide's rsyncd.conf, each web root on a tmpfs of its
+    own; stop() stops only what start() started."""
+
+    def __init__(self, count: int, password: str = "bench-rsync") -> None:
+        self.count = count
+        self.password = password
+        self.daemons: list[RsyncDaemon] = []
+        self.endpoints: list[Endpoint] = []
+
+    def start(self) -> list[Endpoint]:
+        os.environ[PASSWORD_ENV] = self.password
+        try:
+            for i in range(1, self.count + 1):
+                daemon = RsyncDaemon(password=self.password, tmpfs_size=TMPFS_SIZE)
+                self.daemons.append(daemon)
+                info = daemon.start()
+                self.endpoints.append(
+                    RsyncEndpoint(
+                        name=f"rsync{i:03d}",
+                        host=info.host,
+                        port=info.port,
+                        user=info.user,
+                        key_file=Path("/nonexistent"),
+                        host_key_line="",
+                        remote_dir=".",
+                        local_root=info.local_root,
+                        module=info.module,
+                        password_env=PASSWORD_ENV,
+                    )
+                )
+        except BaseException:
+            self.stop()
+            raise
+        return self.endpoints
+
+    def url(self, endpoint: Endpoint) -> str:
+        assert isinstance(endpoint, RsyncEndpoint)
+        return f"rsync://{endpoint.user}@{endpoint.host}:{endpoint.port}/{endpoint.module}/"
+
+    def reset(self) -> None:
+        for endpoint in self.endpoints:
+            endpoint.empty()
+
+    def stop(self) -> None:
+        for daemon in self.daemons:
+            daemon.stop()
+        self.daemons.clear()

@@ -7,6 +7,7 @@ import statistics
 from typing import Any
 
 SFTP_TOOLS = ("lftp", "rclone")
+DATASETS = ("campeche", "large", "site-medium", "site-heavy", "site-large")
 
 
 def _measures(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -90,7 +91,7 @@ def best_other(document: dict[str, Any]) -> list[str]:
         " | prepush --watch | mejor otra con conexiones abiertas | --watch ÷ mejor |",
         "|---|---|---:|---|---:|---:|---|---:|",
     ]
-    for dataset in ("campeche", "large", "site-medium", "site-large"):
+    for dataset in DATASETS:
         for push in ("completo", "siguiente"):
             once = _find(measures, dataset, push, "prepush")
             watch = _find(measures, dataset, push, "prepush-watch")
@@ -203,6 +204,74 @@ def _resource_targets(document: dict[str, Any], measures: list[dict[str, Any]]) 
     return rows
 
 
+def _median_wall(rows: list[dict[str, Any]], tool: str, cpus_one: bool) -> float | None:
+    walls = [r["wall_s"] for r in rows if r["tool"] == tool and (r["cpus"] == "0") == cpus_one]
+    return statistics.median(walls) if walls else None
+
+
+def speedups(document: dict[str, Any]) -> dict[str, float]:
+    """Both cores against one, per tool, on the bytes-heavy full push."""
+    rows = document.get("scaling", [])
+    found = {}
+    for tool in ("prepush", "rsync"):
+        one, all_ = _median_wall(rows, tool, True), _median_wall(rows, tool, False)
+        if one and all_:
+            found[tool] = one / all_
+    return found
+
+
+def _core_targets(document: dict[str, Any], measures: list[dict[str, Any]]) -> list[Row]:
+    """Issue 18: every core, and the CPU per byte."""
+    rows: list[Row] = []
+    for push, limit in (("completo", 0.9), ("siguiente", 0.4)):
+        once = _find(measures, "site-heavy", push, "prepush")
+        rsync = _find(measures, "site-heavy", push, "rsync")
+        watch = _find(measures, "site-heavy", push, "prepush-watch")
+        rsync_cm = _find(measures, "site-heavy", push, "rsync-cm")
+        target = f"bytes pesados (66 MB), {push} ≤ {limit}× rsync"
+        rows.append((target, "una orden por corte", _ratio(once, rsync), limit))
+        rows.append((target, "conexiones abiertas", _ratio(watch, rsync_cm), limit))
+    for dataset in ("large", "site-heavy"):
+        once = _find(measures, dataset, "completo", "prepush")
+        rsync = _find(measures, dataset, "completo", "rsync")
+        if once and rsync:
+            target = f"CPU, {dataset} completo ≤ 1.2× rsync + ssh (todos los procesos)"
+            rows.append((target, "una orden por corte", once["cpu_s"] / rsync["cpu_s"], 1.2))
+    limit = document.get("limit")
+    if limit:
+        transfer = limit.get("prepush_transfer_mb_s", 0.0)
+        # A ratio of at least 0.9: as a target "≤", its inverse.
+        rows.append(
+            (
+                "un flujo, un archivo: sftp ÷ prepush ≤ 1/0.9",
+                "transferencia",
+                limit["sftp_mb_s"] / transfer if transfer else None,
+                1 / 0.9,
+            )
+        )
+    scaled = speedups(document).get("prepush")
+    if scaled:
+        rows.append(
+            (
+                "núcleos: 1 CPU ÷ todos ≥ 1.6 (como ≤: todos ÷ 1 CPU ≤ 0.625)",
+                "prepush",
+                1 / scaled,
+                1 / 1.6,
+            )
+        )
+    for row in document.get("scale", []):
+        if row["difusores"] == 100 and "watch_rss_total_mb" in row:
+            rows.append(
+                (
+                    f"100 difusores, {row.get('dataset', '')} siguiente con --watch: RSS de todos los procesos < 500 MB",
+                    "--watch",
+                    row["watch_rss_total_mb"],
+                    500,
+                )
+            )
+    return rows
+
+
 def targets(document: dict[str, Any]) -> list[str]:
     measures = _measures(document)
     rows = [
@@ -210,6 +279,7 @@ def targets(document: dict[str, Any]) -> list[str]:
         *_package_targets(measures, "large"),
         *_site_targets(measures),
         *_resource_targets(document, measures),
+        *_core_targets(document, measures),
     ]
     lines = ["### Metas", "", "| meta | cómo | medido | ¿cumple? |", "|---|---|---:|---|"]
     for target, how, value, limit in rows:
@@ -217,6 +287,87 @@ def targets(document: dict[str, Any]) -> list[str]:
             continue
         verdict = "sí" if value <= limit else "**no**"
         lines.append(f"| {target} | {how} | {_fmt(value)} | {verdict} |")
+    return [*lines, ""]
+
+
+RSYNC_MINE = ("prepush-rsync", "prepush-rsync-watch")
+RSYNC_PLAIN = ("rsync-a", "rsync-a-nodelay")
+
+
+def rsync_section(document: dict[str, Any]) -> list[str]:
+    """The rsync transport against plain rsync -a of the same trees to the same daemons."""
+    measures = [m for m in document.get("rsync_measures", []) if m.get("samples")]
+    if not measures:
+        return []
+    lines = [
+        "### Transporte rsync frente a rsync -a (mismos demonios rsync)",
+        "",
+        "| conjunto | envío | herramienta | modo | s (mediana) | CPU s | main.json al final"
+        " | peticiones (rsync) por difusor |",
+        "|---|---|---|---|---:|---:|---|---:|",
+    ]
+    for m in sorted(measures, key=lambda m: (m["dataset"], m["push"], m["wall_s"])):
+        requests = "—"
+        if m["samples"][0].get("requests") is not None:
+            per = statistics.mean(s["requests"] for s in m["samples"]) / m["difusores"]
+            requests = f"{per:.0f}"
+        lines.append(
+            f"| {m['dataset']} | {m['push']} | {m['tool']} | {m['mode']} | {m['wall_s']:.2f}"
+            f" | {m['cpu_s']:.2f} | {'sí' if m['main_json_last'] else 'no'} | {requests} |"
+        )
+    lines += ["", "| meta | cómo | medido | ¿cumple? |", "|---|---|---:|---|"]
+    datasets = sorted({m["dataset"] for m in measures})
+    for dataset in datasets:
+        for push, limit in (("siguiente", 1.0), ("completo", 1.1)):
+            for mine in RSYNC_MINE:
+                for plain in RSYNC_PLAIN:
+                    ratio = _ratio(
+                        _find(measures, dataset, push, mine), _find(measures, dataset, push, plain)
+                    )
+                    if ratio is None:
+                        continue
+                    verdict = "sí" if ratio <= limit else "**no**"
+                    lines.append(
+                        f"| {dataset}, {push} ≤ {limit}× rsync -a | {mine} ÷ {plain}"
+                        f" | {_fmt(ratio)} | {verdict} |"
+                    )
+    return [*lines, ""]
+
+
+def _scaling_lines(document: dict[str, Any]) -> list[str]:
+    rows = document.get("scaling")
+    if not rows:
+        return []
+    lines = [
+        "### Núcleos (site-heavy completo, el publicador en un CPU o en todos)",
+        "",
+        "| herramienta | 1 CPU s | todos s | aceleración |",
+        "|---|---:|---:|---:|",
+    ]
+    for tool, speedup in speedups(document).items():
+        one, all_ = _median_wall(rows, tool, True), _median_wall(rows, tool, False)
+        lines.append(f"| {tool} | {_fmt(one)} | {_fmt(all_)} | {speedup:.2f}× |")
+    return [*lines, ""]
+
+
+def _profile_lines(document: dict[str, Any]) -> list[str]:
+    found = document.get("profile")
+    if not found:
+        return []
+    lines = [
+        "### Perfil (cProfile, site-heavy completo, un proceso)",
+        "",
+        f"{found['total_s']:.2f} s de CPU de Python medidos en {found['wall_s']:.2f} s.",
+        "",
+        "| dónde | llamadas | s propios | % | s acumulados |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in found["top"][:15]:
+        share = 100 * row["tottime"] / found["total_s"] if found["total_s"] else 0
+        lines.append(
+            f"| `{row['where']}` | {row['calls']} | {row['tottime']:.2f} | {share:.0f}"
+            f" | {row['cumtime']:.2f} |"
+        )
     return [*lines, ""]
 
 
@@ -233,10 +384,11 @@ def markdown(document: dict[str, Any]) -> str:
     ]
     if document.get("tools_missing"):
         lines += [f"Herramientas no instaladas: {', '.join(document['tools_missing'])}.", ""]
-    for dataset in ("campeche", "large", "site-medium", "site-large"):
+    for dataset in DATASETS:
         lines += dataset_table(document, dataset)
     lines += best_other(document)
     lines += targets(document)
+    lines += rsync_section(document)
     limit = document.get("limit")
     if limit:
         lines += [
@@ -265,19 +417,23 @@ def markdown(document: dict[str, Any]) -> str:
                 f" | {row['wall_s']:.2f} | {row['bound_s']:.2f} | {_fmt(row['ratio'])} |"
             )
         lines.append("")
+    lines += _scaling_lines(document)
+    lines += _profile_lines(document)
     scale_rows = document.get("scale")
     if scale_rows:
         lines += [
-            "### Escala (Campeche, sshd reales)",
+            f"### Escala ({scale_rows[0].get('dataset', 'campeche')}, sshd reales)",
             "",
-            "| difusores | completo s | CPU s | RSS máx MB | siguiente s | --watch siguiente s | --watch RSS máx MB |",
+            "| difusores | completo s | CPU s | RSS todos MB | siguiente s | --watch siguiente s"
+            " | --watch RSS todos MB |",
             "|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row in scale_rows:
             lines.append(
                 f"| {row['difusores']} | {row['completo_s']:.2f} | {row['completo_cpu_s']:.2f}"
-                f" | {row['completo_rss_mb']:.0f} | {row['siguiente_s']:.2f}"
-                f" | {row['watch_siguiente_s']:.2f} | {row['watch_rss_mb']:.0f} |"
+                f" | {row.get('completo_rss_total_mb', row['completo_rss_mb']):.0f}"
+                f" | {row['siguiente_s']:.2f} | {row['watch_siguiente_s']:.2f}"
+                f" | {row.get('watch_rss_total_mb', row['watch_rss_mb']):.0f} |"
             )
         lines.append("")
     return "\n".join(lines) + "\n"

@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import json
 import os
+import pstats
 import shutil
 import sqlite3
 import statistics
@@ -47,7 +48,7 @@ import datasets
 import report
 import tools
 from datasets import Dataset, write_roster
-from fleet import Fleet
+from fleet import Fleet, RsyncFleet
 from tests.servers import Endpoint
 from tools import PushFailed, Sample
 from verify import changed_content, check_push, tree_size
@@ -55,8 +56,10 @@ from verify import changed_content, check_push, tree_size
 WORK = REPO / "bench" / "work"
 RESULTS = REPO / "bench" / "results"
 ONE_SHOT = ("prepush", "rsync", "lftp", "rclone")
-KEPT = ("prepush-watch", "rsync-cm")
-ALL_TOOLS = ONE_SHOT + KEPT
+KEPT = ("prepush-watch", "rsync-cm", "prepush-rsync-watch")
+ALL_TOOLS = ONE_SHOT + KEPT[:2]
+# The rsync transport against plain rsync, to the same rsync daemons.
+RSYNC_TOOLS = ("prepush-rsync", "prepush-rsync-watch", "rsync-a", "rsync-a-nodelay")
 
 
 @dataclass
@@ -109,7 +112,7 @@ def mode_of(tool: str) -> str:
 
 
 class Runner:
-    def __init__(self, fleet: Fleet, key: Path, args: argparse.Namespace) -> None:
+    def __init__(self, fleet: Fleet | RsyncFleet, key: Path, args: argparse.Namespace) -> None:
         self.fleet = fleet
         self.key = key
         self.args = args
@@ -169,10 +172,21 @@ class Runner:
     def _pushers(self, dataset: Dataset, tool: str, endpoints: list[Endpoint]) -> _Pushers:
         timeout = self.args.timeout
         work = WORK
-        if tool == "prepush":
+        if tool in ("prepush", "prepush-rsync"):
             push = lambda c: tools.prepush_once(dataset, c, work, timeout)  # noqa: E731
             return _Pushers([push, push])
-        if tool == "prepush-watch":
+        if tool in ("rsync-a", "rsync-a-nodelay"):
+            assert isinstance(self.fleet, RsyncFleet)
+            urls = [self.fleet.url(e) for e in endpoints]
+            nodelay = tool == "rsync-a-nodelay"
+
+            def daemon(corte: str) -> Sample:
+                return tools.rsync_daemon_once(
+                    dataset.tree(corte), urls, self.fleet.password, work, timeout, nodelay=nodelay
+                )
+
+            return _Pushers([daemon, daemon])
+        if tool in ("prepush-watch", "prepush-rsync-watch"):
             watcher = tools.PrepushWatch(dataset)
             watcher.start()
             push = lambda c: watcher.push(c, timeout)  # noqa: E731
@@ -275,6 +289,62 @@ def _connected_to_flip(workdir: Path) -> float:
     return (datetime.fromisoformat(flipped) - datetime.fromisoformat(connected)).total_seconds()
 
 
+def scaling(fleet: Fleet, key: Path, dataset: Dataset, args: argparse.Namespace) -> list:
+    """The bytes-heavy full push with the pusher on one core (taskset -c 0) and on all: what
+    more cores buy prepush (its workers) and rsync (a process per difusor)."""
+    endpoints = fleet.endpoints[: args.difusores]
+    write_roster(dataset.workdir, endpoints)
+    corte = dataset.cortes[0]
+    rows = []
+    for repetition in range(args.repeat):
+        for tool in ("prepush", "rsync"):
+            for pin in (None, "0"):
+                fleet.reset()
+                (dataset.workdir / "prepush.db").unlink(missing_ok=True)
+                if tool == "prepush":
+                    sample = tools.prepush_once(dataset, corte, WORK, args.timeout, pin=pin)
+                else:
+                    sample = tools.rsync_once(
+                        dataset.tree(corte), endpoints, key, WORK, args.timeout, pin=pin
+                    )
+                check_push(endpoints, dataset.package(corte))
+                rows.append(
+                    {
+                        "tool": tool,
+                        "cpus": "0" if pin else f"0-{(os.cpu_count() or 1) - 1}",
+                        "repetition": repetition,
+                        "wall_s": sample.wall_s,
+                        "cpu_s": sample.cpu_s,
+                    }
+                )
+                print(f"   {tool} en CPU {rows[-1]['cpus']}: {sample.wall_s:.2f} s", flush=True)
+    return rows
+
+
+def profile(fleet: Fleet, dataset: Dataset, args: argparse.Namespace) -> dict[str, object]:
+    """Where one process spends a full push of the bytes-heavy tree (cProfile, one process:
+    workers=1, so the profile sees every difusor's packets)."""
+    endpoints = fleet.endpoints[: args.difusores]
+    write_roster(dataset.workdir, endpoints, workers=1)
+    fleet.reset()
+    (dataset.workdir / "prepush.db").unlink(missing_ok=True)
+    output = WORK / "perfil.prof"
+    command = [sys.executable, "-m", "cProfile", "-o", str(output), "-m", "prepush"]
+    sample = tools.timed(
+        [*command, "-C", str(dataset.workdir), "publish", dataset.cortes[0]], WORK, args.timeout
+    )
+    write_roster(dataset.workdir, endpoints)
+    stats = pstats.Stats(str(output))
+    total = stats.total_tt  # type: ignore[attr-defined]
+    rows = []
+    for (filename, line, function), entry in stats.stats.items():  # type: ignore[attr-defined]
+        calls, _, tottime, cumtime, _ = entry
+        where = f"{Path(filename).name}:{line}({function})" if line else function
+        rows.append({"where": where, "calls": calls, "tottime": tottime, "cumtime": cumtime})
+    rows.sort(key=lambda r: -float(r["tottime"]))
+    return {"wall_s": sample.wall_s, "total_s": total, "top": rows[:20]}
+
+
 def scale(fleet: Fleet, dataset: Dataset, counts: list[int], args: argparse.Namespace) -> list:
     rows = []
     for count in counts:
@@ -298,15 +368,23 @@ def scale(fleet: Fleet, dataset: Dataset, counts: list[int], args: argparse.Name
         rows.append(
             {
                 "difusores": count,
+                "dataset": dataset.name,
                 "completo_s": full.wall_s,
                 "completo_cpu_s": full.cpu_s,
                 "completo_rss_mb": full.peak_rss_mb,
+                "completo_rss_total_mb": full.peak_rss_total_mb,
                 "siguiente_s": following.wall_s,
                 "watch_siguiente_s": watched[1].wall_s,
                 "watch_rss_mb": watched[1].peak_rss_mb,
+                "watch_rss_total_mb": watched[1].peak_rss_total_mb,
             }
         )
-        print(f"   {count} difusores: {full.wall_s:.2f} s, {full.peak_rss_mb:.0f} MB", flush=True)
+        print(
+            f"   {count} difusores: {full.wall_s:.2f} s, {full.peak_rss_total_mb:.0f} MB en"
+            f" total; --watch siguiente {watched[1].wall_s:.2f} s,"
+            f" {watched[1].peak_rss_total_mb:.0f} MB en total",
+            flush=True,
+        )
     return rows
 
 
@@ -409,9 +487,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate-mbit", type=float, default=50.0)
     parser.add_argument("--no-shaped", action="store_true")
     parser.add_argument("--no-limit", action="store_true")
+    parser.add_argument("--no-scaling", action="store_true", help="sin la corrida en un CPU")
+    parser.add_argument("--no-profile", action="store_true", help="sin el perfil de cProfile")
     parser.add_argument("--limit-mb", type=int, default=500)
     parser.add_argument("--timeout", type=float, default=300.0, help="plazo por envío (s)")
     parser.add_argument("--rclone-transfers", type=int, default=16)
+    parser.add_argument(
+        "--rsync-datasets",
+        default="campeche,large,site-medium",
+        help="conjuntos para el transporte rsync contra rsync -a a los mismos demonios"
+        " ('' para omitirlo)",
+    )
     parser.add_argument(
         "--calibrate-rclone",
         action=argparse.BooleanOptionalAction,
@@ -455,7 +541,7 @@ def main() -> int:
             document["rclone_transfers_tried"] = runner.calibrate_rclone(built["site-medium"])
         document["rclone_transfers"] = runner.rclone_transfers
         measures: list[Measure] = []
-        for name in names:
+        for name in names if tools_ else []:
             print(f"== {name}: {', '.join(tools_)} con {args.difusores} difusores", flush=True)
             if name == "site-large":
                 runner.args = argparse.Namespace(**{**vars(args), "repeat": args.repeat_large_site})
@@ -463,20 +549,66 @@ def main() -> int:
             runner.args = args
             document["measures"] = [m.as_json() for m in measures]
             save(document)
-        if not args.no_limit:
-            print("== límite por byte: un archivo, un flujo", flush=True)
-            document["limit"] = per_byte_limit(fleet, key, args.limit_mb)
-        if counts and "campeche" in built:
-            print(f"== escala: {args.scale} difusores", flush=True)
-            document["scale"] = scale(fleet, built["campeche"], counts, args)
+        _beyond_the_table(fleet, key, built, counts, args, document)
     finally:
         fleet.stop()
+    rsync_names = [n for n in args.rsync_datasets.split(",") if n in built]
+    if rsync_names:
+        document["rsync_measures"] = rsync_daemons(key, built, rsync_names, args)
+        save(document)
     if not args.no_shaped:
         print(f"== enlaces de {args.rate_mbit:g} Mbit/s (netns + tbf)", flush=True)
         document["shaped"] = shaped(key, built, args)
     document["minutes"] = (time.monotonic() - started) / 60
     print(save(document))
     return 0
+
+
+def rsync_daemons(
+    key: Path, built: dict[str, Dataset], names: list[str], args: argparse.Namespace
+) -> list[dict[str, object]]:
+    """prepush's rsync transport (one command per corte, and --watch) against plain
+    ``rsync -a`` of the same trees, to the same rsync daemons."""
+    fleet = RsyncFleet(args.difusores)
+    fleet.start()
+    measures: list[Measure] = []
+    try:
+        runner = Runner(fleet, key, args)
+        for name in names:
+            print(f"== rsync, {name}: {', '.join(RSYNC_TOOLS)} con {args.difusores} demonios")
+            measures += runner.run_dataset(built[name], list(RSYNC_TOOLS), args.difusores)
+    finally:
+        fleet.stop()
+        for dataset in built.values():
+            write_roster(dataset.workdir, [])
+    return [m.as_json() for m in measures]
+
+
+def _beyond_the_table(
+    fleet: Fleet,
+    key: Path,
+    built: dict[str, Dataset],
+    counts: list[int],
+    args: argparse.Namespace,
+    document: dict[str, object],
+) -> None:
+    """The per-byte limit, the cores, the profile and the scale, each saved as it ends."""
+    if not args.no_limit:
+        print("== límite por byte: un archivo, un flujo", flush=True)
+        document["limit"] = per_byte_limit(fleet, key, args.limit_mb)
+        save(document)
+    if "site-heavy" in built and not args.no_scaling:
+        print("== núcleos: site-heavy completo en un CPU y en todos", flush=True)
+        document["scaling"] = scaling(fleet, key, built["site-heavy"], args)
+        save(document)
+    if "site-heavy" in built and not args.no_profile:
+        print("== perfil: site-heavy completo, un proceso", flush=True)
+        document["profile"] = profile(fleet, built["site-heavy"], args)
+        save(document)
+    scaled = next((built[n] for n in ("large", "campeche") if n in built), None)
+    if counts and scaled is not None:
+        print(f"== escala: {args.scale} difusores, {scaled.name}", flush=True)
+        document["scale"] = scale(fleet, scaled, counts, args)
 
 
 def save(document: dict[str, object]) -> str:

@@ -1,11 +1,12 @@
 """The pushers: prepush and the tools it is measured against, each pushing the same trees.
 
 Every push is measured from outside: wall time, CPU seconds (user + system) of every process
-that pushes, and the peak RSS of the largest one. One-shot pushes (a command per corte, as a
-timer runs them) go through ``/usr/bin/time -v``. Kept-connection pushes (``prepush publish
---watch``, rsync over an OpenSSH ControlMaster) are timed from the moment the corte appears
-to the moment the tool reports it done, with the CPU of the long-running processes read from
-/proc before and after.
+that pushes, the peak RSS of the largest one and the peak of all of them together (sampled
+from /proc: prepush runs workers, rsync a process and an ssh per difusor). One-shot pushes (a
+command per corte, as a timer runs them) go through ``/usr/bin/time -v``. Kept-connection
+pushes (``prepush publish --watch``, rsync over an OpenSSH ControlMaster) are timed from the
+moment the corte appears to the moment the tool reports it done, with the CPU of the
+long-running processes (and their children) read from /proc before and after.
 """
 
 from __future__ import annotations
@@ -40,29 +41,41 @@ class Sample:
     sent_bytes: int | None = None
     meta_bytes: int | None = None
     requests: int | None = None
+    # Every process of the push together, at its peak.
+    peak_rss_total_mb: float = 0.0
 
 
 class PushFailed(RuntimeError):
     pass
 
 
-def timed(command: list[str], work: Path, timeout: float | None = None) -> Sample:
-    """(wall, CPU of the whole process tree, peak RSS of its largest process)."""
+def timed(
+    command: list[str], work: Path, timeout: float | None = None, *, pin: str | None = None
+) -> Sample:
+    """(wall, CPU of the whole process tree, peak RSS of its largest process and of all of
+    them together). ``pin``: the CPUs it may run on (taskset), e.g. "0"."""
     report = work / "time.txt"
+    prefix = ["taskset", "-c", pin] if pin else []
     started = time.perf_counter()
+    process = subprocess.Popen(
+        [*prefix, TIME, "-v", "-o", str(report), *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    peak = TreeMemory(process.pid)
+    peak.start()
     try:
-        result = subprocess.run(
-            [TIME, "-v", "-o", str(report), *command],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        _, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        _kill_tree(process.pid)
+        process.communicate()
         raise PushFailed(f"{command[0]}: más de {timeout:g} s") from None
+    finally:
+        peak.stop()
     wall = time.perf_counter() - started
-    if result.returncode != 0:
-        raise PushFailed(f"{command[0]} falló ({result.returncode}): {result.stderr[-1500:]}")
+    if process.returncode != 0:
+        raise PushFailed(f"{command[0]} falló ({process.returncode}): {stderr[-1500:]}")
     text = report.read_text()
 
     def field(name: str) -> float:
@@ -72,7 +85,60 @@ def timed(command: list[str], work: Path, timeout: float | None = None) -> Sampl
         return float(match.group(1))
 
     cpu = field("User time (seconds)") + field("System time (seconds)")
-    return Sample(wall, cpu, field("Maximum resident set size (kbytes)") / 1024)
+    largest = field("Maximum resident set size (kbytes)") / 1024
+    return Sample(wall, cpu, largest, peak_rss_total_mb=peak.peak_mb)
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += children.get(current, [])
+    return found
+
+
+def _kill_tree(pid: int) -> None:
+    for member in reversed(process_tree(pid)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
+
+
+def _rss_mb(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class TreeMemory:
+    """The peak of the RSS of a process and all below it, summed, sampled every 50 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, sum(_rss_mb(p) for p in process_tree(self.pid)))
+            self._stop.wait(0.05)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
 
 
 def ssh_command(key: Path, *extra: str) -> str:
@@ -92,8 +158,11 @@ def parallel(commands: list[str]) -> list[str]:
 # --- one command per corte ---------------------------------------------------------------
 
 
-def prepush_once(dataset: Dataset, corte: str, work: Path, timeout: float) -> Sample:
-    sample = timed([PREPUSH, "-C", str(dataset.workdir), "publish", corte], work, timeout)
+def prepush_once(
+    dataset: Dataset, corte: str, work: Path, timeout: float, *, pin: str | None = None
+) -> Sample:
+    command = [PREPUSH, "-C", str(dataset.workdir), "publish", corte]
+    sample = timed(command, work, timeout, pin=pin)
     return _with_ledger(sample, dataset.workdir)
 
 
@@ -115,6 +184,7 @@ def rsync_once(
     timeout: float,
     *,
     compress: bool = False,
+    pin: str | None = None,
 ) -> Sample:
     flags = "-az" if compress else "-a"
     commands = [
@@ -122,6 +192,22 @@ def rsync_once(
         f" {e.user}@{e.host}:{e.remote_dir}/"
         for e in endpoints
     ]
+    return timed(parallel(commands), work, timeout, pin=pin)
+
+
+def rsync_daemon_once(
+    tree: Path,
+    urls: list[str],
+    password: str,
+    work: Path,
+    timeout: float,
+    *,
+    nodelay: bool = False,
+) -> Sample:
+    """Plain ``rsync -a`` of the tree to each difusor's rsync daemon, all at once. With
+    ``nodelay``, also the client socket option prepush's rsync transport sets."""
+    flags = "-a --sockopts=TCP_NODELAY" if nodelay else "-a"
+    commands = [f"RSYNC_PASSWORD='{password}' rsync {flags} {tree}/ {url}" for url in urls]
     return timed(parallel(commands), work, timeout)
 
 
@@ -180,7 +266,7 @@ class PrepushWatch:
     """``prepush publish --watch``: each corte appears in paquetes/ (a rename, as ``build``
     does) and is timed until the watcher prints its report."""
 
-    def __init__(self, dataset: Dataset, poll_s: float = 0.01) -> None:
+    def __init__(self, dataset: Dataset, poll_s: float = 0.1) -> None:
         self.dataset = dataset
         self.held = dataset.workdir / "reserva"
         self.poll_s = poll_s
@@ -222,12 +308,18 @@ class PrepushWatch:
         assert self.process is not None
         pid = self.process.pid
         seen = len(self.reports)
-        cpu_before = _proc_cpu(pid)
+        # The watcher and its worker processes.
+        cpu_before = sum(_proc_cpu(p) for p in process_tree(pid))
+        memory = TreeMemory(pid)
+        memory.start()
         started = time.perf_counter()
         os.rename(self.held / corte, self.dataset.package(corte))
-        with self.arrived:
-            if not self.arrived.wait_for(lambda: len(self.reports) > seen, timeout):
-                raise PushFailed(f"prepush --watch no publicó {corte} en {timeout:g} s")
+        try:
+            with self.arrived:
+                if not self.arrived.wait_for(lambda: len(self.reports) > seen, timeout):
+                    raise PushFailed(f"prepush --watch no publicó {corte} en {timeout:g} s")
+        finally:
+            memory.stop()
         wall = time.perf_counter() - started
         report = self.reports[-1]
         if report.get("corte") != corte or report.get("status") != "ok":
@@ -236,11 +328,12 @@ class PrepushWatch:
         assert isinstance(deliveries, list)
         return Sample(
             wall,
-            _proc_cpu(pid) - cpu_before,
-            _proc_peak_rss_mb(pid),
+            sum(_proc_cpu(p) for p in process_tree(pid)) - cpu_before,
+            max(_proc_peak_rss_mb(p) for p in process_tree(pid)),
             sum(int(d["bytes_sent"]) for d in deliveries),
             sum(int(d["meta_bytes"]) for d in deliveries),
             sum(int(d["requests"]) for d in deliveries),
+            peak_rss_total_mb=memory.peak_mb,
         )
 
     def stop(self) -> None:

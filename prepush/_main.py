@@ -716,8 +716,9 @@ def resume(context: Context, name: str, as_json: bool) -> int:
 def check(context: Context, names: tuple[str, ...], learn_host_keys: bool, as_json: bool) -> int:
     """Revisa cada difusor contra los requisitos de la convocatoria, todos a la vez.
 
-    Conexión, llave de host, autenticación, extensiones SFTP, permiso de escritura, espacio
-    libre, velocidad de subida, reloj y, si hay url, el servidor web con un archivo de prueba
+    Conexión, llave de host, autenticación, extensiones SFTP (o, para rsync, el módulo y el
+    directorio), permiso de escritura, espacio libre, velocidad de subida, reloj y, si hay
+    url, el servidor web con un archivo de prueba
     propio (Cache-Control, y que .prepush/ no sea público). Los resultados quedan en la
     bitácora como evidencia.
     """
@@ -744,7 +745,7 @@ def _learn_host_keys(context: Context, names: tuple[str, ...], console: Console)
     timeout = settings.roster.publish.connect_timeout_seconds
     for difusor in settings.roster.select(names):
         if not difusor.over_ssh or difusor.host_key or difusor.known_hosts:
-            continue
+            continue  # pinned already, or no SSH (an rsync daemon, a bucket): no host key
         key = asyncio.run(fetch_host_key(difusor, timeout))
         if key is None:
             _say(console, f"{difusor.name}: no se pudo obtener su llave de host.")
@@ -1028,6 +1029,14 @@ def _local_time(value: str | None, zone: ZoneInfo, option: str) -> datetime | No
     " (moto; pip install 'prepush[sim]').",
 )
 @click.option(
+    "--transport",
+    type=click.Choice(["sftp", "rsync", "mixto"]),
+    default="sftp",
+    show_default=True,
+    help="Cómo reciben los difusores locales: SFTP, rsync (demonios rsync; con --sshd, sshd"
+    " con rrsync) o mixto (SFTP y rsync alternados).",
+)
+@click.option(
     "--roster",
     "real_roster",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -1048,12 +1057,13 @@ def simulate(
     scenario: Path | None,
     use_sshd: bool,
     s3_count: int,
+    transport: str,
     real_roster: Path | None,
     as_json: bool,
 ) -> int:
     """Ensaya una noche electoral completa en minutos (simulacro).
 
-    Genera cortes sintéticos, levanta difusores locales (SFTP + sitio web) con fallas
+    Genera cortes sintéticos, levanta difusores locales (SFTP o rsync + sitio web) con fallas
     inyectadas y publica cada corte a su hora comprimida. Termina con el reporte. El código de
     salida es 0 si la noche salió como el escenario espera.
     """
@@ -1079,6 +1089,7 @@ def simulate(
             roster=real_roster,
             sshd=use_sshd,
             s3=s3_count,
+            transport=transport,
         )
     for fault in options.faults:
         _say(human, f"Falla programada: {fault.describe()}")

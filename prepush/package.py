@@ -266,6 +266,11 @@ class FileCache:
         self._size = 0
         self._files: OrderedDict[str, bytes] = OrderedDict()
 
+    def share(self, processes: int) -> None:
+        """Several processes publish the package: each keeps its share of the budget (the
+        kernel's page cache is already shared by all of them)."""
+        self._budget = max(1 << 20, self._budget // max(1, processes))
+
     def read(self, path: str) -> bytes:
         data = self._files.get(path)
         if data is not None:

@@ -127,6 +127,8 @@ class Paths(_Model):
 
 class PublishSettings(_Model):
     files_in_flight: int = Field(default=32, ge=1, le=512)
+    # Processes that share the difusores of a run; one per core when not given.
+    workers: int | None = Field(default=None, ge=1, le=64)
     deadline_seconds: float | None = Field(default=None, gt=0)
     connect_timeout_seconds: float = Field(default=15, gt=0)
     request_timeout_seconds: float = Field(default=30, gt=0)
@@ -144,8 +146,8 @@ class Requirements(_Model):
 
 
 TransportName = Literal["sftp", "rsync", "s3"]
-# The transports that reach a server over SSH: they need host, user, auth and a pinned key.
-SSH_TRANSPORTS = ("sftp", "rsync")
+# The transports that reach a host (host and user); all but the rsync daemon go over SSH.
+HOST_TRANSPORTS = ("sftp", "rsync")
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 DISTRIBUTION_ID = re.compile(r"^[A-Z0-9]{6,32}$")
 
@@ -235,6 +237,33 @@ class S3Fields(_Model):
         return tuple(n for n in names if n)
 
 
+RSYNC_DAEMON_PORT = 873
+MODULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class RsyncFields(_Model):
+    """How an rsync difusor is reached (``transport: rsync``): over SSH (the default), or
+    its rsync daemon's ``module`` (``rsync://user@host:873/module/``)."""
+
+    mode: Literal["ssh", "daemon"] = "ssh"
+    module: str | None = None
+
+    @field_validator("module")
+    @classmethod
+    def _module_name(cls, value: str | None) -> str | None:
+        if value is not None and not MODULE_NAME.match(value):
+            raise ValueError("debe ser el nombre del módulo de rsyncd.conf, sin '/' (p. ej. prep)")
+        return value
+
+    @model_validator(mode="after")
+    def _module_for_daemon(self) -> RsyncFields:
+        if self.mode == "daemon" and self.module is None:
+            raise ValueError("con mode: daemon falta module, el módulo del rsyncd.conf del difusor")
+        if self.mode == "ssh" and self.module is not None:
+            raise ValueError("module sólo aplica a mode: daemon; por SSH el sitio es remote_dir")
+        return self
+
+
 class DifusorFields(_Model):
     """Every field a difusor can have; ``defaults:`` holds any subset of them."""
 
@@ -251,6 +280,8 @@ class DifusorFields(_Model):
     known_hosts: str | None = None
     # Where an S3 difusor's site lives (transport: s3 only).
     s3: S3Fields | None = None
+    # With transport: rsync, how (prepush/transports/rsync.py).
+    rsync: RsyncFields | None = None
     # An origin for difusores that pull (prepush pull): each corte's signed manifest is
     # published too, under firmas/ (docs/roster.md). Off by default: it costs bytes per corte.
     origin: bool = False
@@ -293,12 +324,20 @@ class Difusor(DifusorFields):
     user: str | None = Field(default=None, min_length=1)
 
     @property
+    def login(self) -> tuple[str, str]:
+        """Host and user of a difusor reached at a host (both checked on load for those)."""
+        if self.host is None or self.user is None:
+            raise ValueError(f"{self.name}: un difusor por {self.transport} sin host o user")
+        return self.host, self.user
+
+    @property
     def over_ssh(self) -> bool:
-        return self.transport in SSH_TRANSPORTS
+        """Reached over SSH: needs auth and a pinned host key."""
+        return self.transport in HOST_TRANSPORTS and not self.rsync_daemon
 
     @model_validator(mode="after")
     def _has_address(self) -> Difusor:
-        if self.over_ssh:
+        if self.transport in HOST_TRANSPORTS:
             missing = [f for f in ("host", "user") if getattr(self, f) is None]
             if missing:
                 raise ValueError(
@@ -314,6 +353,48 @@ class Difusor(DifusorFields):
             )
         return self
 
+    @property
+    def rsync_daemon(self) -> bool:
+        """Reached through an rsync daemon (no SSH: no host key, a password)."""
+        return self.transport == "rsync" and self.rsync is not None and self.rsync.mode == "daemon"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _daemon_port(cls, data: Any) -> Any:
+        """An rsync daemon listens on 873 unless the roster says otherwise."""
+        if isinstance(data, dict) and "port" not in data and data.get("transport") == "rsync":
+            rsync = data.get("rsync")
+            if isinstance(rsync, dict) and rsync.get("mode") == "daemon":
+                return {**data, "port": RSYNC_DAEMON_PORT}
+        return data
+
+    @model_validator(mode="after")
+    def _rsync_only_with_rsync(self) -> Difusor:
+        if self.rsync is not None and self.transport != "rsync":
+            raise ValueError(
+                f"rsync: sólo aplica con transport: rsync (este difusor usa {self.transport})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _daemon_credentials(self) -> Difusor:
+        if not self.rsync_daemon:
+            return self
+        if not self.password_env:
+            raise ValueError(
+                "el demonio rsync autentica con contraseña: indique password_env (la variable"
+                " con el secreto de 'auth users' del módulo)"
+            )
+        ssh_only = [
+            f for f in ("key_file", "passphrase_env", "host_key", "known_hosts") if getattr(self, f)
+        ]
+        if ssh_only:
+            raise ValueError(
+                f"{', '.join(ssh_only)} no aplica al demonio rsync (no hay SSH); quítelo o use"
+                " rsync por SSH (mode: ssh)"
+            )
+        return self
+
     @model_validator(mode="after")
     def _has_auth(self) -> Difusor:
         if self.over_ssh and not self.key_file and not self.password_env:
@@ -326,7 +407,7 @@ class Difusor(DifusorFields):
     def _has_pinned_host_key(self, info: ValidationInfo) -> Difusor:
         learning = bool(info.context and info.context.get("learn_host_keys"))
         if not self.over_ssh:
-            return self
+            return self  # an S3 bucket or an rsync daemon: no SSH, no host key (docs/roster.md)
         if not learning and not self.host_key and not self.known_hosts:
             raise ValueError(
                 "falta la llave de host fijada (host_key o known_hosts): prepush nunca confía"
@@ -672,7 +753,7 @@ def _credential_problems(roster: Roster, labels: _Labels, base: Path) -> list[st
         found: list[tuple[tuple[str | int, ...], str]] = []
         # SSH's fields may reach an S3 difusor through defaults: only its own are checked.
         env_fields: list[tuple[str | int, ...]] = (
-            [("password_env",), ("passphrase_env",)] if difusor.over_ssh else []
+            [("password_env",), ("passphrase_env",)] if difusor.transport in HOST_TRANSPORTS else []
         )
         if difusor.s3 is not None:
             env_fields += [
@@ -775,12 +856,23 @@ def _apply_defaults(
             merged_list.append(entry)
             continue
         merged = dict(entry)
+        not_here = _SSH_ONLY if _rsync_daemon_entry(entry, defaults) else ()
         for key, value in defaults.items():
-            if key not in merged:
+            if key not in merged and key not in not_here:
                 merged[key] = value
                 origin[("difusores", index, key)] = ("defaults", key)
         merged_list.append(merged)
     return {**data, "difusores": merged_list}, origin
+
+
+# What an rsync daemon difusor does not take from defaults: it has no SSH (and its own port).
+_SSH_ONLY = ("port", "key_file", "passphrase_env", "host_key", "known_hosts")
+
+
+def _rsync_daemon_entry(entry: dict[str, Any], defaults: dict[str, Any]) -> bool:
+    transport = entry.get("transport", defaults.get("transport"))
+    rsync = entry.get("rsync", defaults.get("rsync"))
+    return transport == "rsync" and isinstance(rsync, dict) and rsync.get("mode") == "daemon"
 
 
 _MESSAGES = {

@@ -21,6 +21,14 @@ from prepush.sim.faultproxy import FaultProxy
 from prepush.sim.fleet import LocalDifusor, ServerThread
 from prepush.sim.s3local import LocalS3, moto_available
 from tests.prepdata import cortes_dir
+from tests.rsync_servers import (
+    RsyncEndpoint,
+    daemon_endpoint,
+    guide_daemon,
+    guide_rrsync_sshd,
+    rsync_servers_available,
+    ssh_endpoint,
+)
 from tests.s3 import CREDENTIALS, S3Endpoint, guide_bucket_policy
 from tests.servers import (
     Endpoint,
@@ -318,3 +326,44 @@ def s3_bucket(local_s3: LocalS3, request: pytest.FixtureRequest) -> BucketFactor
         )
 
     return make
+
+
+# --- rsync difusores (tests/rsync_servers.py): the daemon and sshd with rrsync -------------
+
+
+def _rsync_server(start: Callable[[], RsyncEndpoint]) -> RsyncEndpoint:
+    if not rsync_servers_available():
+        pytest.skip("requiere rsync (con rrsync), sshd y ser root; 'make test' los instala")
+    return start()
+
+
+@pytest.fixture(scope="session")
+def _rsyncd_server() -> Iterator[RsyncEndpoint]:
+    daemon = guide_daemon()
+    try:
+        yield _rsync_server(lambda: daemon_endpoint(daemon))
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def _rrsync_server(client_key: Path) -> Iterator[RsyncEndpoint]:
+    daemon = guide_rrsync_sshd(client_key)
+    try:
+        yield _rsync_server(lambda: ssh_endpoint(daemon, client_key))
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture
+def rsyncd(_rsyncd_server: RsyncEndpoint) -> RsyncEndpoint:
+    """The guide's rsync daemon, its web root empty."""
+    _rsyncd_server.empty()
+    return _rsyncd_server
+
+
+@pytest.fixture
+def rrsync(_rrsync_server: RsyncEndpoint) -> RsyncEndpoint:
+    """sshd with the guide's rrsync line, its web root empty."""
+    _rrsync_server.empty()
+    return _rrsync_server

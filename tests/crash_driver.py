@@ -1,9 +1,11 @@
 """Publish the newest corte and kill this process (SIGKILL) at one step of the protocol.
 
-    python -m tests.crash_driver WORKDIR STEP
+    python -m tests.crash_driver WORKDIR STEP [DIFUSOR]
 
 STEP is a step name the protocol announces (``lock``, ``upload``, ``flip:json/main.json``,
-...) or ``mid-upload`` (half the corte's files sent). Exits 3 if the step never came.
+...) or ``mid-upload`` (half the corte's files sent), of DIFUSOR if one is named (it may be
+served by a worker process: the step reaches this one as an event). Exits 3 if the step
+never came.
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ def reached(event: Event, step: str) -> bool:
 
 def main() -> int:
     workdir, step = Path(sys.argv[1]), sys.argv[2]
+    only = sys.argv[3] if len(sys.argv) > 3 else None
     settings = load_settings(workdir)
 
     def kill_at(event: Event) -> None:
-        if reached(event, step):
+        if reached(event, step) and only in (None, event.difusor):
             os.kill(os.getpid(), signal.SIGKILL)
 
     publish(PublishRequest(settings, settings.roster.difusores), kill_at)

@@ -371,10 +371,10 @@ def read_tree(root: Path, skip_meta: bool = True) -> dict[str, bytes]:
     """Every file under ``root`` by relative path (prepush's own metadata left out)."""
     tree: dict[str, bytes] = {}
     for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        if skip_meta and relative.startswith(".prepush/"):
+            continue
         if path.is_file():
-            relative = path.relative_to(root).as_posix()
-            if skip_meta and relative.startswith(".prepush/"):
-                continue
             tree[relative] = path.read_bytes()
     return tree
 

@@ -8,6 +8,10 @@ next run takes over). Right after each cut or kill, every file the served main.j
 needs is present and byte-equal; the next publish delivers the newest corte exactly (exit
 0, the tree of the retained cortes and nothing else). All the while a reader reads the
 whole site through nginx, again and again, and must never read a torn one.
+
+The same matrix (one round) runs against the guide's rsync daemon; and rsync difusores (the
+daemon, and sshd with rrsync) receive ten cortes through a proxy that cuts connections at
+random, with one SIGKILL of prepush mid-transfer, under the same reader.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -38,6 +43,13 @@ from prepush.sim.sshd import SshdDifusor, sshd_available
 from prepush.sim.synth import spec_for, write_corte
 from tests.conftest import Workdir
 from tests.crash_driver import reached
+from tests.rsync_servers import (
+    daemon_endpoint,
+    guide_daemon,
+    guide_rrsync_sshd,
+    rsync_servers_available,
+    ssh_endpoint,
+)
 from tests.servers import Endpoint, Nginx, nginx_available, read_tree
 
 STEPS = (
@@ -49,6 +61,7 @@ STEPS = (
     "pending",
     "flip:index.html",
     "flip:json/main.json",
+    "invalidate",
     "record",
     "cleanup",
     "done",
@@ -194,27 +207,32 @@ def expected_tree(workdir: Workdir, cortes: list[str]) -> dict[str, bytes]:
 
 
 def publish_cut_at(
-    workdir: Workdir, step: str, cut: Callable[[], None], check: Callable[[], None]
+    workdir: Workdir,
+    step: str,
+    difusor: str,
+    cut: Callable[[], None],
+    check: Callable[[], None],
 ) -> tuple[int, str]:
-    """Publish in this process; at ``step`` the proxy cuts the connection (the run retries)."""
+    """Publish in this process; at ``difusor``'s ``step`` the proxy cuts its connection (the
+    run retries)."""
     settings = load_settings(workdir.path)
     fired: list[bool] = []
 
     def hook(event: Event) -> None:
-        if not fired and reached(event, step):
+        if not fired and event.difusor == difusor and reached(event, step):
             fired.append(True)
             cut()
             check()
 
     report = publish(PublishRequest(settings, settings.roster.difusores), hook)
     assert fired, f"el paso {step} nunca llegó"
-    (delivery,) = report.deliveries
+    (delivery,) = [d for d in report.deliveries if d.difusor == difusor]
     return int(report.exit_code), delivery.outcome
 
 
-def publish_killed_at(workdir: Workdir, step: str) -> None:
+def publish_killed_at(workdir: Workdir, step: str, difusor: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "tests.crash_driver", str(workdir.path), step],
+        [sys.executable, "-m", "tests.crash_driver", str(workdir.path), step, difusor],
         cwd=Path(__file__).resolve().parents[1],
         capture_output=True,
         text=True,
@@ -224,24 +242,53 @@ def publish_killed_at(workdir: Workdir, step: str) -> None:
     assert done.returncode == -9, (step, done.returncode, done.stderr[-2000:])
 
 
-@pytest.mark.parametrize("fault", ["corte", "sigkill"])
-@pytest.mark.parametrize("kind", ["prep", "site"])
+@pytest.mark.parametrize(
+    ("transport", "kind", "fault", "processes"),
+    [
+        *[
+            (transport, kind, fault, 1)
+            for transport in ("sftp", "rsync")
+            for kind in ("prep", "site")
+            for fault in ("corte", "sigkill")
+        ],
+        # The difusor under fault served by a worker process, another one by the parent.
+        ("sftp", "prep", "corte", 2),
+        ("sftp", "prep", "sigkill", 2),
+    ],
+)
 def test_every_step_survives_a_cut_and_a_kill(
+    transport: str,
     kind: str,
     fault: str,
-    difusor: Endpoint,
+    processes: int,
+    request: pytest.FixtureRequest,
     servers_loop: ServerThread,
     nginx_factory: Callable[..., Nginx],
     workdir: Workdir,
     tmp_path: Path,
 ) -> None:
+    """SFTP to OpenSSH in a chroot, three rounds; an rsync daemon (the guide's), one round:
+    its steps are the same protocol's, over another transport."""
+    if transport == "sftp":
+        difusor: Endpoint = request.getfixturevalue("difusor")
+        rounds = ROUNDS
+    else:
+        difusor = request.getfixturevalue("rsync_difusores")["demonio"]
+        rounds = 1
     difusor.empty()
     proxy = FaultProxy(difusor.host, difusor.port)
     servers_loop.run(proxy.start())
     web = nginx_factory(difusor.local_root)
     proxied = dataclasses.replace(difusor, port=proxy.port)
+    fleet = [request.getfixturevalue("sshd_plain"), proxied] if processes > 1 else [proxied]
     # Synthetic cortes: every acta has its row (Campeche's declaration does not apply).
-    workdir.write_roster([proxied], deadline=30, retention=RETENTION, rowless_actas={})
+    workdir.write_roster(
+        fleet,
+        deadline=30,
+        retention=RETENTION,
+        rowless_actas={},
+        publish={"workers": processes},
+    )
     cortes = Cortes(kind, workdir, tmp_path)
     reader = Reader(web.url)
     published: list[str] = []
@@ -254,7 +301,7 @@ def test_every_step_survives_a_cut_and_a_kill(
         k = 0
         # prepush's own index.html is the same every corte: it has no flip of its own.
         steps = [s for s in STEPS if kind == "site" or s != "flip:index.html"]
-        for _round in range(ROUNDS):
+        for _round in range(rounds):
             for step in steps:
                 k += 1
                 package = cortes.build(k)
@@ -265,10 +312,10 @@ def test_every_step_survives_a_cut_and_a_kill(
 
                 if fault == "corte":
                     code, outcome = publish_cut_at(
-                        workdir, step, lambda: servers_loop.run(proxy.cut()), check
+                        workdir, step, proxied.name, lambda: servers_loop.run(proxy.cut()), check
                     )
                 else:
-                    publish_killed_at(workdir, step)
+                    publish_killed_at(workdir, step, proxied.name)
                     check()
                     code = main(["-C", str(workdir.path), "publish"])
                     outcome = "delivered"
@@ -282,7 +329,112 @@ def test_every_step_survives_a_cut_and_a_kill(
         if reader.is_alive():
             reader.join(30)
         servers_loop.run(proxy.stop())
-    print(f"{kind}/{fault}: {len(published)} cortes, {reader.reads} lecturas completas")
+    print(
+        f"{transport}/{kind}/{fault}/{processes}: {len(published)} cortes,"
+        f" {reader.reads} lecturas completas"
+    )
     assert reader.torn == [], reader.torn[:20]
     assert reader.reads >= len(published)
     assert not [p for p in os.listdir(difusor.local_root) if p.endswith((".prepush-tmp",))]
+
+
+# --- rsync difusores: random cuts and a SIGKILL, with the reader -----------------------------
+
+RSYNC_CORTES = 10
+RSYNC_KILLED_AT = 5
+# Per chunk the proxy relays upstream: rsync sends many small ones, a publish some hundreds.
+CUT_PROBABILITY = 0.01
+
+
+@pytest.fixture(scope="module")
+def rsync_difusores(client_key: Path) -> Iterator[dict[str, Endpoint]]:
+    """The guide's rsync daemon and sshd with rrsync, their web roots on tmpfs."""
+    if not rsync_servers_available():
+        pytest.skip("requiere rsync (con rrsync), sshd y ser root")
+    daemon = guide_daemon(tmpfs_size="256m")
+    sshd = guide_rrsync_sshd(client_key, tmpfs_size="256m")
+    try:
+        yield {
+            "demonio": daemon_endpoint(daemon, name="rsync-demonio"),
+            "ssh": ssh_endpoint(sshd, client_key, name="rsync-ssh"),
+        }
+    finally:
+        daemon.stop()
+        sshd.stop()
+
+
+def rsync_children_of(port: int) -> list[str]:
+    """rsync or ssh processes still talking to ``port``: none may outlive prepush."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            words = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        talks = any(f":{port}/".encode() in w or w == str(port).encode() for w in words)
+        if words and words[0].endswith((b"rsync", b"ssh")) and talks:
+            found.append(" ".join(w.decode(errors="replace") for w in words))
+    return found
+
+
+@pytest.mark.parametrize("form", ["demonio", "ssh"])
+def test_rsync_difusores_never_serve_a_torn_site_through_cuts_and_a_kill(
+    form: str,
+    rsync_difusores: dict[str, Endpoint],
+    servers_loop: ServerThread,
+    nginx_factory: Callable[..., Nginx],
+    workdir: Workdir,
+    tmp_path: Path,
+) -> None:
+    """Ten cortes to an rsync difusor behind a proxy that cuts connections at random, and
+    one SIGKILL of prepush mid-transfer: the reader never reads a torn site, each publish
+    ends with exactly the retained cortes, and no rsync or ssh outlives a killed prepush."""
+    difusor = rsync_difusores[form]
+    difusor.empty()
+    proxy = FaultProxy(difusor.host, difusor.port, seed=15)
+    servers_loop.run(proxy.start())
+    web = nginx_factory(difusor.local_root)
+    workdir.write_roster(
+        [dataclasses.replace(difusor, port=proxy.port)],
+        deadline=60,
+        retention=RETENTION,
+        rowless_actas={},
+    )
+    cortes = Cortes("prep", workdir, tmp_path)
+    reader = Reader(web.url)
+    published: list[str] = []
+    try:
+        first = cortes.build(0)
+        reader.learn(first)
+        assert main(["-C", str(workdir.path), "publish"]) == 0
+        published.append(first.corte)
+        reader.start()
+        proxy.faults.reset_probability = CUT_PROBABILITY
+        for k in range(1, RSYNC_CORTES + 1):
+            package = cortes.build(k)
+            reader.learn(package)
+            if k == RSYNC_KILLED_AT:
+                publish_killed_at(workdir, "mid-upload")
+                assert served_corte_is_whole(difusor.local_root, reader) == published[-1]
+                assert rsync_children_of(proxy.port) == []
+            code = main(["-C", str(workdir.path), "publish"])
+            assert code == 0, k
+            published.append(package.corte)
+            assert read_tree(difusor.local_root) == expected_tree(workdir, published), k
+            assert served_corte_is_whole(difusor.local_root, reader) == package.corte
+    finally:
+        reader.stop.set()
+        if reader.is_alive():
+            reader.join(30)
+        servers_loop.run(proxy.stop())
+    print(
+        f"rsync {form}: {len(published)} cortes, {proxy.resets} cortes de conexión,"
+        f" {reader.reads} lecturas completas"
+    )
+    assert proxy.resets > 0, "the proxy cut no connection: the test proved nothing"
+    assert reader.torn == [], reader.torn[:20]
+    assert reader.reads >= len(published)
+    # The killed run's runtime directory (its socket, its scratch files) was swept by the next.
+    assert not list(Path(tempfile.gettempdir()).glob("prepush-rsync-*"))

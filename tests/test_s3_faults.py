@@ -91,13 +91,14 @@ def test_ten_cortes_with_resets_and_kills_never_show_a_torn_site(
                 code, outcome = publish_cut_at(
                     workdir,
                     step,
+                    proxied.name,
                     lambda: servers_loop.run(proxy.cut()),
                     lambda: served_corte_is_whole(bucket, reader) and None,
                 )
                 assert outcome == "delivered", (step, outcome)
                 faults.append(f"corte@{step}")
             else:
-                publish_killed_at(workdir, step)
+                publish_killed_at(workdir, step, proxied.name)
                 served_corte_is_whole(bucket, reader)
                 code = main(["-C", str(workdir.path), "publish"])
                 faults.append(f"kill@{step}")

@@ -1,5 +1,6 @@
-"""A mixed fleet in one run: SFTP and S3 difusores publish together, and an S3 difusor that
-stops answering (a stalled link in front of its endpoint) delays nobody else."""
+"""A mixed fleet in one run: SFTP, rsync (daemon and rrsync over SSH) and S3 difusores publish
+together, and an S3 difusor that stops answering (a stalled link in front of its endpoint)
+delays nobody else."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from prepush.sim.faultproxy import FaultProxy
 from prepush.sim.fleet import ServerThread
 from tests.conftest import BucketFactory, Workdir
 from tests.prepdata import CORTES
+from tests.rsync_servers import RsyncEndpoint
 from tests.servers import Endpoint, read_tree
 
 DEADLINE = 8.0
@@ -25,8 +27,10 @@ def seconds(row: dict[str, object]) -> float:
     ).total_seconds()
 
 
-def test_sftp_and_s3_in_one_run_and_a_stalled_bucket_delays_no_other(
+def test_sftp_rsync_and_s3_in_one_run_and_a_stalled_bucket_delays_no_other(
     asyncssh_difusor: Endpoint,
+    rsyncd: RsyncEndpoint,
+    rrsync: RsyncEndpoint,
     s3_bucket: BucketFactory,
     servers_loop: ServerThread,
     workdir: Workdir,
@@ -39,7 +43,7 @@ def test_sftp_and_s3_in_one_run_and_a_stalled_bucket_delays_no_other(
     try:
         stalled = stalled_bucket.through(proxy.port)
         workdir.write_roster(
-            [asyncssh_difusor, good, stalled],
+            [asyncssh_difusor, rsyncd, rrsync, good, stalled],
             deadline=DEADLINE,
             publish={"request_timeout_seconds": 30, "connect_timeout_seconds": 30},
         )
@@ -57,11 +61,12 @@ def test_sftp_and_s3_in_one_run_and_a_stalled_bucket_delays_no_other(
     assert rows[stalled.name]["outcome"] == "failed"
     assert rows[stalled.name]["error_class"] == "DeadlineError"
     assert "sigue en el corte anterior completo" in str(rows[stalled.name]["error_message"])
-    for name in (asyncssh_difusor.name, good.name):
+    for name in (asyncssh_difusor.name, rsyncd.name, rrsync.name, good.name):
         assert rows[name]["outcome"] == "delivered", rows[name]
         assert seconds(rows[name]) < DEADLINE / 3, (name, seconds(rows[name]))
     assert seconds(rows[stalled.name]) >= DEADLINE
     expected = {**workdir.package_tree(CORTES[2]), **workdir.package_tree(CORTES[3])}
-    assert read_tree(asyncssh_difusor.local_root) == expected
+    for root in (asyncssh_difusor.local_root, rsyncd.local_root, rrsync.local_root):
+        assert read_tree(root) == expected
     assert good.tree() == expected
     assert stalled_bucket.main_json_corte() == CORTES[2]

@@ -51,7 +51,7 @@ def test_a_night_with_sftp_and_s3_difusores_ends_as_expected(tmp_path: Path) -> 
 
 
 def test_s3_difusores_take_network_faults_only(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="sólo tienen fallas de red"):
+    with pytest.raises(ConfigError, match=r"admiten fallas del servidor: difusor02 \(full\)"):
         simulate(
             SimulateOptions(
                 workdir=tmp_path,

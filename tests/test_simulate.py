@@ -230,3 +230,43 @@ def test_a_night_with_real_sshd_difusores(tmp_path: Path) -> None:
             lambda _e: None,
             lambda _line: None,
         )
+
+
+def test_a_mixed_night_with_rsync_difusores(tmp_path: Path) -> None:
+    """simulate --transport mixto: SFTP, an rsync daemon and sshd with rrsync in one night,
+    a cut on the rsync daemon; everything ends with the last corte and nothing is left."""
+    from prepush.sim.rsyncd import rrsync_path, rsync_available
+    from prepush.sim.sshd import sshd_available
+
+    if not (rsync_available() and sshd_available() and rrsync_path() is not None):
+        pytest.skip("requiere rsync (con rrsync), sshd y ser root; 'make test' los instala")
+    result = simulate(
+        SimulateOptions(
+            workdir=tmp_path,
+            difusores=3,
+            cortes=3,
+            seconds_per_corte=0.5,
+            transport="mixto",
+            faults=[parse_fault("difusor02:reset@2=30%")],
+        ),
+        lambda _e: None,
+        lambda _line: None,
+    )
+    assert result.ok, result.problems
+    settings = load_settings(tmp_path / "simulacro")
+    transports = [(d.transport, d.rsync_daemon) for d in settings.roster.difusores]
+    assert transports == [("sftp", False), ("rsync", True), ("rsync", False)]
+    assert [d.outcome for d in result.cortes[-1].report.deliveries] == ["delivered"] * 3
+    (cut,) = [d for d in result.cortes[1].report.deliveries if d.difusor == "difusor02"]
+    assert cut.outcome == "delivered"
+    assert cut.attempts == 2
+    proxy_ports = {d.port for d in settings.roster.difusores}
+    assert not proxy_ports & listening_ports()
+    with pytest.raises(ConfigError, match="fallas del servidor"):
+        simulate(
+            SimulateOptions(
+                workdir=tmp_path, transport="rsync", faults=[parse_fault("difusor01:full@1")]
+            ),
+            lambda _e: None,
+            lambda _line: None,
+        )

@@ -3,11 +3,11 @@
 Each check passes, warns or fails with a Spanish explanation and how to fix it. The results go
 to the ledger: they are the evidence that a difusor met the requirements on a given date.
 
-The web server is tested with a probe file of check's own, written by SFTP, read over HTTP and
-removed, so a difusor passes before the first publish (when json/main.json does not exist yet)
-and the check proves that ``url`` serves ``remote_dir``. The Cache-Control rule is checked on
-json/main.json once it exists, on the probe before. ``.prepush/`` (prepush's state) must not be
-served to the public.
+The web server is tested with a probe file of check's own, written over the difusor's
+transport (SFTP or rsync), read over HTTP and removed, so a difusor passes before the first
+publish (when json/main.json does not exist yet) and the check proves that ``url`` serves
+``remote_dir``. The Cache-Control rule is checked on json/main.json once it exists, on the
+probe before. ``.prepush/`` (prepush's state) must not be served to the public.
 """
 
 from __future__ import annotations
@@ -49,6 +49,27 @@ STATE_JSON = f"{PROBE_DIR}/state.json"
 
 
 @dataclass(frozen=True)
+class Way:
+    """How the checks name the difusor's server and protocol, by its transport."""
+
+    protocol: str
+    server: str
+    # The check that fails when no connection is made at all.
+    connection: str
+    host_key: bool = True
+
+    @classmethod
+    def of(cls, difusor: Difusor) -> Way:
+        if difusor.s3 is not None:
+            return cls("S3", "el bucket", "s3", host_key=False)
+        if difusor.rsync_daemon:
+            return cls("rsync", "el demonio rsync", "rsync", host_key=False)
+        if difusor.transport == "rsync":
+            return cls("rsync", "el servidor SSH", "ssh")
+        return cls("SFTP", "el servidor SSH", "ssh")
+
+
+@dataclass(frozen=True)
 class CheckResult:
     name: str
     status: Status
@@ -61,6 +82,7 @@ class CheckResult:
 class DifusorCheck:
     difusor: str
     results: list[CheckResult] = field(default_factory=list)
+    way: Way = Way("SFTP", "el servidor SSH", "ssh")
 
     def add(
         self,
@@ -116,10 +138,10 @@ async def _check_all(
 
 
 async def _check_one(settings: Settings, difusor: Difusor, connector: Connector) -> DifusorCheck:
-    check = DifusorCheck(difusor.name)
+    check = DifusorCheck(difusor.name, way=Way.of(difusor))
     transport = None
     # An S3 difusor has no port of its own to probe: the client's first request tells.
-    if not difusor.over_ssh or await _reachable(settings, difusor, check):
+    if difusor.s3 is not None or await _reachable(settings, difusor, check):
         transport = await _connect(settings, difusor, check, connector)
     try:
         if transport is not None:
@@ -143,7 +165,8 @@ async def _reachable(settings: Settings, difusor: Difusor, check: DifusorCheck) 
             "tcp",
             "fail",
             f"No se pudo abrir {difusor.host}:{difusor.port} ({describe_os_error(exc)}). Revise"
-            " que el servidor SSH esté en marcha y que el cortafuegos permita la IP del instituto.",
+            f" que {check.way.server} esté en marcha y que el cortafuegos permita la IP del"
+            " instituto.",
         )
         return False
     writer.close()
@@ -161,13 +184,25 @@ async def _connect(
         check.add("host_key", "fail", exc.message)
         return None
     except AuthError as exc:
-        if difusor.over_ssh:
-            check.add("host_key", "pass", "la llave de host coincide con la fijada en el padrón")
+        _host_key_passed(check)
         check.add("auth", "fail", exc.message)
         return None
-    except DifusorError as exc:
-        check.add("ssh" if difusor.over_ssh else "s3", "fail", exc.message)
+    except RemoteError as exc:
+        if check.way.protocol == "rsync":
+            _host_key_passed(check)
+            check.add("auth", "pass", f"autenticado como {difusor.user}")
+            check.add("remote_dir", "fail", exc.message)
+            return None
+        check.add(check.way.connection, "fail", exc.message)
         return None
+    except DifusorError as exc:
+        check.add(check.way.connection, "fail", exc.message)
+        return None
+    _connected(difusor, check)
+    return transport
+
+
+def _connected(difusor: Difusor, check: DifusorCheck) -> None:
     if difusor.s3 is not None:
         where = difusor.s3.endpoint_url or f"S3 ({difusor.s3.region})"
         check.add(
@@ -175,32 +210,50 @@ async def _connect(
             "pass",
             f"credenciales aceptadas; el bucket {difusor.s3.bucket} responde en {where}",
         )
-        return transport
-    check.add("host_key", "pass", "la llave de host coincide con la fijada en el padrón")
+        return
+    _host_key_passed(check)
     check.add("auth", "pass", f"autenticado como {difusor.user}")
-    return transport
+    if check.way.protocol == "rsync":
+        where = (
+            f"el módulo {difusor.rsync.module} y " if difusor.rsync and difusor.rsync.module else ""
+        )
+        check.add("remote_dir", "pass", f"{where}el directorio remoto {difusor.remote_dir} existen")
+
+
+def _host_key_passed(check: DifusorCheck) -> None:
+    if check.way.host_key:
+        check.add("host_key", "pass", "la llave de host coincide con la fijada en el padrón")
+    elif check.way.protocol == "rsync":
+        check.add(
+            "host_key",
+            "warn",
+            "el demonio rsync no identifica al servidor (no hay llave de host) ni cifra: quien"
+            " controle la red podría suplantarlo. Limítelo con 'hosts allow' a la IP del"
+            " instituto y, si puede, use rsync por SSH o una VPN.",
+        )
 
 
 async def _over_transport(
     settings: Settings, difusor: Difusor, transport: Transport, check: DifusorCheck
 ) -> None:
     try:
-        _extensions(difusor, transport, check)
+        _extensions(transport, check)
         await _space(settings, difusor, transport, check)
         if await _write_permission(transport, check):
             await _throughput_and_clock(settings, transport, check)
         await _cdn(transport, check)
     except DifusorError as exc:
-        check.add("sftp" if difusor.over_ssh else "s3", "fail", exc.message)
+        check.add(check.way.protocol.lower(), "fail", exc.message)
 
 
-def _extensions(difusor: Difusor, transport: Transport, check: DifusorCheck) -> None:
+def _extensions(transport: Transport, check: DifusorCheck) -> None:
     caps = transport.capabilities
     listing = ", ".join(caps.features) or "ninguna"
-    if not difusor.over_ssh:
+    if check.way.protocol == "S3":
         check.add("extensions", "pass", f"S3: {listing}; cada PUT reemplaza el objeto entero")
     elif caps.atomic_flip:
-        check.add("extensions", "pass", f"extensiones SFTP: {listing}; cambio atómico de main.json")
+        offered = "extensiones SFTP" if check.way.protocol == "SFTP" else "rsync"
+        check.add("extensions", "pass", f"{offered}: {listing}; cambio atómico de main.json")
     else:
         check.add(
             "extensions",
@@ -220,11 +273,14 @@ async def _space(
         return
     space = await transport.space()
     if space is None:
+        why = "sin statvfs" if check.way.protocol == "SFTP" else "rsync no lo dice"
+        probe = settings.roster.requirements.probe_size_mb
         check.add(
             "space",
             "warn",
-            "el servidor no informa el espacio libre (sin statvfs); confírmelo con el difusor"
-            f" (se piden {required:g} GB)",
+            f"el servidor no informa el espacio libre ({why}); la prueba de velocidad sólo"
+            f" muestra que caben {probe:g} MB. Confírmelo con el difusor (se piden"
+            f" {required:g} GB).",
         )
         return
     free_gb = space.free_bytes / 1e9
@@ -345,7 +401,8 @@ async def check_web(url: str, transport: Transport | None, check: DifusorCheck) 
                     written.append(path)
             except DifusorError as exc:
                 unwritable = (
-                    f"no se pudo escribir el archivo de prueba en el difusor: {exc.message}"
+                    f"no se pudo escribir el archivo de prueba por {check.way.protocol}:"
+                    f" {exc.message}"
                 )
         async with httpx.AsyncClient(timeout=10, follow_redirects=True) as client:
             fetched = await asyncio.gather(
@@ -400,14 +457,14 @@ def _web_root(
     base: str, probe: str, body: bytes, served: Fetched, main: Fetched, check: DifusorCheck
 ) -> None:
     if served is None:
-        # No SFTP, no probe: only whether the web server answers.
+        # No connection, no probe: only whether the web server answers.
         if isinstance(main, httpx.Response):
             status: Status = "pass" if main.status_code == 200 else "warn"
             check.add(
                 "http",
                 status,
-                f"{base}{MAIN_JSON} respondió {main.status_code}; sin SFTP no se pudo probar con"
-                " un archivo propio que url sirve el directorio remoto",
+                f"{base}{MAIN_JSON} respondió {main.status_code}; sin conexión al difusor no se"
+                " pudo probar con un archivo propio que url sirve el directorio remoto",
             )
         else:
             check.add("http", "fail", str(main))

@@ -68,6 +68,7 @@ from prepush.publish.protocol import (
     write_notice,
 )
 from prepush.publish.runlock import RunLock
+from prepush.publish.workers import Job, Workers, deal, process_count
 from prepush.settings import Difusor, Settings
 from prepush.transports import Connector, connect
 from prepush.transports.base import Transport
@@ -175,10 +176,12 @@ class ConnectionPool:
     of a small corte. A connection that failed, or that the server closed, is never reused.
     """
 
-    def __init__(self, connector: Connector, *, keep: bool) -> None:
+    def __init__(self, connector: Connector, *, keep: bool, workers: Workers | None = None) -> None:
         self._connector = connector
         self._keep = keep
         self._idle: dict[str, Transport] = {}
+        # Worker processes that serve shares of the difusores (publish/workers.py).
+        self.workers = workers
 
     async def get(self, difusor: Difusor, settings: Settings) -> tuple[Transport, bool]:
         """A connection to ``difusor`` and whether it is a kept one."""
@@ -206,15 +209,29 @@ def publish(
     connector: Connector = connect,
 ) -> PublishReport:
     """Run one publish under the local run lock and record it in the ledger."""
+    workers = _start_workers(request, connector, keep=False)
 
     async def once() -> PublishReport:
-        pool = ConnectionPool(connector, keep=False)
+        pool = ConnectionPool(connector, keep=False, workers=workers)
         try:
             return await publish_async(request, events, pool)
         finally:
             await pool.close_all()
 
-    return asyncio.run(once())
+    try:
+        return asyncio.run(once())
+    finally:
+        if workers is not None:
+            workers.close()
+
+
+def _start_workers(request: PublishRequest, connector: Connector, *, keep: bool) -> Workers | None:
+    """The worker processes for this request's difusores, forked now: before the ledger is
+    opened and before any event loop runs."""
+    processes = process_count(request.settings, len(request.difusores))
+    if processes == 1:
+        return None
+    return Workers.start(processes - 1, request.settings, connector, keep=keep)
 
 
 async def publish_async(
@@ -266,8 +283,7 @@ async def publish_async(
                 f"{violation} Publicado por decisión del operador: {request.override_embargo}",
             )
         owner = LockOwner(lock_owner, run_id, workdir=str(settings.workdir))
-        publisher = _Publisher(request, ledger, owner, events, pool)
-        deliveries = await publisher.run_all(package)
+        deliveries = await _deliver_everywhere(request, ledger, owner, events, pool, package)
         if request.rollback and not request.dry_run:
             for delivery in deliveries:
                 if delivery.outcome in ("delivered", "up_to_date"):
@@ -275,6 +291,41 @@ async def publish_async(
         report = PublishReport(run_id, package.corte, deliveries, rollback=request.rollback)
         ledger.finish_run(run_id, report.status)
         return report
+
+
+async def _deliver_everywhere(
+    request: PublishRequest,
+    ledger: Ledger,
+    owner: LockOwner,
+    events: EventSink,
+    pool: ConnectionPool,
+    package: Package,
+) -> list[Delivery]:
+    """Every difusor at once: this process serves its share, each worker serves another."""
+    if pool.workers is None or pool.workers.count == 0:
+        return await _Publisher(request, ledger, owner, events, pool).run_all(package)
+    shares = deal(request.difusores, pool.workers.count + 1)
+    package.cache.share(len(shares))
+    mine = _Publisher(
+        dataclasses.replace(request, difusores=shares[0]), ledger, owner, events, pool
+    )
+    jobs = [
+        Job(
+            corte=package.corte,
+            names=tuple(d.name for d in share),
+            explicit_corte=request.corte is not None,
+            dry_run=request.dry_run,
+            override_embargo=request.override_embargo,
+            rollback=request.rollback,
+            owner=owner,
+        )
+        for share in shares[1:]
+    ]
+    own, theirs = await asyncio.gather(
+        mine.run_all(package), pool.workers.publish(jobs, ledger, events)
+    )
+    by_name = {d.difusor: d for d in [*own, *theirs]}
+    return [by_name[d.name] for d in request.difusores]
 
 
 def _everyone_has(ledger: Ledger, difusores: Sequence[Difusor], corte: str) -> bool:
@@ -304,8 +355,10 @@ def watch(
     difusor is retried with the next corte, as on a timer.
     """
 
+    workers = _start_workers(request, connector, keep=True)
+
     async def loop() -> None:
-        pool = ConnectionPool(connector, keep=True)
+        pool = ConnectionPool(connector, keep=True, workers=workers)
         published: str | None = None
         try:
             while True:
@@ -321,7 +374,11 @@ def watch(
         finally:
             await pool.close_all()
 
-    asyncio.run(loop())
+    try:
+        asyncio.run(loop())
+    finally:
+        if workers is not None:
+            workers.close()
 
 
 class _Publisher:

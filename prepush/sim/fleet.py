@@ -5,6 +5,10 @@ and an HTTP server for its web root that sends ``Cache-Control: no-cache, no-sto
 must-revalidate`` on ``json/main.json`` as the calls demand. Server faults (wrong
 credentials, a full disk, permission denied, no posix-rename) are injected by subclassing
 asyncssh's SFTPServer, and can be changed between cortes.
+
+A fleet may also have rsync difusores (prepush.sim.rsyncd): a real rsync daemon, or a real
+sshd whose key runs rrsync; and real sshd SFTP difusores. Only network faults (the proxy's)
+reach those.
 """
 
 from __future__ import annotations
@@ -18,14 +22,20 @@ from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import asyncssh
 from asyncssh import FXF_APPEND, FXF_CREAT, FXF_TRUNC, FXF_WRITE
 
-from prepush.sim.sshd import SshdDifusor
+from prepush.sim.rsyncd import MODULE_NAME, RsyncDaemon, rrsync_sshd
+from prepush.sim.sshd import BASE, SshdDifusor
 
 T = TypeVar("T")
+# How a local difusor receives: in-process SFTP, OpenSSH sshd (SFTP), an rsync daemon, or
+# sshd with rrsync.
+Kind = Literal["sftp", "sshd", "rsyncd", "rrsync"]
+# Every rsync daemon of a simulated night has this password, in this variable.
+RSYNC_PASSWORD_ENV = "PREPUSH_SIMULACRO_RSYNC"
 NO_CACHE = "no-cache, no-store, must-revalidate"
 ENTRY_PAGES = ("json/main.json", "index.html")
 WRITE_FLAGS = FXF_WRITE | FXF_CREAT | FXF_TRUNC | FXF_APPEND
@@ -279,7 +289,8 @@ class WebServer:
 
 @dataclass
 class FleetMember:
-    """One local difusor: its SFTP server (in-process or a real sshd) and its web server."""
+    """One local difusor: its server (in-process SFTP, a real sshd, an rsync daemon) and its
+    web server."""
 
     name: str
     host: str
@@ -291,20 +302,53 @@ class FleetMember:
     web: WebServer
     local: LocalDifusor | None = None
     sshd: SshdDifusor | None = None
+    rsyncd: RsyncDaemon | None = None
+    kind: Kind = "sftp"
+
+    def roster_entry(self, key_file: Path) -> dict[str, object]:
+        entry: dict[str, object] = {
+            "name": self.name,
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "remote_dir": self.remote_dir,
+            "url": self.web.url,
+        }
+        if self.kind == "rsyncd":
+            entry["transport"] = "rsync"
+            entry["rsync"] = {"mode": "daemon", "module": MODULE_NAME}
+            entry["password_env"] = RSYNC_PASSWORD_ENV
+            return entry
+        if self.kind == "rrsync":
+            entry["transport"] = "rsync"
+        entry["key_file"] = str(key_file)
+        entry["host_key"] = self.host_key_line
+        return entry
 
 
 class Fleet:
-    """N local difusores (SFTP + web) under ``base``, with one client key pair.
+    """N local difusores (a server + web) under ``base``, with one client key pair.
 
     In-process asyncssh servers by default; real OpenSSH sshd (needs root) with ``sshd``.
+    ``kinds`` gives each difusor its own kind instead (rsync daemons, sshd with rrsync).
     """
 
-    def __init__(self, base: Path, names: list[str], *, sshd: bool = False) -> None:
+    def __init__(
+        self,
+        base: Path,
+        names: list[str],
+        *,
+        sshd: bool = False,
+        kinds: dict[str, Kind] | None = None,
+    ) -> None:
         self.base = base
         self.names = names
         self.use_sshd = sshd
+        default: Kind = "sshd" if sshd else "sftp"
+        self.kinds: dict[str, Kind] = {n: (kinds or {}).get(n, default) for n in names}
         self.client_key = asyncssh.generate_private_key("ssh-ed25519")
         self.key_file = base / "claves" / "flota.pem"
+        self.rsync_password = os.urandom(12).hex()
         self.members: dict[str, FleetMember] = {}
 
     def _ensure_key(self) -> None:
@@ -318,8 +362,18 @@ class Fleet:
 
     async def start(self) -> None:
         self._ensure_key()
+        if "rsyncd" in self.kinds.values():
+            os.environ[RSYNC_PASSWORD_ENV] = self.rsync_password
         for name in self.names:
-            member = self._start_sshd(name) if self.use_sshd else await self._start_local(name)
+            kind = self.kinds[name]
+            if kind == "sftp":
+                member = await self._start_local(name)
+            elif kind == "sshd":
+                member = self._start_sshd(name)
+            elif kind == "rsyncd":
+                member = self._start_rsyncd(name)
+            else:
+                member = self._start_rrsync(name)
             self.members[name] = member
             member.web.start()
 
@@ -338,6 +392,25 @@ class Fleet:
         return FleetMember(
             name, info.host, info.port, info.user, info.host_key_line,
             info.local_root, info.remote_dir, WebServer(info.local_root), sshd=daemon,
+            kind="sshd",
+        )  # fmt: skip
+
+    def _start_rsyncd(self, name: str) -> FleetMember:
+        # As root the daemon changes to the test user, who must reach its web root: /srv.
+        base = BASE if os.geteuid() == 0 else self.base / "difusores"
+        daemon = RsyncDaemon(base, password=self.rsync_password)
+        info = daemon.start()
+        return FleetMember(
+            name, info.host, info.port, info.user, "", info.local_root, ".",
+            WebServer(info.local_root), rsyncd=daemon, kind="rsyncd",
+        )  # fmt: skip
+
+    def _start_rrsync(self, name: str) -> FleetMember:
+        daemon = rrsync_sshd(self.key_file)
+        info = daemon.start()
+        return FleetMember(
+            name, info.host, info.port, info.user, info.host_key_line, info.local_root, ".",
+            WebServer(info.local_root), sshd=daemon, kind="rrsync",
         )  # fmt: skip
 
     async def stop(self) -> None:
@@ -345,6 +418,8 @@ class Fleet:
             member.web.stop()
             if member.sshd is not None:
                 member.sshd.stop()
+            if member.rsyncd is not None:
+                member.rsyncd.stop()
         await asyncio.gather(
             *(m.local.stop() for m in self.members.values() if m.local is not None),
             return_exceptions=True,
@@ -365,19 +440,7 @@ class Fleet:
         return iter(self.members.values())
 
     def roster_entries(self) -> list[dict[str, object]]:
-        return [
-            {
-                "name": m.name,
-                "host": m.host,
-                "port": m.port,
-                "user": m.user,
-                "remote_dir": m.remote_dir,
-                "url": m.web.url,
-                "key_file": str(self.key_file),
-                "host_key": m.host_key_line,
-            }
-            for m in self.members.values()
-        ]
+        return [m.roster_entry(self.key_file) for m in self.members.values()]
 
 
 class ServerThread:

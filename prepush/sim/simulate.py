@@ -31,7 +31,8 @@ from prepush.publish.protocol import EventSink
 from prepush.publish.publisher import PublishReport, PublishRequest, publish
 from prepush.settings import Settings, load_settings
 from prepush.sim.faultproxy import FaultProxy
-from prepush.sim.fleet import Fleet, LocalDifusor, ServerThread, disk_usage
+from prepush.sim.fleet import Fleet, Kind, LocalDifusor, ServerThread, disk_usage
+from prepush.sim.rsyncd import rrsync_path, rsync_available
 from prepush.sim.s3local import KEY_ID, SECRET, LocalS3, require_moto
 from prepush.sim.scenario import NETWORK_KINDS, Fault, parse_fault
 from prepush.sim.sshd import sshd_available
@@ -57,6 +58,8 @@ class SimulateOptions:
     timezone: str = "America/Mexico_City"
     roster: Path | None = None
     sshd: bool = False
+    # sftp, rsync (rsync daemons; with sshd, sshd with rrsync) or mixto (one of each in turn).
+    transport: str = "sftp"
     # How many of the difusores (the last ones) are S3 buckets on a local endpoint.
     s3: int = 0
 
@@ -142,7 +145,7 @@ def _local_night(
     sftp_names, s3_names = names[:cut], names[cut:]
     _check_faults(options, names, s3_names)
     servers = ServerThread()
-    fleet = Fleet(base, sftp_names, sshd=options.sshd)
+    fleet = Fleet(base, sftp_names, kinds=kinds_for(options, sftp_names))
     buckets = LocalS3(base / "s3", log=False) if s3_names else None
     proxies: dict[str, FaultProxy] = {}
     try:
@@ -279,6 +282,20 @@ def _apply_faults(
     return active
 
 
+def kinds_for(options: SimulateOptions, names: list[str]) -> dict[str, Kind]:
+    """What each local difusor runs, by --transport and --sshd."""
+    sftp: Kind = "sshd" if options.sshd else "sftp"
+    rsync: Kind = "rrsync" if options.sshd else "rsyncd"
+    if options.transport == "sftp":
+        return dict.fromkeys(names, sftp)
+    if options.transport == "rsync":
+        return dict.fromkeys(names, rsync)
+    cycle: list[Kind] = [sftp, "rsyncd"]
+    if sshd_available() and rrsync_path() is not None:
+        cycle.append("rrsync")
+    return {name: cycle[i % len(cycle)] for i, name in enumerate(names)}
+
+
 def _check_faults(options: SimulateOptions, names: list[str], s3_names: list[str]) -> None:
     unknown = {f.difusor for f in options.faults} - set(names)
     if unknown:
@@ -286,30 +303,32 @@ def _check_faults(options: SimulateOptions, names: list[str], s3_names: list[str
             f"Las fallas nombran difusores que no existen en el simulacro: {sorted(unknown)}."
             f" Hay {options.difusores}: {names[0]} a {names[-1]}."
         )
+    if options.transport not in ("sftp", "rsync", "mixto"):
+        raise ConfigError(f"--transport {options.transport!r} no existe: use sftp, rsync o mixto.")
+    if options.sshd and not sshd_available():
+        raise ConfigError(
+            "--sshd necesita el servidor de OpenSSH (apt-get install openssh-server) y"
+            " ejecutarse como root."
+        )
+    if options.transport != "sftp" and not rsync_available():
+        raise ConfigError("--transport rsync necesita rsync (apt-get install rsync).")
+    if options.transport == "rsync" and options.sshd and rrsync_path() is None:
+        raise ConfigError("rsync por SSH necesita rrsync, que viene con el paquete rsync.")
     if s3_names:
         require_moto()
-        on_bucket = sorted(
-            f"{f.difusor}:{f.kind}"
+    kinds = kinds_for(options, [n for n in names if n not in s3_names])
+    real = sorted(
+        {
+            f"{f.difusor} ({f.kind})"
             for f in options.faults
-            if f.difusor in s3_names and f.kind not in NETWORK_KINDS
+            if f.kind not in NETWORK_KINDS and kinds.get(f.difusor) != "sftp"
+        }
+    )
+    if real:
+        raise ConfigError(
+            f"Sólo los difusores SFTP en proceso admiten fallas del servidor: {', '.join(real)}."
+            " Con --sshd, con difusores rsync o con buckets S3 use fallas de red (las del proxy)."
         )
-        if on_bucket:
-            raise ConfigError(
-                f"Los difusores S3 ({', '.join(s3_names)}) sólo tienen fallas de red (las del"
-                f" proxy): {', '.join(on_bucket)} necesita un difusor SFTP en proceso."
-            )
-    if options.sshd:
-        if not sshd_available():
-            raise ConfigError(
-                "--sshd necesita el servidor de OpenSSH (apt-get install openssh-server) y"
-                " ejecutarse como root."
-            )
-        on_server = sorted({f.kind for f in options.faults if f.kind not in NETWORK_KINDS})
-        if on_server:
-            raise ConfigError(
-                f"Con --sshd sólo hay fallas de red (las del proxy); {', '.join(on_server)}"
-                " necesitan los difusores en proceso: quite --sshd."
-            )
 
 
 async def _reset_network(proxy: FaultProxy) -> None:

@@ -226,7 +226,7 @@ class PumpSession(asyncssh.SSHClientSession[bytes]):
         self._loop = asyncio.get_running_loop()
         self._pending: dict[int, Reply] = {}
         self._next_id = 0
-        self._outbox: list[bytes] = []
+        self._outbox: list[bytes | memoryview] = []
         self._flush_scheduled = False
         self._inbuf = b""
         self._version: asyncio.Future[bytes] = self._loop.create_future()
@@ -312,7 +312,7 @@ class PumpSession(asyncssh.SSHClientSession[bytes]):
 
     # --- sending -------------------------------------------------------------------------
 
-    def send(self, ptype: int, reply: Reply, *parts: bytes) -> None:
+    def send(self, ptype: int, reply: Reply, *parts: bytes | memoryview) -> None:
         """Queue one request; everything queued in this loop turn leaves together."""
         if self._closed is not None:
             self._loop.call_soon(reply, -1, b"")
@@ -331,7 +331,7 @@ class PumpSession(asyncssh.SSHClientSession[bytes]):
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
 
-    def send_extended(self, name: bytes, reply: Reply, *parts: bytes) -> None:
+    def send_extended(self, name: bytes, reply: Reply, *parts: bytes | memoryview) -> None:
         self.send(FXP_EXTENDED, reply, _string(name), *parts)
 
     def _flush(self) -> None:
@@ -800,9 +800,10 @@ class _Uploader:
             )
             self._fail(upload, error, "leer")
 
-    def _chunk(self, upload: _Upload, size: int) -> bytes | None:
+    def _chunk(self, upload: _Upload, size: int) -> bytes | memoryview | None:
         if upload.data is not None:
-            return bytes(upload.data[upload.offset : upload.offset + size])
+            # A view, not a copy: the bytes are copied once, into the channel's buffer.
+            return upload.data[upload.offset : upload.offset + size]
         assert upload.stream is not None
         try:
             return os.pread(upload.stream, size, upload.offset)
@@ -823,7 +824,9 @@ class _Uploader:
             self.sending.remove(upload)
         self._close(upload)
 
-    def _write(self, upload: _Upload, handle: bytes, offset: int, chunk: bytes) -> None:
+    def _write(
+        self, upload: _Upload, handle: bytes, offset: int, chunk: bytes | memoryview
+    ) -> None:
         size = len(chunk)
         upload.awaiting += 1
         self.session.bytes_written += size

@@ -1,0 +1,380 @@
+"""Publishing from every core: the difusores of a run spread over worker processes.
+
+asyncssh frames and encrypts every SSH packet in Python, so one process moves about one
+core's worth of bytes. With workers, the difusores of a run are dealt out over processes
+(``publish.workers``, one per core by default): the parent serves the first share itself and
+each worker, forked at the start, serves another with its own event loop and connections. A
+difusor's whole protocol stays in one process, and in ``--watch`` in the same one all night,
+with its connection. The parent keeps what must be one: the run lock, the only writer of the
+ledger (the workers call it over their pipe) and the live view (the workers' events come the
+same way). A worker dies with its parent (a SIGKILL of prepush stops every process at once,
+as the crash-point tests expect); a worker that dies alone fails its difusores, said so in the
+ledger, and the others go on.
+
+Workers are forked before the parent opens the ledger or starts an event loop, so nothing
+that must not cross a fork (an SQLite connection, a running loop) does. The package files
+each process reads stay in the kernel's page cache, shared by all of them; each process's
+own cache of small files gets its share of the budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from typing import Any, cast
+
+from prepush.exceptions import InternalError
+from prepush.ledger import DeliveryResult, Ledger
+from prepush.publish.protocol import Delivery, Event, EventSink, LockOwner
+from prepush.settings import Difusor, Settings
+from prepush.transports import Connector
+
+log = logging.getLogger("prepush")
+
+# What a worker may ask of the parent's ledger: the calls a publish makes, nothing else.
+LEDGER_CALLS = frozenset(
+    {
+        "active_hold",
+        "active_suspension",
+        "consecutive_failed_cortes",
+        "finish_attempt",
+        "finish_delivery",
+        "is_own_lock_owner",
+        "record_event",
+        "set_connected",
+        "set_delivery_corte",
+        "start_attempt",
+        "start_delivery",
+        "suspend",
+    }
+)
+# Progress of one difusor goes to the parent at most this often; every other event at once.
+PROGRESS_EVERY_S = 0.1
+STOP_WAIT_S = 5.0
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class Job:
+    """One corte for one worker's share of the difusores."""
+
+    corte: str
+    names: tuple[str, ...]
+    explicit_corte: bool
+    dry_run: bool
+    override_embargo: str | None
+    rollback: bool
+    owner: LockOwner
+
+
+def process_count(settings: Settings, difusores: int) -> int:
+    """How many processes serve a run: the roster's ``publish.workers`` (one per core by
+    default), never more than there are difusores."""
+    wanted = settings.roster.publish.workers or os.cpu_count() or 1
+    return max(1, min(wanted, difusores))
+
+
+def deal(difusores: Sequence[Difusor], processes: int) -> list[list[Difusor]]:
+    """The difusores of each process, dealt in roster order: the same difusor always lands
+    in the same process, so ``--watch`` keeps its connection there."""
+    shares: list[list[Difusor]] = [[] for _ in range(processes)]
+    for index, difusor in enumerate(difusores):
+        shares[index % processes].append(difusor)
+    return shares
+
+
+@dataclass
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    conn: Connection
+    # Ledger rows this worker opened and has not finished: finished as failed if it dies.
+    open_deliveries: set[int] = field(default_factory=set)
+
+
+class Workers:
+    """The worker processes of a run (or of a night, with ``--watch``): the parent's side."""
+
+    def __init__(self, workers: list[_Worker]) -> None:
+        self._workers = workers
+
+    @property
+    def count(self) -> int:
+        return len(self._workers)
+
+    @classmethod
+    def start(cls, extra: int, settings: Settings, connector: Connector, *, keep: bool) -> Workers:
+        """Fork ``extra`` workers. Call before opening the ledger or starting a loop."""
+        context = multiprocessing.get_context("fork")
+        started = []
+        for number in range(extra):
+            parent_end, child_end = context.Pipe()
+            process = context.Process(
+                target=_worker_main,
+                args=(child_end, settings, connector, keep, extra + 1),
+                name=f"prepush-worker-{number + 1}",
+                daemon=True,
+            )
+            process.start()
+            child_end.close()
+            started.append(_Worker(process, parent_end))
+        return cls(started)
+
+    async def publish(
+        self, jobs: Sequence[Job], ledger: Ledger, events: EventSink
+    ) -> list[Delivery]:
+        """Run one job per worker, serving their ledger calls and events until every one is
+        done. A worker that dies fails its share; the others go on."""
+        loop = asyncio.get_running_loop()
+        results: list[asyncio.Future[list[Delivery]]] = []
+        for worker, job in zip(self._workers, jobs, strict=True):
+            done: asyncio.Future[list[Delivery]] = loop.create_future()
+            results.append(done)
+            worker.conn.send(("publish", job))
+            loop.add_reader(worker.conn.fileno(), self._serve, worker, ledger, events, done)
+        try:
+            outcomes = await asyncio.gather(*results, return_exceptions=True)
+        finally:
+            for worker in self._workers:
+                with contextlib.suppress(ValueError, OSError):
+                    loop.remove_reader(worker.conn.fileno())
+        deliveries: list[Delivery] = []
+        for worker, job, outcome in zip(self._workers, jobs, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                deliveries += self._lost(worker, job, ledger, outcome)
+            else:
+                deliveries += outcome
+        return deliveries
+
+    def _serve(
+        self,
+        worker: _Worker,
+        ledger: Ledger,
+        events: EventSink,
+        done: asyncio.Future[list[Delivery]],
+    ) -> None:
+        try:
+            while worker.conn.poll():
+                message = worker.conn.recv()
+                self._answer(worker, message, ledger, events, done)
+        except (EOFError, OSError) as exc:
+            if not done.done():
+                done.set_exception(exc)
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(worker.conn.fileno())
+
+    def _answer(
+        self,
+        worker: _Worker,
+        message: tuple[Any, ...],
+        ledger: Ledger,
+        events: EventSink,
+        done: asyncio.Future[list[Delivery]],
+    ) -> None:
+        kind = message[0]
+        if kind == "call":
+            _, name, args, kwargs = message
+            try:
+                value = getattr(ledger, name)(*args, **kwargs) if name in LEDGER_CALLS else None
+            except Exception as exc:  # the worker re-raises it where the call was made
+                worker.conn.send(("error", RuntimeError(f"{name}: {exc!r}")))
+                return
+            if name == "start_delivery":
+                worker.open_deliveries.add(cast(int, value))
+            elif name == "finish_delivery":
+                worker.open_deliveries.discard(int(args[0]))
+            worker.conn.send(("value", value))
+        elif kind == "event":
+            events(message[1])
+        elif kind == "log":
+            log.log(message[1], "%s", message[2])
+        elif kind == "done" and not done.done():
+            done.set_result(message[1])
+
+    def _lost(
+        self, worker: _Worker, job: Job, ledger: Ledger, why: BaseException
+    ) -> list[Delivery]:
+        """A worker died mid-run: its difusores failed, their ledger rows say why."""
+        message = (
+            f"El proceso de trabajo que atendía a este difusor terminó de forma inesperada"
+            f" ({type(why).__name__}); el difusor sigue en el último corte completo. El"
+            " siguiente corte lo vuelve a intentar; si se repite, repita con -v y repórtelo."
+        )
+        for delivery_id in sorted(worker.open_deliveries):
+            ledger.finish_delivery(
+                delivery_id,
+                DeliveryResult(
+                    outcome="failed",
+                    finished_at=datetime.now(UTC),
+                    error_class=InternalError.__name__,
+                    error_message=message,
+                ),
+            )
+        worker.open_deliveries.clear()
+        return [
+            Delivery(
+                name,
+                job.corte,
+                error_class=InternalError.__name__,
+                error_message=message,
+            )
+            for name in job.names
+        ]
+
+    def close(self) -> None:
+        """Ask each worker to close its connections and end; end it if it does not."""
+        for worker in self._workers:
+            with contextlib.suppress(OSError, ValueError):
+                worker.conn.send(("stop",))
+        deadline = time.monotonic() + STOP_WAIT_S
+        for worker in self._workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(1)
+            worker.conn.close()
+        self._workers = []
+
+
+# --- the worker's side ---------------------------------------------------------------------
+
+
+class _LedgerClient:
+    """The parent's ledger, seen from a worker: each call goes over the pipe and waits."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name not in LEDGER_CALLS:
+            raise AttributeError(name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._conn.send(("call", name, args, kwargs))
+            kind, value = self._conn.recv()
+            if kind == "error":
+                raise value
+            return value
+
+        return call
+
+
+class _EventForwarder:
+    """Events to the parent's live view: at once, but a difusor's progress at most every
+    PROGRESS_EVERY_S (thousands of files would otherwise mean thousands of messages)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._last_progress: dict[str, float] = {}
+
+    def __call__(self, event: Event) -> None:
+        if event.stage == "uploading" and event.files_done < event.files_total:
+            now = time.monotonic()
+            if now - self._last_progress.get(event.difusor, 0.0) < PROGRESS_EVERY_S:
+                return
+            self._last_progress[event.difusor] = now
+        self._conn.send(("event", event))
+
+
+class _LogForwarder(logging.Handler):
+    def __init__(self, conn: Connection) -> None:
+        super().__init__()
+        self._conn = conn
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._conn.send(("log", record.levelno, record.getMessage()))
+
+
+def _worker_main(
+    conn: Connection, settings: Settings, connector: Connector, keep: bool, processes: int
+) -> None:
+    _die_with_parent()
+    # Ctrl-C is the parent's to handle: it stops the workers in order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    root = logging.getLogger()
+    level = root.level
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(_LogForwarder(conn))
+    root.setLevel(level)
+    code = 0
+    try:
+        asyncio.run(_serve_jobs(conn, settings, connector, keep, processes))
+    except BaseException as exc:  # anything: the parent fails this worker's share, says why
+        log.error("un proceso de trabajo terminó por un error interno: %r", exc)
+        log.debug("%s", traceback.format_exc())
+        code = 1
+    # Skip the finalizers of what the fork copied from the parent (its objects are not ours).
+    os._exit(code)
+
+
+async def _serve_jobs(
+    conn: Connection, settings: Settings, connector: Connector, keep: bool, processes: int
+) -> None:
+    from prepush.package import find_package
+    from prepush.publish.publisher import ConnectionPool, PublishRequest, _Publisher
+
+    loop = asyncio.get_running_loop()
+    pool = ConnectionPool(connector, keep=keep)
+    ledger = cast(Ledger, _LedgerClient(conn))
+    events = _EventForwarder(conn)
+    try:
+        while True:
+            message = await _next_message(loop, conn)
+            if message[0] != "publish":
+                break
+            job: Job = message[1]
+            by_name = {d.name: d for d in settings.roster.difusores}
+            request = PublishRequest(
+                settings=settings,
+                difusores=[by_name[name] for name in job.names],
+                corte=job.corte if job.explicit_corte else None,
+                dry_run=job.dry_run,
+                override_embargo=job.override_embargo,
+                rollback=job.rollback,
+            )
+            package = find_package(settings.packages_dir, job.corte)
+            package.cache.share(processes)
+            publisher = _Publisher(request, ledger, job.owner, events, pool)
+            conn.send(("done", await publisher.run_all(package)))
+    finally:
+        await pool.close_all()
+
+
+async def _next_message(loop: asyncio.AbstractEventLoop, conn: Connection) -> tuple[Any, ...]:
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(conn.fileno(), readable)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(conn.fileno())
+    try:
+        message: tuple[Any, ...] = conn.recv()
+    except EOFError:
+        return ("stop",)
+    return message
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this worker when the parent dies, however it dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the line above
+        os._exit(1)

@@ -1,0 +1,395 @@
+"""rsync difusores (issue 15): the real rsync against a real rsync daemon and a real sshd
+with rrsync, both set up from docs/difusores.md.
+
+Every tree is read back from the difusor's disk, byte by byte, and compared with the
+packages; the lock, the exit codes and the ledger are checked as for SFTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from prepush.__main__ import main
+from prepush.ledger import Ledger
+from prepush.settings import load_settings
+from prepush.transports import connect
+from prepush.transports.rsync import RsyncTransport
+from tests.conftest import Workdir
+from tests.prepdata import CORTES
+from tests.rsync_servers import PASSWORD_ENV, RsyncEndpoint
+from tests.servers import read_tree
+
+FORMS = ["rsyncd", "rrsync"]
+
+
+def publish(
+    workdir: Workdir, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, dict[str, object]]:
+    capsys.readouterr()
+    code = main(["-C", str(workdir.path), "publish", "--json", *args])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def only_delivery(report: dict[str, object]) -> dict[str, object]:
+    rows = report["deliveries"]
+    assert isinstance(rows, list)
+    (row,) = rows
+    assert isinstance(row, dict)
+    return row
+
+
+def expected_tree(workdir: Workdir, published: list[str], retention: int = 3) -> dict[str, bytes]:
+    """The retained cortes' files, with the entry files of the newest."""
+    tree: dict[str, bytes] = {}
+    for corte in published[-retention:]:
+        tree.update(workdir.package_tree(corte))
+    tree.update(workdir.package_tree(published[-1]))
+    return tree
+
+
+def served(endpoint: RsyncEndpoint) -> dict[str, bytes]:
+    """Everything the difusor's web root holds (prepush's .prepush/ aside), from its disk."""
+    return read_tree(endpoint.local_root)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_the_seven_campeche_cortes_land_byte_identical(
+    form: str,
+    request: pytest.FixtureRequest,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    endpoint: RsyncEndpoint = request.getfixturevalue(form)
+    workdir.write_roster([endpoint])
+    published: list[str] = []
+    for corte in CORTES:
+        workdir.build(corte)
+        code, report = publish(workdir, capsys)
+        delivery = only_delivery(report)
+        assert code == 0, (delivery["error_class"], delivery["error_message"])
+        assert delivery["outcome"] == "delivered"
+        assert delivery["atomic"] is True
+        published.append(corte)
+        tree = served(endpoint)
+        assert tree == expected_tree(workdir, published), corte
+        assert json.loads(tree["json/main.json"])["corte"] == corte
+    # The ledger tells what rsync did: files, bytes and invocations, measured.
+    assert isinstance(delivery["requests"], int)
+    assert 5 <= delivery["requests"] <= 14, delivery["requests"]
+    assert isinstance(delivery["bytes_sent"], int)
+    assert delivery["bytes_sent"] > 0
+    again_code, again = publish(workdir, capsys)
+    assert again_code == 0
+    assert only_delivery(again)["outcome"] == "up_to_date"
+
+
+def test_a_wrong_pinned_host_key_is_refused_and_nothing_is_written(
+    rrsync: RsyncEndpoint,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    other = tmp_path / "otra_llave"
+    os.system(f"ssh-keygen -q -t ed25519 -N '' -f {other}")
+    impostor = dataclasses.replace(
+        rrsync, host_key_line=" ".join(Path(f"{other}.pub").read_text().split()[:2])
+    )
+    workdir.write_roster([impostor])
+    workdir.build(CORTES[0])
+    code, report = publish(workdir, capsys)
+    delivery = only_delivery(report)
+    assert code == 3
+    assert delivery["error_class"] == "HostKeyError"
+    message = str(delivery["error_message"])
+    assert "NO coincide" in message
+    assert "no se escribió nada" in message
+    assert list(rrsync.local_root.iterdir()) == []
+
+
+def test_a_wrong_daemon_password_is_refused_in_spanish_and_nothing_is_written(
+    rsyncd: RsyncEndpoint,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "otra-contraseña")
+    workdir.write_roster([rsyncd])
+    workdir.build(CORTES[0])
+    code, report = publish(workdir, capsys)
+    delivery = only_delivery(report)
+    assert code == 3
+    assert delivery["error_class"] == "AuthError"
+    message = str(delivery["error_message"])
+    assert "rechazó la contraseña" in message
+    assert PASSWORD_ENV in message
+    assert "no se escribió nada" in message
+    assert "otra-contraseña" not in message
+    assert list(rsyncd.local_root.iterdir()) == []
+    with Ledger(workdir.path / "prepush.db") as ledger:
+        assert ledger is not None
+    assert "otra-contraseña" not in (workdir.path / "prepush.db").read_bytes().decode("latin-1")
+
+
+def test_two_publishers_never_both_take_the_lock(rsyncd: RsyncEndpoint, workdir: Workdir) -> None:
+    """Exclusive create and compare-and-swap over rsync: of many at once, exactly one wins."""
+    workdir.write_roster([rsyncd])
+    settings = load_settings(workdir.path)
+    (difusor,) = settings.roster.difusores
+
+    async def race() -> tuple[list[bool], list[bool], bytes | None]:
+        transports = [await connect(difusor, settings) for _ in range(6)]
+        try:
+            await transports[0].prepare_dirs([".prepush"])
+            created = await asyncio.gather(
+                *(
+                    t.create_exclusive(".prepush/lock", f"dueño {i}".encode())
+                    for i, t in enumerate(transports)
+                )
+            )
+            winner = created.index(True)
+            held = f"dueño {winner}".encode()
+            swapped = await asyncio.gather(
+                *(
+                    t.replace_if(".prepush/lock", held, f"nuevo {i}".encode())
+                    for i, t in enumerate(transports)
+                )
+            )
+            return created, swapped, await transports[0].read_file(".prepush/lock")
+        finally:
+            for t in transports:
+                await t.close()
+
+    created, swapped, final = asyncio.run(race())
+    assert created.count(True) == 1
+    assert swapped.count(True) == 1
+    assert final == f"nuevo {swapped.index(True)}".encode()
+
+
+def test_the_runtime_directory_and_every_child_are_gone_after_close(
+    rrsync: RsyncEndpoint, workdir: Workdir
+) -> None:
+    workdir.write_roster([rrsync])
+    settings = load_settings(workdir.path)
+    (difusor,) = settings.roster.difusores
+
+    async def open_and_close() -> tuple[Path, int]:
+        transport = await connect(difusor, settings)
+        assert isinstance(transport, RsyncTransport)
+        runtime = transport._runtime
+        master = transport._master
+        assert master is not None
+        assert master.process is not None
+        assert (runtime / "ssh").is_socket()
+        pid = master.process.pid
+        await transport.close()
+        return runtime, pid
+
+    runtime, pid = asyncio.run(open_and_close())
+    assert not runtime.exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_the_roster_guides_rsync_example_validates() -> None:
+    """docs/roster.md's two rsync difusores, as written, with an election around them."""
+    from prepush.settings import parse_roster
+
+    text = Path(__file__).resolve().parents[1].joinpath("docs/roster.md").read_text()
+    example = text.split("### Difusores rsync", 1)[1].split("```yaml\n", 1)[1].split("```")[0]
+    election = (
+        "election:\n  process: x\n"
+        "  publication: {start: 2024-06-02T20:00:00, end: 2024-06-03T20:00:00}\n"
+    )
+    roster = parse_roster(election + example, "roster.md")
+    ssh, daemon = roster.difusores
+    assert (ssh.transport, ssh.rsync_daemon, ssh.port) == ("rsync", False, 22)
+    assert (daemon.transport, daemon.rsync_daemon, daemon.port) == ("rsync", True, 873)
+
+
+def test_rsync_roster_mistakes_are_named_with_their_place() -> None:
+    from prepush.exceptions import RosterError
+    from prepush.settings import parse_roster
+
+    text = """election:
+  process: x
+  publication: {start: 2024-06-02T20:00:00, end: 2024-06-03T20:00:00}
+difusores:
+  - name: sin-modulo
+    host: h
+    user: u
+    transport: rsync
+    rsync: {mode: daemon}
+    password_env: X
+  - name: sftp-con-rsync
+    host: h
+    user: u
+    rsync: {mode: ssh}
+    key_file: k
+    host_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOKbsJ9IkKY3a0yWxP4PzqzM2a0o2C8b6bC3sD9b0aBc"
+  - name: demonio-sin-clave
+    host: h
+    user: u
+    transport: rsync
+    rsync: {mode: daemon, module: prep}
+  - name: demonio-con-llave
+    host: h
+    user: u
+    transport: rsync
+    rsync: {mode: daemon, module: prep}
+    password_env: X
+    host_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOKbsJ9IkKY3a0yWxP4PzqzM2a0o2C8b6bC3sD9b0aBc"
+  - name: errata
+    host: h
+    user: u
+    transport: rsync
+    key_file: k
+    host_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOKbsJ9IkKY3a0yWxP4PzqzM2a0o2C8b6bC3sD9b0aBc"
+    rsync: {modo: ssh}
+"""
+    with pytest.raises(RosterError) as raised:
+        parse_roster(text, "difusores.yaml")
+    problems = raised.value.problems
+    assert len(problems) == 5, problems
+    expected = [
+        ("difusores.yaml:9:12: difusores[sin-modulo].rsync:", "falta module"),
+        ("difusores.yaml:11:5: difusores[sftp-con-rsync]:", "sólo aplica con transport: rsync"),
+        ("difusores.yaml:17:5: difusores[demonio-sin-clave]:", "indique password_env"),
+        ("difusores.yaml:22:5: difusores[demonio-con-llave]:", "host_key no aplica"),
+        ("difusores.yaml:35:13: difusores[errata].rsync.modo:", "campo desconocido"),
+    ]
+    for (where, what), problem in zip(expected, problems, strict=True):
+        assert problem.startswith(where), problem
+        assert what in problem, problem
+
+
+def test_simulate_and_the_bench_set_rsync_difusores_up_as_the_guide_says() -> None:
+    """prepush/sim/rsyncd.py's rsyncd.conf and rrsync line are the guide's, field for field."""
+    from prepush.sim.rsyncd import CONFIG, RRSYNC_LINE
+    from tests.guide import snippet
+
+    def lines(text: str) -> list[str]:
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+    config = snippet(
+        "rsyncd_conf",
+        {
+            "uid = prep": "uid = {user}",
+            "gid = prep": "gid = {user}",
+            "auth users = prep": "auth users = {user}",
+            "[prep]": "[{module}]",
+            "/srv/prep/www": "{root}",
+            "/etc/rsyncd.secrets": "{secrets}",
+            "203.0.113.10": "{allow}",
+        },
+    )
+    assert lines(config) == lines(CONFIG)
+    line = snippet(
+        "authorized_keys_rrsync",
+        {"/usr/bin/rrsync": "{rrsync}", "/srv/prep/www": "{root}", "203.0.113.10": "{allow}"},
+    )
+    assert line.split(" ssh-ed25519 ")[0] + " {key}" == RRSYNC_LINE
+
+
+FAILURES = {
+    # name: (what the daemon is given, error class, what the message says)
+    "disco-lleno": ({"tmpfs_size": "160k"}, "RemoteError", "Sin espacio en el servidor"),
+    "solo-lectura": ({"module": "read only = yes"}, "RemoteError", "sólo permite leer"),
+    "sin-permiso": ({"owner": "root"}, "RemoteError", "Permiso denegado"),
+    "sin-enlaces": ({"module": "refuse options = links"}, "RemoteError", "rechazó una opción"),
+}
+
+
+@pytest.mark.parametrize("failure", sorted(FAILURES))
+def test_what_rsync_refuses_is_said_in_spanish_and_the_site_stays_whole(
+    failure: str, workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A full disk, a read-only module, a web root not ours, a daemon that refuses an option
+    prepush needs: each failure in Spanish with rsync's code, nothing half-written."""
+    from tests.rsync_servers import daemon_endpoint, guide_daemon, rsync_servers_available
+
+    if not rsync_servers_available():
+        pytest.skip("requiere rsync y ser root; 'make test' lo instala")
+    given, error_class, says = FAILURES[failure]
+    daemon = guide_daemon(tmpfs_size=given.get("tmpfs_size"))
+    assert daemon.config is not None
+    if "module" in given:
+        daemon.config = daemon.config.replace("    read only = no\n", f"    {given['module']}\n")
+    try:
+        endpoint = daemon_endpoint(daemon, name=failure)
+        if "owner" in given:
+            os.chown(endpoint.local_root, 0, 0)
+        workdir.write_roster([endpoint])
+        workdir.build(CORTES[-1])
+        code, report = publish(workdir, capsys)
+        delivery = only_delivery(report)
+        assert code == 3
+        assert delivery["error_class"] == error_class, delivery["error_message"]
+        message = str(delivery["error_message"])
+        assert says in message
+        assert "(rsync, código" in message
+        assert not (endpoint.local_root / "json/main.json").exists()
+        assert not [p for p in endpoint.local_root.rglob(".*.??????") if p.is_file()]
+    finally:
+        daemon.stop()
+
+
+def test_a_daemon_difusor_takes_nothing_of_ssh_from_defaults() -> None:
+    from prepush.settings import parse_roster
+
+    text = """election:
+  process: x
+  publication: {start: 2024-06-02T20:00:00, end: 2024-06-03T20:00:00}
+defaults:
+  port: 22
+  key_file: claves/prepush.pem
+  host_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOKbsJ9IkKY3a0yWxP4PzqzM2a0o2C8b6bC3sD9b0aBc"
+difusores:
+  - name: por-ssh
+    host: h
+    user: u
+    transport: rsync
+  - name: demonio
+    host: h
+    user: u
+    transport: rsync
+    rsync: {mode: daemon, module: prep}
+    password_env: X
+"""
+    ssh, daemon = parse_roster(text, "difusores.yaml").difusores
+    assert (ssh.port, ssh.key_file) == (22, "claves/prepush.pem")
+    assert (daemon.port, daemon.key_file, daemon.host_key) == (873, None, None)
+
+
+@pytest.mark.parametrize("link", ["json", "json/o"])
+def test_a_linked_directory_at_any_depth_stops_the_publish_and_nothing_goes_through_it(
+    link: str,
+    rsyncd: RsyncEndpoint,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """rsync reports a listed path's parents as directories even when they are links: the
+    transport looks at each depth on its own, and refuses as SFTP does."""
+    outside = rsyncd.local_root.parent / "fuera"
+    outside.mkdir(exist_ok=True)
+    try:
+        parent = rsyncd.local_root / link
+        parent.parent.mkdir(parents=True, exist_ok=True)
+        parent.symlink_to(outside)
+        workdir.write_roster([rsyncd])
+        workdir.build(CORTES[0])
+        code, report = publish(workdir, capsys)
+        delivery = only_delivery(report)
+        assert code == 3
+        assert f"{link} es un enlace simbólico" in str(delivery["error_message"])
+        assert list(outside.iterdir()) == []
+        assert not (rsyncd.local_root / "index.html").exists()
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
