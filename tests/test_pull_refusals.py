@@ -34,6 +34,7 @@ from prepush.package import (
     published_signature,
     sign,
 )
+from prepush.pull import origins
 from prepush.sim.faultproxy import FaultProxy
 from prepush.sim.fleet import ServerThread
 from tests.conftest import Workdir
@@ -152,6 +153,12 @@ def test_what_does_not_verify_is_never_published_and_the_previous_corte_stays_wh
         monkeypatch.setenv(ORIGIN_PASSWORD_ENV, "otra-clave")
         refused(3, "negó el acceso", "HTTP 401", "password_env")
         monkeypatch.setenv(ORIGIN_PASSWORD_ENV, ORIGIN_PASSWORD)
+
+        # A file read whole (main.json, the manifest, its signature) has a ceiling.
+        ceiling = origins.MAX_WHOLE
+        monkeypatch.setattr(origins, "MAX_WHOLE", 1000)
+        refused(3, MAIN_JSON, "más de 1000 bytes", "lee entero")
+        monkeypatch.setattr(origins, "MAX_WHOLE", ceiling)
 
         # 1. A download the proxy cuts (every connection past 40 kB): the ZIP never arrives.
         proxy.faults.reset_down_after_bytes = 40_000
