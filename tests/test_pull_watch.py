@@ -33,6 +33,7 @@ from prepush.exceptions import ExitCode
 from prepush.package import MAIN_JSON, Package
 from prepush.sim.faultproxy import FaultProxy
 from prepush.sim.fleet import ServerThread
+from prepush.sim.s3local import LocalS3
 from tests.conftest import BucketFactory, Workdir
 from tests.prepdata import CORTES
 from tests.pull import AsOrigin, PullDifusor, public_key_of, s3_fields
@@ -286,6 +287,7 @@ def cortes_files(workdir: Workdir, corte: str) -> tuple[Any, ...]:
 
 def test_the_chain_publish_to_an_origin_pull_by_two_difusores_and_verify_what_the_public_sees(
     s3_bucket: BucketFactory,
+    local_s3: LocalS3,
     watches: Callable[[PullDifusor], Watch],
     workdir: Workdir,
     tmp_path: Path,
@@ -294,17 +296,21 @@ def test_the_chain_publish_to_an_origin_pull_by_two_difusores_and_verify_what_th
     origin = s3_bucket("origen")
     workdir.write_roster([AsOrigin(origin)], deadline=60, retention=RETENTION)
     public = public_key_of(workdir.signing_key, tmp_path / "entregado")
-    buckets = {name: s3_bucket(name) for name in ("medio-a", "medio-b")}
+    # medio-b has CloudFront in front of its bucket: invalidated after each flip.
+    buckets = {"medio-a": s3_bucket("medio-a"), "medio-b": s3_bucket("medio-b", cloudfront=True)}
+    distribution = buckets["medio-b"].distribution_id
+    assert distribution is not None
     difusores = {
         name: PullDifusor(
             name,
             tmp_path / name,
             {"s3": s3_fields(origin)},
-            {"s3": s3_fields(bucket)},
+            {"s3": s3_fields(bucket, cloudfront_distribution_id=bucket.distribution_id)},
             public,
         )
         for name, bucket in buckets.items()
     }
+    local_s3.clear_records()
     for difusor in difusores.values():
         difusor.write_config(interval_seconds=0.1, deadline_seconds=20)
     # The institute checks what the public sees on each pull difusor: a roster of its own
@@ -350,3 +356,18 @@ def test_the_chain_publish_to_an_origin_pull_by_two_difusores_and_verify_what_th
             assert line["arrived_at"] <= line["flip_at"]
             assert line["lag_s"] > 0
         assert document["incidents"] == []
+        table = report(difusor, capsys, "--format", "csv").splitlines()
+        assert table[0].startswith("corte,hora_corte,visto_en_origen,llegada_verificada")
+        assert [row.split(",")[0] for row in table[1:]] == published
+    # On medio-b each flip (main.json's PUT) is followed by its invalidation, never preceded.
+    medio_b = buckets["medio-b"].bucket
+    invalidation = f"/2020-05-31/distribution/{distribution}/invalidation"
+    sequence = [
+        r
+        for r in local_s3.records()
+        if (r.method == "PUT" and r.path == f"/{medio_b}/json/main.json")
+        or (r.method == "POST" and r.path == invalidation)
+    ]
+    assert [r.method for r in sequence] == ["PUT", "POST"] * len(published), sequence
+    for put, post in zip(sequence[::2], sequence[1::2], strict=True):
+        assert post.started >= put.finished, (put, post)
