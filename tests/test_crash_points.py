@@ -416,7 +416,7 @@ def test_rsync_difusores_never_serve_a_torn_site_through_cuts_and_a_kill(
             package = cortes.build(k)
             reader.learn(package)
             if k == RSYNC_KILLED_AT:
-                publish_killed_at(workdir, "mid-upload")
+                publish_killed_at(workdir, "mid-upload", difusor.name)
                 assert served_corte_is_whole(difusor.local_root, reader) == published[-1]
                 assert rsync_children_of(proxy.port) == []
             code = main(["-C", str(workdir.path), "publish"])

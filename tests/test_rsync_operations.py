@@ -160,6 +160,8 @@ def test_three_failed_cortes_suspend_an_rsync_difusor_and_resume_brings_it_back(
         assert suspension is not None
         assert "3 cortes consecutivos" in suspension.reason
     proxy.faults.reset_after_bytes = None
+    # The 3 s deadline only had to fail fast; a whole corte by rsync may need more on a busy CI.
+    workdir.write_roster([proxied], deadline=60)
     workdir.build(CORTES[3])
     _, report = run_json(workdir, capsys, "publish")
     assert report["deliveries"][0]["outcome"] == "skipped_suspended"

@@ -10,6 +10,7 @@ suspension after too many failed cortes, and the ledger, where every attempt goe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -83,6 +84,7 @@ RETRYABLE = (ConnectError, RemoteLockedError)
 RUN_LOCK_FILE = ".prepush-run.lock"
 # After the deadline, the attempt (already aborted) gets this long to unwind.
 UNWIND_SECONDS = 5.0
+ABORTED_CLOSE_SECONDS = 2.0
 
 
 @dataclass
@@ -201,6 +203,13 @@ class ConnectionPool:
     async def close_all(self) -> None:
         idle, self._idle = self._idle, {}
         await asyncio.gather(*(t.close() for t in idle.values()))
+
+
+async def _closed_after_abort(transport: Transport) -> None:
+    """After an abort nothing waits on the network; the close that follows only frees what
+    is local (children to reap, sockets), briefly, even while the task is being cancelled."""
+    with contextlib.suppress(BaseException):
+        await asyncio.wait_for(transport.close(), ABORTED_CLOSE_SECONDS)
 
 
 def publish(
@@ -625,6 +634,7 @@ class _Publisher:
         except (DifusorError, TimeoutError) as exc:
             if transport is not None:
                 transport.abort()
+                await _closed_after_abort(transport)
             detail = exc.message if isinstance(exc, DifusorError) else "sin respuesta a tiempo"
             self.ledger.record_event(self.run_id, difusor.name, "notice_failed", detail)
             return
@@ -734,6 +744,7 @@ class _Publisher:
             await session.run()
         except asyncio.CancelledError:
             transport.abort()  # never wait on the network past the deadline
+            await _closed_after_abort(transport)
             raise
         except BaseException:
             await self.pool.release(difusor, transport, healthy=False)

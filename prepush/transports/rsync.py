@@ -658,7 +658,7 @@ async def open_rsync(difusor: Difusor, settings: Settings) -> RsyncTransport:
         return transport
     except BaseException:
         if master is not None:
-            master.abort()
+            await master.discard()
         shutil.rmtree(runtime, ignore_errors=True)
         raise
 

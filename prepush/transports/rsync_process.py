@@ -145,14 +145,21 @@ class Runner:
             raise ConnectError(self.name, f"{self.dead} Se reintenta con una conexión nueva.")
         self.invocations += 1
         argv, options = child([self.rsync, *args])
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=self.env,
-            **options,
+        spawning = asyncio.ensure_future(
+            asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self.env,
+                **options,
+            )
         )
+        try:
+            process = await asyncio.shield(spawning)
+        except BaseException:
+            await _reap_unwatched(spawning)
+            raise
         self._watched[process] = _Watch(process.pid)
         if self.dead is not None:
             kill_group(process)  # given up while it was starting: it ends at once
@@ -236,6 +243,15 @@ class Runner:
             if done:
                 everything.result()
                 return
+
+
+async def _reap_unwatched(spawning: asyncio.Future[asyncio.subprocess.Process]) -> None:
+    """Cancelled (the deadline) while the child was starting: once it has started, it is
+    killed and reaped before the cancellation goes on; nothing of it outlives the attempt."""
+    with contextlib.suppress(BaseException):
+        process = await spawning
+        kill_group(process)
+        await asyncio.wait_for(process.communicate(), UNWIND_SECONDS)
 
 
 async def _read_lines(

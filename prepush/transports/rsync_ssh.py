@@ -161,7 +161,7 @@ class SshMaster:
         try:
             await self._until_ready(timeout)
         except BaseException:
-            self.abort()
+            await self.discard()
             raise
 
     async def _until_ready(self, timeout: float) -> None:
@@ -188,6 +188,13 @@ class SshMaster:
     def abort(self) -> None:
         if self.process is not None:
             kill_group(self.process)
+
+    async def discard(self) -> None:
+        """Killed and reaped, briefly: nothing of a master that failed outlives it."""
+        self.abort()
+        if self.process is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.process.wait(), CLOSE_SECONDS)
 
     async def close(self) -> None:
         """Ask the master to exit (it closes the connection politely), then make sure."""
