@@ -95,6 +95,10 @@ def _keep_unchanged_mtime(path: Path, before: Path) -> None:
 ROWLESS_ACTAS = {"campeche": {"DIP_LOC": 10}}
 
 
+# publish: settings every roster of the run gets (bench/run.py --workers).
+PUBLISH_OVERRIDES: dict[str, object] = {}
+
+
 def write_roster(workdir: Path, endpoints: list[Endpoint], **publish: object) -> None:
     # publish sends only packages signed with the roster's key.
     signing = workdir / "claves" / "firma.pem"
@@ -109,7 +113,12 @@ def write_roster(workdir: Path, endpoints: list[Endpoint], **publish: object) ->
             "signing_key": str(signing),
             "rowless_actas": ROWLESS_ACTAS.get(workdir.name, {}),
         },
-        "publish": {"connect_timeout_seconds": 60, "entry_files": SITE_ENTRY_FILES, **publish},
+        "publish": {
+            "connect_timeout_seconds": 60,
+            "entry_files": SITE_ENTRY_FILES,
+            **PUBLISH_OVERRIDES,
+            **publish,
+        },
         # Building needs no difusor, but a roster names at least one: a placeholder that is
         # never contacted stands in until the fleet is up.
         "difusores": [e.roster_entry() for e in endpoints] or [UNREACHED],

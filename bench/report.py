@@ -379,6 +379,7 @@ def markdown(document: dict[str, Any]) -> str:
         f" (raíz web en tmpfs); mediana de {document['repeat']} repeticiones;"
         f" rclone con --transfers {document.get('rclone_transfers')}"
         f" (probados: {document.get('rclone_transfers_tried', {})});"
+        f" prepush con publish.workers {document.get('workers') or 'del padrón (uno por núcleo)'};"
         f" {document.get('minutes', 0):.0f} minutos en total.",
         "",
     ]

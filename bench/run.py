@@ -489,6 +489,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-limit", action="store_true")
     parser.add_argument("--no-scaling", action="store_true", help="sin la corrida en un CPU")
     parser.add_argument("--no-profile", action="store_true", help="sin el perfil de cProfile")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="publish.workers de prepush (por omisión, el del padrón: uno por núcleo)",
+    )
     parser.add_argument("--limit-mb", type=int, default=500)
     parser.add_argument("--timeout", type=float, default=300.0, help="plazo por envío (s)")
     parser.add_argument("--rclone-transfers", type=int, default=16)
@@ -512,6 +518,8 @@ def main() -> int:
     if os.geteuid() != 0:
         print("El benchmark levanta sshd, monta tmpfs y crea netns: ejecútelo como root.")
         return 2
+    if args.workers is not None:
+        datasets.PUBLISH_OVERRIDES["workers"] = args.workers
     WORK.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     key = client_key()
@@ -531,6 +539,7 @@ def main() -> int:
         "when": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
         "difusores": args.difusores,
         "repeat": args.repeat,
+        "workers": args.workers,
         "tools_missing": missing,
         "cpu": _cpu_model(),
     }
