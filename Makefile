@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(MAKE) sysdeps EXTRA_SYSPKGS="$(BENCHPKGS)"
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/s3.py
+	$(BIN)/python bench/pull.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -19,6 +19,8 @@ from prepush.exceptions import (
     DifusorError,
     ExitCode,
     PrepushError,
+    PullConfigError,
+    PullRefusedError,
     RosterError,
     describe_os_error,
 )
@@ -78,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _details(exc: PrepushError) -> dict[str, Any]:
-    if isinstance(exc, RosterError):
+    if isinstance(exc, (RosterError, PullConfigError)):
         return {"file": exc.path, "problems": exc.problems}
+    if isinstance(exc, PullRefusedError):
+        return {"corte": exc.corte, "path": exc.path, "why": exc.why}
     if isinstance(exc, DifusorError):
         return {"difusor": exc.difusor}
     return {}

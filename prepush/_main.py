@@ -1133,6 +1133,144 @@ def simulate(
     return int(ExitCode.PARTIAL)
 
 
+# --- pull (the difusor's side) ---------------------------------------------------------------
+
+PULL_FORMATS = ("md", "csv", "json")
+
+
+@cli.command("pull")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Configuración del difusor (por omisión DIR/pull.yaml; ver docs/difusores.md).",
+)
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Sigue al origen toda la noche: una pasada cada interval_seconds de la configuración,"
+    " con las conexiones abiertas. Se detiene con Ctrl-C.",
+)
+@click.option(
+    "--report",
+    "report",
+    is_flag=True,
+    help="No descarga nada: escribe el reporte del difusor (cortes, desfase, incidencias) desde"
+    " su bitácora, para su informe técnico.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(PULL_FORMATS),
+    default=None,
+    help="Con --report: md (por omisión), csv o json.",
+)
+@click.option(
+    "--tabla",
+    "csv_table",
+    type=click.Choice(["cortes", "incidencias"]),
+    default=None,
+    help="Con --report --format csv: cortes (por omisión) o incidencias.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Con --report: escribe el reporte en este archivo.",
+)
+@json_option
+@pass_context
+def pull_command(
+    context: Context,
+    config_path: Path | None,
+    watch: bool,
+    report: bool,
+    fmt: str | None,
+    csv_table: str | None,
+    output: Path | None,
+    as_json: bool,
+) -> int:
+    """Descarga cada corte del origen del instituto, lo verifica y lo publica en su sitio.
+
+    Para el difusor: lee json/main.json del origen (HTTPS o S3), comprueba la firma Ed25519 del
+    manifiesto con la llave del instituto fijada en la configuración, descarga sólo lo que
+    falta (tamaño y sha256 de cada archivo al llegar) y publica en su directorio o bucket con
+    el mismo protocolo del instituto: json/main.json al final. Lo que no verifica no se
+    publica. Código de salida: 0 al día, 2 corte rechazado o configuración inválida, 3 falla.
+    """
+    from prepush.pull.config import PULL_FILE, load_pull_settings
+
+    path = config_path or context.workdir / PULL_FILE
+    if not path.is_absolute():
+        path = context.workdir / path
+    if not report and (fmt or csv_table or output):
+        raise ConfigError("--format, --tabla y -o son para --report.")
+    if report and watch:
+        raise ConfigError("--report lee la bitácora; no va con --watch.")
+    settings = load_pull_settings(path)
+    human, out = _consoles(as_json)
+    if report:
+        return _pull_report(settings, fmt or ("json" if as_json else "md"), csv_table, output, out)
+    if watch:
+        from prepush.pull.puller import watch as watch_origin
+
+        watch_origin(settings, functools.partial(_show_pull, human, out, as_json, quiet=True))
+        return int(ExitCode.OK)
+    from prepush.pull.puller import pull
+
+    result = pull(settings)
+    _show_pull(human, out, as_json, result, quiet=False)
+    if result.outcome == "refused":
+        return int(ExitCode.USAGE)
+    return int(ExitCode.OK if result.ok else ExitCode.TOTAL_FAILURE)
+
+
+def _show_pull(human: Console, out: Console, as_json: bool, result: Any, *, quiet: bool) -> None:
+    if as_json:
+        _emit_json(out, result.as_json())
+        return
+    if quiet and (result.outcome == "unchanged" or result.repeated):
+        return
+    if result.outcome == "delivered":
+        lag = f"; desfase {result.lag_s:.1f} s desde la hora del corte" if result.lag_s else ""
+        _say(
+            human,
+            f"Corte {result.corte} publicado: {result.files_downloaded} archivos descargados"
+            f" ({result.bytes_downloaded / 1e6:.2f} MB), {result.files_linked} reutilizados del"
+            f" caché{lag}.",
+            "green",
+        )
+    elif result.outcome in ("up_to_date", "unchanged"):
+        _say(human, f"Al día: el destino muestra el corte {result.corte}.")
+    elif result.outcome == "nothing":
+        _say(human, f"Nada que descargar: {result.message}.")
+    elif result.outcome == "refused":
+        _say(human, f"Rechazado: {result.message}", "bold red")
+    else:
+        _say(human, f"Falló: {result.message}", "red")
+
+
+def _pull_report(
+    settings: Any, fmt: str, csv_table: str | None, output: Path | None, out: Console
+) -> int:
+    from prepush.pull.report import make_pull_report, report_csv, report_json, report_markdown
+
+    result = make_pull_report(settings)
+    if fmt == "json":
+        text = json.dumps(report_json(result), ensure_ascii=False, indent=2) + "\n"
+    elif fmt == "csv":
+        text = report_csv(result, "incidencias" if csv_table == "incidencias" else "cortes")
+    else:
+        text = report_markdown(result)
+    if output is None:
+        out.out(text, end="", highlight=False)
+    else:
+        _write_text(output, text, "el reporte")
+        _say(Console(stderr=True, highlight=False, soft_wrap=True), f"Reporte escrito en {output}")
+    return int(ExitCode.OK)
+
+
 # --- verify --------------------------------------------------------------------------------
 
 

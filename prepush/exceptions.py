@@ -55,6 +55,20 @@ class RosterError(ConfigError):
         )
 
 
+class PullConfigError(ConfigError):
+    """The pull configuration (``prepush pull --config``) does not validate; every problem
+    with its location."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        listing = "\n".join(f"  {p}" for p in problems)
+        super().__init__(
+            f"La configuración de pull {path} tiene {len(problems)} error(es):\n{listing}\n"
+            "Corrija el archivo y vuelva a intentarlo; no se descargó ni se publicó nada."
+        )
+
+
 class InputError(PrepushError):
     """A PREP input file cannot be read; names the file, line and column. Nothing was built."""
 
@@ -112,6 +126,22 @@ class IntegrityError(PackageError):
         super().__init__(
             f"No se publica el corte {corte} en ningún difusor: el paquete no es el que firmó el"
             f" instituto.\n{listing}\nNo se escribió nada en ningún difusor. {fix}"
+        )
+
+
+class PullRefusedError(PackageError):
+    """What the origin serves is not what the institute signed (or names a path outside the
+    site): the corte is not published; the destination keeps the previous one."""
+
+    def __init__(self, corte: str | None, path: str, why: str) -> None:
+        self.corte = corte
+        self.path = path
+        self.why = why
+        which = f"el corte {corte}" if corte else "el corte del origen"
+        super().__init__(
+            f"No se publica {which}: {path}: {why}. No se escribió nada donde lee el público;"
+            " el destino sigue mostrando el corte anterior completo. Avise al instituto (la"
+            " falla, el archivo y la hora); prepush vuelve a revisar cuando el origen cambie."
         )
 
 

@@ -34,6 +34,9 @@ MAIN_JSON = "json/main.json"
 INDEX_HTML = "index.html"
 DEFAULT_ENTRY_FILES = (INDEX_HTML, MAIN_JSON)
 SIGNATURE_ALGORITHM = "ssh-ed25519"
+# Where an origin difusor (``origin: true`` in the roster) publishes each corte's signed
+# manifest for the difusores that pull from it: outside .prepush/, which sites deny.
+SIGNED_DIR = "firmas"
 CORTE_ID = re.compile(r"^\d{8}_\d{4}$")
 
 Kind = Literal["oficial", "simulacro"]
@@ -55,6 +58,16 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def published_manifest(corte: str) -> str:
+    """The path of a corte's signed manifest on an origin difusor."""
+    return f"{SIGNED_DIR}/{check_corte_id(corte)}.json"
+
+
+def published_signature(corte: str) -> str:
+    """The path of a corte's signature on an origin difusor."""
+    return f"{SIGNED_DIR}/{check_corte_id(corte)}.sig"
 
 
 def check_corte_id(corte: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
@@ -282,6 +282,9 @@ class DifusorFields(_Model):
     s3: S3Fields | None = None
     # With transport: rsync, how (prepush/transports/rsync.py).
     rsync: RsyncFields | None = None
+    # An origin for difusores that pull (prepush pull): each corte's signed manifest is
+    # published too, under firmas/ (docs/roster.md). Off by default: it costs bytes per corte.
+    origin: bool = False
 
     @field_validator("passphrase_env", "password_env")
     @classmethod
@@ -550,24 +553,7 @@ def load_settings(
 
 
 def _read_utf8(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"No se pudo leer el padrón {path}: {describe_os_error(exc)}.") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line_start = data.rfind(b"\n", 0, exc.start) + 1
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = len(data[line_start : exc.start].decode("utf-8", errors="replace")) + 1
-        raise RosterError(
-            str(path),
-            [
-                f"{path}:{line}:{column}: el archivo no está en UTF-8"
-                f" (byte 0x{data[exc.start]:02x}); guárdelo como UTF-8 (p. ej. 'iconv -f"
-                " latin1 -t utf-8')"
-            ],
-        ) from None
+    return read_utf8(path, "el padrón", RosterError)
 
 
 def parse_roster(
@@ -577,28 +563,83 @@ def parse_roster(
     learn_host_keys: bool = False,
     credentials_base: Path | None = None,
 ) -> Roster:
+    data, marks = load_located_yaml(text, filename, RosterError)
+    if not isinstance(data, dict):
+        raise RosterError(
+            filename, [f"{filename}:1:1: se esperaba un mapa con election y difusores"]
+        )
+    return _validate(data, marks, filename, learn_host_keys, credentials_base)
+
+
+Marks = dict[tuple[str | int, ...], yaml.Mark]
+
+
+def load_located_yaml(
+    text: str, filename: str, error: Callable[[str, list[str]], ConfigError]
+) -> tuple[Any, Marks]:
+    """A YAML document and where each of its values sits (for file:line:column errors).
+    A syntax error, an empty file or a repeated key raises ``error(filename, problems)``."""
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
-            raise RosterError(filename, [f"{filename}:1:1: el archivo está vacío"])
-        marks: dict[tuple[str | int, ...], yaml.Mark] = {}
+            raise error(filename, [f"{filename}:1:1: el archivo está vacío"])
+        marks: Marks = {}
         duplicates: list[str] = []
         _collect_marks(node, (), marks, duplicates, filename)
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
-        raise RosterError(filename, [f"{where}: YAML inválido: {exc.problem}"]) from None
+        raise error(filename, [f"{where}: YAML inválido: {exc.problem}"]) from None
     finally:
         loader.dispose()
     if duplicates:
-        raise RosterError(filename, duplicates)
-    if not isinstance(data, dict):
-        raise RosterError(
-            filename, [f"{filename}:1:1: se esperaba un mapa con election y difusores"]
-        )
-    return _validate(data, marks, filename, learn_host_keys, credentials_base)
+        raise error(filename, duplicates)
+    return data, marks
+
+
+def located_problems(
+    exc: ValidationError, filename: str, marks: Mapping[tuple[str | int, ...], yaml.Mark]
+) -> list[str]:
+    """Each problem of a pydantic validation as ``file:line:column: field: what``, in Spanish."""
+    labels = _Labels(filename, marks, {}, {})
+    problems: list[str] = []
+    for error in exc.errors(include_url=False):
+        problem = _describe(error, labels)
+        if problem not in problems:
+            problems.append(problem)
+    return problems
+
+
+def location(
+    filename: str, marks: Mapping[tuple[str | int, ...], yaml.Mark], loc: tuple[str | int, ...]
+) -> str:
+    """``file:line:column`` of the value at ``loc`` (or of its nearest located parent)."""
+    return _where(filename, _mark_for(loc, "", marks, {}))
+
+
+def read_utf8(path: Path, what: str, error: Callable[[str, list[str]], ConfigError]) -> str:
+    """A configuration file's text; one not in UTF-8 is refused with the line and column of
+    its first invalid byte."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"No se pudo leer {what} {path}: {describe_os_error(exc)}.") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = len(data[line_start : exc.start].decode("utf-8", errors="replace")) + 1
+        raise error(
+            str(path),
+            [
+                f"{path}:{line}:{column}: el archivo no está en UTF-8"
+                f" (byte 0x{data[exc.start]:02x}); guárdelo como UTF-8 (p. ej. 'iconv -f"
+                " latin1 -t utf-8')"
+            ],
+        ) from None
 
 
 def _collect_marks(

@@ -47,6 +47,7 @@ def test_every_command_prints_one_json_document_on_success_and_on_error(
     inputs = [str(p) for p in sorted(cortes_dir().glob(f"{CORTE}_PREP_*"))]
     package = str(workdir.path / "paquetes" / CORTE)
     other_key = tmp_path / "otra.pem"
+    pull_config = write_pull_config(tmp_path / "difusor-descarga", workdir.signing_key)
     successes = [
         ("init", [*fresh, "init"]),
         ("keygen", [*here, "keygen", "--out", "claves/acceso.pem"]),
@@ -61,6 +62,7 @@ def test_every_command_prints_one_json_document_on_success_and_on_error(
         ("resume", [*here, "resume", difusor.name]),
         ("rollback", [*here, "rollback", "--to", CORTE]),
         ("resume-latest", [*here, "resume-latest"]),
+        ("pull", ["pull", "--config", str(pull_config), "--report", "--format", "json"]),
         (
             "simulate",
             [
@@ -97,6 +99,7 @@ def test_every_command_prints_one_json_document_on_success_and_on_error(
         ("rollback", [*here, "rollback", "--to", "20990101_0000"]),
         ("resume-latest", [*here, "resume-latest"]),
         ("simulate", [*here, "simulate", "--fault", "nada"]),
+        ("pull", ["pull", "--config", str(tmp_path / "no-existe.yaml")]),
     ]
     for name, args in failures:
         code, document = one_document(capsys, args)
@@ -109,6 +112,18 @@ def test_every_command_prints_one_json_document_on_success_and_on_error(
             assert document["error"]["message"], (name, document)
     covered = {name for name, _ in successes} & {name for name, _ in failures}
     assert covered == set(cli.commands)
+
+
+def write_pull_config(home: Path, signing_key: Path) -> Path:
+    """A pull difusor's valid configuration (its origin is never contacted)."""
+    (home / "sitio").mkdir(parents=True)
+    (home / "instituto.pub").write_bytes(Path(f"{signing_key}.pub").read_bytes())
+    path = home / "pull.yaml"
+    path.write_text(
+        "difusor: medio01\npublic_key: instituto.pub\n"
+        "origin:\n  url: https://127.0.0.1:9/\ndestination:\n  directory: sitio\n"
+    )
+    return path
 
 
 BAD_ARGUMENTS = [
@@ -127,6 +142,7 @@ BAD_ARGUMENTS = [
     ["report", "--format", "pdf"],
     ["simulate", "--cortes", "0"],
     ["verify", "--watch", "-1"],
+    ["pull", "--format", "pdf"],
     ["nada"],
 ]
 

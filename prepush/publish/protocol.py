@@ -14,7 +14,9 @@ it; tests/test_crash_points.py cuts and kills at each one, against real OpenSSH.
 3. ``plan``: what the difusor lacks for the corte. No request; unchanged content costs none.
 4. ``dirs``: every directory the corte writes into exists as a real directory inside the
    remote directory (never a symbolic link). *Nothing served changes.*
-5. ``upload``: objects, the ZIP, replaced and linked files. A new name is created exclusively:
+5. ``upload``: objects, the ZIP, replaced and linked files, and the corte's extras (files
+   outside its manifest: an origin's copy of the signed manifest, the CSVs a pull
+   extracts), retained with the corte. A new name is created exclusively:
    one already there is kept if its size and sha256 match, otherwise replaced; a path that may
    be served is written under a temporary name and renamed over. *No served file is ever
    rewritten in place; the served main.json's files are untouched.*
@@ -45,7 +47,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -169,6 +171,17 @@ class ProtocolSettings:
 
 
 @dataclass(frozen=True)
+class Extra:
+    """A file of the corte outside its signed manifest (an origin's ``firmas/<corte>.json``
+    and ``.sig``, the CSVs a pull extracts from the ZIP): written with the corte's files,
+    before the flip, recorded under the corte and removed when it leaves the retention."""
+
+    entry: FileEntry
+    local: str | None = None
+    data: bytes | None = None
+
+
+@dataclass(frozen=True)
 class Hooks:
     """What the protocol tells the run, and asks it."""
 
@@ -196,6 +209,7 @@ class Session:
         dry_run: bool = False,
         rollback: bool = False,
         kept: bool = False,
+        extras: Sequence[Extra] = (),
     ) -> None:
         self.t = transport
         self.package = package
@@ -210,6 +224,16 @@ class Session:
         self.dry_run = dry_run
         self.rollback = rollback
         self.kept = kept
+        self.extras = {extra.entry.path: extra for extra in extras}
+        self.extra_entries = tuple(extra.entry for extra in extras)
+        clashing = sorted(set(self.extras) & set(self.manifest.by_path()))
+        if clashing:
+            raise RemoteError(
+                self.name,
+                f"El corte {self.manifest.corte} ya trae {', '.join(clashing[:3])}, que prepush"
+                " escribe aparte en este difusor (firmas/ de un origen, CSV extraídos): no se"
+                " publica para no pisarlos. Cambie esas rutas del paquete.",
+            )
         self.lock = RemoteLock(
             transport, self.name, owner, hooks, settings, on_write=self._count_meta
         )
@@ -291,7 +315,9 @@ class Session:
         self.step("dirs")
         await self.upload(plan, state)
         self.step("upload")
-        await self.write_meta(PENDING_PATH, pending_record(self.manifest, plan, state))
+        await self.write_meta(
+            PENDING_PATH, pending_record(self.manifest, plan, state, self.extra_entries)
+        )
         self.step("pending")
         self.lock.ensure_held()
         await self.flip(plan)
@@ -363,7 +389,12 @@ class Session:
                 f" ({', '.join(sorted(state.unresolved))}): cada archivo que ya esté se verifica"
                 " y no se borra nada hasta que salgan de la retención",
             )
-        plan = plan_corte(self.manifest, state, hardlink=self.t.capabilities.links)
+        plan = plan_corte(
+            self.manifest,
+            state,
+            hardlink=self.t.capabilities.links,
+            extras=self.extra_entries,
+        )
         self.delivery.plan = plan
         self.delivery.files_skipped = plan.skipped
         return plan
@@ -419,11 +450,13 @@ class Session:
         link_from: str | None = None,
         is_entry: bool = False,
     ) -> Upload:
+        extra = self.extras.get(entry.path)
         return Upload(
             entry.path,
             entry.size,
             entry.sha256,
-            local=self.package.local_path(entry.path),
+            local=self.package.local_path(entry.path) if extra is None else extra.local,
+            data=None if extra is None else extra.data,
             mode=mode,
             delta=delta,
             link_from=link_from,
@@ -458,7 +491,7 @@ class Session:
     def record(self, state: RemoteState) -> list[str]:
         """Record the corte; returns the garbage an unfinished publish left behind."""
         leftovers = leftover_garbage(state)
-        record_corte(state, self.manifest)
+        record_corte(state, self.manifest, self.extra_entries)
         state.atomic = self.t.capabilities.atomic_flip
         doomed = garbage(state, self.manifest, self.settings.retention)
         forget(state, doomed, self.settings.retention)

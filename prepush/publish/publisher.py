@@ -32,17 +32,26 @@ from prepush.exceptions import (
     EmbargoError,
     ExitCode,
     InternalError,
+    LocalFileError,
     PackageError,
     PrepushError,
     RemoteLockedError,
+    describe_os_error,
 )
 from prepush.ledger import DeliveryKind, DeliveryResult, Ledger
 from prepush.package import (
     MANIFEST,
+    SIGNATURE,
+    FileEntry,
     LocalManifests,
     Package,
     find_package,
+    load_public_key,
     newest_corte,
+    published_manifest,
+    published_signature,
+    sha256_bytes,
+    signature_is_valid,
 )
 from prepush.publish.delta import DeltaPlanner
 from prepush.publish.embargo import embargo_violation, enforce_embargo
@@ -51,6 +60,7 @@ from prepush.publish.protocol import (
     Delivery,
     Event,
     EventSink,
+    Extra,
     Hooks,
     LockOwner,
     Outcome,
@@ -397,6 +407,7 @@ class _Publisher:
         self.events = events
         self.pool = pool
         self._planners: dict[str, DeltaPlanner] = {}
+        self._signed: dict[str, tuple[Extra, ...]] = {}
         # The connection each difusor's attempt is using, to say at the deadline how long
         # the server had been silent.
         self._in_use: dict[str, Transport] = {}
@@ -414,6 +425,40 @@ class _Publisher:
         if package.corte not in self._planners:
             self._planners[package.corte] = DeltaPlanner(package)
         return self._planners[package.corte]
+
+    def origin_extras(self, difusor: Difusor, package: Package) -> tuple[Extra, ...]:
+        """What an origin difusor publishes besides the corte: its signed manifest and
+        signature, the very bytes checked against the roster's key, for pull difusores."""
+        if not difusor.origin:
+            return ()
+        if package.corte not in self._signed:
+            manifest = package.manifest.to_bytes()
+            try:
+                signature = (package.path / SIGNATURE).read_bytes()
+            except OSError as exc:
+                raise LocalFileError(
+                    difusor.name,
+                    f"No se pudo leer {SIGNATURE} de {package.path}: {describe_os_error(exc)}."
+                    " Sin la firma no se publica en un origen; revise el paquete con 'prepush"
+                    " verify-package'.",
+                ) from None
+            key_path = self.settings.signing_key_path
+            if key_path is None or not signature_is_valid(
+                manifest, signature, load_public_key(key_path)
+            ):
+                raise LocalFileError(
+                    difusor.name,
+                    f"La firma de {package.path} cambió después de verificarse; no se publica en"
+                    " un origen. Vuelva a construir el paquete con 'prepush build'.",
+                )
+            self._signed[package.corte] = tuple(
+                Extra(FileEntry(path, len(data), sha256_bytes(data)), data=data)
+                for path, data in (
+                    (published_manifest(package.corte), manifest),
+                    (published_signature(package.corte), signature),
+                )
+            )
+        return self._signed[package.corte]
 
     def hooks(self, difusor: Difusor) -> Hooks:
         def record(kind: str, message: str) -> None:
@@ -690,6 +735,7 @@ class _Publisher:
             dry_run=self.request.dry_run,
             rollback=self.request.rollback,
             kept=kept,
+            extras=self.origin_extras(difusor, package),
         )
         if delivery.connected_at is None:
             delivery.connected_at = datetime.now(UTC)

@@ -22,7 +22,7 @@ files and nothing is deleted.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -214,15 +214,24 @@ class Plan:
         return missing_dirs((f.path for f in written), set())
 
 
-def plan_corte(manifest: Manifest, state: RemoteState, *, hardlink: bool) -> Plan:
-    """Compare the package with what the difusor holds. Unchanged content costs nothing."""
+def plan_corte(
+    manifest: Manifest,
+    state: RemoteState,
+    *,
+    hardlink: bool,
+    extras: Sequence[FileEntry] = (),
+) -> Plan:
+    """Compare the package with what the difusor holds. Unchanged content costs nothing.
+
+    ``extras`` are files of the corte outside its manifest (an origin's signed manifest, the
+    CSVs a pull extracts): planned, written before the flip and retained like its files."""
     entry_paths = set(manifest.entry_files)
     by_sha = state.by_sha() if hardlink else {}
     uploads: list[FileEntry] = []
     replaces: list[FileEntry] = []
     links: list[Link] = []
     skipped = 0
-    for entry in manifest.immutable_files:
+    for entry in (*manifest.immutable_files, *extras):
         held = state.files.get(entry.path)
         if held is not None and held.sha256 == entry.sha256:
             skipped += 1
@@ -282,13 +291,14 @@ def _hold(files: dict[str, RemoteFile], path: str, sha256: str, size: int, corte
         files[path] = RemoteFile(sha256, size, [corte])
 
 
-def record_corte(state: RemoteState, manifest: Manifest) -> None:
-    """Record in ``state`` that ``manifest`` was flipped: all its files are on the server."""
+def record_corte(state: RemoteState, manifest: Manifest, extras: Sequence[FileEntry] = ()) -> None:
+    """Record in ``state`` that ``manifest`` was flipped: all its files (and its extras) are
+    on the server. Extras are not explained by the manifest: the state lists them."""
     corte = manifest.corte
     if state.pending and state.pending != corte and state.pending not in state.history:
         # An interrupted publish may have flipped it: readers may still hold it, so retain it.
         state.history.append(state.pending)
-    for entry in manifest.files:
+    for entry in (*manifest.files, *extras):
         _hold(state.files, entry.path, entry.sha256, entry.size, corte)
     state.dirs |= parent_dirs(e.path for e in manifest.files)
     state.history = [c for c in state.history if c != corte] + [corte]
@@ -333,14 +343,16 @@ def forget(state: RemoteState, paths: Iterable[str], retention: int) -> None:
         held.cortes = [c for c in held.cortes if c in keep] or held.cortes
 
 
-def pending_record(manifest: Manifest, plan: Plan, state: RemoteState) -> bytes:
+def pending_record(
+    manifest: Manifest, plan: Plan, state: RemoteState, extras: Sequence[FileEntry] = ()
+) -> bytes:
     """The corte about to be flipped and the files this publish added, recorded before the
     flip. Naming the manifest tags every file of the corte, reused ones included.
 
     It also carries the files an interrupted attempt already recorded as pending: a retry
     after a flip whose final state was lost must not forget files the public may be reading.
     """
-    listed = manifest.by_path()
+    listed = {*manifest.by_path(), *(e.path for e in extras)}
     files = {
         path: [sha256, size]
         for path, (sha256, size) in state.pending_files.items()

@@ -23,6 +23,10 @@ class ProxyFaults:
     rate_bytes_per_s: float | None = None
     reset_after_bytes: int | None = None
     resets_left: int | None = None
+    # Downloads: a connection is reset once it has carried this many bytes from the server
+    # (a download cut mid-body); only the first down_resets_left times, if set.
+    reset_down_after_bytes: int | None = None
+    down_resets_left: int | None = None
     reset_probability: float = 0.0
     stall: bool = False
 
@@ -31,6 +35,8 @@ class ProxyFaults:
         self.rate_bytes_per_s = None
         self.reset_after_bytes = None
         self.resets_left = None
+        self.reset_down_after_bytes = None
+        self.down_resets_left = None
         self.reset_probability = 0.0
         self.stall = False
 
@@ -125,10 +131,11 @@ class FaultProxy:
             return
         self._writers.add(up_writer)
         sent = [0]
+        received = [0]
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._pump(reader, up_writer, upstream=True, sent=sent))
-                group.create_task(self._pump(up_reader, writer, upstream=False, sent=sent))
+                group.create_task(self._pump(up_reader, writer, upstream=False, sent=received))
         except* _Reset:
             self.resets += 1
         except* (ConnectionError, OSError):
@@ -157,6 +164,8 @@ class FaultProxy:
                 await asyncio.sleep(len(data) / f.rate_bytes_per_s)
             if upstream:
                 data = self._maybe_reset(data, sent)
+            else:
+                data = self._maybe_cut_download(data, sent)
             sink.write(data)
             await sink.drain()
             if upstream:
@@ -179,6 +188,20 @@ class FaultProxy:
             return data
         if f.resets_left is not None:
             f.resets_left -= 1
+        raise _Reset
+
+    def _maybe_cut_download(self, data: bytes, received: list[int]) -> bytes:
+        """Past ``reset_down_after_bytes`` from the server on this connection, the chunk
+        that crosses the limit is dropped and the connection reset."""
+        f = self.faults
+        limit = f.reset_down_after_bytes
+        received[0] += len(data)
+        if limit is None or received[0] <= limit:
+            return data
+        if f.down_resets_left is not None:
+            if f.down_resets_left <= 0:
+                return data
+            f.down_resets_left -= 1
         raise _Reset
 
 

@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import aiohttp
 import botocore.exceptions
@@ -119,6 +119,11 @@ _TRANSIENT_CODES = {
 }
 _PRECONDITION_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+_NOT_MODIFIED_CODES = {"304", "NotModified"}
+# A pull reads its origin in chunks of this size, and allows each read the request timeout
+# plus the time its bytes take at this rate (bytes per second).
+READ_CHUNK = 256 * 1024
+MIN_READ_RATE = 256 * 1024
 
 
 def content_type(path: str) -> str:
@@ -157,6 +162,34 @@ def s3_etag(data: bytes) -> str:
 class Listed:
     size: int
     etag: str
+
+
+@dataclass(frozen=True)
+class ObjectRead:
+    """What a conditional read of an object found: 'ok' (with its ETag, size, and its bytes
+    unless they went to a sink), 'not_modified' or 'missing'."""
+
+    status: Literal["ok", "not_modified", "missing"]
+    etag: str = ""
+    size: int = 0
+    data: bytes | None = None
+
+
+class _SinkFailed(Exception):
+    """Carries what a read's sink raised through the request machinery, untranslated."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long to wait and how much to keep in flight, for one bucket's client."""
+
+    connect_timeout: float
+    request_timeout: float
+    in_flight: int
 
 
 @dataclass(frozen=True)
@@ -245,10 +278,13 @@ class S3Transport:
 
     # --- every request goes through here: counted, bounded, translated ------------------
 
-    async def _call(self, what: str, request: Callable[[], Awaitable[T]]) -> T:
+    async def _call(
+        self, what: str, request: Callable[[], Awaitable[T]], timeout: float | None = None
+    ) -> T:
         """Run one S3 request. An error answer comes back as :class:`S3Error`, for the
         caller to decide on (a 404 or a 412 may be what it expects) or to :meth:`_explain`;
         a timeout or a lost connection kills the transport and raises ConnectError."""
+        timeout = self._timeout if timeout is None else timeout
         if self._dead is not None:
             raise ConnectError(self._name, f"{self._dead} Se reintenta con una conexión nueva.")
         self._requests += 1
@@ -256,12 +292,12 @@ class S3Transport:
             self._since = time.monotonic()
         self._waiting += 1
         try:
-            return await asyncio.wait_for(request(), self._timeout)
+            return await asyncio.wait_for(request(), timeout)
         except TimeoutError:
-            self._die(f"El servidor no respondió en {self._timeout:g} s al {what}.")
+            self._die(f"El servidor no respondió en {timeout:g} s al {what}.")
             raise ConnectError(
                 self._name,
-                f"Sin respuesta de S3 en {self._timeout:g} s al {what}; se cortó la conexión."
+                f"Sin respuesta de S3 en {timeout:g} s al {what}; se cortó la conexión."
                 " Si se repite, revise la red hacia el punto de acceso de S3.",
             ) from None
         except botocore.exceptions.ClientError as exc:
@@ -328,6 +364,59 @@ class S3Transport:
         except S3Error as exc:
             if exc.code in _MISSING_CODES:
                 return None
+            raise self._explain(exc, what) from exc
+
+    async def read_object(
+        self,
+        path: str,
+        *,
+        etag: str | None = None,
+        sink: Callable[[bytes], None] | None = None,
+        size_hint: int = 0,
+    ) -> ObjectRead:
+        """Read an object as a pull reads its origin: conditionally (``etag``: unchanged is
+        'not_modified', with no body), into ``sink`` chunk by chunk when given (else whole,
+        in ``data``). Bounded by the request timeout plus the time ``size_hint`` bytes take
+        at :data:`MIN_READ_RATE`. A body shorter than announced is a lost connection; an
+        exception the sink raises is raised as it is."""
+        key = self.key(path)
+        what = f"leer {path}"
+        chunks: list[bytes] = []
+
+        async def get() -> ObjectRead:
+            conditions = {"IfNoneMatch": etag} if etag else {}
+            response = await self._client.get_object(Bucket=self._t.bucket, Key=key, **conditions)
+            received = 0
+            async with response["Body"] as body:
+                async for chunk in body.iter_chunks(READ_CHUNK):
+                    received += len(chunk)
+                    if sink is None:
+                        chunks.append(chunk)
+                        continue
+                    try:
+                        sink(chunk)
+                    except Exception as exc:
+                        raise _SinkFailed(exc) from exc
+            announced = int(response.get("ContentLength", received))
+            if received != announced:
+                raise S3Error("IncompleteBody", f"llegaron {received} de {announced} bytes", None)
+            return ObjectRead(
+                "ok",
+                str(response.get("ETag", "")),
+                received,
+                b"".join(chunks) if sink is None else None,
+            )
+
+        timeout = self._timeout + size_hint / MIN_READ_RATE
+        try:
+            return await self._call(what, get, timeout)
+        except _SinkFailed as failed:
+            raise failed.error from None
+        except S3Error as exc:
+            if exc.code in _MISSING_CODES:
+                return ObjectRead("missing")
+            if exc.code in _NOT_MODIFIED_CODES:
+                return ObjectRead("not_modified", etag or "")
             raise self._explain(exc, what) from exc
 
     async def stat(self, path: str) -> RemoteStat | None:
@@ -749,6 +838,8 @@ def _short(exc: BaseException) -> str:
         (errors.ProxyConnectionError, "no se pudo conectar con el proxy"),
         (errors.EndpointConnectionError, "no se pudo conectar con el punto de acceso"),
         (errors.ConnectionClosedError, "el servidor cerró la conexión a media respuesta"),
+        (errors.IncompleteReadError, "la respuesta llegó incompleta"),
+        (errors.ResponseStreamingError, "la conexión se cortó a media respuesta"),
         (aiohttp.ServerDisconnectedError, "el servidor cerró la conexión"),
         (aiohttp.ClientPayloadError, "la respuesta llegó incompleta"),
     )
@@ -795,15 +886,14 @@ def explain(name: str, where: str, exc: S3Error, what: str) -> DifusorError:
 # --- connecting -------------------------------------------------------------------------
 
 
-def _config(settings: Settings, fields: S3Fields) -> AioConfig:
-    publish = settings.roster.publish
+def _config(limits: Limits, fields: S3Fields) -> AioConfig:
     return AioConfig(
-        connect_timeout=publish.connect_timeout_seconds,
-        read_timeout=publish.request_timeout_seconds,
+        connect_timeout=limits.connect_timeout,
+        read_timeout=limits.request_timeout,
         # prepush retries a whole attempt over a new connection; botocore's own retries would
         # hide a broken link behind the request timeout.
         retries={"max_attempts": 1, "mode": "standard"},
-        max_pool_connections=publish.files_in_flight,
+        max_pool_connections=limits.in_flight,
         # Each PUT already carries the manifest's sha256; no second checksum of every body.
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
@@ -825,14 +915,32 @@ def _credentials(difusor: Difusor, fields: S3Fields, settings: Settings) -> dict
 
 async def open_s3(difusor: Difusor, settings: Settings) -> S3Transport:
     """A client for the difusor's bucket, checked with one HeadBucket (credentials, bucket,
-    endpoint). Never leaks the client, whatever fails or is cancelled on the way."""
+    endpoint)."""
     fields = difusor.s3
     assert fields is not None  # the roster requires s3: for transport: s3
-    session = _session(fields.profile)
-    config = _config(settings, fields)
+    publish = settings.roster.publish
+    limits = Limits(
+        publish.connect_timeout_seconds, publish.request_timeout_seconds, publish.files_in_flight
+    )
     credentials = _credentials(difusor, fields, settings)
+    return await open_bucket(difusor.name, fields, limits, credentials)
+
+
+async def open_bucket(
+    name: str,
+    fields: S3Fields,
+    limits: Limits,
+    credentials: dict[str, str],
+    *,
+    check: bool = True,
+) -> S3Transport:
+    """A client for one bucket (a difusor's, or the origin a pull reads), checked with one
+    HeadBucket unless ``check`` is False (a reader may lack s3:ListBucket). Never leaks the
+    client, whatever fails or is cancelled on the way."""
+    session = _session(fields.profile)
+    config = _config(limits, fields)
     closers: list[Callable[[], Awaitable[object]]] = []
-    timeout = settings.roster.publish.connect_timeout_seconds
+    timeout = limits.connect_timeout
     try:
         client = await _enter(
             session.create_client(
@@ -857,14 +965,15 @@ async def open_s3(difusor: Difusor, settings: Settings) -> S3Transport:
                 closers,
             )
         target = Target(
-            difusor.name,
+            name,
             fields.bucket,
             fields.prefix,
             fields.cloudfront_distribution_id,
-            settings.roster.publish.request_timeout_seconds,
+            limits.request_timeout,
         )
         transport = S3Transport(target, client, cloudfront, closers)
-        await _first_contact(transport, client, fields, timeout)
+        if check:
+            await _first_contact(transport, client, fields, timeout)
     except BaseException:
         for close in closers:
             with contextlib.suppress(Exception):

@@ -1,0 +1,10 @@
+"""``prepush pull``: the difusor's side. Fetch each corte from the institute's origin, verify
+it against the institute's pinned key, and publish it to the difusor's own site with the same
+protocol the institute uses (:mod:`prepush.publish.protocol`).
+
+- :mod:`prepush.pull.config`: the pull configuration, validated with locations.
+- :mod:`prepush.pull.origins`: reading the origin (HTTPS or S3), conditionally, bounded.
+- :mod:`prepush.pull.cache`: the local package cache, assembled and verified.
+- :mod:`prepush.pull.puller`: one pass and the ``--watch`` loop, with the ledger.
+- :mod:`prepush.pull.report`: what the difusor files in its informe técnico.
+"""
