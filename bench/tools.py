@@ -266,7 +266,7 @@ class PrepushWatch:
     """``prepush publish --watch``: each corte appears in paquetes/ (a rename, as ``build``
     does) and is timed until the watcher prints its report."""
 
-    def __init__(self, dataset: Dataset, poll_s: float = 0.1) -> None:
+    def __init__(self, dataset: Dataset, poll_s: float = 0.01) -> None:
         self.dataset = dataset
         self.held = dataset.workdir / "reserva"
         self.poll_s = poll_s
