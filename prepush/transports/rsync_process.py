@@ -57,6 +57,14 @@ def child(argv: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
     return list(argv), options
 
 
+def dying_with_parent(argv: Sequence[str]) -> list[str]:
+    """``argv`` for a program another program starts (rsync's ssh, from ``-e``): dead the
+    moment its parent dies, when setpriv is there; otherwise it ends on its pipes' EOF."""
+    if SETPRIV is not None:
+        return [SETPRIV, "--pdeathsig", "KILL", "--", *argv]
+    return list(argv)
+
+
 def kill_group(process: asyncio.subprocess.Process) -> None:
     """SIGKILL the child and whatever it started (rsync's ssh): never waits."""
     if process.returncode is not None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from prepush.exceptions import ConnectError, DifusorError, HostKeyError
 from prepush.settings import Difusor, Settings
 from prepush.transports.rsync_errors import Where, translate
-from prepush.transports.rsync_process import Finished, child, kill_group
+from prepush.transports.rsync_process import Finished, child, dying_with_parent, kill_group
 
 CIPHERS = (
     "aes128-gcm@openssh.com,aes256-gcm@openssh.com,aes128-ctr,aes256-ctr,"
@@ -60,17 +60,20 @@ class SshMaster:
         return self.difusor.login[0]
 
     def shell(self) -> str:
-        """rsync's ``-e``: ssh through the master, never asking anything."""
-        words = [
-            self.ssh,
-            *self._options,
-            "-S",
-            str(self.socket),
-            "-o",
-            "ControlMaster=no",
-            "-o",
-            "BatchMode=yes",
-        ]
+        """rsync's ``-e``: ssh through the master, never asking anything, and dead with the
+        rsync that started it (so with prepush: no ssh outlives a killed publish)."""
+        words = dying_with_parent(
+            [
+                self.ssh,
+                *self._options,
+                "-S",
+                str(self.socket),
+                "-o",
+                "ControlMaster=no",
+                "-o",
+                "BatchMode=yes",
+            ]
+        )
         return " ".join(shlex.quote(w) for w in words)
 
     def _common_options(self) -> list[str]:
