@@ -48,6 +48,18 @@ ELECTION_CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
 MAX_ROWLESS = 100_000
 
 
+def known_zone(value: str) -> str:
+    """``value`` if it names an IANA time zone; a Spanish ValueError otherwise."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"zona horaria IANA desconocida: {value!r} (ejemplos: America/Mexico_City,"
+            " America/Mazatlan)"
+        ) from None
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -95,14 +107,7 @@ class Election(_Model):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"zona horaria IANA desconocida: {value!r} (ejemplos: America/Mexico_City,"
-                " America/Mazatlan)"
-            ) from None
-        return value
+        return known_zone(value)
 
     @property
     def zone(self) -> ZoneInfo:

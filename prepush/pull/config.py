@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import asyncssh
 from pydantic import (
@@ -35,6 +35,7 @@ from prepush.package import SIGNATURE_ALGORITHM, load_public_key, safe_relative_
 from prepush.settings import (
     ENV_NAME,
     S3Fields,
+    known_zone,
     load_located_yaml,
     located_problems,
     location,
@@ -142,14 +143,7 @@ class PullConfig(_Model):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"zona horaria IANA desconocida: {value!r} (ejemplos: America/Mexico_City,"
-                " America/Mazatlan)"
-            ) from None
-        return value
+        return known_zone(value)
 
     @field_validator("extract_dir")
     @classmethod
