@@ -520,6 +520,7 @@ def main() -> int:
         return 2
     if args.workers is not None:
         datasets.PUBLISH_OVERRIDES["workers"] = args.workers
+    datasets.compile_prepush()
     WORK.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     key = client_key()

@@ -252,6 +252,7 @@ def main() -> int:
     os.environ.update({KEY_ENV: KEY_ID, SECRET_ENV: SECRET})
     os.environ.update({"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET})
     os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    datasets.compile_prepush()
     started = time.monotonic()
     print(f"Construyendo {args.dataset}...", flush=True)
     dataset = datasets.build(args.dataset, WORK / "s3-conjuntos")
