@@ -258,13 +258,16 @@ class FileCache:
     """A package's small files, read from disk once per publish instead of once per difusor.
 
     Every difusor of a run uploads the same files; the most recently used stay in memory up
-    to ``budget`` bytes, shared by all the connections.
+    to ``budget`` bytes, shared by all the connections. Files whose bytes the package's
+    verification hashed are *held*: an upload may send those bytes without reading or hashing
+    them again (:class:`prepush.transports.base.LocalFiles`).
     """
 
     def __init__(self, budget: int = 64 << 20) -> None:
         self._budget = budget
         self._size = 0
         self._files: OrderedDict[str, bytes] = OrderedDict()
+        self._verified: set[str] = set()
 
     def share(self, processes: int) -> None:
         """Several processes publish the package: each keeps its share of the budget (the
@@ -282,9 +285,22 @@ class FileCache:
             self._files[path] = data
             self._size += len(data)
             while self._size > self._budget:
-                _, evicted = self._files.popitem(last=False)
+                gone, evicted = self._files.popitem(last=False)
+                self._verified.discard(gone)
                 self._size -= len(evicted)
         return data
+
+    def vouch(self, path: str, data: bytes) -> None:
+        """``data``, as kept for ``path``, matched the signed manifest."""
+        if self._files.get(path) is data:
+            self._verified.add(path)
+
+    def held(self, path: str) -> bytes | None:
+        """The file's verified bytes if they are still in memory, without reading anything."""
+        if path not in self._verified:
+            return None
+        self._files.move_to_end(path)
+        return self._files[path]
 
 
 @dataclass(frozen=True)
@@ -382,10 +398,14 @@ class Package:
 
     def _digest_cached(self, entry: FileEntry) -> str | None:
         try:
-            data = self.cache.read(self.local_path(entry.path))
+            path = self.local_path(entry.path)
+            data = self.cache.read(path)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
-        return sha256_bytes(data) if len(data) == entry.size else ""
+        digest = sha256_bytes(data) if len(data) == entry.size else ""
+        if digest == entry.sha256:
+            self.cache.vouch(path, data)
+        return digest
 
 
 def published_files(root: Path) -> list[str]:

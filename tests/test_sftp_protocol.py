@@ -26,7 +26,7 @@ import yaml
 from prepush.exceptions import ConnectError, DifusorError, LocalFileError, RemoteError
 from prepush.settings import Difusor, Settings, parse_roster
 from prepush.sim.fleet import ServerThread
-from prepush.transports.base import Delta, Upload
+from prepush.transports.base import Delta, DiskFiles, Upload
 from prepush.transports.sftp import SFTPTransport, open_sftp
 from prepush.transports.sftp_pump import DEFAULT_BUDGET
 from tests.scripted_sftp import EXTENSIONS, Filesystem, Script, ScriptedServer
@@ -411,10 +411,11 @@ def test_a_local_read_error_is_said_as_such_and_the_connection_goes_on(
     server = scripted()
     _dirs(server.fs)
 
-    def reader(path: str) -> bytes:
-        if path.endswith("7.json"):
-            raise OSError(5, "Input/output error")
-        return CONTENT
+    class Files(DiskFiles):
+        def read(self, path: str) -> bytes:
+            if path.endswith("7.json"):
+                raise OSError(5, "Input/output error")
+            return CONTENT
 
     async def work(t: SFTPTransport) -> tuple[BaseException | None, bool]:
         uploads = [
@@ -422,7 +423,7 @@ def test_a_local_read_error_is_said_as_such_and_the_connection_goes_on(
             for i in range(20)
         ]
         try:
-            await t.upload(uploads, 8, None, reader)
+            await t.upload(uploads, 8, None, Files())
         except DifusorError as exc:
             await t.write_file("json/otro.json", b"sigue")
             return exc, t.alive
@@ -452,11 +453,18 @@ def test_the_bytes_in_flight_stay_within_the_budget_with_the_widest_setting(
     size = 1 << 20
     block = b"x" * size
 
+    class Same(DiskFiles):
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def read(self, path: str) -> bytes:
+            return self.data
+
     async def work(t: SFTPTransport) -> tuple[int, int, int]:
         uploads = [
             Upload(f"json/o/{i}.json", size, "0" * 64, local=f"/p/{i}") for i in range(10_000)
         ]
-        task = asyncio.create_task(t.upload(uploads, 512, None, lambda _p: block))
+        task = asyncio.create_task(t.upload(uploads, 512, None, Same(block)))
         await asyncio.sleep(1.0)
         held = server.stats.held_bytes
         opened = len(server.stats.opens_at)

@@ -19,6 +19,7 @@ from typing import TypeVar
 import asyncssh
 import pytest
 
+from prepush.package import FileCache
 from prepush.transports.sftp_pump import (
     COPY_DATA,
     LocalReadError,
@@ -202,3 +203,71 @@ def test_a_streamed_file_that_changed_since_it_was_verified_fails(
     error = run(sshd_plain, work)
     assert isinstance(error, LocalReadError)
     assert "cambió después de verificar" in str(error)
+
+
+def test_a_large_file_the_run_verified_is_sent_from_memory(
+    sshd_plain: Endpoint, tmp_path: Path
+) -> None:
+    """The bytes the package's verification hashed and kept are the bytes sent: no second
+    read from disk (the file is gone) and no second hash, within the same budget."""
+    original = os.urandom(3_000_000)
+    local = tmp_path / "datos.zip"
+    local.write_bytes(original)
+    files = FileCache()
+    files.vouch(str(local), files.read(str(local)))
+    local.unlink()
+    digest = hashlib.sha256(original).hexdigest()
+
+    async def work(client: PumpSession, root: bytes) -> int:
+        put = Put(root + b"datos.zip", len(original), local=str(local), sha256=digest)
+        await client.put_many([put], width=2, fsync=True, timeout=10, files=files, budget=1 << 20)
+        return client.bytes_written
+
+    written = run(sshd_plain, work)
+    assert (sshd_plain.local_root / "datos.zip").read_bytes() == original
+    assert written == len(original)
+
+
+def test_a_cached_file_nobody_verified_is_still_read_and_hashed_as_it_goes(
+    sshd_plain: Endpoint, tmp_path: Path
+) -> None:
+    original = os.urandom(3_000_000)
+    local = tmp_path / "datos.zip"
+    local.write_bytes(original)
+    files = FileCache()
+    files.read(str(local))  # kept, but never vouched for
+    local.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    digest = hashlib.sha256(original).hexdigest()
+
+    async def work(client: PumpSession, root: bytes) -> BaseException | None:
+        put = Put(root + b"datos.zip", len(original), local=str(local), sha256=digest)
+        try:
+            await client.put_many([put], width=2, fsync=True, timeout=10, files=files)
+        except PutError as exc:
+            return exc.error
+        return None
+
+    error = run(sshd_plain, work)
+    assert isinstance(error, LocalReadError)
+    assert "cambió después de verificar" in str(error)
+
+
+def test_the_cache_holds_only_what_was_vouched_for_and_forgets_what_it_evicts(
+    tmp_path: Path,
+) -> None:
+    size = 300_000
+    paths = []
+    for number in range(10):
+        path = tmp_path / f"{number}.json"
+        path.write_bytes(bytes([number]) * size)
+        paths.append(str(path))
+    files = FileCache(budget=8 * size)  # files up to budget/8 are kept: eight of them
+    first = files.read(paths[0])
+    files.vouch(paths[0], bytes([0]) * size)  # equal bytes, but not the ones kept
+    assert files.held(paths[0]) is None
+    files.vouch(paths[0], first)
+    assert files.held(paths[0]) is first
+    for path in paths[1:]:
+        files.vouch(path, files.read(path))
+    assert files.held(paths[0]) is None, "evicted, so no longer held"
+    assert files.held(paths[-1]) == bytes([9]) * size

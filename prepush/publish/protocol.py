@@ -436,7 +436,7 @@ class Session:
         uploads += [self.upload_of(e, "replace", delta=deltas.get(e.path)) for e in plan.replaces]
         uploads += [self.upload_of(link.entry, fresh, link_from=link.source) for link in plan.links]
         self.event("uploading", files_total=total_files, bytes_total=total_bytes)
-        await self.t.upload(uploads, self.settings.width, sent, self.package.cache.read)
+        await self.t.upload(uploads, self.settings.width, sent, self.package.cache)
         self.delivery.files_uploaded = len(plan.uploads) + len(plan.replaces) - len(deltas)
         self.delivery.files_rebuilt = len(deltas)
         self.delivery.files_linked = len(plan.links)
@@ -474,7 +474,7 @@ class Session:
         # One at a time, in order: json/main.json is always the last to change.
         for entry in plan.flips:
             upload = self.upload_of(entry, "replace", is_entry=True)
-            await self.t.upload([upload], 1, None, self.package.cache.read)
+            await self.t.upload([upload], 1, None, self.package.cache)
             self.step(f"flip:{entry.path}")
         if self.delivery.flip_at is None:
             # A retry may flip the same corte again; the public saw it at the first flip.

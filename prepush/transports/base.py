@@ -100,6 +100,29 @@ class Upload:
     entry: bool = False
 
 
+class LocalFiles(Protocol):
+    """The package's files on this machine, as a run reads them (its shared cache)."""
+
+    def read(self, path: str) -> bytes:
+        """The whole file, from memory or from disk."""
+        ...
+
+    def held(self, path: str) -> bytes | None:
+        """The file if it is already in memory (verified when the run read it), else None."""
+        ...
+
+
+class DiskFiles:
+    """:class:`LocalFiles` without a cache: every read goes to disk."""
+
+    def read(self, path: str) -> bytes:
+        with open(path, "rb") as stream:
+            return stream.read()
+
+    def held(self, path: str) -> bytes | None:
+        return None
+
+
 class Transport(Protocol):
     """One open connection to one difusor. Every method is bounded by the request timeout."""
 
@@ -153,10 +176,10 @@ class Transport(Protocol):
         uploads: Sequence[Upload],
         width: int,
         on_done: Callable[[Upload], None] | None = None,
-        reader: Callable[[str], bytes] | None = None,
+        files: LocalFiles | None = None,
     ) -> None:
         """Put many files with ``width`` in flight; the first failure is raised after the
-        others settle. ``reader`` reads a local file whole (the run's shared cache)."""
+        others settle. ``files`` reads the local files (the run's shared cache)."""
         ...
 
     async def remove_many(self, paths: Sequence[str], width: int) -> None:

@@ -50,7 +50,15 @@ from prepush.exceptions import (
     describe_os_error,
 )
 from prepush.package import safe_relative_path
-from prepush.transports.base import TEMP_SUFFIX, Capabilities, RemoteStat, SpaceInfo, Upload
+from prepush.transports.base import (
+    TEMP_SUFFIX,
+    Capabilities,
+    DiskFiles,
+    LocalFiles,
+    RemoteStat,
+    SpaceInfo,
+    Upload,
+)
 
 T = TypeVar("T")
 
@@ -330,7 +338,7 @@ class LocalTransport:
         uploads: Sequence[Upload],
         width: int,
         on_done: Callable[[Upload], None] | None = None,
-        reader: Callable[[str], bytes] | None = None,
+        files: LocalFiles | None = None,
     ) -> None:
         """Put the files in batches, a few threads at once; then make the directories
         written into durable. The first failure is raised after the others settle."""
@@ -344,7 +352,7 @@ class LocalTransport:
                 what = f"escribir {batch[0].path}" + (
                     f" y {len(batch) - 1} archivos más" if len(batch) > 1 else ""
                 )
-                sent, reused = await self._run(what, lambda: self._put_batch(batch, reader), size)
+                sent, reused = await self._run(what, lambda: self._put_batch(batch, files), size)
             self._bytes_sent += sent
             self._bytes_reused += reused
             touched.update(u.path.rpartition("/")[0] for u in batch)
@@ -369,18 +377,16 @@ class LocalTransport:
             finally:
                 os.close(dir_fd)
 
-    def _put_batch(
-        self, batch: Sequence[Upload], reader: Callable[[str], bytes] | None
-    ) -> tuple[int, int]:
+    def _put_batch(self, batch: Sequence[Upload], files: LocalFiles | None) -> tuple[int, int]:
         """(bytes written, bytes linked) of the batch."""
         sent = reused = 0
         for upload in batch:
-            written, linked = self._put(upload, reader)
+            written, linked = self._put(upload, files)
             sent += written
             reused += linked
         return sent, reused
 
-    def _put(self, upload: Upload, reader: Callable[[str], bytes] | None) -> tuple[int, int]:
+    def _put(self, upload: Upload, files: LocalFiles | None) -> tuple[int, int]:
         parent, name = self._split(upload.path)
         dir_fd = self._dir_fd(parent)
         try:
@@ -388,7 +394,7 @@ class LocalTransport:
                 return 0, 0
             if upload.link_from is not None and self._link(dir_fd, name, upload):
                 return 0, upload.size
-            data = self._bytes_of(upload, reader)
+            data = self._bytes_of(upload, files)
             _replace_at(dir_fd, name, data)
             return len(data), 0
         finally:
@@ -424,7 +430,7 @@ class LocalTransport:
         finally:
             os.close(source_fd)
 
-    def _bytes_of(self, upload: Upload, reader: Callable[[str], bytes] | None) -> bytes:
+    def _bytes_of(self, upload: Upload, files: LocalFiles | None) -> bytes:
         """The file's bytes, checked against the manifest's size and sha256 before a byte is
         written: nothing altered reaches the site."""
         if upload.data is not None:
@@ -432,7 +438,7 @@ class LocalTransport:
         else:
             assert upload.local is not None
             try:
-                data = reader(upload.local) if reader else Path(upload.local).read_bytes()
+                data = (files or DiskFiles()).read(upload.local)
             except OSError as exc:
                 raise LocalFileError(
                     self._name,

@@ -41,7 +41,7 @@ from pathlib import Path
 from prepush.exceptions import ConnectError, DifusorError, RemoteError
 from prepush.package import safe_relative_path
 from prepush.settings import Difusor, Settings
-from prepush.transports.base import Capabilities, RemoteStat, SpaceInfo, Upload
+from prepush.transports.base import Capabilities, LocalFiles, RemoteStat, SpaceInfo, Upload
 from prepush.transports.rsync_errors import REFUSED_OPTION, Where, said, translate
 from prepush.transports.rsync_process import Finished, Runner
 from prepush.transports.rsync_ssh import SshMaster
@@ -320,7 +320,7 @@ class RsyncTransport:
         uploads: Sequence[Upload],
         width: int,
         on_done: Callable[[Upload], None] | None = None,
-        reader: Callable[[str], bytes] | None = None,
+        files: LocalFiles | None = None,
     ) -> None:
         """One rsync per source directory (the package's, and a scratch one for bytes in
         memory), each naming exactly its files."""

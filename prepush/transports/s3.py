@@ -51,7 +51,14 @@ from prepush.exceptions import (
 )
 from prepush.package import safe_relative_path
 from prepush.settings import Difusor, S3Fields, Settings
-from prepush.transports.base import Capabilities, RemoteStat, SpaceInfo, Upload
+from prepush.transports.base import (
+    Capabilities,
+    DiskFiles,
+    LocalFiles,
+    RemoteStat,
+    SpaceInfo,
+    Upload,
+)
 
 T = TypeVar("T")
 
@@ -579,37 +586,37 @@ class S3Transport:
         uploads: Sequence[Upload],
         width: int,
         on_done: Callable[[Upload], None] | None = None,
-        reader: Callable[[str], bytes] | None = None,
+        files: LocalFiles | None = None,
     ) -> None:
         gate = asyncio.Semaphore(max(1, width))
 
         async def one(upload: Upload) -> None:
             async with gate:
-                await self._upload_one(upload, reader)
+                await self._upload_one(upload, files)
             if on_done is not None:
                 on_done(upload)
 
         await _all_or_first_error([one(u) for u in uploads])
 
-    async def _upload_one(self, upload: Upload, reader: Callable[[str], bytes] | None) -> None:
+    async def _upload_one(self, upload: Upload, files: LocalFiles | None) -> None:
         what = f"escribir {upload.path}"
         try:
-            if upload.mode == "unknown" and await self._already_there(upload, reader):
+            if upload.mode == "unknown" and await self._already_there(upload, files):
                 return
             if upload.link_from is not None:
                 await self._copy(upload)
                 return
-            data = self._bytes_of(upload, reader)
+            data = self._bytes_of(upload, files)
             await self._put(upload.path, data, upload.sha256, entry=upload.entry)
         except S3Error as exc:
             raise self._explain(exc, what) from exc
 
-    def _bytes_of(self, upload: Upload, reader: Callable[[str], bytes] | None) -> bytes:
+    def _bytes_of(self, upload: Upload, files: LocalFiles | None) -> bytes:
         if upload.data is not None:
             return upload.data
         assert upload.local is not None
         try:
-            data = reader(upload.local) if reader is not None else Path(upload.local).read_bytes()
+            data = (files or DiskFiles()).read(upload.local)
         except OSError as exc:
             raise LocalFileError(
                 self._name,
@@ -642,13 +649,13 @@ class S3Transport:
         )
         self._bytes_reused += upload.size
 
-    async def _already_there(self, upload: Upload, reader: Callable[[str], bytes] | None) -> bool:
+    async def _already_there(self, upload: Upload, files: LocalFiles | None) -> bool:
         """A name the state cannot vouch for (lost or damaged state): the bucket's listing,
         made once, says whether it already holds these bytes (size and ETag)."""
         listed = (await self._listed()).get(upload.path)
         if listed is None or listed.size != upload.size:
             return False
-        data = self._bytes_of(upload, reader)
+        data = self._bytes_of(upload, files)
         return listed.etag == s3_etag(data)
 
     async def _listed(self) -> dict[str, Listed]:

@@ -37,6 +37,7 @@ from prepush.settings import Difusor, Settings
 from prepush.transports.base import (
     TEMP_SUFFIX,
     Capabilities,
+    LocalFiles,
     RemoteStat,
     SpaceInfo,
     Upload,
@@ -266,7 +267,7 @@ class SFTPTransport:
         puts: Sequence[Put],
         width: int,
         on_done: Callable[[Put], None] | None = None,
-        reader: Callable[[str], bytes] | None = None,
+        files: LocalFiles | None = None,
     ) -> list[tuple[Put, SFTPError]]:
         if self._dead is not None:
             raise ConnectError(self._name, f"{self._dead} Se reintenta con una conexión nueva.")
@@ -277,7 +278,7 @@ class SFTPTransport:
                 fsync=self._capabilities.durable,
                 timeout=self._timeout,
                 on_done=on_done,
-                reader=reader,
+                files=files,
             )
         except PutError as exc:
             raise await self._explain(exc) from exc
@@ -403,21 +404,21 @@ class SFTPTransport:
         uploads: Sequence[Upload],
         width: int,
         on_done: Callable[[Upload], None] | None = None,
-        reader: Callable[[str], bytes] | None = None,
+        files: LocalFiles | None = None,
     ) -> None:
         try:
-            await self._upload(uploads, width, on_done, reader)
+            await self._upload(uploads, width, on_done, files)
         except RemoteError as exc:
             if not self._refused_posix_rename(exc):
                 raise
-            await self._upload(uploads, width, on_done, reader)
+            await self._upload(uploads, width, on_done, files)
 
     async def _upload(
         self,
         uploads: Sequence[Upload],
         width: int,
         on_done: Callable[[Upload], None] | None,
-        reader: Callable[[str], bytes] | None,
+        files: LocalFiles | None,
     ) -> None:
         links = [u for u in uploads if u.link_from is not None and self._capabilities.links]
         linked = {id(u) for u in links}
@@ -440,16 +441,16 @@ class SFTPTransport:
             if on_done is not None and id(upload) not in waiting_rename:
                 on_done(upload)
 
-        conflicts = await self._put(puts, width, done, reader)
+        conflicts = await self._put(puts, width, done, files)
         if conflicts:
             found = [(by_put[id(put)], answer) for put, answer in conflicts]
-            await self._settle_conflicts(found, width, on_done, reader)
+            await self._settle_conflicts(found, width, on_done, files)
         for upload in renamed_later:
             await self._replace_without_posix(upload.path + TEMP_SUFFIX, upload.path)
             if on_done is not None:
                 on_done(upload)
         if links:
-            await self._link_many(links, width, on_done, reader)
+            await self._link_many(links, width, on_done, files)
 
     def _put_of(self, upload: Upload) -> Put:
         target = self._path(upload.path).encode()
@@ -496,7 +497,7 @@ class SFTPTransport:
         conflicts: Sequence[tuple[Upload, SFTPError]],
         width: int,
         on_done: Callable[[Upload], None] | None,
-        reader: Callable[[str], bytes] | None,
+        files: LocalFiles | None,
     ) -> None:
         """Names that were already there (a lost state, another machine's cortes): each one
         is kept if it holds the right bytes, otherwise put in by temporary name and rename.
@@ -513,7 +514,7 @@ class SFTPTransport:
         wrong = [u for (u, _), right in zip(conflicts, verdicts, strict=True) if not right]
         if wrong:
             replacements = [dataclasses.replace(u, mode="replace", delta=None) for u in wrong]
-            await self.upload(replacements, width, None, reader)
+            await self.upload(replacements, width, None, files)
         if on_done is not None:
             for upload, _ in conflicts:
                 on_done(upload)
@@ -523,7 +524,7 @@ class SFTPTransport:
         links: Sequence[Upload],
         width: int,
         on_done: Callable[[Upload], None] | None,
-        reader: Callable[[str], bytes] | None,
+        files: LocalFiles | None,
     ) -> None:
         """Hard-link files the server holds, many at once. A target already there with the
         right content is success (a cut attempt made it); otherwise it is linked under a
@@ -538,7 +539,7 @@ class SFTPTransport:
             if error is not None and not _refused(error):
                 await self._settle_link(upload, error)
         if unlinkable:
-            await self.upload([_without_link(u) for u in unlinkable], width, None, reader)
+            await self.upload([_without_link(u) for u in unlinkable], width, None, files)
         if on_done is not None:
             for upload in links:
                 on_done(upload)

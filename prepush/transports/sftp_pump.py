@@ -37,6 +37,7 @@ from typing import Any
 import asyncssh
 
 from prepush.exceptions import describe_os_error
+from prepush.transports.base import DiskFiles, LocalFiles
 
 # Packet types.
 FXP_INIT = 1
@@ -478,7 +479,7 @@ class PumpSession(asyncssh.SSHClientSession[bytes]):
         fsync: bool,
         timeout: float,
         on_done: Callable[[Put], None] | None = None,
-        reader: Callable[[str], bytes] | None = None,
+        files: LocalFiles | None = None,
         budget: int = DEFAULT_BUDGET,
     ) -> list[tuple[Put, SFTPError]]:
         """Put files with at most ``width`` handles open; returns the exclusive puts whose
@@ -488,7 +489,7 @@ class PumpSession(asyncssh.SSHClientSession[bytes]):
         if self.max_handles:
             width = max(1, min(width, self.max_handles - 4))
         uploader = _Uploader(
-            self, iter(puts), max(width, 2), fsync, on_done, reader or _read_whole, budget
+            self, iter(puts), max(width, 2), fsync, on_done, files or DiskFiles(), budget
         )
         return await uploader.run(timeout)
 
@@ -531,11 +532,11 @@ class _Uploader:
         width: int,
         fsync: bool,
         on_done: Callable[[Put], None] | None,
-        reader: Callable[[str], bytes],
+        files: LocalFiles,
         budget: int,
     ) -> None:
         self.session = session
-        self.reader = reader
+        self.files = files
         self.puts = puts
         self.width = width
         self.fsync = fsync
@@ -693,8 +694,14 @@ class _Uploader:
         put = upload.put
         upload.phase = "sending"
         upload.end = put.size
-        if whole or put.data is not None:
-            data = put.data if put.data is not None else self._read(upload)
+        # A larger file the run already holds in memory (verified when it was read) is sent
+        # from there, chunk by chunk within the budget: no second read, no second hash.
+        data = put.data
+        if data is None and not whole:
+            data = self.files.held(put.local or "")
+            data = data if data is not None and len(data) == put.size else None
+        if whole or data is not None:
+            data = data if data is not None else self._read(upload)
             if data is None:
                 self._release_base(upload)
                 self._close(upload)
@@ -718,8 +725,8 @@ class _Uploader:
     def _read(self, upload: _Upload) -> bytes | None:
         put = upload.put
         try:
-            data = self.reader(put.local or "")
-        except Exception as exc:  # the reader is the caller's: whatever it raises is local
+            data = self.files.read(put.local or "")
+        except Exception as exc:  # the files are the caller's: whatever it raises is local
             self._fail(upload, LocalReadError(f"no se pudo leer {put.local}: {exc}"), "leer")
             return None
         if len(data) != put.size:
@@ -970,11 +977,6 @@ def _exists_perhaps(error: SFTPError) -> bool:
 
 def _ignore(_ptype: int, _payload: bytes) -> None:
     return None
-
-
-def _read_whole(path: str) -> bytes:
-    with open(path, "rb") as stream:
-        return stream.read()
 
 
 async def start_pump(connection: asyncssh.SSHClientConnection) -> PumpSession:
