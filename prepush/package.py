@@ -10,6 +10,7 @@ with Ed25519 in ``.prepush/manifest.sig``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import json
@@ -363,6 +364,15 @@ class Package:
             *self._signature_problems(self.manifest.to_bytes(), trusted),
             *self._content_problems(self._digest_cached),
         ]
+
+    def hold_verified(self) -> None:
+        """Read the files into this copy's cache, holding those that match the manifest: a
+        worker process's own copy of what the parent verified, so its uploads send bytes
+        hashed once in this process. A file that no longer matches is not held; its upload
+        hashes it as it reads it and fails."""
+        for entry in self.manifest.files:
+            with contextlib.suppress(OSError):
+                self._digest_cached(entry)
 
     def _signature_problems(
         self, manifest_bytes: bytes, trusted: asyncssh.SSHKey | None

@@ -194,3 +194,17 @@ def test_the_bytes_verified_are_the_bytes_sent(workdir: Workdir) -> None:
     change_a_byte(package.path)
     assert package.cache.read(package.local_path("json/main.json")) == verified
     assert target.read_bytes() != verified
+
+
+def test_a_workers_copy_holds_only_the_files_that_still_match(workdir: Workdir) -> None:
+    """A worker process opens its own copy of the package: it holds (sends without reading
+    or hashing again) the files that match the signed manifest, and not one changed since."""
+    workdir.write_roster([])
+    path = workdir.build(FIRST)
+    change_a_byte(path)
+    copy = Package.open(path)
+    copy.hold_verified()
+    assert copy.cache.held(copy.local_path("json/main.json")) is None
+    others = [e.path for e in copy.manifest.files if e.path != "json/main.json"]
+    assert others
+    assert all(copy.cache.held(copy.local_path(p)) is not None for p in others)

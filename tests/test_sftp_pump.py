@@ -181,6 +181,27 @@ def test_a_cut_connection_fails_every_waiting_request(
     assert isinstance(error, SFTPConnectionLost)
 
 
+def put_error(
+    endpoint: Endpoint,
+    name: bytes,
+    local: Path,
+    sha256: str,
+    size: int,
+    files: FileCache | None = None,
+) -> BaseException | None:
+    """Put one local file that the manifest says has ``sha256``: the error, if it failed."""
+
+    async def work(client: PumpSession, root: bytes) -> BaseException | None:
+        put = Put(root + name, size, local=str(local), sha256=sha256)
+        try:
+            await client.put_many([put], width=2, fsync=True, timeout=10, files=files)
+        except PutError as exc:
+            return exc.error
+        return None
+
+    return run(endpoint, work)
+
+
 def test_a_streamed_file_that_changed_since_it_was_verified_fails(
     sshd_plain: Endpoint, tmp_path: Path
 ) -> None:
@@ -192,17 +213,25 @@ def test_a_streamed_file_that_changed_since_it_was_verified_fails(
     digest = hashlib.sha256(original).hexdigest()
     local.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))  # changed after the check
 
-    async def work(client: PumpSession, root: bytes) -> BaseException | None:
-        put = Put(root + b"datos.zip", len(original), local=str(local), sha256=digest)
-        try:
-            await client.put_many([put], width=2, fsync=True, timeout=10)
-        except PutError as exc:
-            return exc.error
-        return None
-
-    error = run(sshd_plain, work)
+    error = put_error(sshd_plain, b"datos.zip", local, digest, len(original))
     assert isinstance(error, LocalReadError)
     assert "cambió después de verificar" in str(error)
+
+
+def test_a_small_file_read_from_disk_is_hashed_before_a_byte_is_sent(
+    sshd_plain: Endpoint, tmp_path: Path
+) -> None:
+    """A file not held by the run (a worker's copy, or one evicted from the cache) is read
+    whole and must still be what the signed manifest names."""
+    original = b'{"corte": "20210606_2320"}'
+    local = tmp_path / "main.json"
+    local.write_bytes(original.replace(b"2320", b"2340"))  # same size, other bytes
+    digest = hashlib.sha256(original).hexdigest()
+
+    error = put_error(sshd_plain, b"main.json", local, digest, len(original))
+    assert isinstance(error, LocalReadError)
+    assert "cambió después de verificar" in str(error)
+    assert (sshd_plain.local_root / "main.json").read_bytes() == b"", "opened, not a byte sent"
 
 
 def test_a_large_file_the_run_verified_is_sent_from_memory(
@@ -239,15 +268,7 @@ def test_a_cached_file_nobody_verified_is_still_read_and_hashed_as_it_goes(
     local.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
     digest = hashlib.sha256(original).hexdigest()
 
-    async def work(client: PumpSession, root: bytes) -> BaseException | None:
-        put = Put(root + b"datos.zip", len(original), local=str(local), sha256=digest)
-        try:
-            await client.put_many([put], width=2, fsync=True, timeout=10, files=files)
-        except PutError as exc:
-            return exc.error
-        return None
-
-    error = run(sshd_plain, work)
+    error = put_error(sshd_plain, b"datos.zip", local, digest, len(original), files)
     assert isinstance(error, LocalReadError)
     assert "cambió después de verificar" in str(error)
 

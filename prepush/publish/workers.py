@@ -346,6 +346,7 @@ async def _serve_jobs(
             )
             package = find_package(settings.packages_dir, job.corte)
             package.cache.share(processes)
+            package.hold_verified()
             publisher = _Publisher(request, ledger, job.owner, events, pool)
             conn.send(("done", await publisher.run_all(package)))
     finally:

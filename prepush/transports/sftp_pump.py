@@ -694,13 +694,11 @@ class _Uploader:
         put = upload.put
         upload.phase = "sending"
         upload.end = put.size
-        # A larger file the run already holds in memory (verified when it was read) is sent
-        # from there, chunk by chunk within the budget: no second read, no second hash.
-        data = put.data
-        if data is None and not whole:
-            data = self.files.held(put.local or "")
-            data = data if data is not None and len(data) == put.size else None
+        data = put.data if put.data is not None else self._held(put)
         if whole or data is not None:
+            # In memory: given, or held by the run (verified when it was read), or small
+            # enough to read whole (and then hashed here). A larger file held by the run is
+            # still sent chunk by chunk within the budget.
             data = data if data is not None else self._read(upload)
             if data is None:
                 self._release_base(upload)
@@ -722,7 +720,12 @@ class _Uploader:
         self.sending.append(upload)
         self._send_more(upload)
 
+    def _held(self, put: Put) -> bytes | None:
+        data = self.files.held(put.local or "")
+        return data if data is not None and len(data) == put.size else None
+
     def _read(self, upload: _Upload) -> bytes | None:
+        """The whole file from disk: the bytes sent must be the ones the manifest names."""
         put = upload.put
         try:
             data = self.files.read(put.local or "")
@@ -731,6 +734,9 @@ class _Uploader:
             return None
         if len(data) != put.size:
             self._fail(upload, _changed(put, len(data)), "leer")
+            return None
+        if put.sha256 is not None and hashlib.sha256(data).hexdigest() != put.sha256:
+            self._fail(upload, _altered(put), "leer")
             return None
         return data
 
@@ -801,11 +807,7 @@ class _Uploader:
 
     def _check_streamed(self, upload: _Upload) -> None:
         if upload.hasher.hexdigest() != upload.put.sha256:
-            error = LocalReadError(
-                f"{upload.put.local} cambió después de verificar el paquete (su sha256 ya no es"
-                " el del manifiesto firmado)"
-            )
-            self._fail(upload, error, "leer")
+            self._fail(upload, _altered(upload.put), "leer")
 
     def _chunk(self, upload: _Upload, size: int) -> bytes | memoryview | None:
         if upload.data is not None:
@@ -967,6 +969,13 @@ def _changed(put: Put, size: int) -> LocalReadError:
     return LocalReadError(
         f"{put.local} mide {size} bytes y el manifiesto dice {put.size}: el paquete cambió"
         " después de construirse"
+    )
+
+
+def _altered(put: Put) -> LocalReadError:
+    return LocalReadError(
+        f"{put.local} cambió después de verificar el paquete (su sha256 ya no es el del"
+        " manifiesto firmado)"
     )
 
 
