@@ -33,7 +33,6 @@ import argparse
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 import signal
 import statistics
@@ -55,31 +54,26 @@ import tools
 from datasets import PREPUSH, Dataset
 from prepush.package import Package
 from prepush.sim.s3local import KEY_ID, SECRET, LocalS3
+from s3tools import (
+    AWS,
+    KEY_ENV,
+    RCLONE,
+    SECRET_ENV,
+    TOOLS,
+    TRANSFERS,
+    Timed,
+    credentials_for_every_tool,
+)
 from tools import PushFailed, Sample
 
 WORK = REPO / "bench" / "work"
 RESULTS = REPO / "bench" / "results"
-AWS = "/usr/bin/aws"
-RCLONE = "/usr/bin/rclone"
-TOOLS = ("prepush", "prepush-watch", "aws", "rclone")
-KEY_ENV, SECRET_ENV = "BENCH_S3_LLAVE", "BENCH_S3_SECRETO"
-TRANSFERS = 32
 
 
 @dataclass
-class Measure:
-    tool: str
-    samples: list[Sample] = field(default_factory=list)
+class Measure(Timed):
+    tool: str = ""
     downloaded_bytes: list[int] = field(default_factory=list)
-    failed: str | None = None
-
-    @property
-    def wall_s(self) -> float:
-        return statistics.median(s.wall_s for s in self.samples)
-
-    @property
-    def cpu_s(self) -> float:
-        return statistics.median(s.cpu_s for s in self.samples)
 
 
 def publish(dataset: Dataset, local: LocalS3, bucket: str, corte: str) -> None:
@@ -324,17 +318,12 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
     chosen = [t for t in args.tools.split(",") if t]
-    for binary in (AWS, RCLONE):
-        if not Path(binary).exists():
-            raise SystemExit(f"falta {binary}: make bench instala awscli y rclone (Debian)")
-    os.environ.update({KEY_ENV: KEY_ID, SECRET_ENV: SECRET})
-    os.environ.update({"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET})
-    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    credentials_for_every_tool()
     datasets.compile_prepush()
     started = time.monotonic()
     print(f"Construyendo {args.dataset}...", flush=True)
     dataset = datasets.build(args.dataset, WORK / "pull-conjuntos")
-    measures = {tool: Measure(tool) for tool in chosen}
+    measures = {tool: Measure(tool=tool) for tool in chosen}
     with LocalS3(WORK / "pull-servidor", log=False) as local:
         for rep in range(args.repeat):
             order = chosen[rep % len(chosen) :] + chosen[: rep % len(chosen)]

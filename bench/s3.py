@@ -30,10 +30,9 @@ import hashlib
 import json
 import os
 import shutil
-import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,31 +46,26 @@ import datasets
 import tools
 from datasets import Dataset
 from prepush.sim.s3local import KEY_ID, SECRET, LocalS3
+from s3tools import (
+    AWS,
+    KEY_ENV,
+    RCLONE,
+    SECRET_ENV,
+    TOOLS,
+    TRANSFERS,
+    Timed,
+    credentials_for_every_tool,
+)
 from tools import PushFailed, Sample
 
 WORK = REPO / "bench" / "work"
 RESULTS = REPO / "bench" / "results"
-AWS = "/usr/bin/aws"
-RCLONE = "/usr/bin/rclone"
-TOOLS = ("prepush", "prepush-watch", "aws", "rclone")
-KEY_ENV, SECRET_ENV = "BENCH_S3_LLAVE", "BENCH_S3_SECRETO"
-TRANSFERS = 32
 
 
 @dataclass
-class Measure:
-    push: str
-    tool: str
-    samples: list[Sample] = field(default_factory=list)
-    failed: str | None = None
-
-    @property
-    def wall_s(self) -> float:
-        return statistics.median(s.wall_s for s in self.samples)
-
-    @property
-    def cpu_s(self) -> float:
-        return statistics.median(s.cpu_s for s in self.samples)
+class Measure(Timed):
+    push: str = ""
+    tool: str = ""
 
 
 class Buckets:
@@ -246,19 +240,16 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
     chosen = [t for t in args.tools.split(",") if t]
-    for binary in (AWS, RCLONE):
-        if not Path(binary).exists():
-            raise SystemExit(f"falta {binary}: make bench instala awscli y rclone (Debian)")
-    os.environ.update({KEY_ENV: KEY_ID, SECRET_ENV: SECRET})
-    os.environ.update({"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET})
-    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    credentials_for_every_tool()
     datasets.compile_prepush()
     started = time.monotonic()
     print(f"Construyendo {args.dataset}...", flush=True)
     dataset = datasets.build(args.dataset, WORK / "s3-conjuntos")
     first, second = trees(dataset, WORK / "s3-arboles")
     measures = {
-        (tool, push): Measure(push, tool) for tool in chosen for push in ("completo", "siguiente")
+        (tool, push): Measure(push=push, tool=tool)
+        for tool in chosen
+        for push in ("completo", "siguiente")
     }
     with LocalS3(WORK / "s3-servidor", log=False) as local:
         buckets = Buckets(local, args.buckets)

@@ -15,7 +15,9 @@ json/main.json (the S3 transport, for CloudFront).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -210,3 +212,54 @@ class Transport(Protocol):
     async def close(self) -> None:
         """Close politely, within the request timeout."""
         ...
+
+
+class Counted:
+    """The bookkeeping a transport reports of itself (the :class:`Transport` properties): its
+    requests, the bytes it sent and reused, whether it is still usable, and how long it has
+    been waiting on the server. Transports that make one call per request share it."""
+
+    def __init__(self, capabilities: Capabilities) -> None:
+        self._capabilities = capabilities
+        self._requests = 0
+        self._bytes_sent = 0
+        self._bytes_reused = 0
+        self._waiting = 0
+        self._since = time.monotonic()
+        self._dead: str | None = None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    @property
+    def requests(self) -> int:
+        return self._requests
+
+    @property
+    def bytes_sent(self) -> int:
+        return self._bytes_sent
+
+    @property
+    def bytes_reused(self) -> int:
+        return self._bytes_reused
+
+    @property
+    def alive(self) -> bool:
+        return self._dead is None
+
+    def silence(self) -> float | None:
+        return time.monotonic() - self._since if self._waiting else None
+
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        """One request: counted, and the server's silence timed while it is out."""
+        self._requests += 1
+        if not self._waiting:
+            self._since = time.monotonic()
+        self._waiting += 1
+        try:
+            yield
+        finally:
+            self._waiting -= 1
+            self._since = time.monotonic()

@@ -53,6 +53,7 @@ from prepush.package import safe_relative_path
 from prepush.transports.base import (
     TEMP_SUFFIX,
     Capabilities,
+    Counted,
     DiskFiles,
     LocalFiles,
     RemoteStat,
@@ -81,7 +82,7 @@ class UnsafePath(Exception):
         self.path = path
 
 
-class LocalTransport:
+class LocalTransport(Counted):
     """A :class:`prepush.transports.base.Transport` over a directory of this machine."""
 
     def __init__(self, name: str, root: Path, timeout: float) -> None:
@@ -101,58 +102,31 @@ class LocalTransport:
                 name,
                 f"No se pudo abrir el directorio de destino {root}: {describe_os_error(exc)}.",
             ) from None
-        self._requests = 0
-        self._bytes_sent = 0
-        self._bytes_reused = 0
-        self._waiting = 0
-        self._since = time.monotonic()
-        self._dead: str | None = None
-        self._capabilities = Capabilities(
-            atomic_replace=True,
-            links=True,
-            durable=True,
-            space=True,
-            features=("rename-atómico", "enlaces-duros", "fsync", "statvfs"),
+        super().__init__(
+            Capabilities(
+                atomic_replace=True,
+                links=True,
+                durable=True,
+                space=True,
+                features=("rename-atómico", "enlaces-duros", "fsync", "statvfs"),
+            )
         )
 
     # --- bookkeeping ----------------------------------------------------------------------
 
     @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
-
-    @property
-    def requests(self) -> int:
-        return self._requests
-
-    @property
-    def bytes_sent(self) -> int:
-        return self._bytes_sent
-
-    @property
-    def bytes_reused(self) -> int:
-        return self._bytes_reused
-
-    @property
-    def alive(self) -> bool:
-        return self._dead is None
-
-    @property
     def root(self) -> Path:
         return self._root
-
-    def silence(self) -> float | None:
-        return time.monotonic() - self._since if self._waiting else None
 
     async def _run(self, what: str, call: Callable[[], T], size: int = 0) -> T:
         """One call in a worker thread, bounded, its failures said in Spanish."""
         if self._dead is not None:
             raise ConnectError(self._name, f"{self._dead} Se reintenta.")
-        self._requests += 1
-        if not self._waiting:
-            self._since = time.monotonic()
-        self._waiting += 1
         timeout = self._timeout + size / MIN_WRITE_RATE
+        with self._counted():
+            return await self._bounded(what, call, timeout)
+
+    async def _bounded(self, what: str, call: Callable[[], T], timeout: float) -> T:
         try:
             return await asyncio.wait_for(asyncio.to_thread(call), timeout)
         except TimeoutError:
@@ -181,9 +155,6 @@ class LocalTransport:
                 self._name,
                 f"No se pudo {what} en {self._root}: {describe_os_error(exc)}.{hint}",
             ) from None
-        finally:
-            self._waiting -= 1
-            self._since = time.monotonic()
 
     # --- paths, one component at a time ---------------------------------------------------
 

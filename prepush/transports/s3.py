@@ -53,6 +53,7 @@ from prepush.package import safe_relative_path
 from prepush.settings import Difusor, S3Fields, Settings
 from prepush.transports.base import (
     Capabilities,
+    Counted,
     DiskFiles,
     LocalFiles,
     RemoteStat,
@@ -221,7 +222,7 @@ class S3Error(Exception):
         self.status = status
 
 
-class S3Transport:
+class S3Transport(Counted):
     """A :class:`prepush.transports.base.Transport` over one S3 client (and CloudFront's)."""
 
     def __init__(
@@ -238,46 +239,17 @@ class S3Transport:
         self._closers = list(closers)
         self._timeout = target.timeout
         self._key_prefix = f"{target.prefix}/" if target.prefix else ""
-        self._requests = 0
-        self._bytes_sent = 0
-        self._bytes_reused = 0
-        self._waiting = 0
-        self._since = time.monotonic()
-        self._dead: str | None = None
         self._listing: dict[str, Listed] | None = None
         self._listing_lock = asyncio.Lock()
-        self._capabilities = Capabilities(
-            atomic_replace=True,
-            links=True,
-            durable=True,
-            features=("put-atómico", "copia-en-servidor", "escritura-condicional")
-            + (("cloudfront",) if target.distribution_id else ()),
+        super().__init__(
+            Capabilities(
+                atomic_replace=True,
+                links=True,
+                durable=True,
+                features=("put-atómico", "copia-en-servidor", "escritura-condicional")
+                + (("cloudfront",) if target.distribution_id else ()),
+            )
         )
-
-    # --- bookkeeping ----------------------------------------------------------------------
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
-
-    @property
-    def requests(self) -> int:
-        return self._requests
-
-    @property
-    def bytes_sent(self) -> int:
-        return self._bytes_sent
-
-    @property
-    def bytes_reused(self) -> int:
-        return self._bytes_reused
-
-    @property
-    def alive(self) -> bool:
-        return self._dead is None
-
-    def silence(self) -> float | None:
-        return time.monotonic() - self._since if self._waiting else None
 
     def key(self, path: str) -> str:
         safe_relative_path(path)
@@ -294,10 +266,10 @@ class S3Transport:
         timeout = self._timeout if timeout is None else timeout
         if self._dead is not None:
             raise ConnectError(self._name, f"{self._dead} Se reintenta con una conexión nueva.")
-        self._requests += 1
-        if not self._waiting:
-            self._since = time.monotonic()
-        self._waiting += 1
+        with self._counted():
+            return await self._bounded(what, request, timeout)
+
+    async def _bounded(self, what: str, request: Callable[[], Awaitable[T]], timeout: float) -> T:
         try:
             return await asyncio.wait_for(request(), timeout)
         except TimeoutError:
@@ -323,9 +295,6 @@ class S3Transport:
                 f"Se perdió la conexión con S3 al {what} ({_short(exc)}). Si se repite,"
                 " revise la red y el punto de acceso (endpoint_url) del difusor.",
             ) from exc
-        finally:
-            self._waiting -= 1
-            self._since = time.monotonic()
 
     def _die(self, why: str) -> None:
         if self._dead is None:
