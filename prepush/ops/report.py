@@ -73,13 +73,14 @@ def _percentile(ordered: Sequence[float], p: float) -> float:
 
 
 @dataclass
-class Incident:
-    difusor: str
+class Outage:
+    """Updates that failed in a row: from the first failure until the next success (``end``
+    is that success, or the last failure while it lasts), with the cortes and causes."""
+
     start: datetime
     end: datetime | None
-    cortes: list[str]
-    causes: list[str]
-    recovered: bool
+    causes: list[str] = field(default_factory=list)
+    cortes: list[str] = field(default_factory=list)
 
     @property
     def duration_s(self) -> float | None:
@@ -88,6 +89,14 @@ class Incident:
     @property
     def cause(self) -> str:
         return Counter(self.causes).most_common(1)[0][0] if self.causes else "sin detalle"
+
+
+@dataclass
+class Incident(Outage):
+    """An outage of one difusor, as the technical report lists it."""
+
+    difusor: str = ""
+    recovered: bool = False
 
 
 @dataclass
@@ -179,7 +188,7 @@ def _incidents(name: str, final: Sequence[DeliveryRow]) -> Iterable[Incident]:
     for row in final:
         if row.outcome not in OK_OUTCOMES:
             if current is None:
-                current = Incident(name, row.started_at, None, [], [], recovered=False)
+                current = Incident(row.started_at, None, difusor=name)
             current.cortes.append(row.corte)
             current.causes.append(row.error_message or row.outcome)
             current.end = row.finished_at

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from prepush.ledger import DeliveryRow, Ledger
-from prepush.ops.report import Stats
+from prepush.ops.report import Outage, Stats
 from prepush.pull.config import PullSettings
 from prepush.pull.puller import FAILED, RECOVERED, REFUSED, ROLLED_BACK
 
@@ -47,29 +46,13 @@ class CorteLine:
 
 
 @dataclass
-class PullIncident:
-    start: datetime
-    end: datetime | None
-    causes: list[str] = field(default_factory=list)
-    cortes: list[str] = field(default_factory=list)
-
-    @property
-    def duration_s(self) -> float | None:
-        return None if self.end is None else (self.end - self.start).total_seconds()
-
-    @property
-    def cause(self) -> str:
-        return Counter(self.causes).most_common(1)[0][0] if self.causes else "sin detalle"
-
-
-@dataclass
 class PullReport:
     difusor: str
     origin: str
     destination: str
     zone: ZoneInfo
     cortes: list[CorteLine]
-    incidents: list[PullIncident]
+    incidents: list[Outage]
     rollbacks: list[tuple[datetime, str]]
     lag: Stats
 
@@ -129,15 +112,13 @@ def _cortes(rows: list[DeliveryRow]) -> list[CorteLine]:
     return lines
 
 
-def _incidents(
-    timeline: list[tuple[datetime, str, str]], rows: list[DeliveryRow]
-) -> list[PullIncident]:
-    found: list[PullIncident] = []
-    current: PullIncident | None = None
+def _incidents(timeline: list[tuple[datetime, str, str]], rows: list[DeliveryRow]) -> list[Outage]:
+    found: list[Outage] = []
+    current: Outage | None = None
     for at, kind, message in sorted(timeline, key=lambda t: t[0]):
         if kind in (FAILED, REFUSED):
             if current is None:
-                current = PullIncident(at, None)
+                current = Outage(at, None)
                 found.append(current)
             current.causes.append(message)
         elif current is not None:
@@ -159,7 +140,7 @@ INTERRUPTED_CAUSE = (
 )
 
 
-def _interruptions(rows: list[DeliveryRow]) -> list[PullIncident]:
+def _interruptions(rows: list[DeliveryRow]) -> list[Outage]:
     """A pass cut short by the process ending (the next run marks it interrupted): from
     its start to the next pass that flipped the destination, or still open."""
     found = []
@@ -169,7 +150,7 @@ def _interruptions(rows: list[DeliveryRow]) -> list[PullIncident]:
             continue
         later = [r for r in ordered[k + 1 :] if r.outcome in OK]
         end = (later[0].flip_at or later[0].finished_at) if later else None
-        found.append(PullIncident(row.started_at, end, [INTERRUPTED_CAUSE], [row.corte]))
+        found.append(Outage(row.started_at, end, [INTERRUPTED_CAUSE], [row.corte]))
     return found
 
 
