@@ -282,7 +282,7 @@ class FileCache:
             return data
         with open(path, "rb") as stream:
             data = stream.read()
-        if len(data) <= self._budget // 8:
+        if len(data) <= self.largest_kept:
             self._files[path] = data
             self._size += len(data)
             while self._size > self._budget:
@@ -290,6 +290,11 @@ class FileCache:
                 self._verified.discard(gone)
                 self._size -= len(evicted)
         return data
+
+    @property
+    def largest_kept(self) -> int:
+        """Files up to this size stay in memory; larger ones are read and let go."""
+        return self._budget // 8
 
     def vouch(self, path: str, data: bytes) -> None:
         """``data``, as kept for ``path``, matched the signed manifest."""
@@ -369,10 +374,11 @@ class Package:
         """Read the files into this copy's cache, holding those that match the manifest: a
         worker process's own copy of what the parent verified, so its uploads send bytes
         hashed once in this process. A file that no longer matches is not held; its upload
-        hashes it as it reads it and fails."""
+        hashes it as it reads it and fails. Files too large to keep are left to their uploads."""
         for entry in self.manifest.files:
-            with contextlib.suppress(OSError):
-                self._digest_cached(entry)
+            if entry.size <= self.cache.largest_kept:
+                with contextlib.suppress(OSError):
+                    self._digest_cached(entry)
 
     def _signature_problems(
         self, manifest_bytes: bytes, trusted: asyncssh.SSHKey | None
