@@ -23,6 +23,9 @@ from tests.servers import Endpoint, on_small_disk, sftp_read_tree
 CORTES = ("20210606_2320", "20210606_2340", "20210607_1320", "20210607_1440")
 EASY = {"min_free_gb": 0.001, "min_throughput_mb_s": 1, "probe_size_mb": 1}
 
+# Failing cortes fail fast (2 s); a publish that must succeed gets room on a busy machine.
+HEALTHY_DEADLINE = 30
+
 
 def run_json(workdir: Workdir, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
     capsys.readouterr()
@@ -156,6 +159,7 @@ def test_three_failed_cortes_suspend_skip_and_resume(
         assert suspension.automatic
         assert "3 cortes consecutivos" in suspension.reason
     proxy.faults.reset_after_bytes = None
+    workdir.write_roster([proxied], deadline=HEALTHY_DEADLINE)
     workdir.build(CORTES[3])
     code, report = run_json(workdir, capsys, "publish")
     assert report["deliveries"][0]["outcome"] == "skipped_suspended"
@@ -174,9 +178,9 @@ def test_a_success_resets_the_failure_counter(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     proxy, proxied = fault_proxy(asyncssh_difusor)
-    workdir.write_roster([proxied], deadline=2)
     for corte, broken in zip(CORTES, (True, True, False, True), strict=True):
         proxy.faults.reset_after_bytes = 1000 if broken else None
+        workdir.write_roster([proxied], deadline=2 if broken else HEALTHY_DEADLINE)
         workdir.build(corte)
         run_json(workdir, capsys, "publish")
     with Ledger(workdir.path / "prepush.db") as ledger:
@@ -439,9 +443,10 @@ def test_a_suspended_difusor_shows_the_interrupted_notice(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     proxy, proxied = fault_proxy(asyncssh_difusor)
-    workdir.write_roster([proxied], deadline=2, notice_on_suspend=True)
+    workdir.write_roster([proxied], deadline=HEALTHY_DEADLINE, notice_on_suspend=True)
     workdir.build(CORTES[0])
     assert run_json(workdir, capsys, "publish")[0] == 0
+    workdir.write_roster([proxied], deadline=2, notice_on_suspend=True)
     proxy.faults.reset_after_bytes = 60_000  # small requests pass, a corte does not
     for corte in CORTES[1:4]:
         workdir.build(corte)
@@ -452,6 +457,7 @@ def test_a_suspended_difusor_shows_the_interrupted_notice(
     with Ledger(workdir.path / "prepush.db") as ledger:
         assert [e.kind for e in ledger.events("notice")] == ["notice"]
     proxy.faults.reset_after_bytes = None
+    workdir.write_roster([proxied], deadline=HEALTHY_DEADLINE, notice_on_suspend=True)
     assert main(["-C", str(workdir.path), "resume", proxied.name]) == 0
     assert run_json(workdir, capsys, "publish")[0] == 0
     served = json.loads((asyncssh_difusor.local_root / "json/main.json").read_bytes())
