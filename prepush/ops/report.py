@@ -204,15 +204,15 @@ def _incidents(name: str, final: Sequence[DeliveryRow]) -> Iterable[Incident]:
 # --- renderings -----------------------------------------------------------------------------
 
 
-def _fmt(value: float | None, unit: str = "s") -> str:
+def measured(value: float | None, unit: str = "s") -> str:
     return "-" if value is None else f"{value:.1f} {unit}"
 
 
-def _local(moment: datetime | None, zone: ZoneInfo) -> str:
+def local_time(moment: datetime | None, zone: ZoneInfo) -> str:
     return "-" if moment is None else moment.astimezone(zone).strftime("%d/%m/%Y %H:%M:%S")
 
 
-def _duration(seconds: float | None) -> str:
+def duration_text(seconds: float | None) -> str:
     if seconds is None:
         return "en curso"
     minutes, secs = divmod(round(seconds), 60)
@@ -288,7 +288,12 @@ def report_csv(report: Report, table: CsvTable = "difusores") -> str:
         writer.writerow(["hora", "corte", "tipo", "detalle"])
         for n in report.fidelity:
             writer.writerow(
-                [_local(n.at, report.zone), n.corte or "", FIDELITY.get(n.kind, n.kind), n.message]
+                [
+                    local_time(n.at, report.zone),
+                    n.corte or "",
+                    FIDELITY.get(n.kind, n.kind),
+                    n.message,
+                ]
             )
         return buffer.getvalue()
     if table == "incidencias":
@@ -297,8 +302,8 @@ def report_csv(report: Report, table: CsvTable = "difusores") -> str:
             writer.writerow(
                 [
                     i.difusor,
-                    _local(i.start, report.zone),
-                    _local(i.end, report.zone),
+                    local_time(i.start, report.zone),
+                    local_time(i.end, report.zone),
                     "" if i.duration_s is None else f"{i.duration_s:.0f}",
                     i.cause,
                     " ".join(i.cortes),
@@ -338,7 +343,7 @@ def report_csv(report: Report, table: CsvTable = "difusores") -> str:
 def report_markdown(report: Report) -> str:
     zone = report.zone
     period = (
-        f"del {_local(report.since, zone)} al {_local(report.until, zone)}"
+        f"del {local_time(report.since, zone)} al {local_time(report.until, zone)}"
         if report.since or report.until
         else "de toda la bitácora"
     )
@@ -356,9 +361,9 @@ def report_markdown(report: Report) -> str:
     ]
     for d in report.difusores:
         lines.append(
-            f"| {d.difusor} | {len(d.delivered)} | {len(d.failed)} | {_fmt(d.latency.p50)} |"
-            f" {_fmt(d.latency.p95)} | {_fmt(d.latency.max)} | {_fmt(d.lag.p50)} |"
-            f" {_fmt(d.lag.p95)} | {_fmt(d.lag.max)} |"
+            f"| {d.difusor} | {len(d.delivered)} | {len(d.failed)} | {measured(d.latency.p50)} |"
+            f" {measured(d.latency.p95)} | {measured(d.latency.max)} | {measured(d.lag.p50)} |"
+            f" {measured(d.lag.p95)} | {measured(d.lag.max)} |"
         )
     seen = [d for d in report.difusores if d.public_latency.p50 is not None]
     if seen:
@@ -373,8 +378,8 @@ def report_markdown(report: Report) -> str:
             "|---|---:|---:|---:|",
         ]
         lines += [
-            f"| {d.difusor} | {_fmt(d.public_latency.p50)} | {_fmt(d.public_latency.p95)} |"
-            f" {_fmt(d.public_latency.max)} |"
+            f"| {d.difusor} | {measured(d.public_latency.p50)} | {measured(d.public_latency.p95)} |"
+            f" {measured(d.public_latency.max)} |"
             for d in seen
         ]
     lines += ["", "## Reporte de incidencias", ""]
@@ -388,16 +393,16 @@ def report_markdown(report: Report) -> str:
         for i in report.incidents:
             cause = i.cause.replace("|", "\\|")
             lines.append(
-                f"| {i.difusor} | {_local(i.start, zone)} | {_local(i.end, zone)} |"
-                f" {_duration(i.duration_s)} | {cause} | {', '.join(i.cortes)} |"
+                f"| {i.difusor} | {local_time(i.start, zone)} | {local_time(i.end, zone)} |"
+                f" {duration_text(i.duration_s)} | {cause} | {', '.join(i.cortes)} |"
             )
     if report.suspensions:
         lines += ["", "## Suspensiones", ""]
         for s in report.suspensions:
             how = "automática" if s.automatic else "manual"
-            until = f", reanudado el {_local(s.resumed_at, zone)}" if s.resumed_at else ""
+            until = f", reanudado el {local_time(s.resumed_at, zone)}" if s.resumed_at else ""
             lines.append(
-                f"- **{s.difusor}**: suspensión {how} el {_local(s.suspended_at, zone)}{until}."
+                f"- **{s.difusor}**: suspensión {how} el {local_time(s.suspended_at, zone)}{until}."
                 f" Motivo: {s.reason}"
             )
     lines += _fidelity_markdown(report)
@@ -428,9 +433,8 @@ def _fidelity_markdown(report: Report) -> list[str]:
     for n in report.fidelity:
         corte = f", corte {n.corte}" if n.corte else ""
         message = n.message.replace("\n", " ")
-        lines.append(
-            f"- {_local(n.at, report.zone)}{corte}: **{FIDELITY.get(n.kind, n.kind)}**. {message}"
-        )
+        at = local_time(n.at, report.zone)
+        lines.append(f"- {at}{corte}: **{FIDELITY.get(n.kind, n.kind)}**. {message}")
     return lines
 
 

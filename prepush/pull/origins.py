@@ -66,13 +66,7 @@ Sink = Callable[[bytes], None]
 
 class Origin(Protocol):
     @property
-    def where(self) -> str: ...
-
-    @property
     def requests(self) -> int: ...
-
-    @property
-    def bytes_received(self) -> int: ...
 
     @property
     def alive(self) -> bool: ...
@@ -127,20 +121,11 @@ class HttpsOrigin:
             headers={"Accept-Encoding": "identity", "User-Agent": "prepush-pull"},
         )
         self._requests = 0
-        self._received = 0
         self._dead = False
-
-    @property
-    def where(self) -> str:
-        return self._url
 
     @property
     def requests(self) -> int:
         return self._requests
-
-    @property
-    def bytes_received(self) -> int:
-        return self._received
 
     @property
     def alive(self) -> bool:
@@ -167,7 +152,6 @@ class HttpsOrigin:
                     if received > MAX_WHOLE:
                         raise too_big(self._name, self._url, path)
                     chunks.append(chunk)
-                self._received += received
                 return Got(
                     "ok",
                     b"".join(chunks),
@@ -192,7 +176,6 @@ class HttpsOrigin:
                         received += len(chunk)
                         if received > size:
                             raise TooLong(path, None, size)
-                        self._received += len(chunk)
                         sink(chunk)
                 except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
                     raise ConnectError(
@@ -273,19 +256,10 @@ class S3Origin:
         self._name = name
         self._t = transport
         self._where = where
-        self._received = 0
-
-    @property
-    def where(self) -> str:
-        return self._where
 
     @property
     def requests(self) -> int:
         return self._t.requests
-
-    @property
-    def bytes_received(self) -> int:
-        return self._received
 
     @property
     def alive(self) -> bool:
@@ -306,7 +280,6 @@ class S3Origin:
         read = await self._t.read_object(path, etag=etag, sink=kept)
         if read.status != "ok":
             return Got(read.status)
-        self._received += received[0]
         return Got("ok", b"".join(chunks), read.etag or None)
 
     async def download(self, path: str, size: int, sink: Sink) -> Got:
@@ -316,7 +289,6 @@ class S3Origin:
             received[0] += len(chunk)
             if received[0] > size:
                 raise TooLong(path, None, size)
-            self._received += len(chunk)
             sink(chunk)
 
         read = await self._t.read_object(path, sink=counted, size_hint=size)

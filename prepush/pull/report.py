@@ -18,7 +18,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from prepush.ledger import DeliveryRow, Ledger
-from prepush.ops.report import Outage, Stats
+from prepush.ops.report import Outage, Stats, duration_text, local_time, measured
 from prepush.pull.config import PullSettings
 from prepush.pull.puller import FAILED, RECOVERED, REFUSED, ROLLED_BACK
 
@@ -157,22 +157,6 @@ def _interruptions(rows: list[DeliveryRow]) -> list[Outage]:
 # --- renderings -------------------------------------------------------------------------
 
 
-def _local(moment: datetime | None, zone: ZoneInfo) -> str:
-    return "-" if moment is None else moment.astimezone(zone).strftime("%d/%m/%Y %H:%M:%S")
-
-
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} s"
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "en curso"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min {secs:02d} s" if hours else f"{minutes} min {secs:02d} s"
-
-
 def report_json(report: PullReport) -> dict[str, Any]:
     return {
         "difusor": report.difusor,
@@ -218,8 +202,8 @@ def report_csv(report: PullReport, table: PullTable = "cortes") -> str:
         for i in report.incidents:
             writer.writerow(
                 [
-                    _local(i.start, zone),
-                    _local(i.end, zone),
+                    local_time(i.start, zone),
+                    local_time(i.end, zone),
                     "" if i.duration_s is None else f"{i.duration_s:.0f}",
                     i.cause,
                     " ".join(i.cortes),
@@ -243,10 +227,10 @@ def report_csv(report: PullReport, table: PullTable = "cortes") -> str:
         writer.writerow(
             [
                 c.corte,
-                _local(c.corte_time, zone),
-                _local(c.seen_at, zone),
-                _local(c.arrived_at, zone),
-                _local(c.flip_at, zone),
+                local_time(c.corte_time, zone),
+                local_time(c.seen_at, zone),
+                local_time(c.arrived_at, zone),
+                local_time(c.flip_at, zone),
                 "" if c.lag_s is None else f"{c.lag_s:.1f}",
                 c.result,
                 c.detail,
@@ -266,8 +250,8 @@ def report_markdown(report: PullReport) -> str:
         f" {DELAY_DEFINITION}",
         "",
         f"{verified} de {len(report.cortes)} cortes verificados y publicados. Desfase p50"
-        f" {_seconds(report.lag.p50)}, p95 {_seconds(report.lag.p95)}, máximo"
-        f" {_seconds(report.lag.max)}.",
+        f" {measured(report.lag.p50)}, p95 {measured(report.lag.p95)}, máximo"
+        f" {measured(report.lag.max)}.",
         "",
         "## Cortes",
         "",
@@ -278,8 +262,9 @@ def report_markdown(report: PullReport) -> str:
     for c in report.cortes:
         result = c.result if c.result == "verificado" else f"{c.result}: {c.detail}"
         lines.append(
-            f"| {c.corte} | {_local(c.corte_time, zone)} | {_local(c.seen_at, zone)} |"
-            f" {_local(c.arrived_at, zone)} | {_local(c.flip_at, zone)} | {_seconds(c.lag_s)} |"
+            f"| {c.corte} | {local_time(c.corte_time, zone)} | {local_time(c.seen_at, zone)} |"
+            f" {local_time(c.arrived_at, zone)} | {local_time(c.flip_at, zone)} |"
+            f" {measured(c.lag_s)} |"
             f" {result.replace('|', chr(92) + '|')} |"
         )
     lines += ["", "## Reporte de incidencias", ""]
@@ -292,10 +277,11 @@ def report_markdown(report: PullReport) -> str:
         ]
         for i in report.incidents:
             lines.append(
-                f"| {_local(i.start, zone)} | {_local(i.end, zone)} | {_duration(i.duration_s)} |"
+                f"| {local_time(i.start, zone)} | {local_time(i.end, zone)} |"
+                f" {duration_text(i.duration_s)} |"
                 f" {i.cause.replace('|', chr(92) + '|')} | {', '.join(i.cortes) or '-'} |"
             )
     if report.rollbacks:
         lines += ["", "## El origen volvió a un corte anterior", ""]
-        lines += [f"- {_local(at, zone)}: {message}" for at, message in report.rollbacks]
+        lines += [f"- {local_time(at, zone)}: {message}" for at, message in report.rollbacks]
     return "\n".join(lines) + "\n"

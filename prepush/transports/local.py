@@ -564,9 +564,3 @@ def _holds(dir_fd: int, name: str, upload: Upload) -> bool:
 def _unlink_quietly(dir_fd: int, name: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(name, dir_fd=dir_fd)
-
-
-async def open_directory(name: str, root: Path, timeout: float) -> LocalTransport:
-    """A transport onto ``root``, which must exist (its owner and permissions are the web
-    server's business)."""
-    return LocalTransport(name, root, timeout)
