@@ -17,10 +17,13 @@ from pathlib import Path
 import pytest
 
 from prepush.__main__ import main
+from prepush.exceptions import ConnectError
 from prepush.ledger import Ledger
 from prepush.settings import load_settings
 from prepush.transports import connect
 from prepush.transports.rsync import RsyncTransport
+from prepush.transports.rsync_errors import Where, translate
+from prepush.transports.rsync_process import Finished
 from tests.conftest import Workdir
 from tests.prepdata import CORTES
 from tests.rsync_servers import PASSWORD_ENV, RsyncEndpoint
@@ -393,3 +396,23 @@ def test_a_linked_directory_at_any_depth_stops_the_publish_and_nothing_goes_thro
         assert not (rsyncd.local_root / "index.html").exists()
     finally:
         shutil.rmtree(outside, ignore_errors=True)
+
+
+def test_rrsync_busy_with_a_cut_session_is_retried_not_blamed_on_the_roster() -> None:
+    """After a cut, rrsync on the server may still hold its lock for the old session: that is
+    a connection to retry, not a remote_dir to fix (seen in the crash-point test)."""
+    where = Where("rsync-ssh", "127.0.0.1:22", "prepush", daemon=False)
+    busy = Finished(
+        12,
+        errors=[
+            "/usr/bin/rrsync error: Another instance of rrsync is already accessing this"
+            " directory.",
+            "rsync error: error in rsync protocol data stream (code 12)",
+        ],
+    )
+    error = translate(where, busy, "conectar")
+    assert isinstance(error, ConnectError)
+    assert "se reintenta" in error.message
+    assert "remote_dir" not in error.message
+    other = Finished(12, errors=["/usr/bin/rrsync error: do not use .. in any path!"])
+    assert "remote_dir" in translate(where, other, "conectar").message

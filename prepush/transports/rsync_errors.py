@@ -206,6 +206,16 @@ RULES: tuple[Rule, ...] = (
         " al difusor crearlo o corregir su línea de authorized_keys.",
     ),
     (
+        # rrsync (3.2.4+) locks the directory for each session: after a cut, the server may
+        # still be ending the old one. Not the difusor's configuration: wait and retry.
+        ("Another instance of rrsync",),
+        ConnectError,
+        "rrsync, en el servidor del difusor, sigue atendiendo una sesión anterior (una conexión"
+        " que se cortó) al {what} {tail}; se reintenta. Si se repite sin cortes, pida al"
+        " difusor revisar que nada más use esa llave. El sitio sigue en el corte anterior"
+        " completo.",
+    ),
+    (
         ("rrsync error",),
         RemoteError,
         "rrsync, en el servidor del difusor, rechazó la petición al {what} {tail}. Revise"
