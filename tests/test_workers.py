@@ -7,11 +7,13 @@ connection to that difusor's server), not from prepush.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +21,12 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from prepush.exceptions import IntegrityError
 from prepush.ledger import Ledger
-from prepush.publish.protocol import Event
+from prepush.package import MAIN_JSON, Package
+from prepush.publish.protocol import Event, LockOwner
 from prepush.publish.publisher import PublishRequest, publish
+from prepush.publish.workers import Job, read_ahead, verified_copy
 from prepush.settings import load_settings
 from prepush.sim.fleet import LocalDifusor, ServerThread
 from tests.conftest import ProxyFactory, Workdir
@@ -62,6 +67,29 @@ def pid_connected_to(port: int) -> int | None:
     return None
 
 
+@contextlib.contextmanager
+def connection_owners(ports: list[int]) -> Iterator[dict[int, int]]:
+    """The process first seen holding a connection to each port, watched until the block
+    ends."""
+    owners: dict[int, int] = {}
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            for port in ports:
+                if port not in owners and (pid := pid_connected_to(port)) is not None:
+                    owners[port] = pid
+            done.wait(0.002)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield owners
+    finally:
+        done.set()
+        watcher.join()
+
+
 def _links(pid: str) -> set[str]:
     found = set()
     try:
@@ -94,16 +122,13 @@ def test_the_difusores_are_spread_over_processes_and_the_parent_keeps_one_ledger
     workdir.write_roster(endpoints, publish={"workers": 2})
     workdir.build(CORTE)
     settings = load_settings(workdir.path)
-    served_by: dict[str, int | None] = {}
     seen: list[Event] = []
-
-    def hook(event: Event) -> None:
-        seen.append(event)
-        if event.stage == "step" and event.detail == "upload":
-            port = next(e.port for e in endpoints if e.name == event.difusor)
-            served_by[event.difusor] = pid_connected_to(port)
-
-    report = publish(PublishRequest(settings, settings.roster.difusores), hook)
+    # A worker does not wait for the parent to read its events, so by the time the parent
+    # sees one the worker may have closed that connection: who holds each one is watched
+    # from outside while the publish runs.
+    with connection_owners([e.port for e in endpoints]) as owners:
+        report = publish(PublishRequest(settings, settings.roster.difusores), seen.append)
+    served_by = {e.name: owners.get(e.port) for e in endpoints}
     assert int(report.exit_code) == 0
     assert [d.difusor for d in report.deliveries] == [e.name for e in endpoints]
     assert {d.outcome for d in report.deliveries} == {"delivered"}
@@ -244,3 +269,33 @@ def _wait_for(condition: object, seconds: float = 30) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("no llegó a tiempo")
+
+
+def test_a_worker_publishes_only_the_manifest_the_parent_verified(workdir: Workdir) -> None:
+    """The parent verifies the package and names its manifest in the job; the worker's own
+    copy, read ahead while the parent verified, is used only if it is that manifest."""
+    workdir.write_roster([])
+    path = workdir.build(CORTE)
+    settings = load_settings(workdir.path)
+    verified = Package.open(path)
+    job = Job(
+        corte=CORTE,
+        names=(),
+        explicit_corte=True,
+        dry_run=False,
+        override_embargo=None,
+        rollback=False,
+        owner=LockOwner("prueba", 1),
+        manifest_digest=verified.manifest.digest,
+    )
+    prepared = read_ahead(settings, CORTE, 2)
+    assert prepared is not None
+    assert verified_copy(settings, job, prepared, 2) is prepared
+    assert prepared.cache.held(prepared.local_path(MAIN_JSON)) is not None, "read and hashed"
+    assert read_ahead(settings, "20210606_2340", 2) is None, "a corte not built yet"
+
+    # The package changed on disk after the parent verified it: neither the copy read ahead
+    # nor a fresh one is published.
+    altered = dataclasses.replace(job, manifest_digest="0" * 64)
+    with pytest.raises(IntegrityError, match="cambió después de verificarse"):
+        verified_copy(settings, altered, prepared, 2)

@@ -252,6 +252,8 @@ async def publish_async(
     with lock, Ledger(settings.ledger_path) as ledger:
         ledger.mark_interrupted()
         package = find_package(settings.packages_dir, request.corte)
+        if pool.workers is not None:
+            pool.workers.prepare(package.corte)
         refuse_unless_intact(
             package, settings, ledger, "rollback" if request.rollback else "publish"
         )
@@ -327,6 +329,7 @@ async def _deliver_everywhere(
             override_embargo=request.override_embargo,
             rollback=request.rollback,
             owner=owner,
+            manifest_digest=package.manifest.digest,
         )
         for share in shares[1:]
     ]

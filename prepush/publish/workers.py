@@ -34,8 +34,9 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any, cast
 
-from prepush.exceptions import InternalError
+from prepush.exceptions import IntegrityError, InternalError, PackageError
 from prepush.ledger import DeliveryResult, Ledger
+from prepush.package import MANIFEST, Package, find_package
 from prepush.publish.protocol import Delivery, Event, EventSink, LockOwner
 from prepush.settings import Difusor, Settings
 from prepush.transports import Connector
@@ -43,22 +44,30 @@ from prepush.transports import Connector
 log = logging.getLogger("prepush")
 
 # What a worker may ask of the parent's ledger: the calls a publish makes, nothing else.
-LEDGER_CALLS = frozenset(
+# Those whose answer it needs wait for it; the writes that answer nothing are sent without
+# waiting (the parent applies every message in order, so a later question sees them). A
+# worker that waited on each would stall its loop until the parent's own loop came round.
+LEDGER_QUESTIONS = frozenset(
     {
         "active_hold",
         "active_suspension",
         "consecutive_failed_cortes",
+        "is_own_lock_owner",
+        "start_attempt",
+        "start_delivery",
+    }
+)
+LEDGER_WRITES = frozenset(
+    {
         "finish_attempt",
         "finish_delivery",
-        "is_own_lock_owner",
         "record_event",
         "set_connected",
         "set_delivery_corte",
-        "start_attempt",
-        "start_delivery",
         "suspend",
     }
 )
+LEDGER_CALLS = LEDGER_QUESTIONS | LEDGER_WRITES
 # Progress of one difusor goes to the parent at most this often; every other event at once.
 PROGRESS_EVERY_S = 0.1
 STOP_WAIT_S = 5.0
@@ -76,6 +85,8 @@ class Job:
     override_embargo: str | None
     rollback: bool
     owner: LockOwner
+    # The manifest the parent verified: the worker publishes its own copy only if it is that.
+    manifest_digest: str
 
 
 def process_count(settings: Settings, difusores: int) -> int:
@@ -129,6 +140,13 @@ class Workers:
             child_end.close()
             started.append(_Worker(process, parent_end))
         return cls(started)
+
+    def prepare(self, corte: str) -> None:
+        """Let each worker read and hash ``corte``'s files while this process verifies the
+        package: its share starts as soon as the job arrives. Nothing is sent before the job."""
+        for worker in self._workers:
+            with contextlib.suppress(OSError, ValueError):
+                worker.conn.send(("prepare", corte))
 
     async def publish(
         self, jobs: Sequence[Job], ledger: Ledger, events: EventSink
@@ -191,9 +209,21 @@ class Workers:
                 return
             if name == "start_delivery":
                 worker.open_deliveries.add(cast(int, value))
-            elif name == "finish_delivery":
-                worker.open_deliveries.discard(int(args[0]))
             worker.conn.send(("value", value))
+        elif kind == "write":
+            _, name, args, kwargs = message
+            if name == "finish_delivery":
+                worker.open_deliveries.discard(int(args[0]))
+            try:
+                if name in LEDGER_WRITES:
+                    getattr(ledger, name)(*args, **kwargs)
+            except Exception as exc:
+                log.error(
+                    "La bitácora no pudo registrar %s de un proceso de trabajo: %r. Revise el"
+                    " disco y los permisos de la bitácora.",
+                    name,
+                    exc,
+                )
         elif kind == "event":
             events(message[1])
         elif kind == "log":
@@ -256,7 +286,13 @@ class _LedgerClient:
         self._conn = conn
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name not in LEDGER_CALLS:
+        if name in LEDGER_WRITES:
+
+            def write(*args: Any, **kwargs: Any) -> None:
+                self._conn.send(("write", name, args, kwargs))
+
+            return write
+        if name not in LEDGER_QUESTIONS:
             raise AttributeError(name)
 
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -322,16 +358,19 @@ def _worker_main(
 async def _serve_jobs(
     conn: Connection, settings: Settings, connector: Connector, keep: bool, processes: int
 ) -> None:
-    from prepush.package import find_package
     from prepush.publish.publisher import ConnectionPool, PublishRequest, _Publisher
 
     loop = asyncio.get_running_loop()
     pool = ConnectionPool(connector, keep=keep)
     ledger = cast(Ledger, _LedgerClient(conn))
     events = _EventForwarder(conn)
+    prepared: Package | None = None
     try:
         while True:
             message = await _next_message(loop, conn)
+            if message[0] == "prepare":
+                prepared = read_ahead(settings, message[1], processes)
+                continue
             if message[0] != "publish":
                 break
             job: Job = message[1]
@@ -344,13 +383,48 @@ async def _serve_jobs(
                 override_embargo=job.override_embargo,
                 rollback=job.rollback,
             )
-            package = find_package(settings.packages_dir, job.corte)
-            package.cache.share(processes)
-            package.hold_verified()
+            package = verified_copy(settings, job, prepared, processes)
+            prepared = None
             publisher = _Publisher(request, ledger, job.owner, events, pool)
             conn.send(("done", await publisher.run_all(package)))
     finally:
         await pool.close_all()
+
+
+def read_ahead(settings: Settings, corte: str, processes: int) -> Package | None:
+    """This worker's copy of ``corte``, its files read and hashed; None if it cannot be
+    opened now (the job will say why)."""
+    try:
+        package = find_package(settings.packages_dir, corte)
+    except PackageError:
+        return None
+    package.cache.share(processes)
+    package.hold_verified()
+    return package
+
+
+def verified_copy(
+    settings: Settings, job: Job, prepared: Package | None, processes: int
+) -> Package:
+    """The package of ``job``, as the parent verified it. A copy whose manifest is not the
+    verified one (the package changed on disk since) is never published."""
+    if (
+        prepared is not None
+        and prepared.corte == job.corte
+        and prepared.manifest.digest == job.manifest_digest
+    ):
+        return prepared
+    package = find_package(settings.packages_dir, job.corte)
+    if package.manifest.digest != job.manifest_digest:
+        raise IntegrityError(
+            job.corte,
+            [f"{MANIFEST}: cambió después de verificarse"],
+            "Alguien reemplazó el paquete mientras se publicaba: no lo modifique en"
+            " paquetes/; vuelva a construirlo con 'prepush build' si hace falta.",
+        )
+    package.cache.share(processes)
+    package.hold_verified()
+    return package
 
 
 async def _next_message(loop: asyncio.AbstractEventLoop, conn: Connection) -> tuple[Any, ...]:
