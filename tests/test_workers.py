@@ -287,6 +287,7 @@ def test_a_worker_publishes_only_the_manifest_the_parent_verified(workdir: Workd
         rollback=False,
         owner=LockOwner("prueba", 1),
         manifest_digest=verified.manifest.digest,
+        standing={},
     )
     prepared = read_ahead(settings, CORTE, 2)
     assert prepared is not None

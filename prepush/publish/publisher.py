@@ -330,6 +330,10 @@ async def _deliver_everywhere(
             rollback=request.rollback,
             owner=owner,
             manifest_digest=package.manifest.digest,
+            standing={
+                d.name: (ledger.active_suspension(d.name), ledger.active_hold(d.name))
+                for d in share
+            },
         )
         for share in shares[1:]
     ]

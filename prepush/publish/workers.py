@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import itertools
 import logging
 import multiprocessing
 import os
@@ -35,7 +36,7 @@ from multiprocessing.connection import Connection
 from typing import Any, cast
 
 from prepush.exceptions import IntegrityError, InternalError, PackageError
-from prepush.ledger import DeliveryResult, Ledger
+from prepush.ledger import DeliveryResult, HoldRow, Ledger, SuspensionRow
 from prepush.package import MANIFEST, Package, find_package
 from prepush.publish.protocol import Delivery, Event, EventSink, LockOwner
 from prepush.settings import Difusor, Settings
@@ -44,19 +45,15 @@ from prepush.transports import Connector
 log = logging.getLogger("prepush")
 
 # What a worker may ask of the parent's ledger: the calls a publish makes, nothing else.
-# Those whose answer it needs wait for it; the writes that answer nothing are sent without
-# waiting (the parent applies every message in order, so a later question sees them). A
-# worker that waited on each would stall its loop until the parent's own loop came round.
+# A worker waiting on each call would stall its loop until the parent's own loop came round,
+# so only the rare questions wait for their answer. Writes are sent without waiting (the
+# parent applies every message in order, so a later question sees them); a row the worker
+# opens gets a provisional id at once, which the parent maps to the row it inserts; whether
+# a difusor is suspended or held comes with the job.
 LEDGER_QUESTIONS = frozenset(
-    {
-        "active_hold",
-        "active_suspension",
-        "consecutive_failed_cortes",
-        "is_own_lock_owner",
-        "start_attempt",
-        "start_delivery",
-    }
+    {"active_hold", "active_suspension", "consecutive_failed_cortes", "is_own_lock_owner"}
 )
+LEDGER_OPENS = frozenset({"start_attempt", "start_delivery"})
 LEDGER_WRITES = frozenset(
     {
         "finish_attempt",
@@ -67,7 +64,10 @@ LEDGER_WRITES = frozenset(
         "suspend",
     }
 )
-LEDGER_CALLS = LEDGER_QUESTIONS | LEDGER_WRITES
+# The calls whose first argument is a row the worker opened.
+NAMES_A_ROW = frozenset(
+    {"finish_attempt", "finish_delivery", "set_connected", "set_delivery_corte", "start_attempt"}
+)
 # Progress of one difusor goes to the parent at most this often; every other event at once.
 PROGRESS_EVERY_S = 0.1
 STOP_WAIT_S = 5.0
@@ -87,6 +87,8 @@ class Job:
     owner: LockOwner
     # The manifest the parent verified: the worker publishes its own copy only if it is that.
     manifest_digest: str
+    # Each difusor's active suspension and hold, read by the parent as the job left.
+    standing: dict[str, tuple[SuspensionRow | None, HoldRow | None]]
 
 
 def process_count(settings: Settings, difusores: int) -> int:
@@ -111,6 +113,8 @@ class _Worker:
     conn: Connection
     # Ledger rows this worker opened and has not finished: finished as failed if it dies.
     open_deliveries: set[int] = field(default_factory=set)
+    # The worker's provisional row ids, and the rows the parent inserted for them.
+    rows: dict[int, int] = field(default_factory=dict)
 
 
 class Workers:
@@ -203,33 +207,42 @@ class Workers:
         if kind == "call":
             _, name, args, kwargs = message
             try:
-                value = getattr(ledger, name)(*args, **kwargs) if name in LEDGER_CALLS else None
+                value = getattr(ledger, name)(*args, **kwargs) if name in LEDGER_QUESTIONS else None
             except Exception as exc:  # the worker re-raises it where the call was made
                 worker.conn.send(("error", RuntimeError(f"{name}: {exc!r}")))
                 return
-            if name == "start_delivery":
-                worker.open_deliveries.add(cast(int, value))
             worker.conn.send(("value", value))
-        elif kind == "write":
-            _, name, args, kwargs = message
-            if name == "finish_delivery":
-                worker.open_deliveries.discard(int(args[0]))
-            try:
-                if name in LEDGER_WRITES:
-                    getattr(ledger, name)(*args, **kwargs)
-            except Exception as exc:
-                log.error(
-                    "La bitácora no pudo registrar %s de un proceso de trabajo: %r. Revise el"
-                    " disco y los permisos de la bitácora.",
-                    name,
-                    exc,
-                )
+        elif kind in ("open", "write"):
+            self._write(worker, ledger, message)
         elif kind == "event":
             events(message[1])
         elif kind == "log":
             log.log(message[1], "%s", message[2])
         elif kind == "done" and not done.done():
             done.set_result(message[1])
+
+    def _write(self, worker: _Worker, ledger: Ledger, message: tuple[Any, ...]) -> None:
+        kind, name, token, args, kwargs = message
+        if name not in (LEDGER_OPENS if kind == "open" else LEDGER_WRITES):
+            return
+        try:
+            if name in NAMES_A_ROW:
+                args = (worker.rows[args[0]], *args[1:])
+            value = getattr(ledger, name)(*args, **kwargs)
+        except Exception as exc:
+            log.error(
+                "La bitácora no pudo registrar %s de un proceso de trabajo: %r. Revise el disco"
+                " y los permisos de la bitácora.",
+                name,
+                exc,
+            )
+            return
+        if kind == "open":
+            worker.rows[token] = value
+        if name == "start_delivery":
+            worker.open_deliveries.add(value)
+        elif name == "finish_delivery":
+            worker.open_deliveries.discard(args[0])
 
     def _lost(
         self, worker: _Worker, job: Job, ledger: Ledger, why: BaseException
@@ -280,16 +293,50 @@ class Workers:
 
 
 class _LedgerClient:
-    """The parent's ledger, seen from a worker: each call goes over the pipe and waits."""
+    """The parent's ledger, seen from a worker: writes and new rows go over the pipe without
+    waiting; only a question waits for its answer."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._standing: dict[str, tuple[SuspensionRow | None, HoldRow | None]] = {}
+        # Negative: never an SQLite row id.
+        self._provisional = itertools.count(-1, -1)
+
+    def expect(self, job: Job) -> None:
+        self._standing = dict(job.standing)
+
+    def active_suspension(self, difusor: str) -> SuspensionRow | None:
+        return (
+            self._standing[difusor][0]
+            if difusor in self._standing
+            else self._ask("active_suspension", difusor)
+        )
+
+    def active_hold(self, difusor: str) -> HoldRow | None:
+        return (
+            self._standing[difusor][1]
+            if difusor in self._standing
+            else self._ask("active_hold", difusor)
+        )
+
+    def _ask(self, name: str, *args: Any) -> Any:
+        return self.__getattr__(name)(*args)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name in LEDGER_OPENS:
+
+            def open_row(*args: Any, **kwargs: Any) -> int:
+                token = next(self._provisional)
+                self._conn.send(("open", name, token, args, kwargs))
+                return token
+
+            return open_row
         if name in LEDGER_WRITES:
 
             def write(*args: Any, **kwargs: Any) -> None:
-                self._conn.send(("write", name, args, kwargs))
+                if name == "suspend":  # what the job said of it is no longer so
+                    self._standing.pop(str(args[0]), None)
+                self._conn.send(("write", name, None, args, kwargs))
 
             return write
         if name not in LEDGER_QUESTIONS:
@@ -362,7 +409,8 @@ async def _serve_jobs(
 
     loop = asyncio.get_running_loop()
     pool = ConnectionPool(connector, keep=keep)
-    ledger = cast(Ledger, _LedgerClient(conn))
+    client = _LedgerClient(conn)
+    ledger = cast(Ledger, client)
     events = _EventForwarder(conn)
     prepared: Package | None = None
     try:
@@ -374,6 +422,7 @@ async def _serve_jobs(
             if message[0] != "publish":
                 break
             job: Job = message[1]
+            client.expect(job)
             by_name = {d.name: d for d in settings.roster.difusores}
             request = PublishRequest(
                 settings=settings,
