@@ -252,3 +252,46 @@ def csvs(zip_bytes: bytes) -> dict[str, bytes]:
                 for name, data in csvs(archive.read(member)).items():
                     found[f"{stem}/{name}"] = data
     return found
+
+
+def test_an_extracted_csv_lost_from_the_cache_is_extracted_again_before_it_is_published(
+    s3_bucket: BucketFactory,
+    workdir: Workdir,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    origin = s3_bucket("origen")
+    workdir.write_roster([AsOrigin(origin)], deadline=60, retention=2, rowless_actas={})
+    site = tmp_path / "sitio"
+    site.mkdir()
+    difusor = PullDifusor(
+        "medio01",
+        tmp_path / "difusor",
+        {"s3": s3_fields(origin)},
+        {"directory": str(site)},
+        public_key_of(workdir.signing_key, tmp_path / "entregado"),
+    )
+    difusor.write_config(extract=True, retention=2)
+    corte = Cortes("prep", workdir, tmp_path).build(0).corte
+    assert main(["-C", str(workdir.path), "publish"]) == 0
+    # A first pass downloads and extracts the corte, and fails at the destination.
+    (site / ".prepush").write_text("no es un directorio")
+    code, result = difusor.run_json(capsys)
+    assert (code, result["outcome"], result["error_class"]) == (3, "failed", "RemoteError")
+    (site / ".prepush").unlink()
+    # Before the next pass, this disk loses one extracted CSV and damages another (same size).
+    extracted = difusor.path / "paquetes" / corte / ".prepush" / "extraido"
+    lost, damaged = sorted(extracted.rglob("*.csv"))[:2]
+    kept = {p: p.read_bytes() for p in (lost, damaged)}
+    lost.unlink()
+    damaged.write_bytes(b"x" * len(kept[damaged]))
+    code, result = difusor.run_json(capsys)
+    assert (code, result["outcome"], result["corte"]) == (0, "delivered", corte), result
+    # Extracted again: the site holds every CSV of the ZIP, as the ZIP has it.
+    assert {p: p.read_bytes() for p in kept} == kept
+    institute = workdir.package_tree(corte)
+    (zip_path,) = [p for p in institute if p.endswith(".zip")]
+    expected = institute | {
+        f"datos/csv/{corte}/{name}": data for name, data in csvs(institute[zip_path]).items()
+    }
+    assert read_tree(site) == expected, sorted(set(read_tree(site)) ^ set(expected))
