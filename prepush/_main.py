@@ -874,10 +874,7 @@ def report(
             f"La gráfica se escribe en .svg o en .html autocontenido; {chart} no tiene ninguna"
             " de esas extensiones. Para una imagen, abra el .svg o el .html en un navegador."
         )
-    if as_json and fmt not in ("json", "table") and output is None:
-        raise ConfigError(f"Con --json y --format {fmt}, indique -o ARCHIVO para el {fmt}.")
-    if csv_table is not None and fmt != "csv":
-        raise ConfigError("--tabla es para --format csv.")
+    _refuse_ignored_report_options(fmt, csv_table, output, as_json)
     human, out = _consoles(as_json)
     settings = context.settings()
     zone = settings.roster.election.zone
@@ -911,6 +908,16 @@ def report(
     if as_json:
         _emit_json(out, {**report_json(result), "written": written})
     return int(ExitCode.OK)
+
+
+def _refuse_ignored_report_options(
+    fmt: str, csv_table: str | None, output: Path | None, as_json: bool
+) -> None:
+    """Options a report (publish's or pull's) could only ignore: refused, nothing read."""
+    if as_json and fmt not in ("json", "table") and output is None:
+        raise ConfigError(f"Con --json y --format {fmt}, indique -o ARCHIVO para el {fmt}.")
+    if csv_table is not None and fmt != "csv":
+        raise ConfigError("--tabla es para --format csv.")
 
 
 def _format_for(output: Path | None, as_json: bool) -> str:
@@ -1167,7 +1174,8 @@ PULL_FORMATS = ("md", "csv", "json")
     "fmt",
     type=click.Choice(PULL_FORMATS),
     default=None,
-    help="Con --report: md (por omisión), csv o json.",
+    help="Con --report: md, csv o json. Por omisión, json con --json; si no, el que diga la"
+    " extensión de -o (.csv, .json); si no, md.",
 )
 @click.option(
     "--tabla",
@@ -1180,7 +1188,8 @@ PULL_FORMATS = ("md", "csv", "json")
     "--output",
     "-o",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Con --report: escribe el reporte en este archivo.",
+    help="Con --report: escribe el reporte en este archivo (con --json, el documento JSON dice"
+    " qué se escribió).",
 )
 @json_option
 @pass_context
@@ -1211,10 +1220,10 @@ def pull_command(
         raise ConfigError("--format, --tabla y -o son para --report.")
     if report and watch:
         raise ConfigError("--report lee la bitácora; no va con --watch.")
+    if report:
+        return _pull_report(path, fmt, csv_table, output, as_json)
     settings = load_pull_settings(path)
     human, out = _consoles(as_json)
-    if report:
-        return _pull_report(settings, fmt or ("json" if as_json else "md"), csv_table, output, out)
     if watch:
         from prepush.pull.puller import watch as watch_origin
 
@@ -1254,24 +1263,49 @@ def _show_pull(human: Console, out: Console, as_json: bool, result: Any, *, quie
         _say(human, f"Falló: {result.message}", "red")
 
 
-def _pull_report(
-    settings: Any, fmt: str, csv_table: str | None, output: Path | None, out: Console
-) -> int:
-    from prepush.pull.report import make_pull_report, report_csv, report_json, report_markdown
+def _pull_report_format(fmt: str | None, output: Path | None, as_json: bool) -> str:
+    """As report's: --format; else JSON with --json; else -o's extension; else Markdown."""
+    if fmt is not None:
+        return fmt
+    if as_json:
+        return "json"
+    by_suffix = {".csv": "csv", ".json": "json"}
+    return by_suffix.get(output.suffix.lower(), "md") if output is not None else "md"
 
-    result = make_pull_report(settings)
-    if fmt == "json":
-        text = json.dumps(report_json(result), ensure_ascii=False, indent=2) + "\n"
-    elif fmt == "csv":
-        text = report_csv(result, "incidencias" if csv_table == "incidencias" else "cortes")
-    else:
-        text = report_markdown(result)
-    if output is None:
-        out.out(text, end="", highlight=False)
-    else:
+
+def _pull_report(
+    path: Path, fmt: str | None, csv_table: str | None, output: Path | None, as_json: bool
+) -> int:
+    """As report's: options checked before anything is read; the document to -o or stdout;
+    with --json, stdout is one JSON document that says what was written."""
+    from prepush.pull.config import load_pull_settings
+    from prepush.pull.report import make_pull_report, report_json
+
+    fmt = _pull_report_format(fmt, output, as_json)
+    _refuse_ignored_report_options(fmt, csv_table, output, as_json)
+    result = make_pull_report(load_pull_settings(path))
+    text = _pull_report_text(result, fmt, csv_table)
+    _, out = _consoles(as_json)
+    written: list[str] = []
+    if output is not None:
         _write_text(output, text, "el reporte")
+        written.append(str(output))
         _say(Console(stderr=True, highlight=False, soft_wrap=True), f"Reporte escrito en {output}")
+    elif not as_json:
+        out.out(text, end="", highlight=False)
+    if as_json:
+        _emit_json(out, {**report_json(result), "written": written})
     return int(ExitCode.OK)
+
+
+def _pull_report_text(result: Any, fmt: str, csv_table: str | None) -> str:
+    from prepush.pull.report import report_csv, report_json, report_markdown
+
+    if fmt == "json":
+        return json.dumps(report_json(result), ensure_ascii=False, indent=2) + "\n"
+    if fmt == "csv":
+        return report_csv(result, "incidencias" if csv_table == "incidencias" else "cortes")
+    return report_markdown(result)
 
 
 # --- verify --------------------------------------------------------------------------------

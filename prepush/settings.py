@@ -605,10 +605,17 @@ def load_located_yaml(
 
 
 def located_problems(
-    exc: ValidationError, filename: str, marks: Mapping[tuple[str | int, ...], yaml.Mark]
+    exc: ValidationError,
+    filename: str,
+    marks: Mapping[tuple[str | int, ...], yaml.Mark],
+    *,
+    document: str,
+    guide: str,
 ) -> list[str]:
-    """Each problem of a pydantic validation as ``file:line:column: field: what``, in Spanish."""
-    labels = _Labels(filename, marks, {}, {})
+    """Each problem of a pydantic validation as ``file:line:column: field: what``, in Spanish.
+    ``document`` is how a message names the file (``pull.yaml``), ``guide`` the page that
+    lists its fields."""
+    labels = _Labels(filename, marks, {}, {}, document, guide)
     problems: list[str] = []
     for error in exc.errors(include_url=False):
         problem = _describe(error, labels)
@@ -713,6 +720,9 @@ class _Labels:
     marks: Mapping[tuple[str | int, ...], yaml.Mark]
     origin: Mapping[tuple[str | int, ...], tuple[str | int, ...]]
     names: Mapping[int, str]
+    # How a message names the file (an operator edits the file it names) and the guide.
+    document: str = "el padrón"
+    guide: str = "docs/roster.md"
 
     def where(self, loc: tuple[str | int, ...], kind: str = "") -> str:
         return _where(self.filename, _mark_for(loc, kind, self.marks, self.origin))
@@ -882,12 +892,13 @@ def _rsync_daemon_entry(entry: dict[str, Any], defaults: dict[str, Any]) -> bool
 
 _MESSAGES = {
     "missing": "falta este campo obligatorio",
-    "extra_forbidden": "campo desconocido (revise la ortografía; los campos válidos están en"
-    " docs/roster.md)",
     "int_parsing": "debe ser un número entero",
     "int_type": "debe ser un número entero",
+    "int_from_float": "debe ser un número entero",
     "float_parsing": "debe ser un número",
+    "float_type": "debe ser un número",
     "bool_parsing": "debe ser true o false",
+    "bool_type": "debe ser true o false",
     "string_type": "debe ser texto",
     "list_type": "debe ser una lista",
     "dict_type": "debe ser un mapa (clave: valor)",
@@ -913,16 +924,26 @@ def _describe(error: Mapping[str, Any], labels: _Labels) -> str:
         )
     elif kind == "value_error":
         what = str(error["msg"]).removeprefix("Value error, ")
+    elif kind == "extra_forbidden":
+        what = _unknown_field(loc, labels)
     else:
         what = _MESSAGES.get(kind, str(error["msg"]))
-    if kind == "extra_forbidden" and loc and loc[-1] in ("password", "passphrase"):
-        what = (
-            f"no escriba secretos en el padrón: use {loc[-1]}_env con el nombre de una"
-            " variable de entorno"
-        )
     if loc == ("difusores",) and kind in ("too_short", "missing"):
         what = "el padrón no tiene difusores: agregue al menos uno (ver docs/roster.md)"
     return labels.problem(loc, what, kind)
+
+
+def _unknown_field(loc: tuple[str | int, ...], labels: _Labels) -> str:
+    """An unknown field; a secret written where only its variable's name may go, as such."""
+    if not loc or loc[-1] not in ("password", "passphrase"):
+        return (
+            f"campo desconocido (revise la ortografía; los campos válidos están en {labels.guide})"
+        )
+    if "s3" in loc:
+        hint = "access_key_id_env y secret_access_key_env con los nombres de variables de entorno"
+    else:
+        hint = f"{loc[-1]}_env con el nombre de una variable de entorno"
+    return f"no escriba secretos en {labels.document}: use {hint}"
 
 
 def _mark_for(

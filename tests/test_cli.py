@@ -15,6 +15,7 @@ import pytest
 
 from prepush.__main__ import main
 from prepush._main import cli
+from prepush.ledger import Ledger
 from tests.conftest import Workdir
 from tests.prepdata import cortes_dir
 from tests.servers import Endpoint, Nginx
@@ -48,6 +49,8 @@ def test_every_command_prints_one_json_document_on_success_and_on_error(
     package = str(workdir.path / "paquetes" / CORTE)
     other_key = tmp_path / "otra.pem"
     pull_config = write_pull_config(tmp_path / "difusor-descarga", workdir.signing_key)
+    # The ledger an earlier pull left: --report reads one, and never makes it.
+    Ledger(pull_config.parent / "prepush-pull.db").close()
     successes = [
         ("init", [*fresh, "init"]),
         ("keygen", [*here, "keygen", "--out", "claves/acceso.pem"]),

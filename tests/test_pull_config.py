@@ -100,6 +100,86 @@ def test_invalid_yaml_and_a_missing_file_are_said_plainly(
     assert "No se encontró la configuración de pull" in capsys.readouterr().err
 
 
+VALID = (
+    "difusor: medio01\n"
+    "public_key: instituto.pub\n"
+    "origin:\n"
+    "  url: https://origen.example.mx/prep/\n"
+    "destination:\n"
+    "  directory: sitio\n"
+)
+# (file name, what follows VALID, where and which field it names, what it says)
+MISTAKES = [
+    (
+        "pull.yaml",
+        "interval_seconds: [15]\n",
+        "7:19: interval_seconds",
+        "debe ser un número",
+    ),
+    ("pull.yaml", "extract: [sí]\n", "7:10: extract", "debe ser true o false"),
+    ("pull.yaml", "retention: 2.5\n", "7:12: retention", "debe ser un número entero"),
+    (
+        "medio01-pull.yaml",
+        "destination2:\n  s3:\n    bucket: sitio-medio01\n    passphrase: secreto\n",
+        "7:1: destination2",
+        "campo desconocido (revise la ortografía; los campos válidos están en docs/difusores.md)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "extra", "where", "said"), MISTAKES)
+def test_each_mistake_names_the_file_loaded_and_the_field_never_the_roster(
+    name: str,
+    extra: str,
+    where: str,
+    said: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / name
+    path.write_text(VALID + extra)
+    (problem,) = problems_of_the_file(path, capsys)
+    assert problem == f"{path}:{where}: {said}", problem
+
+
+SECRETS = [
+    (
+        VALID.replace("prep/\n", "prep/\n  password: secreto\n"),
+        "5:3: origin.password",
+        "use password_env con el nombre de una variable de entorno",
+    ),
+    (
+        VALID.replace("directory: sitio", "s3:\n    bucket: sitio-medio01\n    passphrase: x"),
+        "8:5: destination.s3.passphrase",
+        "use access_key_id_env y secret_access_key_env con los nombres de variables de entorno",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "where", "hint"), SECRETS)
+def test_a_secret_written_in_the_file_is_refused_naming_the_file_not_the_roster(
+    text: str, where: str, hint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "medio01.yaml"
+    path.write_text(text)
+    (problem,) = problems_of_the_file(path, capsys)
+    assert problem == f"{path}:{where}: no escriba secretos en medio01.yaml: {hint}", problem
+
+
+def problems_of_the_file(path: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """The problems of loading ``path``, after checking what the command says of them: the
+    file, exit 2, nothing of the roster (difusores.yaml) and no English."""
+    found = problems_of(path)
+    capsys.readouterr()
+    assert main(["pull", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"La configuración de pull {path} tiene {len(found)} error(es)" in err
+    for text in [err, *found]:
+        for wrong in ("padrón", "difusores.yaml", "docs/roster.md", "Input should", "roster"):
+            assert wrong not in text, text
+    return found
+
+
 def test_the_guides_example_loads_as_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, client_key: Path
 ) -> None:
@@ -172,3 +252,46 @@ def csvs(zip_bytes: bytes) -> dict[str, bytes]:
                 for name, data in csvs(archive.read(member)).items():
                     found[f"{stem}/{name}"] = data
     return found
+
+
+def test_an_extracted_csv_lost_from_the_cache_is_extracted_again_before_it_is_published(
+    s3_bucket: BucketFactory,
+    workdir: Workdir,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    origin = s3_bucket("origen")
+    workdir.write_roster([AsOrigin(origin)], deadline=60, retention=2, rowless_actas={})
+    site = tmp_path / "sitio"
+    site.mkdir()
+    difusor = PullDifusor(
+        "medio01",
+        tmp_path / "difusor",
+        {"s3": s3_fields(origin)},
+        {"directory": str(site)},
+        public_key_of(workdir.signing_key, tmp_path / "entregado"),
+    )
+    difusor.write_config(extract=True, retention=2)
+    corte = Cortes("prep", workdir, tmp_path).build(0).corte
+    assert main(["-C", str(workdir.path), "publish"]) == 0
+    # A first pass downloads and extracts the corte, and fails at the destination.
+    (site / ".prepush").write_text("no es un directorio")
+    code, result = difusor.run_json(capsys)
+    assert (code, result["outcome"], result["error_class"]) == (3, "failed", "RemoteError")
+    (site / ".prepush").unlink()
+    # Before the next pass, this disk loses one extracted CSV and damages another (same size).
+    extracted = difusor.path / "paquetes" / corte / ".prepush" / "extraido"
+    lost, damaged = sorted(extracted.rglob("*.csv"))[:2]
+    kept = {p: p.read_bytes() for p in (lost, damaged)}
+    lost.unlink()
+    damaged.write_bytes(b"x" * len(kept[damaged]))
+    code, result = difusor.run_json(capsys)
+    assert (code, result["outcome"], result["corte"]) == (0, "delivered", corte), result
+    # Extracted again: the site holds every CSV of the ZIP, as the ZIP has it.
+    assert {p: p.read_bytes() for p in kept} == kept
+    institute = workdir.package_tree(corte)
+    (zip_path,) = [p for p in institute if p.endswith(".zip")]
+    expected = institute | {
+        f"datos/csv/{corte}/{name}": data for name, data in csvs(institute[zip_path]).items()
+    }
+    assert read_tree(site) == expected, sorted(set(read_tree(site)) ^ set(expected))

@@ -351,19 +351,35 @@ def _fsync_dir(path: Path) -> None:
 
 def extracted(package: Package, extract_dir: str) -> list[Extra]:
     """The CSVs of the corte's ZIPs as extras under ``<extract_dir>/<corte>/``: extracted
-    once into the package's ``.prepush/extraido/`` (a list written last marks it complete)."""
+    once into the package's ``.prepush/extraido/`` (a list written last marks it complete),
+    and again whenever a file of that list is no longer on disk as it was written."""
     root = package.path / EXTRACTED
-    listing = root / EXTRACTED_LIST
+    found = _still_extracted(root)
+    if found is None:
+        found = _extract(package, root)
     base = f"{extract_dir}/{package.corte}"
+    return [
+        Extra(FileEntry(f"{base}/{rel}", size, sha), local=str(root / rel))
+        for rel, (size, sha) in sorted(found.items())
+    ]
+
+
+def _still_extracted(root: Path) -> dict[str, tuple[int, str]] | None:
+    """What an earlier pass extracted, if its list and every file it names are intact; None
+    otherwise. A lost or damaged CSV is never left out: it would not reach the public, or
+    would fail every pass at its sha256."""
     try:
-        saved = json.loads(listing.read_bytes())
-        return [
-            Extra(FileEntry(f"{base}/{rel}", int(size), str(sha)), local=str(root / rel))
-            for rel, (size, sha) in saved.items()
-            if (root / rel).is_file() and (root / rel).stat().st_size == int(size)
-        ]
-    except (OSError, ValueError, TypeError, KeyError):
-        pass
+        saved = json.loads((root / EXTRACTED_LIST).read_bytes())
+        found = {str(rel): (int(size), str(sha)) for rel, (size, sha) in saved.items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+    intact = all(
+        _holds(root / rel, FileEntry(rel, size, sha)) for rel, (size, sha) in found.items()
+    )
+    return found if intact else None
+
+
+def _extract(package: Package, root: Path) -> dict[str, tuple[int, str]]:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     found: dict[str, tuple[int, str]] = {}
@@ -385,11 +401,8 @@ def extracted(package: Package, extract_dir: str) -> list[Extra]:
                 f"No se pudieron extraer los CSV de {entry.path} ({exc}); el ZIP se publica tal"
                 " cual, sin extraer."
             ) from None
-    _write(listing, json.dumps(found, sort_keys=True).encode())
-    return [
-        Extra(FileEntry(f"{base}/{rel}", size, sha), local=str(root / rel))
-        for rel, (size, sha) in sorted(found.items())
-    ]
+    _write(root / EXTRACTED_LIST, json.dumps(found, sort_keys=True).encode())
+    return found
 
 
 def _csvs(

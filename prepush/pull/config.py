@@ -258,10 +258,10 @@ def load_pull_settings(path: Path) -> PullSettings:
     try:
         config = PullConfig.model_validate(data)
     except ValidationError as exc:
-        problems = located_problems(exc, filename, marks)
-        raise PullConfigError(
-            filename, [p.replace("docs/roster.md", "docs/difusores.md") for p in problems]
-        ) from None
+        problems = located_problems(
+            exc, filename, marks, document=path.name, guide="docs/difusores.md"
+        )
+        raise PullConfigError(filename, problems) from None
     base = path.parent.resolve()
     settings = PullSettings(config, base, path.resolve())
     problems = [

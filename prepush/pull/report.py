@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from prepush.exceptions import ConfigError
 from prepush.ledger import DeliveryRow, Ledger
 from prepush.ops.report import Outage, Stats, duration_text, local_time, measured
 from prepush.pull.config import PullSettings
@@ -58,6 +59,15 @@ class PullReport:
 
 
 def make_pull_report(settings: PullSettings) -> PullReport:
+    """The report from the difusor's ledger; without one, a ConfigError (opening it would
+    create an empty one, and an empty report reads as a night without cortes)."""
+    if not settings.ledger_path.is_file():
+        raise ConfigError(
+            f"No hay bitácora de pull en {settings.ledger_path}: prepush pull todavía no ha"
+            f" corrido con {settings.config_path} (la bitácora se crea en la primera pasada)."
+            f" Corra 'prepush pull --config {settings.config_path}' o, si la bitácora está en"
+            " otro lugar, corrija paths.ledger. No se creó nada."
+        )
     with Ledger(settings.ledger_path) as ledger:
         rows = ledger.deliveries(difusor=settings.name)
         events = [e for e in ledger.events() if e.difusor == settings.name]
