@@ -15,7 +15,7 @@ with the content the previous package has, and the shared ends are measured byte
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from prepush.exceptions import PackageError
@@ -72,12 +72,17 @@ def _matching(a: bytes, b: bytes, limit: int) -> int:
 
 class DeltaPlanner:
     """Per publish run and package: the rebuilds each difusor can do, computed once per
-    (previous corte) and shared by every difusor at that corte."""
+    (previous corte) and shared by every difusor at that corte.
 
-    def __init__(self, package: Package) -> None:
+    ``published`` are packages this process published before (``--watch``), their verified
+    bytes still held: a base found there is neither read nor hashed again."""
+
+    def __init__(self, package: Package, published: Mapping[str, Package] | None = None) -> None:
         self.package = package
+        self._published = published or {}
         self._lineage = lineage(package)
         self._previous: dict[str, dict[str, FileEntry] | None] = {}
+        self._old: dict[str, Package] = {}
         self._ends: dict[tuple[str, str], tuple[int, int]] = {}
 
     def deltas(self, state: RemoteState, entries: Iterable[FileEntry]) -> dict[str, Delta]:
@@ -115,17 +120,25 @@ class DeltaPlanner:
         damaged or gone) shares nothing, and the file is sent whole."""
         key = (base.sha256, entry.sha256)
         if key not in self._ends:
-            old_package = self._packages_dir / corte
             try:
-                old = self.package.cache.read(f"{old_package}/{base.path}")
+                old = self._verified_base(base, corte)
                 new = self.package.cache.read(self.package.local_path(entry.path))
             except OSError:
-                old = new = b""
-            # The difusor copies its own base, which the state says is the signed one: a
-            # local copy altered (or unreadable) since would measure ends that do not match.
-            intact = bool(old) and sha256_bytes(old) == base.sha256
-            self._ends[key] = shared_ends(old, new) if intact else (0, 0)
+                old = new = None
+            self._ends[key] = shared_ends(old, new) if old and new is not None else (0, 0)
         return self._ends[key]
+
+    def _verified_base(self, base: FileEntry, corte: str) -> bytes | None:
+        """The base's bytes if they are the signed ones. The difusor copies its own base,
+        which the state says is the signed one: a local copy altered since would measure ends
+        that do not match."""
+        published = self._old.get(corte)
+        if published is not None:
+            held = published.cache.held(published.local_path(base.path))
+            if held is not None:  # hashed against this same manifest entry when it was read
+                return held
+        old = self.package.cache.read(f"{self._packages_dir / corte}/{base.path}")
+        return old if sha256_bytes(old) == base.sha256 else None
 
     @property
     def _packages_dir(self) -> Path:
@@ -137,10 +150,11 @@ class DeltaPlanner:
             return None
         if corte not in self._previous:
             try:
-                old = find_package(self._packages_dir, corte)
+                old = self._published.get(corte) or find_package(self._packages_dir, corte)
             except (PackageError, OSError):  # not here any more: a full send, no rebuilds
                 self._previous[corte] = None
             else:
+                self._old[corte] = old
                 by_path = {f.path: f for f in old.manifest.files}
                 self._previous[corte] = {key: by_path[p] for p, key in lineage(old).items()}
         return self._previous[corte]

@@ -184,6 +184,13 @@ class ConnectionPool:
         self._idle: dict[str, Transport] = {}
         # Worker processes that serve shares of the difusores (publish/workers.py).
         self.workers = workers
+        # With --watch, the package this process published last, its verified bytes still
+        # held: the next corte's deltas measure their bases on them.
+        self.published: dict[str, Package] = {}
+
+    def remember(self, package: Package) -> None:
+        if self._keep:
+            self.published = {package.corte: package}
 
     async def get(self, difusor: Difusor, settings: Settings) -> tuple[Transport, bool]:
         """A connection to ``difusor`` and whether it is a kept one."""
@@ -430,7 +437,7 @@ class _Publisher:
     def planner(self, package: Package) -> DeltaPlanner:
         """One per package and run: what it measures is shared by every difusor."""
         if package.corte not in self._planners:
-            self._planners[package.corte] = DeltaPlanner(package)
+            self._planners[package.corte] = DeltaPlanner(package, self.pool.published)
         return self._planners[package.corte]
 
     def origin_extras(self, difusor: Difusor, package: Package) -> tuple[Extra, ...]:
@@ -481,7 +488,9 @@ class _Publisher:
             asyncio.create_task(self.deliver(difusor, package), name=difusor.name)
             for difusor in self.request.difusores
         ]
-        return list(await asyncio.gather(*tasks))
+        deliveries = list(await asyncio.gather(*tasks))
+        self.pool.remember(package)
+        return deliveries
 
     def _package_for_attempt(self, first: Package) -> Package:
         """The newest package when publishing 'latest': a retry never pushes a stale corte."""
