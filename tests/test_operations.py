@@ -439,6 +439,23 @@ def test_report_without_a_ledger_creates_nothing_and_says_there_is_none_yet(
     assert files_under(workdir.path) == before
 
 
+def test_resume_and_resume_latest_without_a_ledger_create_nothing(
+    workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing is suspended or held before the first publish: said as always, and no empty
+    ledger is left behind for report to read as a night without incidents."""
+    fresh_night(workdir)
+    before = files_under(workdir.path)
+    for command, said in (
+        (["resume", "medio-uno"], "medio-uno no está suspendido."),
+        (["resume-latest"], "Ningún difusor seleccionado está retenido por una reversión"),
+    ):
+        capsys.readouterr()
+        assert main(["-C", str(workdir.path), *command]) == 2, command
+        assert said in capsys.readouterr().err
+        assert files_under(workdir.path) == before, command
+
+
 # --- scheduling -------------------------------------------------------------------------------
 
 
