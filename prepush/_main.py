@@ -637,12 +637,15 @@ def resume_latest(context: Context, names: tuple[str, ...], as_json: bool) -> in
 
     human, out = _consoles(as_json)
     settings = context.settings()
+    difusores = settings.roster.select(names)
     released = []
-    with Ledger(settings.ledger_path) as ledger:
-        for difusor in settings.roster.select(names):
-            hold = ledger.release_hold(difusor.name)
-            if hold is not None:
-                released.append({"difusor": difusor.name, "held_corte": hold.corte})
+    # Without a ledger nothing was ever held; opening one would create it.
+    if settings.ledger_path.is_file():
+        with Ledger(settings.ledger_path) as ledger:
+            for difusor in difusores:
+                hold = ledger.release_hold(difusor.name)
+                if hold is not None:
+                    released.append({"difusor": difusor.name, "held_corte": hold.corte})
     if not released:
         raise ConfigError(
             "Ningún difusor seleccionado está retenido por una reversión; no hay nada que liberar."
@@ -693,9 +696,13 @@ def resume(context: Context, name: str, as_json: bool) -> int:
     human, out = _consoles(as_json)
     settings = context.settings()
     difusor = settings.roster.difusor(name)
-    with Ledger(settings.ledger_path) as ledger:
-        if not ledger.resume(difusor.name):
-            raise ConfigError(f"{difusor.name} no está suspendido.")
+    resumed = False
+    # Without a ledger nothing was ever suspended; opening one would create it.
+    if settings.ledger_path.is_file():
+        with Ledger(settings.ledger_path) as ledger:
+            resumed = ledger.resume(difusor.name)
+    if not resumed:
+        raise ConfigError(f"{difusor.name} no está suspendido.")
     if as_json:
         _emit_json(out, {"difusor": difusor.name, "suspended": False})
     else:

@@ -326,8 +326,17 @@ def print_status(report: StatusReport, zone: ZoneInfo, console: Console) -> None
         return
     newest = report.newest_corte or "sin paquetes aún"
     plain(console, f"Corte más reciente: {newest}")
+    if not report.ledger_exists:
+        plain(console, _no_ledger_yet(report))
     for d in report.difusores:
         plain(console, _status_line(d, zone))
+
+
+def _no_ledger_yet(report: StatusReport) -> str:
+    return (
+        "Todavía no se ha publicado nada desde este directorio: no hay bitácora en"
+        f" {report.ledger} (la crea el primer build o publish)."
+    )
 
 
 def _status_line(d: DifusorStatus, zone: ZoneInfo) -> str:
@@ -352,7 +361,10 @@ def _behind(d: DifusorStatus) -> str:
 
 def status_table(report: StatusReport, zone: ZoneInfo) -> Table:
     newest = report.newest_corte or "sin paquetes aún"
-    table = Table(title=f"Estado de los difusores — corte más reciente: {newest}")
+    table = Table(
+        title=f"Estado de los difusores — corte más reciente: {newest}",
+        caption=None if report.ledger_exists else _no_ledger_yet(report),
+    )
     for column in ("Difusor", "Sirve", "Desde", "Desfase", "Latencia", "Atraso", "Fallas"):
         table.add_column(column, overflow="fold")
     table.add_column("Suspensión / reversión", overflow="fold")

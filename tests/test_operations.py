@@ -17,7 +17,7 @@ from prepush.ops.report import build_report, latency_html, latency_svg, report_c
 from prepush.publish.publisher import PublishReport, PublishRequest, publish
 from prepush.settings import Difusor, Settings, load_settings
 from prepush.transports.base import Transport
-from tests.conftest import ProxyFactory, Workdir
+from tests.conftest import UNREACHED, ProxyFactory, Workdir
 from tests.servers import Endpoint, on_small_disk, sftp_read_tree
 
 CORTES = ("20210606_2320", "20210606_2340", "20210607_1320", "20210607_1440")
@@ -365,6 +365,95 @@ def test_report_cli_formats(
     assert code == 0
     assert status["difusores"][0]["serving_corte"] == CORTES[1]
     assert status["difusores"][0]["cortes_behind"] == 0
+
+
+# --- before the first publish: no ledger yet ----------------------------------------------
+
+
+@dataclasses.dataclass
+class Unreached:
+    """A roster entry nobody contacts: status and report never connect."""
+
+    name: str
+
+    def roster_entry(self) -> dict[str, object]:
+        return {**UNREACHED, "name": self.name}
+
+
+def files_under(directory: Path) -> set[Path]:
+    return set(directory.rglob("*"))
+
+
+def fresh_night(workdir: Workdir) -> Path:
+    """A working directory ready for the night where nothing was built or published yet,
+    its ledger named elsewhere (so not even that directory may appear)."""
+    roster = workdir.write_roster([Unreached("medio-uno"), Unreached("universidad-dos")])
+    with roster.open("a") as text:
+        text.write("paths:\n  ledger: registros/noche.db\n")
+    return workdir.path / "registros" / "noche.db"
+
+
+def test_status_before_the_first_publish_lists_the_roster_and_creates_no_ledger(
+    workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ledger = fresh_night(workdir)
+    before = files_under(workdir.path)
+    code, status = run_json(workdir, capsys, "status")
+    assert code == 0
+    assert files_under(workdir.path) == before
+    assert status["ledger_exists"] is False
+    assert [(d["difusor"], d["serving_corte"]) for d in status["difusores"]] == [
+        ("medio-uno", None),
+        ("universidad-dos", None),
+    ]
+    capsys.readouterr()
+    assert main(["-C", str(workdir.path), "status"]) == 0
+    out = capsys.readouterr().out
+    said = f"Todavía no se ha publicado nada desde este directorio: no hay bitácora en {ledger}"
+    assert said in out
+    assert "medio-uno: no sirve ningún corte de prepush aún" in out
+    assert "universidad-dos: no sirve ningún corte de prepush aún" in out
+    assert files_under(workdir.path) == before
+
+
+def test_report_without_a_ledger_creates_nothing_and_says_there_is_none_yet(
+    workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ledger = fresh_night(workdir)
+    before = files_under(workdir.path)
+    capsys.readouterr()
+    assert main(["-C", str(workdir.path), "report", "--format", "md"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert f"No hay bitácora en {ledger}" in err
+    assert "todavía no se ha construido ni publicado nada desde este directorio" in err
+    assert "No se creó nada" in err
+    assert files_under(workdir.path) == before
+    code, document = run_json(workdir, capsys, "report")
+    assert (code, document["error"]["exit_code"], document["error"]["type"]) == (
+        2,
+        2,
+        "ConfigError",
+    )
+    assert str(ledger) in document["error"]["message"]
+    assert files_under(workdir.path) == before
+
+
+def test_resume_and_resume_latest_without_a_ledger_create_nothing(
+    workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing is suspended or held before the first publish: said as always, and no empty
+    ledger is left behind for report to read as a night without incidents."""
+    fresh_night(workdir)
+    before = files_under(workdir.path)
+    for command, said in (
+        (["resume", "medio-uno"], "medio-uno no está suspendido."),
+        (["resume-latest"], "Ningún difusor seleccionado está retenido por una reversión"),
+    ):
+        capsys.readouterr()
+        assert main(["-C", str(workdir.path), *command]) == 2, command
+        assert said in capsys.readouterr().err
+        assert files_under(workdir.path) == before, command
 
 
 # --- scheduling -------------------------------------------------------------------------------

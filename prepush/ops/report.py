@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from prepush.exceptions import ConfigError
 from prepush.ledger import (
     BUILD_FORCED,
     BUILD_REFUSED,
@@ -525,6 +526,16 @@ class ReportRequest:
 
 
 def make_report(settings: Settings, request: ReportRequest) -> Report:
+    """The report from the ledger; without one, a ConfigError (opening it would create an
+    empty one, and an empty report reads as a night without incidents)."""
+    if not settings.ledger_path.is_file():
+        raise ConfigError(
+            f"No hay bitácora en {settings.ledger_path}: todavía no se ha construido ni"
+            " publicado nada desde este directorio (la bitácora se crea con el primer build o"
+            " publish). Corra el reporte en el directorio de trabajo de la noche (prepush -C"
+            " DIRECTORIO report) o, si la bitácora está en otro lugar, corrija paths.ledger en el"
+            " padrón. No se creó nada."
+        )
     with Ledger(settings.ledger_path) as ledger:
         rows = [
             r

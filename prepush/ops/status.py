@@ -4,17 +4,21 @@ What a difusor *serves* is the corte of its latest publish or rollback that left
 place: after a rollback, the rolled-back corte. A publish with nothing new confirms it and
 changes no figure: "entregado" is when that corte was put in place, and its latency and lag
 are those of the corte's first delivery to the difusor (the ones the report counts).
+
+Before the first build or publish there is no ledger: every difusor of the roster serves no
+corte yet, and the ledger is not created (reading never makes one).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from prepush.ledger import Ledger
 from prepush.package import list_packages
-from prepush.settings import Settings
+from prepush.settings import Difusor, Settings
 
 
 @dataclass(frozen=True)
@@ -60,11 +64,15 @@ class StatusReport:
     newest_corte: str | None
     at: datetime
     difusores: list[DifusorStatus]
+    ledger: Path
+    ledger_exists: bool = True
 
     def as_json(self) -> dict[str, Any]:
         return {
             "newest_corte": self.newest_corte,
             "at": self.at.isoformat(),
+            "ledger": str(self.ledger),
+            "ledger_exists": self.ledger_exists,
             "difusores": [d.as_json() for d in self.difusores],
         }
 
@@ -72,6 +80,10 @@ class StatusReport:
 def current_status(settings: Settings) -> StatusReport:
     cortes = [p.corte for p in list_packages(settings.packages_dir)]
     newest = cortes[-1] if cortes else None
+    if not settings.ledger_path.is_file():
+        # Opening it would create an empty one: before the first publish nothing is served.
+        rows = [_never_published(d, cortes) for d in settings.roster.difusores]
+        return StatusReport(newest, datetime.now(UTC), rows, settings.ledger_path, False)
     rows = []
     with Ledger(settings.ledger_path) as ledger:
         for difusor in settings.roster.difusores:
@@ -97,4 +109,18 @@ def current_status(settings: Settings) -> StatusReport:
                     public_seen_at=seen.first_seen_at if seen else None,
                 )
             )
-    return StatusReport(newest, datetime.now(UTC), rows)
+    return StatusReport(newest, datetime.now(UTC), rows, settings.ledger_path)
+
+
+def _never_published(difusor: Difusor, cortes: list[str]) -> DifusorStatus:
+    return DifusorStatus(
+        difusor=difusor.name,
+        serving_corte=None,
+        delivered_at=None,
+        lag_s=None,
+        latency_s=None,
+        behind=len(cortes),
+        consecutive_failures=0,
+        suspended=False,
+        suspension_reason=None,
+    )

@@ -593,6 +593,11 @@ class RemoteLock:
             fresh = self.owner.lock_bytes()
             try:
                 swapped = await self.t.replace_if(LOCK_PATH, self.held, fresh)
+            except RemoteLockedError:
+                # Another publisher is swapping our lock: taking it over. Nothing else of
+                # the attempt would notice, so main.json must not change.
+                self.lost = True
+                return
             except DifusorError:
                 return  # the attempt's own requests meet the same failure and report it
             if not swapped:

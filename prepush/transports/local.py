@@ -15,7 +15,8 @@ kernel:
   and hard-linked to its name, which fails if the name exists: it appears whole or not at
   all.
 - **Compare and swap**: under an ``flock`` of its directory, so two runs on this machine
-  never swap one file at once.
+  never swap one file at once. Held by another run past half the request timeout, it is
+  the lock being busy (:class:`RemoteLockedError`, retried), not a disk that hung.
 - **Links**: a file the directory already holds becomes another name by a hard link (a copy
   if the filesystem refuses one).
 - **Space**: ``statvfs``.
@@ -47,6 +48,7 @@ from prepush.exceptions import (
     LocalFileError,
     PackageError,
     RemoteError,
+    RemoteLockedError,
     describe_os_error,
 )
 from prepush.package import safe_relative_path
@@ -276,7 +278,8 @@ class LocalTransport(Counted):
         return await self._run(f"crear {path}", create, len(data))
 
     async def replace_if(self, path: str, expected: bytes, data: bytes | None) -> bool:
-        deadline = time.monotonic() + self._timeout / 2
+        wait = self._timeout / 2
+        deadline = time.monotonic() + wait
 
         def swap() -> bool:
             parent, name = self._split(path)
@@ -289,7 +292,7 @@ class LocalTransport(Counted):
                         break
                     except BlockingIOError:
                         if time.monotonic() >= deadline:
-                            raise TimeoutError from None
+                            raise self._lock_busy(path, wait) from None
                         time.sleep(CAS_WAIT_STEP)
                 if _read_at(dir_fd, name, path) != expected:
                     return False
@@ -303,6 +306,15 @@ class LocalTransport(Counted):
                 os.close(dir_fd)  # releases the flock
 
         return await self._run(f"reemplazar {path}", swap, len(data or b""))
+
+    def _lock_busy(self, path: str, wait: float) -> RemoteLockedError:
+        """Another prepush holds the flock: the lock is busy, as SFTP says it (retried), not
+        a disk that did not answer (which would end every later call of this attempt)."""
+        return RemoteLockedError(
+            self._name,
+            f"Otro publicador tiene el candado remoto: está cambiando {path} en {self._root} y"
+            f" no terminó en {wait:g} s. Se reintenta.",
+        )
 
     async def upload(
         self,
