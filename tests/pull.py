@@ -224,6 +224,20 @@ class PullDifusor:
         return read_tree(Path(self.destination["directory"]))
 
 
+def s3_to_directory(origin: S3Endpoint, signing_key: Path, tmp_path: Path) -> PullDifusor:
+    """The usual pull difusor: ``medio01``, from the bucket ``origin`` into ``tmp_path/sitio``
+    (made here), with the institute's key."""
+    site = tmp_path / "sitio"
+    site.mkdir()
+    return PullDifusor(
+        "medio01",
+        tmp_path / "difusor",
+        {"s3": s3_fields(origin)},
+        {"directory": str(site)},
+        public_key_of(signing_key, tmp_path / "entregado"),
+    )
+
+
 def public_key_of(signing_key: Path, directory: Path) -> Path:
     """The institute's public key, as it hands it to a difusor (a .pub file)."""
     directory.mkdir(parents=True, exist_ok=True)

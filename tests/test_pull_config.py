@@ -16,7 +16,7 @@ from prepush.exceptions import PullConfigError
 from prepush.pull.config import load_pull_settings
 from tests.conftest import BucketFactory, Workdir
 from tests.guide import snippet
-from tests.pull import AsOrigin, PullDifusor, public_key_of, s3_fields
+from tests.pull import AsOrigin, public_key_of, s3_to_directory
 from tests.servers import read_tree
 from tests.test_crash_points import Cortes
 
@@ -208,15 +208,8 @@ def test_extract_publishes_the_csvs_of_the_zip_beside_it(
 ) -> None:
     origin = s3_bucket("origen")
     workdir.write_roster([AsOrigin(origin)], deadline=60, retention=2, rowless_actas={})
+    difusor = s3_to_directory(origin, workdir.signing_key, tmp_path)
     site = tmp_path / "sitio"
-    site.mkdir()
-    difusor = PullDifusor(
-        "medio01",
-        tmp_path / "difusor",
-        {"s3": s3_fields(origin)},
-        {"directory": str(site)},
-        public_key_of(workdir.signing_key, tmp_path / "entregado"),
-    )
     difusor.write_config(extract=True, retention=2)
     cortes = Cortes("prep", workdir, tmp_path)
     published: list[str] = []
@@ -262,15 +255,8 @@ def test_an_extracted_csv_lost_from_the_cache_is_extracted_again_before_it_is_pu
 ) -> None:
     origin = s3_bucket("origen")
     workdir.write_roster([AsOrigin(origin)], deadline=60, retention=2, rowless_actas={})
+    difusor = s3_to_directory(origin, workdir.signing_key, tmp_path)
     site = tmp_path / "sitio"
-    site.mkdir()
-    difusor = PullDifusor(
-        "medio01",
-        tmp_path / "difusor",
-        {"s3": s3_fields(origin)},
-        {"directory": str(site)},
-        public_key_of(workdir.signing_key, tmp_path / "entregado"),
-    )
     difusor.write_config(extract=True, retention=2)
     corte = Cortes("prep", workdir, tmp_path).build(0).corte
     assert main(["-C", str(workdir.path), "publish"]) == 0

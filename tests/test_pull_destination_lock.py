@@ -33,7 +33,7 @@ from prepush.pull.puller import FAILED
 from prepush.transports.local import LocalTransport
 from tests.conftest import BucketFactory, Workdir
 from tests.prepdata import CORTES
-from tests.pull import AsOrigin, PullDifusor, public_key_of, s3_fields
+from tests.pull import AsOrigin, s3_to_directory
 
 BUSY = "Otro publicador tiene el candado remoto"
 
@@ -102,14 +102,8 @@ def test_a_destination_flock_held_by_another_publish_is_the_lock_busy_and_retrie
     workdir.write_roster([AsOrigin(origin)])
     workdir.build(CORTES[0])
     assert main(["-C", str(workdir.path), "publish"]) == 0
+    difusor = s3_to_directory(origin, workdir.signing_key, tmp_path)
     site = tmp_path / "sitio"
-    difusor = PullDifusor(
-        "medio01",
-        tmp_path / "difusor",
-        {"s3": s3_fields(origin)},
-        {"directory": str(site)},
-        public_key_of(workdir.signing_key, tmp_path / "entregado"),
-    )
     # The flock is given up after half the request timeout.
     difusor.write_config(request_timeout_seconds=1, deadline_seconds=60)
     # A lock abandoned an hour ago (so it is taken over under the flock), and another

@@ -19,7 +19,7 @@ import pytest
 from prepush.__main__ import main
 from tests.conftest import BucketFactory, Workdir
 from tests.prepdata import CORTES
-from tests.pull import AsOrigin, PullDifusor, public_key_of, s3_fields
+from tests.pull import AsOrigin, s3_to_directory
 from tests.test_cli import write_pull_config
 
 
@@ -104,15 +104,7 @@ def test_report_options_it_can_honour_are_honoured_as_report_honours_them(
 ) -> None:
     origin = s3_bucket("origen")
     workdir.write_roster([AsOrigin(origin)], deadline=60)
-    site = tmp_path / "sitio"
-    site.mkdir()
-    difusor = PullDifusor(
-        "medio01",
-        tmp_path / "difusor",
-        {"s3": s3_fields(origin)},
-        {"directory": str(site)},
-        public_key_of(workdir.signing_key, tmp_path / "entregado"),
-    )
+    difusor = s3_to_directory(origin, workdir.signing_key, tmp_path)
     difusor.write_config()
     workdir.build(CORTES[0])
     assert main(["-C", str(workdir.path), "publish"]) == 0
