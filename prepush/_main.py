@@ -78,15 +78,27 @@ def _say(console: Console, text: str, style: str = "") -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True, style=style or None)
 
 
+def _no_directory(path: Path, what: str) -> ConfigError:
+    return ConfigError(
+        f"No se pudo escribir {what} en {path}: el directorio {path.parent} no existe."
+        " Créelo o indique otra ruta."
+    )
+
+
+def _refuse_unwritable(*outputs: tuple[Path | None, str]) -> None:
+    """An output whose directory does not exist is refused before anything is read: the
+    operator's typo is the answer, not what reading would have said first."""
+    for path, what in outputs:
+        if path is not None and not path.parent.is_dir():
+            raise _no_directory(path, what)
+
+
 def _write_text(path: Path, text: str, what: str) -> None:
     """Write an output file the operator asked for, or say in Spanish why not."""
     try:
         path.write_text(text, encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(
-            f"No se pudo escribir {what} en {path}: el directorio {path.parent} no existe."
-            " Créelo o indique otra ruta."
-        ) from None
+        raise _no_directory(path, what) from None
     except OSError as exc:
         raise ConfigError(
             f"No se pudo escribir {what} en {path}: {describe_os_error(exc)}."
@@ -882,6 +894,7 @@ def report(
             " de esas extensiones. Para una imagen, abra el .svg o el .html en un navegador."
         )
     _refuse_ignored_report_options(fmt, csv_table, output, as_json)
+    _refuse_unwritable((chart, "la gráfica"), (output, "el reporte"))
     human, out = _consoles(as_json)
     settings = context.settings()
     zone = settings.roster.election.zone
@@ -1290,6 +1303,7 @@ def _pull_report(
 
     fmt = _pull_report_format(fmt, output, as_json)
     _refuse_ignored_report_options(fmt, csv_table, output, as_json)
+    _refuse_unwritable((output, "el reporte"))
     result = make_pull_report(load_pull_settings(path))
     text = _pull_report_text(result, fmt, csv_table)
     _, out = _consoles(as_json)

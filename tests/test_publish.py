@@ -442,7 +442,10 @@ def test_a_retry_takes_the_newest_package(
     proxy, proxied = fault_proxy(asyncssh_difusor)
     workdir.write_roster([proxied], deadline=30)
     workdir.build(CORTES[0])
-    proxy.faults.reset_after_bytes = 20_000  # every attempt of corte 1 is cut...
+    # Every attempt of corte 1 is cut at its first byte, so none can finish it (one cut
+    # after some kilobytes lets each attempt keep a few more files, and on a busy machine
+    # they could finish it before the newer corte is built)...
+    proxy.faults.reset_after_bytes = 1
     state = {"built": False}
     real_sleep = time.sleep
 
