@@ -132,9 +132,10 @@ class DeltaPlanner:
         """The base's bytes if they are the signed ones. The difusor copies its own base,
         which the state says is the signed one: a local copy altered since would measure ends
         that do not match."""
-        published = self._old.get(corte)
-        if published is not None:
-            held = published.cache.held(published.local_path(base.path))
+        old_package = self._old.get(corte)
+        if old_package is not None:
+            # Held only if this process verified it (--watch published it); else read below.
+            held = old_package.cache.held(old_package.local_path(base.path))
             if held is not None:  # hashed against this same manifest entry when it was read
                 return held
         old = self.package.cache.read(f"{self._packages_dir / corte}/{base.path}")

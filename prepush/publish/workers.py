@@ -447,9 +447,7 @@ def read_ahead(settings: Settings, corte: str, processes: int) -> Package | None
         package = find_package(settings.packages_dir, corte)
     except PackageError:
         return None
-    package.cache.share(processes)
-    package.hold_verified()
-    return package
+    return _held(package, processes)
 
 
 def verified_copy(
@@ -471,6 +469,11 @@ def verified_copy(
             "Alguien reemplazó el paquete mientras se publicaba: no lo modifique en"
             " paquetes/; vuelva a construirlo con 'prepush build' si hace falta.",
         )
+    return _held(package, processes)
+
+
+def _held(package: Package, processes: int) -> Package:
+    """This process's share of the file cache, filled with the files that match the manifest."""
     package.cache.share(processes)
     package.hold_verified()
     return package
