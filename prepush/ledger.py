@@ -50,6 +50,8 @@ BUILD_EXPLAINED = "build_explained"
 BUILD_FORCED = "build_forced"
 BUILD_REFUSED = "build_refused"
 PACKAGE_REFUSED = "package_refused"
+# A worker process died: the parent serves its difusores from then on.
+WORKER_LOST = "worker_lost"
 
 MIGRATION_1 = """
 CREATE TABLE runs (

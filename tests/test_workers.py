@@ -6,6 +6,7 @@ connection to that difusor's server), not from prepush.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -22,12 +23,13 @@ import asyncssh
 import pytest
 
 from prepush.exceptions import IntegrityError
-from prepush.ledger import Ledger
+from prepush.ledger import WORKER_LOST, Ledger
 from prepush.package import MAIN_JSON, Package
 from prepush.publish.protocol import Event, LockOwner
 from prepush.publish.publisher import PublishRequest, publish
-from prepush.publish.workers import Job, read_ahead, verified_copy
+from prepush.publish.workers import Job, Workers, read_ahead, verified_copy
 from prepush.settings import load_settings
+from prepush.transports import connect
 from prepush.sim.fleet import LocalDifusor, ServerThread
 from tests.conftest import ProxyFactory, Workdir
 from tests.servers import Endpoint, read_tree
@@ -300,3 +302,83 @@ def test_a_worker_publishes_only_the_manifest_the_parent_verified(workdir: Workd
     altered = dataclasses.replace(job, manifest_digest="0" * 64)
     with pytest.raises(IntegrityError, match="cambió después de verificarse"):
         verified_copy(settings, altered, prepared, 2)
+
+
+def test_a_worker_that_dies_between_cortes_hands_its_difusores_to_the_parent(
+    fleet: list[tuple[LocalDifusor, Endpoint]], workdir: Workdir
+) -> None:
+    """With --watch, a worker that dies does not take its difusores out of the night: the
+    next corte reaches every difusor (the parent serves them), and the ledger says so."""
+    endpoints = [e for _, e in fleet]
+    workdir.write_roster(endpoints, publish={"workers": 2})
+    workdir.build(CORTE)
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "prepush", "-C", str(workdir.path), "publish", "--watch", "0.2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: all((e.local_root / "json/main.json").exists() for e in endpoints))
+        (worker,) = children_of(watcher.pid)
+        os.kill(worker, signal.SIGKILL)
+        _wait_for(lambda: not _alive(worker))
+        workdir.build("20210606_2340")
+        _wait_for(
+            lambda: all(
+                json.loads((e.local_root / "json/main.json").read_bytes())["corte"]
+                == "20210606_2340"
+                for e in endpoints
+            )
+        )
+        assert watcher.poll() is None, "the night's publisher goes on"
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        _, stderr = watcher.communicate(timeout=30)
+    assert watcher.returncode == 130
+    assert "El proceso de trabajo 1 terminó" in stderr
+    with Ledger(workdir.path / "prepush.db") as ledger:
+        (lost,) = ledger.run_events((WORKER_LOST,))
+        assert all(e.name in lost.message for e in endpoints[1::2])
+        latest = {r.difusor: r for r in ledger.deliveries() if r.corte == "20210606_2340"}
+        assert {r.outcome for r in latest.values()} == {"delivered"}
+        assert len(latest) == len(endpoints)
+
+
+def test_a_worker_that_refuses_its_job_fails_its_share_with_the_reason_and_stays(
+    fleet: list[tuple[LocalDifusor, Endpoint]], workdir: Workdir
+) -> None:
+    """A copy that is not the verified package fails the worker's difusores with the
+    integrity error itself, not as a crash, and the worker takes the next job."""
+    endpoints = [e for _, e in fleet][:1]
+    workdir.write_roster(endpoints, publish={"workers": 2})
+    path = workdir.build(CORTE)
+    settings = load_settings(workdir.path)
+    workers = Workers.start(1, settings, connect, keep=False)
+    try:
+        with Ledger(workdir.path / "prepush.db") as ledger:
+            run_id = ledger.start_run("publish", CORTE, {})
+            job = Job(
+                corte=CORTE,
+                names=(endpoints[0].name,),
+                explicit_corte=True,
+                dry_run=True,
+                override_embargo=None,
+                rollback=False,
+                owner=LockOwner("prueba", run_id),
+                manifest_digest="0" * 64,
+                standing={endpoints[0].name: (None, None)},
+            )
+            (refused,) = asyncio.run(workers.publish({1: job}, ledger, lambda _: None))
+            assert refused.outcome == "failed"
+            assert refused.error_class == "IntegrityError"
+            assert "cambió después de verificarse" in (refused.error_message or "")
+            assert workers.alive() == [True]
+
+            verified = dataclasses.replace(
+                job, manifest_digest=Package.open(path).manifest.digest
+            )
+            (planned,) = asyncio.run(workers.publish({1: verified}, ledger, lambda _: None))
+            assert planned.outcome == "dry_run", planned.error_message
+    finally:
+        workers.close()

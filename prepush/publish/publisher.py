@@ -38,7 +38,7 @@ from prepush.exceptions import (
     RemoteLockedError,
     describe_os_error,
 )
-from prepush.ledger import DeliveryKind, DeliveryResult, Ledger
+from prepush.ledger import WORKER_LOST, DeliveryKind, DeliveryResult, Ledger
 from prepush.package import (
     MANIFEST,
     SIGNATURE,
@@ -323,12 +323,20 @@ async def _deliver_everywhere(
     if pool.workers is None or pool.workers.count == 0:
         return await _Publisher(request, ledger, owner, events, pool).run_all(package)
     shares = deal(request.difusores, pool.workers.count + 1)
-    package.cache.share(len(shares))
+    _tell_dead_workers(pool.workers, shares, ledger, owner.run_id)
+    alive = [True, *pool.workers.alive()]
+    # A dead worker's difusores are the parent's from now on; the others stay where they are.
+    own_share = [d for share, ok in zip(shares, alive, strict=True) if not ok for d in share]
+    package.cache.share(sum(alive))
     mine = _Publisher(
-        dataclasses.replace(request, difusores=shares[0]), ledger, owner, events, pool
+        dataclasses.replace(request, difusores=[*shares[0], *own_share]),
+        ledger,
+        owner,
+        events,
+        pool,
     )
-    jobs = [
-        Job(
+    jobs = {
+        slot: Job(
             corte=package.corte,
             names=tuple(d.name for d in share),
             explicit_corte=request.corte is not None,
@@ -342,13 +350,28 @@ async def _deliver_everywhere(
                 for d in share
             },
         )
-        for share in shares[1:]
-    ]
+        for slot, share in enumerate(shares)
+        if slot and alive[slot] and share
+    }
     own, theirs = await asyncio.gather(
         mine.run_all(package), pool.workers.publish(jobs, ledger, events)
     )
     by_name = {d.difusor: d for d in [*own, *theirs]}
     return [by_name[d.name] for d in request.difusores]
+
+
+def _tell_dead_workers(
+    workers: Workers, shares: list[list[Difusor]], ledger: Ledger, run_id: int
+) -> None:
+    for slot in workers.newly_dead():
+        names = ", ".join(d.name for d in shares[slot]) or "ninguno"
+        message = (
+            f"El proceso de trabajo {slot} terminó; el proceso principal atiende desde ahora a"
+            f" sus difusores ({names}). La publicación sigue con un proceso menos; si vuelve a"
+            " pasar, repita con -v y repórtelo."
+        )
+        log.error("%s", message)
+        ledger.record_event(run_id, None, WORKER_LOST, message)
 
 
 def _everyone_has(ledger: Ledger, difusores: Sequence[Difusor], corte: str) -> bool:

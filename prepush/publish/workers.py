@@ -9,7 +9,10 @@ with its connection. The parent keeps what must be one: the run lock, the only w
 ledger (the workers call it over their pipe) and the live view (the workers' events come the
 same way). A worker dies with its parent (a SIGKILL of prepush stops every process at once,
 as the crash-point tests expect); a worker that dies alone fails its difusores, said so in the
-ledger, and the others go on.
+ledger, and the others go on; from the next corte on the parent serves them itself (with
+``--watch`` the night goes on with one process fewer). A job the worker cannot take (its copy
+of the package is not the one the parent verified) fails its difusores with that reason and
+the worker stays.
 
 Workers are forked before the parent opens the ledger or starts an event loop, so nothing
 that must not cross a fork (an SQLite connection, a running loop) does. The package files
@@ -115,6 +118,17 @@ class _Worker:
     open_deliveries: set[int] = field(default_factory=set)
     # The worker's provisional row ids, and the rows the parent inserted for them.
     rows: dict[int, int] = field(default_factory=dict)
+    # Its death was told to the operator (once).
+    death_told: bool = False
+
+
+class JobRefused(Exception):
+    """The worker refused the job (its package is not the verified one); it stays."""
+
+    def __init__(self, error_class: str, message: str) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.message = message
 
 
 class Workers:
@@ -126,6 +140,19 @@ class Workers:
     @property
     def count(self) -> int:
         return len(self._workers)
+
+    def alive(self) -> list[bool]:
+        """Which workers can take a job, by slot."""
+        return [w.process.is_alive() for w in self._workers]
+
+    def newly_dead(self) -> list[int]:
+        """The slots (from 1: the parent is 0) of workers found dead and not yet told."""
+        found = []
+        for slot, worker in enumerate(self._workers, start=1):
+            if not worker.death_told and not worker.process.is_alive():
+                worker.death_told = True
+                found.append(slot)
+        return found
 
     @classmethod
     def start(cls, extra: int, settings: Settings, connector: Connector, *, keep: bool) -> Workers:
@@ -153,25 +180,31 @@ class Workers:
                 worker.conn.send(("prepare", corte))
 
     async def publish(
-        self, jobs: Sequence[Job], ledger: Ledger, events: EventSink
+        self, jobs: dict[int, Job], ledger: Ledger, events: EventSink
     ) -> list[Delivery]:
-        """Run one job per worker, serving their ledger calls and events until every one is
-        done. A worker that dies fails its share; the others go on."""
+        """Run each job on the worker of its slot (from 1), serving their ledger calls and
+        events until every one is done. A worker that dies fails its share; the others go
+        on."""
         loop = asyncio.get_running_loop()
+        running = [(self._workers[slot - 1], job) for slot, job in jobs.items()]
         results: list[asyncio.Future[list[Delivery]]] = []
-        for worker, job in zip(self._workers, jobs, strict=True):
+        for worker, job in running:
             done: asyncio.Future[list[Delivery]] = loop.create_future()
             results.append(done)
-            worker.conn.send(("publish", job))
+            try:
+                worker.conn.send(("publish", job))
+            except (OSError, ValueError) as exc:  # it died since it was found alive
+                done.set_exception(exc)
+                continue
             loop.add_reader(worker.conn.fileno(), self._serve, worker, ledger, events, done)
         try:
             outcomes = await asyncio.gather(*results, return_exceptions=True)
         finally:
-            for worker in self._workers:
+            for worker, _ in running:
                 with contextlib.suppress(ValueError, OSError):
                     loop.remove_reader(worker.conn.fileno())
         deliveries: list[Delivery] = []
-        for worker, job, outcome in zip(self._workers, jobs, outcomes, strict=True):
+        for (worker, job), outcome in zip(running, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 deliveries += self._lost(worker, job, ledger, outcome)
             else:
@@ -220,6 +253,8 @@ class Workers:
             log.log(message[1], "%s", message[2])
         elif kind == "done" and not done.done():
             done.set_result(message[1])
+        elif kind == "refused" and not done.done():
+            done.set_exception(JobRefused(message[1], message[2]))
 
     def _write(self, worker: _Worker, ledger: Ledger, message: tuple[Any, ...]) -> None:
         kind, name, token, args, kwargs = message
@@ -247,30 +282,31 @@ class Workers:
     def _lost(
         self, worker: _Worker, job: Job, ledger: Ledger, why: BaseException
     ) -> list[Delivery]:
-        """A worker died mid-run: its difusores failed, their ledger rows say why."""
-        message = (
-            f"El proceso de trabajo que atendía a este difusor terminó de forma inesperada"
-            f" ({type(why).__name__}); el difusor sigue en el último corte completo. El"
-            " siguiente corte lo vuelve a intentar; si se repite, repita con -v y repórtelo."
-        )
+        """A worker died mid-run, or refused its job: its difusores failed, their ledger
+        rows say why."""
+        if isinstance(why, JobRefused):
+            error_class, message = why.error_class, why.message
+        else:
+            error_class = InternalError.__name__
+            message = (
+                f"El proceso de trabajo que atendía a este difusor terminó de forma inesperada"
+                f" ({type(why).__name__}); el difusor sigue en el último corte completo. El"
+                " proceso principal lo atiende desde el siguiente corte; si se repite, repita"
+                " con -v y repórtelo."
+            )
         for delivery_id in sorted(worker.open_deliveries):
             ledger.finish_delivery(
                 delivery_id,
                 DeliveryResult(
                     outcome="failed",
                     finished_at=datetime.now(UTC),
-                    error_class=InternalError.__name__,
+                    error_class=error_class,
                     error_message=message,
                 ),
             )
         worker.open_deliveries.clear()
         return [
-            Delivery(
-                name,
-                job.corte,
-                error_class=InternalError.__name__,
-                error_message=message,
-            )
+            Delivery(name, job.corte, error_class=error_class, error_message=message)
             for name in job.names
         ]
 
@@ -432,8 +468,13 @@ async def _serve_jobs(
                 override_embargo=job.override_embargo,
                 rollback=job.rollback,
             )
-            package = verified_copy(settings, job, prepared, processes)
-            prepared = None
+            try:
+                package = verified_copy(settings, job, prepared, processes)
+            except PackageError as exc:
+                conn.send(("refused", type(exc).__name__, str(exc)))
+                continue
+            finally:
+                prepared = None
             publisher = _Publisher(request, ledger, job.owner, events, pool)
             conn.send(("done", await publisher.run_all(package)))
     finally:
