@@ -29,8 +29,8 @@ from prepush.publish.protocol import Event, LockOwner
 from prepush.publish.publisher import PublishRequest, publish
 from prepush.publish.workers import Job, Workers, read_ahead, verified_copy
 from prepush.settings import load_settings
-from prepush.transports import connect
 from prepush.sim.fleet import LocalDifusor, ServerThread
+from prepush.transports import connect
 from tests.conftest import ProxyFactory, Workdir
 from tests.servers import Endpoint, read_tree
 
@@ -375,9 +375,7 @@ def test_a_worker_that_refuses_its_job_fails_its_share_with_the_reason_and_stays
             assert "cambió después de verificarse" in (refused.error_message or "")
             assert workers.alive() == [True]
 
-            verified = dataclasses.replace(
-                job, manifest_digest=Package.open(path).manifest.digest
-            )
+            verified = dataclasses.replace(job, manifest_digest=Package.open(path).manifest.digest)
             (planned,) = asyncio.run(workers.publish({1: verified}, ledger, lambda _: None))
             assert planned.outcome == "dry_run", planned.error_message
     finally:
