@@ -356,7 +356,16 @@ def _status_line(d: DifusorStatus, zone: ZoneInfo) -> str:
 
 
 def _behind(d: DifusorStatus) -> str:
-    return f"{d.behind} cortes de atraso" if d.behind else "al día"
+    if d.behind:
+        return f"{d.behind} cortes de atraso"
+    # Serving nothing and behind on nothing: no package was built yet.
+    return "sin paquetes que enviar aún" if d.serving_corte is None else "al día"
+
+
+def _behind_style(d: DifusorStatus) -> str:
+    if d.behind:
+        return "bold red" if d.behind > 1 else ""
+    return "" if d.serving_corte is None else "green"
 
 
 def status_table(report: StatusReport, zone: ZoneInfo) -> Table:
@@ -369,7 +378,7 @@ def status_table(report: StatusReport, zone: ZoneInfo) -> Table:
         table.add_column(column, overflow="fold")
     table.add_column("Suspensión / reversión", overflow="fold")
     for d in report.difusores:
-        behind = Text(_behind(d), ("bold red" if d.behind > 1 else "") if d.behind else "green")
+        behind = Text(_behind(d), _behind_style(d))
         notes = []
         if d.suspended:
             notes.append(Text(f"SUSPENDIDO: {d.suspension_reason}", "bold red"))

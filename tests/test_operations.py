@@ -413,6 +413,8 @@ def test_status_before_the_first_publish_lists_the_roster_and_creates_no_ledger(
     assert said in out
     assert "medio-uno: no sirve ningún corte de prepush aún" in out
     assert "universidad-dos: no sirve ningún corte de prepush aún" in out
+    assert "sin paquetes que enviar aún" in out
+    assert "al día" not in out, "nothing built yet is not up to date"
     assert files_under(workdir.path) == before
 
 
