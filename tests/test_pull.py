@@ -34,6 +34,7 @@ from tests.pull import (
     https_origin_config,
     public_key_of,
     s3_fields,
+    s3_to_directory,
 )
 from tests.servers import Endpoint
 
@@ -130,3 +131,25 @@ def test_an_origin_serves_each_retained_cortes_signed_manifest_and_an_ordinary_d
     answer = httpx.get(origin.url + published_signature(CORTES[3]), timeout=10)
     assert (answer.status_code, answer.content) == (200, tree[published_signature(CORTES[3])])
     assert {p for p in ordinary.tree() if p.startswith("firmas/")} == set()
+
+
+def test_before_the_institute_publishes_a_pull_has_nothing_to_do_and_says_where_it_looked(
+    s3_bucket: BucketFactory,
+    workdir: Workdir,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An origin without json/main.json yet: exit 0 (a timer runs before 20:00), nothing
+    written at the destination, and the message names the origin it asked, in case the
+    address is what is wrong."""
+    workdir.write_roster([])
+    origin = s3_bucket("origen-vacio")
+    difusor = s3_to_directory(origin, workdir.signing_key, tmp_path)
+    difusor.write_config()
+    code, result = difusor.run_json(capsys)
+    assert code == 0
+    assert result["outcome"] == "nothing"
+    assert "todavía no publica ningún corte" in result["message"]
+    assert f"s3://{origin.bucket}" in result["message"]
+    assert "pull.yaml" in result["message"]
+    assert difusor.site() == {}

@@ -320,7 +320,11 @@ class Puller:
             main = await origin.get(MAIN_JSON)
         if main.status != "ok":
             return PassResult(
-                "nothing", None, "el origen todavía no publica ningún corte (no hay json/main.json)"
+                "nothing",
+                None,
+                f"el origen todavía no publica ningún corte (no hay {MAIN_JSON} en"
+                f" {self.settings.origin_description()}); si el instituto ya publicó, revise"
+                " la dirección del origen en pull.yaml",
             )
         return main
 
