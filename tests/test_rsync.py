@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -416,3 +417,57 @@ def test_rrsync_busy_with_a_cut_session_is_retried_not_blamed_on_the_roster() ->
     assert "remote_dir" not in error.message
     other = Finished(12, errors=["/usr/bin/rrsync error: do not use .. in any path!"])
     assert "remote_dir" in translate(where, other, "conectar").message
+
+
+def test_a_package_file_altered_after_verification_never_reaches_the_public(
+    rsyncd: RsyncEndpoint, workdir: Workdir
+) -> None:
+    """rsync reads the package from the disk after publish verified it. An object altered
+    in between (same size, so rsync's quick check cannot tell) fails the difusor before its
+    flip and is taken back; an entry file altered in between is sent as it was verified."""
+    from prepush.publish.protocol import Event
+    from prepush.publish.publisher import PublishRequest
+    from prepush.publish.publisher import publish as publish_in_process
+
+    workdir.write_roster([rsyncd])
+    first, second = CORTES[0], CORTES[1]
+    workdir.build(first)
+    settings = load_settings(workdir.path)
+    assert publish_in_process(PublishRequest(settings, settings.roster.difusores)).exit_code == 0
+    old = workdir.package_tree(first)
+    path = workdir.build(second)
+    new = workdir.package_tree(second)
+    victim = next(p for p in sorted(new) if p not in old and p.startswith("json/"))
+    original = (path / victim).read_bytes()
+    main_json = (path / "json/main.json").read_bytes()
+
+    def alter(target: str, data: bytes) -> Callable[[Event], None]:
+        def hook(event: Event) -> None:
+            if event.stage == "uploading" and (path / target).read_bytes() != data:
+                (path / target).write_bytes(data)
+
+        return hook
+
+    tampered = bytes(b ^ 1 for b in original)
+    report = publish_in_process(
+        PublishRequest(settings, settings.roster.difusores), alter(victim, tampered)
+    )
+    (delivery,) = report.deliveries
+    assert delivery.outcome == "failed"
+    assert delivery.error_class == "LocalFileError"
+    assert "cambió en el disco" in (delivery.error_message or "")
+    assert victim in (delivery.error_message or "")
+    site = served(rsyncd)
+    whole = expected_tree(workdir, [first])
+    assert {p: site.get(p) for p in whole} == whole, "the first corte, whole"
+    assert not (rsyncd.local_root / victim).exists(), "what was sent of it, taken back"
+
+    (path / victim).write_bytes(original)
+    report = publish_in_process(
+        PublishRequest(settings, settings.roster.difusores),
+        alter("json/main.json", main_json.replace(b'"corte"', b'"Corte"')),
+    )
+    assert report.exit_code == 0, report.deliveries[0].error_message
+    assert (rsyncd.local_root / "json/main.json").read_bytes() == main_json
+    (path / "json/main.json").write_bytes(main_json)
+    assert served(rsyncd) == expected_tree(workdir, [first, second])

@@ -21,6 +21,12 @@ target carries the lock's bytes. rsync creates a new link with symlink(2), which
 the name appeared meanwhile, so of two publishers exactly one creates it; a compare and
 swap first takes the old lock away with ``--remove-source-files``, whose unlink only one
 taker can win (docs/publishing.md, "Difusores rsync", says what remains).
+
+rsync reads the package's files from the disk itself, after ``publish`` verified them. So the
+files of each invocation are looked at before and after it: a file whose inode, size or
+times changed meanwhile, or whose bytes are no longer the manifest's, fails the difusor
+before its flip (and what was sent of it is removed), as a file the SFTP transport hashes as
+it reads it would.
 """
 
 from __future__ import annotations
@@ -28,20 +34,30 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import functools
+import hashlib
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from prepush.exceptions import ConnectError, DifusorError, RemoteError
-from prepush.package import safe_relative_path
+from prepush.exceptions import ConnectError, DifusorError, LocalFileError, RemoteError
+from prepush.package import safe_relative_path, sha256_file
 from prepush.settings import Difusor, Settings
-from prepush.transports.base import Capabilities, LocalFiles, RemoteStat, SpaceInfo, Upload
+from prepush.transports.base import (
+    Capabilities,
+    DiskFiles,
+    LocalFiles,
+    RemoteStat,
+    SpaceInfo,
+    Upload,
+)
 from prepush.transports.rsync_errors import REFUSED_OPTION, Where, said, translate
 from prepush.transports.rsync_process import Finished, Runner
 from prepush.transports.rsync_ssh import SshMaster
@@ -326,6 +342,7 @@ class RsyncTransport:
         memory), each naming exactly its files."""
         if not uploads:
             return
+        uploads = [self._verified_entry(u, files or DiskFiles()) if u.entry else u for u in uploads]
         pending = {u.path: u for u in uploads}
 
         def sent(line: str) -> None:
@@ -342,7 +359,10 @@ class RsyncTransport:
                     source = stack.enter_context(self._staging())
                     for upload in group:
                         _put_local(source / upload.path, upload.data or b"")
+                before = _source_stats(root, group) if root is not None else {}
                 await self._send(source, [u.path for u in group], by_content, sent)
+                if root is not None:
+                    await self._confirm_sources(root, group, before)
         if on_done is not None:
             for upload in pending.values():
                 on_done(upload)  # unchanged: rsync found the same bytes already there
@@ -358,6 +378,49 @@ class RsyncTransport:
         self._check(finished, what)
         self._bytes_sent += finished.literal
         self._bytes_reused += finished.matched
+
+    def _verified_entry(self, upload: Upload, files: LocalFiles) -> Upload:
+        """An entry file is served the moment rsync renames it: it goes from the bytes the
+        run verified (held in memory), never from a disk that may have changed since."""
+        if upload.local is None:
+            return upload
+        data = files.held(upload.local)
+        if data is None:
+            try:
+                data = files.read(upload.local)
+            except OSError as exc:
+                raise LocalFileError(
+                    self._name, f"No se pudo leer {upload.path} del paquete: {exc.strerror}."
+                ) from None
+            if hashlib.sha256(data).hexdigest() != upload.sha256:
+                raise LocalFileError(
+                    self._name,
+                    f"El paquete cambió en el disco después de verificarse ({upload.path}): no"
+                    " se cambia json/main.json en este difusor. No modifique paquetes/ mientras"
+                    " se publica; si el paquete se alteró, vuelva a construirlo con 'prepush"
+                    " build'.",
+                )
+        return dataclasses.replace(upload, local=None, data=data)
+
+    async def _confirm_sources(
+        self, root: Path, group: Sequence[Upload], before: dict[str, _StatKey | None]
+    ) -> None:
+        """Every file rsync read from the package is still the one verified: untouched
+        during the invocation and with the manifest's bytes. Otherwise what was sent of it
+        is removed (when nothing served can be under its name) and the difusor fails."""
+        altered = [u for u in group if not _SOURCES.confirm(root, u, before.get(u.path))]
+        if not altered:
+            return
+        with contextlib.suppress(DifusorError):
+            await self.remove_many([u.path for u in altered if u.mode == "new"], 1)
+        names = ", ".join(u.path for u in altered[:3]) + (" ..." if len(altered) > 3 else "")
+        raise LocalFileError(
+            self._name,
+            f"El paquete cambió en el disco mientras rsync lo enviaba ({names}): ya no es el"
+            " que se verificó, así que no se cambia json/main.json en este difusor. No"
+            " modifique paquetes/ mientras se publica; si el paquete se alteró, vuelva a"
+            " construirlo con 'prepush build'.",
+        )
 
     async def remove_many(self, paths: Sequence[str], width: int) -> None:
         """Delete exactly these files: each one missing from an empty scratch tree is a
@@ -456,6 +519,54 @@ def _under(path: str, parents: Sequence[str]) -> bool:
 def _put_local(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
+
+
+# What identifies a file's contents without reading it, as long as nobody writes to it: any
+# write changes its ctime.
+_StatKey = tuple[int, int, int, int, int]
+
+
+def _stat_key(path: Path) -> _StatKey | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _source_stats(root: Path, group: Sequence[Upload]) -> dict[str, _StatKey | None]:
+    return {u.path: _stat_key(root / u.path) for u in group}
+
+
+class _ConfirmedSources:
+    """Package files already hashed after rsync read them, by their stat: ten difusores that
+    receive the same file hash it once."""
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self._limit = limit
+        self._seen: OrderedDict[tuple[_StatKey, str], None] = OrderedDict()
+
+    def confirm(self, root: Path, upload: Upload, before: _StatKey | None) -> bool:
+        path = root / upload.path
+        after = _stat_key(path)
+        if after is None or after != before:
+            return False
+        key = (after, upload.sha256)
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            return True
+        try:
+            if sha256_file(path) != upload.sha256 or _stat_key(path) != after:
+                return False
+        except OSError:
+            return False
+        self._seen[key] = None
+        if len(self._seen) > self._limit:
+            self._seen.popitem(last=False)
+        return True
+
+
+_SOURCES = _ConfirmedSources()
 
 
 def _by_source(uploads: Sequence[Upload]) -> list[tuple[Path | None, list[Upload]]]:
