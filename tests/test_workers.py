@@ -236,25 +236,12 @@ def test_watch_keeps_its_workers_and_their_connections(
 ) -> None:
     servers = [s for s, _ in fleet]
     endpoints = [e for _, e in fleet]
-    workdir.write_roster(endpoints, publish={"workers": 2})
-    workdir.build(CORTE)
-    watcher = subprocess.Popen(
-        [sys.executable, "-m", "prepush", "-C", str(workdir.path), "publish", "--watch", "0.2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    watcher = watch_two_processes(workdir, endpoints)
     try:
         _wait_for(lambda: all((e.local_root / "json/main.json").exists() for e in endpoints))
         pids = {e.name: pid_connected_to(e.port) for e in endpoints}
         workdir.build("20210606_2340")
-        _wait_for(
-            lambda: all(
-                json.loads((e.local_root / "json/main.json").read_bytes())["corte"]
-                == "20210606_2340"
-                for e in endpoints
-            )
-        )
+        _wait_for(lambda: all_serve(endpoints, "20210606_2340"))
         assert {e.name: pid_connected_to(e.port) for e in endpoints} == pids
         assert len(set(pids.values())) == 2
         assert all(len(s.connections) == 1 for s in servers), "one connection each, kept"
@@ -262,6 +249,25 @@ def test_watch_keeps_its_workers_and_their_connections(
         watcher.send_signal(signal.SIGINT)
         watcher.communicate(timeout=30)
     assert watcher.returncode == 130
+
+
+def watch_two_processes(workdir: Workdir, endpoints: list[Endpoint]) -> subprocess.Popen[str]:
+    """``publish --watch`` of the first corte to ``endpoints`` with one worker; stderr kept."""
+    workdir.write_roster(endpoints, publish={"workers": 2})
+    workdir.build(CORTE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "prepush", "-C", str(workdir.path), "publish", "--watch", "0.2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def all_serve(endpoints: list[Endpoint], corte: str) -> bool:
+    return all(
+        json.loads((e.local_root / "json/main.json").read_bytes())["corte"] == corte
+        for e in endpoints
+    )
 
 
 def _wait_for(condition: object, seconds: float = 30) -> None:
@@ -310,27 +316,14 @@ def test_a_worker_that_dies_between_cortes_hands_its_difusores_to_the_parent(
     """With --watch, a worker that dies does not take its difusores out of the night: the
     next corte reaches every difusor (the parent serves them), and the ledger says so."""
     endpoints = [e for _, e in fleet]
-    workdir.write_roster(endpoints, publish={"workers": 2})
-    workdir.build(CORTE)
-    watcher = subprocess.Popen(
-        [sys.executable, "-m", "prepush", "-C", str(workdir.path), "publish", "--watch", "0.2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    watcher = watch_two_processes(workdir, endpoints)
     try:
         _wait_for(lambda: all((e.local_root / "json/main.json").exists() for e in endpoints))
         (worker,) = children_of(watcher.pid)
         os.kill(worker, signal.SIGKILL)
         _wait_for(lambda: not _alive(worker))
         workdir.build("20210606_2340")
-        _wait_for(
-            lambda: all(
-                json.loads((e.local_root / "json/main.json").read_bytes())["corte"]
-                == "20210606_2340"
-                for e in endpoints
-            )
-        )
+        _wait_for(lambda: all_serve(endpoints, "20210606_2340"))
         assert watcher.poll() is None, "the night's publisher goes on"
     finally:
         watcher.send_signal(signal.SIGINT)
