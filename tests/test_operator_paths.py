@@ -574,6 +574,42 @@ def test_15_ctrl_c_exits_130(asyncssh_difusor: Endpoint, workdir: Workdir) -> No
     assert "Traceback" not in err
 
 
+def test_15_watch_waits_out_another_prepush_holding_the_run_and_goes_on(
+    asyncssh_difusor: Endpoint, workdir: Workdir
+) -> None:
+    """A manual publish or a rollback holding the run lock longer than run_lock_wait_seconds
+    does not end the night's --watch: the corte is published once the other run ends."""
+    import fcntl
+
+    from prepush.publish.publisher import RUN_LOCK_FILE
+
+    workdir.write_roster([asyncssh_difusor])
+    workdir.build(CORTES[0])
+    held = os.open(workdir.path / RUN_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "prepush", "-C", str(workdir.path), "publish", "--watch", "0.2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(5)  # more than the roster's run_lock_wait_seconds (2 s), twice
+        assert child.poll() is None, "--watch goes on while another run holds the lock"
+        assert not (asyncssh_difusor.local_root / "json" / "main.json").exists()
+        os.close(held)
+        deadline = time.monotonic() + 30
+        while not (asyncssh_difusor.local_root / "json" / "main.json").exists():
+            assert time.monotonic() < deadline, "the corte was published after the other run"
+            time.sleep(0.1)
+    finally:
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=30)
+    assert child.returncode == 130
+    assert "Otra ejecución de prepush está en curso" in err
+    assert "Traceback" not in err
+
+
 def test_15_the_live_view_ends_on_the_summarys_figures(
     sshd_plain: Endpoint, workdir: Workdir
 ) -> None:

@@ -33,6 +33,7 @@ from prepush.exceptions import (
     ExitCode,
     InternalError,
     LocalFileError,
+    LockBusyError,
     PackageError,
     PrepushError,
     RemoteLockedError,
@@ -415,6 +416,12 @@ def watch(
                     except (EmbargoError, PackageError) as exc:
                         # One refused or broken package does not stop the night's publisher.
                         log.error("%s", exc)
+                    except LockBusyError as exc:
+                        # Another prepush of this directory (a manual publish, a rollback)
+                        # holds the run: this corte is tried again once it ends.
+                        log.warning("%s", exc)
+                        await asyncio.sleep(interval_s)
+                        continue
                     published = newest
                 await asyncio.sleep(interval_s)
         finally:
