@@ -413,16 +413,15 @@ def watch(
                 if newest is not None and newest != published:
                     try:
                         await run(dataclasses.replace(request, corte=newest), pool)
+                        published = newest
                     except (EmbargoError, PackageError) as exc:
                         # One refused or broken package does not stop the night's publisher.
                         log.error("%s", exc)
+                        published = newest
                     except LockBusyError as exc:
                         # Another prepush of this directory (a manual publish, a rollback)
-                        # holds the run: this corte is tried again once it ends.
+                        # holds the run: this corte is tried again in the next round.
                         log.warning("%s", exc)
-                        await asyncio.sleep(interval_s)
-                        continue
-                    published = newest
                 await asyncio.sleep(interval_s)
         finally:
             await pool.close_all()

@@ -291,8 +291,8 @@ class Workers:
             message = (
                 f"El proceso de trabajo que atendía a este difusor terminó de forma inesperada"
                 f" ({type(why).__name__}); el difusor sigue en el último corte completo. El"
-                " proceso principal lo atiende desde el siguiente corte; si se repite, repita"
-                " con -v y repórtelo."
+                " siguiente corte lo vuelve a intentar; si se repite, repita con -v y"
+                " repórtelo."
             )
         for delivery_id in sorted(worker.open_deliveries):
             ledger.finish_delivery(
