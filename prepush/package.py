@@ -255,6 +255,15 @@ def signature_is_valid(
 # --- packages on disk ---------------------------------------------------------------------
 
 
+# What identifies a file's bytes without reading them, while nobody writes to it: any write
+# changes its ctime.
+StatKey = tuple[int, int, int, int, int]
+
+
+def stat_key(st: os.stat_result) -> StatKey:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 class FileCache:
     """A package's small files, read from disk once per publish instead of once per difusor.
 
@@ -269,6 +278,8 @@ class FileCache:
         self._size = 0
         self._files: OrderedDict[str, bytes] = OrderedDict()
         self._verified: set[str] = set()
+        # How each kept file stood on disk when it was read.
+        self._stats: dict[str, StatKey] = {}
 
     def share(self, processes: int) -> None:
         """Several processes publish the package: each keeps its share of the budget (the
@@ -282,12 +293,15 @@ class FileCache:
             return data
         with open(path, "rb") as stream:
             data = stream.read()
+            read_as = stat_key(os.fstat(stream.fileno()))
         if len(data) <= self.largest_kept:
             self._files[path] = data
+            self._stats[path] = read_as
             self._size += len(data)
             while self._size > self._budget:
                 gone, evicted = self._files.popitem(last=False)
                 self._verified.discard(gone)
+                self._stats.pop(gone, None)
                 self._size -= len(evicted)
         return data
 
@@ -300,6 +314,10 @@ class FileCache:
         """``data``, as kept for ``path``, matched the signed manifest."""
         if self._files.get(path) is data:
             self._verified.add(path)
+
+    def verified_stat(self, path: str) -> StatKey | None:
+        """How the file stood on disk when the bytes that matched the manifest were read."""
+        return self._stats.get(path) if path in self._verified else None
 
     def held(self, path: str) -> bytes | None:
         """The file's verified bytes if they are still in memory, without reading anything."""

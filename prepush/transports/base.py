@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
+from prepush.package import StatKey
+
 TEMP_SUFFIX = ".prepush-tmp"
 
 # How a file goes in, by what the difusor's state says of its path:
@@ -113,6 +115,10 @@ class LocalFiles(Protocol):
         """The file if it is already in memory (verified when the run read it), else None."""
         ...
 
+    def verified_stat(self, path: str) -> StatKey | None:
+        """How the file stood on disk when the run read and verified it, else None."""
+        ...
+
 
 class DiskFiles:
     """:class:`LocalFiles` without a cache: every read goes to disk."""
@@ -122,6 +128,9 @@ class DiskFiles:
             return stream.read()
 
     def held(self, path: str) -> bytes | None:
+        return None
+
+    def verified_stat(self, path: str) -> StatKey | None:
         return None
 
 

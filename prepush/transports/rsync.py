@@ -24,9 +24,9 @@ taker can win (docs/publishing.md, "Difusores rsync", says what remains).
 
 rsync reads the package's files from the disk itself, after ``publish`` verified them. So the
 files of each invocation are looked at before and after it: a file whose inode, size or
-times changed meanwhile, or whose bytes are no longer the manifest's, fails the difusor
-before its flip (and what was sent of it is removed), as a file the SFTP transport hashes as
-it reads it would.
+times changed meanwhile, or whose bytes are no longer the manifest's (hashed again only if it
+does not stand as the verification read it), fails the difusor before its flip (and what was
+sent of it is removed), as a file the SFTP transport hashes as it reads it would.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from prepush.exceptions import ConnectError, DifusorError, LocalFileError, RemoteError
-from prepush.package import safe_relative_path, sha256_file
+from prepush.package import StatKey, safe_relative_path, sha256_file, stat_key
 from prepush.settings import Difusor, Settings
 from prepush.transports.base import (
     Capabilities,
@@ -362,7 +362,7 @@ class RsyncTransport:
                 before = _source_stats(root, group) if root is not None else {}
                 await self._send(source, [u.path for u in group], by_content, sent)
                 if root is not None:
-                    await self._confirm_sources(root, group, before)
+                    await self._confirm_sources(root, group, before, files or DiskFiles())
         if on_done is not None:
             for upload in pending.values():
                 on_done(upload)  # unchanged: rsync found the same bytes already there
@@ -403,12 +403,16 @@ class RsyncTransport:
         return dataclasses.replace(upload, local=None, data=data)
 
     async def _confirm_sources(
-        self, root: Path, group: Sequence[Upload], before: dict[str, _StatKey | None]
+        self,
+        root: Path,
+        group: Sequence[Upload],
+        before: dict[str, StatKey | None],
+        files: LocalFiles,
     ) -> None:
         """Every file rsync read from the package is still the one verified: untouched
         during the invocation and with the manifest's bytes. Otherwise what was sent of it
         is removed (when nothing served can be under its name) and the difusor fails."""
-        altered = [u for u in group if not _SOURCES.confirm(root, u, before.get(u.path))]
+        altered = [u for u in group if not _SOURCES.confirm(root, u, before.get(u.path), files)]
         if not altered:
             return
         with contextlib.suppress(DifusorError):
@@ -521,36 +525,35 @@ def _put_local(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-# What identifies a file's contents without reading it, as long as nobody writes to it: any
-# write changes its ctime.
-_StatKey = tuple[int, int, int, int, int]
-
-
-def _stat_key(path: Path) -> _StatKey | None:
+def _stat_key(path: Path) -> StatKey | None:
     try:
-        st = os.stat(path)
+        return stat_key(os.stat(path))
     except OSError:
         return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _source_stats(root: Path, group: Sequence[Upload]) -> dict[str, _StatKey | None]:
+def _source_stats(root: Path, group: Sequence[Upload]) -> dict[str, StatKey | None]:
     return {u.path: _stat_key(root / u.path) for u in group}
 
 
 class _ConfirmedSources:
-    """Package files already hashed after rsync read them, by their stat: ten difusores that
-    receive the same file hash it once."""
+    """Package files known to hold the manifest's bytes, by their stat: untouched since the
+    run verified them (its cache says how they stood), or hashed here once for every difusor
+    that receives them."""
 
     def __init__(self, limit: int = 200_000) -> None:
         self._limit = limit
-        self._seen: OrderedDict[tuple[_StatKey, str], None] = OrderedDict()
+        self._seen: OrderedDict[tuple[StatKey, str], None] = OrderedDict()
 
-    def confirm(self, root: Path, upload: Upload, before: _StatKey | None) -> bool:
+    def confirm(
+        self, root: Path, upload: Upload, before: StatKey | None, files: LocalFiles
+    ) -> bool:
         path = root / upload.path
         after = _stat_key(path)
         if after is None or after != before:
             return False
+        if upload.local is not None and files.verified_stat(upload.local) == after:
+            return True
         key = (after, upload.sha256)
         if key in self._seen:
             self._seen.move_to_end(key)
