@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -30,6 +30,9 @@ from prepush.sim.sshd import BASE as SERVER_BASE
 from prepush.sim.sshd import free_port, read_pid, wait_for_port
 from tests.s3 import KEY_ENV, SECRET_ENV, S3Endpoint
 from tests.servers import Endpoint, nginx_available, read_tree
+
+if TYPE_CHECKING:
+    from tests.conftest import BucketFactory, Workdir
 
 ORIGIN_USER_ENV = "PREP_ORIGEN_USUARIO"
 ORIGIN_PASSWORD_ENV = "PREP_ORIGEN_CLAVE"
@@ -236,6 +239,16 @@ def s3_to_directory(origin: S3Endpoint, signing_key: Path, tmp_path: Path) -> Pu
         {"directory": str(site)},
         public_key_of(signing_key, tmp_path / "entregado"),
     )
+
+
+def institute_and_difusor(
+    s3_bucket: BucketFactory, workdir: Workdir, tmp_path: Path, **roster: Any
+) -> PullDifusor:
+    """The institute's roster publishing to the bucket ``origen`` (``roster``: the roster's
+    settings), and the usual pull difusor of that bucket (:func:`s3_to_directory`)."""
+    origin = s3_bucket("origen")
+    workdir.write_roster([AsOrigin(origin)], **roster)
+    return s3_to_directory(origin, workdir.signing_key, tmp_path)
 
 
 def public_key_of(signing_key: Path, directory: Path) -> Path:

@@ -16,7 +16,7 @@ from prepush.exceptions import PullConfigError
 from prepush.pull.config import load_pull_settings
 from tests.conftest import BucketFactory, Workdir
 from tests.guide import snippet
-from tests.pull import AsOrigin, public_key_of, s3_to_directory
+from tests.pull import institute_and_difusor, public_key_of
 from tests.servers import read_tree
 from tests.test_crash_points import Cortes
 
@@ -206,9 +206,9 @@ def test_extract_publishes_the_csvs_of_the_zip_beside_it(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    origin = s3_bucket("origen")
-    workdir.write_roster([AsOrigin(origin)], deadline=60, retention=2, rowless_actas={})
-    difusor = s3_to_directory(origin, workdir.signing_key, tmp_path)
+    difusor = institute_and_difusor(
+        s3_bucket, workdir, tmp_path, deadline=60, retention=2, rowless_actas={}
+    )
     site = tmp_path / "sitio"
     difusor.write_config(extract=True, retention=2)
     cortes = Cortes("prep", workdir, tmp_path)
@@ -253,9 +253,9 @@ def test_an_extracted_csv_lost_from_the_cache_is_extracted_again_before_it_is_pu
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    origin = s3_bucket("origen")
-    workdir.write_roster([AsOrigin(origin)], deadline=60, retention=2, rowless_actas={})
-    difusor = s3_to_directory(origin, workdir.signing_key, tmp_path)
+    difusor = institute_and_difusor(
+        s3_bucket, workdir, tmp_path, deadline=60, retention=2, rowless_actas={}
+    )
     site = tmp_path / "sitio"
     difusor.write_config(extract=True, retention=2)
     corte = Cortes("prep", workdir, tmp_path).build(0).corte

@@ -33,7 +33,7 @@ from prepush.pull.puller import FAILED
 from prepush.transports.local import LocalTransport
 from tests.conftest import BucketFactory, Workdir
 from tests.prepdata import CORTES
-from tests.pull import AsOrigin, s3_to_directory
+from tests.pull import institute_and_difusor
 
 BUSY = "Otro publicador tiene el candado remoto"
 
@@ -98,11 +98,9 @@ def test_a_destination_flock_held_by_another_publish_is_the_lock_busy_and_retrie
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    origin = s3_bucket("origen")
-    workdir.write_roster([AsOrigin(origin)])
+    difusor = institute_and_difusor(s3_bucket, workdir, tmp_path)
     workdir.build(CORTES[0])
     assert main(["-C", str(workdir.path), "publish"]) == 0
-    difusor = s3_to_directory(origin, workdir.signing_key, tmp_path)
     site = tmp_path / "sitio"
     # The flock is given up after half the request timeout.
     difusor.write_config(request_timeout_seconds=1, deadline_seconds=60)

@@ -19,7 +19,7 @@ import pytest
 from prepush.__main__ import main
 from tests.conftest import BucketFactory, Workdir
 from tests.prepdata import CORTES
-from tests.pull import AsOrigin, s3_to_directory
+from tests.pull import institute_and_difusor
 from tests.test_cli import write_pull_config
 
 
@@ -102,9 +102,7 @@ def test_report_options_it_can_honour_are_honoured_as_report_honours_them(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    origin = s3_bucket("origen")
-    workdir.write_roster([AsOrigin(origin)], deadline=60)
-    difusor = s3_to_directory(origin, workdir.signing_key, tmp_path)
+    difusor = institute_and_difusor(s3_bucket, workdir, tmp_path, deadline=60)
     difusor.write_config()
     workdir.build(CORTES[0])
     assert main(["-C", str(workdir.path), "publish"]) == 0
