@@ -16,7 +16,7 @@ from prepush.exceptions import PullConfigError
 from prepush.pull.config import load_pull_settings
 from tests.conftest import BucketFactory, Workdir
 from tests.guide import snippet
-from tests.pull import institute_and_difusor, public_key_of
+from tests.pull import PullDifusor, institute_and_difusor, public_key_of
 from tests.servers import read_tree
 from tests.test_crash_points import Cortes
 
@@ -200,17 +200,23 @@ def test_the_guides_example_loads_as_written(
     assert "KillSignal=SIGINT" in unit
 
 
+def extracting_difusor(s3_bucket: BucketFactory, workdir: Workdir, tmp_path: Path) -> PullDifusor:
+    """A pull difusor with ``extract: true``, both ends keeping two cortes."""
+    difusor = institute_and_difusor(
+        s3_bucket, workdir, tmp_path, deadline=60, retention=2, rowless_actas={}
+    )
+    difusor.write_config(extract=True, retention=2)
+    return difusor
+
+
 def test_extract_publishes_the_csvs_of_the_zip_beside_it(
     s3_bucket: BucketFactory,
     workdir: Workdir,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    difusor = institute_and_difusor(
-        s3_bucket, workdir, tmp_path, deadline=60, retention=2, rowless_actas={}
-    )
+    difusor = extracting_difusor(s3_bucket, workdir, tmp_path)
     site = tmp_path / "sitio"
-    difusor.write_config(extract=True, retention=2)
     cortes = Cortes("prep", workdir, tmp_path)
     published: list[str] = []
     for k in range(3):
@@ -253,11 +259,8 @@ def test_an_extracted_csv_lost_from_the_cache_is_extracted_again_before_it_is_pu
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    difusor = institute_and_difusor(
-        s3_bucket, workdir, tmp_path, deadline=60, retention=2, rowless_actas={}
-    )
+    difusor = extracting_difusor(s3_bucket, workdir, tmp_path)
     site = tmp_path / "sitio"
-    difusor.write_config(extract=True, retention=2)
     corte = Cortes("prep", workdir, tmp_path).build(0).corte
     assert main(["-C", str(workdir.path), "publish"]) == 0
     # A first pass downloads and extracts the corte, and fails at the destination.
