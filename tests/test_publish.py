@@ -5,6 +5,7 @@ Every tree is read back with paramiko, a client that is not the one that wrote i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -351,6 +352,42 @@ def test_two_publishes_never_run_at_once(asyncssh_difusor: Endpoint, workdir: Wo
         )
     assert result.returncode == 1
     assert "Otra ejecución de prepush está en curso" in result.stderr
+
+
+def test_waiting_for_the_run_lock_keeps_the_event_loop_running(tmp_path: Path) -> None:
+    """publish --watch waits for a manual publish on its own event loop: its open
+    connections keep answering keepalives meanwhile; a cancelled wait (Ctrl-C) closes what it
+    opened."""
+    path = tmp_path / ".prepush-run.lock"
+    holder = RunLock(path, 0)
+    holder.acquire()
+
+    async def main() -> tuple[int, int]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.02)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        waiting = asyncio.create_task(RunLock(path, 10).acquire_async())
+        await asyncio.sleep(0.5)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        during = ticks
+        asyncio.get_running_loop().call_later(0.3, holder.release)
+        async with RunLock(path, 10):
+            after = ticks - during
+        ticker.cancel()
+        return during, after
+
+    open_before = len(os.listdir("/proc/self/fd"))
+    during, after = asyncio.run(main())
+    assert during >= 10, "the loop stood still while waiting"
+    assert after >= 5
+    assert len(os.listdir("/proc/self/fd")) <= open_before
 
 
 def test_ledger_rows_are_complete_and_a_killed_run_is_marked_interrupted(

@@ -257,7 +257,15 @@ async def publish_async(
     """One publish on a running event loop, with connections from ``pool``."""
     settings = request.settings
     lock = RunLock(settings.workdir / RUN_LOCK_FILE, settings.roster.publish.run_lock_wait_seconds)
-    with lock, Ledger(settings.ledger_path) as ledger:
+    async with lock:
+        return await _publish_locked(request, events, pool)
+
+
+async def _publish_locked(
+    request: PublishRequest, events: EventSink, pool: ConnectionPool
+) -> PublishReport:
+    settings = request.settings
+    with Ledger(settings.ledger_path) as ledger:
         ledger.mark_interrupted()
         package = find_package(settings.packages_dir, request.corte)
         if pool.workers is not None:

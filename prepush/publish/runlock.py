@@ -7,6 +7,7 @@ dies, so a killed run never leaves it behind.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import time
@@ -20,38 +21,62 @@ POLL_SECONDS = 0.2
 
 
 class RunLock:
+    """``with`` waits blocking the thread (for callers without an event loop); ``async with``
+    waits on the event loop, so open connections keep answering their keepalives meanwhile
+    (``publish --watch`` while a manual publish or a rollback runs)."""
+
     def __init__(self, path: Path, wait_s: float) -> None:
         self.path = path
         self.wait_s = wait_s
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + self.wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
-                    os.close(fd)
-                    raise LockBusyError(
-                        f"Otra ejecución de prepush está en curso ({holder or 'sin datos'})."
-                        f" Se esperó {self.wait_s:g} s. Si el corte sigue pendiente, la próxima"
-                        " ejecución lo publicará; no hace falta intervenir."
-                    ) from None
+        fd, deadline = self._open()
+        try:
+            while not _locked(fd):
+                self._give_up_after(fd, deadline)
                 time.sleep(POLL_SECONDS)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} desde {datetime.now(UTC).isoformat()}".encode(), 0)
-        self._fd = fd
+        except BaseException:
+            os.close(fd)
+            raise
+        self._hold(fd)
+
+    async def acquire_async(self) -> None:
+        fd, deadline = self._open()
+        try:
+            while not _locked(fd):
+                self._give_up_after(fd, deadline)
+                await asyncio.sleep(POLL_SECONDS)
+        except BaseException:  # the deadline, or a cancelled wait (Ctrl-C)
+            os.close(fd)
+            raise
+        self._hold(fd)
 
     def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+    def _open(self) -> tuple[int, float]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        return fd, time.monotonic() + self.wait_s
+
+    def _give_up_after(self, fd: int, deadline: float) -> None:
+        if time.monotonic() < deadline:
+            return
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        raise LockBusyError(
+            f"Otra ejecución de prepush está en curso ({holder or 'sin datos'})."
+            f" Se esperó {self.wait_s:g} s. Si el corte sigue pendiente, la próxima"
+            " ejecución lo publicará; no hace falta intervenir."
+        ) from None
+
+    def _hold(self, fd: int) -> None:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} desde {datetime.now(UTC).isoformat()}".encode(), 0)
+        self._fd = fd
 
     def __enter__(self) -> RunLock:
         self.acquire()
@@ -64,3 +89,23 @@ class RunLock:
         traceback: TracebackType | None,
     ) -> None:
         self.release()
+
+    async def __aenter__(self) -> RunLock:
+        await self.acquire_async()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def _locked(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
