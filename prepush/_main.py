@@ -651,9 +651,9 @@ def resume_latest(context: Context, names: tuple[str, ...], as_json: bool) -> in
     settings = context.settings()
     difusores = settings.roster.select(names)
     released = []
-    # Without a ledger nothing was ever held; opening one would create it.
-    if settings.ledger_path.is_file():
-        with Ledger(settings.ledger_path) as ledger:
+    # Without a ledger nothing was ever held.
+    if (ledger := Ledger.existing(settings.ledger_path)) is not None:
+        with ledger:
             for difusor in difusores:
                 hold = ledger.release_hold(difusor.name)
                 if hold is not None:
@@ -709,9 +709,9 @@ def resume(context: Context, name: str, as_json: bool) -> int:
     settings = context.settings()
     difusor = settings.roster.difusor(name)
     resumed = False
-    # Without a ledger nothing was ever suspended; opening one would create it.
-    if settings.ledger_path.is_file():
-        with Ledger(settings.ledger_path) as ledger:
+    # Without a ledger nothing was ever suspended.
+    if (ledger := Ledger.existing(settings.ledger_path)) is not None:
+        with ledger:
             resumed = ledger.resume(difusor.name)
     if not resumed:
         raise ConfigError(f"{difusor.name} no está suspendido.")

@@ -376,16 +376,31 @@ class ObservationRow:
 
 
 class Ledger:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = path
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        else:
+            uri = f"{path.absolute().as_uri()}?mode=rw"
+            self.db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA busy_timeout=30000")
         self._migrate()
+
+    @classmethod
+    def existing(cls, path: Path) -> Ledger | None:
+        """The ledger at ``path`` if there is one; None instead of creating it (an empty
+        ledger reads as a night where nothing happened)."""
+        try:
+            return cls(path, create=False)
+        except sqlite3.OperationalError:
+            if path.exists():
+                raise
+            return None
 
     def __enter__(self) -> Ledger:
         return self

@@ -458,6 +458,21 @@ def test_resume_and_resume_latest_without_a_ledger_create_nothing(
         assert files_under(workdir.path) == before, command
 
 
+def test_an_existing_ledger_is_opened_and_a_missing_one_is_not_created(tmp_path: Path) -> None:
+    odd = tmp_path / "noche 7 #1 ?%20"
+    odd.mkdir()
+    path = odd / "prepush.db"
+    assert Ledger.existing(path) is None
+    assert list(odd.iterdir()) == []
+    with Ledger(path) as created:
+        created.suspend("medio-uno", "prueba", automatic=False)
+    opened = Ledger.existing(path)
+    assert opened is not None
+    with opened:
+        suspension = opened.active_suspension("medio-uno")
+        assert suspension is not None and suspension.reason == "prueba"
+
+
 # --- scheduling -------------------------------------------------------------------------------
 
 

@@ -526,9 +526,10 @@ class ReportRequest:
 
 
 def make_report(settings: Settings, request: ReportRequest) -> Report:
-    """The report from the ledger; without one, a ConfigError (opening it would create an
-    empty one, and an empty report reads as a night without incidents)."""
-    if not settings.ledger_path.is_file():
+    """The report from the ledger; without one, a ConfigError (an empty report would read as
+    a night without incidents)."""
+    ledger = Ledger.existing(settings.ledger_path)
+    if ledger is None:
         raise ConfigError(
             f"No hay bitácora en {settings.ledger_path}: todavía no se ha construido ni"
             " publicado nada desde este directorio (la bitácora se crea con el primer build o"
@@ -536,7 +537,7 @@ def make_report(settings: Settings, request: ReportRequest) -> Report:
             " DIRECTORIO report) o, si la bitácora está en otro lugar, corrija paths.ledger en el"
             " padrón. No se creó nada."
         )
-    with Ledger(settings.ledger_path) as ledger:
+    with ledger:
         rows = [
             r
             for r in ledger.deliveries(since=request.since, until=request.until)

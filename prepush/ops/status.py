@@ -80,12 +80,13 @@ class StatusReport:
 def current_status(settings: Settings) -> StatusReport:
     cortes = [p.corte for p in list_packages(settings.packages_dir)]
     newest = cortes[-1] if cortes else None
-    if not settings.ledger_path.is_file():
-        # Opening it would create an empty one: before the first publish nothing is served.
+    ledger = Ledger.existing(settings.ledger_path)
+    if ledger is None:
+        # Before the first publish nothing is served.
         rows = [_never_published(d, cortes) for d in settings.roster.difusores]
         return StatusReport(newest, datetime.now(UTC), rows, settings.ledger_path, False)
     rows = []
-    with Ledger(settings.ledger_path) as ledger:
+    with ledger:
         for difusor in settings.roster.difusores:
             serving = ledger.serving(difusor.name)
             suspension = ledger.active_suspension(difusor.name)

@@ -59,16 +59,17 @@ class PullReport:
 
 
 def make_pull_report(settings: PullSettings) -> PullReport:
-    """The report from the difusor's ledger; without one, a ConfigError (opening it would
-    create an empty one, and an empty report reads as a night without cortes)."""
-    if not settings.ledger_path.is_file():
+    """The report from the difusor's ledger; without one, a ConfigError (an empty report
+    would read as a night without cortes)."""
+    ledger = Ledger.existing(settings.ledger_path)
+    if ledger is None:
         raise ConfigError(
             f"No hay bitácora de pull en {settings.ledger_path}: prepush pull todavía no ha"
             f" corrido con {settings.config_path} (la bitácora se crea en la primera pasada)."
             f" Corra 'prepush pull --config {settings.config_path}' o, si la bitácora está en"
             " otro lugar, corrija paths.ledger. No se creó nada."
         )
-    with Ledger(settings.ledger_path) as ledger:
+    with ledger:
         rows = ledger.deliveries(difusor=settings.name)
         events = [e for e in ledger.events() if e.difusor == settings.name]
     cortes = _cortes(rows)
