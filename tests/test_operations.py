@@ -470,7 +470,8 @@ def test_an_existing_ledger_is_opened_and_a_missing_one_is_not_created(tmp_path:
     assert opened is not None
     with opened:
         suspension = opened.active_suspension("medio-uno")
-        assert suspension is not None and suspension.reason == "prueba"
+        assert suspension is not None
+        assert suspension.reason == "prueba"
 
 
 # --- scheduling -------------------------------------------------------------------------------
