@@ -946,6 +946,11 @@ def _format_for(output: Path | None, as_json: bool) -> str:
         return "json"
     if output is None:
         return "table"
+    return _format_of_output(output)
+
+
+def _format_of_output(output: Path) -> str:
+    """The report format -o's extension names; any other extension needs --format."""
     by_suffix = {".md": "md", ".csv": "csv", ".json": "json"}
     if output.suffix.lower() not in by_suffix:
         raise ConfigError(f"Indique --format (md, csv o json) para escribir {output}.")
@@ -1195,7 +1200,7 @@ PULL_FORMATS = ("md", "csv", "json")
     type=click.Choice(PULL_FORMATS),
     default=None,
     help="Con --report: md, csv o json. Por omisión, json con --json; si no, el que diga la"
-    " extensión de -o (.csv, .json); si no, md.",
+    " extensión de -o (.md, .csv, .json; otra pide --format); sin -o, md.",
 )
 @click.option(
     "--tabla",
@@ -1289,8 +1294,7 @@ def _pull_report_format(fmt: str | None, output: Path | None, as_json: bool) -> 
         return fmt
     if as_json:
         return "json"
-    by_suffix = {".csv": "csv", ".json": "json"}
-    return by_suffix.get(output.suffix.lower(), "md") if output is not None else "md"
+    return "md" if output is None else _format_of_output(output)
 
 
 def _pull_report(

@@ -63,6 +63,7 @@ IGNORED_TOGETHER = [
     (["--tabla", "cortes", "--format", "md"], "--tabla es para --format csv"),
     (["--tabla", "incidencias", "--format", "json", "-o", "r.json"], "--tabla es para"),
     (["--json", "--tabla", "incidencias"], "--tabla es para --format csv"),
+    (["-o", "informe.txt"], "Indique --format (md, csv o json) para escribir informe.txt"),
 ]
 
 
