@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -471,3 +472,58 @@ def test_a_package_file_altered_after_verification_never_reaches_the_public(
     assert (rsyncd.local_root / "json/main.json").read_bytes() == main_json
     (path / "json/main.json").write_bytes(main_json)
     assert served(rsyncd) == expected_tree(workdir, [first, second])
+
+
+def test_what_rsync_read_is_confirmed_by_the_verification_s_stat_or_hashed_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file the run's cache verified is confirmed by its stat alone; any write since
+    (even one that puts the same bytes back) refuses it. A file the cache could not keep is
+    hashed once for every difusor, and only if nothing wrote to it while rsync read it."""
+    from prepush.package import FileCache, sha256_bytes
+    from prepush.transports import rsync as rsync_transport
+    from prepush.transports.base import Upload
+
+    hashed: list[Path] = []
+    real_sha256_file = rsync_transport.sha256_file
+
+    def counting(path: Path) -> str:
+        hashed.append(path)
+        return real_sha256_file(path)
+
+    monkeypatch.setattr(rsync_transport, "sha256_file", counting)
+    sources = rsync_transport._ConfirmedSources()
+    cache = FileCache(budget=8 << 10)  # keeps files up to 1 KiB
+    small, large = tmp_path / "json" / "a.json", tmp_path / "datos.zip"
+    small.parent.mkdir()
+    small.write_bytes(b'{"a": 1}')
+    large.write_bytes(os.urandom(4096))
+    kept = Upload("json/a.json", 8, sha256_bytes(small.read_bytes()), local=str(small))
+    streamed = Upload("datos.zip", 4096, sha256_bytes(large.read_bytes()), local=str(large))
+    cache.vouch(str(small), cache.read(str(small)))
+
+    def confirm(upload: Upload) -> bool:
+        (before,) = rsync_transport._source_stats(tmp_path, [upload], cache).values() or [None]
+        return sources.confirm(tmp_path, upload, before, cache)
+
+    assert rsync_transport._source_stats(tmp_path, [kept], cache) == {}, "no stat needed"
+    assert confirm(kept)
+    assert confirm(streamed)
+    assert confirm(streamed), "the second difusor"
+    assert hashed == [large], "hashed once, and only the file the cache could not keep"
+
+    # A write lands a clock tick after the read it follows (the kernel stamps files with a
+    # coarse clock; a write within the same tick as the verification is not seen by stat).
+    time.sleep(0.05)
+    small.write_bytes(small.read_bytes())  # the same bytes, written again
+    assert not confirm(kept)
+    original = large.read_bytes()
+    large.write_bytes(bytes(4096))
+    assert not confirm(streamed), "other bytes"
+    time.sleep(0.05)
+    large.write_bytes(original)
+    assert confirm(streamed), "the right bytes again, hashed again"
+    before = rsync_transport._stat_key(str(large))
+    time.sleep(0.05)
+    large.write_bytes(original)
+    assert not sources.confirm(tmp_path, streamed, before, cache), "written while rsync read"

@@ -359,7 +359,7 @@ class RsyncTransport:
                     source = stack.enter_context(self._staging())
                     for upload in group:
                         _put_local(source / upload.path, upload.data or b"")
-                before = _source_stats(root, group) if root is not None else {}
+                before = _source_stats(root, group, files or DiskFiles()) if root else {}
                 await self._send(source, [u.path for u in group], by_content, sent)
                 if root is not None:
                     await self._confirm_sources(root, group, before, files or DiskFiles())
@@ -420,8 +420,9 @@ class RsyncTransport:
         names = ", ".join(u.path for u in altered[:3]) + (" ..." if len(altered) > 3 else "")
         raise LocalFileError(
             self._name,
-            f"El paquete cambió en el disco mientras rsync lo enviaba ({names}): ya no es el"
-            " que se verificó, así que no se cambia json/main.json en este difusor. No"
+            f"El paquete cambió en el disco después de verificarse ({names}): lo que rsync"
+            " leyó ya no es lo que se verificó, así que no se cambia json/main.json en este"
+            " difusor. No"
             " modifique paquetes/ mientras se publica; si el paquete se alteró, vuelva a"
             " construirlo con 'prepush build'.",
         )
@@ -525,15 +526,25 @@ def _put_local(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def _stat_key(path: Path) -> StatKey | None:
+def _stat_key(path: str) -> StatKey | None:
     try:
         return stat_key(os.stat(path))
     except OSError:
         return None
 
 
-def _source_stats(root: Path, group: Sequence[Upload]) -> dict[str, StatKey | None]:
-    return {u.path: _stat_key(root / u.path) for u in group}
+def _source_stats(
+    root: Path, group: Sequence[Upload], files: LocalFiles
+) -> dict[str, StatKey | None]:
+    """How the files stood before rsync read them, for those the run's cache cannot vouch
+    for: a verified file still standing as the verification read it was not written since.
+    (Plain strings: a --site tree has thousands of files, each stat once per difusor.)"""
+    base = str(root)
+    return {
+        u.path: _stat_key(f"{base}/{u.path}")
+        for u in group
+        if u.local is None or files.verified_stat(u.local) is None
+    }
 
 
 class _ConfirmedSources:
@@ -548,18 +559,23 @@ class _ConfirmedSources:
     def confirm(
         self, root: Path, upload: Upload, before: StatKey | None, files: LocalFiles
     ) -> bool:
-        path = root / upload.path
+        path = f"{root}/{upload.path}"
         after = _stat_key(path)
-        if after is None or after != before:
+        if after is None:
             return False
-        if upload.local is not None and files.verified_stat(upload.local) == after:
-            return True
-        key = (after, upload.sha256)
+        if upload.local is not None and (verified := files.verified_stat(upload.local)):
+            # Any write since the verification read it (even one undone) changed its ctime.
+            return after == verified
+        return after == before and self._hashed(path, after, upload.sha256)
+
+    def _hashed(self, path: str, stat: StatKey, sha256: str) -> bool:
+        """The file, standing as ``stat``, holds ``sha256``: hashed once for all difusores."""
+        key = (stat, sha256)
         if key in self._seen:
             self._seen.move_to_end(key)
             return True
         try:
-            if sha256_file(path) != upload.sha256 or _stat_key(path) != after:
+            if sha256_file(Path(path)) != sha256 or _stat_key(path) != stat:
                 return False
         except OSError:
             return False
