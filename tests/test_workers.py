@@ -25,7 +25,7 @@ import pytest
 from prepush.exceptions import IntegrityError
 from prepush.ledger import WORKER_LOST, Ledger
 from prepush.package import MAIN_JSON, Package
-from prepush.publish.protocol import Event, LockOwner
+from prepush.publish.protocol import Delivery, Event, LockOwner
 from prepush.publish.publisher import PublishRequest, publish
 from prepush.publish.workers import Job, Workers, read_ahead, verified_copy
 from prepush.settings import load_settings
@@ -362,14 +362,20 @@ def test_a_worker_that_refuses_its_job_fails_its_share_with_the_reason_and_stays
                 manifest_digest="0" * 64,
                 standing={endpoints[0].name: (None, None)},
             )
-            (refused,) = asyncio.run(workers.publish({1: job}, ledger, lambda _: None))
+            unrecorded: list[Delivery] = []
+            (refused,) = asyncio.run(
+                workers.publish({1: job}, ledger, lambda _: None, unrecorded.append)
+            )
+            assert unrecorded == [refused], "no row of its own: the parent records it"
             assert refused.outcome == "failed"
             assert refused.error_class == "IntegrityError"
             assert "cambió después de verificarse" in (refused.error_message or "")
             assert workers.alive() == [True]
 
             verified = dataclasses.replace(job, manifest_digest=Package.open(path).manifest.digest)
-            (planned,) = asyncio.run(workers.publish({1: verified}, ledger, lambda _: None))
+            (planned,) = asyncio.run(
+                workers.publish({1: verified}, ledger, lambda _: None, unrecorded.append)
+            )
             assert planned.outcome == "dry_run", planned.error_message
     finally:
         workers.close()

@@ -362,8 +362,14 @@ async def _deliver_everywhere(
         for slot, share in enumerate(shares)
         if slot and alive[slot] and share
     }
+    difusores = {d.name: d for d in request.difusores}
+
+    def record(lost: Delivery) -> None:
+        lost.package_ready_at = package_ready_at(package)
+        mine.record_unattempted(difusores[lost.difusor], package, lost, lost.error_message or "")
+
     own, theirs = await asyncio.gather(
-        mine.run_all(package), pool.workers.publish(jobs, ledger, events)
+        mine.run_all(package), pool.workers.publish(jobs, ledger, events, record)
     )
     by_name = {d.difusor: d for d in [*own, *theirs]}
     return [by_name[d.name] for d in request.difusores]
@@ -620,7 +626,7 @@ class _Publisher:
         delivery.error_message = (
             f"Suspendido ({reason}). No se le envía nada hasta 'prepush resume {difusor.name}'."
         )
-        return self._record_skip(difusor, package, delivery, reason)
+        return self.record_unattempted(difusor, package, delivery, reason)
 
     def _skip_held(
         self, difusor: Difusor, package: Package, delivery: Delivery, held: str
@@ -630,11 +636,13 @@ class _Publisher:
             f"Retenido en el corte {held} por una reversión; no recibe el corte {package.corte}"
             " hasta 'prepush resume-latest'."
         )
-        return self._record_skip(difusor, package, delivery, f"retenido en {held}")
+        return self.record_unattempted(difusor, package, delivery, f"retenido en {held}")
 
-    def _record_skip(
+    def record_unattempted(
         self, difusor: Difusor, package: Package, delivery: Delivery, detail: str
     ) -> Delivery:
+        """A delivery that ends before any attempt (skipped, or its worker lost): its ledger
+        row, started and finished at once, and its event."""
         delivery_id = self.ledger.start_delivery(
             self.run_id,
             difusor.name,

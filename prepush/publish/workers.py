@@ -120,6 +120,8 @@ class _Worker:
     rows: dict[int, int] = field(default_factory=dict)
     # Its death was told to the operator (once).
     death_told: bool = False
+    # The difusores of the current job that have a delivery row in the ledger.
+    recorded: set[str] = field(default_factory=set)
 
 
 class JobRefused(Exception):
@@ -180,17 +182,23 @@ class Workers:
                 worker.conn.send(("prepare", corte))
 
     async def publish(
-        self, jobs: dict[int, Job], ledger: Ledger, events: EventSink
+        self,
+        jobs: dict[int, Job],
+        ledger: Ledger,
+        events: EventSink,
+        unrecorded: Callable[[Delivery], None],
     ) -> list[Delivery]:
         """Run each job on the worker of its slot (from 1), serving their ledger calls and
-        events until every one is done. A worker that dies fails its share; the others go
-        on."""
+        events until every one is done. A worker that dies (or refuses its job) fails its
+        share, and each of its difusores that has no row in the ledger yet goes to
+        ``unrecorded``, for the parent to record; the others go on."""
         loop = asyncio.get_running_loop()
         running = [(self._workers[slot - 1], job) for slot, job in jobs.items()]
         results: list[asyncio.Future[list[Delivery]]] = []
         for worker, job in running:
             done: asyncio.Future[list[Delivery]] = loop.create_future()
             results.append(done)
+            worker.recorded.clear()
             try:
                 worker.conn.send(("publish", job))
             except (OSError, ValueError) as exc:  # it died since it was found alive
@@ -206,7 +214,11 @@ class Workers:
         deliveries: list[Delivery] = []
         for (worker, job), outcome in zip(running, outcomes, strict=True):
             if isinstance(outcome, BaseException):
-                deliveries += self._lost(worker, job, ledger, outcome)
+                lost = self._lost(worker, job, ledger, outcome)
+                for delivery in lost:
+                    if delivery.difusor not in worker.recorded:
+                        unrecorded(delivery)
+                deliveries += lost
             else:
                 deliveries += outcome
         return deliveries
@@ -276,6 +288,7 @@ class Workers:
             worker.rows[token] = value
         if name == "start_delivery":
             worker.open_deliveries.add(value)
+            worker.recorded.add(args[1])
         elif name == "finish_delivery":
             worker.open_deliveries.discard(args[0])
 
