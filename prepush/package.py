@@ -292,8 +292,10 @@ class FileCache:
             self._files.move_to_end(path)
             return data
         with open(path, "rb") as stream:
-            data = stream.read()
+            # Before the read: a write during or after it changes the file's ctime, so a key
+            # taken now never vouches for bytes the disk no longer holds.
             read_as = stat_key(os.fstat(stream.fileno()))
+            data = stream.read()
         if len(data) <= self.largest_kept:
             self._files[path] = data
             self._stats[path] = read_as
