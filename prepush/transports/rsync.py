@@ -22,11 +22,12 @@ the name appeared meanwhile, so of two publishers exactly one creates it; a comp
 swap first takes the old lock away with ``--remove-source-files``, whose unlink only one
 taker can win (docs/publishing.md, "Difusores rsync", says what remains).
 
-rsync reads the package's files from the disk itself, after ``publish`` verified them. So the
-files of each invocation are looked at before and after it: a file whose inode, size or
-times changed meanwhile, or whose bytes are no longer the manifest's (hashed again only if it
-does not stand as the verification read it), fails the difusor before its flip (and what was
-sent of it is removed), as a file the SFTP transport hashes as it reads it would.
+rsync reads the package's files from the disk itself, after ``publish`` verified them. So each
+file of an invocation is looked at after it: one the run's cache verified must still stand
+(inode, size, times) as the verification read it; one the cache could not keep must stand as
+it did before the invocation and is hashed (once per process). Otherwise the difusor fails
+before its flip (and what was sent of it is removed), as a file the SFTP transport hashes as
+it reads it would. Entry files go from the verified bytes in memory.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ import base64
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import os
 import re
 import shutil
@@ -47,8 +47,14 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from prepush.exceptions import ConnectError, DifusorError, LocalFileError, RemoteError
-from prepush.package import StatKey, safe_relative_path, sha256_file, stat_key
+from prepush.exceptions import (
+    ConnectError,
+    DifusorError,
+    LocalFileError,
+    RemoteError,
+    describe_os_error,
+)
+from prepush.package import StatKey, safe_relative_path, sha256_bytes, sha256_file, stat_key
 from prepush.settings import Difusor, Settings
 from prepush.transports.base import (
     Capabilities,
@@ -342,7 +348,8 @@ class RsyncTransport:
         memory), each naming exactly its files."""
         if not uploads:
             return
-        uploads = [self._verified_entry(u, files or DiskFiles()) if u.entry else u for u in uploads]
+        local = files or DiskFiles()
+        uploads = [self._verified_entry(u, local) if u.entry else u for u in uploads]
         pending = {u.path: u for u in uploads}
 
         def sent(line: str) -> None:
@@ -359,10 +366,10 @@ class RsyncTransport:
                     source = stack.enter_context(self._staging())
                     for upload in group:
                         _put_local(source / upload.path, upload.data or b"")
-                before = _source_stats(root, group, files or DiskFiles()) if root else {}
+                before = _source_stats(root, group, local) if root else {}
                 await self._send(source, [u.path for u in group], by_content, sent)
                 if root is not None:
-                    await self._confirm_sources(root, group, before, files or DiskFiles())
+                    await self._confirm_sources(root, group, before, local)
         if on_done is not None:
             for upload in pending.values():
                 on_done(upload)  # unchanged: rsync found the same bytes already there
@@ -390,9 +397,10 @@ class RsyncTransport:
                 data = files.read(upload.local)
             except OSError as exc:
                 raise LocalFileError(
-                    self._name, f"No se pudo leer {upload.path} del paquete: {exc.strerror}."
+                    self._name,
+                    f"No se pudo leer {upload.path} del paquete: {describe_os_error(exc)}.",
                 ) from None
-            if hashlib.sha256(data).hexdigest() != upload.sha256:
+            if sha256_bytes(data) != upload.sha256:
                 raise LocalFileError(
                     self._name,
                     f"El paquete cambió en el disco después de verificarse ({upload.path}): no"
@@ -422,9 +430,8 @@ class RsyncTransport:
             self._name,
             f"El paquete cambió en el disco después de verificarse ({names}): lo que rsync"
             " leyó ya no es lo que se verificó, así que no se cambia json/main.json en este"
-            " difusor. No"
-            " modifique paquetes/ mientras se publica; si el paquete se alteró, vuelva a"
-            " construirlo con 'prepush build'.",
+            " difusor. No modifique paquetes/ mientras se publica; si el paquete se alteró,"
+            " vuelva a construirlo con 'prepush build'.",
         )
 
     async def remove_many(self, paths: Sequence[str], width: int) -> None:
