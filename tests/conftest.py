@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -251,6 +254,22 @@ class Workdir:
         from tests.servers import read_tree
 
         return read_tree(self.path / "paquetes" / corte)
+
+    def watch(self, interval: str = "0.2") -> subprocess.Popen[str]:
+        """``prepush publish --watch`` of this directory in its own process; stderr kept."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "prepush", "-C", str(self.path), "publish", "--watch", interval],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+
+def interrupt(child: subprocess.Popen[str]) -> str:
+    """Ctrl-C to a prepush started in its own process; what it said on stderr."""
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=30)
+    return err
 
 
 @pytest.fixture

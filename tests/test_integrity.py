@@ -4,9 +4,6 @@ difusor, for any of them, and the ledger records the refusal (prepush/publish/in
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +18,7 @@ from prepush.publish.integrity import package_problems
 from prepush.publish.protocol import LockOwner
 from prepush.publish.publisher import ConnectionPool, PublishRequest, _Publisher
 from prepush.settings import load_settings
-from tests.conftest import Workdir
+from tests.conftest import Workdir, interrupt
 from tests.servers import Endpoint, read_tree
 
 FIRST, SECOND = "20210606_2320", "20210606_2340"
@@ -129,20 +126,14 @@ def test_watch_refuses_a_tampered_new_package_and_the_difusor_keeps_its_corte(
     assert main(["-C", str(workdir.path), "publish"]) == 0
     before = remote_trees([asyncssh_difusor])
     change_a_byte(workdir.build(SECOND))
-    watcher = subprocess.Popen(
-        [sys.executable, "-m", "prepush", "-C", str(workdir.path), "publish", "--watch", "0.1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    watcher = workdir.watch("0.1")
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not _refused(workdir):
             time.sleep(0.1)
         assert watcher.poll() is None, "one refused package does not stop --watch"
     finally:
-        watcher.send_signal(signal.SIGINT)
-        _, err = watcher.communicate(timeout=30)
+        err = interrupt(watcher)
     assert watcher.returncode == 130
     assert "json/main.json" in err
     assert remote_trees([asyncssh_difusor]) == before

@@ -13,7 +13,6 @@ import io
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from prepush.ledger import Ledger
 from prepush.ops.report import LATENCY_DEFINITION
 from prepush.publish.publisher import Event, PublishRequest, publish
 from prepush.settings import load_settings
-from tests.conftest import ProxyFactory, Workdir
+from tests.conftest import ProxyFactory, Workdir, interrupt
 from tests.prepdata import cortes_dir
 from tests.servers import Endpoint, Nginx
 
@@ -556,19 +555,13 @@ def test_14_chart_labels_fit_png_is_refused_and_the_path_is_said(
 def test_15_ctrl_c_exits_130(asyncssh_difusor: Endpoint, workdir: Workdir) -> None:
     workdir.write_roster([asyncssh_difusor])
     workdir.build(CORTES[0])
-    child = subprocess.Popen(
-        [sys.executable, "-m", "prepush", "-C", str(workdir.path), "publish", "--watch", "0.2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child = workdir.watch()
     deadline = time.monotonic() + 30
     while not (asyncssh_difusor.local_root / "json" / "main.json").exists():
         assert time.monotonic() < deadline, "the watch never published"
         time.sleep(0.1)
     time.sleep(0.5)
-    child.send_signal(signal.SIGINT)
-    _, err = child.communicate(timeout=30)
+    err = interrupt(child)
     assert child.returncode == 130
     assert "Interrumpido por el operador." in err
     assert "Traceback" not in err
@@ -587,12 +580,7 @@ def test_15_watch_waits_out_another_prepush_holding_the_run_and_goes_on(
     workdir.build(CORTES[0])
     held = os.open(workdir.path / RUN_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     fcntl.flock(held, fcntl.LOCK_EX)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "prepush", "-C", str(workdir.path), "publish", "--watch", "0.2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child = workdir.watch()
     try:
         time.sleep(5)  # more than the roster's run_lock_wait_seconds (2 s), twice
         assert child.poll() is None, "--watch goes on while another run holds the lock"
@@ -603,8 +591,7 @@ def test_15_watch_waits_out_another_prepush_holding_the_run_and_goes_on(
             assert time.monotonic() < deadline, "the corte was published after the other run"
             time.sleep(0.1)
     finally:
-        child.send_signal(signal.SIGINT)
-        _, err = child.communicate(timeout=30)
+        err = interrupt(child)
     assert child.returncode == 130
     assert "Otra ejecución de prepush está en curso" in err
     assert "Traceback" not in err

@@ -31,7 +31,7 @@ from prepush.publish.workers import Job, Workers, read_ahead, verified_copy
 from prepush.settings import load_settings
 from prepush.sim.fleet import LocalDifusor, ServerThread
 from prepush.transports import connect
-from tests.conftest import ProxyFactory, Workdir
+from tests.conftest import ProxyFactory, Workdir, interrupt
 from tests.servers import Endpoint, read_tree
 
 CORTE = "20210606_2320"
@@ -246,8 +246,7 @@ def test_watch_keeps_its_workers_and_their_connections(
         assert len(set(pids.values())) == 2
         assert all(len(s.connections) == 1 for s in servers), "one connection each, kept"
     finally:
-        watcher.send_signal(signal.SIGINT)
-        watcher.communicate(timeout=30)
+        interrupt(watcher)
     assert watcher.returncode == 130
 
 
@@ -255,12 +254,7 @@ def watch_two_processes(workdir: Workdir, endpoints: list[Endpoint]) -> subproce
     """``publish --watch`` of the first corte to ``endpoints`` with one worker; stderr kept."""
     workdir.write_roster(endpoints, publish={"workers": 2})
     workdir.build(CORTE)
-    return subprocess.Popen(
-        [sys.executable, "-m", "prepush", "-C", str(workdir.path), "publish", "--watch", "0.2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return workdir.watch()
 
 
 def all_serve(endpoints: list[Endpoint], corte: str) -> bool:
@@ -326,8 +320,7 @@ def test_a_worker_that_dies_between_cortes_hands_its_difusores_to_the_parent(
         _wait_for(lambda: all_serve(endpoints, "20210606_2340"))
         assert watcher.poll() is None, "the night's publisher goes on"
     finally:
-        watcher.send_signal(signal.SIGINT)
-        _, stderr = watcher.communicate(timeout=30)
+        stderr = interrupt(watcher)
     assert watcher.returncode == 130
     assert "El proceso de trabajo 1 terminó" in stderr
     with Ledger(workdir.path / "prepush.db") as ledger:
