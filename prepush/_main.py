@@ -162,6 +162,10 @@ def _setup_logging(verbose: bool) -> None:
     logging.getLogger("asyncio").setLevel(logging.INFO if verbose else logging.ERROR)
     if not verbose:
         logging.getLogger("asyncssh").setLevel(logging.ERROR)
+    # A library's warnings (a deprecation inside asyncssh, say) are for whoever maintains
+    # prepush, not for the operator: they go to the log, shown only with -v.
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.WARNING if verbose else logging.CRITICAL)
 
 
 class _Command(click.Command):
@@ -183,6 +187,7 @@ class _Group(click.Group):
 
 @click.group(
     cls=_Group,
+    invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.option(
@@ -200,16 +205,64 @@ class _Group(click.Group):
     help="Padrón de difusores (por omisión DIR/difusores.yaml).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Muestra detalles de diagnóstico.")
-@click.version_option(__version__, prog_name="prepush")
+@click.option(
+    "--version",
+    "show_version",
+    is_flag=True,
+    help="Muestra la versión y termina; con -v, también el candado de dependencias (su sha256)"
+    " y si lo instalado coincide con él.",
+)
 @click.pass_context
-def cli(ctx: click.Context, workdir: Path, roster_path: Path | None, verbose: bool) -> None:
+def cli(
+    ctx: click.Context,
+    workdir: Path,
+    roster_path: Path | None,
+    verbose: bool,
+    show_version: bool,
+) -> None:
     """prepush publica cada corte del PREP en los servidores de los difusores oficiales.
 
     Construye el paquete del corte, lo envía (SFTP o S3) a todos los difusores a la vez y
     cambia json/main.json al final y de forma atómica. Cada entrega queda en la bitácora.
     """
     _setup_logging(verbose)
+    if show_version:
+        _print_version(verbose)
+        ctx.exit(int(ExitCode.OK))
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help(), err=True)
+        ctx.exit(int(ExitCode.USAGE))
     ctx.obj = Context(workdir=workdir.resolve(), roster_path=roster_path)
+
+
+def _print_version(verbose: bool) -> None:
+    console = Console(highlight=False, soft_wrap=True)
+    _say(console, f"prepush, versión {__version__}")
+    if not verbose:
+        return
+    import platform
+
+    from prepush.installation import RUNTIME_LOCK, check_installation
+
+    report = check_installation()
+    _say(
+        console,
+        f"Python {platform.python_version()} ({platform.python_implementation()})"
+        f" en {platform.system()} {platform.machine()}",
+    )
+    _say(
+        console,
+        f"Candado de dependencias: prepush/lock/{RUNTIME_LOCK}, sha256 {report.lock_sha256}",
+    )
+    if report.matches:
+        _say(
+            console, f"Instalado conforme al candado: sus {report.checked} paquetes en su versión."
+        )
+        return
+    _say(console, "Lo instalado NO coincide con el candado:", style="bold red")
+    for difference in report.differences:
+        installed = difference.installed or "no instalado"
+        _say(console, f"  {difference.name}: {installed} (candado: {difference.locked})")
 
 
 # --- init and keys --------------------------------------------------------------------
