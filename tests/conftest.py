@@ -42,6 +42,8 @@ from tests.servers import (
     sshd_available,
 )
 
+pytest_plugins = ["tests.strict_skips"]
+
 
 @pytest.fixture(scope="session")
 def servers_loop() -> Iterator[ServerThread]:
