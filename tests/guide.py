@@ -12,19 +12,24 @@ import re
 from pathlib import Path
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "difusores.md"
+README = GUIDE.parents[1] / "README.md"
 FENCED = re.compile(r"\s*```[^\n]*\n(?P<body>.*?)\n```", re.DOTALL)
 
 
-def snippet(name: str, replacements: dict[str, str] | None = None) -> str:
-    """The text of snippet ``name``, with each ``old: new`` of ``replacements`` applied."""
-    text = GUIDE.read_text(encoding="utf-8")
+def snippet(
+    name: str, replacements: dict[str, str] | None = None, *, document: Path = GUIDE
+) -> str:
+    """The text of snippet ``name`` of ``document`` (the guide unless said), with each
+    ``old: new`` of ``replacements`` applied."""
+    text = document.read_text(encoding="utf-8")
+    where = document.relative_to(GUIDE.parents[1])
     marker = f"<!-- prepush:{name} -->"
-    assert marker in text, f"docs/difusores.md no tiene el fragmento {name}"
+    assert marker in text, f"{where} no tiene el fragmento {name}"
     found = FENCED.match(text.split(marker, 1)[1])
-    assert found is not None, f"docs/difusores.md: {marker} no va seguido de un bloque de código"
+    assert found is not None, f"{where}: {marker} no va seguido de un bloque de código"
     body = found.group("body") + "\n"
     for old, new in (replacements or {}).items():
-        assert old in body, f"docs/difusores.md ({name}) ya no contiene {old!r}"
+        assert old in body, f"{where} ({name}) ya no contiene {old!r}"
         body = body.replace(old, new)
     return body
 
