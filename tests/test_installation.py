@@ -147,6 +147,9 @@ def test_library_warnings_go_to_the_log_shown_only_with_verbose(
 ) -> None:
     from prepush._main import _setup_logging
 
+    # Another test's run of the CLI may have left logging's capture on, pointing at a warnings
+    # hook pytest has since restored: start from none, as a new process does.
+    logging.captureWarnings(False)
     for verbose in (False, True):
         _setup_logging(verbose)
         with warnings.catch_warnings():
@@ -180,6 +183,7 @@ def test_a_skip_fails_the_run_under_ci(tmp_path: Path, ci: str, returncode: int)
         assert "requiere /usr/sbin/sshd" in done.stdout
 
 
+@pytest.mark.locked
 def test_the_readme_production_install_installs_the_lock(tmp_path: Path) -> None:
     """The README's commands, as written, from the source package: the lock's hash and
     'conforme al candado' at the end."""
