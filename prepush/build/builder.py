@@ -74,6 +74,8 @@ class BuildOptions:
     allow_mismatch: bool = False
     # Actas that ACTAS_ESPERADAS counts without a row, per election (election.rowless_actas).
     rowless_actas: Mapping[str, int] = field(default_factory=dict)
+    # Where the institute hosts the acta images (election.acta_image_url); None: no links.
+    acta_image_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,8 @@ def build_from_prep(inputs: Sequence[Path], options: BuildOptions) -> BuildResul
             "zip_sha256": sha256_bytes(database),
             "elections": main_elections(reconciliations),
         }
+        if options.acta_image_url is not None:
+            main["acta_image_url"] = options.acta_image_url
         stage.write(MAIN_JSON, canonical_json(main))
         manifest = stage.manifest(
             corte=corte,
