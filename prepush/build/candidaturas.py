@@ -215,6 +215,8 @@ class Contests:
 
     scope: Scope
     by_group: dict[int | None, tuple[Contender, ...]] = field(default_factory=dict)
+    # Each combination column and its party columns (empty without a candidaturas file).
+    combinations: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def of_group(self, group_id: str) -> tuple[Contender, ...]:
         if self.scope == "election":
@@ -258,7 +260,8 @@ def contests_of(e: Election) -> Contests:
     for candidatura in e.candidaturas:
         rows.setdefault(candidatura.group, []).append(_row(candidatura, ballot, file))
     by_group = {group: _contest(group_rows, ballot, file) for group, group_rows in rows.items()}
-    return Contests("group" if grouped == {True} else "election", by_group)
+    scope: Scope = "group" if grouped == {True} else "election"
+    return Contests(scope, by_group, ballot.combinations)
 
 
 def unresolved_codes(e: Election) -> list[tuple[Candidatura, str]]:

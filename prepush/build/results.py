@@ -47,7 +47,7 @@ def results_documents(reconciliations: Sequence[Reconciliation]) -> dict[str, Do
                 election, gid, actas, contests.of_group(gid)
             )
         documents[f"{slug}/resumen.json"] = _resumen(reconciliation, contests, groups, results)
-        documents[f"{slug}/secciones.json"] = _secciones(groups)
+        documents[f"{slug}/secciones.json"] = _secciones(election, groups)
     return documents
 
 
@@ -120,13 +120,18 @@ def _catalogue(
     }
 
 
-def _secciones(groups: dict[str, list[Acta]]) -> Document:
+def _secciones(election: Election, groups: dict[str, list[Acta]]) -> Document:
     """Which distrito or municipio holds each sección: *consulta tu casilla*."""
     holders: dict[str, list[str]] = defaultdict(list)
     for gid, actas in groups.items():
         for seccion in sorted({a.seccion for a in actas}):
             holders[seccion].append(gid)
-    return {"secciones": {seccion: holders[seccion] for seccion in sorted(holders)}}
+    return {
+        "group_kind": election.group_kind,
+        "group_label": election.group_label,
+        "groups": {gid: actas[0].group_name for gid, actas in groups.items()},
+        "secciones": {seccion: holders[seccion] for seccion in sorted(holders)},
+    }
 
 
 def publication_order(acta: Acta) -> tuple[bool, str, str]:
@@ -191,6 +196,11 @@ def _resumen(
         # municipio is a contest (its candidaturas in its catálogo); "none": no file.
         "contest": contests.scope,
         "candidaturas": [c.as_json() for c in contests.of_election],
+        # Each combination column and its parties, so that the site labels it as one.
+        "combinations": {
+            column: sorted(parties, key=election.vote_columns.index)
+            for column, parties in contests.combinations.items()
+        },
         **summaries(reconciliation),
         # The differences between preamble and rows that the data explains, each named with
         # its evidence. Only what follows from the input: the package stays deterministic.
