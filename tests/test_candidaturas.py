@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from prepush.__main__ import main
 from prepush.build.candidaturas import (
     Contender,
     contests_of,
@@ -32,6 +35,7 @@ from prepush.build.prep import (
     parse_sources,
 )
 from prepush.exceptions import InputError
+from tests.conftest import Workdir
 from tests.prepdata import cortes_dir, prep_data_dir
 
 CAMPECHE_GOB = [
@@ -198,7 +202,6 @@ def test_no_leader_on_a_tie_or_without_votes() -> None:
         ("PAN", ["PAN", "PANAL"], "PAN"),
         ("morena", ["PAN", "MORENA"], "MORENA"),
         ("PV", ["PVEM", "PT"], "PVEM"),
-        ("MORENA", ["MOR", "PT"], "MOR"),
         ("CI1", ["PAN", "CAND_IND_1", "CAND_IND_2"], "CAND_IND_1"),
         ("CI_01", ["PAN", "CAND_IND_1"], "CAND_IND_1"),
         ("CAND_IND_2", ["CI1", "CI2"], "CI2"),
@@ -323,11 +326,17 @@ def test_campeche_placeholder_names_stay_separate_candidaturas() -> None:
 
 
 def test_a_code_that_names_no_column_refuses_naming_file_line_and_code() -> None:
-    error = refusal(election(CAMPECHE_GOB, [("MC", "A"), ("SUM-PT-MORENA-X", "B")]))
+    error = refusal(election(CAMPECHE_GOB, [("MC", "A"), ("SUM-PT-MOR-X", "B")]))
     assert (error.file, error.line) == (CANDIDATURAS, 3)
     assert "'X'" in error.what
-    assert "SUM-PT-MORENA-X" in error.what
+    assert "SUM-PT-MOR-X" in error.what
     assert f"{CANDIDATURAS}:3:" in str(error)
+
+
+def test_a_code_longer_than_a_column_is_not_taken_for_it() -> None:
+    error = refusal(election(["PT", "MOR"], [("PT", "A"), ("MORX", "B")]))
+    assert error.line == 3
+    assert "'MORX'" in error.what
 
 
 def test_an_ambiguous_abbreviation_refuses_naming_both_columns() -> None:
@@ -390,3 +399,29 @@ def test_the_candidatura_keeps_its_line_in_the_file() -> None:
     lines = {c.party: c.line for c in gob.candidaturas}
     assert lines["SUM-PT-MOR"] == 8
     assert lines["PVEM"] == 2
+
+
+def test_build_refuses_an_ambiguous_code_naming_file_line_and_code_and_builds_nothing(
+    workdir: Workdir, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corte = "20210607_1320"
+    inputs = []
+    for source in sorted(cortes_dir().glob(f"{corte}_PREP_*")):
+        target = tmp_path / source.name
+        shutil.copytree(source, target)
+        for path in target.iterdir():
+            path.chmod(0o644)
+        inputs.append(target)
+    gob = tmp_path / f"{corte}_PREP_GOB_CAMP" / CANDIDATURAS
+    # PR: PRI or PRD? The build cannot tell, and says so.
+    gob.write_text(gob.read_text().replace("SUM-PT-MOR,", "SUM-PR-MOR,"))
+    workdir.write_roster([])
+    capsys.readouterr()
+    for kind in ([], ["--simulacro"]):
+        code = main(["-C", str(workdir.path), "build", *kind, *map(str, inputs)])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert f"{CANDIDATURAS}:8:" in err
+        assert "'PR' puede ser cualquiera de las columnas PRI, PRD" in err
+        assert "no se construyó ningún paquete" in err
+        assert not (workdir.path / "paquetes" / corte).exists()

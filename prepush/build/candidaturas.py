@@ -21,8 +21,9 @@ header: Oaxaca 2022 writes ``PV`` for the column ``PVEM``):
 1. the same code ignoring case and every character that is not a letter or a digit;
 2. an independent candidacy (``CI1``, ``CI_01``, ``CAND_IND_1``, ``IND1``) is the column of
    an independent candidacy with the same number;
-3. an abbreviation: the one party column that starts with the code, or with which the code
-   starts (both ignoring case and separators; the shorter at least two characters).
+3. an abbreviation: the one party column that starts with the code (ignoring case and
+   separators; the code at least two characters). Never the other way round: a code longer
+   than a column (a typo such as ``MORX``) is not taken for it.
 
 Anything else (a code that names no column or more than one, a party claimed by two
 candidaturas, a party row that names another candidate than its coalition) refuses the
@@ -125,8 +126,7 @@ def _same_independent(wanted: str, parties: Sequence[str]) -> list[str]:
 
 
 def _abbreviates(code: str, column: str) -> bool:
-    shorter, longer = sorted((code, column), key=len)
-    return len(shorter) >= MIN_ABBREVIATION and longer.startswith(shorter)
+    return len(code) >= MIN_ABBREVIATION and column.startswith(code)
 
 
 def ballot_of(e: Election) -> Ballot:
