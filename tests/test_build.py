@@ -106,6 +106,8 @@ def test_main_json_names_the_corte_and_its_figures(workdir: Workdir) -> None:
     assert gob["summary_rows"]["actas_contabilizadas"] == 1050
     assert gob["summary_from_rows"] == []
     index = json.loads((path / main_json["index"]).read_bytes())
+    # An election's page needs no index: main.json names its resumen.
+    assert gob["resumen_object"] == index["objects"]["gob/resumen.json"]
     resumen = json.loads((path / index["objects"]["gob/resumen.json"]).read_bytes())
     assert resumen["summary"] == gob["summary"]
     assert resumen["total"] == gob["summary_rows"]["total_votos_c_cs"]

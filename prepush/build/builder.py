@@ -128,16 +128,17 @@ def build_from_prep(inputs: Sequence[Path], options: BuildOptions) -> BuildResul
 
     with _staging(options.packages_dir, corte) as stage:
         _write_site_assets(stage, options.process)
+        index, objects = _write_results(stage, corte, reconciliations)
         main = {
             "format": FORMAT,
             "process": options.process,
             "corte": corte,
             "corte_time": corte_time.isoformat(),
             "kind": options.kind,
-            "index": _write_results(stage, corte, reconciliations),
+            "index": index,
             "zip": stage.write(f"datos/{corte}_PREP.zip", database),
             "zip_sha256": sha256_bytes(database),
-            "elections": main_elections(reconciliations),
+            "elections": main_elections(reconciliations, objects),
         }
         if options.acta_image_url is not None:
             main["acta_image_url"] = options.acta_image_url
@@ -165,14 +166,17 @@ def _read_inputs(inputs: Sequence[Path]) -> tuple[list[SourceFile], bytes | None
     return collect_sources(inputs), None
 
 
-def _write_results(stage: _Stage, corte: str, reconciliations: Sequence[Reconciliation]) -> str:
-    """The results objects and the index that names them; returns the index's path."""
+def _write_results(
+    stage: _Stage, corte: str, reconciliations: Sequence[Reconciliation]
+) -> tuple[str, dict[str, str]]:
+    """The results objects and the index that names them; the index's path and the objects'
+    paths by logical name."""
     objects: dict[str, str] = {}
     for logical, document in sorted(results_documents(reconciliations).items()):
         data = canonical_json(document)
         objects[logical] = stage.write(object_path(data), data)
     index = canonical_json({"format": FORMAT, "corte": corte, "objects": objects})
-    return stage.write(object_path(index), index)
+    return stage.write(object_path(index), index), objects
 
 
 @dataclass(frozen=True)

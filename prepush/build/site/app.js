@@ -20,7 +20,7 @@
   var TIPOS = { B: "Básica", C: "Contigua", E: "Extraordinaria", S: "Especial", M: "Mesa de escrutinio", A: "Anticipada", P: "Prisión preventiva" };
 
   var cache = {};        // object path -> document: content-addressed, the same in every corte
-  var current = null;    // the snapshot on screen: {main, index}
+  var current = null;    // the snapshot on screen: {main, index (a promise, once needed)}
   var newest = null;     // the newest snapshot fully fetched (navigation uses it)
   var latest = 0;        // the newest render request; older ones are dropped
   var polling = null;
@@ -97,11 +97,26 @@
     });
   }
 
+  // An election's resumen is named in main.json; anything else through the corte's index,
+  // fetched the first time a view needs it.
   function object(snapshot, name) {
-    var path = snapshot.index.objects[name];
-    if (!path) return Promise.reject(new Error("no existe " + name + " en el corte " + snapshot.main.corte));
-    if (cache[path]) return Promise.resolve(cache[path]);
-    return getJSON(path, false).then(function (doc) { cache[path] = doc; return doc; });
+    var named = snapshot.main.elections.filter(function (e) { return e.resumen === name && e.resumen_object; })[0];
+    var found = named ? Promise.resolve(named.resumen_object) : index(snapshot).then(function (objects) {
+      if (!objects[name]) throw new Error("no existe " + name + " en el corte " + snapshot.main.corte);
+      return objects[name];
+    });
+    return found.then(function (path) {
+      if (cache[path]) return cache[path];
+      return getJSON(path, false).then(function (doc) { cache[path] = doc; return doc; });
+    });
+  }
+
+  function index(snapshot) {
+    if (!snapshot.index) {
+      snapshot.index = getJSON(snapshot.main.index, false).then(function (doc) { return doc.objects; });
+      snapshot.index.catch(function () { snapshot.index = null; });
+    }
+    return snapshot.index;
   }
 
   // --- routes: what each view shows and the documents it needs ------------------------------
@@ -231,16 +246,13 @@
   function load() {
     return getJSON("json/main.json", true).then(function (main) {
       if (current && sameMain(current.main, main)) return null;
-      var known = newest && newest.main.index === main.index ? Promise.resolve(newest.index) : getJSON(main.index, false);
-      return known.then(function (index) {
-        var snapshot = { main: main, index: index };
-        newest = snapshot;
-        return render(snapshot, false).catch(function (err) {
-          // The new corte could not be loaded whole: the previous one stays on screen.
-          if (current) status("No se pudo cargar el corte " + main.corte + " (" + (err && err.message ? err.message : err) + "); se reintentará.");
-          else paintError(err, null);
-          newest = current;
-        });
+      var snapshot = newest && newest.main.index === main.index ? { main: main, index: newest.index } : { main: main, index: null };
+      newest = snapshot;
+      return render(snapshot, false).catch(function (err) {
+        // The new corte could not be loaded whole: the previous one stays on screen.
+        if (current) status("No se pudo cargar el corte " + main.corte + " (" + (err && err.message ? err.message : err) + "); se reintentará.");
+        else paintError(err, null);
+        newest = current;
       });
     }).catch(function (err) {
       if (current) status("No se pudo comprobar si hay un corte nuevo; se reintentará.");
