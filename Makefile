@@ -94,6 +94,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/s3.py
 	$(BIN)/python bench/pull.py
+	$(BIN)/python bench/site.py
 
 clean:
 	rm -rf $(VENV) $(LATEST) .mypy_cache .ruff_cache .pytest_cache

@@ -12,6 +12,7 @@ Screenshots go to test-artifacts/, the axe-core reports to test-artifacts/axe/.
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import os
 import time
@@ -25,6 +26,7 @@ from typing import Any
 import pytest
 
 from prepush.__main__ import main
+from prepush.build.builder import PAGE_BUDGET_BYTES
 from tests import votes_oracle as oracle
 from tests.conftest import Workdir, chromium
 from tests.prepdata import prep_data_dir
@@ -631,7 +633,18 @@ def test_an_unreachable_main_json_says_so_and_the_interrupted_notice_is_shown(
     assert aviso.text == "Actualización interrumpida: prueba"
 
 
-# --- for everyone: axe-core, keyboard, phone, CSP ------------------------------------------
+# --- light, and for everyone: budget, axe-core, keyboard, phone, CSP --------------------------
+
+
+def test_the_page_stays_within_its_budget(campeche: Site) -> None:
+    """HTML + JS + CSS, gzip -9, as published: what a phone downloads before any figure."""
+    main_json = json.loads((campeche.root / "json/main.json").read_bytes())
+    page = [campeche.root / "index.html", *(campeche.root / "assets").iterdir()]
+    weight = sum(len(gzip.compress(p.read_bytes(), 9)) for p in page)
+    assert len(page) == 3
+    assert weight <= PAGE_BUDGET_BYTES, weight
+    # The home page needs main.json only; an election's page its resumen, named there.
+    assert all(e["resumen_object"].startswith("json/o/") for e in main_json["elections"])
 
 
 PAGES = {

@@ -60,6 +60,9 @@ from prepush.package import (
 
 FORMAT = 1
 HASH_IN_NAME = 12
+# The site's page (index.html, app.js and app.css, gzip -9) must weigh at most this: what a
+# phone downloads before any figure (docs/performance.md, bench/site.py).
+PAGE_BUDGET_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
