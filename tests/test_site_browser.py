@@ -506,6 +506,10 @@ def test_an_open_page_shows_each_corte_whole_while_publish_flips_three(
     site.publish_built(cortes[0])
     open_page(browser_page, site, "gob")
     browser_page.execute_script(OBSERVER)
+    # A keyboard reader on a link: a new corte must not take their place away.
+    browser_page.execute_script(
+        "document.querySelector('#groups a[href=\"#gob/distrito/007\"]').focus();"
+    )
     delays = []
     for corte in cortes[1:]:
         site.publish_built(corte)
@@ -533,6 +537,7 @@ def test_an_open_page_shows_each_corte_whole_while_publish_flips_three(
             seen.append(corte)
     assert seen == list(cortes), seen
     assert max(delays) < REFRESH_LIMIT_S
+    assert active(browser_page)["href"] == "#gob/distrito/007"
     print(f"segundos desde cada cambio de corte hasta verlo en la página: {delays}")
 
 

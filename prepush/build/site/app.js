@@ -211,7 +211,7 @@
       if (heading) { heading.setAttribute("tabindex", "-1"); heading.focus(); }
     } else if (focusHref) {
       // A new corte replaced the page under a keyboard reader: keep their place.
-      var again = app.querySelector('a[href="' + focusHref.replace(/"/g, '\\"') + '"]');
+      var again = Array.prototype.filter.call(app.querySelectorAll("a"), function (a) { return a.getAttribute("href") === focusHref; })[0];
       if (again) again.focus({ preventScroll: true });
     }
     if (window.performance && performance.mark) performance.mark("prep:pintado");
