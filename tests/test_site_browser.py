@@ -465,6 +465,12 @@ def test_consulta_tu_casilla_by_seccion_finds_it_in_every_election(
     assert "Sección 0333" in text(browser_page, "#app h2")
     go(browser_page, "consulta/99999")
     assert "No hay casillas de la sección 99999" in text(browser_page, "#app")
+    # A sección that is not in that distrito: said, with the way back, not retried.
+    go(browser_page, "gob/distrito/007/seccion/9999")
+    said = text(browser_page, "#app [role=alert]")
+    assert "la sección 9999 no está en Distrito local 007. TENABO" in said
+    assert "reintentará" not in said
+    assert "Volver al inicio" in said
 
 
 # --- the page's own refresh: one corte at a time ---------------------------------------------

@@ -217,16 +217,20 @@
     if (window.performance && performance.mark) performance.mark("prep:pintado");
   }
 
-  function paintError(err, snapshot) {
+  // retry: the page will try again by itself (a failed load); otherwise the reader chose a
+  // place that does not exist (a sección not in that distrito).
+  function paintError(err, snapshot, retry) {
     var app = document.getElementById("app");
     if (snapshot) header(snapshot.main);
     app.textContent = "";
     app.appendChild(el("div", { "class": "error", role: "alert" }, [
       el("strong", { text: "No se pudieron cargar los resultados. " }),
-      el("span", { text: String(err && err.message ? err.message : err) + ". Se reintentará en unos segundos." })
+      el("span", { text: String(err && err.message ? err.message : err) + (retry ? ". Se reintentará en unos segundos." : ".") }),
+      retry ? null : el("p", {}, [el("a", { href: "#", text: "Volver al inicio" })])
     ]));
     app.setAttribute("data-corte", snapshot ? snapshot.main.corte : "");
     app.setAttribute("data-view", "error");
+    app.setAttribute("data-route", currentRoute().key);
   }
 
   // Prepare the current route on a snapshot and paint it, unless a newer request came since.
@@ -251,12 +255,13 @@
       return render(snapshot, false).catch(function (err) {
         // The new corte could not be loaded whole: the previous one stays on screen.
         if (current) status("No se pudo cargar el corte " + main.corte + " (" + (err && err.message ? err.message : err) + "); se reintentará.");
-        else paintError(err, null);
-        newest = current;
+        else paintError(err, null, true);
+        // Navigation goes on with what is on screen (or, before anything is, this corte).
+        newest = current || snapshot;
       });
     }).catch(function (err) {
       if (current) status("No se pudo comprobar si hay un corte nuevo; se reintentará.");
-      else paintError(err, null);
+      else paintError(err, null, true);
     });
   }
 
@@ -592,7 +597,7 @@
   window.addEventListener("hashchange", function () {
     var snapshot = newest || current;
     if (!snapshot) return;
-    render(snapshot, true).catch(function (err) { paintError(err, snapshot); });
+    render(snapshot, true).catch(function (err) { paintError(err, snapshot, false); });
   });
   document.getElementById("saltar").addEventListener("click", function (event) {
     event.preventDefault();
