@@ -11,14 +11,16 @@ LOCK         := $(LOCK_DIR)/dev.txt
 RUNTIME_LOCK := $(LOCK_DIR)/runtime.txt
 UV_LOCK      := $(LOCK_DIR)/uv.txt
 LATEST := .venv-latest
-SYSPKGS := openssh-server nginx-light rsync chromium chromium-driver
+SYSPKGS := openssh-server nginx-light rsync chromium chromium-driver nodejs
 BENCHPKGS := lftp rclone awscli
 PYTEST_ARGS ?=
+AXE_DIR := tests/axe
+AXE     := $(AXE_DIR)/node_modules/axe-core/axe.min.js
 # uv uses the machine's Python, never one it downloads, and no user configuration.
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_CONFIG := 1
 
-.PHONY: demo test test-latest lint bench sysdeps venv lock clean
+.PHONY: demo test test-latest lint bench sysdeps venv lock clean axe
 
 # The exact locked set: pip installs uv by its hashes, uv installs the lock by its hashes
 # (and removes anything not in it), then prepush itself, built by the locked setuptools.
@@ -46,7 +48,7 @@ lock: $(STAMP)
 
 # Tomorrow's break seen today: the suite on the newest versions the ranges allow, in a
 # virtualenv of its own (the lock untouched).
-test-latest: sysdeps $(STAMP)
+test-latest: sysdeps $(STAMP) $(AXE)
 	rm -rf $(LATEST)
 	$(BIN)/uv venv --quiet --python $(PYTHON) $(LATEST)
 	$(BIN)/uv pip install --quiet --python $(LATEST)/bin/python --upgrade -e '.[test,bench]'
@@ -66,12 +68,21 @@ sysdeps:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# axe-core for the site's accessibility tests, from the npm registry, pinned with its
+# integrity hash in tests/axe/package-lock.json (npm ci installs exactly that or fails).
+$(AXE): $(AXE_DIR)/package-lock.json
+	@command -v npm >/dev/null || $(MAKE) sysdeps EXTRA_SYSPKGS=npm
+	npm ci --prefix $(AXE_DIR) --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(AXE)
+
+axe: $(AXE)
+
 lint: $(STAMP)
 	$(BIN)/ruff check prepush tests $(wildcard bench/*.py)
 	$(BIN)/ruff format --check prepush tests $(wildcard bench/*.py)
 	$(BIN)/mypy --strict prepush
 
-test: sysdeps $(STAMP) lint
+test: sysdeps $(STAMP) $(AXE) lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
@@ -83,6 +94,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/s3.py
 	$(BIN)/python bench/pull.py
+	$(BIN)/python bench/site.py
 
 clean:
 	rm -rf $(VENV) $(LATEST) .mypy_cache .ruff_cache .pytest_cache

@@ -46,6 +46,11 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ELECTION_CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
 MAX_ROWLESS = 100_000
+# What the site fills in an acta image URL pattern, from the acta's row (docs/roster.md).
+ACTA_IMAGE_FIELDS = ("clave_acta", "clave_casilla", "sha256", "seccion", "eleccion")
+ACTA_IMAGE_KEYS = ("clave_acta", "clave_casilla", "sha256")
+PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+URL_FORBIDDEN = re.compile(r"[\s\"'<>\\`^|]")
 
 
 def known_zone(value: str) -> str:
@@ -57,6 +62,34 @@ def known_zone(value: str) -> str:
             f"zona horaria IANA desconocida: {value!r} (ejemplos: America/Mexico_City,"
             " America/Mazatlan)"
         ) from None
+    return value
+
+
+def check_acta_image_url(value: str) -> str:
+    """``value`` if it is an https URL pattern the site can fill in for an acta; a Spanish
+    ValueError otherwise."""
+    fields = ", ".join("{" + f + "}" for f in ACTA_IMAGE_FIELDS)
+    if not value.startswith("https://"):
+        raise ValueError(
+            "debe ser una dirección https:// del instituto (p. ej."
+            " https://prep.ieec.org.mx/actas/{clave_acta}.jpg)"
+        )
+    if URL_FORBIDDEN.search(value):
+        raise ValueError("lleva espacios o caracteres que no van en una dirección")
+    host, _, rest = value[len("https://") :].partition("/")
+    if not host or PLACEHOLDER.search(host) or "{" in host or "}" in host:
+        raise ValueError("el servidor de la dirección debe ser fijo (sin {campos})")
+    used = PLACEHOLDER.findall(rest)
+    unknown = [name for name in used if name not in ACTA_IMAGE_FIELDS]
+    if unknown:
+        raise ValueError(f"campo desconocido {{{unknown[0]}}}; los campos son {fields}")
+    if "{" in PLACEHOLDER.sub("", rest) or "}" in PLACEHOLDER.sub("", rest):
+        raise ValueError("una llave { o } sin cerrar")
+    if not any(name in ACTA_IMAGE_KEYS for name in used):
+        raise ValueError(
+            "debe nombrar el acta con {clave_acta}, {clave_casilla} o {sha256}: sin eso todas"
+            " las actas apuntarían a la misma imagen"
+        )
     return value
 
 
@@ -88,6 +121,13 @@ class Election(_Model):
     notice_on_suspend: bool = False
     # Actas that ACTAS_ESPERADAS counts without a row in the CSV, per election code.
     rowless_actas: dict[str, int] = Field(default_factory=dict)
+    # Where the institute hosts each acta's image, as a pattern the site fills in.
+    acta_image_url: str | None = None
+
+    @field_validator("acta_image_url")
+    @classmethod
+    def _acta_image_pattern(cls, value: str | None) -> str | None:
+        return None if value is None else check_acta_image_url(value)
 
     @field_validator("rowless_actas")
     @classmethod

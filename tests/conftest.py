@@ -139,9 +139,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[object]:
-    """Debian's headless Chromium, driven by chromedriver (nothing downloaded)."""
+def chromium(profile: Path) -> Any:
+    """Debian's headless Chromium, driven by chromedriver (nothing downloaded); skips the
+    test without them."""
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.skip("requiere chromium y chromium-driver de Debian; 'make test' los instala")
     from selenium import webdriver
@@ -159,12 +159,18 @@ def browser(tmp_path: Path) -> Iterator[object]:
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        f"--user-data-dir={tmp_path / 'perfil'}",
+        f"--user-data-dir={profile}",
         "--window-size=1280,900",
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(30)
+    return driver
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[object]:
+    driver = chromium(tmp_path / "perfil")
     yield driver
     driver.quit()
 

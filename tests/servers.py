@@ -417,13 +417,22 @@ class Nginx:
     """Debian's nginx on 127.0.0.1 serving ``root`` with docs/difusores.md's server block.
 
     ``cache_rule=False`` or ``deny_prepush=False`` leave out one of the guide's two rules:
-    a difusor that did not follow it.
+    a difusor that did not follow it. ``http_extra``: more directives for the http block
+    (the site benchmark turns gzip on with it).
     """
 
-    def __init__(self, root: Path, *, cache_rule: bool = True, deny_prepush: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        cache_rule: bool = True,
+        deny_prepush: bool = True,
+        http_extra: str = "",
+    ) -> None:
         self.root = root
         self.cache_rule = cache_rule
         self.deny_prepush = deny_prepush
+        self.http_extra = http_extra
         self.home = SERVER_BASE / f"nginx-{uuid.uuid4().hex[:8]}"
         self.port = free_port()
         self.pid: int | None = None
@@ -460,6 +469,7 @@ http {{
     include /etc/nginx/mime.types;
     access_log off;
 {temp}
+    {self.http_extra}
 {self.server_block()}
 }}
 """

@@ -106,6 +106,8 @@ def test_main_json_names_the_corte_and_its_figures(workdir: Workdir) -> None:
     assert gob["summary_rows"]["actas_contabilizadas"] == 1050
     assert gob["summary_from_rows"] == []
     index = json.loads((path / main_json["index"]).read_bytes())
+    # An election's page needs no index: main.json names its resumen.
+    assert gob["resumen_object"] == index["objects"]["gob/resumen.json"]
     resumen = json.loads((path / index["objects"]["gob/resumen.json"]).read_bytes())
     assert resumen["summary"] == gob["summary"]
     assert resumen["total"] == gob["summary_rows"]["total_votos_c_cs"]
@@ -254,3 +256,62 @@ def test_encoding_line_end_and_delimiter_variants_parse_alike(variant: str, tmp_
     assert compute_summary(changed) == compute_summary(original)
     assert changed.vote_columns == original.vote_columns
     assert any(a.group_name.startswith("SEYBÁPLAYA") for a in changed.actas)
+
+
+def test_documents_carry_votes_by_candidatura_leads_secciones_and_each_actas_image(
+    workdir: Workdir,
+) -> None:
+    pattern = "https://prep.example.mx/actas/{clave_acta}.jpg"
+    workdir.write_roster([], acta_image_url=pattern)
+    path = workdir.build("20210607_1320")
+    main_json = json.loads((path / "json/main.json").read_bytes())
+    assert main_json["acta_image_url"] == pattern
+    objects = json.loads((path / main_json["index"]).read_bytes())["objects"]
+
+    def document(name: str) -> dict:  # type: ignore[type-arg]
+        return json.loads((path / objects[name]).read_bytes())  # type: ignore[no-any-return]
+
+    gob = document("gob/resumen.json")
+    assert gob["contest"] == "election"
+    figures = gob["por_candidatura"]
+    layda = next(r for r in figures["candidaturas"] if r["key"] == "SUM-PT-MOR")
+    assert layda == {"key": "SUM-PT-MOR", "votes": 108862, "percentage": "33.1046"}
+    assert figures["leader"] == "SUM-PT-MOR"
+    assert figures["total"] == gob["total"]
+    definition = next(c for c in gob["candidaturas"] if c["key"] == "SUM-PT-MOR")
+    assert definition["name"] == "LAYDA ELENA SANSORES SAN ROMAN"
+    assert definition["columns"] == ["PT", "MOR", "C_PT_MOR"]
+    assert definition["lines"] == [8]
+    assert len(gob["percentages"]) == len(gob["columns"])
+    # Each distrito of the one-contest GOB: the same candidaturas, its own figures.
+    distrito = document("gob/distrito/001.json")
+    assert distrito["por_candidatura"]["total"] == distrito["total"]
+    assert document("gob/distrito/001/catalogo.json")["candidaturas"] == gob["candidaturas"]
+    # DIP_LOC: each distrito a contest, and how many each candidatura leads.
+    dip = document("dip_loc/resumen.json")
+    assert dip["contest"] == "group"
+    assert dip["candidaturas"] == []
+    assert dip["por_candidatura"] is None
+    led = sum(lead["contests"] for lead in dip["leads"])
+    assert led == sum(1 for g in dip["groups"] if g["leader"] is not None)
+    assert led == 21
+    keys = {lead["key"] for lead in dip["leads"]}
+    assert {"SUM-PAN-PRI-PRD", "MOR", "MC"} <= keys
+    first = dip["groups"][0]
+    own = document(f"dip_loc/distrito/{first['id']}/catalogo.json")["candidaturas"]
+    assert first["leader"]["key"] in {c["key"] for c in own}
+    # The index of secciones and each acta's digitized image.
+    secciones = document("gob/secciones.json")["secciones"]
+    assert secciones["0001"] == ["007"]
+    acta = next(
+        a for a in document("gob/distrito/007.json")["actas"] if a["clave"] == "040003B0100"
+    )
+    assert acta["sha256"] == "37746298f14d71a5a09725eff32e6f0b669bd0fcb24b311084a77caf71f06c27"
+    assert (acta["digitalizacion"], acta["origen"]) == ("ESCANER", "CATD")
+    assert (acta["clave_acta"], acta["tipo_documento"]) == ("040003B010005", "ACTA PREP")
+    # Sección 0333 C01 is in two municipios of AYUN: each acta gets its own row's image.
+    champoton = document("ayun/municipio/004.json")["actas"]
+    (shared_key,) = [a for a in champoton if a["clave"] == "040333C0100"]
+    assert shared_key["sha256"].startswith("1d28c717")
+    seybaplaya = document("ayun/municipio/013.json")["actas"]
+    assert "040333C0100" not in {a["clave"] for a in seybaplaya}  # not captured at 13:20

@@ -198,3 +198,30 @@ def test_pin_host_key_keeps_comments_and_validates(tmp_path: Path) -> None:
     other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOKbsJ9IkKY3a0yWxP4PzqzM2a0o2C8b6bC3sD9b0aBc"
     pin_host_key(roster, "dos", other)
     assert parse_roster(roster.read_text(), "difusores.yaml").difusores[1].host_key == other
+
+
+def test_the_acta_image_url_pattern_is_kept() -> None:
+    pattern = "https://prep.ieec.org.mx/actas/{eleccion}/{clave_acta}.jpg?h={sha256}"
+    text = VALID.replace("  timezone:", f'  acta_image_url: "{pattern}"\n  timezone:')
+    assert parse_roster(text, "difusores.yaml").election.acta_image_url == pattern
+    assert parse_roster(VALID, "difusores.yaml").election.acta_image_url is None
+
+
+@pytest.mark.parametrize(
+    ("pattern", "words"),
+    [
+        ("http://prep.ieec.org.mx/{clave_acta}.jpg", "https://"),
+        ("https://prep.ieec.org.mx/actas/{seccion}.jpg", "{clave_acta}"),
+        ("https://prep.ieec.org.mx/{clave}.jpg", "campo desconocido {clave}"),
+        ("https://{eleccion}.ieec.org.mx/{clave_acta}.jpg", "fijo"),
+        ("https://prep.ieec.org.mx/{clave_acta.jpg", "sin cerrar"),
+        ("https://prep.ieec.org.mx/a b/{clave_acta}.jpg", "espacios"),
+        ('https://prep.ieec.org.mx/"/{clave_acta}.jpg', "caracteres"),
+    ],
+)
+def test_a_bad_acta_image_url_is_refused_on_load_and_located(pattern: str, words: str) -> None:
+    escaped = pattern.replace('"', '\\"')
+    text = VALID.replace("  timezone:", f'  acta_image_url: "{escaped}"\n  timezone:')
+    (problem,) = problems_of(text)
+    assert problem.startswith("difusores.yaml:3:19: election.acta_image_url"), problem
+    assert words in problem

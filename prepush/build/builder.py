@@ -60,6 +60,9 @@ from prepush.package import (
 
 FORMAT = 1
 HASH_IN_NAME = 12
+# The site's page (index.html, app.js and app.css, gzip -9) must weigh at most this: what a
+# phone downloads before any figure (docs/performance.md, bench/site.py).
+PAGE_BUDGET_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class BuildOptions:
     allow_mismatch: bool = False
     # Actas that ACTAS_ESPERADAS counts without a row, per election (election.rowless_actas).
     rowless_actas: Mapping[str, int] = field(default_factory=dict)
+    # Where the institute hosts the acta images (election.acta_image_url); None: no links.
+    acta_image_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,17 +131,20 @@ def build_from_prep(inputs: Sequence[Path], options: BuildOptions) -> BuildResul
 
     with _staging(options.packages_dir, corte) as stage:
         _write_site_assets(stage, options.process)
+        index, objects = _write_results(stage, corte, reconciliations)
         main = {
             "format": FORMAT,
             "process": options.process,
             "corte": corte,
             "corte_time": corte_time.isoformat(),
             "kind": options.kind,
-            "index": _write_results(stage, corte, reconciliations),
+            "index": index,
             "zip": stage.write(f"datos/{corte}_PREP.zip", database),
             "zip_sha256": sha256_bytes(database),
-            "elections": main_elections(reconciliations),
+            "elections": main_elections(reconciliations, objects),
         }
+        if options.acta_image_url is not None:
+            main["acta_image_url"] = options.acta_image_url
         stage.write(MAIN_JSON, canonical_json(main))
         manifest = stage.manifest(
             corte=corte,
@@ -161,14 +169,17 @@ def _read_inputs(inputs: Sequence[Path]) -> tuple[list[SourceFile], bytes | None
     return collect_sources(inputs), None
 
 
-def _write_results(stage: _Stage, corte: str, reconciliations: Sequence[Reconciliation]) -> str:
-    """The results objects and the index that names them; returns the index's path."""
+def _write_results(
+    stage: _Stage, corte: str, reconciliations: Sequence[Reconciliation]
+) -> tuple[str, dict[str, str]]:
+    """The results objects and the index that names them; the index's path and the objects'
+    paths by logical name."""
     objects: dict[str, str] = {}
     for logical, document in sorted(results_documents(reconciliations).items()):
         data = canonical_json(document)
         objects[logical] = stage.write(object_path(data), data)
     index = canonical_json({"format": FORMAT, "corte": corte, "objects": objects})
-    return stage.write(object_path(index), index)
+    return stage.write(object_path(index), index), objects
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ def build_options(settings: Settings, kind: Kind, allow_mismatch: bool = False) 
         signing_key=load_signing_key(key_path) if key_path else None,
         allow_mismatch=allow_mismatch,
         rowless_actas=dict(election.rowless_actas),
+        acta_image_url=election.acta_image_url,
     )
 
 

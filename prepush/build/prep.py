@@ -114,6 +114,8 @@ class Candidatura:
     name: str
     suplente: str | None
     group: int | None
+    # 1-based line of the row in its file, for messages.
+    line: int = 0
 
 
 @dataclass(frozen=True)
@@ -568,6 +570,7 @@ def _candidaturas(source: SourceFile) -> Iterator[Candidatura]:
             name=row[index["CANDIDATURA_PROPIETARIA"]].strip(),
             suplente=row[suplente].strip() if suplente is not None else None,
             group=int(group) if group.isdigit() else None,
+            line=number,
         )
 
 

@@ -23,14 +23,20 @@ rows, and marked as such.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from prepush.build.candidaturas import unresolved_codes
 from prepush.build.catalogue import CatalogueCheck, RowlessProof
-from prepush.build.prep import SUMMARY_FIELDS, Election, Summary, truncated_percentage
+from prepush.build.prep import (
+    SUMMARY_FIELDS,
+    Candidatura,
+    Election,
+    Summary,
+    truncated_percentage,
+)
 
 Kind = Literal["refused", "explained", "warning"]
 
@@ -113,23 +119,6 @@ def shown_summary(e: Election, rows: Summary) -> tuple[dict[str, str], tuple[str
     return shown, tuple(from_rows)
 
 
-def columns_named_by(party: str) -> list[tuple[str, ...]]:
-    """The vote columns a candidatura needs, each as its accepted spellings.
-
-    ``SUM-PAN-PRI-PRD`` (a coalition's candidacy) needs its parties and the coalition's own
-    column ``C_PAN_PRI_PRD``; ``CI1`` (an independent candidacy) is the column ``CAND_IND_1``.
-    """
-    if party.startswith("SUM-"):
-        members = [m for m in party[4:].split("-") if m]
-        needed: list[tuple[str, ...]] = [(m,) for m in members]
-        return [*needed, ("C_" + "_".join(members),)]
-    independent = re.fullmatch(r"CI_?(\d+)", party)
-    if independent:
-        n = independent[1]
-        return [(f"CAND_IND_{n}", f"CI_{n}", f"CI{n}")]
-    return [(party,)]
-
-
 # --- structure ---------------------------------------------------------------------------
 
 
@@ -168,21 +157,19 @@ def _candidaturas(e: Election) -> Iterator[Finding]:
             " las columnas de votos",
         )
         return
-    columns = set(e.vote_columns)
-    missing: dict[str, str] = {}
-    for candidatura in e.candidaturas:
-        for spellings in columns_named_by(candidatura.party):
-            if not columns & set(spellings):
-                missing.setdefault(spellings[0], candidatura.party)
-    for column, party in missing.items():
+    missing: dict[str, Candidatura] = {}
+    for candidatura, code in unresolved_codes(e):
+        missing.setdefault(code, candidatura)
+    for code, candidatura in missing.items():
         yield Finding(
             "refused",
             "columna_de_votos_faltante",
             e.code,
             e.source_name,
             e.header_line,
-            f"falta la columna de votos {column}, que nombra {e.candidaturas_name}"
-            f" (candidatura {party}): sus votos no estarían en los resultados",
+            f"falta la columna de votos {code}, que nombra {e.candidaturas_name}:"
+            f"{candidatura.line} (candidatura {candidatura.party}): sus votos no estarían en"
+            " los resultados",
         )
 
 

@@ -1,9 +1,11 @@
 """The results documents of a corte, by logical name (see docs/package-format.md).
 
-One summary per election and, per distrito or municipio, two documents: its catálogo (the
-secciones and casillas, with their lista nominal: the same all night, sent once) and its
-results (the actas published so far). No document carries the corte id or time, so a
-distrito whose actas did not change keeps the same bytes, hence the same object.
+One summary per election, its index of secciones (which distrito or municipio holds each:
+the same all night) and, per distrito or municipio, two documents: its catálogo (the
+secciones and casillas, with their lista nominal and the candidaturas that run there: the
+same all night, sent once) and its results (the actas published so far, their figures by
+column and by candidatura). No document carries the corte id or time, so a distrito whose
+actas did not change keeps the same bytes, hence the same object.
 
 The results list the actas in the order the PREP published them (verification time, then
 clave), and put them first in the document. An acta never changes once published, so the
@@ -17,7 +19,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from prepush.build.prep import Acta, Candidatura, Election
+from prepush.build.candidaturas import Contender, Contests, contests_of, percentages, tally
+from prepush.build.digitization import Digitized, digitization_of
+from prepush.build.prep import Acta, Election
 from prepush.build.reconcile import Reconciliation
 
 Document = dict[str, Any]
@@ -28,13 +32,22 @@ def results_documents(reconciliations: Sequence[Reconciliation]) -> dict[str, Do
     for reconciliation in reconciliations:
         election = reconciliation.election
         slug = election.code.lower()
+        contests = contests_of(election)
+        # By the acta object: the same casilla key can be in two municipios.
+        digitized = dict(zip(map(id, election.actas), digitization_of(election), strict=True))
         groups = _by_group(election.actas)
-        results = {gid: _results(election, actas) for gid, actas in groups.items()}
+        results = {
+            gid: _results(election, actas, contests.of_group(gid), digitized)
+            for gid, actas in groups.items()
+        }
         for gid, actas in groups.items():
             base = f"{slug}/{election.group_kind}/{gid}"
             documents[f"{base}.json"] = results[gid]
-            documents[f"{base}/catalogo.json"] = _catalogue(election, gid, actas)
-        documents[f"{slug}/resumen.json"] = _resumen(reconciliation, groups, results)
+            documents[f"{base}/catalogo.json"] = _catalogue(
+                election, gid, actas, contests.of_group(gid)
+            )
+        documents[f"{slug}/resumen.json"] = _resumen(reconciliation, contests, groups, results)
+        documents[f"{slug}/secciones.json"] = _secciones(election, groups)
     return documents
 
 
@@ -48,16 +61,24 @@ def summaries(reconciliation: Reconciliation) -> Document:
     }
 
 
-def main_elections(reconciliations: Sequence[Reconciliation]) -> list[dict[str, Any]]:
-    return [
-        {
-            "code": r.election.code,
-            "name": r.election.name,
-            "resumen": f"{r.election.code.lower()}/resumen.json",
-            **summaries(r),
-        }
-        for r in reconciliations
-    ]
+def main_elections(
+    reconciliations: Sequence[Reconciliation], objects: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Each election's summary for json/main.json, and where its resumen is: an election's
+    page needs no index, one round trip less on a slow phone."""
+    elections = []
+    for r in reconciliations:
+        resumen = f"{r.election.code.lower()}/resumen.json"
+        elections.append(
+            {
+                "code": r.election.code,
+                "name": r.election.name,
+                "resumen": resumen,
+                "resumen_object": objects[resumen],
+                **summaries(r),
+            }
+        )
+    return elections
 
 
 def _by_group(actas: Sequence[Acta]) -> dict[str, list[Acta]]:
@@ -80,15 +101,9 @@ def _totals(actas: Sequence[Acta], width: int) -> list[int]:
     return totals
 
 
-def _candidaturas(candidaturas: Sequence[Candidatura], group: int | None) -> list[Document]:
-    return [
-        {"party": c.party, "name": c.name, "suplente": c.suplente}
-        for c in candidaturas
-        if c.group == group
-    ]
-
-
-def _catalogue(election: Election, group_id: str, actas: Sequence[Acta]) -> Document:
+def _catalogue(
+    election: Election, group_id: str, actas: Sequence[Acta], contenders: Sequence[Contender]
+) -> Document:
     secciones: dict[str, list[Document]] = defaultdict(list)
     for acta in actas:
         secciones[acta.seccion].append(
@@ -100,19 +115,30 @@ def _catalogue(election: Election, group_id: str, actas: Sequence[Acta]) -> Docu
                 "lista_nominal": acta.lista_nominal,
             }
         )
-    group_number = int(group_id) if group_id.isdigit() else None
     return {
         "code": election.code,
         "group_kind": election.group_kind,
         "id": group_id,
         "name": actas[0].group_name,
         "columns": list(election.vote_columns),
-        "candidaturas": _candidaturas(election.candidaturas, group_number)
-        if group_number is not None
-        else [],
+        "candidaturas": [c.as_json() for c in contenders],
         "secciones": [
             {"seccion": seccion, "casillas": secciones[seccion]} for seccion in sorted(secciones)
         ],
+    }
+
+
+def _secciones(election: Election, groups: dict[str, list[Acta]]) -> Document:
+    """Which distrito or municipio holds each sección: *consulta tu casilla*."""
+    holders: dict[str, list[str]] = defaultdict(list)
+    for gid, actas in groups.items():
+        for seccion in sorted({a.seccion for a in actas}):
+            holders[seccion].append(gid)
+    return {
+        "group_kind": election.group_kind,
+        "group_label": election.group_label,
+        "groups": {gid: actas[0].group_name for gid, actas in groups.items()},
+        "secciones": {seccion: holders[seccion] for seccion in sorted(holders)},
     }
 
 
@@ -121,32 +147,47 @@ def publication_order(acta: Acta) -> tuple[bool, str, str]:
     return (not acta.published, acta.published, acta.clave)
 
 
-def _results(election: Election, actas: Sequence[Acta]) -> Document:
+def _results(
+    election: Election,
+    actas: Sequence[Acta],
+    contenders: Sequence[Contender],
+    digitized: dict[int, Digitized],
+) -> Document:
     totals = _totals(actas, len(election.vote_columns))
     published = sorted((a for a in actas if a.captured), key=publication_order)
     # "actas" sorts before every other key: the list comes first, the totals after it.
     return {
-        "actas": [_acta(a) for a in published],
+        "actas": [_acta(a, digitized[id(a)]) for a in published],
         "contabilizadas": sum(1 for a in actas if a.counted),
         "esperadas": len(actas),
         "lista_nominal": sum(a.lista_nominal for a in actas if a.counted),
+        "percentages": percentages(totals),
+        "por_candidatura": _tally(contenders, election, totals),
         "total": sum(totals),
         "totals": totals,
     }
 
 
-def _acta(acta: Acta) -> Document:
+def _tally(
+    contenders: Sequence[Contender], election: Election, totals: Sequence[int]
+) -> Document | None:
+    return tally(contenders, election.vote_columns, totals) if contenders else None
+
+
+def _acta(acta: Acta, digitized: Digitized) -> Document:
     return {
         "clave": acta.clave,
         "contabilizada": acta.contabilizada,
         "observaciones": acta.observaciones,
         "votes": list(acta.votes) if acta.votes is not None else None,
         "total": acta.total,
+        **digitized.as_json(),
     }
 
 
 def _resumen(
     reconciliation: Reconciliation,
+    contests: Contests,
     groups: dict[str, list[Acta]],
     results: dict[str, Document],
 ) -> Document:
@@ -159,13 +200,24 @@ def _resumen(
         "group_kind": election.group_kind,
         "group_label": election.group_label,
         "columns": list(election.vote_columns),
-        "candidaturas": _candidaturas(election.candidaturas, None),
+        # "election": one contest (its candidaturas here); "group": each distrito or
+        # municipio is a contest (its candidaturas in its catálogo); "none": no file.
+        "contest": contests.scope,
+        "candidaturas": [c.as_json() for c in contests.of_election],
+        # Each combination column and its parties, so that the site labels it as one.
+        "combinations": {
+            column: sorted(parties, key=election.vote_columns.index)
+            for column, parties in contests.combinations.items()
+        },
         **summaries(reconciliation),
         # The differences between preamble and rows that the data explains, each named with
         # its evidence. Only what follows from the input: the package stays deterministic.
         "explained_differences": [f.as_json() for f in reconciliation.of_kind("explained")],
         "totals": totals,
         "total": sum(totals),
+        "percentages": percentages(totals),
+        "por_candidatura": _tally(contests.of_election, election, totals),
+        "leads": _leads(contests, groups, results) if contests.scope == "group" else [],
         "groups": [
             {
                 "id": gid,
@@ -175,7 +227,41 @@ def _resumen(
                 "totals": results[gid]["totals"],
                 "total": results[gid]["total"],
                 "lista_nominal": results[gid]["lista_nominal"],
+                "leader": _leader(contests.of_group(gid), results[gid]),
             }
             for gid, actas in groups.items()
         ],
     }
+
+
+def _leader(contenders: Sequence[Contender], results: Document) -> Document | None:
+    """Who leads in a distrito or municipio: key, name, parties, votes and percentage."""
+    figures = results["por_candidatura"]
+    if figures is None or figures["leader"] is None:
+        return None
+    contender = next(c for c in contenders if c.key == figures["leader"])
+    row = next(r for r in figures["candidaturas"] if r["key"] == contender.key)
+    return {
+        "key": contender.key,
+        "name": contender.name,
+        "parties": list(contender.parties),
+        "votes": row["votes"],
+        "percentage": row["percentage"],
+    }
+
+
+def _leads(
+    contests: Contests, groups: dict[str, list[Acta]], results: dict[str, Document]
+) -> list[Document]:
+    """How many contests each candidatura (the same party or coalition across contests)
+    leads, most first; contests without a leader (a tie, no votes yet) are not counted."""
+    count: dict[str, int] = defaultdict(int)
+    parties: dict[str, list[str]] = {}
+    for gid in groups:
+        for contender in contests.of_group(gid):
+            parties.setdefault(contender.key, list(contender.parties))
+        figures = results[gid]["por_candidatura"]
+        if figures is not None and figures["leader"] is not None:
+            count[figures["leader"]] += 1
+    ranked = sorted(parties, key=lambda key: (-count[key], key))
+    return [{"key": key, "parties": parties[key], "contests": count[key]} for key in ranked]

@@ -292,9 +292,12 @@ def _out_of_catalogue(spec: SynthSpec, code: str, i: int) -> str:
 
 
 def _candidaturas(spec: SynthSpec, code: str) -> str:
+    """One candidatura per party or coalition, as the PREP writes them (``SUM-`` codes):
+    every vote column of the ballot belongs to one, as on election night."""
     rng = random.Random(f"{spec.seed}-{code}-cand")
     lines = ["ID_ESTADO,PARTIDO_CI,CANDIDATURA_PROPIETARIA"]
-    for party in ("PAN", "PRI", "MOR", "MC", "PVEM"):
+    independent = ("CI1",) if "CAND_IND_1" in _columns(code) else ()
+    for party in ("SUM-PAN-PRI-PRD", "SUM-PT-MOR", "MC", "PVEM", *independent):
         name = f"{rng.choice(NAMES)} {rng.choice(SURNAMES)} {rng.choice(SURNAMES)}"
         lines.append(f"{spec.state_id},{party},{name}")
     return "\n".join(lines) + "\n"

@@ -1,10 +1,31 @@
-// PREP site: reads json/main.json (never cached), then the index and the immutable objects.
+// The PREP site of a corte package (docs/package-format.md).
+//
+// json/main.json is asked for without cache every POLL_MS. A new corte is loaded whole
+// before any of it is shown: its index and every document the current view needs arrive
+// first, and then the header and the figures are painted together, in one synchronous
+// step. A reader never sees figures of two cortes at once. The DOM is built with
+// textContent only: nothing from the data is ever parsed as HTML.
 (function () {
   "use strict";
 
-  var REFRESH_MS = 60000;
-  var state = { main: null, index: null, objects: {} };
-  var NAMES = { NO_REGISTRADOS: "Candidaturas no registradas", NO_REGISTRADAS: "Candidaturas no registradas", NULOS: "Votos nulos" };
+  var POLL_MS = 15000;
+  var OTHER = {
+    NO_REGISTRADOS: "Candidaturas no registradas",
+    NO_REGISTRADAS: "Candidaturas no registradas",
+    CANDIDATURAS_NO_REGISTRADAS: "Candidaturas no registradas",
+    NULOS: "Votos nulos",
+    VOTOS_NULOS: "Votos nulos"
+  };
+  var INDEPENDENT = /^(?:CI|CAND_?IND|IND)_?0*(\d+)$/i;
+  var TIPOS = { B: "Básica", C: "Contigua", E: "Extraordinaria", S: "Especial", M: "Mesa de escrutinio", A: "Anticipada", P: "Prisión preventiva" };
+
+  var cache = {};        // object path -> document: content-addressed, the same in every corte
+  var current = null;    // the snapshot on screen: {main, index (a promise, once needed)}
+  var newest = null;     // the newest snapshot fully fetched (navigation uses it)
+  var latest = 0;        // the newest render request; older ones are dropped
+  var polling = null;
+
+  // --- small helpers ------------------------------------------------------------------------
 
   function el(tag, attrs, children) {
     var node = document.createElement(tag);
@@ -17,6 +38,13 @@
   }
 
   function fmt(n) { return n === null || n === undefined ? "—" : Number(n).toLocaleString("es-MX"); }
+
+  // A percentage of the package (truncated to 4 decimals, trailing zeros dropped), shown with
+  // its 4 decimals: padding zeros, never rounding.
+  function pct(text) {
+    var parts = String(text).split(".");
+    return parts[0] + "." + ((parts[1] || "") + "0000").slice(0, 4) + "%";
+  }
 
   // A figure of the PREP's preamble, shown with its own digits: only thousands separators are
   // added to a whole number, never a conversion that could round or reformat it.
@@ -37,11 +65,20 @@
     return el("p", { "class": "muted computed", text: "* Calculado por prepush con las actas del CSV: el PREP no imprimió esta cifra en este corte." });
   }
 
-  function columnName(key) {
-    if (NAMES[key]) return NAMES[key];
-    if (key.indexOf("C_") === 0) return "Coalición " + key.slice(2).replace(/_/g, "-");
-    if (key.indexOf("CAND_IND") === 0) return "Candidatura independiente " + key.slice(9);
-    return key;
+  function partiesLabel(parties) {
+    if (parties.length > 1) return "Coalición " + parties.join("-");
+    var m = INDEPENDENT.exec(parties[0] || "");
+    return m ? "Candidatura independiente " + m[1] : parties[0];
+  }
+
+  // A vote column in the view by party: a combination is labelled as one, never with the name
+  // of a candidate (its votes are a part of a coalition's).
+  function columnName(key, combinations) {
+    if (OTHER[key]) return OTHER[key];
+    if (combinations && combinations[key]) return "Combinación " + combinations[key].join("-") + " (votos por más de un partido de la coalición)";
+    if (/^C_/.test(key)) return "Combinación " + key.slice(2).replace(/_/g, "-") + " (votos por más de un partido de la coalición)";
+    var m = INDEPENDENT.exec(key);
+    return m ? "Candidatura independiente " + m[1] : key;
   }
 
   // The corte's local time is the one in corte_time's own offset, not the browser's zone.
@@ -60,24 +97,72 @@
     });
   }
 
-  function object(name) {
-    var path = state.index.objects[name];
-    if (!path) return Promise.reject(new Error("no existe " + name + " en este corte"));
-    if (state.objects[path]) return Promise.resolve(state.objects[path]);
-    return getJSON(path, false).then(function (doc) { state.objects[path] = doc; return doc; });
+  // An election's resumen is named in main.json; anything else through the corte's index,
+  // fetched the first time a view needs it.
+  function object(snapshot, name) {
+    var named = snapshot.main.elections.filter(function (e) { return e.resumen === name && e.resumen_object; })[0];
+    var found = named ? Promise.resolve(named.resumen_object) : index(snapshot).then(function (objects) {
+      if (!objects[name]) throw new Error("no existe " + name + " en el corte " + snapshot.main.corte);
+      return objects[name];
+    });
+    return found.then(function (path) {
+      if (cache[path]) return cache[path];
+      return getJSON(path, false).then(function (doc) { cache[path] = doc; return doc; });
+    });
   }
 
-  function showError(err) {
-    var app = document.getElementById("app");
-    app.textContent = "";
-    app.appendChild(el("div", { "class": "error", role: "alert" }, [
-      el("strong", { text: "No se pudieron cargar los resultados. " }),
-      el("span", { text: String(err && err.message ? err.message : err) + ". Se reintentará en un minuto." })
-    ]));
+  function index(snapshot) {
+    if (!snapshot.index) {
+      snapshot.index = getJSON(snapshot.main.index, false).then(function (doc) { return doc.objects; });
+      snapshot.index.catch(function () { snapshot.index = null; });
+    }
+    return snapshot.index;
   }
 
-  function header() {
-    var main = state.main;
+  // --- routes: what each view shows and the documents it needs ------------------------------
+
+  function currentRoute() {
+    var key = location.hash.replace(/^#/, "");
+    var p = key.split("/").filter(Boolean).map(decodeURIComponent);
+    var route = { key: key, view: "home", parts: p };
+    if (p[0] === "consulta" && p.length === 2) { route.view = "consulta"; route.seccion = p[1]; return route; }
+    if (!p.length || p[0] === "app") return route;
+    route.code = p[0];
+    route.resumen = p[0] + "/resumen.json";
+    if (p.length === 1 || (p.length === 2 && p[1] === "partidos")) {
+      route.view = "election";
+      route.parties = p.length === 2;
+      return route;
+    }
+    if (p.length >= 3) {
+      route.base = p[0] + "/" + p[1] + "/" + p[2];
+      route.view = "group";
+      route.parties = p.length === 4 && p[3] === "partidos";
+      if (p.length === 5 && p[3] === "seccion") { route.view = "seccion"; route.seccion = p[4]; }
+      if (p.length === 5 && p[3] === "casilla") { route.view = "casilla"; route.clave = p[4]; }
+    }
+    return route;
+  }
+
+  function needs(route, snapshot) {
+    if (route.view === "home") return [];
+    if (route.view === "consulta") return snapshot.main.elections.map(function (e) { return e.code.toLowerCase() + "/secciones.json"; });
+    if (route.view === "election") return [route.resumen];
+    return [route.resumen, route.base + ".json", route.base + "/catalogo.json"];
+  }
+
+  function prepare(snapshot, route) {
+    var names = needs(route, snapshot);
+    return Promise.all(names.map(function (n) { return object(snapshot, n); })).then(function (docs) {
+      var byName = {};
+      names.forEach(function (n, i) { byName[n] = docs[i]; });
+      return { snapshot: snapshot, route: route, docs: byName };
+    });
+  }
+
+  // --- painting: header and figures together, synchronously -----------------------------------
+
+  function header(main) {
     var corte = document.getElementById("corte");
     corte.textContent = "Corte: " + corteLabel(main.corte_time);
     corte.setAttribute("data-corte", main.corte);
@@ -85,25 +170,194 @@
     var aviso = document.getElementById("aviso");
     aviso.hidden = !main.aviso;
     aviso.textContent = main.aviso || "";
-    var zip = document.getElementById("zip");
-    zip.setAttribute("href", main.zip);
+    document.getElementById("zip").setAttribute("href", main.zip);
     // So anyone can compare the database with the hash the institute publishes.
     document.getElementById("zip-sha256").textContent = main.zip_sha256 || "";
     document.getElementById("zip-hash").hidden = !main.zip_sha256;
   }
 
-  function crumbs(parts) {
+  // Views name their place; paint shows it with the rest, once the view is built.
+  var pendingCrumbs = [];
+  function crumbs(parts) { pendingCrumbs = parts; }
+
+  function showCrumbs(parts) {
     var nav = document.getElementById("crumbs");
     nav.textContent = "";
+    var list = el("ol", {});
     parts.forEach(function (p, i) {
-      if (i) nav.appendChild(document.createTextNode(" › "));
-      nav.appendChild(p.href ? el("a", { href: p.href, text: p.text }) : el("span", { text: p.text }));
+      var last = i === parts.length - 1;
+      list.appendChild(el("li", {}, [p.href && !last ? el("a", { href: p.href, text: p.text }) : el("span", { text: p.text, "aria-current": last ? "page" : "false" })]));
+    });
+    nav.appendChild(list);
+  }
+
+  function status(text) { document.getElementById("estado").textContent = text || ""; }
+
+  function paint(view, moved) {
+    var app = document.getElementById("app");
+    var focused = document.activeElement;
+    var focusHref = focused && app.contains(focused) && focused.getAttribute ? focused.getAttribute("href") : null;
+    var nodes = VIEWS[view.route.view](view);
+    header(view.snapshot.main);
+    showCrumbs(pendingCrumbs);
+    app.textContent = "";
+    nodes.forEach(function (n) { if (n) app.appendChild(n); });
+    app.setAttribute("data-corte", view.snapshot.main.corte);
+    app.setAttribute("data-view", view.route.view);
+    app.setAttribute("data-route", view.route.key);
+    status("");
+    if (moved) {
+      var heading = app.querySelector("h2");
+      if (heading) { heading.setAttribute("tabindex", "-1"); heading.focus(); }
+    } else if (focusHref) {
+      // A new corte replaced the page under a keyboard reader: keep their place.
+      var again = Array.prototype.filter.call(app.querySelectorAll("a"), function (a) { return a.getAttribute("href") === focusHref; })[0];
+      if (again) again.focus({ preventScroll: true });
+    }
+    if (window.performance && performance.mark) performance.mark("prep:pintado");
+  }
+
+  // retry: the page will try again by itself (a failed load); otherwise the reader chose a
+  // place that does not exist (a sección not in that distrito).
+  function paintError(err, snapshot, retry) {
+    var app = document.getElementById("app");
+    if (snapshot) header(snapshot.main);
+    app.textContent = "";
+    app.appendChild(el("div", { "class": "error", role: "alert" }, [
+      el("strong", { text: "No se pudieron cargar los resultados. " }),
+      el("span", { text: String(err && err.message ? err.message : err) + (retry ? ". Se reintentará en unos segundos." : ".") }),
+      retry ? null : el("p", {}, [el("a", { href: "#", text: "Volver al inicio" })])
+    ]));
+    app.setAttribute("data-corte", snapshot ? snapshot.main.corte : "");
+    app.setAttribute("data-view", "error");
+    app.setAttribute("data-route", currentRoute().key);
+  }
+
+  // Prepare the current route on a snapshot and paint it, unless a newer request came since.
+  function render(snapshot, moved) {
+    var ticket = ++latest;
+    var route = currentRoute();
+    return prepare(snapshot, route).then(function (view) {
+      if (ticket !== latest) return;
+      if (route.key !== currentRoute().key) return render(snapshot, moved);
+      current = snapshot;
+      paint(view, moved);
     });
   }
 
+  function sameMain(a, b) { return a && b && JSON.stringify(a) === JSON.stringify(b); }
+
+  function load() {
+    return getJSON("json/main.json", true).then(function (main) {
+      if (current && sameMain(current.main, main)) return null;
+      var snapshot = newest && newest.main.index === main.index ? { main: main, index: newest.index } : { main: main, index: null };
+      newest = snapshot;
+      return render(snapshot, false).catch(function (err) {
+        // The new corte could not be loaded whole: the previous one stays on screen.
+        if (current) status("No se pudo cargar el corte " + main.corte + " (" + (err && err.message ? err.message : err) + "); se reintentará.");
+        else paintError(err, null, true);
+        // Navigation goes on with what is on screen (or, before anything is, this corte).
+        newest = current || snapshot;
+      });
+    }).catch(function (err) {
+      if (current) status("No se pudo comprobar si hay un corte nuevo; se reintentará.");
+      else paintError(err, null, true);
+    });
+  }
+
+  function poll() {
+    if (polling) return polling;
+    polling = load().then(function () { polling = null; }, function () { polling = null; });
+    return polling;
+  }
+
+  // --- tables -------------------------------------------------------------------------------
+
+  function bar(percentage) {
+    var b = el("span", { "class": "bar", "aria-hidden": "true" });
+    b.style.width = String(parseFloat(percentage) || 0) + "%";   // CSSOM: allowed by the CSP
+    return el("span", { "class": "track", "aria-hidden": "true" }, [b]);
+  }
+
+  function numberCells(votes, percentage) {
+    return [el("td", { "class": "n", text: fmt(votes) }), el("td", { "class": "n", text: pct(percentage) })];
+  }
+
+  function votesTable(caption, rows, figures, kind) {
+    var head = el("thead", {}, [el("tr", {}, [
+      el("th", { scope: "col", text: kind }),
+      el("th", { scope: "col", "class": "n", text: "Votos" }),
+      el("th", { scope: "col", "class": "n", text: "Porcentaje" })
+    ])]);
+    var foot = el("tfoot", {}, [el("tr", { "data-total": "" }, [
+      el("th", { scope: "row", text: "Total" }),
+      el("td", { "class": "n", text: fmt(figures.total) }),
+      el("td", { "class": "n", text: figures.total ? "100.0000%" : pct("0") })
+    ])]);
+    return el("div", { "class": "scroll" }, [el("table", { "class": "votes" }, [el("caption", { text: caption }), head, el("tbody", {}, rows), foot])]);
+  }
+
+  function otherRow(o, label) {
+    var cells = numberCells(o.votes, o.percentage);
+    return el("tr", { "class": "other", "data-column": o.column }, [el("th", { scope: "row", text: label }), cells[0], cells[1]]);
+  }
+
+  // Votos por candidatura: most votes first; then columns no candidatura claims (if they have
+  // votes), candidaturas no registradas and votos nulos; the total.
+  function candidaturasTable(caption, definitions, figures) {
+    var byKey = {};
+    definitions.forEach(function (d, i) { byKey[d.key] = { def: d, order: i }; });
+    var rows = figures.candidaturas.slice().sort(function (a, b) {
+      return b.votes - a.votes || byKey[a.key].order - byKey[b.key].order;
+    }).map(function (r) {
+      var d = byKey[r.key].def;
+      var title = d.name || partiesLabel(d.parties);
+      var leads = figures.leader === r.key;
+      var who = el("th", { scope: "row" }, [
+        el("span", { "class": "who", text: title }),
+        el("span", { "class": "parties", text: partiesLabel(d.parties) + (d.columns.length > 1 ? ": " + d.columns.join(" + ") : "") }),
+        leads ? el("span", { "class": "lead", text: "Encabeza" }) : null,
+        bar(r.percentage)
+      ]);
+      var cells = numberCells(r.votes, r.percentage);
+      return el("tr", { "data-key": r.key, "class": leads ? "leader" : "" }, [who, cells[0], cells[1]]);
+    });
+    figures.sin_candidatura.forEach(function (o) { rows.push(otherRow(o, columnName(o.column) + " (sin candidatura en el archivo de candidaturas)")); });
+    figures.otros.forEach(function (o) { rows.push(otherRow(o, columnName(o.column))); });
+    return votesTable(caption, rows, figures, "Candidatura");
+  }
+
+  // Votos por partido político y candidatura independiente: each column as the acta has it.
+  function partiesTable(caption, columns, totals, percentages, combinations) {
+    var figures = { total: totals.reduce(function (a, b) { return a + b; }, 0) };
+    var rows = [];
+    columns.forEach(function (c, i) {
+      if (OTHER[c]) return;
+      var cells = numberCells(totals[i], percentages[i]);
+      rows.push(el("tr", { "data-column": c }, [el("th", { scope: "row" }, [el("span", { "class": "who", text: columnName(c, combinations) }), bar(percentages[i])]), cells[0], cells[1]]));
+    });
+    columns.forEach(function (c, i) {
+      if (OTHER[c]) rows.push(otherRow({ column: c, votes: totals[i], percentage: percentages[i] }, OTHER[c]));
+    });
+    return votesTable(caption, rows, figures, "Partido político, candidatura independiente o combinación");
+  }
+
+  function viewSwitch(base, parties, hasCandidaturas) {
+    if (!hasCandidaturas) return el("p", { "class": "muted", text: "No hay archivo de candidaturas para esta contienda: se muestran los votos por partido político." });
+    var nav = el("nav", { "class": "vistas", "aria-label": "Vista de los resultados" }, [
+      el("a", { href: "#" + base, text: "Votos por candidatura", "aria-current": parties ? "false" : "page" }),
+      el("a", { href: "#" + base + "/partidos", text: "Votos por partido político y candidatura independiente", "aria-current": parties ? "page" : "false" })
+    ]);
+    return nav;
+  }
+
+  function groupTitle(r, id, name) { return r.group_label + " " + (name || id); }
+
+  // --- views --------------------------------------------------------------------------------
+
   function summaryCard(e) {
     return el("section", { "class": "card election", "data-code": e.code }, [
-      el("h2", {}, [el("a", { href: "#" + e.code.toLowerCase(), text: e.name })]),
+      el("h3", {}, [el("a", { href: "#" + e.code.toLowerCase(), text: e.name })]),
       el("p", { "class": "figure", text: figure(e, "porcentaje_actas_contabilizadas", "%") }),
       el("p", { "class": "muted", text: "Actas contabilizadas: " + figure(e, "actas_contabilizadas") + " de " + figure(e, "actas_esperadas") }),
       el("p", { "class": "muted", text: "Actas capturadas: " + figure(e, "actas_capturadas") + " (" + figure(e, "porcentaje_actas_capturadas", "%") + ")" }),
@@ -113,123 +367,245 @@
     ]);
   }
 
-  function home() {
-    crumbs([{ text: "Inicio" }]);
-    var list = el("div", { id: "elections", "class": "cards" }, state.main.elections.map(summaryCard));
-    return Promise.resolve([el("h2", { text: "Avance de actas por elección" }), list]);
+  function consultaForm(value) {
+    var input = el("input", { id: "seccion", name: "seccion", type: "text", inputmode: "numeric", autocomplete: "off", pattern: "[0-9]*", required: "", value: value || "" });
+    var form = el("form", { id: "consulta", "class": "consulta", role: "search" }, [
+      el("h2", { text: "Consulta tu casilla" }),
+      el("p", { "class": "muted", text: "Escriba el número de sección de su credencial para votar." }),
+      el("label", { "for": "seccion", text: "Número de sección" }),
+      el("div", { "class": "row" }, [input, el("button", { type: "submit", text: "Consultar" })])
+    ]);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var wanted = input.value.replace(/\D/g, "");
+      if (wanted) location.hash = "consulta/" + wanted;
+    });
+    return form;
   }
 
-  function votesTable(columns, totals, candidaturas) {
-    var grand = totals.reduce(function (a, b) { return a + b; }, 0) || 1;
-    var byParty = {};
-    (candidaturas || []).forEach(function (c) {
-      // The PREP names a coalition's candidacy SUM-PAN-PRI-PRD; its vote column is C_PAN_PRI_PRD.
-      var key = c.party.indexOf("SUM-") === 0 ? "C_" + c.party.slice(4).replace(/-/g, "_") : c.party;
-      byParty[key] = c.name;
-    });
-    var rows = columns.map(function (c, i) { return { key: c, votes: totals[i] }; });
-    rows.sort(function (a, b) { return b.votes - a.votes; });
-    var body = rows.map(function (r) {
-      var share = (100 * r.votes / grand);
-      return el("tr", {}, [
-        el("td", { text: columnName(r.key) + (byParty[r.key] ? " — " + byParty[r.key] : "") }),
-        el("td", { "class": "n", text: fmt(r.votes) }),
-        el("td", { "class": "n", text: share.toFixed(2) + "%" }),
-        el("td", { "class": "barcell" }, [el("div", { "class": "bar", style: "width:" + share.toFixed(2) + "%" })])
+  function home(view) {
+    crumbs([{ text: "Inicio" }]);
+    var main = view.snapshot.main;
+    return [
+      el("h2", { text: "Avance de actas por elección" }),
+      el("div", { id: "elections", "class": "cards" }, main.elections.map(summaryCard)),
+      consultaForm("")
+    ];
+  }
+
+  function groupsTable(r, code) {
+    var rows = r.groups.map(function (g) {
+      var leader = g.leader;
+      return el("tr", { "data-group": g.id }, [
+        el("th", { scope: "row" }, [el("a", { href: "#" + code + "/" + r.group_kind + "/" + g.id, text: g.name || g.id })]),
+        el("td", { text: leader ? (leader.name || partiesLabel(leader.parties)) + " (" + partiesLabel(leader.parties) + ")" : "—" }),
+        el("td", { "class": "n", text: leader ? fmt(leader.votes) : "—" }),
+        el("td", { "class": "n", text: leader ? pct(leader.percentage) : "—" }),
+        el("td", { "class": "n", text: fmt(g.contabilizadas) + " de " + fmt(g.actas) })
       ]);
     });
-    return el("div", { "class": "scroll" }, [el("table", { "class": "votes" }, [
-      el("thead", {}, [el("tr", {}, [el("th", { text: "Partido, coalición o candidatura" }), el("th", { "class": "n", text: "Votos" }), el("th", { "class": "n", text: "%" }), el("th", { "class": "barcell", text: "" })])]),
-      el("tbody", {}, body)
+    return el("div", { "class": "scroll" }, [el("table", { id: "groups", "class": "groups" }, [
+      el("caption", { text: (r.contest === "group" ? "Quién encabeza cada contienda: " : "Quién encabeza en cada ") + r.group_label.toLowerCase() }),
+      el("thead", {}, [el("tr", {}, [
+        el("th", { scope: "col", text: r.group_label }),
+        el("th", { scope: "col", text: "Encabeza" }),
+        el("th", { scope: "col", "class": "n", text: "Votos" }),
+        el("th", { scope: "col", "class": "n", text: "Porcentaje" }),
+        el("th", { scope: "col", "class": "n", text: "Actas contabilizadas" })
+      ])]),
+      el("tbody", {}, rows)
     ])]);
   }
 
-  function electionView(code) {
-    return object(code + "/resumen.json").then(function (r) {
-      crumbs([{ text: "Inicio", href: "#" }, { text: r.name }]);
-      var groups = r.groups.map(function (g) {
-        return el("tr", {}, [
-          el("td", {}, [el("a", { href: "#" + code + "/" + r.group_kind + "/" + g.id, text: g.name || g.id })]),
-          el("td", { "class": "n", text: fmt(g.contabilizadas) + " / " + fmt(g.actas) }),
-          el("td", { "class": "n", text: fmt(g.total) })
-        ]);
+  function leadsTable(r) {
+    var without = r.groups.filter(function (g) { return !g.leader; }).length;
+    var rows = r.leads.map(function (l) {
+      return el("tr", { "data-key": l.key }, [el("th", { scope: "row", text: partiesLabel(l.parties) }), el("td", { "class": "n", text: fmt(l.contests) })]);
+    });
+    if (without) rows.push(el("tr", { "class": "other" }, [el("th", { scope: "row", text: "Sin quien encabece (empate o sin votos contabilizados)" }), el("td", { "class": "n", text: fmt(without) })]));
+    return el("div", { "class": "scroll" }, [el("table", { id: "leads", "class": "votes" }, [
+      el("caption", { text: "Contiendas que encabeza cada partido, coalición o candidatura independiente (de " + fmt(r.groups.length) + ")" }),
+      el("thead", {}, [el("tr", {}, [el("th", { scope: "col", text: "Partido, coalición o candidatura independiente" }), el("th", { scope: "col", "class": "n", text: "Contiendas que encabeza" })])]),
+      el("tbody", {}, rows)
+    ])]);
+  }
+
+  function election(view) {
+    var route = view.route, r = view.docs[route.resumen], code = route.code;
+    crumbs([{ text: "Inicio", href: "#" }, { text: r.name }]);
+    var out = [
+      el("h2", { text: r.name }),
+      el("p", { "class": "muted", text: "Actas contabilizadas: " + figure(r, "actas_contabilizadas") + " de " + figure(r, "actas_esperadas") + " (" + figure(r, "porcentaje_actas_contabilizadas", "%") + ")" }),
+      computedNote(r),
+      viewSwitch(code, route.parties, r.contest !== "none")
+    ];
+    if (route.parties || r.contest === "none") {
+      out.push(partiesTable("Votos por partido político y candidatura independiente: " + r.name, r.columns, r.totals, r.percentages, r.combinations));
+    } else if (r.contest === "election") {
+      out.push(candidaturasTable("Votos por candidatura: " + r.name, r.candidaturas, r.por_candidatura));
+    } else {
+      out.push(leadsTable(r));
+    }
+    out.push(el("h3", { text: r.group_label }));
+    out.push(groupsTable(r, code));
+    return out;
+  }
+
+  function groupHeader(view, extra) {
+    var route = view.route, r = view.docs[route.resumen], cat = view.docs[route.base + "/catalogo.json"];
+    var parts = [{ text: "Inicio", href: "#" }, { text: r.name, href: "#" + route.code }, { text: groupTitle(r, cat.id, cat.name), href: "#" + route.base }];
+    crumbs(parts.concat(extra || []));
+  }
+
+  function group(view) {
+    var route = view.route, r = view.docs[route.resumen], g = view.docs[route.base + ".json"], cat = view.docs[route.base + "/catalogo.json"];
+    groupHeader(view);
+    var title = groupTitle(r, cat.id, cat.name);
+    var has = !!g.por_candidatura;
+    var out = [
+      el("h2", { text: r.name + " — " + title }),
+      el("p", { "class": "muted", text: "Actas contabilizadas: " + fmt(g.contabilizadas) + " de " + fmt(g.esperadas) }),
+      viewSwitch(route.base, route.parties, has)
+    ];
+    if (route.parties || !has) out.push(partiesTable("Votos por partido político y candidatura independiente: " + title, cat.columns, g.totals, g.percentages, r.combinations));
+    else out.push(candidaturasTable("Votos por candidatura: " + title, cat.candidaturas, g.por_candidatura));
+    var received = {};
+    g.actas.forEach(function (a) { received[a.clave] = true; });
+    out.push(el("h3", { text: "Secciones" }));
+    out.push(el("ul", { "class": "secciones" }, cat.secciones.map(function (s) {
+      var got = s.casillas.filter(function (c) { return received[c.clave]; }).length;
+      return el("li", {}, [el("a", { href: "#" + route.base + "/seccion/" + s.seccion, text: "Sección " + s.seccion }), el("span", { "class": "muted", text: " " + got + " de " + s.casillas.length + (s.casillas.length === 1 ? " acta recibida" : " actas recibidas") })]);
+    })));
+    return out;
+  }
+
+  function casillaLabel(c) {
+    var tipo = TIPOS[c.tipo] || c.tipo;
+    var number = c.id ? " " + String(Number(c.id) || c.id) : "";
+    var ext = c.ext && Number(c.ext) ? " (contigua a extraordinaria " + Number(c.ext) + ")" : "";
+    return tipo + number + ext + " — " + c.clave;
+  }
+
+  function actaStatus(acta) {
+    if (!acta) return "Acta aún no recibida por el PREP";
+    if (acta.contabilizada === 1) return "Contabilizada" + (acta.observaciones ? " (" + acta.observaciones + ")" : "");
+    return "No contabilizada" + (acta.observaciones ? ": " + acta.observaciones : "");
+  }
+
+  function imageLink(main, route, c, acta) {
+    var pattern = main.acta_image_url;
+    if (!pattern || !acta) return null;
+    var values = { clave_acta: acta.clave_acta, clave_casilla: c.clave, sha256: acta.sha256, seccion: route.seccion || "", eleccion: route.code.toUpperCase() };
+    var missing = false;
+    var url = pattern.replace(/\{([a-z0-9_]+)\}/g, function (_, name) {
+      var v = values[name];
+      if (!v) missing = true;
+      return encodeURIComponent(v || "");
+    });
+    if (missing || !/^https:\/\//.test(url)) return null;
+    return el("p", {}, [el("a", { "class": "imagen", href: url, rel: "noopener", text: "Ver la imagen del acta (sitio del instituto)" })]);
+  }
+
+  function actaDetail(view, c, acta, seccion) {
+    var main = view.snapshot.main, cat = view.docs[view.route.base + "/catalogo.json"], r = view.docs[view.route.resumen];
+    var items = [
+      ["Estado del acta", actaStatus(acta)],
+      ["Lista nominal", fmt(c.lista_nominal)]
+    ];
+    if (acta) {
+      items.push(["SHA-256 de la imagen del acta", acta.sha256 || "El PREP no publicó imagen de esta acta"]);
+      if (acta.digitalizacion) items.push(["Cómo se digitalizó (DIGITALIZACION)", acta.digitalizacion]);
+      if (acta.origen) items.push(["Dónde se digitalizó (ORIGEN)", acta.origen]);
+      if (acta.tipo_documento) items.push(["Documento digitalizado", acta.tipo_documento]);
+    }
+    var list = el("dl", { "class": "acta" }, []);
+    items.forEach(function (kv) {
+      list.appendChild(el("dt", { text: kv[0] }));
+      list.appendChild(el("dd", {}, [kv[0].indexOf("SHA") === 0 && acta && acta.sha256 ? el("code", { text: kv[1] }) : document.createTextNode(kv[1])]));
+    });
+    var out = [el("h3", { text: "Casilla " + casillaLabel(c) }), list, imageLink(main, { code: view.route.code, seccion: seccion }, c, acta)];
+    if (acta && acta.votes) {
+      var rows = cat.columns.map(function (col, i) {
+        return el("tr", { "data-column": col }, [el("th", { scope: "row", text: columnName(col, r.combinations) }), el("td", { "class": "n", text: fmt(acta.votes[i]) })]);
       });
-      return [
-        el("h2", { text: r.name }),
-        el("p", { "class": "muted", text: "Actas contabilizadas: " + figure(r, "actas_contabilizadas") + " (" + figure(r, "porcentaje_actas_contabilizadas", "%") + ")" }),
-        computedNote(r),
-        votesTable(r.columns, r.totals, r.candidaturas),
-        el("h3", { text: r.group_label }),
-        el("div", { "class": "scroll" }, [el("table", { id: "groups" }, [
-          el("thead", {}, [el("tr", {}, [el("th", { text: r.group_label }), el("th", { "class": "n", text: "Actas contabilizadas" }), el("th", { "class": "n", text: "Votos" })])]),
-          el("tbody", {}, groups)
-        ])])
-      ];
-    });
+      out.push(el("div", { "class": "scroll" }, [el("table", { "class": "votes acta-votos" }, [
+        el("caption", { text: "Votos del acta de la casilla " + c.clave + (acta.contabilizada === 1 ? "" : " (no se suman a los resultados)") }),
+        el("thead", {}, [el("tr", {}, [el("th", { scope: "col", text: "Partido, candidatura o combinación" }), el("th", { scope: "col", "class": "n", text: "Votos" })])]),
+        el("tbody", {}, rows),
+        el("tfoot", {}, [el("tr", {}, [el("th", { scope: "row", text: "Total del acta" }), el("td", { "class": "n", text: fmt(acta.total) })])])
+      ])]));
+    }
+    return el("section", { "class": "card casilla", "data-clave": c.clave }, out);
   }
 
-  function casillaRow(columns, c, acta) {
-    var status = !acta ? "Acta aún no recibida" : acta.contabilizada === 1 ? (acta.observaciones || "Contabilizada") : (acta.observaciones || "No contabilizada");
-    var cells = [el("td", { text: c.clave }), el("td", { text: c.tipo + (c.ext && c.ext !== "00" ? " ext." : "") }), el("td", { text: status })];
-    columns.forEach(function (_, i) { cells.push(el("td", { "class": "n", text: acta && acta.votes ? fmt(acta.votes[i]) : "—" })); });
-    cells.push(el("td", { "class": "n", text: acta ? fmt(acta.total) : "—" }));
-    return el("tr", {}, cells);
+  function seccionOf(cat, wanted) {
+    return cat.secciones.filter(function (s) { return s.seccion === wanted || Number(s.seccion) === Number(wanted); })[0];
   }
 
-  // A distrito or municipio: its catálogo (secciones and casillas, the same all night) and
-  // its results (the actas published so far, in the order the PREP published them).
-  function groupView(code, kind, id) {
-    var base = code + "/" + kind + "/" + id;
-    return Promise.all([object(code + "/resumen.json"), object(base + ".json"), object(base + "/catalogo.json")]).then(function (docs) {
-      var r = docs[0], g = docs[1], cat = docs[2];
-      var actas = {};
-      g.actas.forEach(function (a) { actas[a.clave] = a; });
-      crumbs([{ text: "Inicio", href: "#" }, { text: r.name, href: "#" + code }, { text: cat.name || id }]);
-      var out = [
-        el("h2", { text: (cat.name || id) }),
-        el("p", { "class": "muted", text: "Actas contabilizadas: " + fmt(g.contabilizadas) + " de " + fmt(g.esperadas) }),
-        votesTable(cat.columns, g.totals, cat.candidaturas.length ? cat.candidaturas : r.candidaturas)
-      ];
-      cat.secciones.forEach(function (s) {
-        var head = [el("th", { text: "Casilla" }), el("th", { text: "Tipo" }), el("th", { text: "Estado del acta" })];
-        cat.columns.forEach(function (c) { head.push(el("th", { "class": "n", text: c })); });
-        head.push(el("th", { "class": "n", text: "Total" }));
-        out.push(el("h3", { text: "Sección " + s.seccion }));
-        out.push(el("div", { "class": "scroll" }, [el("table", { "class": "casillas" }, [
-          el("thead", {}, [el("tr", {}, head)]),
-          el("tbody", {}, s.casillas.map(function (c) { return casillaRow(cat.columns, c, actas[c.clave]); }))
-        ])]));
+  function actasOf(g) {
+    var actas = {};
+    g.actas.forEach(function (a) { actas[a.clave] = a; });
+    return actas;
+  }
+
+  function seccion(view) {
+    var route = view.route, r = view.docs[route.resumen], g = view.docs[route.base + ".json"], cat = view.docs[route.base + "/catalogo.json"];
+    var s = seccionOf(cat, route.seccion);
+    if (!s) throw new Error("la sección " + route.seccion + " no está en " + groupTitle(r, cat.id, cat.name));
+    groupHeader(view, [{ text: "Sección " + s.seccion }]);
+    var actas = actasOf(g);
+    return [
+      el("h2", { text: "Sección " + s.seccion + " — " + r.name + ", " + groupTitle(r, cat.id, cat.name) }),
+      el("p", { "class": "muted", text: s.casillas.length + (s.casillas.length === 1 ? " casilla" : " casillas") })
+    ].concat(s.casillas.map(function (c) { return actaDetail(view, c, actas[c.clave], s.seccion); }));
+  }
+
+  function casilla(view) {
+    var route = view.route, r = view.docs[route.resumen], g = view.docs[route.base + ".json"], cat = view.docs[route.base + "/catalogo.json"];
+    var found = null, where = null;
+    cat.secciones.forEach(function (s) { s.casillas.forEach(function (c) { if (c.clave === route.clave) { found = c; where = s; } }); });
+    if (!found) throw new Error("la casilla " + route.clave + " no está en " + groupTitle(r, cat.id, cat.name));
+    groupHeader(view, [{ text: "Sección " + where.seccion, href: "#" + route.base + "/seccion/" + where.seccion }, { text: "Casilla " + found.clave }]);
+    return [el("h2", { text: "Casilla " + found.clave + " — " + r.name }), actaDetail(view, found, actasOf(g)[found.clave], where.seccion)];
+  }
+
+  function consulta(view) {
+    var wanted = view.route.seccion;
+    crumbs([{ text: "Inicio", href: "#" }, { text: "Consulta tu casilla" }]);
+    var links = [];
+    view.snapshot.main.elections.forEach(function (e) {
+      var doc = view.docs[e.code.toLowerCase() + "/secciones.json"];
+      Object.keys(doc.secciones).forEach(function (s) {
+        if (s !== wanted && Number(s) !== Number(wanted)) return;
+        doc.secciones[s].forEach(function (gid) {
+          var href = "#" + e.code.toLowerCase() + "/" + doc.group_kind + "/" + gid + "/seccion/" + s;
+          links.push(el("li", {}, [el("a", { href: href, text: e.name + " — " + doc.group_label + " " + (doc.groups[gid] || gid) + ", sección " + s })]));
+        });
       });
-      return out;
     });
+    return [
+      el("h2", { text: "Consulta tu casilla: sección " + wanted }),
+      links.length ? el("ul", { "class": "consulta-resultados" }, links) : el("p", { role: "alert", text: "No hay casillas de la sección " + wanted + " en este corte. Revise el número en su credencial para votar." }),
+      consultaForm(wanted)
+    ];
   }
 
-  function route() {
-    var parts = location.hash.replace(/^#/, "").split("/").filter(Boolean);
-    if (parts.length === 3) return groupView(parts[0], parts[1], parts[2]);
-    if (parts.length === 1) return electionView(parts[0]);
-    return home();
-  }
+  var VIEWS = { home: home, election: election, group: group, seccion: seccion, casilla: casilla, consulta: consulta };
 
-  function render() {
-    header();
-    return route().then(function (nodes) {
-      var app = document.getElementById("app");
-      app.textContent = "";
-      nodes.forEach(function (n) { if (n) app.appendChild(n); });
-    });
-  }
+  // --- start --------------------------------------------------------------------------------
 
-  function load() {
-    return getJSON("json/main.json", true).then(function (main) {
-      var changed = !state.main || state.main.corte !== main.corte;
-      state.main = main;
-      if (!changed) return null;
-      return getJSON(main.index, false).then(function (index) { state.index = index; return render(); });
-    }).catch(showError);
-  }
-
-  window.addEventListener("hashchange", function () { if (state.index) render().catch(showError); });
-  load();
-  setInterval(load, REFRESH_MS);
+  window.addEventListener("hashchange", function () {
+    var snapshot = newest || current;
+    if (!snapshot) return;
+    render(snapshot, true).catch(function (err) { paintError(err, snapshot, false); });
+  });
+  document.getElementById("saltar").addEventListener("click", function (event) {
+    event.preventDefault();
+    document.getElementById("app").focus();
+  });
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) poll(); });
+  window.addEventListener("online", poll);
+  (function tick() {
+    poll().then(function () { setTimeout(tick, POLL_MS); });
+  })();
 })();
