@@ -40,11 +40,15 @@ def results_documents(reconciliations: Sequence[Reconciliation]) -> dict[str, Do
 
 def summaries(reconciliation: Reconciliation) -> Document:
     """The PREP's figures as printed (what the site shows), the rows' beside them (the
-    cross-check), and which shown figures came from the rows (the preamble left them empty)."""
+    cross-check), which shown figures came from the rows (the preamble left them empty), the
+    preamble's order, each figure's header as printed, and why the rows could not check one."""
     return {
         "summary": reconciliation.shown,
+        "summary_order": list(reconciliation.shown),
         "summary_rows": reconciliation.rows.as_json(),
         "summary_from_rows": list(reconciliation.from_rows),
+        "summary_headers": reconciliation.headers,
+        "summary_unchecked": reconciliation.unchecked,
     }
 
 
