@@ -173,7 +173,7 @@ def _candidaturas(e: Election) -> Iterator[Finding]:
             "refused",
             "sin_candidaturas",
             e.code,
-            e.expected_candidaturas_name,
+            e.source_name,
             None,
             f"falta el archivo de candidaturas de {e.source_name} (p. ej."
             f" {e.expected_candidaturas_name}: un CSV con PARTIDO_CI y CANDIDATURA_PROPIETARIA,"
