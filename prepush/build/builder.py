@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -260,10 +261,16 @@ def _database_zip(sources: Sequence[SourceFile], corte_time: datetime) -> bytes:
     """The PREP database rebuilt from CSV directories as a deterministic ZIP: fixed order,
     timestamps and permissions."""
     stamp = corte_time.replace(tzinfo=None).timetuple()[:6]
+    counts = Counter(source.name for source in sources)
+
+    def member(source: SourceFile) -> str:
+        # One LEEME.txt per election folder (INE, Oaxaca): the folder tells them apart.
+        return source.name if counts[source.name] == 1 else f"{source.container}/{source.name}"
+
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-        for source in sorted(sources, key=lambda s: s.name):
-            info = zipfile.ZipInfo(source.name, date_time=stamp)
+        for source in sorted(sources, key=member):
+            info = zipfile.ZipInfo(member(source), date_time=stamp)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3
             info.external_attr = 0o644 << 16
