@@ -15,16 +15,19 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-# The datasets the spellings came from (shared/data/prep/ and INE's LEEME files).
+# Where each spelling was seen: the datasets of shared/data/prep/ and INE's LEEME files,
+# which list every column. ANALOGY marks a spelling not yet seen, accepted because its
+# counterpart in the other file (results or candidaturas) was.
 CAMPECHE = "Campeche 2021"
 OAXACA = "Oaxaca 2022"
 QROO = "Quintana Roo 2019"
 COAHUILA = "Coahuila 2023"
-INE_2012 = "INE 2012 (LEEME)"
-INE_2015 = "INE 2015"
-INE_2018 = "INE 2018"
-INE_2021 = "INE 2021"
-INE_2024 = "INE 2024"
+INE_2015_LEEME = "LEEME de INE 2015"
+INE_2015 = "candidaturas de INE 2015"
+INE_2018 = "LEEME de INE 2018"
+INE_2021 = "LEEME de INE 2021"
+INE_2024 = "INE 2024 (LEEME y candidaturas)"
+ANALOGY = "por analogía (no visto aún)"
 
 
 @dataclass(frozen=True)
@@ -84,12 +87,12 @@ SUMMARY = (
     _role(
         "PORCENTAJE_PARTICIPACION_CIUDADANA",
         ("PORCENTAJE_PARTICIPACION_CIUDADANA", CAMPECHE),
-        ("PARTICIPACION_CIUDADANA", INE_2015),
+        ("PARTICIPACION_CIUDADANA", INE_2015_LEEME),
     ),
 )
 # Printed by older PREPs beside the thirteen: shown under their name; ACTAS_POR_CAPTURAR with
 # ACTAS_CAPTURADAS gives the actas expected (INE 2012 and 2015 print no ACTAS_ESPERADAS).
-SUMMARY_EXTRA = (_role("ACTAS_POR_CAPTURAR", ("ACTAS_POR_CAPTURAR", INE_2015)),)
+SUMMARY_EXTRA = (_role("ACTAS_POR_CAPTURAR", ("ACTAS_POR_CAPTURAR", INE_2015_LEEME)),)
 SUMMARY_FIELDS = tuple(role.key for role in SUMMARY)
 
 
@@ -116,15 +119,15 @@ CONTABILIZADA = _role("CONTABILIZADA", ("CONTABILIZADA", CAMPECHE))
 BOLETAS_SOBRANTES = _role(
     "TOTAL_BOLETAS_SOBRANTES",
     ("TOTAL_BOLETAS_SOBRANTES", CAMPECHE),
-    ("NUM_BOLETAS_SOBRANTES", INE_2015),
+    ("NUM_BOLETAS_SOBRANTES", INE_2015_LEEME),
 )
 PERSONAS_VOTARON = _role(
     "TOTAL_PERSONAS_VOTARON",
     ("TOTAL_PERSONAS_VOTARON", CAMPECHE),
-    ("TOTAL_CIUDADANOS_VOTARON", INE_2015),
+    ("TOTAL_CIUDADANOS_VOTARON", INE_2015_LEEME),
 )
 VOTOS_CALCULADO = _role(
-    "TOTAL_VOTOS_CALCULADO", ("TOTAL_VOTOS_CALCULADO", CAMPECHE), ("TOTAL_VOTOS", INE_2015)
+    "TOTAL_VOTOS_CALCULADO", ("TOTAL_VOTOS_CALCULADO", CAMPECHE), ("TOTAL_VOTOS", INE_2015_LEEME)
 )
 # Identification and counts of the acta that come before its votes: the vote columns start
 # after the last of them.
@@ -145,7 +148,7 @@ BEFORE_VOTES = (
     _role(
         "TOTAL_VOTOS_SACADOS",
         ("TOTAL_VOTOS_SACADOS", CAMPECHE),
-        ("NUM_BOLETAS_EXTRAIDAS", INE_2015),
+        ("NUM_BOLETAS_EXTRAIDAS", INE_2015_LEEME),
     ),
     _role("CODIGOS_ENTREGADOS_PMDC", ("CODIGOS_ENTREGADOS_PMDC", INE_2021)),
     _role("CODIGOS_SOBRANTES", ("CODIGOS_SOBRANTES", INE_2021), ("CODIGOS_SONBRANTES", INE_2021)),
@@ -159,14 +162,14 @@ AFTER_VOTES = (
     _role("REPRESENTANTES_PP_CI", ("REPRESENTANTES_PP_CI", CAMPECHE)),
     OBSERVACIONES,
     CONTABILIZADA,
-    _role("MECANISMOS_TRASLADO", ("MECANISMOS_TRASLADO", CAMPECHE), ("CRYT", INE_2015)),
+    _role("MECANISMOS_TRASLADO", ("MECANISMOS_TRASLADO", CAMPECHE), ("CRYT", INE_2015_LEEME)),
     _role("CODIGO_INTEGRIDAD", ("SHA", CAMPECHE), ("CODIGO_INTEGRIDAD", OAXACA)),
-    _role("FECHA_HORA_ACOPIO", ("FECHA_HORA_ACOPIO", CAMPECHE), ("HORA_ACOPIO", INE_2015)),
-    _role("FECHA_HORA_CAPTURA", ("FECHA_HORA_CAPTURA", CAMPECHE), ("HORA_CAPTURA", INE_2015)),
+    _role("FECHA_HORA_ACOPIO", ("FECHA_HORA_ACOPIO", CAMPECHE), ("HORA_ACOPIO", INE_2015_LEEME)),
+    _role("FECHA_HORA_CAPTURA", ("FECHA_HORA_CAPTURA", CAMPECHE), ("HORA_CAPTURA", INE_2015_LEEME)),
     _role(
         "FECHA_HORA_VERIFICACION",
         ("FECHA_HORA_VERIFICACION", CAMPECHE),
-        ("HORA_REGISTRO", INE_2015),
+        ("HORA_REGISTRO", INE_2015_LEEME),
     ),
     _role("ORIGEN", ("ORIGEN", CAMPECHE)),
     _role("DIGITALIZACION", ("DIGITALIZACION", CAMPECHE)),
@@ -212,8 +215,8 @@ GROUPS = (
         "Distrito",
     ),
     Group(
-        _role("ID_MUNICIPIO_LOCAL", ("ID_MUNICIPIO_LOCAL", CAMPECHE)),
-        _role("MUNICIPIO_LOCAL", ("MUNICIPIO_LOCAL", CAMPECHE)),
+        _role("ID_MUNICIPIO_LOCAL", ("ID_MUNICIPIO_LOCAL", ANALOGY)),
+        _role("MUNICIPIO_LOCAL", ("MUNICIPIO_LOCAL", ANALOGY)),
         "municipio",
         "Municipio",
     ),
@@ -252,17 +255,17 @@ CANDIDATURA_ENTIDAD = _role(
     ("ID_ESTADO", CAMPECHE),
     ("ID_ENTIDAD", INE_2024),
     ("ESTADO", INE_2015),
-    ("ENTIDAD", INE_2024),
+    ("ENTIDAD", ANALOGY),
 )
 CANDIDATURA_GROUPS = (
     _role("ID_DISTRITO_LOCAL", ("ID_DISTRITO_LOCAL", CAMPECHE)),
     _role("ID_DISTRITO_FEDERAL", ("ID_DISTRITO_FEDERAL", INE_2024)),
-    _role("ID_DISTRITO", ("ID_DISTRITO", QROO)),
+    _role("ID_DISTRITO", ("ID_DISTRITO", ANALOGY)),
     _role("ID_MUNICIPIO_LOCAL", ("ID_MUNICIPIO_LOCAL", CAMPECHE)),
-    _role("ID_MUNICIPIO", ("ID_MUNICIPIO", CAMPECHE)),
+    _role("ID_MUNICIPIO", ("ID_MUNICIPIO", ANALOGY)),
     _role("ID_JUNTA", ("ID_JUNTA", CAMPECHE)),
     _role("DISTRITO", ("DISTRITO", INE_2015)),
-    _role("MUNICIPIO", ("MUNICIPIO", CAMPECHE)),
+    _role("MUNICIPIO", ("MUNICIPIO", ANALOGY)),
 )
 # A value that names no group: the candidatura is the whole election's (INE 2024's PRES).
 NATIONAL = {"NACIONAL", "ESTATAL", "N/A", "", "-"}
@@ -276,13 +279,13 @@ UNREADABLE = (
     ("-", CAMPECHE),
     ("ILEGIBLE", OAXACA),
     ("SIN DATO", OAXACA),
-    ("SIN DATOS", OAXACA),
+    ("SIN DATOS", ANALOGY),
     ("SIN ACTA", OAXACA),
     ("N/A", COAHUILA),
-    ("NA", COAHUILA),
+    ("NA", ANALOGY),
     ("NO APLICA", INE_2024),
-    ("NULL", CAMPECHE),
-    ("X", CAMPECHE),
+    ("NULL", ANALOGY),
+    ("X", ANALOGY),
 )
 UNREADABLE_VALUES = {value for value, _ in UNREADABLE}
 

@@ -541,7 +541,8 @@ def parse_election(
     columns = _Columns.of(header, source.name, header_index + 1, cand.kind if cand else None)
     preamble = _Preamble.of(text, header_index)
     corte = preamble.corte_time(zone)
-    actas, fuera, multi_entity = _rows(text, header_index, delimiter, header, columns)
+    compose = cand.multi_entity if cand else False
+    actas, fuera, multi_entity = _rows(text, header_index, delimiter, header, columns, compose)
     code = election_code(source.name)
     return Election(
         code=code,
@@ -840,10 +841,16 @@ def _vote_block(header: Sequence[str], source: str, line: int) -> tuple[int, ...
 
 
 def _rows(
-    text: _Text, header_index: int, delimiter: str, header: Sequence[str], c: _Columns
+    text: _Text,
+    header_index: int,
+    delimiter: str,
+    header: Sequence[str],
+    c: _Columns,
+    compose: bool = False,
 ) -> tuple[list[Acta], int, bool]:
-    """The catalogue's actas, the out-of-catalogue count, and whether the file spans more than
-    one entidad (INE's federal elections: a distrito is then numbered within its entidad)."""
+    """The catalogue's actas, the out-of-catalogue count, and whether groups are numbered
+    within their entidad: when the file spans more than one (INE's federal elections, whose
+    distritos restart at 1 in each entidad), or when ``compose`` (its candidaturas do)."""
     actas: list[Acta] = []
     entidades: list[tuple[str, str]] = []
     fuera = 0
@@ -869,7 +876,7 @@ def _rows(
         actas.append(_acta(row, c, clave, observaciones, text.name, number))
         entidades.append(_entidad(row, c))
     numbered = {e for e, _ in entidades if e.isdigit()}
-    if len(numbered) <= 1:
+    if len(numbered) <= 1 and not (compose and numbered):
         return actas, fuera, False
     return [_within_entidad(a, e) for a, e in zip(actas, entidades, strict=True)], fuera, True
 
@@ -1073,12 +1080,17 @@ class _CandidaturasFile:
             kind=KINDS.get(group_role.key) if group_role else None,
         )
 
+    @property
+    def multi_entity(self) -> bool:
+        """Whether its groups belong to more than one entidad (INE's distritos)."""
+        return len({e for _, e, g in self._parsed() if e.isdigit() and g}) > 1
+
     def rows(self, multi_entity: bool | None) -> Iterator[Candidatura]:
         """Each candidatura with its line; ``multi_entity`` (None: as the file says) numbers
         a group within its entidad, as the results of a federal election are."""
         parsed = list(self._parsed())
         if multi_entity is None:
-            multi_entity = len({e for _, e, _ in parsed if e.isdigit()}) > 1
+            multi_entity = self.multi_entity
         for candidatura, entidad, group in parsed:
             number = int(group) if group.isdigit() else None
             if number is not None and multi_entity:
