@@ -420,26 +420,37 @@ def party_abbreviations(vote_columns: Iterable[str]) -> dict[str, str]:
     return found
 
 
-def columns_a_candidatura_needs(party: str, vote_columns: Sequence[str]) -> list[str]:
-    """The vote columns a candidatura's code names that the header does not have.
+def columns_a_candidatura_needs(party: str, vote_columns: Sequence[str]) -> list[str] | None:
+    """The vote columns a candidatura's code names that the header does not have, or None
+    when prepush cannot tell which columns the code names.
 
     ``SUM-PAN-PRI-PRD`` (the candidacy of a coalition: its votes are its parties' and their
     combinations') needs each party and the coalition's own column ``C_PAN_PRI_PRD``;
     ``PAN-PRI-PRD`` (INE 2021 and 2024) or ``C_PAN_PRD`` (Quintana Roo 2019) is that
-    combination's column; ``CI1`` an independent candidacy's column, however spelled. Returns
-    the names of what is missing, as the candidaturas file spells them."""
+    combination's column; ``CI1`` an independent candidacy's column, however spelled. A
+    combination whose parties the header does not name (INE 2018's ``PRI-NA`` for the column
+    ``C_PRI_PANAL``, INE 2015's ``PARTIDO HUMANISTA`` for ``PH``) cannot be told apart from a
+    missing column: None (each party's own column is still checked by its own candidatura).
+    Returns the names of what is missing, as the candidaturas file spells them."""
     parties = party_abbreviations(vote_columns)
     present = {vote_column_key(c, parties) for c in vote_columns}
     code = normal(party)
     if code.startswith("SUM_"):
         members = [m for m in code[4:].split("_") if m]
+        combination = "C_" + "_".join(members)
         needed = [(m, frozenset({parties.get(m, m)})) for m in members]
-        needed.append(
-            ("C_" + "_".join(members), vote_column_key("C_" + "_".join(members), parties))
-        )
+        needed.append((combination, vote_column_key(combination, parties)))
+        # A coalition's candidacy names its parties: one the header lacks is missing.
+        known = True
     else:
-        needed = [(party.strip(), vote_column_key(party, parties))]
-    return [name for name, key in needed if key not in present]
+        key = vote_column_key(party, parties)
+        needed = [(party.strip(), key)]
+        tokens = [t for t in code.split("_") if t]
+        tokens = tokens[1:] if len(tokens) > 2 and tokens[0] == "C" else tokens
+        known = key in present or len(tokens) == 1 or all(t in parties for t in tokens)
+        known = known or INDEPENDENT.match(code) is not None
+    missing = [name for name, key in needed if key not in present]
+    return missing if known or not missing else None
 
 
 def _lookup(header: str, roles: Iterable[Role]) -> str | None:

@@ -182,9 +182,21 @@ def _candidaturas(e: Election) -> Iterator[Finding]:
         )
         return
     missing: dict[str, tuple[str, int]] = {}
+    unknown: dict[str, int] = {}
     for candidatura in e.candidaturas:
-        for column in formats.columns_a_candidatura_needs(candidatura.party, e.vote_columns):
+        needs = formats.columns_a_candidatura_needs(candidatura.party, e.vote_columns)
+        if needs is None:
+            unknown.setdefault(candidatura.party, candidatura.line)
+        for column in needs or ():
             missing.setdefault(column, (candidatura.party, candidatura.line))
+    for party, line in unknown.items():
+        yield _warning(
+            e,
+            "candidatura_no_reconocida",
+            f"{e.candidaturas_name}:{line}: no se reconoce qué columnas de votos nombra la"
+            f" candidatura {party!r} (columnas: {', '.join(e.vote_columns)}): no se comprueba"
+            " que estén",
+        )
     for column, (party, line) in missing.items():
         yield Finding(
             "refused",
@@ -469,16 +481,23 @@ class _Figures:
                     " (actas no contabilizadas), sin contar las que no tienen acta",
                 )
 
+    def _figure(self, name: str) -> int | None:
+        """A count as printed; the rows' where the preamble does not print it at all (INE
+        2015 prints participation without its lista nominal and votes)."""
+        if name in self.printed:
+            return self.printed[name]
+        return self._row(name) if name not in self.e.preamble else None
+
     def _participation(self) -> Iterator[Finding]:
         printed = self.e.preamble.get(PARTICIPACION, "").strip()
-        lista = self.printed.get(LISTA)
-        if not printed or lista is None or C_CS not in self.printed:
+        lista, votes = self._figure(LISTA), self._figure(C_CS)
+        if not printed or lista is None or votes is None:
             return
         self.checked.add(PARTICIPACION)
-        with_special = truncated_percentage(self.printed[C_CS], lista)
-        if same_percentage(printed, self.printed[C_CS], lista):
+        with_special = truncated_percentage(votes, lista)
+        if same_percentage(printed, votes, lista):
             return
-        without = self.printed.get(S_CS)
+        without = self._figure(S_CS)
         if without is not None and same_percentage(printed, without, lista):
             yield Finding(
                 "explained",
