@@ -597,7 +597,7 @@ class _CorteTime:
 DATE_TIME = re.compile(
     r"(?:(?P<d>\d{1,2})/(?P<m>\d{1,2})/(?P<y>\d{4})"
     r"|(?P<Y>\d{4})[/-](?P<mo>\d{1,2})[/-](?P<dd>\d{1,2}))"
-    r"[ T]+(?P<H>\d{1,2}):(?P<M>\d{2})(?::\d{2})?"
+    r"[ T]+(?P<H>\d{1,2}):(?P<M>\d{2})(?::\d{2})?(?:\s*(?P<ampm>[aApP])\.?\s*[mM]\b\.?)?"
 )
 # The hour alone, with the date in words on another line (INE 2012 and 2015):
 # "20:00 horas (UTC-5)" and "Domingo 7 de junio de 2015".
@@ -656,34 +656,19 @@ class _Preamble:
 
     def corte_time(self, zone: tzinfo | None) -> _CorteTime:
         lines = self.text.lines[: self.end]
-        for index, line in enumerate(lines):
-            match = DATE_TIME.search(line)
-            if match:
-                if match["y"]:
-                    y, m, d = int(match["y"]), int(match["m"]), int(match["d"])
-                else:
-                    y, m, d = int(match["Y"]), int(match["mo"]), int(match["dd"])
-                return self._moment(index, (y, m, d, int(match["H"]), int(match["M"])), zone)
-        hour = next(
-            ((i, HOUR_ONLY.match(line)) for i, line in enumerate(lines) if HOUR_ONLY.match(line)),
-            None,
-        )
-        date = next((DATE_WORDS.search(line) for line in lines if DATE_WORDS.search(line)), None)
-        if hour and hour[1] and date and normal(date["month"]).lower() in MONTHS:
-            month = MONTHS.index(normal(date["month"]).lower()) + 1
-            parts = (int(date["y"]), month, int(date["d"]), int(hour[1]["H"]), int(hour[1]["M"]))
-            return self._moment(hour[0], parts, zone)
-        raise InputError(
-            self.text.name,
-            max(1, self.end),
-            None,
-            "no se encontró la fecha y hora del corte (DD/MM/AAAA HH:MM o AAAA/MM/DD HH:MM) en"
-            f" el preámbulo (líneas 1 a {self.end})",
-        )
+        found = _date_and_hour(lines) or _hour_and_date_in_words(lines)
+        if found is None:
+            raise InputError(
+                self.text.name,
+                max(1, self.end),
+                None,
+                "no se encontró la fecha y hora del corte (DD/MM/AAAA HH:MM o AAAA/MM/DD HH:MM)"
+                f" en el preámbulo (líneas 1 a {self.end})",
+            )
+        index, parts = found
+        return self._moment(index, parts, zone)
 
-    def _moment(
-        self, index: int, parts: tuple[int, int, int, int, int], zone: tzinfo | None
-    ) -> _CorteTime:
+    def _moment(self, index: int, parts: Moment, zone: tzinfo | None) -> _CorteTime:
         line = self.text.lines[index]
         printed = _clean(line).strip(",|; ")
         try:
@@ -719,6 +704,41 @@ def _summary_pairs(text: _Text, index: int, end: int) -> list[tuple[str, str]]:
             f"el resumen tiene {len(values)} valores para {len(names)} campos",
         )
     return [(n, v) for n, v in zip(names, values, strict=True) if n]
+
+
+Moment = tuple[int, int, int, int, int]
+
+
+def _date_and_hour(lines: Sequence[str]) -> tuple[int, Moment] | None:
+    """``05/06/2022 21:20 (UTC-5)``, ``2019/06/03 05:47``, ``05/06/2022 08:00 p.m.``."""
+    for index, line in enumerate(lines):
+        match = DATE_TIME.search(line)
+        if match:
+            if match["y"]:
+                y, m, d = int(match["y"]), int(match["m"]), int(match["d"])
+            else:
+                y, m, d = int(match["Y"]), int(match["mo"]), int(match["dd"])
+            return index, (y, m, d, _hour24(int(match["H"]), match["ampm"]), int(match["M"]))
+    return None
+
+
+def _hour_and_date_in_words(lines: Sequence[str]) -> tuple[int, Moment] | None:
+    """``20:00 horas (UTC-5)`` and, on another line, ``Domingo 7 de junio de 2015``."""
+    hours = [(i, m) for i, line in enumerate(lines) if (m := HOUR_ONLY.match(line))]
+    dates = [m for line in lines if (m := DATE_WORDS.search(line))]
+    months = [d for d in dates if normal(d["month"]).lower() in MONTHS]
+    if not hours or not months:
+        return None
+    (index, hour), date = hours[0], months[0]
+    month = MONTHS.index(normal(date["month"]).lower()) + 1
+    return index, (int(date["y"]), month, int(date["d"]), int(hour["H"]), int(hour["M"]))
+
+
+def _hour24(hour: int, ampm: str | None) -> int:
+    """``08:00 p.m.`` is 20:00; ``12:30 a.m.``, 00:30."""
+    if ampm is None:
+        return hour
+    return hour % 12 + (12 if ampm.lower() == "p" else 0)
 
 
 def _is_time_line(line: str) -> bool:
@@ -884,9 +904,13 @@ def _rows(
 def _clave(row: Sequence[str], c: _Columns) -> str:
     if c.clave is not None:
         return _clean(row[c.clave])
-    # INE 2012 and 2015 print no CLAVE_CASILLA: composed as the PREPs compose it.
-    parts = [c.entidad, c.seccion, c.tipo, c.id_casilla, c.ext]
-    return "".join(_clean(row[i]) for i in parts if i is not None)
+    # INE 2012 and 2015 print no CLAVE_CASILLA: composed as the LEEMEs define it (entidad
+    # in 2 digits, sección 4, tipo, casilla 2, contigua 2: 010338B0100).
+    parts = ((c.entidad, 2), (c.seccion, 4), (c.tipo, 0), (c.id_casilla, 2), (c.ext, 2))
+    cells = [(_clean(row[i]), width) for i, width in parts if i is not None]
+    if not any(cell for cell, _ in cells):
+        return ""
+    return "".join(cell.zfill(width) if cell.isdigit() else cell for cell, width in cells)
 
 
 def _entidad(row: Sequence[str], c: _Columns) -> tuple[str, str]:
