@@ -893,3 +893,133 @@ def test_the_docs_table_lists_every_recognised_name_with_its_dataset() -> None:
     rows = set(re.findall(r"^\| `([^`]+)` \| `([^`]+)` \| ([^|]+?) \|$", docs.read_text(), re.M))
     expected = set(formats.table(formats.all_roles()))
     assert expected <= rows, sorted(expected - rows)
+
+
+# --- INE's layouts of 2015-2024, from their LEEME files ------------------------------------------
+
+INE_YEARS = {
+    # year: (LEEME, candidaturas file, codes that name no column of the header)
+    "2015": (
+        "ine_2012_2021/01_datos/20150608_2010-listaActas/LEEME.txt",
+        "ine_2012_2021/01_datos/20150608_2010-listaActas/Cat_Candidatos_Diputado.csv",
+        set(),
+    ),
+    "2018": (
+        "ine_2012_2021/01_datos/20180702_2100_PREP_diputaciones/LEEME.txt",
+        "ine_2012_2021/01_datos/20180702_2100_PREP_diputaciones/diputaciones_candidaturas_2018.csv",
+        # NA in the candidaturas, PANAL in the columns: said, not refused.
+        {"PRI-NA", "PVEM-NA", "PRI-PVEM-NA"},
+    ),
+    "2021": (
+        "ine_2012_2021/01_datos/20210607_2000_PREP_Diputaciones/LEEME.txt",
+        "ine_2012_2021/01_datos/20210607_2000_PREP_Diputaciones/Diputaciones_candidatura_2021.csv",
+        set(),
+    ),
+    "2024": (
+        LEEME_2024,
+        "ine_2024/20240603_2005_PREP/20240603_2005_PREP_DIP_FED/DIP_FED_CANDIDATURAS_2024.csv",
+        set(),
+    ),
+}
+
+
+def leeme_fields(leeme: str) -> list[str]:
+    """A results file's columns as its LEEME lists them: the line (or lines) from
+    CLAVE_CASILLA to COTEJADA, or, in 2015, the numbered description of each field."""
+    data = (ine_docs_dir() / leeme).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    if "CLAVE_CASILLA|" in text:
+        start = text.index("CLAVE_CASILLA|")
+        end = text.index("COTEJADA", start) + len("COTEJADA")
+        return [f.strip() for f in re.split(r"[|\n]", text[start:end]) if f.strip()]
+    described = text[text.index("Segunda secci") :]
+    return re.findall(r"(?m)^\s*\d+\.\s*([A-Z][A-Z_0-9]+)\b", described)
+
+
+@pytest.mark.parametrize("year", sorted(INE_YEARS))
+def test_ines_header_of_each_year_is_read_and_its_candidaturas_name_its_columns(year: str) -> None:
+    leeme, candidaturas, unknown = INE_YEARS[year]
+    fields = leeme_fields(leeme)
+    text = "\n".join(
+        [
+            "DIPUTACIONES",
+            "07/06/2021 20:00 (UTC-5)",
+            "ACTAS_ESPERADAS|ACTAS_CAPTURADAS",
+            "0|0",
+            "",
+            "|".join(fields),
+        ]
+    )
+    path = ine_docs_dir() / candidaturas
+    e = parse_election(
+        SourceFile(f"diputaciones_{year}.csv", text.encode()),
+        SourceFile(path.name, path.read_bytes()),
+    )
+    assert e.vote_columns[-2:] in (("NO_REGISTRADOS", "NULOS"), ("NO_REGISTRADAS", "NULOS"))
+    assert "PAN" in e.vote_columns
+    assert not {"TOTAL_VOTOS_SACADOS", "CODIGOS_UTILIZADOS", "NUM_BOLETAS_EXTRAIDAS"} & set(
+        e.vote_columns
+    )
+    assert e.group_label == "Distrito federal" if year != "2015" else e.group_label == "Distrito"
+    result = reconcile(e, compute_summary(e), CatalogueCheck(RowlessProof(0, "")))
+    assert [f for f in result.findings if f.name == "columna_de_votos_faltante"] == []
+    said = {
+        f.message.split("'")[1] for f in result.findings if f.name == "candidatura_no_reconocida"
+    }
+    assert said == unknown
+
+
+def test_a_results_file_in_ines_2015_layout_is_read() -> None:
+    """No CLAVE_CASILLA (composed), no ACTAS_ESPERADAS (CAPTURADAS plus POR_CAPTURAR), the
+    hour and the date in words on two lines, participation without its lista nominal."""
+    fields = leeme_fields(INE_YEARS["2015"][0])
+    first, last = fields.index("NUM_BOLETAS_EXTRAIDAS") + 1, fields.index("TOTAL_VOTOS")
+    rows = []
+    for n, (secc, tipo, cont) in enumerate(
+        (("0338", "B", "1"), ("0338", "C", "1"), ("0339", "B", "0"))
+    ):
+        votes = [str((n + i) % 5) for i in range(last - first)]
+        values = dict.fromkeys(fields, "")
+        values.update(
+            {
+                "ID_ESTADO": "1",
+                "ESTADO": "AGUASCALIENTES",
+                "ID_DISTRITO": "1",
+                "DISTRITO": "JESUS MARIA",
+                "SECCION": secc,
+                "ID_CASILLA": "1",
+                "TIPO_CASILLA": tipo,
+                "EXT_CONTIGUA": "0",
+                "TOTAL_VOTOS": str(sum(map(int, votes))),
+                "LISTA_NOMINAL": "500",
+                "CONTABILIZADA": cont,
+                "HORA_REGISTRO": f"07/06/2015 19:0{n}",
+                **dict(zip(fields[first:last], votes, strict=True)),
+            }
+        )
+        rows.append("|".join(values[f] for f in fields))
+    counted = sum(int(r.split("|")[fields.index("TOTAL_VOTOS")]) for r in rows[:2])
+    text = "\n".join(
+        [
+            "20:00 horas (UTC-5)",
+            "Domingo 7 de junio de 2015",
+            "ACTAS_CAPTURADAS|ACTAS_POR_CAPTURAR|PORCENTAJE_ACTAS_CAPTURADAS|"
+            "ACTAS_CONTABILIZADAS|ACTAS_NO_CONTABILIZADAS|PARTICIPACION_CIUDADANA",
+            f"3|0|100.0000|2|1|{truncated(counted, 1000)}",
+            "|".join(fields),
+            *rows,
+        ]
+    )
+    e = parse_election(SourceFile("diputados.csv", text.encode()), None)
+    assert e.corte_time.isoformat() == "2015-06-07T20:00:00-05:00"
+    assert [a.clave for a in e.actas] == ["010338B0100", "010338C0100", "010339B0100"]
+    result = reconcile(e, compute_summary(e), CatalogueCheck(RowlessProof(0, "")))
+    assert result.shown["porcentaje_participacion_ciudadana"] == truncated(counted, 1000)
+    assert result.headers["porcentaje_participacion_ciudadana"] == "PARTICIPACION_CIUDADANA"
+    assert result.shown["actas_por_capturar"] == "0"
+    assert {f.name for f in result.of_kind("refused")} == {"sin_candidaturas"}
+    assert result.of_kind("warning") == []
+    assert result.unchecked == {}
