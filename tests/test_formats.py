@@ -1023,3 +1023,37 @@ def test_a_results_file_in_ines_2015_layout_is_read() -> None:
     assert {f.name for f in result.of_kind("refused")} == {"sin_candidaturas"}
     assert result.of_kind("warning") == []
     assert result.unchecked == {}
+
+
+def test_a_results_file_named_otherwise_takes_its_election_from_its_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "20190603_0547_PREP_DIP_LOC_QROO"
+    folder.mkdir()
+    for name, target in (
+        ("QROO_DIP_LOC_2019.csv", "resultados.csv"),
+        ("QROO_DIP_CANDIDATURAS_2019.csv", "candidatos.csv"),
+    ):
+        shutil.copyfile(quintana_roo_dir() / name, folder / target)
+    (election,) = parse_sources(collect_sources([folder]))
+    assert election.code == "DIP_LOC"
+    assert election.candidaturas_name == "candidatos.csv"
+
+
+def test_the_same_results_given_as_zip_and_folder_build_once(
+    workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workdir.write_roster([], timezone="America/Cancun", rowless_actas={})
+    code, built, _ = build_json(workdir, capsys, str(quintana_roo_zip()), str(quintana_roo_dir()))
+    assert code == 0
+    assert built["corte"] == "20190603_0547"
+
+
+def test_a_trailing_delimiter_on_every_row_is_no_field(tmp_path: Path) -> None:
+    results, candidaturas = campeche_final_ayun()
+    lines = results.split("\n")
+    with_trailing = "\n".join(lines[:6] + [line + "," if line else line for line in lines[6:]])
+    folder = tmp_path / "AYUN"
+    folder.mkdir()
+    (folder / "CAMP_AYUN_2021.csv").write_text(with_trailing, encoding="utf-8")
+    (folder / "CAMP_AYUN_CANDIDATURA_2021.csv").write_text(candidaturas, encoding="utf-8")
+    (election,) = parse_sources(collect_sources([folder]))
+    assert len(election.actas) == 1193

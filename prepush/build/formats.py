@@ -379,6 +379,20 @@ def election_code(filename: str) -> str:
     return "_".join(tokens) or normal(stem)
 
 
+def container_code(container: str) -> str | None:
+    """``20240603_2005_PREP_PRES`` -> ``PRES``; ``20210601_1852_PREP_GOB_CAMP`` -> ``GOB``: the
+    election a PREP's folder or ZIP is named after, for a results file whose own name does not
+    say it (``resultados.csv``)."""
+    last = normal(container.rsplit("/", 1)[-1])
+    match = re.search(r"(?:^|_)PREP_(.+)$", last)
+    if match is None:
+        return None
+    tokens = [t for t in match[1].split("_") if t and not t.isdigit()]
+    if len(tokens) > 1 and tokens[-1] in STATE_PREFIXES:
+        tokens = tokens[:-1]
+    return "_".join(tokens) or None
+
+
 def election_order(code: str) -> tuple[int, str]:
     rest = ("JUNTAS",)
     order = {c: i for i, c in enumerate((*ELECTION_ORDER, *rest))}

@@ -305,8 +305,17 @@ def _clean(cell: str) -> str:
 # --- what a file is ------------------------------------------------------------------------
 
 
+# What a file is shows in its first lines: role_of reads no more (INE's results run to
+# hundreds of MB).
+HEAD_BYTES = 256 * 1024
+
+
 def role_of(source: SourceFile) -> Role | None:
-    text = _Text.of(source)
+    head = source.data
+    if len(head) > HEAD_BYTES:
+        # Whole lines only: a character cut in two would change how the head decodes.
+        head = head[: max(head.rfind(b"\n", 0, HEAD_BYTES), head.rfind(b"\r", 0, HEAD_BYTES)) + 1]
+    text = _Text.of(SourceFile(source.name, head, source.container))
     if _acta_header(text) is not None or _summary_names(text, len(text.lines)) is not None:
         return "results"
     if _candidaturas_header(text) is not None:
@@ -340,7 +349,7 @@ def _acta_header(text: _Text) -> int | None:
         following = text.next_content(index)
         if (
             following is None
-            or len(text.cells(following)) == len(cells)
+            or _fitted(text.cells(following), cells) is not None
             # A row cut short at the end of the file: a cut results file is still one.
             or text.next_content(following) is None
         ):
@@ -415,6 +424,7 @@ def parse_sources(sources: Sequence[SourceFile], zone: tzinfo | None = None) -> 
         role = _role_or_refuse(source)
         if role is not None:
             by_role[role].append(source)
+    by_role["results"] = _distinct(by_role["results"])
     pairs = _pair(by_role["results"], by_role["candidaturas"])
     elections = []
     for results in by_role["results"]:
@@ -424,6 +434,14 @@ def parse_sources(sources: Sequence[SourceFile], zone: tzinfo | None = None) -> 
         elections.append(parse_election(results, candidaturas, (results, *extra), zone))
     _refuse_repeated_codes(elections)
     return sorted(elections, key=lambda e: election_order(e.code))
+
+
+def _distinct(results: Sequence[SourceFile]) -> list[SourceFile]:
+    """The same results file given twice (the PREP's ZIP and its unpacked folder) is one."""
+    seen: dict[tuple[str, bytes], SourceFile] = {}
+    for source in results:
+        seen.setdefault((source.name, source.data), source)
+    return list(seen.values())
 
 
 def _role_or_refuse(source: SourceFile) -> Role | None:
@@ -543,7 +561,7 @@ def parse_election(
     corte = preamble.corte_time(zone)
     compose = cand.multi_entity if cand else False
     actas, fuera, multi_entity = _rows(text, header_index, delimiter, header, columns, compose)
-    code = election_code(source.name)
+    code = _election_code(source)
     return Election(
         code=code,
         name=preamble.name or code,
@@ -567,6 +585,14 @@ def parse_election(
         corte_line=corte.line,
         corte_offset_printed=corte.offset_printed,
     )
+
+
+def _election_code(source: SourceFile) -> str:
+    """From the file's name; from its folder's (``..._PREP_PRES``) when the name says none."""
+    code = election_code(source.name)
+    if code in formats.ELECTION_CODES:
+        return code
+    return formats.container_code(source.container) or code
 
 
 def _header_or_refuse(text: _Text, last_line: int) -> int:
@@ -875,18 +901,19 @@ def _rows(
     entidades: list[tuple[str, str]] = []
     fuera = 0
     width = len(header)
+    last_line = text.last_line
     body = text.lines[header_index + 1 :]
-    for offset, row in enumerate(csv.reader(body, delimiter=delimiter)):
+    for offset, cells in enumerate(csv.reader(body, delimiter=delimiter)):
         number = header_index + 2 + offset
-        if not row or (len(row) == 1 and not row[0].strip()):
+        if not cells or (len(cells) == 1 and not cells[0].strip()):
             continue
-        if len(row) != width:
+        row = _fitted(cells, header)
+        if row is None:
             raise InputError(
                 text.name,
                 number,
-                min(len(row), width) + 1,
-                f"la fila tiene {len(row)} campos y el encabezado {width}: archivo truncado o"
-                " con el delimitador equivocado",
+                min(len(cells), width) + 1,
+                _width_problem(len(cells), width, number == last_line, not actas and not fuera),
             )
         clave = _clave(row, c)
         observaciones = row[c.observaciones].strip()
@@ -899,6 +926,26 @@ def _rows(
     if len(numbered) <= 1 and not (compose and numbered):
         return actas, fuera, False
     return [_within_entidad(a, e) for a, e in zip(actas, entidades, strict=True)], fuera, True
+
+
+def _fitted(cells: list[str], header: Sequence[str]) -> list[str] | None:
+    """The row as wide as the header; empty cells a trailing delimiter leaves (on the row or
+    on the header) are no field."""
+    width = len(header)
+    if len(cells) > width and not any(c.strip() for c in cells[width:]):
+        return cells[:width]
+    if len(cells) < width and not any(h.strip() for h in header[len(cells) :]):
+        return cells + [""] * (width - len(cells))
+    return cells if len(cells) == width else None
+
+
+def _width_problem(cells: int, width: int, last: bool, first: bool) -> str:
+    said = f"la fila tiene {cells} campos y el encabezado {width}"
+    if last:
+        return f"{said}: es la última, el archivo parece truncado"
+    if first:
+        return f"{said} desde la primera fila: no se reconoce la forma de las filas"
+    return f"{said}: fila dañada o con el delimitador equivocado"
 
 
 def _clave(row: Sequence[str], c: _Columns) -> str:
