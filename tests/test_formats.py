@@ -1057,3 +1057,23 @@ def test_a_trailing_delimiter_on_every_row_is_no_field(tmp_path: Path) -> None:
     (folder / "CAMP_AYUN_CANDIDATURA_2021.csv").write_text(candidaturas, encoding="utf-8")
     (election,) = parse_sources(collect_sources([folder]))
     assert len(election.actas) == 1193
+
+
+def test_counts_with_thousands_separators_and_percentages_with_a_sign_are_checked() -> None:
+    """Shown as printed (``1,190``, ``88.2352%``), compared as the numbers they are."""
+    path = cortes_dir() / "20210607_2000_PREP_GOB_CAMP" / "CAMP_GOB_2021.csv"
+    candidaturas = path.with_name("CAMP_GOB_CANDIDATURA_2021.csv")
+    lines = path.read_text(encoding="utf-8").split("\n")
+    values = lines[3].split(",")
+    values[0], values[6] = '"1,190"', "88.2352%"
+    lines[3] = ",".join(values)
+    lines[1] = lines[1].replace("07/06/2021", "07-06-2021")
+    e = parse_election(
+        SourceFile(path.name, "\n".join(lines).encode()),
+        SourceFile(candidaturas.name, candidaturas.read_bytes()),
+    )
+    assert e.corte_time.isoformat() == "2021-06-07T20:00:00-05:00"
+    result = reconcile(e, compute_summary(e), CatalogueCheck(RowlessProof(0, "")))
+    assert result.shown["actas_esperadas"] == "1,190"
+    assert result.shown["porcentaje_actas_contabilizadas"] == "88.2352%"
+    assert result.findings == ()

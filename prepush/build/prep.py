@@ -621,7 +621,7 @@ class _CorteTime:
 
 
 DATE_TIME = re.compile(
-    r"(?:(?P<d>\d{1,2})/(?P<m>\d{1,2})/(?P<y>\d{4})"
+    r"(?:(?P<d>\d{1,2})[/-](?P<m>\d{1,2})[/-](?P<y>\d{4})"
     r"|(?P<Y>\d{4})[/-](?P<mo>\d{1,2})[/-](?P<dd>\d{1,2}))"
     r"[ T]+(?P<H>\d{1,2}):(?P<M>\d{2})(?::\d{2})?(?:\s*(?P<ampm>[aApP])\.?\s*[mM]\b\.?)?"
 )
@@ -1304,14 +1304,17 @@ def printed_esperadas(e: Election) -> int | None:
     plus ACTAS_POR_CAPTURAR, both printed."""
     esperadas = e.preamble.get("ACTAS_ESPERADAS")
     if esperadas is not None:
-        return _digits(esperadas)
-    capturadas = _digits(e.preamble.get("ACTAS_CAPTURADAS", ""))
-    pending = _digits(e.preamble.get("ACTAS_POR_CAPTURAR", ""))
+        return printed_count(esperadas)
+    capturadas = printed_count(e.preamble.get("ACTAS_CAPTURADAS", ""))
+    pending = printed_count(e.preamble.get("ACTAS_POR_CAPTURAR", ""))
     return capturadas + pending if capturadas is not None and pending is not None else None
 
 
-def _digits(text: str) -> int | None:
-    text = text.strip()
+def printed_count(text: str | None) -> int | None:
+    """A count as printed: ``1190``, or ``1,190`` with thousands separators."""
+    text = (text or "").strip()
+    if re.fullmatch(r"\d{1,3}(?:,\d{3})+", text):
+        text = text.replace(",", "")
     return int(text) if text.isdigit() else None
 
 

@@ -35,6 +35,7 @@ from prepush.build.prep import (
     Election,
     Summary,
     inconsistencies,
+    printed_count,
     printed_esperadas,
     truncated_percentage,
 )
@@ -578,7 +579,7 @@ def same_percentage(printed: str, numerator: int, denominator: int) -> bool:
     fourth decimal is the same figure."""
     exact = Decimal(truncated_percentage(numerator, denominator))
     try:
-        value = Decimal(printed.strip())
+        value = Decimal(printed.strip().removesuffix("%").strip())
     except InvalidOperation:
         return False
     return value == exact or (value == exact - Decimal("0.0001") and value >= 0)
@@ -593,5 +594,4 @@ def _warning(e: Election, name: str, message: str) -> Finding:
 
 
 def _int(text: str | None) -> int | None:
-    text = (text or "").strip()
-    return int(text) if text.isdigit() else None
+    return printed_count(text)
