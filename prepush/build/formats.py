@@ -36,14 +36,10 @@ class Role:
 
     key: str
     spellings: tuple[tuple[str, str], ...]
-    what: str = ""
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.spellings)
-
-    def matches(self, header: str) -> bool:
-        return normal(header) in {normal(n) for n in self.names}
 
 
 def normal(name: str) -> str:
@@ -53,8 +49,8 @@ def normal(name: str) -> str:
     return re.sub(r"[\s\-_]+", "_", plain.strip().strip("'\"").upper()).strip("_")
 
 
-def _role(key: str, *spellings: tuple[str, str], what: str = "") -> Role:
-    return Role(key, spellings, what)
+def _role(key: str, *spellings: tuple[str, str]) -> Role:
+    return Role(key, spellings)
 
 
 # --- the preamble: the PREP's summary of the corte ---------------------------------------------
@@ -105,9 +101,7 @@ def summary_key(header: str) -> str | None:
 
 CLAVE_CASILLA = _role("CLAVE_CASILLA", ("CLAVE_CASILLA", CAMPECHE))
 CLAVE_ACTA = _role("CLAVE_ACTA", ("CLAVE_ACTA", CAMPECHE))
-ENTIDAD_ID = _role(
-    "ID_ESTADO", ("ID_ESTADO", CAMPECHE), ("ID_ENTIDAD", COAHUILA), what="número de la entidad"
-)
+ENTIDAD_ID = _role("ID_ESTADO", ("ID_ESTADO", CAMPECHE), ("ID_ENTIDAD", COAHUILA))
 ENTIDAD_NAME = _role("ESTADO", ("ESTADO", CAMPECHE), ("ENTIDAD", COAHUILA))
 SECCION = _role("SECCION", ("SECCION", CAMPECHE))
 ID_CASILLA = _role("ID_CASILLA", ("ID_CASILLA", CAMPECHE))
