@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from prepush.build import formats
@@ -37,6 +36,7 @@ from prepush.build.prep import (
     inconsistencies,
     printed_count,
     printed_esperadas,
+    same_percentage,
     truncated_percentage,
 )
 
@@ -570,19 +570,6 @@ def _acta_sums(e: Election) -> Iterator[Finding]:
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def same_percentage(printed: str, numerator: int, denominator: int) -> bool:
-    """The printed percentage is numerator/denominator truncated to 4 decimals. PREPs
-    truncate in floating point and sometimes lose the last unit (Oaxaca 2022: 76.3272 for
-    4356/5707 = 76.32731…, 36.9022 for 526059/1425544 = 36.90233…), so one unit less in the
-    fourth decimal is the same figure."""
-    exact = Decimal(truncated_percentage(numerator, denominator))
-    try:
-        value = Decimal(printed.strip().removesuffix("%").strip())
-    except InvalidOperation:
-        return False
-    return value == exact or (value == exact - Decimal("0.0001") and value >= 0)
 
 
 def _refused(e: Election, name: str, message: str) -> Finding:
