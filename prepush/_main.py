@@ -427,6 +427,13 @@ def _key_purpose(context: Context, path: Path) -> str:
     help="Construye aunque el preámbulo y las filas del CSV no cuadren, tras revisarlo a mano;"
     " queda en la bitácora y en el reporte.",
 )
+@click.option(
+    "--allow-offset-mismatch",
+    is_flag=True,
+    help="Construye aunque el desfase UTC que imprime el PREP no sea el de election.timezone a"
+    " esa hora, tras comprobar que el impreso es el correcto: el corte se nombra y se muestra"
+    " como lo imprimió el PREP.",
+)
 @json_option
 @pass_context
 def build(
@@ -436,15 +443,17 @@ def build(
     corte: str | None,
     simulacro: bool,
     allow_mismatch: bool,
+    allow_offset_mismatch: bool,
     as_json: bool,
 ) -> int:
     """Construye el paquete de un corte a partir de los CSV del PREP.
 
     INPUTS son archivos CSV, directorios o el ZIP (con ZIP anidados) que entrega el sistema
     del PREP. El paquete queda en paquetes/AAAAMMDD_HHMM/ y se firma con election.signing_key.
-    El sitio muestra las cifras del preámbulo tal como las imprimió el PREP; las filas las
-    comprueban. Si no cuadran (un archivo cortado o incompleto), un corte oficial no se
-    construye (código 2).
+    Los archivos se reconocen por su contenido (resultados, candidaturas, LEEME), no por su
+    nombre. El sitio muestra las cifras del preámbulo tal como las imprimió el PREP y el corte
+    con la fecha, hora y desfase UTC impresos; las filas comprueban las cifras. Si no cuadran
+    (un archivo cortado o incompleto), un corte oficial no se construye (código 2).
     """
     from prepush.build.command import BuildRequest, run_build
 
@@ -456,6 +465,7 @@ def build(
         corte=corte,
         kind="simulacro" if simulacro else "oficial",
         allow_mismatch=allow_mismatch,
+        allow_offset_mismatch=allow_offset_mismatch,
     )
     _report_build(run_build(request), human, out, as_json)
     return int(ExitCode.OK)

@@ -35,3 +35,28 @@ CORTES = (
     "20210607_1440",
     "20210607_2000",
 )
+
+
+# --- the other PREPs of shared/data/prep (see its README) ----------------------------------
+
+OAXACA_CORTES = ("20220605_2120", "20220605_2340", "20220606_0000", "20220606_1500")
+
+
+def oaxaca_dir(corte: str) -> Path:
+    return prep_data_dir() / "oaxaca_2022" / f"{corte}_PREP_GUB_OAX"
+
+
+def quintana_roo_dir() -> Path:
+    return prep_data_dir() / "quintana_roo_2019" / "20190603_0547_PREP_DIP_QROO"
+
+
+def quintana_roo_zip() -> Path:
+    return prep_data_dir() / "quintana_roo_2019" / "20190603_0547_PREP_DIP_QROO.zip"
+
+
+def coahuila_dir() -> Path:
+    return prep_data_dir() / "coahuila_2023"
+
+
+def ine_docs_dir() -> Path:
+    return prep_data_dir() / "ine_docs"

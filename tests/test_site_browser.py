@@ -79,11 +79,12 @@ CAMPECHE = Dataset(
     ("GOB", "DIP_LOC", "AYUN", "JUNTAS"),
     "Proceso Electoral Local 2020-2021 Campeche",
 )
-# Every shared dataset with a candidaturas file. Oaxaca 2022 and Quintana Roo 2019 need the
-# reader of issue 28 (their formats); once it lands each is one line:
-#   Dataset("oaxaca_2022", "20220606_1500", "America/Mexico_City", {}, ("GUB",)),
-#   Dataset("quintana_roo_2019", "20190603_0547", "America/Cancun", {}, ("DIP_LOC",)),
-DATASETS = (CAMPECHE,)
+# Every shared dataset with a candidaturas file.
+DATASETS = (
+    CAMPECHE,
+    Dataset("oaxaca_2022", "20220606_1500", "America/Mexico_City", {}, ("GUB",)),
+    Dataset("quintana_roo_2019", "20190603_0547", "America/Cancun", {}, ("DIP_LOC",)),
+)
 
 
 def campeche_inputs(corte: str) -> list[Path]:
@@ -798,3 +799,45 @@ def test_the_page_allows_only_the_packages_own_files(campeche: Site, browser_pag
     wait(browser_page, lambda d: d.execute_script("return window.__violations.length") > 0)
     assert browser_page.execute_script("return window.__inline === undefined")
     assert "script-src-elem" in browser_page.execute_script("return window.__violations")
+
+
+def printed_preamble(csv_path: Path) -> list[tuple[str, str]]:
+    """The preamble's figures as the PREP printed them, read here without prepush: the line
+    of names that starts with ACTAS_ESPERADAS and the next line with content."""
+    lines = [line for line in csv_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    index = next(i for i, line in enumerate(lines) if line.startswith("ACTAS_ESPERADAS"))
+    names, values = lines[index].split(","), lines[index + 1].split(",")
+    return [(n.strip(), v.strip().lstrip("'")) for n, v in zip(names, values, strict=True)]
+
+
+def test_every_printed_figure_is_on_the_page_as_printed_under_its_name_or_the_preps(
+    sites: SiteFactory, browser_page: Any, tmp_path: Path
+) -> None:
+    """Coahuila 2023 as published (no candidaturas file: built with --allow-mismatch), and with
+    one figure renamed to a header prepush does not know: each figure shows verbatim, the
+    unknown one under the PREP's own header."""
+    source = prep_data_dir() / "coahuila_2023" / "COAH_GUB_2023.csv"
+    renamed = tmp_path / "20230605_1315_PREP_GUB_COAH" / "COAH_GUB_2023.csv"
+    renamed.parent.mkdir()
+    renamed.write_bytes(
+        source.read_bytes().replace(b"TOTAL_VOTOS_S_CS", b"VOTOS_SIN_ESPECIALES", 1)
+    )
+    site = sites(
+        "coahuila", process="Proceso Electoral Local 2023 Coahuila", timezone="America/Monterrey"
+    )
+    site.publish([renamed.parent], "--allow-mismatch")
+    open_page(browser_page, site, "gub")
+    shown_rows = browser_page.execute_script(
+        "return Array.from(document.querySelectorAll('#preambulo tbody tr')).map("
+        "function (tr) { return [tr.getAttribute('data-key'), tr.querySelector('th').textContent,"
+        " tr.querySelector('td').textContent]; });"
+    )
+    expected = printed_preamble(renamed)
+    assert len(shown_rows) == len(expected)
+    for (key, label, value), (header, printed) in zip(shown_rows, expected, strict=True):
+        digits = f"{int(printed):,}" if printed.isdigit() else printed
+        assert value == digits + ("%" if header.startswith("PORCENTAJE") else ""), header
+        if header == "VOTOS_SIN_ESPECIALES":
+            assert (key, label) == ("VOTOS_SIN_ESPECIALES", "VOTOS_SIN_ESPECIALES")
+        else:
+            assert key == header.lower()

@@ -15,10 +15,11 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -37,7 +38,7 @@ from prepush.build.prep import (
 )
 from prepush.build.reconcile import Reconciliation, reconcile
 from prepush.build.results import main_elections, results_documents
-from prepush.exceptions import InputError, MismatchError, PackageError
+from prepush.exceptions import ConfigError, InputError, MismatchError, PackageError
 from prepush.package import (
     DEFAULT_ENTRY_FILES,
     INDEX_HTML,
@@ -79,6 +80,9 @@ class BuildOptions:
     rowless_actas: Mapping[str, int] = field(default_factory=dict)
     # Where the institute hosts the acta images (election.acta_image_url); None: no links.
     acta_image_url: str | None = None
+    # Build a corte whose printed UTC offset is not the one election.timezone gives at that
+    # hour (the operator checked that the PREP's is right); said in the warnings.
+    allow_offset_mismatch: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,9 +97,9 @@ class BuildResult:
     forced: list[str] = field(default_factory=list)
 
 
-def corte_id_of(moment: datetime, zone: ZoneInfo) -> str:
-    """``YYYYMMDD_HHMM`` in the election's local time, the PREP convention."""
-    return moment.astimezone(zone).strftime("%Y%m%d_%H%M")
+def corte_id_of(moment: datetime) -> str:
+    """``YYYYMMDD_HHMM`` in the time the PREP printed (its own offset), the PREP convention."""
+    return moment.strftime("%Y%m%d_%H%M")
 
 
 def corte_time_of(corte: str, zone: ZoneInfo) -> datetime:
@@ -112,13 +116,14 @@ def object_path(data: bytes) -> str:
 
 def build_from_prep(inputs: Sequence[Path], options: BuildOptions) -> BuildResult:
     sources, original_zip = _read_inputs(inputs)
-    elections = parse_sources(sources)
+    elections = parse_sources(sources, options.zone)
     if not elections:
         raise InputError(
             ", ".join(str(p) for p in inputs), None, None, "no contiene ningún CSV de resultados"
         )
-    corte_time = _common_corte_time(elections).astimezone(options.zone)
-    corte = corte_id_of(corte_time, options.zone)
+    corte_time = _common_corte_time(elections)
+    offset_warnings = _check_offset(elections[0], options)
+    corte = corte_id_of(corte_time)
     catalogue = Catalogue.load(options.packages_dir)
     reconciliations = [
         reconcile(
@@ -154,7 +159,7 @@ def build_from_prep(inputs: Sequence[Path], options: BuildOptions) -> BuildResul
             process=options.process,
             entry_files=DEFAULT_ENTRY_FILES,
         )
-        result = _finish(stage, manifest, options, verdict.warnings)
+        result = _finish(stage, manifest, options, offset_warnings + verdict.warnings)
     if verdict.proves_catalogue:
         catalogue.record(elections, corte)
     return dataclasses.replace(result, explained=verdict.explained, forced=verdict.forced)
@@ -217,26 +222,66 @@ class _Verdict:
 
 
 def _common_corte_time(elections: Sequence[Election]) -> datetime:
-    times = sorted({e.corte_time for e in elections})
+    """The corte's time as its files printed it: the same date, hour and offset in each."""
+    times = {e.corte_time.isoformat(): e.corte_time for e in elections}
     if len(times) > 1:
-        listing = ", ".join(f"{e.code} {e.corte_time.isoformat()}" for e in elections)
+        listing = ", ".join(f"{e.code} {e.corte_printed} ({e.source_name})" for e in elections)
         raise InputError(
             "entrada",
             None,
             None,
             f"los CSV son de cortes distintos ({listing}); un paquete es un solo corte",
         )
-    return times[0]
+    return next(iter(times.values()))
+
+
+def _check_offset(e: Election, options: BuildOptions) -> list[str]:
+    """The offset the PREP printed against the one election.timezone gives at that hour: a
+    difference is a roster mistake (or the PREP's), never converted away."""
+    if not e.corte_offset_printed:
+        return []
+    printed = e.corte_time.utcoffset()
+    local = e.corte_time.replace(tzinfo=None)
+    expected = local.replace(tzinfo=options.zone).utcoffset()
+    if printed == expected:
+        return []
+    said = (
+        f"{e.source_name}:{e.corte_line}: el PREP imprime el corte como {e.corte_printed!r},"
+        f" en UTC{_offset_text(printed)}, y election.timezone ({options.zone.key}) da"
+        f" UTC{_offset_text(expected)} a esa hora"
+    )
+    if options.allow_offset_mismatch:
+        return [f"{said}; se construyó con la hora impresa (--allow-offset-mismatch)"]
+    raise ConfigError(
+        f"{said}. No se construyó nada: corrija election.timezone en el padrón (la zona de la"
+        " elección), o, si comprobó que la hora impresa es la correcta, construya con"
+        " --allow-offset-mismatch: el corte se nombra y se muestra como lo imprimió el PREP."
+    )
+
+
+def _offset_text(offset: timedelta | None) -> str:
+    if offset is None:
+        return "?"
+    minutes = int(offset.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{sign}{hours}" + (f":{rest:02d}" if rest else "")
 
 
 def _database_zip(sources: Sequence[SourceFile], corte_time: datetime) -> bytes:
     """The PREP database rebuilt from CSV directories as a deterministic ZIP: fixed order,
     timestamps and permissions."""
     stamp = corte_time.replace(tzinfo=None).timetuple()[:6]
+    counts = Counter(source.name for source in sources)
+
+    def member(source: SourceFile) -> str:
+        # One LEEME.txt per election folder (INE, Oaxaca): the folder tells them apart.
+        return source.name if counts[source.name] == 1 else f"{source.container}/{source.name}"
+
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-        for source in sorted(sources, key=lambda s: s.name):
-            info = zipfile.ZipInfo(source.name, date_time=stamp)
+        for source in sorted(sources, key=member):
+            info = zipfile.ZipInfo(member(source), date_time=stamp)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3
             info.external_attr = 0o644 << 16

@@ -23,7 +23,12 @@ header: Oaxaca 2022 writes ``PV`` for the column ``PVEM``):
    an independent candidacy with the same number;
 3. an abbreviation: the one party column that starts with the code (ignoring case and
    separators; the code at least two characters). Never the other way round: a code longer
-   than a column (a typo such as ``MORX``) is not taken for it.
+   than a column (a typo such as ``MORX``) is not taken for it;
+4. within a combination's code only (``PRI-NA``, ``SUM-PRI-NA``), a part that steps 1–3 leave
+   without a column: the one combination column with as many parties that holds every part
+   already resolved, whose parties are all party columns, and whose remaining parties each
+   contain one remaining part (INE 2018
+   writes ``NA`` for Nueva Alianza, whose columns are ``PANAL`` and ``C_PRI_PANAL``).
 
 Anything else (a code that names no column or more than one, a party claimed by two
 candidaturas, a party row that names another candidate than its coalition) refuses the
@@ -36,6 +41,7 @@ the LEEME's words), truncated to 4 decimals.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -257,11 +263,28 @@ def contests_of(e: Election) -> Contests:
         )
     ballot = ballot_of(e)
     rows: dict[int | None, list[_Row]] = {}
-    for candidatura in e.candidaturas:
+    for candidatura in _without_repeats(e.candidaturas):
         rows.setdefault(candidatura.group, []).append(_row(candidatura, ballot, file))
     by_group = {group: _contest(group_rows, ballot, file) for group, group_rows in rows.items()}
     scope: Scope = "group" if grouped == {True} else "election"
     return Contests(scope, by_group, ballot.combinations)
+
+
+def _without_repeats(candidaturas: Sequence[Candidatura]) -> list[Candidatura]:
+    """The rows that say something: INE 2021 lists each distrito's rows two or three times,
+    the last time without names. A row with the code of an earlier row of its contest, and
+    that row's name or none, repeats it; a different name is kept (and refused as a
+    conflict)."""
+    named: dict[tuple[int | None, str], str] = {}
+    kept = []
+    for candidatura in candidaturas:
+        key = (candidatura.group, normalized(candidatura.party))
+        person = _person(candidatura)
+        if key in named and person in (named[key], ""):
+            continue
+        named[key] = person or named.get(key, "")
+        kept.append(candidatura)
+    return kept
 
 
 def unresolved_codes(e: Election) -> list[tuple[Candidatura, str]]:
@@ -299,8 +322,7 @@ def _resolved_row(candidatura: Candidatura, code: str, ballot: Ballot) -> _Row:
         parts = [p for p in code[len(SUM_PREFIX) :].split("-") if p]
         if not parts:
             raise _Unresolved(code, ())
-        parties = frozenset(resolve_party(p, ballot.parties) for p in parts)
-        return _Row(candidatura, parties, summed=True, coalition=True)
+        return _Row(candidatura, _combination_parties(parts, ballot), summed=True, coalition=True)
     exact = _exact_party(code, ballot.parties)
     if exact is not None:
         return _Row(candidatura, frozenset({exact}), summed=False, coalition=False)
@@ -310,10 +332,48 @@ def _resolved_row(candidatura: Candidatura, code: str, ballot: Ballot) -> _Row:
         return _Row(candidatura, parties, summed=False, coalition=True)
     parts = [p for p in SEPARATORS.split(_without_combination_prefix(code)) if p]
     if len(parts) >= 2:
-        parties = frozenset(resolve_party(p, ballot.parties) for p in parts)
-        return _Row(candidatura, parties, summed=False, coalition=True)
+        return _Row(candidatura, _combination_parties(parts, ballot), summed=False, coalition=True)
     party = resolve_party(code, ballot.parties)
     return _Row(candidatura, frozenset({party}), summed=False, coalition=False)
+
+
+def _combination_parties(parts: Sequence[str], ballot: Ballot) -> frozenset[str]:
+    """The party columns of a combination's code: steps 1–3 for each part, then step 4 for
+    the parts they leave without a column."""
+    resolved: set[str] = set()
+    pending: list[str] = []
+    for part in parts:
+        try:
+            resolved.add(resolve_party(part, ballot.parties))
+        except _Unresolved as unresolved:
+            if unresolved.candidates:
+                raise
+            pending.append(part)
+    if not pending:
+        return frozenset(resolved)
+    matches = {
+        members
+        for members in ballot.combinations.values()
+        if len(members) == len(parts)
+        and resolved <= members
+        and members <= set(ballot.parties)
+        and _each_contained(pending, members - resolved)
+    }
+    if len(matches) == 1:
+        return matches.pop()
+    columns = sorted(c for c, members in ballot.combinations.items() if members in matches)
+    raise _Unresolved(pending[0], columns)
+
+
+def _each_contained(parts: Sequence[str], parties: Iterable[str]) -> bool:
+    """Whether each part is inside a different one of ``parties`` (ignoring case and
+    separators), one to one."""
+    wanted = [normalized(p) for p in parts]
+    names = [normalized(p) for p in parties]
+    return len(wanted) == len(names) and any(
+        all(part in name for part, name in zip(wanted, order, strict=True))
+        for order in itertools.permutations(names)
+    )
 
 
 def _exact_party(code: str, parties: Sequence[str]) -> str | None:

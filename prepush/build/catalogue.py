@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from prepush.build.prep import Election
+from prepush.build.prep import Election, printed_esperadas
 from prepush.exceptions import PackageError
 
 CATALOGUE_FILE = ".catalogo.json"
@@ -129,7 +129,7 @@ class Catalogue:
     def record(self, elections: Iterable[Election], corte: str) -> None:
         """Add a proven corte: new elections start their entry, known ones gain claves."""
         for e in elections:
-            esperadas = _int(e.preamble.get("ACTAS_ESPERADAS"))
+            esperadas = printed_esperadas(e)
             if esperadas is None:
                 continue
             claves = {a.clave for a in e.actas}
@@ -158,10 +158,3 @@ class Catalogue:
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
-
-
-def _int(text: str | None) -> int | None:
-    try:
-        return int(text) if text else None
-    except ValueError:
-        return None

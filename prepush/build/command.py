@@ -26,9 +26,15 @@ class BuildRequest:
     corte: str | None = None
     kind: Kind = "oficial"
     allow_mismatch: bool = False
+    allow_offset_mismatch: bool = False
 
 
-def build_options(settings: Settings, kind: Kind, allow_mismatch: bool = False) -> BuildOptions:
+def build_options(
+    settings: Settings,
+    kind: Kind,
+    allow_mismatch: bool = False,
+    allow_offset_mismatch: bool = False,
+) -> BuildOptions:
     key_path = settings.signing_key_path
     if key_path is not None and not key_path.is_file():
         raise ConfigError(
@@ -46,6 +52,7 @@ def build_options(settings: Settings, kind: Kind, allow_mismatch: bool = False) 
         allow_mismatch=allow_mismatch,
         rowless_actas=dict(election.rowless_actas),
         acta_image_url=election.acta_image_url,
+        allow_offset_mismatch=allow_offset_mismatch,
     )
 
 
@@ -54,7 +61,9 @@ def run_build(request: BuildRequest) -> BuildResult:
         raise ConfigError("Con --site indique el corte: --corte AAAAMMDD_HHMM.")
     if request.site_dir is None and not request.inputs:
         raise ConfigError("Indique los CSV, el directorio o el ZIP del corte a construir.")
-    options = build_options(request.settings, request.kind, request.allow_mismatch)
+    options = build_options(
+        request.settings, request.kind, request.allow_mismatch, request.allow_offset_mismatch
+    )
     with Ledger(request.settings.ledger_path) as ledger:
         try:
             result = _build(request, options)
@@ -82,6 +91,7 @@ def _options(request: BuildRequest) -> dict[str, object]:
     return {
         "kind": request.kind,
         "allow_mismatch": request.allow_mismatch,
+        "allow_offset_mismatch": request.allow_offset_mismatch,
         "inputs": [str(p) for p in request.inputs],
         "site": str(request.site_dir) if request.site_dir else None,
     }

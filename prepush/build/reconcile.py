@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from prepush.build import formats
 from prepush.build.candidaturas import unresolved_codes
 from prepush.build.catalogue import CatalogueCheck, RowlessProof
 from prepush.build.prep import (
@@ -35,6 +35,10 @@ from prepush.build.prep import (
     Candidatura,
     Election,
     Summary,
+    inconsistencies,
+    printed_count,
+    printed_esperadas,
+    same_percentage,
     truncated_percentage,
 )
 
@@ -88,35 +92,57 @@ class Finding:
 class Reconciliation:
     election: Election
     rows: Summary
-    # The 13 figures as the site shows them: the preamble's strings, or the rows' where the
-    # preamble printed nothing (those fields are listed in ``from_rows``).
+    # Every figure of the preamble as the site shows it, in the PREP's order: its string as
+    # printed, under its canonical name in lower case (``actas_esperadas``) or, when prepush
+    # does not recognise the name, under the PREP's own header. Where the preamble printed a
+    # known figure empty, the rows' (those keys are listed in ``from_rows``).
     shown: dict[str, str]
     from_rows: tuple[str, ...]
     findings: tuple[Finding, ...] = field(default=())
+    # The header each shown figure had in the preamble, and why the rows could not check a
+    # shown figure (only those).
+    headers: dict[str, str] = field(default_factory=dict)
+    unchecked: dict[str, str] = field(default_factory=dict)
 
     def of_kind(self, kind: Kind) -> list[Finding]:
         return [f for f in self.findings if f.kind == kind]
 
 
 def reconcile(e: Election, rows: Summary, catalogue: CatalogueCheck) -> Reconciliation:
-    shown, from_rows = shown_summary(e, rows)
-    findings = [*_structure(e, catalogue), *_Figures(e, rows, catalogue.rowless).findings()]
-    return Reconciliation(e, rows, shown, from_rows, tuple(findings))
+    shown, from_rows, headers = shown_summary(e, rows)
+    figures = _Figures(e, rows, catalogue.rowless)
+    findings = [*_structure(e, catalogue), *figures.findings(), *_acta_sums(e)]
+    unchecked = {
+        shown_key(name): why
+        for name, why in figures.unchecked().items()
+        if shown_key(name) in shown
+    }
+    return Reconciliation(e, rows, shown, from_rows, tuple(findings), headers, unchecked)
 
 
-def shown_summary(e: Election, rows: Summary) -> tuple[dict[str, str], tuple[str, ...]]:
+def shown_key(name: str) -> str:
+    """A preamble key as the site knows it: canonical names in lower case, others as printed."""
+    known = name in SUMMARY_FIELDS or formats.summary_key(name) == name
+    return name.lower() if known else name
+
+
+def shown_summary(
+    e: Election, rows: Summary
+) -> tuple[dict[str, str], tuple[str, ...], dict[str, str]]:
     computed = rows.as_json()
     shown: dict[str, str] = {}
+    headers: dict[str, str] = {}
     from_rows: list[str] = []
-    for name in SUMMARY_FIELDS:
-        key = name.lower()
-        printed = e.preamble.get(name, "").strip()
-        if printed:
+    for name, value in e.preamble.items():
+        key = shown_key(name)
+        printed = value.strip()
+        headers[key] = e.preamble_headers.get(name, name)
+        if printed or key not in computed:
             shown[key] = printed
         else:
             shown[key] = str(computed[key])
             from_rows.append(key)
-    return shown, tuple(from_rows)
+    return shown, tuple(from_rows), headers
 
 
 # --- structure ---------------------------------------------------------------------------
@@ -134,7 +160,7 @@ def _structure(e: Election, catalogue: CatalogueCheck) -> Iterator[Finding]:
             f" hasta el corte {catalogue.recorded_corte}), p. ej. {first}; los datos terminan"
             f" en la línea {e.last_line}",
         )
-    expected = _int(e.preamble.get(ESPERADAS))
+    expected = printed_esperadas(e)
     if catalogue.recorded_esperadas not in (None, expected):
         yield _warning(
             e,
@@ -150,11 +176,12 @@ def _candidaturas(e: Election) -> Iterator[Finding]:
             "refused",
             "sin_candidaturas",
             e.code,
-            e.expected_candidaturas_name,
+            e.source_name,
             None,
-            f"falta el archivo de candidaturas {e.expected_candidaturas_name}, que el PREP"
-            f" entrega junto a {e.source_name}: sin él no se puede comprobar que estén todas"
-            " las columnas de votos",
+            f"falta el archivo de candidaturas de {e.source_name} (p. ej."
+            f" {e.expected_candidaturas_name}: un CSV con PARTIDO_CI y CANDIDATURA_PROPIETARIA,"
+            " en la misma carpeta o ZIP), que el PREP entrega junto a los resultados: sin él"
+            " no se puede comprobar que estén todas las columnas de votos",
         )
         return
     missing: dict[str, Candidatura] = {}
@@ -174,14 +201,22 @@ def _candidaturas(e: Election) -> Iterator[Finding]:
 
 
 def _rows_against_expected(e: Election, proof: RowlessProof) -> Iterator[Finding]:
-    printed = e.preamble.get(ESPERADAS, "")
-    expected = _int(printed)
+    expected = printed_esperadas(e)
     if expected is None:
-        yield _refused(
-            e,
+        printed = e.preamble.get(ESPERADAS)
+        what = (
+            f"{ESPERADAS} {printed!r} no es un número"
+            if printed is not None
+            else f"el preámbulo no trae {ESPERADAS} (ni ACTAS_CAPTURADAS y ACTAS_POR_CAPTURAR)"
+            + ("" if e.preamble else ": no se reconoce su línea de resumen")
+        )
+        yield Finding(
+            "refused",
             "esperadas_ilegibles",
-            f"{ESPERADAS} {printed!r} no es un número: no se puede comprobar que el archivo"
-            " esté completo",
+            e.code,
+            e.source_name,
+            e.summary_line or e.header_line,
+            f"{what}: no se puede comprobar que el archivo esté completo",
         )
         return
     rows = len(e.actas)
@@ -241,6 +276,8 @@ class _Figures:
         self.computed = rows.as_json()
         self.printed: dict[str, int] = {}
         self.unreadable: list[str] = []
+        # The preamble figures some check compared (with the rows or with the others).
+        self.checked: set[str] = set()
         for name in COUNTS:
             text = e.preamble.get(name, "").strip()
             value = _int(text)
@@ -254,6 +291,7 @@ class _Figures:
             _warning(self.e, "cifra_ilegible", f"{n} {self.e.preamble[n]!r} no es un número")
             for n in self.unreadable
         ]
+        found.extend(self._unknown())
         covered: set[str] = set()
         rowless, reason, extra_captured = self._rowless_actas_ahead()
         if rowless is not None:
@@ -269,6 +307,32 @@ class _Figures:
         found.extend(self._arithmetic(extra_captured if rowless is not None else 0))
         return found
 
+    def unchecked(self) -> dict[str, str]:
+        """Each printed figure no check could compare, and why: said, never hidden."""
+        if printed_esperadas(self.e) is not None:
+            self.checked |= {ESPERADAS, "ACTAS_POR_CAPTURAR"}
+        why: dict[str, str] = {}
+        for name, value in self.e.preamble.items():
+            if name in self.checked or not value.strip():
+                continue
+            if name not in SUMMARY_FIELDS and formats.summary_key(name) is None:
+                why[name] = "prepush no reconoce esta cifra: se muestra como la imprimió el PREP"
+            elif name in self.unreadable:
+                why[name] = "no es un número"
+            else:
+                why[name] = "faltan en el preámbulo las cifras con que se comprueba"
+        return why
+
+    def _unknown(self) -> Iterator[Finding]:
+        for name, header in self.e.preamble_headers.items():
+            if name not in SUMMARY_FIELDS and formats.summary_key(name) is None:
+                yield _warning(
+                    self.e,
+                    "cifra_no_reconocida",
+                    f"el preámbulo trae {header} = {self.e.preamble[name]!r}, que prepush no"
+                    " reconoce: se muestra tal cual, con su nombre, sin comprobarla con las filas",
+                )
+
     def _row(self, name: str) -> int:
         return int(self.computed[name.lower()])
 
@@ -277,6 +341,7 @@ class _Figures:
         return None if printed is None else printed - self._row(name)
 
     def _counts(self, covered: set[str], reason: str) -> Iterator[Finding]:
+        self.checked |= set(self.printed)
         for name in COUNTS:
             difference = self._excess(name)
             if name in covered or not difference:
@@ -379,13 +444,14 @@ class _Figures:
     def _percentages(self) -> Iterator[Finding]:
         """A printed percentage must follow from the preamble's own counts; the counts are
         checked against the rows above."""
-        expected = _int(self.e.preamble.get(ESPERADAS))
+        expected = printed_esperadas(self.e)
         for name, count in ((PCT_CAPTURADAS, CAPTURADAS), (PCT_CONTABILIZADAS, CONTABILIZADAS)):
             printed = self.e.preamble.get(name, "").strip()
             if not printed or expected is None or count not in self.printed:
                 continue
-            own = truncated_percentage(self.printed[count], expected)
-            if not _same(printed, own):
+            self.checked.add(name)
+            if not same_percentage(printed, self.printed[count], expected):
+                own = truncated_percentage(self.printed[count], expected)
                 yield _warning(
                     self.e,
                     "aritmetica_del_preambulo",
@@ -393,24 +459,37 @@ class _Figures:
                     f"{expected} = {own}",
                 )
         printed = self.e.preamble.get(PCT_INCONSISTENCIAS, "").strip()
-        rows = self.rows.porcentaje_actas_inconsistencias
-        if printed and not _same(printed, rows):
-            yield _warning(
-                self.e,
-                "inconsistencias",
-                f"{PCT_INCONSISTENCIAS}: el preámbulo dice {printed} y las filas dan {rows}",
-            )
+        if printed and expected is not None:
+            self.checked.add(PCT_INCONSISTENCIAS)
+            rules = inconsistencies(self.e)
+            if not any(same_percentage(printed, n, expected) for n in rules):
+                not_counted, annotated = (truncated_percentage(n, expected) for n in rules)
+                yield _warning(
+                    self.e,
+                    "inconsistencias",
+                    f"{PCT_INCONSISTENCIAS}: el preámbulo dice {printed} y las filas dan"
+                    f" {annotated} (actas con observación de inconsistencia) o {not_counted}"
+                    " (actas no contabilizadas), sin contar las que no tienen acta",
+                )
+
+    def _figure(self, name: str) -> int | None:
+        """A count as printed; the rows' where the preamble does not print it at all (INE
+        2015 prints participation without its lista nominal and votes)."""
+        if name in self.printed:
+            return self.printed[name]
+        return self._row(name) if name not in self.e.preamble else None
 
     def _participation(self) -> Iterator[Finding]:
         printed = self.e.preamble.get(PARTICIPACION, "").strip()
-        lista = self.printed.get(LISTA)
-        if not printed or lista is None or C_CS not in self.printed:
+        lista, votes = self._figure(LISTA), self._figure(C_CS)
+        if not printed or lista is None or votes is None:
             return
-        with_special = truncated_percentage(self.printed[C_CS], lista)
-        if _same(printed, with_special):
+        self.checked.add(PARTICIPACION)
+        with_special = truncated_percentage(votes, lista)
+        if same_percentage(printed, votes, lista):
             return
-        without = self.printed.get(S_CS)
-        if without is not None and _same(printed, truncated_percentage(without, lista)):
+        without = self._figure(S_CS)
+        if without is not None and same_percentage(printed, without, lista):
             yield Finding(
                 "explained",
                 "participacion_con_s_cs",
@@ -452,6 +531,34 @@ class _Figures:
                 )
 
 
+# --- each acta's own sum ----------------------------------------------------------------
+
+
+def _acta_sums(e: Election) -> Iterator[Finding]:
+    """Each counted acta's votes against its TOTAL_VOTOS_CALCULADO, the PREP's own sum of
+    them: a vote column missing, or a column taken for votes that is not one, shows here even
+    where no candidatura names it (checked on every acta of shared/data/prep)."""
+    wrong = [
+        a
+        for a in e.actas
+        if a.counted and a.calculado is not None and a.total is not None and a.total != a.calculado
+    ]
+    if not wrong:
+        return
+    first = wrong[0]
+    yield Finding(
+        "refused",
+        "suma_del_acta",
+        e.code,
+        e.source_name,
+        first.line,
+        f"en {len(wrong)} acta(s) contabilizada(s) la suma de las columnas de votos no es"
+        f" TOTAL_VOTOS_CALCULADO (p. ej. {first.clave}: {first.total} contra {first.calculado}):"
+        " falta una columna de votos, o prepush tomó por votos una columna que no lo es"
+        f" (columnas de votos leídas: {', '.join(e.vote_columns)})",
+    )
+
+
 # --- helpers -------------------------------------------------------------------------------
 
 
@@ -464,12 +571,4 @@ def _warning(e: Election, name: str, message: str) -> Finding:
 
 
 def _int(text: str | None) -> int | None:
-    text = (text or "").strip()
-    return int(text) if text.isdigit() else None
-
-
-def _same(printed: str, computed: str) -> bool:
-    try:
-        return Decimal(printed) == Decimal(computed)
-    except InvalidOperation:
-        return printed.strip() == computed.strip()
+    return printed_count(text)

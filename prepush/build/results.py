@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from prepush.build.candidaturas import Contender, Contests, contests_of, percentages, tally
-from prepush.build.digitization import Digitized, digitization_of
 from prepush.build.prep import Acta, Election
 from prepush.build.reconcile import Reconciliation
 
@@ -34,11 +33,9 @@ def results_documents(reconciliations: Sequence[Reconciliation]) -> dict[str, Do
         slug = election.code.lower()
         contests = contests_of(election)
         # By the acta object: the same casilla key can be in two municipios.
-        digitized = dict(zip(map(id, election.actas), digitization_of(election), strict=True))
         groups = _by_group(election.actas)
         results = {
-            gid: _results(election, actas, contests.of_group(gid), digitized)
-            for gid, actas in groups.items()
+            gid: _results(election, actas, contests.of_group(gid)) for gid, actas in groups.items()
         }
         for gid, actas in groups.items():
             base = f"{slug}/{election.group_kind}/{gid}"
@@ -53,11 +50,15 @@ def results_documents(reconciliations: Sequence[Reconciliation]) -> dict[str, Do
 
 def summaries(reconciliation: Reconciliation) -> Document:
     """The PREP's figures as printed (what the site shows), the rows' beside them (the
-    cross-check), and which shown figures came from the rows (the preamble left them empty)."""
+    cross-check), which shown figures came from the rows (the preamble left them empty), the
+    preamble's order, each figure's header as printed, and why the rows could not check one."""
     return {
         "summary": reconciliation.shown,
+        "summary_order": list(reconciliation.shown),
         "summary_rows": reconciliation.rows.as_json(),
         "summary_from_rows": list(reconciliation.from_rows),
+        "summary_headers": reconciliation.headers,
+        "summary_unchecked": reconciliation.unchecked,
     }
 
 
@@ -151,13 +152,12 @@ def _results(
     election: Election,
     actas: Sequence[Acta],
     contenders: Sequence[Contender],
-    digitized: dict[int, Digitized],
 ) -> Document:
     totals = _totals(actas, len(election.vote_columns))
     published = sorted((a for a in actas if a.captured), key=publication_order)
     # "actas" sorts before every other key: the list comes first, the totals after it.
     return {
-        "actas": [_acta(a, digitized[id(a)]) for a in published],
+        "actas": [_acta(a) for a in published],
         "contabilizadas": sum(1 for a in actas if a.counted),
         "esperadas": len(actas),
         "lista_nominal": sum(a.lista_nominal for a in actas if a.counted),
@@ -174,14 +174,14 @@ def _tally(
     return tally(contenders, election.vote_columns, totals) if contenders else None
 
 
-def _acta(acta: Acta, digitized: Digitized) -> Document:
+def _acta(acta: Acta) -> Document:
     return {
         "clave": acta.clave,
         "contabilizada": acta.contabilizada,
         "observaciones": acta.observaciones,
         "votes": list(acta.votes) if acta.votes is not None else None,
         "total": acta.total,
-        **digitized.as_json(),
+        **acta.image.as_json(),
     }
 
 

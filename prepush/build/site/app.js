@@ -54,10 +54,55 @@
   }
 
   // The summary as the site shows it: the PREP's figures; where its preamble printed none (the
-  // pre-election corte), prepush's count of the actas, marked with an asterisk.
+  // pre-election corte), prepush's count of the actas, marked with an asterisk. A figure this
+  // PREP does not print at all is none (null), never a made-up one.
   function figure(e, key, suffix) {
+    if (!Object.prototype.hasOwnProperty.call(e.summary, key)) return null;
     var computed = (e.summary_from_rows || []).indexOf(key) >= 0;
-    return printed(e.summary[key]) + (suffix || "") + (computed ? "*" : "");
+    var text = printed(e.summary[key]);
+    var percent = suffix && !/%\s*$/.test(text) ? suffix : "";
+    return text + percent + (computed ? "*" : "");
+  }
+
+  // "label: figure", or nothing where the PREP printed no such figure.
+  function figureLine(label, e, key, suffix) {
+    var text = figure(e, key, suffix);
+    return text === null ? null : el("p", { "class": "muted", text: label + ": " + text });
+  }
+
+  var LABELS = {
+    actas_esperadas: "Actas esperadas",
+    actas_registradas: "Actas registradas",
+    actas_fuera_catalogo: "Actas fuera de catálogo",
+    actas_capturadas: "Actas capturadas",
+    porcentaje_actas_capturadas: "Porcentaje de actas capturadas",
+    actas_contabilizadas: "Actas contabilizadas",
+    porcentaje_actas_contabilizadas: "Porcentaje de actas contabilizadas",
+    porcentaje_actas_inconsistencias: "Porcentaje de actas con inconsistencias",
+    actas_no_contabilizadas: "Actas no contabilizadas",
+    lista_nominal_actas_contabilizadas: "Lista nominal de las actas contabilizadas",
+    total_votos_c_cs: "Total de votos (con casillas especiales)",
+    total_votos_s_cs: "Total de votos (sin casillas especiales)",
+    porcentaje_participacion_ciudadana: "Participación ciudadana",
+    actas_por_capturar: "Actas por capturar"
+  };
+
+  // Every figure of the preamble, in the PREP's order: under its name where prepush knows the
+  // figure, under the PREP's own header where it does not.
+  function preambleTable(e) {
+    var order = e.summary_order || Object.keys(e.summary);
+    var headers = e.summary_headers || {};
+    var rows = order.map(function (key) {
+      var percent = /^porcentaje/.test(key) ? "%" : "";
+      return el("tr", { "data-key": key }, [
+        el("th", { scope: "row", text: LABELS[key] || headers[key] || key }),
+        el("td", { "class": "n", text: figure(e, key, percent) })
+      ]);
+    });
+    return el("div", { "class": "scroll" }, [el("table", { id: "preambulo", "class": "preambulo" }, [
+      el("caption", { text: "Cifras del PREP en este corte, tal como las publicó" }),
+      el("tbody", {}, rows)
+    ])]);
   }
 
   function computedNote(e) {
@@ -358,13 +403,32 @@
   function summaryCard(e) {
     return el("section", { "class": "card election", "data-code": e.code }, [
       el("h3", {}, [el("a", { href: "#" + e.code.toLowerCase(), text: e.name })]),
-      el("p", { "class": "figure", text: figure(e, "porcentaje_actas_contabilizadas", "%") }),
-      el("p", { "class": "muted", text: "Actas contabilizadas: " + figure(e, "actas_contabilizadas") + " de " + figure(e, "actas_esperadas") }),
-      el("p", { "class": "muted", text: "Actas capturadas: " + figure(e, "actas_capturadas") + " (" + figure(e, "porcentaje_actas_capturadas", "%") + ")" }),
-      el("p", { "class": "muted", text: "Participación ciudadana: " + figure(e, "porcentaje_participacion_ciudadana", "%") }),
-      el("p", { "class": "muted", text: "Total de votos: " + figure(e, "total_votos_c_cs") }),
+      figure(e, "porcentaje_actas_contabilizadas", "%") === null ? null :
+        el("p", { "class": "figure", text: figure(e, "porcentaje_actas_contabilizadas", "%") }),
+      countedLine(e),
+      withShare("Actas capturadas", e, "actas_capturadas", "porcentaje_actas_capturadas"),
+      figureLine("Participación ciudadana", e, "porcentaje_participacion_ciudadana", "%"),
+      figureLine("Total de votos", e, "total_votos_c_cs"),
       computedNote(e)
     ]);
+  }
+
+  // "label: figure (share%)": each part only where the PREP printed it.
+  function withShare(label, e, key, shareKey) {
+    var count = figure(e, key), share = figure(e, shareKey, "%");
+    if (count === null && share === null) return null;
+    var text = count === null ? share : count + (share === null ? "" : " (" + share + ")");
+    return el("p", { "class": "muted", text: label + ": " + text });
+  }
+
+  // "Actas contabilizadas: N de M (P%)", each part where the PREP printed it; the share only
+  // where the page has no big figure of it.
+  function countedLine(e, withShare) {
+    var counted = figure(e, "actas_contabilizadas"), expected = figure(e, "actas_esperadas");
+    var share = withShare ? figure(e, "porcentaje_actas_contabilizadas", "%") : null;
+    if (counted === null) return null;
+    var text = counted + (expected === null ? "" : " de " + expected) + (share === null ? "" : " (" + share + ")");
+    return el("p", { "class": "muted", text: "Actas contabilizadas: " + text });
   }
 
   function consultaForm(value) {
@@ -435,7 +499,7 @@
     crumbs([{ text: "Inicio", href: "#" }, { text: r.name }]);
     var out = [
       el("h2", { text: r.name }),
-      el("p", { "class": "muted", text: "Actas contabilizadas: " + figure(r, "actas_contabilizadas") + " de " + figure(r, "actas_esperadas") + " (" + figure(r, "porcentaje_actas_contabilizadas", "%") + ")" }),
+      countedLine(r, true),
       computedNote(r),
       viewSwitch(code, route.parties, r.contest !== "none")
     ];
@@ -448,6 +512,8 @@
     }
     out.push(el("h3", { text: r.group_label }));
     out.push(groupsTable(r, code));
+    out.push(el("h3", { text: "Avance de actas" }));
+    out.push(preambleTable(r));
     return out;
   }
 
