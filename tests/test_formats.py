@@ -1082,3 +1082,27 @@ def test_counts_with_thousands_separators_and_percentages_with_a_sign_are_checke
     assert result.shown["actas_esperadas"] == "1,190"
     assert result.shown["porcentaje_actas_contabilizadas"] == "88.2352%"
     assert result.findings == ()
+
+
+def test_each_group_is_named_for_the_contest_the_candidaturas_file_groups_by() -> None:
+    """Campeche's JUNTAS holds each junta municipal (PICH, TIXMUCUY) in DISTRITO_LOCAL and its
+    candidaturas by ID_JUNTA: its groups are juntas, not distritos; DIP_LOC's are distritos."""
+    folder = cortes_dir() / "20210607_2000_PREP_JUNTAS_CAMP"
+    juntas = parse_election(
+        SourceFile("CAMP_JUNTAS_2021.csv", (folder / "CAMP_JUNTAS_2021.csv").read_bytes()),
+        SourceFile(
+            "CAMP_JUNTAS_CANDIDATURA_2021.csv",
+            (folder / "CAMP_JUNTAS_CANDIDATURA_2021.csv").read_bytes(),
+        ),
+    )
+    assert juntas.group_label == "Junta municipal"
+    assert {a.group_name for a in juntas.actas} >= {"PICH", "TIXMUCUY"}
+    folder = cortes_dir() / "20210607_2000_PREP_DIP_LOC_CAMP"
+    dip_loc = parse_election(
+        SourceFile("CAMP_DIP_LOC_2021.csv", (folder / "CAMP_DIP_LOC_2021.csv").read_bytes()),
+        SourceFile(
+            "CAMP_DIP_LOC_CANDIDATURA_2021.csv",
+            (folder / "CAMP_DIP_LOC_CANDIDATURA_2021.csv").read_bytes(),
+        ),
+    )
+    assert dip_loc.group_label == "Distrito local"

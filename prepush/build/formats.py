@@ -229,6 +229,9 @@ GROUPS = (
     ),
 )
 
+# Kinds of contest a candidaturas file groups by with no column of their own in the results.
+KIND_LABELS = {"junta": "Junta municipal"}
+
 # When an acta was published: verified, else captured, else received (the first one present).
 PUBLISHED = tuple(
     next(r for r in AFTER_VOTES if r.key == key)

@@ -859,7 +859,7 @@ class _Columns:
             group_id=formats.find(header, group.id) if group else None,
             group_name=formats.find(header, group.name) if group else None,
             group_kind=group.kind if group else "entidad",
-            group_label=group.label if group else "Entidad",
+            group_label=_group_label(group, kind),
             lista_nominal=_required(at(formats.LISTA_NOMINAL)),
             observaciones=_required(at(formats.OBSERVACIONES)),
             contabilizada=_required(at(formats.CONTABILIZADA)),
@@ -879,6 +879,17 @@ def _required(index: int | None) -> int:
 def _spellings(role: formats.Role) -> str:
     others = role.names[1:]
     return role.names[0] + (f" (o {', '.join(others)})" if others else "")
+
+
+def _group_label(group: formats.Group | None, kind: str | None) -> str:
+    """The group's name on the site. Where the candidaturas file groups by a kind the results
+    have no column for, the results' group column holds that kind: Campeche's JUNTAS puts
+    each junta municipal (PICH, TIXMUCUY) in DISTRITO_LOCAL, its candidaturas by ID_JUNTA."""
+    if group is None:
+        return "Entidad"
+    if kind in formats.KIND_LABELS and kind != group.kind:
+        return formats.KIND_LABELS[kind]
+    return group.label
 
 
 def _group(header: Sequence[str], kind: str | None) -> formats.Group | None:
