@@ -705,7 +705,7 @@ def resume_latest(context: Context, names: tuple[str, ...], as_json: bool) -> in
     difusores = settings.roster.select(names)
     released = []
     # Without a ledger nothing was ever held.
-    if (ledger := Ledger.existing(settings.ledger_path)) is not None:
+    if (ledger := Ledger.existing(settings.ledger_location)) is not None:
         with ledger:
             for difusor in difusores:
                 hold = ledger.release_hold(difusor.name)
@@ -739,7 +739,7 @@ def suspend(context: Context, name: str, motivo: str, as_json: bool) -> int:
     human, out = _consoles(as_json)
     settings = context.settings()
     difusor = settings.roster.difusor(name)
-    with Ledger(settings.ledger_path) as ledger:
+    with Ledger(settings.ledger_location) as ledger:
         if ledger.active_suspension(difusor.name) is not None:
             raise ConfigError(f"{difusor.name} ya está suspendido.")
         ledger.suspend(difusor.name, motivo, automatic=False)
@@ -763,7 +763,7 @@ def resume(context: Context, name: str, as_json: bool) -> int:
     difusor = settings.roster.difusor(name)
     resumed = False
     # Without a ledger nothing was ever suspended.
-    if (ledger := Ledger.existing(settings.ledger_path)) is not None:
+    if (ledger := Ledger.existing(settings.ledger_location)) is not None:
         with ledger:
             resumed = ledger.resume(difusor.name)
     if not resumed:

@@ -163,6 +163,15 @@ class LockBusyError(PrepushError):
     exit_code = ExitCode.PARTIAL
 
 
+class LedgerUnavailableError(PrepushError):
+    """The shared ledger (PostgreSQL) cannot be reached: nothing is published unrecorded."""
+
+
+class StandbyError(LockBusyError):
+    """Another machine is the publisher on duty (it holds the lease of a shared ledger):
+    this one publishes nothing until the lease is free."""
+
+
 class DifusorError(PrepushError):
     """Something failed on one difusor. Never stops the others; recorded in the ledger.
 

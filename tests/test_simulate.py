@@ -132,7 +132,7 @@ def test_a_short_night_with_a_fault_ends_as_expected(tmp_path: Path) -> None:
     assert incident.cortes == [c.corte for c in result.cortes[1:4]]
     assert incident.duration_s is not None
     assert incident.duration_s > 0
-    with Ledger(settings.ledger_path) as ledger:
+    with Ledger(settings.ledger_location) as ledger:
         assert ledger.active_suspension("difusor02") is not None
     assert result.report_path.read_text().startswith("# Reporte de publicación del PREP")
     assert {t.name for t in threading.enumerate()} <= before_threads | {"MainThread"}

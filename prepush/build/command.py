@@ -54,7 +54,7 @@ def run_build(request: BuildRequest) -> BuildResult:
     if request.site_dir is None and not request.inputs:
         raise ConfigError("Indique los CSV, el directorio o el ZIP del corte a construir.")
     options = build_options(request.settings, request.kind, request.allow_mismatch)
-    with Ledger(request.settings.ledger_path) as ledger:
+    with Ledger(request.settings.ledger_location) as ledger:
         try:
             result = _build(request, options)
         except MismatchError as refused:

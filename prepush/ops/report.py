@@ -528,10 +528,10 @@ class ReportRequest:
 def make_report(settings: Settings, request: ReportRequest) -> Report:
     """The report from the ledger; without one, a ConfigError (an empty report would read as
     a night without incidents)."""
-    ledger = Ledger.existing(settings.ledger_path)
+    ledger = Ledger.existing(settings.ledger_location)
     if ledger is None:
         raise ConfigError(
-            f"No hay bitácora en {settings.ledger_path}: todavía no se ha construido ni"
+            f"No hay bitácora en {settings.ledger_location}: todavía no se ha construido ni"
             " publicado nada desde este directorio (la bitácora se crea con el primer build o"
             " publish). Corra el reporte en el directorio de trabajo de la noche (prepush -C"
             " DIRECTORIO report) o, si la bitácora está en otro lugar, corrija paths.ledger en el"

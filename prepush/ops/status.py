@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from prepush.ledger import Ledger
+from prepush.ledger import Ledger, LedgerLocation
 from prepush.package import list_packages
 from prepush.settings import Difusor, Settings
 
@@ -64,7 +63,7 @@ class StatusReport:
     newest_corte: str | None
     at: datetime
     difusores: list[DifusorStatus]
-    ledger: Path
+    ledger: LedgerLocation
     ledger_exists: bool = True
 
     def as_json(self) -> dict[str, Any]:
@@ -80,11 +79,11 @@ class StatusReport:
 def current_status(settings: Settings) -> StatusReport:
     cortes = [p.corte for p in list_packages(settings.packages_dir)]
     newest = cortes[-1] if cortes else None
-    ledger = Ledger.existing(settings.ledger_path)
+    ledger = Ledger.existing(settings.ledger_location)
     if ledger is None:
         # Before the first publish nothing is served.
         rows = [_never_published(d, cortes) for d in settings.roster.difusores]
-        return StatusReport(newest, datetime.now(UTC), rows, settings.ledger_path, False)
+        return StatusReport(newest, datetime.now(UTC), rows, settings.ledger_location, False)
     rows = []
     with ledger:
         for difusor in settings.roster.difusores:
@@ -110,7 +109,7 @@ def current_status(settings: Settings) -> StatusReport:
                     public_seen_at=seen.first_seen_at if seen else None,
                 )
             )
-    return StatusReport(newest, datetime.now(UTC), rows, settings.ledger_path)
+    return StatusReport(newest, datetime.now(UTC), rows, settings.ledger_location)
 
 
 def _never_published(difusor: Difusor, cortes: list[str]) -> DifusorStatus:

@@ -265,7 +265,7 @@ async def _publish_locked(
     request: PublishRequest, events: EventSink, pool: ConnectionPool
 ) -> PublishReport:
     settings = request.settings
-    with Ledger(settings.ledger_path) as ledger:
+    with Ledger(settings.ledger_location) as ledger:
         ledger.mark_interrupted()
         package = find_package(settings.packages_dir, request.corte)
         if pool.workers is not None:
