@@ -205,6 +205,11 @@ class RemoteLockedError(DifusorError):
     """Another publisher holds the difusor's remote lock and it is not stale."""
 
 
+class LeaseLostError(DifusorError):
+    """This machine no longer holds the publisher's lease (another took over, or the shared
+    ledger was lost): it writes nothing more that a reader could be served. Not retried."""
+
+
 class DeadlineError(DifusorError):
     """The difusor did not finish within its deadline."""
 
