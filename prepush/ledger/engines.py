@@ -193,9 +193,9 @@ class PostgresEngine:
     def _unavailable(self, exc: BaseException, what: str) -> LedgerUnavailableError:
         return LedgerUnavailableError(
             f"{what} la bitácora PostgreSQL {self.location.url}: {_first_line(exc)}. Revise que"
-            " el servidor esté en marcha y se alcance desde esta máquina, el usuario y la"
-            f" contraseña ({self.location.password_env or 'sin variable de contraseña'});"
-            " nada se publicó sin registrarse."
+            " el servidor esté en marcha y se alcance desde esta máquina, y el usuario y la"
+            f" contraseña ({self.location.password_env or 'sin variable de contraseña'}). Sin"
+            " bitácora prepush no hace nada: nada queda sin registrar."
         )
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:

@@ -32,6 +32,7 @@ from prepush.exceptions import (
     EmbargoError,
     ExitCode,
     InternalError,
+    LedgerUnavailableError,
     LocalFileError,
     LockBusyError,
     PackageError,
@@ -57,6 +58,7 @@ from prepush.package import (
 from prepush.publish.delta import DeltaPlanner
 from prepush.publish.embargo import embargo_violation, enforce_embargo
 from prepush.publish.integrity import intact_or_recorded, refuse_unless_intact
+from prepush.publish.lease import FENCE, LeaseKeeper, on_duty
 from prepush.publish.protocol import (
     Delivery,
     Event,
@@ -165,6 +167,9 @@ class PublishRequest:
     override_embargo: str | None = None
     rollback: bool = False
     clock: Callable[[], datetime] = _utc_now
+    # The lease ``publish --watch`` holds on a shared ledger (None: a manual run claims its
+    # own, or an SQLite ledger needs none).
+    lease: LeaseKeeper | None = None
 
 
 def _ignore(_: Event) -> None:
@@ -265,7 +270,7 @@ async def _publish_locked(
     request: PublishRequest, events: EventSink, pool: ConnectionPool
 ) -> PublishReport:
     settings = request.settings
-    with Ledger(settings.ledger_location) as ledger:
+    async with on_duty(settings, request.lease) as (ledger, epoch):
         ledger.mark_interrupted()
         package = find_package(settings.packages_dir, request.corte)
         if pool.workers is not None:
@@ -300,6 +305,7 @@ async def _publish_locked(
                 "dry_run": request.dry_run,
                 "difusores": [d.name for d in request.difusores],
                 "lock_owner": lock_owner,
+                **({} if epoch is None else {"epoch": epoch}),
             },
         )
         if violation is not None and not request.dry_run:
@@ -309,7 +315,7 @@ async def _publish_locked(
                 "embargo_override",
                 f"{violation} Publicado por decisión del operador: {request.override_embargo}",
             )
-        owner = LockOwner(lock_owner, run_id, workdir=str(settings.workdir))
+        owner = LockOwner(lock_owner, run_id, workdir=str(settings.workdir), epoch=epoch)
         deliveries = await _deliver_everywhere(request, ledger, owner, events, pool, package)
         if request.rollback and not request.dry_run:
             for delivery in deliveries:
@@ -414,6 +420,10 @@ def watch(
     Connections stay open between cortes (with SSH keepalives), so a corte costs only its
     own requests. A corte already published by this loop is not published again; a failed
     difusor is retried with the next corte, as on a timer.
+
+    With a shared ledger, only while this machine holds the publisher's lease
+    (:mod:`prepush.publish.lease`): until then it is the standby and waits, saying who
+    publishes; having taken the lease it publishes the newest corte and goes on.
     """
 
     workers = _start_workers(request, connector, keep=True)
@@ -421,12 +431,16 @@ def watch(
     async def loop() -> None:
         pool = ConnectionPool(connector, keep=True, workers=workers)
         published: str | None = None
+        keeper = LeaseKeeper.for_settings(request.settings)
         try:
             while True:
+                if keeper is not None and not keeper.holds:
+                    await _take_turn(keeper)
+                    published = None  # the other machine may have published meanwhile
                 newest = newest_corte(request.settings.packages_dir)
                 if newest is not None and newest != published:
                     try:
-                        await run(dataclasses.replace(request, corte=newest), pool)
+                        await run(dataclasses.replace(request, corte=newest, lease=keeper), pool)
                         published = newest
                     except (EmbargoError, PackageError) as exc:
                         # One refused or broken package does not stop the night's publisher.
@@ -436,8 +450,14 @@ def watch(
                         # Another prepush of this directory (a manual publish, a rollback)
                         # holds the run: this corte is tried again in the next round.
                         log.warning("%s", exc)
+                    except LedgerUnavailableError as exc:
+                        if keeper is None:
+                            raise
+                        keeper.lost_ledger(exc)
                 await asyncio.sleep(interval_s)
         finally:
+            if keeper is not None:
+                await keeper.stop(release=True)
             await pool.close_all()
 
     try:
@@ -445,6 +465,12 @@ def watch(
     finally:
         if workers is not None:
             workers.close()
+
+
+async def _take_turn(keeper: LeaseKeeper) -> None:
+    """Wait as the standby until this machine holds the lease, then keep it renewed."""
+    await keeper.wait_for_turn()
+    keeper.start_renewing()
 
 
 class _Publisher:
@@ -522,7 +548,10 @@ class _Publisher:
             self.ledger.record_event(self.run_id, difusor.name, kind, message)
 
         return Hooks(
-            event=self.events, record=record, is_own_leftover=self.ledger.is_own_lock_owner
+            event=self.events,
+            record=record,
+            is_own_leftover=self.ledger.is_own_lock_owner,
+            fence=FENCE.check,
         )
 
     async def run_all(self, package: Package) -> list[Delivery]:
