@@ -575,6 +575,14 @@ difusor_option = click.option(
     " SEGUNDOS (1 por omisión), con las conexiones abiertas entre cortes. Se detiene con"
     " Ctrl-C.",
 )
+@click.option(
+    "--metrics",
+    "metrics",
+    metavar="[DIRECCIÓN:]PUERTO",
+    help="Con --watch: métricas de Prometheus en http://DIRECCIÓN:PUERTO/metrics (127.0.0.1"
+    " por omisión): papel (de turno o en espera), época, corte que sirve cada difusor, desfase,"
+    " fallas.",
+)
 @json_option
 @pass_context
 def publish_command(
@@ -584,6 +592,7 @@ def publish_command(
     dry_run: bool,
     override_embargo: str | None,
     watch_interval: float | None,
+    metrics: str | None,
     as_json: bool,
 ) -> int:
     """Publica el corte (por omisión, el más reciente de paquetes/) en todos los difusores.
@@ -592,10 +601,12 @@ def publish_command(
     ningún difusor (fallas, suspensiones o reversiones: la salida dice por qué), 2 error de
     uso o de configuración.
     """
-    from prepush.publish.publisher import PublishRequest, watch
+    from prepush.publish.publisher import PublishRequest
 
     if watch_interval is not None and corte is not None:
         raise ConfigError("--watch publica cada corte nuevo: no indique un CORTE.")
+    if metrics is not None and watch_interval is None:
+        raise ConfigError("--metrics sólo va con --watch (el publicador de toda la noche).")
     settings = context.settings(connecting=True)
     request = PublishRequest(
         settings=settings,
@@ -605,8 +616,23 @@ def publish_command(
         override_embargo=override_embargo,
     )
     if watch_interval is not None:
-        watch(request, watch_interval, functools.partial(_show_watched, as_json=as_json))
+        _watch(request, watch_interval, metrics, as_json)
     return _run_publish(request, as_json)
+
+
+def _watch(request: PublishRequest, interval: float, metrics: str | None, as_json: bool) -> None:
+    from prepush.publish.publisher import watch
+
+    monitor = None
+    if metrics is not None:
+        from prepush.publish.metrics import Monitor
+
+        monitor = Monitor.serve(request.settings, metrics)
+    try:
+        watch(request, interval, functools.partial(_show_watched, as_json=as_json), monitor=monitor)
+    finally:
+        if monitor is not None:
+            monitor.close()
 
 
 def _show_publish(request: PublishRequest, as_json: bool) -> PublishReport:
@@ -1131,6 +1157,15 @@ def _local_time(value: str | None, zone: ZoneInfo, option: str) -> datetime | No
     help="Simulacro oficial: envía cortes sintéticos de tipo simulacro a los difusores reales"
     " de este padrón.",
 )
+@click.option(
+    "--failover",
+    "failover_corte",
+    type=cli_spanish.number(click.IntRange, min=2, max=500),
+    metavar="N",
+    help="Simulacro de contingencia: dos máquinas con su publish --watch y una bitácora"
+    " PostgreSQL local; la que publica muere (SIGKILL) a media entrega del corte N y la otra"
+    " toma el turno.",
+)
 @json_option
 @pass_context
 def simulate(
@@ -1147,6 +1182,7 @@ def simulate(
     s3_count: int,
     transport: str,
     real_roster: Path | None,
+    failover_corte: int | None,
     as_json: bool,
 ) -> int:
     """Ensaya una noche electoral completa en minutos (simulacro).
@@ -1161,6 +1197,18 @@ def simulate(
     from prepush.sim.simulate import simulate as run_simulation
 
     human, out = _consoles(as_json)
+    if failover_corte is not None:
+        if demo or faults or scenario or use_sshd or s3_count or transport != "sftp" or real_roster:
+            raise ConfigError(
+                "--failover ensaya el relevo con difusores SFTP locales: no se combina con"
+                " --demo, --fault, --scenario, --sshd, --s3, --transport ni --roster."
+            )
+        from prepush.sim.failover import FailoverOptions
+
+        drill = FailoverOptions(
+            context.workdir, failover_corte, count, cortes, size, seed, seconds_per_corte
+        )
+        return _simulate_failover(drill, human, out, as_json)
     if demo:
         options = demo_options(context.workdir)
     else:
@@ -1215,6 +1263,37 @@ def simulate(
     )
     if result.ok:
         _say(human, "La noche salió como el escenario espera.", "green")
+        return int(ExitCode.OK)
+    for problem in result.problems:
+        _say(human, f"✗ {problem}", "red")
+    return int(ExitCode.PARTIAL)
+
+
+def _simulate_failover(drill: Any, human: Console, out: Console, as_json: bool) -> int:
+    from prepush.sim.failover import run_failover
+
+    result = run_failover(drill, lambda line: _say(human, line))
+    if as_json:
+        _emit_json(
+            out,
+            {
+                "ok": result.ok,
+                "report": str(result.report_path),
+                "sites": result.sites,
+                "cortes": result.cortes,
+                "killed_corte": result.killed_corte,
+                "takeover_s": result.takeover_s,
+                "problems": result.problems,
+            },
+        )
+        return int(ExitCode.OK if result.ok else ExitCode.PARTIAL)
+    _say(human, f"Reporte de las dos máquinas: {result.report_path}")
+    if result.ok:
+        _say(
+            human,
+            "El relevo salió como debe: ningún difusor volvió atrás ni quedó sin el último corte.",
+            "green",
+        )
         return int(ExitCode.OK)
     for problem in result.problems:
         _say(human, f"✗ {problem}", "red")

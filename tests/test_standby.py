@@ -45,6 +45,7 @@ import httpx
 import pytest
 
 from prepush.__main__ import main
+from prepush._main import cli
 from prepush.ledger import Ledger, PostgresLocation
 from prepush.package import Package
 from prepush.publish.lease import FENCE
@@ -54,7 +55,7 @@ from prepush.sim.faultproxy import FaultProxy
 from prepush.sim.fleet import ServerThread
 from prepush.sim.synth import spec_for, write_corte
 from tests.conftest import Workdir, ledger_paths
-from tests.servers import Endpoint, Nginx
+from tests.servers import Endpoint, Nginx, free_port
 
 ZONE = ZoneInfo("America/Merida")
 FAILOVER = 3.0
@@ -134,7 +135,7 @@ class Machine:
     def node(self) -> str:
         return f"{socket.gethostname()}:{self.workdir.path.resolve()}"
 
-    def watch(self) -> None:
+    def watch(self, *extra: str) -> None:
         """``prepush publish --watch`` in a process group of its own (a machine of its own:
         its worker processes are stopped and killed with it)."""
         with self.log.open("ab") as log:
@@ -148,6 +149,7 @@ class Machine:
                     "publish",
                     "--watch",
                     "0.2",
+                    *extra,
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=log,
@@ -479,6 +481,84 @@ def test_a_holder_that_loses_the_database_stops_and_the_standby_takes_over(
         servers_loop.run(link.stop())
 
 
+def _metrics(port: int) -> dict[str, float]:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("prepush_"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+
+
+def test_status_and_metrics_name_the_holder_and_the_standby(
+    night: Night, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """status (JSON and text) and both machines' Prometheus endpoints say who publishes,
+    under which epoch, and who waits; an orderly stop hands over at once."""
+    ports = {machine.name: free_port() for machine in (night.a, night.b)}
+    night.build(0)
+    night.a.watch("--metrics", f"127.0.0.1:{ports['maquina-a']}")
+    wait_until(lambda: night.lease() == (night.a.node, 1), "A toma la concesión 1")
+    night.b.watch("--metrics", str(ports["maquina-b"]))
+    wait_until(lambda: night.roles().get(night.b.node) == "standby", "B en espera")
+    first = night.spec.corte_id(0)
+    wait_until(lambda: night.everywhere(first), f"{first} en todos los difusores")
+    capsys.readouterr()
+    assert main(["-C", str(night.b.workdir.path), "status", "--json"]) == 0
+    publishers = json.loads(capsys.readouterr().out)["publishers"]
+    assert publishers["epoch"] == 1
+    assert publishers["holder"]["pid"] == night.a.process.pid  # type: ignore[union-attr]
+    assert publishers["holder"]["workdir"] == str(night.a.workdir.path.resolve())
+    assert publishers["holder"]["valid"] is True
+    (standby,) = publishers["standby"]
+    assert standby["pid"] == night.b.process.pid  # type: ignore[union-attr]
+    assert standby["alive"] is True
+    assert main(["-C", str(night.a.workdir.path), "status"]) == 0
+    text = capsys.readouterr().out
+    assert f"Publica: {socket.gethostname()} (pid {night.a.process.pid}" in text  # type: ignore[union-attr]
+    assert "concesión 1" in text
+    assert f"Respaldo: {socket.gethostname()} (pid {night.b.process.pid}" in text  # type: ignore[union-attr]
+    assert "en espera" in text
+
+    def holder_metrics() -> dict[str, float] | None:
+        values = _metrics(ports["maquina-a"])
+        corte = float(first.replace("_", ""))
+        served = [
+            values.get(f'prepush_difusor_corte{{difusor="{d.name}"}}') for d in night.difusores
+        ]
+        return values if served == [corte, corte] else None
+
+    on_duty = wait_until(holder_metrics, "las métricas de A dicen el corte servido")
+    assert on_duty['prepush_publisher_role{role="holder"}'] == 1
+    assert on_duty['prepush_publisher_role{role="standby"}'] == 0
+    assert on_duty["prepush_lease_epoch"] == 1
+    for difusor in night.difusores:
+        assert (
+            on_duty[f'prepush_deliveries_total{{difusor="{difusor.name}",outcome="delivered"}}']
+            == 1
+        )
+        # The corte's time is in 2027: its lag is whatever the machine's clock says.
+        assert f'prepush_difusor_lag_seconds{{difusor="{difusor.name}"}}' in on_duty
+        assert on_duty[f'prepush_difusor_consecutive_failures{{difusor="{difusor.name}"}}'] == 0
+    waiting = _metrics(ports["maquina-b"])
+    assert waiting['prepush_publisher_role{role="standby"}'] == 1
+    assert waiting["prepush_lease_epoch"] == 0
+    # Ctrl-C (systemctl stop): the lease is let go and B takes over without waiting it out.
+    stopped = time.monotonic()
+    night.a.stop()
+    wait_until(lambda: night.lease() == (night.b.node, 2), "B toma la concesión 2")
+    assert time.monotonic() - stopped < FAILOVER
+    took = wait_until(
+        lambda: (
+            (v := _metrics(ports["maquina-b"]))['prepush_publisher_role{role="holder"}'] == 1 and v
+        ),
+        "las métricas de B dicen que publica",
+    )
+    assert took["prepush_lease_epoch"] == 2
+    assert night.a.node not in night.roles()
+
+
 def test_a_manual_publish_on_the_standby_is_refused_saying_who_publishes(
     night: Night, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -542,3 +622,20 @@ def test_a_run_whose_lease_ran_out_writes_nothing_after_its_upload(
         assert not (difusor.local_root / ".prepush/pending.json").exists()
         state = json.loads((difusor.local_root / ".prepush/state.json").read_bytes())
         assert state["current"] == spec.corte_id(0)
+
+
+def test_the_pair_unit_runs_a_watch_with_metrics_and_stops_it_in_order() -> None:
+    """docs/systemd/prepush-par.service: its command line is one prepush accepts, and it
+    stops with Ctrl-C (SIGINT), which lets the lease go."""
+    unit = (Path(__file__).resolve().parents[1] / "docs/systemd/prepush-par.service").read_text()
+    lines = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and line[0] != "#")
+    assert lines["KillSignal"] == "SIGINT"
+    assert lines["Restart"] == "always"
+    command = lines["ExecStart"].split()
+    assert command[0].endswith("/prepush")
+    arguments = command[1:]
+    assert arguments[arguments.index("publish") :][:2] == ["publish", "--watch"]
+    assert "--metrics" in arguments
+    with pytest.raises(SystemExit) as helped:
+        cli.main([*arguments, "--help"], standalone_mode=True)
+    assert helped.value.code == 0

@@ -152,6 +152,8 @@ class LeaseKeeper:
         self._ledger: Ledger | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._told: str | None = None
+        # Called at each look while waiting (the --metrics endpoint keeps current).
+        self.on_look: Callable[[], None] = lambda: None
 
     @classmethod
     def for_settings(cls, settings: Settings) -> LeaseKeeper | None:
@@ -210,12 +212,14 @@ class LeaseKeeper:
                 claim = self.claim()
             except LedgerUnavailableError as exc:
                 self._tell(logging.ERROR, f"{exc} Esta máquina espera a la bitácora.")
+                self.on_look()
                 await asyncio.sleep(self.look_s)
                 continue
             if claim.granted:
                 self.took(claim)
                 return claim
             self._standby(claim.lease)
+            self.on_look()
             await asyncio.sleep(self.look_s)
 
     def _standby(self, lease: LeaseRow) -> None:

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from tenacity import (
     AsyncRetrying,
@@ -76,6 +77,9 @@ from prepush.publish.workers import Job, Workers, deal, process_count
 from prepush.settings import Difusor, Settings
 from prepush.transports import Connector, connect
 from prepush.transports.base import Transport
+
+if TYPE_CHECKING:
+    from prepush.publish.metrics import Monitor
 
 log = logging.getLogger("prepush")
 
@@ -414,6 +418,7 @@ def watch(
     interval_s: float,
     run: Runner,
     connector: Connector = connect,
+    monitor: Monitor | None = None,
 ) -> None:
     """Publish each new package as it appears in paquetes/, until interrupted (Ctrl-C).
 
@@ -432,16 +437,24 @@ def watch(
         pool = ConnectionPool(connector, keep=True, workers=workers)
         published: str | None = None
         keeper = LeaseKeeper.for_settings(request.settings)
+        if keeper is not None and monitor is not None:
+            keeper.on_look = lambda: monitor.refresh(keeper)
         try:
             while True:
                 if keeper is not None and not keeper.holds:
                     await _take_turn(keeper)
                     published = None  # the other machine may have published meanwhile
+                if monitor is not None:
+                    monitor.refresh(keeper)
                 newest = newest_corte(request.settings.packages_dir)
                 if newest is not None and newest != published:
                     try:
-                        await run(dataclasses.replace(request, corte=newest, lease=keeper), pool)
+                        report = await run(
+                            dataclasses.replace(request, corte=newest, lease=keeper), pool
+                        )
                         published = newest
+                        if monitor is not None:
+                            monitor.observe(report)
                     except (EmbargoError, PackageError) as exc:
                         # One refused or broken package does not stop the night's publisher.
                         log.error("%s", exc)
