@@ -464,6 +464,8 @@ def print_report(report: Report, console: Console) -> None:
                 f" causa: {i.cause}; cortes {', '.join(i.cortes)}",
             )
         _plain_fidelity(report, console)
+        for change in report.publisher_changes:
+            plain(console, f"{_when(change.at, report.zone)}: {change.message}")
     plain(console, LATENCY_DEFINITION)
 
 
@@ -531,6 +533,13 @@ def _report_tables(report: Report, console: Console) -> None:
                 Text(n.message),
             )
         console.print(notes)
+    if report.publisher_changes:
+        changes = Table(title="Cambios de la máquina que publica")
+        for column in ("Hora", "Qué"):
+            changes.add_column(column, overflow="fold")
+        for change in report.publisher_changes:
+            changes.add_row(_when(change.at, report.zone), Text(change.message))
+        console.print(changes)
 
 
 def print_verify_report(report: VerifyReport, console: Console) -> None:

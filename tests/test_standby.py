@@ -47,6 +47,7 @@ import pytest
 from prepush.__main__ import main
 from prepush._main import cli
 from prepush.ledger import Ledger, PostgresLocation
+from prepush.ops.report import ReportRequest, make_report, report_markdown
 from prepush.package import Package
 from prepush.publish.lease import FENCE
 from prepush.publish.publisher import PublishRequest, publish
@@ -238,13 +239,25 @@ class Night:
         return bool(runs) and all(r.status != "running" for r in runs)
 
     def running(self, corte: str, epoch: int) -> bool:
-        """Every difusor's delivery of ``corte`` under ``epoch`` is under way (mid-corte)."""
+        """Every difusor's delivery of ``corte`` under ``epoch`` is under way, its remote lock
+        taken (mid-corte)."""
         with Ledger(self.ledger) as ledger:
             runs = {r.id for r in ledger.runs() if r.options.get("epoch") == epoch}
             mine = [d for d in ledger.deliveries() if d.run_id in runs and d.corte == corte]
-        return len(mine) == len(self.difusores) and all(
-            d.outcome == "running" and d.connected_at is not None for d in mine
+        locked = all(self.locked_by(d, epoch) for d in self.difusores)
+        return (
+            len(mine) == len(self.difusores)
+            and all(d.outcome == "running" and d.connected_at is not None for d in mine)
+            and locked
         )
+
+    @staticmethod
+    def locked_by(difusor: Endpoint, epoch: int) -> bool:
+        """The difusor's remote lock is there, taken under ``epoch``."""
+        try:
+            return json.loads((difusor.local_root / ".prepush/lock").read_bytes())["epoch"] == epoch
+        except (OSError, ValueError, KeyError):
+            return False
 
 
 @pytest.fixture
@@ -373,6 +386,11 @@ def test_the_standby_takes_over_when_the_holder_is_killed_mid_corte(night: Night
         assert str(night.a.process.pid) in taken.message  # type: ignore[union-attr]
         events = [e for e in ledger.events("lock_taken_over") if "concesión 1" in e.message]
         assert {e.difusor for e in events} == {d.name for d in night.difusores}
+    # The night's report tells the change of hands, from either machine.
+    settings = load_settings(night.b.workdir.path)
+    night_report = report_markdown(make_report(settings, ReportRequest()))
+    assert "## Cambios de la máquina que publica" in night_report
+    assert taken.message in night_report
 
 
 def test_a_paused_holder_never_flips_after_the_standby_took_over(night: Night) -> None:

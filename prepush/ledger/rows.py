@@ -19,6 +19,9 @@ BUILD_REFUSED = "build_refused"
 PACKAGE_REFUSED = "package_refused"
 # A worker process died: the parent serves its difusores from then on.
 WORKER_LOST = "worker_lost"
+# With a shared ledger: this machine took the publisher's lease, or lost it.
+LEASE_TAKEN = "lease_taken"
+LEASE_LOST = "lease_lost"
 
 
 def required_time(value: Any) -> datetime:

@@ -45,15 +45,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from prepush.exceptions import LeaseLostError, LedgerUnavailableError, StandbyError
-from prepush.ledger import Claim, LeaseRow, Ledger, PostgresLocation
+from prepush.ledger import LEASE_LOST, LEASE_TAKEN, Claim, LeaseRow, Ledger, PostgresLocation
 from prepush.settings import Settings
 
 log = logging.getLogger("prepush")
 
 HOLDER = "holder"
 STANDBY = "standby"
-LEASE_TAKEN = "lease_taken"
-LEASE_LOST = "lease_lost"
 # The share of the lease a holder trusts: the rest covers a request already on its way to
 # a difusor, and clock rates that differ between this machine and the database.
 TRUSTED_SHARE = 0.8
