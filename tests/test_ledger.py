@@ -416,7 +416,10 @@ def test_the_password_comes_from_its_variable(
     assert "otra-contraseña" not in message
 
 
-def test_a_ledger_whose_server_stopped_says_so_in_spanish() -> None:
+def test_a_ledger_whose_server_stopped_says_so_in_spanish(
+    postgres_server: LocalPostgres,
+) -> None:
+    """A server of its own (the session's keeps running): stopped under an open ledger."""
     server = LocalPostgres().start()
     try:
         url = server.create_database("efimera")

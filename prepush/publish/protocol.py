@@ -37,9 +37,10 @@ it; tests/test_crash_points.py cuts and kills at each one, against real OpenSSH.
 With a shared ledger (a publisher and its standby, :mod:`prepush.publish.lease`) the lock
 also records the lease's epoch. A lock from a lower epoch belongs to a publisher that lost its
 turn: taken over at once. A lock from a higher epoch means this run lost its turn: it stops.
-And before every write after the upload (the pending record, each entry file of the flip,
-the state, the cleanup) the run checks that it still holds the lease (``Hooks.fence``): a
-paused or cut-off publisher whose lease expired never flips after the one that took over.
+And before taking the lock and before every write that changes what a reader may be served
+(the directories, the pending record, each entry file of the flip, the state, the cleanup)
+the run checks that it still holds the lease (``Hooks.fence``): a paused or cut-off
+publisher whose lease expired never flips after the one that took over.
 
 A cancelled attempt (the deadline) aborts the connection and waits on nothing: the lock is
 left for the next attempt, which recognises it as its own run's, or for staleness.
