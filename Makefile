@@ -11,7 +11,7 @@ LOCK         := $(LOCK_DIR)/dev.txt
 RUNTIME_LOCK := $(LOCK_DIR)/runtime.txt
 UV_LOCK      := $(LOCK_DIR)/uv.txt
 LATEST := .venv-latest
-SYSPKGS := openssh-server nginx-light rsync chromium chromium-driver nodejs
+SYSPKGS := openssh-server nginx-light rsync chromium chromium-driver nodejs postgresql
 BENCHPKGS := lftp rclone awscli
 PYTEST_ARGS ?=
 AXE_DIR := tests/axe
@@ -57,7 +57,7 @@ test-latest: sysdeps $(STAMP) $(AXE)
 	$(LATEST)/bin/mypy --strict prepush
 	$(LATEST)/bin/pytest -m "not locked" $(PYTEST_ARGS)
 
-# System packages the tests drive for real: OpenSSH's sshd, nginx, rsync, Chromium.
+# System packages the tests drive for real: OpenSSH's sshd, nginx, rsync, Chromium, PostgreSQL.
 sysdeps:
 	@missing=""; \
 	for p in $(SYSPKGS) $(EXTRA_SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -585,6 +585,14 @@ difusor_option = click.option(
     " SEGUNDOS (1 por omisión), con las conexiones abiertas entre cortes. Se detiene con"
     " Ctrl-C.",
 )
+@click.option(
+    "--metrics",
+    "metrics",
+    metavar="[DIRECCIÓN:]PUERTO",
+    help="Con --watch: métricas de Prometheus en http://DIRECCIÓN:PUERTO/metrics (127.0.0.1"
+    " por omisión): papel (de turno o en espera), época, corte que sirve cada difusor, desfase,"
+    " fallas.",
+)
 @json_option
 @pass_context
 def publish_command(
@@ -594,6 +602,7 @@ def publish_command(
     dry_run: bool,
     override_embargo: str | None,
     watch_interval: float | None,
+    metrics: str | None,
     as_json: bool,
 ) -> int:
     """Publica el corte (por omisión, el más reciente de paquetes/) en todos los difusores.
@@ -602,10 +611,12 @@ def publish_command(
     ningún difusor (fallas, suspensiones o reversiones: la salida dice por qué), 2 error de
     uso o de configuración.
     """
-    from prepush.publish.publisher import PublishRequest, watch
+    from prepush.publish.publisher import PublishRequest
 
     if watch_interval is not None and corte is not None:
         raise ConfigError("--watch publica cada corte nuevo: no indique un CORTE.")
+    if metrics is not None and watch_interval is None:
+        raise ConfigError("--metrics sólo va con --watch (el publicador de toda la noche).")
     settings = context.settings(connecting=True)
     request = PublishRequest(
         settings=settings,
@@ -615,8 +626,23 @@ def publish_command(
         override_embargo=override_embargo,
     )
     if watch_interval is not None:
-        watch(request, watch_interval, functools.partial(_show_watched, as_json=as_json))
+        _watch(request, watch_interval, metrics, as_json)
     return _run_publish(request, as_json)
+
+
+def _watch(request: PublishRequest, interval: float, metrics: str | None, as_json: bool) -> None:
+    from prepush.publish.publisher import watch
+
+    monitor = None
+    if metrics is not None:
+        from prepush.publish.metrics import Monitor
+
+        monitor = Monitor.serve(request.settings, metrics)
+    try:
+        watch(request, interval, functools.partial(_show_watched, as_json=as_json), monitor=monitor)
+    finally:
+        if monitor is not None:
+            monitor.close()
 
 
 def _show_publish(request: PublishRequest, as_json: bool) -> PublishReport:
@@ -715,7 +741,7 @@ def resume_latest(context: Context, names: tuple[str, ...], as_json: bool) -> in
     difusores = settings.roster.select(names)
     released = []
     # Without a ledger nothing was ever held.
-    if (ledger := Ledger.existing(settings.ledger_path)) is not None:
+    if (ledger := Ledger.existing(settings.ledger_location)) is not None:
         with ledger:
             for difusor in difusores:
                 hold = ledger.release_hold(difusor.name)
@@ -749,7 +775,7 @@ def suspend(context: Context, name: str, motivo: str, as_json: bool) -> int:
     human, out = _consoles(as_json)
     settings = context.settings()
     difusor = settings.roster.difusor(name)
-    with Ledger(settings.ledger_path) as ledger:
+    with Ledger(settings.ledger_location) as ledger:
         if ledger.active_suspension(difusor.name) is not None:
             raise ConfigError(f"{difusor.name} ya está suspendido.")
         ledger.suspend(difusor.name, motivo, automatic=False)
@@ -773,7 +799,7 @@ def resume(context: Context, name: str, as_json: bool) -> int:
     difusor = settings.roster.difusor(name)
     resumed = False
     # Without a ledger nothing was ever suspended.
-    if (ledger := Ledger.existing(settings.ledger_path)) is not None:
+    if (ledger := Ledger.existing(settings.ledger_location)) is not None:
         with ledger:
             resumed = ledger.resume(difusor.name)
     if not resumed:
@@ -1141,6 +1167,15 @@ def _local_time(value: str | None, zone: ZoneInfo, option: str) -> datetime | No
     help="Simulacro oficial: envía cortes sintéticos de tipo simulacro a los difusores reales"
     " de este padrón.",
 )
+@click.option(
+    "--failover",
+    "failover_corte",
+    type=cli_spanish.number(click.IntRange, min=2, max=500),
+    metavar="N",
+    help="Simulacro de contingencia: dos máquinas con su publish --watch y una bitácora"
+    " PostgreSQL local; la que publica muere (SIGKILL) a media entrega del corte N y la otra"
+    " toma el turno.",
+)
 @json_option
 @pass_context
 def simulate(
@@ -1157,6 +1192,7 @@ def simulate(
     s3_count: int,
     transport: str,
     real_roster: Path | None,
+    failover_corte: int | None,
     as_json: bool,
 ) -> int:
     """Ensaya una noche electoral completa en minutos (simulacro).
@@ -1171,6 +1207,18 @@ def simulate(
     from prepush.sim.simulate import simulate as run_simulation
 
     human, out = _consoles(as_json)
+    if failover_corte is not None:
+        if demo or faults or scenario or use_sshd or s3_count or transport != "sftp" or real_roster:
+            raise ConfigError(
+                "--failover ensaya el relevo con difusores SFTP locales: no se combina con"
+                " --demo, --fault, --scenario, --sshd, --s3, --transport ni --roster."
+            )
+        from prepush.sim.failover import FailoverOptions
+
+        drill = FailoverOptions(
+            context.workdir, failover_corte, count, cortes, size, seed, seconds_per_corte
+        )
+        return _simulate_failover(drill, human, out, as_json)
     if demo:
         options = demo_options(context.workdir)
     else:
@@ -1225,6 +1273,37 @@ def simulate(
     )
     if result.ok:
         _say(human, "La noche salió como el escenario espera.", "green")
+        return int(ExitCode.OK)
+    for problem in result.problems:
+        _say(human, f"✗ {problem}", "red")
+    return int(ExitCode.PARTIAL)
+
+
+def _simulate_failover(drill: Any, human: Console, out: Console, as_json: bool) -> int:
+    from prepush.sim.failover import run_failover
+
+    result = run_failover(drill, lambda line: _say(human, line))
+    if as_json:
+        _emit_json(
+            out,
+            {
+                "ok": result.ok,
+                "report": str(result.report_path),
+                "sites": result.sites,
+                "cortes": result.cortes,
+                "killed_corte": result.killed_corte,
+                "takeover_s": result.takeover_s,
+                "problems": result.problems,
+            },
+        )
+        return int(ExitCode.OK if result.ok else ExitCode.PARTIAL)
+    _say(human, f"Reporte de las dos máquinas: {result.report_path}")
+    if result.ok:
+        _say(
+            human,
+            "El relevo salió como debe: ningún difusor volvió atrás ni quedó sin el último corte.",
+            "green",
+        )
         return int(ExitCode.OK)
     for problem in result.problems:
         _say(human, f"✗ {problem}", "red")

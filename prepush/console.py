@@ -328,8 +328,46 @@ def print_status(report: StatusReport, zone: ZoneInfo, console: Console) -> None
     plain(console, f"Corte más reciente: {newest}")
     if not report.ledger_exists:
         plain(console, _no_ledger_yet(report))
+    for line in publisher_lines(report, zone):
+        plain(console, line)
     for d in report.difusores:
         plain(console, _status_line(d, zone))
+
+
+def publisher_lines(report: StatusReport, zone: ZoneInfo) -> list[str]:
+    """With a shared ledger: who publishes (the lease) and who waits to take over."""
+    who = report.publishers
+    if who is None:
+        return []
+    lease, now = who.lease, who.lease.now
+    if lease.epoch == 0:
+        lines = ["Publica: nadie ha tomado el turno todavía (ningún 'publish --watch' en marcha)."]
+    elif lease.held:
+        lines = [
+            f"Publica: {lease.host} (pid {lease.pid}, {who.holder_workdir}) desde"
+            f" {_when(lease.since, zone)}, concesión {lease.epoch}, renovada hace"
+            f" {_ago(now, lease.renewed_at)}"
+        ]
+    else:
+        lines = [
+            f"Publica: NADIE. La concesión {lease.epoch} de {lease.host} venció hace"
+            f" {_ago(now, lease.expires_at)}; el primer 'publish --watch' que la pida toma el"
+            " turno."
+        ]
+    alive = [s for s in who.standby if s.alive]
+    for s in who.standby:
+        state = "en espera" if s.alive else "sin señales (no tomaría el turno)"
+        lines.append(
+            f"Respaldo: {s.host} (pid {s.pid}, {s.workdir}), {state}, última señal hace"
+            f" {_ago(now, s.seen_at)}"
+        )
+    if not alive:
+        lines.append("Respaldo: NINGUNO en espera; si la máquina de turno falla, nadie la releva.")
+    return lines
+
+
+def _ago(now: datetime, then: datetime) -> str:
+    return f"{max(0.0, (now - then).total_seconds()):.0f} s"
 
 
 def _no_ledger_yet(report: StatusReport) -> str:
@@ -370,9 +408,12 @@ def _behind_style(d: DifusorStatus) -> str:
 
 def status_table(report: StatusReport, zone: ZoneInfo) -> Table:
     newest = report.newest_corte or "sin paquetes aún"
+    captions = publisher_lines(report, zone)
+    if not report.ledger_exists:
+        captions.append(_no_ledger_yet(report))
     table = Table(
         title=f"Estado de los difusores — corte más reciente: {newest}",
-        caption=None if report.ledger_exists else _no_ledger_yet(report),
+        caption="\n".join(captions) or None,
     )
     for column in ("Difusor", "Sirve", "Desde", "Desfase", "Latencia", "Atraso", "Fallas"):
         table.add_column(column, overflow="fold")
@@ -423,6 +464,8 @@ def print_report(report: Report, console: Console) -> None:
                 f" causa: {i.cause}; cortes {', '.join(i.cortes)}",
             )
         _plain_fidelity(report, console)
+        for change in report.publisher_changes:
+            plain(console, f"{_when(change.at, report.zone)}: {change.message}")
     plain(console, LATENCY_DEFINITION)
 
 
@@ -490,6 +533,13 @@ def _report_tables(report: Report, console: Console) -> None:
                 Text(n.message),
             )
         console.print(notes)
+    if report.publisher_changes:
+        changes = Table(title="Cambios de la máquina que publica")
+        for column in ("Hora", "Qué"):
+            changes.add_column(column, overflow="fold")
+        for change in report.publisher_changes:
+            changes.add_row(_when(change.at, report.zone), Text(change.message))
+        console.print(changes)
 
 
 def print_verify_report(report: VerifyReport, console: Console) -> None:

@@ -163,6 +163,15 @@ class LockBusyError(PrepushError):
     exit_code = ExitCode.PARTIAL
 
 
+class LedgerUnavailableError(PrepushError):
+    """The shared ledger (PostgreSQL) cannot be reached: nothing is published unrecorded."""
+
+
+class StandbyError(LockBusyError):
+    """Another machine is the publisher on duty (it holds the lease of a shared ledger):
+    this one publishes nothing until the lease is free."""
+
+
 class DifusorError(PrepushError):
     """Something failed on one difusor. Never stops the others; recorded in the ledger.
 
@@ -194,6 +203,11 @@ class RemoteError(DifusorError):
 
 class RemoteLockedError(DifusorError):
     """Another publisher holds the difusor's remote lock and it is not stale."""
+
+
+class LeaseLostError(DifusorError):
+    """This machine no longer holds the publisher's lease (another took over, or the shared
+    ledger was lost): it writes nothing more that a reader could be served. Not retried."""
 
 
 class DeadlineError(DifusorError):

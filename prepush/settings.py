@@ -38,6 +38,13 @@ from pydantic import (
 
 from prepush.exceptions import ConfigError, RosterError, describe_os_error
 from prepush.keys import generate_key_pair
+from prepush.ledger.location import (
+    LedgerLocation,
+    PostgresLocation,
+    is_postgres_url,
+    other_scheme,
+    postgres_url_problem,
+)
 
 ROSTER_FILE = "difusores.yaml"
 
@@ -167,7 +174,44 @@ class Election(_Model):
 
 class Paths(_Model):
     packages: str = "paquetes"
+    # An SQLite file (one machine), or a postgresql:// URL (a publisher and its standby).
     ledger: str = "prepush.db"
+    # With a PostgreSQL ledger: the variable that holds its password (never the password).
+    ledger_password_env: str | None = None
+
+    @field_validator("ledger")
+    @classmethod
+    def _ledger_location(cls, value: str) -> str:
+        scheme = other_scheme(value)
+        if scheme is not None:
+            raise ValueError(
+                f"la bitácora es un archivo SQLite (p. ej. prepush.db) o un URL postgresql://;"
+                f" {scheme}:// no se admite"
+            )
+        if is_postgres_url(value):
+            problem = postgres_url_problem(value)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
+    @field_validator("ledger_password_env")
+    @classmethod
+    def _password_env_name(cls, value: str | None) -> str | None:
+        if value is not None and not ENV_NAME.match(value):
+            raise ValueError(
+                "debe ser el NOMBRE de una variable de entorno (p. ej. PREP_BITACORA_CLAVE),"
+                " nunca la contraseña misma"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _password_env_with_postgres(self) -> Paths:
+        if self.ledger_password_env is not None and not is_postgres_url(self.ledger):
+            raise ValueError(
+                "ledger_password_env sólo aplica a una bitácora PostgreSQL (ledger:"
+                " postgresql://...); una bitácora SQLite es un archivo y no lleva contraseña"
+            )
+        return self
 
 
 class PublishSettings(_Model):
@@ -178,6 +222,9 @@ class PublishSettings(_Model):
     connect_timeout_seconds: float = Field(default=15, gt=0)
     request_timeout_seconds: float = Field(default=30, gt=0)
     lock_stale_seconds: float = Field(default=900, gt=0)
+    # With a shared (PostgreSQL) ledger: how long the standby waits on a silent publisher
+    # before it takes over (the publisher's lease).
+    failover_seconds: float = Field(default=30, ge=1, le=3600)
     run_lock_wait_seconds: float = Field(default=60, ge=0)
     entry_files: tuple[str, ...] = ("index.html", "json/main.json")
     compression: bool = False
@@ -503,8 +550,12 @@ class Settings:
         return self.resolve(self.roster.paths.packages)
 
     @property
-    def ledger_path(self) -> Path:
-        return self.resolve(self.roster.paths.ledger)
+    def ledger_location(self) -> LedgerLocation:
+        """The SQLite file, or the PostgreSQL database the pair of publishers shares."""
+        paths = self.roster.paths
+        if is_postgres_url(paths.ledger):
+            return PostgresLocation(paths.ledger, paths.ledger_password_env)
+        return self.resolve(paths.ledger)
 
     @property
     def signing_key_path(self) -> Path | None:
@@ -803,6 +854,16 @@ def _duplicate_names(data: dict[str, Any], labels: _Labels) -> list[str]:
 def _credential_problems(roster: Roster, labels: _Labels, base: Path) -> list[str]:
     """The institute's own credentials, checked before any connection is attempted."""
     problems: list[str] = []
+    ledger_env = roster.paths.ledger_password_env
+    if ledger_env is not None and ledger_env not in os.environ:
+        problems.append(
+            labels.problem(
+                ("paths", "ledger_password_env"),
+                f"la variable de entorno {ledger_env} (la contraseña de la bitácora) no está"
+                " definida. Expórtela antes de ejecutar prepush (con systemd, en el"
+                " EnvironmentFile de la unidad); no se intentó ninguna conexión",
+            )
+        )
     keys: dict[tuple[Path, str | None], str | None] = {}
     for index, difusor in enumerate(roster.difusores):
         found: list[tuple[tuple[str | int, ...], str]] = []

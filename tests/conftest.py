@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,8 +21,10 @@ import asyncssh
 import pytest
 import yaml
 
+from prepush.ledger import LedgerLocation, PostgresLocation
 from prepush.sim.faultproxy import FaultProxy
 from prepush.sim.fleet import LocalDifusor, ServerThread
+from prepush.sim.postgres import LocalPostgres, postgres_available
 from prepush.sim.s3local import LocalS3, moto_available
 from tests.prepdata import cortes_dir
 from tests.rsync_servers import (
@@ -221,6 +224,7 @@ class Workdir:
         deadline: float = 10,
         requirements: dict[str, float] | None = None,
         publish: dict[str, Any] | None = None,
+        paths: dict[str, Any] | None = None,
         **election: Any,
     ) -> Path:
         settings: dict[str, Any] = {
@@ -247,6 +251,8 @@ class Workdir:
         }
         if requirements:
             roster["requirements"] = requirements
+        if paths:
+            roster["paths"] = paths
         path = self.path / "difusores.yaml"
         path.write_text(yaml.safe_dump(roster, allow_unicode=True, sort_keys=False))
         return path
@@ -301,6 +307,56 @@ def nginx_factory() -> Iterator[Callable[..., Nginx]]:
     yield make
     for server in started:
         server.stop()
+
+
+# --- a real PostgreSQL server (Debian's), for the shared ledger -----------------------------
+
+# The variable the tests' rosters name for the ledger's password (paths.ledger_password_env).
+LEDGER_PASSWORD_ENV = "PREPUSH_PRUEBAS_BITACORA"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[LocalPostgres]:
+    """One PostgreSQL cluster for the session: initdb into a temporary directory as the
+    postgres user, on 127.0.0.1 and a free port, stopped by its PID at the end."""
+    if not postgres_available():
+        pytest.skip("requiere PostgreSQL de Debian (paquete postgresql); 'make test' lo instala")
+    server = LocalPostgres().start()
+    saved = os.environ.get(LEDGER_PASSWORD_ENV)
+    os.environ[LEDGER_PASSWORD_ENV] = server.password
+    try:
+        yield server
+    finally:
+        server.stop()
+        if saved is None:
+            os.environ.pop(LEDGER_PASSWORD_ENV, None)
+        else:
+            os.environ[LEDGER_PASSWORD_ENV] = saved
+
+
+@pytest.fixture
+def postgres_ledger(postgres_server: LocalPostgres) -> Iterator[PostgresLocation]:
+    """A fresh database for this test, as a roster names it (the password in a variable)."""
+    name = f"prepush_{uuid.uuid4().hex[:12]}"
+    url = postgres_server.create_database(name)
+    yield PostgresLocation(url, LEDGER_PASSWORD_ENV)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_location(request: pytest.FixtureRequest, tmp_path: Path) -> LedgerLocation:
+    """The ledger on each engine: an SQLite file, and a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "bitacora" / "prepush.db"
+    location: PostgresLocation = request.getfixturevalue("postgres_ledger")
+    return location
+
+
+def ledger_paths(location: LedgerLocation) -> dict[str, str]:
+    """The roster's ``paths:`` for ``location``."""
+    if isinstance(location, PostgresLocation):
+        return {"ledger": location.url, "ledger_password_env": LEDGER_PASSWORD_ENV}
+    return {"ledger": str(location)}
 
 
 # --- S3 difusores: buckets on a local endpoint (moto's server mode, real HTTP) -------------

@@ -11,7 +11,7 @@ import pytest
 
 from prepush.__main__ import main
 from prepush.build.prep import collect_sources, compute_summary, parse_sources
-from prepush.package import MANIFEST, Package, sha256_bytes
+from prepush.package import MANIFEST, SIGNATURE, Package, sha256_bytes
 from tests.conftest import Workdir
 from tests.prepdata import CORTES, campeche_dir, cortes_dir
 
@@ -315,3 +315,32 @@ def test_documents_carry_votes_by_candidatura_leads_secciones_and_each_actas_ima
     assert shared_key["sha256"].startswith("1d28c717")
     seybaplaya = document("ayun/municipio/013.json")["actas"]
     assert "040333C0100" not in {a["clave"] for a in seybaplaya}  # not captured at 13:20
+
+
+def test_two_machines_build_the_same_package_from_the_same_prep_files(
+    tmp_path: Path, client_key: Path
+) -> None:
+    """A publisher and its standby each build every corte from the files the PREP hands
+    them: in other directories, at other moments, one of them joining late (without the
+    night's earlier cortes), the packages are the same byte for byte, signature included,
+    so either machine can publish any corte."""
+    zipped = campeche_dir() / "original_zip" / "20210601_1852_PREP_CAMP.zip"
+    machines = []
+    for place in ("maquina-a/trabajo", "contingencia/prep/maquina-b"):
+        workdir = Workdir(tmp_path / place, client_key)
+        workdir.path.mkdir(parents=True)
+        workdir.write_roster([])
+        machines.append(workdir)
+    a, b = machines
+    assert main(["-C", str(a.path), "build", str(zipped)]) == 0
+    for corte in ("20210606_2320", "20210606_2340"):
+        a.build(corte)
+    # The standby joins late: the last corte first, then the pre-election ZIP.
+    b.build("20210606_2340")
+    assert main(["-C", str(b.path), "build", str(zipped)]) == 0
+    for corte in ("20210601_1852", "20210606_2340"):
+        ours, theirs = (Package.open(m.path / "paquetes" / corte) for m in machines)
+        assert ours.manifest.digest == theirs.manifest.digest, corte
+        assert (ours.path / MANIFEST).read_bytes() == (theirs.path / MANIFEST).read_bytes()
+        assert (ours.path / SIGNATURE).read_bytes() == (theirs.path / SIGNATURE).read_bytes()
+        assert a.package_tree(corte) == b.package_tree(corte), corte

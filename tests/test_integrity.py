@@ -156,7 +156,7 @@ def test_a_package_that_appears_mid_run_is_sent_only_if_intact(
     first = Package.open(workdir.build(FIRST))
     settings = load_settings(workdir.path)
     request = PublishRequest(settings=settings, difusores=settings.roster.difusores)
-    with Ledger(settings.ledger_path) as ledger:
+    with Ledger(settings.ledger_location) as ledger:
         run_id = ledger.start_run("publish", FIRST, {})
         owner = LockOwner(LockOwner.new_id(), run_id)
         publisher = _Publisher(

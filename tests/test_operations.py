@@ -214,7 +214,7 @@ def test_embargo_override_is_recorded(asyncssh_difusor: Endpoint, workdir: Workd
         clock=lambda: before,
     )
     assert publish(request).exit_code == 0
-    with Ledger(settings.ledger_path) as ledger:
+    with Ledger(settings.ledger_location) as ledger:
         (event,) = ledger.events("embargo_override")
     assert "prueba autorizada por la Comisión" in event.message
     assert "19:00:00" in event.message

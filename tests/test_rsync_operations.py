@@ -191,7 +191,7 @@ def test_embargo_refuses_before_the_window_and_the_override_is_recorded(
     allowed = dataclasses.replace(refused, override_embargo="prueba autorizada por la Comisión")
     assert publish(allowed).exit_code == 0
     assert served_corte(endpoint) == CORTES[0]
-    with Ledger(settings.ledger_path) as ledger:
+    with Ledger(settings.ledger_location) as ledger:
         (event,) = ledger.events("embargo_override")
     assert "prueba autorizada por la Comisión" in event.message
 

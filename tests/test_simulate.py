@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from datetime import datetime
@@ -132,7 +133,7 @@ def test_a_short_night_with_a_fault_ends_as_expected(tmp_path: Path) -> None:
     assert incident.cortes == [c.corte for c in result.cortes[1:4]]
     assert incident.duration_s is not None
     assert incident.duration_s > 0
-    with Ledger(settings.ledger_path) as ledger:
+    with Ledger(settings.ledger_location) as ledger:
         assert ledger.active_suspension("difusor02") is not None
     assert result.report_path.read_text().startswith("# Reporte de publicación del PREP")
     assert {t.name for t in threading.enumerate()} <= before_threads | {"MainThread"}
@@ -270,3 +271,30 @@ def test_a_mixed_night_with_rsync_difusores(tmp_path: Path) -> None:
             lambda _e: None,
             lambda _line: None,
         )
+
+
+def test_a_contingency_drill_hands_over_and_ends_on_the_last_corte(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """simulate --failover: two machines, a local PostgreSQL, the holder killed at corte 3;
+    the other takes over within failover_seconds plus one corte, every difusor ends on the
+    last corte and none ever went back."""
+    from prepush.sim.postgres import postgres_available
+
+    if not postgres_available():
+        pytest.skip("requiere PostgreSQL de Debian (paquete postgresql); 'make test' lo instala")
+    args = ["--difusores", "2", "--cortes", "4", "--seconds-per-corte", "3", "--failover", "3"]
+    code = main(["-C", str(tmp_path), "simulate", *args, "--json"])
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert code == 0, (result["problems"], captured.err[-3000:])
+    assert result["ok"] is True
+    assert result["killed_corte"] == result["cortes"][2]
+    assert 0 < result["takeover_s"] <= 2.0 + 3.0
+    assert "SIGKILL a maquina-a a media entrega" in captured.err
+    assert "maquina-b tomó el turno (concesión 2)" in captured.err
+    report = Path(result["report"]).read_text()
+    assert "difusor01" in report
+    refused = main(["-C", str(tmp_path), "simulate", "--failover", "2", "--sshd"])
+    assert refused == 2
+    assert "no se combina" in capsys.readouterr().err

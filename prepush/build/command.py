@@ -64,7 +64,7 @@ def run_build(request: BuildRequest) -> BuildResult:
     options = build_options(
         request.settings, request.kind, request.allow_mismatch, request.allow_offset_mismatch
     )
-    with Ledger(request.settings.ledger_path) as ledger:
+    with Ledger(request.settings.ledger_location) as ledger:
         try:
             result = _build(request, options)
         except MismatchError as refused:

@@ -116,7 +116,7 @@ def run_checks(
     difusores: Sequence[Difusor],
     connector: Connector = connect,
 ) -> CheckReport:
-    with Ledger(settings.ledger_path) as ledger:
+    with Ledger(settings.ledger_location) as ledger:
         run_id = ledger.start_run("check", None, {"difusores": [d.name for d in difusores]})
         checks = asyncio.run(_check_all(settings, difusores, connector))
         for check in checks:

@@ -26,8 +26,11 @@ from prepush.ledger import (
     BUILD_FORCED,
     BUILD_REFUSED,
     BUILD_WARNING,
+    LEASE_LOST,
+    LEASE_TAKEN,
     PACKAGE_REFUSED,
     DeliveryRow,
+    EventRow,
     Ledger,
     RunEventRow,
     SuspensionRow,
@@ -51,6 +54,7 @@ LATENCY_DEFINITION = (
     " va de la hora del corte a ese mismo cambio."
 )
 CsvTable = Literal["difusores", "incidencias", "fidelidad"]
+PUBLISHER_CHANGES = (LEASE_TAKEN, LEASE_LOST)
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,8 @@ class Report:
     suspensions: list[SuspensionRow]
     points: dict[str, list[tuple[str, float]]]
     fidelity: list[RunEventRow] = field(default_factory=list)
+    # With a shared ledger: each change of the machine that publishes (lease taken or lost).
+    publisher_changes: list[EventRow] = field(default_factory=list)
 
 
 def build_report(
@@ -134,6 +140,7 @@ def build_report(
     until: datetime | None = None,
     public_latencies: dict[str, list[float]] | None = None,
     fidelity: Sequence[RunEventRow] = (),
+    publisher_changes: Sequence[EventRow] = (),
 ) -> Report:
     by_difusor: dict[str, list[DeliveryRow]] = defaultdict(list)
     for row in sorted(rows, key=lambda r: (r.started_at, r.id)):
@@ -151,7 +158,16 @@ def build_report(
             (r.corte, r.latency_s) for r in final if r.outcome == "delivered" and r.latency_s
         ]
     return Report(
-        process, zone, since, until, summaries, incidents, list(suspensions), points, list(fidelity)
+        process,
+        zone,
+        since,
+        until,
+        summaries,
+        incidents,
+        list(suspensions),
+        points,
+        list(fidelity),
+        list(publisher_changes),
     )
 
 
@@ -265,6 +281,10 @@ def report_json(report: Report) -> dict[str, Any]:
                 "automatic": s.automatic,
             }
             for s in report.suspensions
+        ],
+        "publisher_changes": [
+            {"at": e.at.isoformat(), "kind": e.kind, "message": e.message}
+            for e in report.publisher_changes
         ],
         "fidelity": [
             {
@@ -407,6 +427,9 @@ def report_markdown(report: Report) -> str:
                 f" Motivo: {s.reason}"
             )
     lines += _fidelity_markdown(report)
+    if report.publisher_changes:
+        lines += ["", "## Cambios de la máquina que publica", ""]
+        lines += [f"- {local_time(e.at, zone)}: {e.message}" for e in report.publisher_changes]
     non_atomic = [d.difusor for d in report.difusores if d.non_atomic]
     if non_atomic:
         lines += [
@@ -528,10 +551,10 @@ class ReportRequest:
 def make_report(settings: Settings, request: ReportRequest) -> Report:
     """The report from the ledger; without one, a ConfigError (an empty report would read as
     a night without incidents)."""
-    ledger = Ledger.existing(settings.ledger_path)
+    ledger = Ledger.existing(settings.ledger_location)
     if ledger is None:
         raise ConfigError(
-            f"No hay bitácora en {settings.ledger_path}: todavía no se ha construido ni"
+            f"No hay bitácora en {settings.ledger_location}: todavía no se ha construido ni"
             " publicado nada desde este directorio (la bitácora se crea con el primer build o"
             " publish). Corra el reporte en el directorio de trabajo de la noche (prepush -C"
             " DIRECTORIO report) o, si la bitácora está en otro lugar, corrija paths.ledger en el"
@@ -550,6 +573,13 @@ def make_report(settings: Settings, request: ReportRequest) -> Report:
         ]
         public = ledger.public_latencies()
         fidelity = ledger.run_events(tuple(FIDELITY), request.since, request.until)
+        changes = [
+            e
+            for e in ledger.events()
+            if e.kind in PUBLISHER_CHANGES
+            and (request.since is None or e.at >= request.since)
+            and (request.until is None or e.at <= request.until)
+        ]
     return build_report(
         settings.roster.election.process,
         settings.roster.election.zone,
@@ -559,4 +589,5 @@ def make_report(settings: Settings, request: ReportRequest) -> Report:
         until=request.until,
         public_latencies=public,
         fidelity=fidelity,
+        publisher_changes=changes,
     )

@@ -75,7 +75,7 @@ class VerifyReport:
 
 
 def verify(settings: Settings, difusores: Sequence[Difusor]) -> VerifyReport:
-    with Ledger(settings.ledger_path) as ledger:
+    with Ledger(settings.ledger_location) as ledger:
         targets = [d for d in difusores if d.url]
         run_id = ledger.start_run("verify", None, {"difusores": [d.name for d in targets]})
         delivered = {d.name: _last_delivered(ledger, d.name) for d in targets}

@@ -34,6 +34,14 @@ it; tests/test_crash_points.py cuts and kills at each one, against real OpenSSH.
 11. ``release``: remove the lock if it is still ours. A lock left by a cut is stale after
     ``publish.lock_stale_seconds`` (a killed run of this machine's is recognised at once).
 
+With a shared ledger (a publisher and its standby, :mod:`prepush.publish.lease`) the lock
+also records the lease's epoch. A lock from a lower epoch belongs to a publisher that lost its
+turn: taken over at once. A lock from a higher epoch means this run lost its turn: it stops.
+And before taking the lock and before every write that changes what a reader may be served
+(the directories, the pending record, each entry file of the flip, the state, the cleanup)
+the run checks that it still holds the lease (``Hooks.fence``): a paused or cut-off
+publisher whose lease expired never flips after the one that took over.
+
 A cancelled attempt (the deadline) aborts the connection and waits on nothing: the lock is
 left for the next attempt, which recognises it as its own run's, or for staleness.
 """
@@ -52,7 +60,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from prepush.exceptions import ConnectError, DifusorError, RemoteError, RemoteLockedError
+from prepush.exceptions import (
+    ConnectError,
+    DifusorError,
+    LeaseLostError,
+    RemoteError,
+    RemoteLockedError,
+)
 from prepush.package import MAIN_JSON, FileEntry, Package, canonical_json, sha256_bytes
 from prepush.publish.delta import DeltaPlanner
 from prepush.publish.state import (
@@ -140,22 +154,25 @@ class LockOwner:
     host: str = field(default_factory=socket.gethostname)
     workdir: str = ""
     pid: int = field(default_factory=os.getpid)
+    # The epoch of the lease this run publishes under (a shared ledger); None without one.
+    epoch: int | None = None
 
     @classmethod
     def new_id(cls) -> str:
         return uuid.uuid4().hex
 
     def lock_bytes(self) -> bytes:
-        return canonical_json(
-            {
-                "owner": self.id,
-                "host": self.host,
-                "workdir": self.workdir,
-                "pid": self.pid,
-                "run": self.run_id,
-                "since": datetime.now(UTC).isoformat(),
-            }
-        )
+        fields: dict[str, object] = {
+            "owner": self.id,
+            "host": self.host,
+            "workdir": self.workdir,
+            "pid": self.pid,
+            "run": self.run_id,
+            "since": datetime.now(UTC).isoformat(),
+        }
+        if self.epoch is not None:
+            fields["epoch"] = self.epoch
+        return canonical_json(fields)
 
 
 @dataclass(frozen=True)
@@ -190,6 +207,9 @@ class Hooks:
     record: Callable[[str, str], None]
     # A lock owner id that belongs to a finished run of this working directory.
     is_own_leftover: Callable[[str], bool]
+    # Raises LeaseLostError if this run no longer holds the publisher's lease (a shared
+    # ledger); called before every write that changes what a reader may be served.
+    fence: Callable[[str], None] = lambda _difusor: None
 
 
 class Session:
@@ -269,6 +289,7 @@ class Session:
         self.step("release")
 
     async def _lock_the_difusor(self) -> None:
+        self.hooks.fence(self.name)
         await self.t.prepare_dirs([META_DIR])
         await self.lock.take()
         self.step("lock")
@@ -311,6 +332,7 @@ class Session:
             return
         if self.rollback:
             self.refuse_unless_retained(plan)
+        self.still_on_duty()
         await self.t.prepare_dirs(plan.dirs)
         self.step("dirs")
         await self.upload(plan, state)
@@ -326,9 +348,16 @@ class Session:
         self.step("record")
         await self.cleanup([*state.garbage, *leftovers])
         self.step("cleanup")
+        self.still_on_duty()
         await self.t.remove_many([PENDING_PATH], 1)
         self.step("done")
         self.delivery.outcome = "delivered"
+
+    def still_on_duty(self) -> None:
+        """Before a write that changes what readers may be served: this run still holds the
+        publisher's lease (a shared ledger), and the difusor's lock is still its own."""
+        self.hooks.fence(self.name)
+        self.lock.ensure_held()
 
     # --- 2 and 3: what the difusor holds, and what it lacks -------------------------------
 
@@ -464,6 +493,7 @@ class Session:
         )
 
     async def write_meta(self, path: str, data: bytes) -> None:
+        self.still_on_duty()
         await self.t.write_file(path, data)
         self._count_meta(data)
 
@@ -474,6 +504,8 @@ class Session:
         # One at a time, in order: json/main.json is always the last to change.
         for entry in plan.flips:
             upload = self.upload_of(entry, "replace", is_entry=True)
+            # Right before each entry file, json/main.json last: never after a newer holder.
+            self.still_on_duty()
             await self.t.upload([upload], 1, None, self.package.cache)
             self.step(f"flip:{entry.path}")
         if self.delivery.flip_at is None:
@@ -503,6 +535,7 @@ class Session:
         reported with it; the pending record stays, so the next publish cleans up again."""
         if not doomed:
             return
+        self.still_on_duty()
         self.event("cleaning", f"{len(doomed)} archivos de cortes ya no retenidos")
         await self.t.remove_many(doomed, self.settings.width)
         self.delivery.files_deleted = len(doomed)
@@ -558,10 +591,11 @@ class RemoteLock:
     async def _take_over(self, current: bytes, data: bytes) -> bool:
         holder = _LockHolder.parse(current)
         mine = holder.owner == self.owner.id
-        leftover = not mine and self.hooks.is_own_leftover(holder.owner)
+        superseded = self._superseded(holder)
+        leftover = not mine and not superseded and self.hooks.is_own_leftover(holder.owner)
         age = holder.age_seconds()
         stale = self.settings.lock_stale_seconds
-        if not (mine or leftover or age >= stale):
+        if not (mine or superseded or leftover or age >= stale):
             raise RemoteLockedError(
                 self.name,
                 f"Otro publicador ({holder.describe()}) tiene el candado remoto desde hace"
@@ -572,11 +606,28 @@ class RemoteLock:
             return False
         if not mine:
             why = "una corrida anterior de esta máquina" if leftover else f"hace {age:.0f} s"
+            if superseded:
+                why = f"concesión {holder.epoch}, anterior a la {self.owner.epoch} de esta máquina"
             self.hooks.record(
                 "lock_taken_over",
                 f"candado remoto abandonado por {holder.describe()} ({why}); se tomó",
             )
         return True
+
+    def _superseded(self, holder: _LockHolder) -> bool:
+        """The lock is from an older lease epoch (a publisher that lost its turn): taken at
+        once. One from a newer epoch means this run lost its own turn: it stops here."""
+        ours = self.owner.epoch
+        if ours is None or holder.epoch is None:
+            return False
+        if holder.epoch > ours:
+            raise LeaseLostError(
+                self.name,
+                f"El candado remoto es de la concesión {holder.epoch} ({holder.describe()}),"
+                f" posterior a la {ours} de esta máquina: otra máquina tiene el turno de"
+                " publicar y ésta no escribe más en este difusor.",
+            )
+        return holder.epoch < ours
 
     def _hold(self, data: bytes) -> None:
         self.held = data
@@ -632,10 +683,18 @@ class RemoteLock:
         if held is None or not self.t.alive:
             return
         fresh = time.monotonic() - self.refreshed_at < self.settings.lock_stale_seconds / 2
-        if fresh and not self.lost:
+        if fresh and not self.lost and self._on_duty():
             await self.t.remove_many([LOCK_PATH], 1)
         else:
             await self.t.replace_if(LOCK_PATH, held, None)
+
+    def _on_duty(self) -> bool:
+        """Still holding the publisher's lease: nobody can have taken this lock over."""
+        try:
+            self.hooks.fence(self.name)
+        except LeaseLostError:
+            return False
+        return True
 
     async def release_quietly(self) -> None:
         """After a failure: release if possible; the failure already reported says why."""
@@ -650,13 +709,18 @@ class _LockHolder:
     owner: str
     host: str
     since: datetime | None
+    epoch: int | None = None
 
     @classmethod
     def parse(cls, data: bytes) -> _LockHolder:
         try:
             raw = json.loads(data)
+            epoch = raw.get("epoch")
             return cls(
-                str(raw["owner"]), str(raw.get("host", "?")), datetime.fromisoformat(raw["since"])
+                str(raw["owner"]),
+                str(raw.get("host", "?")),
+                datetime.fromisoformat(raw["since"]),
+                epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None,
             )
         except (ValueError, KeyError, TypeError):
             return cls("desconocido", "?", None)
@@ -701,6 +765,7 @@ async def write_notice(
     main.json gains ``aviso`` (atomically), and the state records the changed file so the
     next publish, even of the same corte, puts the real one back. False if nothing is there."""
     lock = RemoteLock(transport, name, owner, hooks, settings)
+    hooks.fence(name)
     await transport.prepare_dirs([META_DIR])
     await lock.take()
     try:
@@ -710,6 +775,8 @@ async def write_notice(
         main = json.loads(data)
         main["aviso"] = notice_text()
         notice = canonical_json(main)
+        hooks.fence(name)
+        lock.ensure_held()
         await transport.write_file(MAIN_JSON, notice)
         state_bytes = await transport.read_file(STATE_PATH)
         if state_bytes is not None:

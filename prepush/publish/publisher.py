@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from tenacity import (
     AsyncRetrying,
@@ -32,6 +33,7 @@ from prepush.exceptions import (
     EmbargoError,
     ExitCode,
     InternalError,
+    LedgerUnavailableError,
     LocalFileError,
     LockBusyError,
     PackageError,
@@ -57,6 +59,7 @@ from prepush.package import (
 from prepush.publish.delta import DeltaPlanner
 from prepush.publish.embargo import embargo_violation, enforce_embargo
 from prepush.publish.integrity import intact_or_recorded, refuse_unless_intact
+from prepush.publish.lease import FENCE, LeaseKeeper, on_duty
 from prepush.publish.protocol import (
     Delivery,
     Event,
@@ -74,6 +77,9 @@ from prepush.publish.workers import Job, Workers, deal, process_count
 from prepush.settings import Difusor, Settings
 from prepush.transports import Connector, connect
 from prepush.transports.base import Transport
+
+if TYPE_CHECKING:
+    from prepush.publish.metrics import Monitor
 
 log = logging.getLogger("prepush")
 
@@ -165,6 +171,9 @@ class PublishRequest:
     override_embargo: str | None = None
     rollback: bool = False
     clock: Callable[[], datetime] = _utc_now
+    # The lease ``publish --watch`` holds on a shared ledger (None: a manual run claims its
+    # own, or an SQLite ledger needs none).
+    lease: LeaseKeeper | None = None
 
 
 def _ignore(_: Event) -> None:
@@ -265,7 +274,7 @@ async def _publish_locked(
     request: PublishRequest, events: EventSink, pool: ConnectionPool
 ) -> PublishReport:
     settings = request.settings
-    with Ledger(settings.ledger_path) as ledger:
+    async with on_duty(settings, request.lease) as (ledger, epoch):
         ledger.mark_interrupted()
         package = find_package(settings.packages_dir, request.corte)
         if pool.workers is not None:
@@ -300,6 +309,7 @@ async def _publish_locked(
                 "dry_run": request.dry_run,
                 "difusores": [d.name for d in request.difusores],
                 "lock_owner": lock_owner,
+                **({} if epoch is None else {"epoch": epoch}),
             },
         )
         if violation is not None and not request.dry_run:
@@ -309,7 +319,7 @@ async def _publish_locked(
                 "embargo_override",
                 f"{violation} Publicado por decisión del operador: {request.override_embargo}",
             )
-        owner = LockOwner(lock_owner, run_id, workdir=str(settings.workdir))
+        owner = LockOwner(lock_owner, run_id, workdir=str(settings.workdir), epoch=epoch)
         deliveries = await _deliver_everywhere(request, ledger, owner, events, pool, package)
         if request.rollback and not request.dry_run:
             for delivery in deliveries:
@@ -408,12 +418,17 @@ def watch(
     interval_s: float,
     run: Runner,
     connector: Connector = connect,
+    monitor: Monitor | None = None,
 ) -> None:
     """Publish each new package as it appears in paquetes/, until interrupted (Ctrl-C).
 
     Connections stay open between cortes (with SSH keepalives), so a corte costs only its
     own requests. A corte already published by this loop is not published again; a failed
     difusor is retried with the next corte, as on a timer.
+
+    With a shared ledger, only while this machine holds the publisher's lease
+    (:mod:`prepush.publish.lease`): until then it is the standby and waits, saying who
+    publishes; having taken the lease it publishes the newest corte and goes on.
     """
 
     workers = _start_workers(request, connector, keep=True)
@@ -421,13 +436,25 @@ def watch(
     async def loop() -> None:
         pool = ConnectionPool(connector, keep=True, workers=workers)
         published: str | None = None
+        keeper = LeaseKeeper.for_settings(request.settings)
+        if keeper is not None and monitor is not None:
+            keeper.on_look = lambda: monitor.refresh(keeper)
         try:
             while True:
+                if keeper is not None and not keeper.holds:
+                    await _take_turn(keeper)
+                    published = None  # the other machine may have published meanwhile
+                if monitor is not None:
+                    monitor.refresh(keeper)
                 newest = newest_corte(request.settings.packages_dir)
                 if newest is not None and newest != published:
                     try:
-                        await run(dataclasses.replace(request, corte=newest), pool)
+                        report = await run(
+                            dataclasses.replace(request, corte=newest, lease=keeper), pool
+                        )
                         published = newest
+                        if monitor is not None:
+                            monitor.observe(report)
                     except (EmbargoError, PackageError) as exc:
                         # One refused or broken package does not stop the night's publisher.
                         log.error("%s", exc)
@@ -436,8 +463,14 @@ def watch(
                         # Another prepush of this directory (a manual publish, a rollback)
                         # holds the run: this corte is tried again in the next round.
                         log.warning("%s", exc)
+                    except LedgerUnavailableError as exc:
+                        if keeper is None:
+                            raise
+                        keeper.lost_ledger(exc)
                 await asyncio.sleep(interval_s)
         finally:
+            if keeper is not None:
+                await keeper.stop(release=True)
             await pool.close_all()
 
     try:
@@ -445,6 +478,12 @@ def watch(
     finally:
         if workers is not None:
             workers.close()
+
+
+async def _take_turn(keeper: LeaseKeeper) -> None:
+    """Wait as the standby until this machine holds the lease, then keep it renewed."""
+    await keeper.wait_for_turn()
+    keeper.start_renewing()
 
 
 class _Publisher:
@@ -522,7 +561,10 @@ class _Publisher:
             self.ledger.record_event(self.run_id, difusor.name, kind, message)
 
         return Hooks(
-            event=self.events, record=record, is_own_leftover=self.ledger.is_own_lock_owner
+            event=self.events,
+            record=record,
+            is_own_leftover=self.ledger.is_own_lock_owner,
+            fence=FENCE.check,
         )
 
     async def run_all(self, package: Package) -> list[Delivery]:

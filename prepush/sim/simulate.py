@@ -429,7 +429,7 @@ class _Night:
         chart_path.write_text(latency_html(result), encoding="utf-8")
         limit = self.settings.roster.election.max_failed_cortes
         expected = expected_suspensions(self.options.faults, self.options.cortes, limit)
-        with Ledger(self.settings.ledger_path) as ledger:
+        with Ledger(self.settings.ledger_location) as ledger:
             suspended = {
                 d.name for d in self.settings.roster.difusores if ledger.active_suspension(d.name)
             }

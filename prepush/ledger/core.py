@@ -1,6 +1,6 @@
-"""The delivery ledger: SQLite, every attempt recorded as it happens.
+"""The delivery ledger: every attempt recorded as it happens, on SQLite or PostgreSQL.
 
-Schema (migration 1, then 2 and 3):
+Schema (migration 1, then 2, 3 and 4):
 
 - ``runs``: one row per command run (build, publish, rollback, check, simulate...), with its
   pid, host, status (running, ok, partial, failed, interrupted, nothing, refused, forced) and
@@ -14,18 +14,22 @@ Schema (migration 1, then 2 and 3):
 - ``suspensions``: automatic and manual suspensions, with reason and when they were lifted.
 - ``checks``: preflight results (the evidence a difusor met the call's requirements).
 - ``events``: embargo overrides, retries, stale locks taken over; what a build warned of,
-  explained or was forced past, and packages refused before publishing.
+  explained or was forced past, and packages refused before publishing; the changes of
+  publisher of a shared ledger.
 - ``observations``: when the public first saw each corte on each difusor (verify --watch).
 - ``holds`` (migration 3): a rollback pins a difusor to its corte until
   ``prepush resume-latest``; publish leaves a held difusor alone.
+- ``publisher_lease`` and ``publishers`` (migration 4): with a ledger two machines share,
+  which one publishes (the lease, its epoch and expiry) and which ones were seen lately.
 
 Each delivery has a ``kind`` (migration 3): ``publish``, ``rollback`` or ``dry_run``. Only
 ``publish`` deliveries are deliveries for the night's figures (latency, failures, incidents,
 suspension); a rollback changes what a difusor serves, and a dry run counts toward nothing.
 
-Timestamps are ISO 8601 UTC strings with microseconds. Every write commits at once, so a
-crash loses nothing already recorded; WAL lets ``status --watch`` read while publish writes.
-The schema version is ``PRAGMA user_version``; migrations run in order, each in a transaction.
+The engine (:mod:`prepush.ledger.engines`) is an SQLite file, one machine's, or a PostgreSQL
+database the publisher on duty and its standby share; the SQL here is the same for both.
+Every write commits at once, so a crash loses nothing already recorded; ``status --watch``
+reads while publish writes.
 """
 
 from __future__ import annotations
@@ -34,164 +38,39 @@ import json
 import os
 import socket
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, cast
 
-OK_OUTCOMES = ("delivered", "up_to_date")
-
-# Events on the fidelity of the data: what builds warned of, explained or were forced past,
-# and packages refused before publishing. ``report`` shows all but the explained ones.
-BUILD_WARNING = "build_warning"
-BUILD_EXPLAINED = "build_explained"
-BUILD_FORCED = "build_forced"
-BUILD_REFUSED = "build_refused"
-PACKAGE_REFUSED = "package_refused"
-# A worker process died: the parent serves its difusores from then on.
-WORKER_LOST = "worker_lost"
-
-MIGRATION_1 = """
-CREATE TABLE runs (
-    id INTEGER PRIMARY KEY,
-    command TEXT NOT NULL,
-    corte TEXT,
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    pid INTEGER NOT NULL,
-    hostname TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'running',
-    options TEXT NOT NULL DEFAULT '{}',
-    note TEXT
-);
-CREATE TABLE deliveries (
-    id INTEGER PRIMARY KEY,
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    difusor TEXT NOT NULL,
-    corte TEXT NOT NULL,
-    corte_time TEXT NOT NULL,
-    package_ready_at TEXT,
-    started_at TEXT NOT NULL,
-    connected_at TEXT,
-    flip_at TEXT,
-    finished_at TEXT,
-    latency_s REAL,
-    lag_s REAL,
-    files_uploaded INTEGER NOT NULL DEFAULT 0,
-    files_linked INTEGER NOT NULL DEFAULT 0,
-    files_skipped INTEGER NOT NULL DEFAULT 0,
-    files_deleted INTEGER NOT NULL DEFAULT 0,
-    bytes_sent INTEGER NOT NULL DEFAULT 0,
-    meta_bytes INTEGER NOT NULL DEFAULT 0,
-    requests INTEGER NOT NULL DEFAULT 0,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    atomic INTEGER,
-    outcome TEXT NOT NULL DEFAULT 'running',
-    error_class TEXT,
-    error_message TEXT
-);
-CREATE INDEX deliveries_difusor ON deliveries(difusor, started_at);
-CREATE TABLE attempts (
-    id INTEGER PRIMARY KEY,
-    delivery_id INTEGER NOT NULL REFERENCES deliveries(id),
-    number INTEGER NOT NULL,
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    outcome TEXT NOT NULL DEFAULT 'running',
-    error_class TEXT,
-    error_message TEXT
-);
-CREATE TABLE suspensions (
-    id INTEGER PRIMARY KEY,
-    difusor TEXT NOT NULL,
-    suspended_at TEXT NOT NULL,
-    resumed_at TEXT,
-    reason TEXT NOT NULL,
-    automatic INTEGER NOT NULL,
-    run_id INTEGER REFERENCES runs(id)
-);
-CREATE TABLE checks (
-    id INTEGER PRIMARY KEY,
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    difusor TEXT NOT NULL,
-    name TEXT NOT NULL,
-    status TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    value REAL,
-    unit TEXT,
-    at TEXT NOT NULL
-);
-CREATE TABLE events (
-    id INTEGER PRIMARY KEY,
-    run_id INTEGER REFERENCES runs(id),
-    difusor TEXT,
-    at TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    message TEXT NOT NULL
-);
-CREATE TABLE observations (
-    id INTEGER PRIMARY KEY,
-    difusor TEXT NOT NULL,
-    corte TEXT NOT NULL,
-    first_seen_at TEXT NOT NULL,
-    url TEXT NOT NULL,
-    UNIQUE (difusor, corte)
-);
-"""
-
-Migration = Callable[[sqlite3.Connection], None]
-
-
-def _script(sql: str) -> Migration:
-    def apply(db: sqlite3.Connection) -> None:
-        for statement in sql.split(";"):
-            if statement.strip():
-                db.execute(statement)
-
-    return apply
-
-
-# Files rebuilt on the difusor from files it held (copy-data), and the bytes it copied.
-MIGRATION_2 = """
-ALTER TABLE deliveries ADD COLUMN files_rebuilt INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE deliveries ADD COLUMN bytes_reused INTEGER NOT NULL DEFAULT 0
-"""
-
-# What each delivery was (only publishes count toward the night's figures), existing rows
-# classified from their run; and the rollback holds.
-MIGRATION_3 = """
-ALTER TABLE deliveries ADD COLUMN kind TEXT NOT NULL DEFAULT 'publish';
-UPDATE deliveries SET kind = 'rollback'
-    WHERE run_id IN (SELECT id FROM runs WHERE command = 'rollback');
-UPDATE deliveries SET kind = 'dry_run'
-    WHERE run_id IN (SELECT id FROM runs WHERE json_extract(options, '$.dry_run') = 1);
-CREATE TABLE holds (
-    id INTEGER PRIMARY KEY,
-    difusor TEXT NOT NULL,
-    corte TEXT NOT NULL,
-    held_at TEXT NOT NULL,
-    released_at TEXT,
-    run_id INTEGER REFERENCES runs(id)
+from prepush.ledger.engines import Engine, PostgresEngine, SqliteEngine, to_datetime
+from prepush.ledger.location import LedgerLocation, PostgresLocation
+from prepush.ledger.rows import (
+    OK_OUTCOMES,
+    AttemptRow,
+    CheckRow,
+    DeliveryResult,
+    DeliveryRow,
+    EventRow,
+    HoldRow,
+    LeaseRow,
+    ObservationRow,
+    PublisherRow,
+    RunEventRow,
+    RunRow,
+    Serving,
+    SuspensionRow,
+    required_time,
 )
-"""
-
-MIGRATIONS: tuple[Migration, ...] = (
-    _script(MIGRATION_1),
-    _script(MIGRATION_2),
-    _script(MIGRATION_3),
-)
+from prepush.ledger.schema import MIGRATIONS
 
 DeliveryKind = Literal["publish", "rollback", "dry_run"]
-
-
-def _ts(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _dt(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
+INTERRUPTED = "la corrida terminó abruptamente (proceso matado)"
+# On a shared ledger a publish of the other machine may also have lost its turn.
+INTERRUPTED_SHARED = (
+    "la corrida terminó abruptamente (proceso matado, o su máquina perdió el turno de publicar)"
+)
 
 
 def _now() -> datetime:
@@ -199,208 +78,53 @@ def _now() -> datetime:
 
 
 @dataclass(frozen=True)
-class DeliveryResult:
-    outcome: str
-    finished_at: datetime
-    flip_at: datetime | None = None
-    attempts: int = 0
-    files_uploaded: int = 0
-    files_linked: int = 0
-    files_skipped: int = 0
-    files_deleted: int = 0
-    bytes_sent: int = 0
-    meta_bytes: int = 0
-    requests: int = 0
-    atomic: bool | None = None
-    error_class: str | None = None
-    error_message: str | None = None
-    files_rebuilt: int = 0
-    bytes_reused: int = 0
+class Claim:
+    """The answer to a claim of the lease: granted or not, the lease as it is now, and as it
+    was before (who held it)."""
 
+    granted: bool
+    lease: LeaseRow
+    before: LeaseRow
 
-@dataclass(frozen=True)
-class DeliveryRow:
-    id: int
-    run_id: int
-    difusor: str
-    corte: str
-    corte_time: datetime
-    package_ready_at: datetime | None
-    started_at: datetime
-    connected_at: datetime | None
-    flip_at: datetime | None
-    finished_at: datetime | None
-    latency_s: float | None
-    lag_s: float | None
-    files_uploaded: int
-    files_linked: int
-    files_skipped: int
-    files_deleted: int
-    bytes_sent: int
-    meta_bytes: int
-    requests: int
-    attempts: int
-    atomic: bool | None
-    outcome: str
-    error_class: str | None
-    error_message: str | None
-    files_rebuilt: int = 0
-    bytes_reused: int = 0
-    kind: str = "publish"
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> DeliveryRow:
-        return cls(
-            id=row["id"],
-            run_id=row["run_id"],
-            difusor=row["difusor"],
-            corte=row["corte"],
-            corte_time=datetime.fromisoformat(row["corte_time"]),
-            package_ready_at=_dt(row["package_ready_at"]),
-            started_at=datetime.fromisoformat(row["started_at"]),
-            connected_at=_dt(row["connected_at"]),
-            flip_at=_dt(row["flip_at"]),
-            finished_at=_dt(row["finished_at"]),
-            latency_s=row["latency_s"],
-            lag_s=row["lag_s"],
-            files_uploaded=row["files_uploaded"],
-            files_linked=row["files_linked"],
-            files_skipped=row["files_skipped"],
-            files_deleted=row["files_deleted"],
-            bytes_sent=row["bytes_sent"],
-            meta_bytes=row["meta_bytes"],
-            requests=row["requests"],
-            attempts=row["attempts"],
-            atomic=None if row["atomic"] is None else bool(row["atomic"]),
-            outcome=row["outcome"],
-            error_class=row["error_class"],
-            error_message=row["error_message"],
-            files_rebuilt=row["files_rebuilt"],
-            bytes_reused=row["bytes_reused"],
-            kind=row["kind"],
-        )
-
-
-@dataclass(frozen=True)
-class AttemptRow:
-    delivery_id: int
-    number: int
-    started_at: datetime
-    finished_at: datetime | None
-    outcome: str
-    error_class: str | None
-    error_message: str | None
-
-
-@dataclass(frozen=True)
-class RunRow:
-    id: int
-    command: str
-    corte: str | None
-    started_at: datetime
-    finished_at: datetime | None
-    pid: int
-    status: str
-    options: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class SuspensionRow:
-    difusor: str
-    suspended_at: datetime
-    resumed_at: datetime | None
-    reason: str
-    automatic: bool
-
-
-@dataclass(frozen=True)
-class HoldRow:
-    difusor: str
-    corte: str
-    held_at: datetime
-    released_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Serving:
-    """What a difusor serves, as far as the ledger knows, and the delivery that put it there.
-
-    ``since`` is the last flip to this corte (a rollback's, after one); ``first`` is the
-    corte's first publish delivery to the difusor: its latency and lag are the ones that
-    count, once per corte and difusor.
-    """
-
-    corte: str
-    since: datetime | None
-    first: DeliveryRow | None
-
-
-@dataclass(frozen=True)
-class CheckRow:
-    run_id: int
-    difusor: str
-    name: str
-    status: str
-    detail: str
-    value: float | None
-    unit: str | None
-    at: datetime
-
-
-@dataclass(frozen=True)
-class EventRow:
-    run_id: int | None
-    difusor: str | None
-    at: datetime
-    kind: str
-    message: str
-
-
-@dataclass(frozen=True)
-class RunEventRow:
-    """An event with the command and corte of its run (builds, refusals)."""
-
-    command: str
-    corte: str | None
-    at: datetime
-    kind: str
-    message: str
-
-
-@dataclass(frozen=True)
-class ObservationRow:
-    difusor: str
-    corte: str
-    first_seen_at: datetime
-    url: str
+    @property
+    def new_epoch(self) -> bool:
+        return self.granted and self.lease.epoch != self.before.epoch
 
 
 class Ledger:
-    def __init__(self, path: Path, *, create: bool = True) -> None:
-        self.path = path
-        if create:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    def __init__(self, location: LedgerLocation, *, create: bool = True) -> None:
+        self.location = location
+        self.engine: Engine
+        if isinstance(location, PostgresLocation):
+            self.engine = PostgresEngine(location)
         else:
-            uri = f"{path.absolute().as_uri()}?mode=rw"
-            self.db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.execute("PRAGMA busy_timeout=30000")
-        self._migrate()
+            self.engine = SqliteEngine(location, create=create)
+        try:
+            self._migrate()
+        except BaseException:
+            self.engine.close()
+            raise
 
     @classmethod
-    def existing(cls, path: Path) -> Ledger | None:
-        """The ledger at ``path`` if there is one; None instead of creating it (an empty
+    def existing(cls, location: LedgerLocation) -> Ledger | None:
+        """The ledger at ``location`` if there is one; None instead of creating it (an empty
         ledger reads as a night where nothing happened)."""
+        if isinstance(location, PostgresLocation):
+            engine = PostgresEngine(location)
+            there = engine.has_schema()
+            engine.close()
+            return cls(location) if there else None
         try:
-            return cls(path, create=False)
+            return cls(location, create=False)
         except sqlite3.OperationalError:
-            if path.exists():
+            if location.exists():
                 raise
             return None
+
+    @property
+    def shared(self) -> bool:
+        """Two machines may write it (PostgreSQL): publishing takes the lease."""
+        return isinstance(self.location, PostgresLocation)
 
     def __enter__(self) -> Ledger:
         return self
@@ -414,38 +138,39 @@ class Ledger:
         self.close()
 
     def close(self) -> None:
-        self.db.close()
+        self.engine.close()
 
     @property
     def version(self) -> int:
-        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        return self.engine.version()
 
     def _migrate(self) -> None:
         while (current := self.version) < len(MIGRATIONS):
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
+            with self.engine.migrating():
                 if self.version == current:
-                    MIGRATIONS[current](self.db)
-                    self.db.execute(f"PRAGMA user_version = {current + 1}")
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+                    MIGRATIONS[current](self.engine)
+                    self.engine.set_version(current + 1)
 
-    def _write(self, sql: str, params: Sequence[Any] = ()) -> int:
-        cursor = self.db.execute(sql, params)
-        return int(cursor.lastrowid or 0)
+    def _t(self, moment: datetime | None) -> Any:
+        return self.engine.time(moment)
+
+    def _insert(self, sql: str, params: Sequence[Any]) -> int:
+        """Insert one row; its id."""
+        return int(self.engine.execute(f"{sql} RETURNING id", params).fetchone()["id"])
+
+    def _write(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.engine.execute(sql, params)
 
     # --- runs -------------------------------------------------------------------------------
 
     def start_run(self, command: str, corte: str | None, options: dict[str, Any]) -> int:
-        return self._write(
+        return self._insert(
             "INSERT INTO runs (command, corte, started_at, pid, hostname, options)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (
                 command,
                 corte,
-                _ts(_now()),
+                self._t(_now()),
                 os.getpid(),
                 socket.gethostname(),
                 json.dumps(options, sort_keys=True),
@@ -455,42 +180,45 @@ class Ledger:
     def finish_run(self, run_id: int, status: str, note: str | None = None) -> None:
         self._write(
             "UPDATE runs SET finished_at = ?, status = ?, note = ? WHERE id = ?",
-            (_ts(_now()), status, note, run_id),
+            (self._t(_now()), status, note, run_id),
         )
 
     def mark_interrupted(self) -> int:
-        """Mark what a killed run left 'running'. Call only while holding the run lock."""
-        now = _ts(_now())
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            self.db.execute(
+        """Mark what a killed run left 'running'. Call only while holding the run lock (and,
+        on a shared ledger, the lease). On a shared ledger only this machine's runs and the
+        publishes and rollbacks (a machine that lost its turn): another machine's other
+        commands (a build, a check) may well be running."""
+        runs, params, why = "", [], INTERRUPTED
+        if self.shared:
+            runs = " AND (hostname = ? OR command IN ('publish', 'rollback'))"
+            params, why = [socket.gethostname()], INTERRUPTED_SHARED
+        chosen = f"SELECT id FROM runs WHERE status = 'running'{runs}"
+        now = self._t(_now())
+        with self.engine.transaction():
+            self.engine.execute(
                 "UPDATE attempts SET outcome = 'interrupted', finished_at = ?"
-                " WHERE outcome = 'running'",
-                (now,),
+                " WHERE outcome = 'running' AND delivery_id IN"
+                f" (SELECT id FROM deliveries WHERE run_id IN ({chosen}))",
+                (now, *params),
             )
-            self.db.execute(
+            self.engine.execute(
                 "UPDATE deliveries SET outcome = 'interrupted', finished_at = ?,"
-                " error_class = 'Interrupted',"
-                " error_message = 'la corrida terminó abruptamente (proceso matado)'"
-                " WHERE outcome = 'running'",
-                (now,),
+                " error_class = 'Interrupted', error_message = ?"
+                f" WHERE outcome = 'running' AND run_id IN ({chosen})",
+                (now, why, *params),
             )
-            count = self.db.execute(
-                "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE status = 'running'",
-                (now,),
+            return self.engine.execute(
+                f"UPDATE runs SET status = 'interrupted', finished_at = ? WHERE id IN ({chosen})",
+                (now, *params),
             ).rowcount
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        return count
 
     def is_own_lock_owner(self, owner: str) -> bool:
-        """A difusor lock owner id that one of this ledger's runs used. Called while this
+        """A difusor lock owner id that one of this machine's runs used. Called while this
         run holds the local run lock, so such a run has ended: its remote lock is a leftover."""
-        row = self.db.execute(
-            "SELECT 1 FROM runs WHERE json_extract(options, '$.lock_owner') = ? LIMIT 1",
-            (owner,),
+        row = self.engine.execute(
+            f"SELECT 1 FROM runs WHERE {self.engine.json_text('options', 'lock_owner')} = ?"
+            " AND hostname = ? LIMIT 1",
+            (owner, socket.gethostname()),
         ).fetchone()
         return row is not None
 
@@ -500,13 +228,13 @@ class Ledger:
                 id=r["id"],
                 command=r["command"],
                 corte=r["corte"],
-                started_at=datetime.fromisoformat(r["started_at"]),
-                finished_at=_dt(r["finished_at"]),
+                started_at=required_time(r["started_at"]),
+                finished_at=to_datetime(r["finished_at"]),
                 pid=r["pid"],
                 status=r["status"],
                 options=json.loads(r["options"]),
             )
-            for r in self.db.execute("SELECT * FROM runs ORDER BY id")
+            for r in self.engine.execute("SELECT * FROM runs ORDER BY id")
         ]
 
     # --- deliveries and attempts -------------------------------------------------------------
@@ -520,10 +248,18 @@ class Ledger:
         package_ready_at: datetime | None,
         kind: DeliveryKind = "publish",
     ) -> int:
-        return self._write(
+        return self._insert(
             "INSERT INTO deliveries (run_id, difusor, corte, corte_time, package_ready_at,"
             " started_at, kind) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (run_id, difusor, corte, _ts(corte_time), _ts(package_ready_at), _ts(_now()), kind),
+            (
+                run_id,
+                difusor,
+                corte,
+                self._t(corte_time),
+                self._t(package_ready_at),
+                self._t(_now()),
+                kind,
+            ),
         )
 
     def set_delivery_corte(
@@ -535,17 +271,19 @@ class Ledger:
     ) -> None:
         self._write(
             "UPDATE deliveries SET corte = ?, corte_time = ?, package_ready_at = ? WHERE id = ?",
-            (corte, _ts(corte_time), _ts(package_ready_at), delivery_id),
+            (corte, self._t(corte_time), self._t(package_ready_at), delivery_id),
         )
 
     def set_connected(self, delivery_id: int, at: datetime) -> None:
-        self._write("UPDATE deliveries SET connected_at = ? WHERE id = ?", (_ts(at), delivery_id))
+        self._write(
+            "UPDATE deliveries SET connected_at = ? WHERE id = ?", (self._t(at), delivery_id)
+        )
 
     def start_attempt(self, delivery_id: int, number: int) -> int:
         self._write("UPDATE deliveries SET attempts = ? WHERE id = ?", (number, delivery_id))
-        return self._write(
+        return self._insert(
             "INSERT INTO attempts (delivery_id, number, started_at) VALUES (?, ?, ?)",
-            (delivery_id, number, _ts(_now())),
+            (delivery_id, number, self._t(_now())),
         )
 
     def finish_attempt(
@@ -558,17 +296,17 @@ class Ledger:
         self._write(
             "UPDATE attempts SET finished_at = ?, outcome = ?, error_class = ?,"
             " error_message = ? WHERE id = ?",
-            (_ts(_now()), outcome, error_class, error_message, attempt_id),
+            (self._t(_now()), outcome, error_class, error_message, attempt_id),
         )
 
     def finish_delivery(self, delivery_id: int, result: DeliveryResult) -> None:
-        row = self.db.execute(
+        row = self.engine.execute(
             "SELECT corte_time, package_ready_at FROM deliveries WHERE id = ?", (delivery_id,)
         ).fetchone()
         latency = lag = None
         if result.flip_at is not None:
-            lag = (result.flip_at - datetime.fromisoformat(row["corte_time"])).total_seconds()
-            ready = _dt(row["package_ready_at"])
+            lag = (result.flip_at - required_time(row["corte_time"])).total_seconds()
+            ready = to_datetime(row["package_ready_at"])
             latency = None if ready is None else (result.flip_at - ready).total_seconds()
         self._write(
             "UPDATE deliveries SET flip_at = ?, finished_at = ?, latency_s = ?, lag_s = ?,"
@@ -577,8 +315,8 @@ class Ledger:
             " error_class = ?, error_message = ?, files_rebuilt = ?, bytes_reused = ?"
             " WHERE id = ?",
             (
-                _ts(result.flip_at),
-                _ts(result.finished_at),
+                self._t(result.flip_at),
+                self._t(result.finished_at),
                 latency,
                 lag,
                 result.files_uploaded,
@@ -613,17 +351,17 @@ class Ledger:
             clauses.append("kind != 'dry_run'")
         if since is not None:
             clauses.append("started_at >= ?")
-            params.append(_ts(since))
+            params.append(self._t(since))
         if until is not None:
             clauses.append("started_at <= ?")
-            params.append(_ts(until))
+            params.append(self._t(until))
         if difusor is not None:
             clauses.append("difusor = ?")
             params.append(difusor)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         return [
             DeliveryRow.from_row(r)
-            for r in self.db.execute(f"SELECT * FROM deliveries{where} ORDER BY id", params)
+            for r in self.engine.execute(f"SELECT * FROM deliveries{where} ORDER BY id", params)
         ]
 
     def attempts(self, delivery_id: int) -> list[AttemptRow]:
@@ -631,20 +369,20 @@ class Ledger:
             AttemptRow(
                 delivery_id=r["delivery_id"],
                 number=r["number"],
-                started_at=datetime.fromisoformat(r["started_at"]),
-                finished_at=_dt(r["finished_at"]),
+                started_at=required_time(r["started_at"]),
+                finished_at=to_datetime(r["finished_at"]),
                 outcome=r["outcome"],
                 error_class=r["error_class"],
                 error_message=r["error_message"],
             )
-            for r in self.db.execute(
+            for r in self.engine.execute(
                 "SELECT * FROM attempts WHERE delivery_id = ? ORDER BY number", (delivery_id,)
             )
         ]
 
     def last_delivered(self, difusor: str) -> DeliveryRow | None:
         """The newest corte a publish delivered (or found already there) on ``difusor``."""
-        row = self.db.execute(
+        row = self.engine.execute(
             "SELECT * FROM deliveries WHERE difusor = ? AND kind = 'publish'"
             " AND outcome IN ('delivered', 'up_to_date') ORDER BY corte DESC, id DESC LIMIT 1",
             (difusor,),
@@ -654,7 +392,7 @@ class Ledger:
     def serving(self, difusor: str) -> Serving | None:
         """What ``difusor`` serves: the corte of its latest publish or rollback that left a
         corte in place (a no-op publish confirms it and changes nothing else)."""
-        latest = self.db.execute(
+        latest = self.engine.execute(
             "SELECT corte FROM deliveries WHERE difusor = ? AND kind != 'dry_run'"
             " AND outcome IN ('delivered', 'up_to_date') ORDER BY id DESC LIMIT 1",
             (difusor,),
@@ -662,16 +400,16 @@ class Ledger:
         if latest is None:
             return None
         corte = str(latest["corte"])
-        since = self.db.execute(
+        since = self.engine.execute(
             "SELECT MAX(flip_at) AS at FROM deliveries WHERE difusor = ? AND corte = ?"
             " AND kind != 'dry_run' AND outcome = 'delivered' AND flip_at IS NOT NULL",
             (difusor, corte),
         ).fetchone()["at"]
-        return Serving(corte, _dt(since), self.first_delivery(difusor, corte))
+        return Serving(corte, to_datetime(since), self.first_delivery(difusor, corte))
 
     def first_delivery(self, difusor: str, corte: str) -> DeliveryRow | None:
         """The publish that first flipped ``corte`` on ``difusor``: the one latency counts."""
-        row = self.db.execute(
+        row = self.engine.execute(
             "SELECT * FROM deliveries WHERE difusor = ? AND corte = ? AND kind = 'publish'"
             " AND outcome = 'delivered' AND flip_at IS NOT NULL ORDER BY flip_at, id LIMIT 1",
             (difusor, corte),
@@ -686,7 +424,7 @@ class Ledger:
         suspended or held difusor, rollbacks and dry runs neither count nor reset.
         """
         latest: dict[str, str] = {}
-        for row in self.db.execute(
+        for row in self.engine.execute(
             "SELECT corte, outcome FROM deliveries WHERE difusor = ? AND kind = 'publish'"
             " AND outcome IN ('delivered', 'up_to_date', 'failed', 'interrupted') ORDER BY id",
             (difusor,),
@@ -707,13 +445,13 @@ class Ledger:
         self._write(
             "INSERT INTO suspensions (difusor, suspended_at, reason, automatic, run_id)"
             " VALUES (?, ?, ?, ?, ?)",
-            (difusor, _ts(_now()), reason, int(automatic), run_id),
+            (difusor, self._t(_now()), reason, int(automatic), run_id),
         )
 
     def resume(self, difusor: str) -> bool:
-        cursor = self.db.execute(
+        cursor = self.engine.execute(
             "UPDATE suspensions SET resumed_at = ? WHERE difusor = ? AND resumed_at IS NULL",
-            (_ts(_now()), difusor),
+            (self._t(_now()), difusor),
         )
         return cursor.rowcount > 0
 
@@ -731,32 +469,27 @@ class Ledger:
         return [
             SuspensionRow(
                 difusor=r["difusor"],
-                suspended_at=datetime.fromisoformat(r["suspended_at"]),
-                resumed_at=_dt(r["resumed_at"]),
+                suspended_at=required_time(r["suspended_at"]),
+                resumed_at=to_datetime(r["resumed_at"]),
                 reason=r["reason"],
                 automatic=bool(r["automatic"]),
             )
-            for r in self.db.execute(sql + " ORDER BY id", params)
+            for r in self.engine.execute(sql + " ORDER BY id", params)
         ]
 
     # --- rollback holds -----------------------------------------------------------------------
 
     def hold(self, difusor: str, corte: str, run_id: int | None = None) -> None:
         """Pin ``difusor`` to ``corte`` (a rollback); a newer hold replaces an older one."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            self.db.execute(
+        with self.engine.transaction():
+            self.engine.execute(
                 "UPDATE holds SET released_at = ? WHERE difusor = ? AND released_at IS NULL",
-                (_ts(_now()), difusor),
+                (self._t(_now()), difusor),
             )
-            self.db.execute(
+            self.engine.execute(
                 "INSERT INTO holds (difusor, corte, held_at, run_id) VALUES (?, ?, ?, ?)",
-                (difusor, corte, _ts(_now()), run_id),
+                (difusor, corte, self._t(_now()), run_id),
             )
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
 
     def release_hold(self, difusor: str) -> HoldRow | None:
         """Lift ``difusor``'s hold; returns the hold lifted, if there was one."""
@@ -764,12 +497,12 @@ class Ledger:
         if held is not None:
             self._write(
                 "UPDATE holds SET released_at = ? WHERE difusor = ? AND released_at IS NULL",
-                (_ts(_now()), difusor),
+                (self._t(_now()), difusor),
             )
         return held
 
     def active_hold(self, difusor: str) -> HoldRow | None:
-        row = self.db.execute(
+        row = self.engine.execute(
             "SELECT * FROM holds WHERE difusor = ? AND released_at IS NULL"
             " ORDER BY id DESC LIMIT 1",
             (difusor,),
@@ -779,8 +512,8 @@ class Ledger:
         return HoldRow(
             row["difusor"],
             row["corte"],
-            datetime.fromisoformat(row["held_at"]),
-            _dt(row["released_at"]),
+            required_time(row["held_at"]),
+            to_datetime(row["released_at"]),
         )
 
     # --- checks, events, observations -------------------------------------------------------
@@ -798,7 +531,7 @@ class Ledger:
         self._write(
             "INSERT INTO checks (run_id, difusor, name, status, detail, value, unit, at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, difusor, name, status, detail, value, unit, _ts(_now())),
+            (run_id, difusor, name, status, detail, value, unit, self._t(_now())),
         )
 
     def checks(self, run_id: int | None = None) -> list[CheckRow]:
@@ -814,9 +547,9 @@ class Ledger:
                 detail=r["detail"],
                 value=r["value"],
                 unit=r["unit"],
-                at=datetime.fromisoformat(r["at"]),
+                at=required_time(r["at"]),
             )
-            for r in self.db.execute(sql + " ORDER BY id", params)
+            for r in self.engine.execute(sql + " ORDER BY id", params)
         ]
 
     def record_event(
@@ -824,7 +557,7 @@ class Ledger:
     ) -> None:
         self._write(
             "INSERT INTO events (run_id, difusor, at, kind, message) VALUES (?, ?, ?, ?, ?)",
-            (run_id, difusor, _ts(_now()), kind, message),
+            (run_id, difusor, self._t(_now()), kind, message),
         )
 
     def events(self, kind: str | None = None) -> list[EventRow]:
@@ -835,11 +568,11 @@ class Ledger:
             EventRow(
                 run_id=r["run_id"],
                 difusor=r["difusor"],
-                at=datetime.fromisoformat(r["at"]),
+                at=required_time(r["at"]),
                 kind=r["kind"],
                 message=r["message"],
             )
-            for r in self.db.execute(sql + " ORDER BY id", params)
+            for r in self.engine.execute(sql + " ORDER BY id", params)
         ]
 
     def run_events(
@@ -852,19 +585,19 @@ class Ledger:
         params: list[Any] = list(kinds)
         if since is not None:
             clauses.append("e.at >= ?")
-            params.append(_ts(since))
+            params.append(self._t(since))
         if until is not None:
             clauses.append("e.at <= ?")
-            params.append(_ts(until))
+            params.append(self._t(until))
         return [
             RunEventRow(
                 command=r["command"],
                 corte=r["corte"],
-                at=datetime.fromisoformat(r["at"]),
+                at=required_time(r["at"]),
                 kind=r["kind"],
                 message=r["message"],
             )
-            for r in self.db.execute(
+            for r in self.engine.execute(
                 "SELECT r.command, r.corte, e.at, e.kind, e.message FROM events e"
                 f" JOIN runs r ON r.id = e.run_id WHERE {' AND '.join(clauses)} ORDER BY e.id",
                 params,
@@ -873,32 +606,119 @@ class Ledger:
 
     def record_observation(self, difusor: str, corte: str, seen_at: datetime, url: str) -> bool:
         """The first time the public saw ``corte`` on ``difusor``; later sightings are ignored."""
-        cursor = self.db.execute(
-            "INSERT OR IGNORE INTO observations (difusor, corte, first_seen_at, url)"
-            " VALUES (?, ?, ?, ?)",
-            (difusor, corte, _ts(seen_at), url),
+        cursor = self.engine.execute(
+            "INSERT INTO observations (difusor, corte, first_seen_at, url)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (difusor, corte) DO NOTHING",
+            (difusor, corte, self._t(seen_at), url),
         )
         return cursor.rowcount > 0
 
     def last_observation(self, difusor: str) -> ObservationRow | None:
-        row = self.db.execute(
+        row = self.engine.execute(
             "SELECT * FROM observations WHERE difusor = ? ORDER BY corte DESC LIMIT 1", (difusor,)
         ).fetchone()
         if row is None:
             return None
         return ObservationRow(
-            row["difusor"], row["corte"], datetime.fromisoformat(row["first_seen_at"]), row["url"]
+            row["difusor"], row["corte"], required_time(row["first_seen_at"]), row["url"]
         )
 
     def public_latencies(self) -> dict[str, list[float]]:
         """Seconds from package ready to the public first seeing the corte, per difusor."""
         result: dict[str, list[float]] = {}
-        for row in self.db.execute(
+        for row in self.engine.execute(
             "SELECT o.difusor, o.first_seen_at, MIN(d.package_ready_at) AS ready"
             " FROM observations o JOIN deliveries d ON d.difusor = o.difusor AND d.corte = o.corte"
             " WHERE d.package_ready_at IS NOT NULL AND d.kind = 'publish' GROUP BY o.id"
         ):
-            seen, ready = datetime.fromisoformat(row["first_seen_at"]), _dt(row["ready"])
+            seen, ready = required_time(row["first_seen_at"]), to_datetime(row["ready"])
             if ready is not None:
                 result.setdefault(row["difusor"], []).append((seen - ready).total_seconds())
         return result
+
+    # --- the publisher's lease (a shared ledger) ---------------------------------------------
+
+    def lease(self) -> LeaseRow:
+        """The lease as it stands, with the database's clock."""
+        now = self.engine.clock()
+        row = self.engine.execute("SELECT * FROM publisher_lease WHERE id = 1").fetchone()
+        return LeaseRow(
+            epoch=int(row["epoch"]),
+            node=row["node"],
+            host=row["host"],
+            pid=int(row["pid"]),
+            since=required_time(row["since"]),
+            renewed_at=required_time(row["renewed_at"]),
+            expires_at=required_time(row["expires_at"]),
+            now=now,
+        )
+
+    def claim_lease(self, node: str, host: str, pid: int, ttl_s: float) -> Claim:
+        """Take the lease for ``node`` for ``ttl_s`` seconds of the database's clock: with
+        the next epoch if it expired, or with the same one if ``node`` holds it already (a
+        restarted publisher, or a manual publish beside it: the run lock keeps them apart).
+        Each statement is one atomic update: of two machines claiming at once, one wins."""
+        before = self.lease()
+        now = self.engine.clock()
+        expires = now + timedelta(seconds=ttl_s)
+        granted = self.engine.execute(
+            "UPDATE publisher_lease SET pid = ?, renewed_at = ?, expires_at = ?"
+            " WHERE id = 1 AND node = ? AND expires_at > ? RETURNING epoch",
+            (pid, self._t(now), self._t(expires), node, self._t(now)),
+        ).fetchone()
+        if granted is None:
+            granted = self.engine.execute(
+                "UPDATE publisher_lease SET epoch = epoch + 1, node = ?, host = ?, pid = ?,"
+                " since = ?, renewed_at = ?, expires_at = ? WHERE id = 1 AND expires_at <= ?"
+                " RETURNING epoch",
+                (node, host, pid, self._t(now), self._t(now), self._t(expires), self._t(now)),
+            ).fetchone()
+        return Claim(granted is not None, self.lease(), before)
+
+    def renew_lease(self, epoch: int, node: str, pid: int, ttl_s: float) -> LeaseRow | None:
+        """Extend the lease of ``epoch`` held by ``node``; None if it is no longer theirs."""
+        now = self.engine.clock()
+        renewed = self.engine.execute(
+            "UPDATE publisher_lease SET pid = ?, renewed_at = ?, expires_at = ?"
+            " WHERE id = 1 AND epoch = ? AND node = ? RETURNING epoch",
+            (pid, self._t(now), self._t(now + timedelta(seconds=ttl_s)), epoch, node),
+        ).fetchone()
+        return None if renewed is None else self.lease()
+
+    def release_lease(self, epoch: int, node: str) -> bool:
+        """Let the lease of ``epoch`` expire now (a publisher stopping in order): the
+        standby takes over at its next look, without waiting for the expiry."""
+        now = self._t(self.engine.clock())
+        cursor = self.engine.execute(
+            "UPDATE publisher_lease SET expires_at = ? WHERE id = 1 AND epoch = ? AND node = ?"
+            " AND expires_at > ?",
+            (now, epoch, node, now),
+        )
+        return cursor.rowcount > 0
+
+    def seen_publisher(self, node: str, host: str, pid: int, role: str, epoch: int | None) -> None:
+        """A ``publish --watch`` says it is alive, on duty or waiting."""
+        self._write(
+            "INSERT INTO publishers (node, host, pid, role, epoch, seen_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (node) DO UPDATE SET host = excluded.host,"
+            " pid = excluded.pid, role = excluded.role, epoch = excluded.epoch,"
+            " seen_at = excluded.seen_at",
+            (node, host, pid, role, epoch, self._t(self.engine.clock())),
+        )
+
+    def forget_publisher(self, node: str) -> None:
+        """A ``publish --watch`` that stopped in order is no longer a standby."""
+        self._write("DELETE FROM publishers WHERE node = ?", (node,))
+
+    def publishers(self) -> list[PublisherRow]:
+        return [
+            PublisherRow(
+                node=r["node"],
+                host=r["host"],
+                pid=int(r["pid"]),
+                role=r["role"],
+                epoch=None if r["epoch"] is None else int(r["epoch"]),
+                seen_at=required_time(r["seen_at"]),
+            )
+            for r in self.engine.execute("SELECT * FROM publishers ORDER BY node")
+        ]
