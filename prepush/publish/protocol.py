@@ -406,8 +406,9 @@ class Session:
             raise RemoteError(
                 self.name,
                 f"El corte {self.manifest.corte} ya no está retenido en este difusor (faltan"
-                f" {missing} archivos); no se revierte. Elija un corte más reciente o publíquelo"
-                " de nuevo con 'prepush publish CORTE'.",
+                f" {missing} archivos); no se revierte y sigue mostrando el corte que tenía."
+                " Un difusor conserva sólo los últimos cortes publicados (election.retention):"
+                " elija uno más reciente que aún conserve.",
             )
 
     # --- 5: the files -----------------------------------------------------------------------

@@ -56,6 +56,7 @@ from prepush.package import (
 )
 from prepush.publish.delta import DeltaPlanner
 from prepush.publish.embargo import embargo_violation, enforce_embargo
+from prepush.publish.guards import refuse_going_back
 from prepush.publish.integrity import intact_or_recorded, refuse_unless_intact
 from prepush.publish.protocol import (
     Delivery,
@@ -268,6 +269,8 @@ async def _publish_locked(
     with Ledger(settings.ledger_path) as ledger:
         ledger.mark_interrupted()
         package = find_package(settings.packages_dir, request.corte)
+        if not request.rollback:
+            refuse_going_back(ledger, request.difusores, package.corte)
         if pool.workers is not None:
             pool.workers.prepare(package.corte)
         refuse_unless_intact(

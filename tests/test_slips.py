@@ -1,0 +1,128 @@
+"""Issue 29: what one small operator mistake must never do to the public sites.
+
+One test (or a few) per item of the issue, through the CLI. Items 1 to 5 run end to end
+against the real OpenSSH sshd difusores of conftest.py: what the public would read is the
+difusor's own ``json/main.json`` on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from prepush.__main__ import main
+from prepush.ledger import Ledger
+from tests.conftest import Workdir
+from tests.prepdata import cortes_dir
+from tests.servers import Endpoint
+
+OLD, MIDDLE, NEW = "20210606_2340", "20210607_1320", "20210607_1440"
+CLOSED = {"start": "2021-06-06T19:00:00", "end": "2021-06-08T00:00:00"}
+
+
+def run(workdir: Workdir, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """prepush in this process: exit code and everything it said (stdout and stderr)."""
+    capsys.readouterr()
+    code = main(["-C", str(workdir.path), *args])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def run_json(workdir: Workdir, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any]:
+    capsys.readouterr()
+    code = main(["-C", str(workdir.path), *args, "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def timer(workdir: Workdir, *args: str, env: dict[str, str] | None = None) -> Any:
+    """prepush as cron runs it: its own process, no terminal."""
+    base = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    return subprocess.run(
+        [sys.executable, "-m", "prepush", "-C", str(workdir.path), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**base, **(env or {})},
+    )
+
+
+def served(endpoint: Endpoint) -> str | None:
+    """The corte the public reads on this difusor: its json/main.json, as served."""
+    main_json = endpoint.local_root / "json" / "main.json"
+    if not main_json.is_file():
+        return None
+    return str(json.loads(main_json.read_bytes())["corte"])
+
+
+def inputs(corte: str, pattern: str = "*") -> list[str]:
+    return [str(p) for p in sorted(cortes_dir().glob(f"{corte}_PREP_{pattern}"))]
+
+
+# --- 1. an older corte goes out only through rollback -------------------------------------------
+
+
+def test_1_publish_of_a_corte_older_than_the_one_served_is_refused(
+    sshd_plain: Endpoint,
+    sshd_chroot: Endpoint,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    workdir.write_roster([sshd_plain, sshd_chroot])
+    for corte in (OLD, NEW):
+        workdir.build(corte)
+        assert run(workdir, capsys, "publish")[0] == 0
+    assert served(sshd_plain) == served(sshd_chroot) == NEW
+    refusals = [
+        ("publish", OLD),
+        ("publish", OLD, "--override-embargo", "ensayo"),
+        ("publish", OLD, "--dry-run"),
+        ("publish", OLD, "--difusor", sshd_plain.name),
+    ]
+    for args in refusals:
+        code, said = run(workdir, capsys, *args)
+        assert code == 2, args
+        assert OLD in said, said
+        assert NEW in said, said
+        assert f"prepush rollback --to {OLD}" in said, said
+        assert served(sshd_plain) == served(sshd_chroot) == NEW
+    # From a timer (no terminal), and outside the window too: never a silent exit 0.
+    for publication in (None, CLOSED):
+        if publication:
+            workdir.write_roster([sshd_plain, sshd_chroot], publication=publication)
+        for extra in ((), ("--override-embargo", "ensayo")):
+            done = timer(workdir, "publish", OLD, *extra)
+            assert done.returncode == 2, (publication, extra, done.stderr)
+            assert f"prepush rollback --to {OLD}" in done.stderr
+            assert served(sshd_plain) == served(sshd_chroot) == NEW
+    code, document = run_json(workdir, capsys, "publish", OLD)
+    assert code == 2
+    assert document["error"]["exit_code"] == 2
+    assert OLD in document["error"]["message"]
+    with Ledger(workdir.path / "prepush.db") as ledger:
+        assert [d.corte for d in ledger.deliveries(dry_runs=True)] == [OLD, OLD, NEW, NEW]
+    # The way that says it: rollback, which holds the difusores there.
+    workdir.write_roster([sshd_plain, sshd_chroot])
+    assert run(workdir, capsys, "rollback", "--to", OLD)[0] == 0
+    assert served(sshd_plain) == served(sshd_chroot) == OLD
+    # A held difusor serving OLD may get OLD again: nothing goes back.
+    assert run(workdir, capsys, "publish", OLD)[0] == 0
+
+
+def test_1_rollback_to_a_corte_no_longer_retained_does_not_suggest_publish(
+    sshd_plain: Endpoint, workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workdir.write_roster([sshd_plain], retention=2)
+    for corte in (OLD, MIDDLE, NEW):
+        workdir.build(corte)
+        assert run(workdir, capsys, "publish")[0] == 0
+    code, said = run(workdir, capsys, "rollback", "--to", OLD)
+    assert code == 3
+    assert "ya no está retenido" in said
+    assert "prepush publish" not in said
+    assert served(sshd_plain) == NEW
