@@ -427,6 +427,18 @@ def _key_purpose(context: Context, path: Path) -> str:
     help="Construye aunque el preámbulo y las filas del CSV no cuadren, tras revisarlo a mano;"
     " queda en la bitácora y en el reporte.",
 )
+@click.option(
+    "--allow-fewer-elections",
+    is_flag=True,
+    help="Construye un corte oficial con menos elecciones que el corte anterior (un patrón que"
+    " no tomó todos los archivos se rechaza sin esto); queda en la bitácora y en el reporte.",
+)
+@click.option(
+    "--replace-published",
+    is_flag=True,
+    help="Reemplaza el paquete de un corte que ya recibió algún difusor por esta construcción"
+    " con otro contenido; queda en la bitácora. (Uno aún sin publicar se reemplaza sin esto.)",
+)
 @json_option
 @pass_context
 def build(
@@ -436,6 +448,8 @@ def build(
     corte: str | None,
     simulacro: bool,
     allow_mismatch: bool,
+    allow_fewer_elections: bool,
+    replace_published: bool,
     as_json: bool,
 ) -> int:
     """Construye el paquete de un corte a partir de los CSV del PREP.
@@ -456,6 +470,8 @@ def build(
         corte=corte,
         kind="simulacro" if simulacro else "oficial",
         allow_mismatch=allow_mismatch,
+        allow_fewer_elections=allow_fewer_elections,
+        replace_published=replace_published,
     )
     _report_build(run_build(request), human, out, as_json)
     return int(ExitCode.OK)
@@ -469,6 +485,10 @@ def _report_build(result: BuildResult, human: Console, out: Console, as_json: bo
         _say(human, f"Aviso: {warning}", "yellow")
     for explained in result.explained:
         _say(human, f"Diferencia explicada: {explained}", "dim")
+    if result.fewer_elections:
+        _say(human, f"Construido con --allow-fewer-elections: {result.fewer_elections}", "bold red")
+    for problem in result.repaired:
+        _say(human, f"Reparado: {problem}", "yellow")
     if as_json:
         _emit_json(
             out,
@@ -482,10 +502,19 @@ def _report_build(result: BuildResult, human: Console, out: Console, as_json: bo
                 "warnings": result.warnings,
                 "explained": result.explained,
                 "forced": result.forced,
+                "fewer_elections": result.fewer_elections,
+                "replaced": result.replaced,
+                "repaired": result.repaired,
             },
         )
         return
-    verb = "ya existía idéntico" if result.already_built else "construido"
+    verb = "construido"
+    if result.already_built:
+        verb = "ya existía idéntico e íntegro"
+    elif result.repaired:
+        verb = f"reparado ({len(result.repaired)} diferencia(s) con su manifiesto, reescritas)"
+    elif result.replaced:
+        verb = f"construido y reemplazó al paquete anterior del corte ({result.replaced})"
     _say(
         human,
         f"Corte {manifest.corte} ({manifest.kind}) {verb} en {result.package.path}:"

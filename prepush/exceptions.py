@@ -110,6 +110,28 @@ class MismatchError(PrepushError):
         )
 
 
+class FewerElectionsError(PrepushError):
+    """An oficial corte with fewer elections than the corte before it: most likely a glob or
+    a directory that matched part of the PREP's files. Nothing was built."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, corte: str, previous: str, missing: list[str], found: list[str]) -> None:
+        self.corte = corte
+        self.problems = [
+            f"el corte {previous} tiene {', '.join(missing)}, que faltan en las entradas de"
+            f" {corte} (traen sólo {', '.join(found)})"
+        ]
+        super().__init__(
+            f"No se construyó el corte {corte}: trae menos elecciones que el corte anterior"
+            f" {previous} (faltan {', '.join(missing)}; sólo vienen {', '.join(found)}). Lo más"
+            " probable es que el patrón o el directorio indicado no incluya todos los archivos"
+            f" del PREP: construya con todos ('prepush build .../{corte}_PREP_*' o el ZIP"
+            " completo). Si de verdad este corte trae menos elecciones, construya con"
+            " --allow-fewer-elections (queda en la bitácora y en el reporte)."
+        )
+
+
 class PackageError(PrepushError):
     """A package is missing, malformed, or does not match its manifest or signature."""
 

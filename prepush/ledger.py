@@ -50,6 +50,13 @@ BUILD_EXPLAINED = "build_explained"
 BUILD_FORCED = "build_forced"
 BUILD_REFUSED = "build_refused"
 PACKAGE_REFUSED = "package_refused"
+# A build with fewer elections than the corte before it, said with --allow-fewer-elections.
+BUILD_FEWER_ELECTIONS = "build_fewer_elections"
+# A rebuild whose content differs replaced the package of its corte (--replace-published
+# when a difusor had received it).
+BUILD_REPLACED = "build_replaced"
+# A rebuild found the existing package damaged and rewrote what differed.
+BUILD_REPAIRED = "build_repaired"
 # A worker process died: the parent serves its difusores from then on.
 WORKER_LOST = "worker_lost"
 
@@ -668,6 +675,19 @@ class Ledger:
             (difusor, corte),
         ).fetchone()["at"]
         return Serving(corte, _dt(since), self.first_delivery(difusor, corte))
+
+    def received(self, corte: str) -> list[str]:
+        """The difusores whose public site ever showed ``corte`` (a publish or rollback
+        flipped it, or found it there), by name."""
+        return [
+            str(row["difusor"])
+            for row in self.db.execute(
+                "SELECT DISTINCT difusor FROM deliveries WHERE corte = ? AND kind != 'dry_run'"
+                " AND (flip_at IS NOT NULL OR outcome IN ('delivered', 'up_to_date'))"
+                " ORDER BY difusor",
+                (corte,),
+            )
+        ]
 
     def first_delivery(self, difusor: str, corte: str) -> DeliveryRow | None:
         """The publish that first flipped ``corte`` on ``difusor``: the one latency counts."""

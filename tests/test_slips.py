@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -125,4 +126,130 @@ def test_1_rollback_to_a_corte_no_longer_retained_does_not_suggest_publish(
     assert code == 3
     assert "ya no está retenido" in said
     assert "prepush publish" not in said
+    assert served(sshd_plain) == NEW
+
+
+# --- 2. a build with fewer elections, and a rebuild of a corte ----------------------------------
+
+LAST = "20210607_2000"
+ELECTIONS = ["AYUN", "DIP_LOC", "GOB", "JUNTAS"]
+
+
+def elections_of(package: Path) -> list[str]:
+    main_json = json.loads((package / "json" / "main.json").read_bytes())
+    return sorted(e["code"] for e in main_json["elections"])
+
+
+def served_elections(endpoint: Endpoint) -> list[str]:
+    return elections_of(endpoint.local_root)
+
+
+def test_2_fewer_elections_than_the_previous_corte_is_refused_unless_said(
+    sshd_plain: Endpoint, workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workdir.write_roster([sshd_plain])
+    workdir.build(NEW)
+    assert run(workdir, capsys, "publish")[0] == 0
+    package = workdir.path / "paquetes" / LAST
+    # The glob that matched one election of four.
+    code, said = run(workdir, capsys, "build", *inputs(LAST, "GOB_CAMP"))
+    assert code == 2
+    assert f"{NEW}" in said
+    for missing in ("AYUN", "DIP_LOC", "JUNTAS"):
+        assert missing in said
+    assert "--allow-fewer-elections" in said
+    assert not package.exists()
+    # Nothing new to publish: the public keeps the four elections.
+    assert run(workdir, capsys, "publish")[0] == 0
+    assert served(sshd_plain) == NEW
+    # Said explicitly, it builds, and the ledger says so.
+    code, said = run(workdir, capsys, "build", "--allow-fewer-elections", *inputs(LAST, "GOB_CAMP"))
+    assert code == 0, said
+    assert elections_of(package) == ["GOB"]
+    # The correct build of the same corte, not yet published anywhere, replaces it.
+    code, said = run(workdir, capsys, "build", *inputs(LAST))
+    assert code == 0, said
+    assert "reemplaz" in said
+    assert elections_of(package) == ELECTIONS
+    with Ledger(workdir.path / "prepush.db") as ledger:
+        kinds = [e.kind for e in ledger.events() if e.kind.startswith("build_")]
+    assert "build_refused" in kinds
+    assert "build_fewer_elections" in kinds
+    assert "build_replaced" in kinds
+    assert main(["-C", str(workdir.path), "verify-package", str(package)]) == 0
+    assert run(workdir, capsys, "publish")[0] == 0
+    assert served(sshd_plain) == LAST
+    assert served_elections(sshd_plain) == ELECTIONS
+    # The report lists what the builds did to the data.
+    code, document = run_json(workdir, capsys, "report")
+    assert code == 0
+    assert {"build_refused", "build_fewer_elections", "build_replaced"} <= {
+        n["kind"] for n in document["fidelity"]
+    }
+
+
+def test_2_a_published_corte_is_replaced_only_when_said_naming_who_serves_it(
+    sshd_plain: Endpoint,
+    sshd_chroot: Endpoint,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    workdir.write_roster([sshd_plain, sshd_chroot])
+    code, said = run(workdir, capsys, "build", *inputs(LAST, "GOB_CAMP"))
+    assert code == 0, said  # the first corte of the night: no previous corte to compare
+    assert run(workdir, capsys, "publish")[0] == 0
+    assert served_elections(sshd_plain) == ["GOB"]
+    package = workdir.path / "paquetes" / LAST
+    before = (package / ".prepush" / "manifest.json").read_bytes()
+    code, said = run(workdir, capsys, "build", *inputs(LAST))
+    assert code == 2
+    assert sshd_plain.name in said
+    assert sshd_chroot.name in said
+    assert "--replace-published" in said
+    assert (package / ".prepush" / "manifest.json").read_bytes() == before
+    code, said = run(workdir, capsys, "build", "--replace-published", *inputs(LAST))
+    assert code == 0, said
+    assert elections_of(package) == ELECTIONS
+    with Ledger(workdir.path / "prepush.db") as ledger:
+        (replaced,) = ledger.events("build_replaced")
+    assert sshd_plain.name in replaced.message
+    assert run(workdir, capsys, "publish")[0] == 0
+    assert served_elections(sshd_plain) == served_elections(sshd_chroot) == ELECTIONS
+
+
+# --- 5. a rebuild repairs a damaged package ----------------------------------------------------
+
+
+def test_5_a_rebuild_checks_the_existing_package_and_repairs_it(
+    sshd_plain: Endpoint, workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workdir.write_roster([sshd_plain])
+    package = workdir.build(NEW)
+    manifest = json.loads((package / ".prepush" / "manifest.json").read_bytes())
+    damaged = [e["path"] for e in manifest["files"] if e["path"].startswith("json/o/")][:2]
+    for path in damaged:
+        target = package / path
+        target.write_bytes(b"x" + target.read_bytes()[1:])
+    (package / "index.html").unlink()
+    code, said = run(workdir, capsys, "verify-package", str(package))
+    assert code == 2
+    assert "vuelva a construirlo" in said
+    # publish refuses the damaged package: nothing reaches the difusor.
+    assert run(workdir, capsys, "publish")[0] == 2
+    assert served(sshd_plain) is None
+    code, said = run(workdir, capsys, "build", *inputs(NEW))
+    assert code == 0, said
+    assert "ya existía idéntico" not in said
+    assert "reparado" in said
+    for path in (*damaged, "index.html"):
+        assert path in said
+    assert run(workdir, capsys, "verify-package", str(package))[0] == 0
+    code, document = run_json(workdir, capsys, "build", *inputs(NEW))
+    assert code == 0
+    assert document["already_built"] is True
+    assert document["repaired"] == []
+    with Ledger(workdir.path / "prepush.db") as ledger:
+        (repaired,) = ledger.events("build_repaired")
+    assert "index.html" in repaired.message
+    assert run(workdir, capsys, "publish")[0] == 0
     assert served(sshd_plain) == NEW

@@ -23,8 +23,11 @@ from zoneinfo import ZoneInfo
 
 from prepush.exceptions import ConfigError
 from prepush.ledger import (
+    BUILD_FEWER_ELECTIONS,
     BUILD_FORCED,
     BUILD_REFUSED,
+    BUILD_REPAIRED,
+    BUILD_REPLACED,
     BUILD_WARNING,
     PACKAGE_REFUSED,
     DeliveryRow,
@@ -40,6 +43,9 @@ FIDELITY = {
     PACKAGE_REFUSED: "publicación rechazada: paquete alterado o sin firma válida",
     BUILD_REFUSED: "construcción rechazada: preámbulo y filas no cuadran",
     BUILD_FORCED: "construido con --allow-mismatch",
+    BUILD_FEWER_ELECTIONS: "construido con menos elecciones que el corte anterior",
+    BUILD_REPLACED: "paquete de un corte reemplazado por otra construcción",
+    BUILD_REPAIRED: "paquete dañado reparado al reconstruirlo",
     BUILD_WARNING: "aviso al construir",
 }
 
