@@ -40,17 +40,12 @@ class Context:
     workdir: Path
     roster_path: Path | None
 
-    def settings(self, *, connecting: bool = False, learn_host_keys: bool = False) -> Settings:
-        """The validated roster. ``connecting``: this command connects to the difusores, so
-        their key files, known_hosts files and secret variables must be there too."""
+    def settings(self, *, learn_host_keys: bool = False) -> Settings:
+        """The validated roster (its structure; each difusor's credentials are checked when a
+        command is about to connect to it)."""
         from prepush.settings import load_settings
 
-        return load_settings(
-            self.workdir,
-            self.roster_path,
-            learn_host_keys=learn_host_keys,
-            connecting=connecting,
-        )
+        return load_settings(self.workdir, self.roster_path, learn_host_keys=learn_host_keys)
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -625,7 +620,7 @@ def publish_command(
 
     if watch_interval is not None and corte is not None:
         raise ConfigError("--watch publica cada corte nuevo: no indique un CORTE.")
-    settings = context.settings(connecting=True)
+    settings = context.settings()
     request = PublishRequest(
         settings=settings,
         difusores=settings.roster.select(names),
@@ -706,7 +701,7 @@ def rollback(
     """
     from prepush.publish.publisher import PublishRequest
 
-    settings = context.settings(connecting=True)
+    settings = context.settings()
     request = PublishRequest(
         settings=settings,
         difusores=settings.roster.select(names),
@@ -832,7 +827,7 @@ def check(context: Context, names: tuple[str, ...], learn_host_keys: bool, as_js
     human, out = _consoles(as_json)
     if learn_host_keys:
         _learn_host_keys(context, names, human)
-    settings = context.settings(connecting=True)
+    settings = context.settings()
     report = run_checks(settings, settings.roster.select(names))
     if as_json:
         _emit_json(out, check_report_json(report))

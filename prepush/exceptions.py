@@ -202,6 +202,11 @@ class HostKeyError(DifusorError):
     """The server's host key is not the one pinned in the roster: possible impersonation."""
 
 
+class CredentialError(DifusorError):
+    """This machine lacks what one difusor needs to be contacted (a secret variable, a key or
+    known_hosts file): that difusor fails, never contacted; the others go on."""
+
+
 class AuthError(DifusorError):
     """The difusor refused our credentials."""
 

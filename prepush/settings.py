@@ -4,11 +4,13 @@ The roster is validated once, on load, with pydantic. Every problem is reported 
 as ``file:line:column``, the field path and what is wrong, in Spanish. Secrets never live in
 the YAML: passwords and key passphrases are read from environment variables named there.
 
-Commands that connect to the difusores (publish, rollback, check, simulate --roster) load the
-roster with ``connecting=True``: then the institute's own credentials are checked too (each
-``key_file`` and ``known_hosts`` file exists and reads, each ``*_env`` variable is set), with
-the same locations, before any connection. Commands that only read the ledger or build
-packages do not need the secrets and work without them.
+The structure of the roster is the institute's configuration: any problem stops every
+command at load (exit 2). What one difusor needs from this machine (its ``key_file`` and
+``known_hosts`` files, each ``*_env`` variable) is that difusor's: checked, with the same
+locations, only when a command is about to connect to it (:meth:`Settings.credential_problems`),
+so a secret missing for one difusor fails that difusor and never the others, and one not
+selected or suspended is not looked at. Commands that only read the ledger or build packages
+never look at them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -457,6 +459,17 @@ class Settings:
     roster: Roster
     workdir: Path
     roster_path: Path
+    # Where each value sits in the roster file, to locate a difusor's credential problems.
+    labels: _Labels | None = field(default=None, compare=False, repr=False)
+
+    def credential_problems(self, difusor: Difusor) -> list[str]:
+        """What this machine lacks to connect to ``difusor`` (an unset ``*_env`` variable, a
+        key or known_hosts file missing or unreadable), each as ``file:line:column: field:
+        what``; empty when nothing is missing. Looked at only for a difusor about to be
+        contacted."""
+        index = self.roster.difusores.index(difusor)
+        labels = self.labels or _Labels(str(self.roster_path), {}, {}, {})
+        return _difusor_credential_problems(difusor, index, labels, self.roster_path.parent)
 
     @property
     def packages_dir(self) -> Path:
@@ -530,17 +543,10 @@ def _localize(moment: datetime, zone: ZoneInfo) -> datetime:
 
 
 def load_settings(
-    workdir: Path,
-    roster_path: Path | None = None,
-    *,
-    learn_host_keys: bool = False,
-    connecting: bool = False,
+    workdir: Path, roster_path: Path | None = None, *, learn_host_keys: bool = False
 ) -> Settings:
-    """Load and validate the roster; raises RosterError listing every problem.
-
-    ``connecting``: the command will connect to the difusores, so the key files, known_hosts
-    files and secret variables the roster names must be there now, not at the first retry.
-    """
+    """Load and validate the roster; raises RosterError listing every problem of its
+    structure. A difusor's credentials are checked apart (:meth:`Settings.credential_problems`)."""
     path = roster_path or workdir / ROSTER_FILE
     if not path.exists():
         raise ConfigError(
@@ -548,32 +554,25 @@ def load_settings(
             "o indique el directorio de trabajo con -C DIR."
         )
     base = path.parent.resolve()
-    roster = parse_roster(
-        _read_utf8(path),
-        str(path),
-        learn_host_keys=learn_host_keys,
-        credentials_base=base if connecting else None,
-    )
-    return Settings(roster=roster, workdir=base, roster_path=path.resolve())
+    roster, labels = _parse_located(_read_utf8(path), str(path), learn_host_keys)
+    return Settings(roster=roster, workdir=base, roster_path=path.resolve(), labels=labels)
 
 
 def _read_utf8(path: Path) -> str:
     return read_utf8(path, "el padrón", RosterError)
 
 
-def parse_roster(
-    text: str,
-    filename: str,
-    *,
-    learn_host_keys: bool = False,
-    credentials_base: Path | None = None,
-) -> Roster:
+def parse_roster(text: str, filename: str, *, learn_host_keys: bool = False) -> Roster:
+    return _parse_located(text, filename, learn_host_keys)[0]
+
+
+def _parse_located(text: str, filename: str, learn_host_keys: bool) -> tuple[Roster, _Labels]:
     data, marks = load_located_yaml(text, filename, RosterError)
     if not isinstance(data, dict):
         raise RosterError(
             filename, [f"{filename}:1:1: se esperaba un mapa con election y difusores"]
         )
-    return _validate(data, marks, filename, learn_host_keys, credentials_base)
+    return _validate(data, marks, filename, learn_host_keys)
 
 
 Marks = dict[tuple[str | int, ...], yaml.Mark]
@@ -683,8 +682,7 @@ def _validate(
     marks: Mapping[tuple[str | int, ...], yaml.Mark],
     filename: str,
     learn_host_keys: bool,
-    credentials_base: Path | None,
-) -> Roster:
+) -> tuple[Roster, _Labels]:
     merged, origin = _apply_defaults(data)
     labels = _Labels(filename, marks, origin, _names(merged))
     problems = _duplicate_names(merged, labels)
@@ -695,11 +693,9 @@ def _validate(
             problem = _describe(error, labels)
             if problem not in problems:
                 problems.append(problem)
-    if not problems and credentials_base is not None:
-        problems = _credential_problems(roster, labels, credentials_base)
     if problems:
         raise RosterError(filename, problems)
-    return roster
+    return roster, labels
 
 
 def _names(data: dict[str, Any]) -> dict[int, str]:
@@ -760,47 +756,43 @@ def _duplicate_names(data: dict[str, Any], labels: _Labels) -> list[str]:
     return problems
 
 
-def _credential_problems(roster: Roster, labels: _Labels, base: Path) -> list[str]:
-    """The institute's own credentials, checked before any connection is attempted."""
-    problems: list[str] = []
-    keys: dict[tuple[Path, str | None], str | None] = {}
-    for index, difusor in enumerate(roster.difusores):
-        found: list[tuple[tuple[str | int, ...], str]] = []
-        # SSH's fields may reach an S3 difusor through defaults: only its own are checked.
-        env_fields: list[tuple[str | int, ...]] = (
-            [("password_env",), ("passphrase_env",)] if difusor.transport in HOST_TRANSPORTS else []
-        )
-        if difusor.s3 is not None:
-            env_fields += [
-                ("s3", f)
-                for f in ("access_key_id_env", "secret_access_key_env", "session_token_env")
-            ]
-        for env_field in env_fields:
-            name = _field_value(difusor, env_field)
-            if name is not None and name not in os.environ:
-                found.append(
-                    (
-                        env_field,
-                        f"la variable de entorno {name} no está definida. Expórtela antes de"
-                        " ejecutar prepush (con systemd, en el EnvironmentFile de la unidad);"
-                        " no se intentó ninguna conexión",
-                    )
+def _difusor_credential_problems(
+    difusor: Difusor, index: int, labels: _Labels, base: Path
+) -> list[str]:
+    """What this machine lacks to connect to one difusor, each located in the roster."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    # SSH's fields may reach an S3 difusor through defaults: only its own are checked.
+    env_fields: list[tuple[str | int, ...]] = (
+        [("password_env",), ("passphrase_env",)] if difusor.transport in HOST_TRANSPORTS else []
+    )
+    if difusor.s3 is not None:
+        env_fields += [
+            ("s3", f) for f in ("access_key_id_env", "secret_access_key_env", "session_token_env")
+        ]
+    for env_field in env_fields:
+        name = _field_value(difusor, env_field)
+        if name is not None and name not in os.environ:
+            found.append(
+                (
+                    env_field,
+                    f"la variable de entorno {name} no está definida en esta máquina. Expórtela"
+                    " antes de ejecutar prepush (con systemd, en el EnvironmentFile de la"
+                    " unidad); no se intentó la conexión con este difusor",
                 )
-        if difusor.key_file and difusor.over_ssh:
-            passphrase = os.environ.get(difusor.passphrase_env or "") or None
-            path = _resolve(base, difusor.key_file)
-            if (path, passphrase) not in keys:
-                keys[(path, passphrase)] = _key_problem(path, difusor.passphrase_env)
-            if keys[(path, passphrase)] is not None:
-                found.append((("key_file",), str(keys[(path, passphrase)])))
-        if difusor.known_hosts and difusor.over_ssh:
-            problem = _known_hosts_problem(_resolve(base, difusor.known_hosts))
-            if problem is not None:
-                found.append((("known_hosts",), problem))
-        for field_path, what in found:
-            line = labels.problem(("difusores", index, *field_path), what)
-            if line not in problems:
-                problems.append(line)
+            )
+    if difusor.key_file and difusor.over_ssh:
+        problem = _key_problem(_resolve(base, difusor.key_file), difusor.passphrase_env)
+        if problem is not None:
+            found.append((("key_file",), problem))
+    if difusor.known_hosts and difusor.over_ssh:
+        problem = _known_hosts_problem(_resolve(base, difusor.known_hosts))
+        if problem is not None:
+            found.append((("known_hosts",), problem))
+    problems: list[str] = []
+    for field_path, what in found:
+        line = labels.problem(("difusores", index, *field_path), what)
+        if line not in problems:
+            problems.append(line)
     return problems
 
 
@@ -821,7 +813,7 @@ def _key_problem(path: Path, passphrase_env: str | None) -> str | None:
     if not path.is_file():
         return (
             f"la llave privada {path} no existe. Créela con 'prepush keygen --out {path}' o"
-            " corrija la ruta; no se intentó ninguna conexión"
+            " corrija la ruta; no se intentó la conexión con este difusor"
         )
     passphrase = os.environ.get(passphrase_env) if passphrase_env else None
     try:
@@ -845,7 +837,7 @@ def _known_hosts_problem(path: Path) -> str | None:
     if not path.is_file():
         return (
             f"el archivo known_hosts {path} no existe. Créelo con la llave de host que le"
-            " entregó el difusor (o use host_key); no se intentó ninguna conexión"
+            " entregó el difusor (o use host_key); no se intentó la conexión con este difusor"
         )
     try:
         asyncssh.read_known_hosts(str(path))

@@ -7,6 +7,7 @@ difusor's own ``json/main.json`` on disk.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -253,3 +254,96 @@ def test_5_a_rebuild_checks_the_existing_package_and_repairs_it(
     assert "index.html" in repaired.message
     assert run(workdir, capsys, "publish")[0] == 0
     assert served(sshd_plain) == NEW
+
+
+# --- 3. a secret missing for one difusor fails that difusor alone --------------------------------
+
+EASY = {"min_free_gb": 0.001, "min_throughput_mb_s": 0.01, "probe_size_mb": 0.1}
+
+
+def test_3_a_missing_secret_is_that_difusors_failure_never_the_others(
+    sshd_plain: Endpoint,
+    sshd_chroot: Endpoint,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PREP_PASS_NO_DEFINIDA", raising=False)
+
+    class Secretive(Endpoint):
+        def roster_entry(self) -> dict[str, object]:
+            return {**super().roster_entry(), "password_env": "PREP_PASS_NO_DEFINIDA"}
+
+    secretive = Secretive(**dataclasses.asdict(sshd_chroot))
+    roster = workdir.write_roster([sshd_plain, secretive], requirements=EASY)
+    workdir.build(NEW)
+    code, said = run(workdir, capsys, "publish")
+    assert code == 1, said
+    assert served(sshd_plain) == NEW
+    assert served(sshd_chroot) is None
+    assert "PREP_PASS_NO_DEFINIDA" in said
+    assert f"{roster}:" in said
+    assert "Corrija el archivo" not in said
+    with Ledger(workdir.path / "prepush.db") as ledger:
+        (failed,) = [d for d in ledger.deliveries() if d.difusor == sshd_chroot.name]
+        assert failed.outcome == "failed"
+        assert failed.error_class == "CredentialError"
+        assert "PREP_PASS_NO_DEFINIDA" in (failed.error_message or "")
+        assert ledger.attempts(failed.id) == []  # never contacted
+    code, document = run_json(workdir, capsys, "publish")
+    assert code == 1
+    (failed_json,) = [d for d in document["deliveries"] if d["outcome"] == "failed"]
+    assert "PREP_PASS_NO_DEFINIDA" in failed_json["error_message"]
+    # Not selected: not even looked at.
+    code, said = run(workdir, capsys, "publish", "--difusor", sshd_plain.name)
+    assert code == 0
+    assert "PREP_PASS_NO_DEFINIDA" not in said
+    code, said = run(workdir, capsys, "check", "--difusor", sshd_plain.name)
+    assert code == 0, said
+    assert "PREP_PASS_NO_DEFINIDA" not in said
+    # check tells it as that difusor's failure, and checks the other.
+    code, document = run_json(workdir, capsys, "check")
+    assert code == 1
+    by_name = {d["difusor"]: d for d in document["difusores"]}
+    assert by_name[sshd_plain.name]["status"] == "pass"
+    (credentials,) = by_name[sshd_chroot.name]["checks"]
+    assert credentials["name"] == "credentials"
+    assert "PREP_PASS_NO_DEFINIDA" in credentials["detail"]
+    # Suspended: not looked at either.
+    assert run(workdir, capsys, "suspend", sshd_chroot.name, "--motivo", "sin clave")[0] == 0
+    code, said = run(workdir, capsys, "publish")
+    assert code == 0
+    assert "PREP_PASS_NO_DEFINIDA" not in said
+    assert run(workdir, capsys, "resume", sshd_chroot.name)[0] == 0
+    # The only difusor of the run: exit 3, told.
+    done = timer(workdir, "publish", "--difusor", sshd_chroot.name)
+    assert done.returncode == 3, done.stderr
+    assert "PREP_PASS_NO_DEFINIDA" in done.stdout + done.stderr
+    # Given the secret, it is that difusor's turn (its password is not the way in, its key is).
+    monkeypatch.setenv("PREP_PASS_NO_DEFINIDA", "x")
+    workdir.write_roster([sshd_plain, sshd_chroot], requirements=EASY)
+    assert run(workdir, capsys, "publish")[0] == 0
+    assert served(sshd_chroot) == NEW
+
+
+def test_3_a_missing_key_file_fails_its_difusor_and_structure_errors_still_stop_at_load(
+    sshd_plain: Endpoint,
+    sshd_chroot: Endpoint,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    keyless = dataclasses.replace(sshd_chroot, key_file=tmp_path / "no-existe.pem")
+    workdir.write_roster([sshd_plain, keyless])
+    workdir.build(NEW)
+    code, said = run(workdir, capsys, "publish")
+    assert code == 1, said
+    assert "no-existe.pem" in said
+    assert served(sshd_plain) == NEW
+    # The institute's configuration (the roster's structure) stops everything at load.
+    roster = workdir.path / "difusores.yaml"
+    roster.write_text(roster.read_text().replace("port:", "puerto:", 1))
+    code, said = run(workdir, capsys, "publish")
+    assert code == 2
+    assert "Corrija el archivo" in said
+    assert "campo desconocido" in said

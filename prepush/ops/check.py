@@ -140,8 +140,12 @@ async def _check_all(
 async def _check_one(settings: Settings, difusor: Difusor, connector: Connector) -> DifusorCheck:
     check = DifusorCheck(difusor.name, way=Way.of(difusor))
     transport = None
-    # An S3 difusor has no port of its own to probe: the client's first request tells.
-    if difusor.s3 is not None or await _reachable(settings, difusor, check):
+    missing = settings.credential_problems(difusor)
+    for problem in missing:
+        check.add("credentials", "fail", problem)
+    # Without its credentials a difusor is not contacted. An S3 difusor has no port of its
+    # own to probe: the client's first request tells.
+    if not missing and (difusor.s3 is not None or await _reachable(settings, difusor, check)):
         transport = await _connect(settings, difusor, check, connector)
     try:
         if transport is not None:

@@ -27,6 +27,7 @@ from tenacity import (
 
 from prepush.exceptions import (
     ConnectError,
+    CredentialError,
     DeadlineError,
     DifusorError,
     EmbargoError,
@@ -567,6 +568,9 @@ class _Publisher:
         hold = None if self.request.rollback else self.ledger.active_hold(difusor.name)
         if hold is not None and hold.corte != package.corte:
             return self._skip_held(difusor, package, delivery, hold.corte)
+        missing = self.settings.credential_problems(difusor)
+        if missing:
+            return await self._fail_without_credentials(difusor, package, delivery, missing)
         delivery_id = self.ledger.start_delivery(
             self.run_id,
             difusor.name,
@@ -640,6 +644,21 @@ class _Publisher:
             " hasta 'prepush resume-latest'."
         )
         return self.record_unattempted(difusor, package, delivery, f"retenido en {held}")
+
+    async def _fail_without_credentials(
+        self, difusor: Difusor, package: Package, delivery: Delivery, missing: list[str]
+    ) -> Delivery:
+        """A secret or key file this machine lacks fails its difusor alone, never contacted."""
+        error = CredentialError(
+            difusor.name,
+            "Falta en esta máquina lo necesario para conectarse a este difusor:"
+            f" {'; '.join(missing)}. Los demás difusores siguen.",
+        )
+        self._fail(delivery, error)
+        self.record_unattempted(difusor, package, delivery, error.message)
+        if self.kind == "publish":
+            await self._suspend_if_too_many_failures(difusor, delivery)
+        return delivery
 
     def record_unattempted(
         self, difusor: Difusor, package: Package, delivery: Delivery, detail: str
