@@ -641,7 +641,7 @@ def _show_publish(request: PublishRequest, as_json: bool) -> PublishReport:
     view = PublishView(human, [d.name for d in request.difusores], outcomes=False)
     with view.running():
         report = publish(request, view)
-    _print_publish(report, as_json)
+    _print_publish(report, as_json, dry_run=request.dry_run)
     return report
 
 
@@ -655,18 +655,19 @@ async def _show_watched(
     view = PublishView(human, [d.name for d in request.difusores], outcomes=False)
     with view.running():
         report = await publish_async(request, view, pool)
-    _print_publish(report, as_json)
+    _print_publish(report, as_json, dry_run=request.dry_run)
     return report
 
 
-def _print_publish(report: PublishReport, as_json: bool) -> None:
+def _print_publish(report: PublishReport, as_json: bool, *, dry_run: bool) -> None:
     from prepush.console import print_publish_report, publish_report_json
 
     human, out = _consoles(as_json)
     if as_json:
         _emit_json(out, publish_report_json(report))
-    elif human.is_terminal or not report.nothing_new:
+    elif human.is_terminal or dry_run or not report.nothing_new:
         # From a timer, a run with nothing new stays quiet: no cron mail, no journal noise.
+        # A dry run was asked for its answer, which is said wherever it runs.
         print_publish_report(report, human)
 
 

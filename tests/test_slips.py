@@ -347,3 +347,34 @@ def test_3_a_missing_key_file_fails_its_difusor_and_structure_errors_still_stop_
     assert code == 2
     assert "Corrija el archivo" in said
     assert "campo desconocido" in said
+
+
+# --- 4. a dry run against an up-to-date difusor -------------------------------------------------
+
+
+def test_4_a_dry_run_against_an_up_to_date_difusor_says_so_and_exits_0(
+    sshd_plain: Endpoint, workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workdir.write_roster([sshd_plain])
+    workdir.build(NEW)
+    assert run(workdir, capsys, "publish")[0] == 0
+    for publication in (None, CLOSED):
+        if publication:
+            workdir.write_roster([sshd_plain], publication=publication)
+        for extra in ((), ("--override-embargo", "ensayo")):
+            if publication and not extra:
+                continue  # outside the window without override: the quiet timer run
+            code, document = run_json(workdir, capsys, "publish", "--dry-run", *extra)
+            assert code == 0, document
+            assert document["status"] == "ok"
+            (delivery,) = document["deliveries"]
+            assert delivery["outcome"] == "up_to_date"
+            assert delivery["error_message"] is None
+            code, said = run(workdir, capsys, "publish", "--dry-run", *extra)
+            assert code == 0
+            assert "FALLÓ" not in said
+            # Asked for a plan, it is said even off a terminal (item 15): up to date.
+            done = timer(workdir, "publish", "--dry-run", *extra)
+            assert done.returncode == 0
+            assert "al día" in done.stdout, done.stdout
+    assert served(sshd_plain) == NEW

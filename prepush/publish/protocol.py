@@ -294,10 +294,12 @@ class Session:
     async def _plan_only(self) -> None:
         state = await self.read_state()
         plan = self.plan(state)
-        if not plan.up_to_date:
-            if self.rollback:
-                self.refuse_unless_retained(plan)
-            self.delivery.outcome = "dry_run"
+        if plan.up_to_date:
+            self.delivery.outcome = "up_to_date"
+            return
+        if self.rollback:
+            self.refuse_unless_retained(plan)
+        self.delivery.outcome = "dry_run"
 
     async def _steps(self) -> None:
         state = await self.read_state()
