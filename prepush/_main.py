@@ -829,7 +829,11 @@ def check(context: Context, names: tuple[str, ...], learn_host_keys: bool, as_js
     if learn_host_keys:
         _learn_host_keys(context, names, human)
     settings = context.settings()
-    report = run_checks(settings, settings.roster.select(names))
+
+    def progress(difusor: str, text: str) -> None:
+        _say(human, f"{difusor}: {text}")
+
+    report = run_checks(settings, settings.roster.select(names), progress=progress)
     if as_json:
         _emit_json(out, check_report_json(report))
     else:

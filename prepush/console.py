@@ -20,6 +20,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from prepush.units import human_bytes, human_rate
+
 if TYPE_CHECKING:
     from prepush.ops.check import CheckReport
     from prepush.ops.report import Report
@@ -49,14 +51,6 @@ LOGGED_STAGES = ("retrying", "suspended")
 # A difusor's final word, which the summary after a publish says again with its figures.
 OUTCOMES = ("delivered", "up_to_date", "failed", "dry_run", "skipped_suspended", "skipped_held")
 STYLES = {"delivered": "green", "up_to_date": "green", "failed": "bold red", "retrying": "yellow"}
-
-
-def human_bytes(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(size) < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} GB"
 
 
 @dataclass
@@ -120,7 +114,7 @@ class PublishView:
                 Text(stage + (f" ({row.detail})" if row.detail else ""), STYLES.get(row.stage, "")),
                 files,
                 human_bytes(row.bytes_done),
-                f"{human_bytes(row.bytes_done / elapsed)}/s",
+                human_rate(row.bytes_done / elapsed),
             )
         return table
 

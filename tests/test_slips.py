@@ -10,8 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import queue
+import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +24,8 @@ import pytest
 
 from prepush.__main__ import main
 from prepush.ledger import Ledger
-from tests.conftest import Workdir
+from prepush.sim.fleet import LocalDifusor
+from tests.conftest import ProxyFactory, Workdir
 from tests.prepdata import cortes_dir
 from tests.servers import Endpoint
 
@@ -378,3 +384,137 @@ def test_4_a_dry_run_against_an_up_to_date_difusor_says_so_and_exits_0(
             assert done.returncode == 0
             assert "al día" in done.stdout, done.stdout
     assert served(sshd_plain) == NEW
+
+
+# --- 6. check against a slow difusor, and a clock that is off ------------------------------------
+
+SLOW_LINK = 40_000  # bytes/s: the 40 KB/s of the issue
+THE_CALLS = {"min_free_gb": 0.001}  # 40 MB/s over a 32 MB probe, ±5 s of clock: the defaults
+
+
+class CheckProcess:
+    """``prepush check`` in its own process, its output read line by line as it comes."""
+
+    def __init__(self, workdir: Workdir) -> None:
+        self.child = subprocess.Popen(
+            [sys.executable, "-m", "prepush", "-C", str(workdir.path), "check"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.child.stdout is not None
+        for line in self.child.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def progress(self, within: float = 30) -> str:
+        """The first line about the speed probe, while check runs. (One that shows nothing
+        is stopped: it would take minutes.)"""
+        deadline = time.monotonic() + within
+        seen: list[str] = []
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            seen.append(line)
+            if "prueba de velocidad" in line:
+                return line
+        self.stop()
+        raise AssertionError(f"check no mostró el avance de la prueba de velocidad: {seen}")
+
+    def rest(self, within: float = 60) -> str:
+        """Everything else it says, until it ends."""
+        self.child.wait(timeout=within)
+        self.reader.join(timeout=10)
+        said: list[str] = []
+        while (line := self.lines.get_nowait() if not self.lines.empty() else None) is not None:
+            said.append(line)
+        self.stop()
+        return "".join(said)
+
+    def stop(self) -> None:
+        if self.child.poll() is None:
+            self.child.kill()
+        self.child.wait()
+        self.reader.join(timeout=10)
+        if self.child.stdout is not None:
+            self.child.stdout.close()
+
+
+def test_6_check_knows_within_seconds_that_a_link_is_far_too_slow(
+    sshd_plain: Endpoint, workdir: Workdir, fault_proxy: ProxyFactory
+) -> None:
+    proxy, slow = fault_proxy(sshd_plain)
+    proxy.faults.rate_bytes_per_s = SLOW_LINK
+    workdir.write_roster([slow], requirements=THE_CALLS)
+    started = time.monotonic()
+    check = CheckProcess(workdir)
+    progress = check.progress()
+    assert check.child.poll() is None, "the progress is shown while check runs"
+    assert "KB/s" in progress, progress
+    said = progress + check.rest()
+    elapsed = time.monotonic() - started
+    assert check.child.returncode == 3, said
+    assert elapsed < 20, f"check took {elapsed:.1f} s on a 40 KB/s link"
+    (throughput,) = [line for line in said.splitlines() if "throughput:" in line]
+    assert "✗" in throughput
+    assert "KB/s" in throughput
+    assert not re.search(r"(?<![\d.])0\.0 MB/s", said), said
+    assert "40 MB/s" in throughput  # what the calls require
+    # The clock is measured on a small file of its own: the real clocks agree.
+    (clock,) = [line for line in said.splitlines() if "clock:" in line]
+    assert "✓" in clock, clock
+    assert not list((sshd_plain.local_root / ".prepush").glob("throughput-*"))
+    with Ledger(workdir.path / "prepush.db") as ledger:
+        values = {c.name: c.value for c in ledger.checks()}
+    assert values["throughput"] is not None
+    assert values["throughput"] < 0.1  # MB/s
+    assert values["clock"] is not None
+    assert abs(values["clock"]) <= 5
+
+
+def test_6_ctrl_c_during_the_speed_probe_is_answered_at_once_and_leaves_nothing(
+    sshd_plain: Endpoint, workdir: Workdir, fault_proxy: ProxyFactory
+) -> None:
+    proxy, slow = fault_proxy(sshd_plain)
+    proxy.faults.rate_bytes_per_s = SLOW_LINK
+    workdir.write_roster([slow], requirements=THE_CALLS)
+    check = CheckProcess(workdir)
+    check.progress()
+    interrupted = time.monotonic()
+    check.child.send_signal(signal.SIGINT)
+    check.child.wait(timeout=60)
+    answered = time.monotonic() - interrupted
+    rest = check.rest()
+    assert check.child.returncode == 130, rest
+    assert answered < 4, f"Ctrl-C answered after {answered:.1f} s"
+    assert "Interrumpido" in rest
+    assert not list((sshd_plain.local_root / ".prepush").glob("throughput-*"))
+
+
+def test_6_a_server_clock_off_by_more_than_5_s_fails_check(
+    asyncssh_server: LocalDifusor,
+    asyncssh_difusor: Endpoint,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    workdir.write_roster([asyncssh_difusor], requirements=EASY)
+    for offset, status in ((0.0, "pass"), (819.9, "fail"), (-7.0, "fail")):
+        asyncssh_server.faults.clock_offset_s = offset
+        code, document = run_json(workdir, capsys, "check")
+        checks = {c["name"]: c for c in document["difusores"][0]["checks"]}
+        clock = checks["clock"]
+        assert clock["status"] == status, (offset, clock)
+        assert abs(clock["value"] - offset) <= 2.5, (offset, clock)
+        assert code == (0 if status == "pass" else 3)
+        if status == "fail":
+            assert "NTP" in clock["detail"]
+            assert "±5 s" in clock["detail"]
