@@ -118,17 +118,27 @@ def _corte_value(ctx: click.Context, param: click.Parameter, value: str | None) 
     return value
 
 
-LEVELS = {"DEBUG": "DEPURACIÓN", "INFO": "INFO", "WARNING": "AVISO", "ERROR": "ERROR"}
+LEVELS = {
+    logging.DEBUG: "DEPURACIÓN",
+    logging.INFO: "INFO",
+    logging.WARNING: "AVISO",
+    logging.ERROR: "ERROR",
+    logging.CRITICAL: "CRÍTICO",
+}
+
+
+def log_stamp(moment: datetime) -> str:
+    """This machine's time, labelled with its zone: a log line is read beside others."""
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 class _PlainFormatter(logging.Formatter):
     """One line per record, as the publish view prints its own: for cron mail and journald."""
 
     def format(self, record: logging.LogRecord) -> str:
-        stamp = self.formatTime(record, "%Y-%m-%d %H:%M:%S")
-        level = LEVELS.get(record.levelname, record.levelname)
+        stamp = log_stamp(datetime.fromtimestamp(record.created))
         message = record.getMessage().replace("\n", " ")
-        return f"{stamp} {level} {message}"
+        return f"{stamp} {record.levelname} {message}"
 
 
 # Libraries log every request or connection step at INFO: only with -v.
@@ -137,11 +147,22 @@ LIBRARY_LOGGERS = ("httpx", "httpcore", "asyncssh", "tenacity", "paramiko")
 
 def _setup_logging(verbose: bool) -> None:
     console = Console(stderr=True)
+    for level, name in LEVELS.items():
+        logging.addLevelName(level, name)  # the operator's language, on every handler
     handler: logging.Handler
     if console.is_terminal:
+        from rich.highlighter import NullHighlighter
         from rich.logging import RichHandler
+        from rich.text import Text
 
-        handler = RichHandler(console=console, show_path=False, markup=False, rich_tracebacks=False)
+        handler = RichHandler(
+            console=console,
+            show_path=False,
+            markup=False,
+            rich_tracebacks=False,
+            highlighter=NullHighlighter(),
+            log_time_format=lambda moment: Text(log_stamp(moment)),
+        )
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_PlainFormatter())

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from prepush.publish.publisher import PublishReport
 
 STAGES = {
+    "waiting": "esperando",
     "connecting": "conectando",
     "uploading": "enviando",
     "flipping": "publicando main.json",
@@ -45,7 +46,14 @@ STAGES = {
     "suspended": "SUSPENDIDO",
 }
 # Not worth a line in cron mail or the journal: a run with nothing new prints nothing.
-QUIET_STAGES = ("connecting", "uploading", "up_to_date", "skipped_suspended", "skipped_held")
+QUIET_STAGES = (
+    "waiting",
+    "connecting",
+    "uploading",
+    "up_to_date",
+    "skipped_suspended",
+    "skipped_held",
+)
 # Said by the log, with the error and what follows, in one line: not repeated by the view.
 LOGGED_STAGES = ("retrying", "suspended")
 # A difusor's final word, which the summary after a publish says again with its figures.
@@ -95,7 +103,7 @@ class PublishView:
             self._plain(event)
 
     def _plain(self, event: Event) -> None:
-        stamp = datetime.now(UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        stamp = datetime.now(UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
         text = f"{stamp} {event.difusor}: {STAGES.get(event.stage, event.stage)}"
         if event.detail:
             text += f" — {event.detail}"

@@ -7,14 +7,18 @@ difusor's own ``json/main.json`` on disk.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
-import queue
+import pty
 import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from pathlib import Path
@@ -24,6 +28,8 @@ import pytest
 
 from prepush.__main__ import main
 from prepush.ledger import Ledger
+from prepush.publish.publisher import RUN_LOCK_FILE
+from prepush.publish.runlock import RunLock
 from prepush.sim.fleet import LocalDifusor
 from tests.conftest import ProxyFactory, Workdir
 from tests.prepdata import cortes_dir
@@ -392,53 +398,81 @@ SLOW_LINK = 40_000  # bytes/s: the 40 KB/s of the issue
 THE_CALLS = {"min_free_gb": 0.001}  # 40 MB/s over a 32 MB probe, ±5 s of clock: the defaults
 
 
-class CheckProcess:
-    """``prepush check`` in its own process, its output read line by line as it comes."""
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
-    def __init__(self, workdir: Workdir) -> None:
-        self.child = subprocess.Popen(
-            [sys.executable, "-m", "prepush", "-C", str(workdir.path), "check"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
+
+class Prepush:
+    """prepush in its own process, what it says read as it comes: through pipes, as cron
+    runs it, or on a terminal (a pseudo-terminal of 250 columns)."""
+
+    def __init__(self, workdir: Workdir, *args: str, terminal: bool = False) -> None:
+        command = [sys.executable, "-m", "prepush", "-C", str(workdir.path), *args]
+        self._raw = ""
+        self._lock = threading.Lock()
+        if terminal:
+            leader, follower = pty.openpty()
+            fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 250, 0, 0))
+            env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "250", "LINES": "50"}
+            self.child = subprocess.Popen(
+                command, stdin=follower, stdout=follower, stderr=follower, env=env
+            )
+            os.close(follower)
+            self._source = leader
+        else:
+            self.child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            assert self.child.stdout is not None
+            self._source = self.child.stdout.fileno()
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
     def _read(self) -> None:
-        assert self.child.stdout is not None
-        for line in self.child.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def progress(self, within: float = 30) -> str:
-        """The first line about the speed probe, while check runs. (One that shows nothing
-        is stopped: it would take minutes.)"""
-        deadline = time.monotonic() + within
-        seen: list[str] = []
-        while time.monotonic() < deadline:
+        while True:
             try:
-                line = self.lines.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if line is None:
+                chunk = os.read(self._source, 65536)
+            except OSError:  # the terminal closed with the child
+                return
+            if not chunk:
+                return
+            with self._lock:
+                self._raw += chunk.decode(errors="replace")
+
+    @property
+    def said(self) -> str:
+        """What it said so far, as a person reads it (without a terminal's escapes)."""
+        return ANSI.sub("", self._raw)
+
+    def wait_for(self, text: str, within: float = 30) -> str:
+        """Everything said up to ``text``, which must come while the process runs. (One that
+        never says it is stopped.)"""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            with self._lock:
+                if text in self.said:
+                    return self.said
+            if self.child.poll() is not None:
                 break
-            seen.append(line)
-            if "prueba de velocidad" in line:
-                return line
+            time.sleep(0.05)
+        said = self.said
         self.stop()
-        raise AssertionError(f"check no mostró el avance de la prueba de velocidad: {seen}")
+        raise AssertionError(f"prepush no dijo {text!r} a tiempo: {said}")
+
+    def line_with(self, text: str, within: float = 30) -> str:
+        """The first whole line that says ``text``, once said."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            self.wait_for(text, deadline - time.monotonic())
+            with self._lock:
+                for line in self.said.splitlines(keepends=True):
+                    if text in line and line.endswith("\n"):
+                        return line
+            time.sleep(0.05)
+        raise AssertionError(f"prepush no terminó la línea de {text!r}: {self.said}")
 
     def rest(self, within: float = 60) -> str:
-        """Everything else it says, until it ends."""
+        """Everything it said, once it ends."""
         self.child.wait(timeout=within)
-        self.reader.join(timeout=10)
-        said: list[str] = []
-        while (line := self.lines.get_nowait() if not self.lines.empty() else None) is not None:
-            said.append(line)
         self.stop()
-        return "".join(said)
+        return self.said
 
     def stop(self) -> None:
         if self.child.poll() is None:
@@ -447,6 +481,9 @@ class CheckProcess:
         self.reader.join(timeout=10)
         if self.child.stdout is not None:
             self.child.stdout.close()
+        else:
+            with contextlib.suppress(OSError):
+                os.close(self._source)
 
 
 def test_6_check_knows_within_seconds_that_a_link_is_far_too_slow(
@@ -456,11 +493,12 @@ def test_6_check_knows_within_seconds_that_a_link_is_far_too_slow(
     proxy.faults.rate_bytes_per_s = SLOW_LINK
     workdir.write_roster([slow], requirements=THE_CALLS)
     started = time.monotonic()
-    check = CheckProcess(workdir)
-    progress = check.progress()
+    check = Prepush(workdir, "check")
+    check.line_with("prueba de velocidad")
     assert check.child.poll() is None, "the progress is shown while check runs"
-    assert "KB/s" in progress, progress
-    said = progress + check.rest()
+    progress = check.line_with("KB/s)")
+    assert "prueba de velocidad: 64.0 KB en" in progress, progress
+    said = check.rest()
     elapsed = time.monotonic() - started
     assert check.child.returncode == 3, said
     assert elapsed < 20, f"check took {elapsed:.1f} s on a 40 KB/s link"
@@ -487,8 +525,8 @@ def test_6_ctrl_c_during_the_speed_probe_is_answered_at_once_and_leaves_nothing(
     proxy, slow = fault_proxy(sshd_plain)
     proxy.faults.rate_bytes_per_s = SLOW_LINK
     workdir.write_roster([slow], requirements=THE_CALLS)
-    check = CheckProcess(workdir)
-    check.progress()
+    check = Prepush(workdir, "check")
+    check.wait_for("prueba de velocidad")
     interrupted = time.monotonic()
     check.child.send_signal(signal.SIGINT)
     check.child.wait(timeout=60)
@@ -518,3 +556,23 @@ def test_6_a_server_clock_off_by_more_than_5_s_fails_check(
         if status == "fail":
             assert "NTP" in clock["detail"]
             assert "±5 s" in clock["detail"]
+
+
+# --- 7. a publish waiting for another's run lock says for whom ----------------------------------
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["sin-terminal", "terminal"])
+def test_7_a_publish_waiting_for_the_run_lock_says_for_whom_and_why(
+    terminal: bool, sshd_plain: Endpoint, workdir: Workdir
+) -> None:
+    workdir.write_roster([sshd_plain], publish={"run_lock_wait_seconds": 60})
+    workdir.build(NEW)
+    with RunLock(workdir.path / RUN_LOCK_FILE, 0):  # another prepush, this test's process
+        waiting = Prepush(workdir, "publish", terminal=terminal)
+        said = waiting.wait_for(f"pid {os.getpid()}")
+        assert waiting.child.poll() is None
+        assert "Esperando a que termine otra ejecución" in said
+        assert "60 s" in said
+    said = waiting.rest()
+    assert waiting.child.returncode == 0, said
+    assert served(sshd_plain) == NEW

@@ -53,6 +53,7 @@ STATE_JSON = f"{PROBE_DIR}/state.json"
 PROBE_SECONDS = 8.0
 FIRST_PROBE_STEP = 16_000
 MIN_STEP_SECONDS = 1.0
+WORTH_SAYING_SECONDS = 0.5
 CLEANUP_SECONDS = 10.0
 # What a check tells while it runs (the speed probe's progress), for one difusor.
 Progress = Callable[[str], None]
@@ -404,6 +405,10 @@ async def _probe_steps(
     started = time.monotonic()
     steps: list[_Step] = []
     size = min(FIRST_PROBE_STEP, target)
+    progress(
+        f"prueba de velocidad: archivos de prueba de {human_bytes(size)} hasta"
+        f" {human_bytes(target)}, a lo más {PROBE_SECONDS:g} s"
+    )
     while True:
         left = max(PROBE_SECONDS - (time.monotonic() - started), MIN_STEP_SECONDS)
         began = time.perf_counter()
@@ -418,10 +423,11 @@ async def _probe_steps(
             return [*steps, step]
         step = _Step(size, time.perf_counter() - began)
         steps.append(step)
-        progress(
-            f"prueba de velocidad: {human_bytes(size)} en {step.seconds:.1f} s"
-            f" ({human_rate(step.rate)})"
-        )
+        if step.seconds >= WORTH_SAYING_SECONDS:  # a fast link's many quick steps say nothing
+            progress(
+                f"prueba de velocidad: {human_bytes(size)} en {step.seconds:.1f} s"
+                f" ({human_rate(step.rate)})"
+            )
         following = min(size * 4, target)
         elapsed = time.monotonic() - started
         if size >= target or elapsed + following / step.rate > PROBE_SECONDS:

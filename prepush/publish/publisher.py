@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -258,9 +259,29 @@ async def publish_async(
 ) -> PublishReport:
     """One publish on a running event loop, with connections from ``pool``."""
     settings = request.settings
-    lock = RunLock(settings.workdir / RUN_LOCK_FILE, settings.roster.publish.run_lock_wait_seconds)
+    purpose = "rollback" if request.rollback else "publish"
+    lock = RunLock(
+        settings.workdir / RUN_LOCK_FILE,
+        settings.roster.publish.run_lock_wait_seconds,
+        purpose=purpose,
+        on_wait=functools.partial(_waiting, request, events),
+    )
     async with lock:
         return await _publish_locked(request, events, pool)
+
+
+def _waiting(request: PublishRequest, events: EventSink, holder: str) -> None:
+    """Said once while this run waits for another's run lock: in the log (cron mail, the
+    journal) and on each difusor's row of the live table."""
+    wait_s = request.settings.roster.publish.run_lock_wait_seconds
+    log.warning(
+        "Esperando a que termine otra ejecución de prepush en este directorio (%s); se espera"
+        " hasta %g s (publish.run_lock_wait_seconds).",
+        holder,
+        wait_s,
+    )
+    for difusor in request.difusores:
+        events(Event(difusor.name, "waiting", f"otra ejecución: {holder}"))
 
 
 async def _publish_locked(
