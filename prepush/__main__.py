@@ -21,6 +21,7 @@ from prepush.exceptions import (
     DifusorError,
     ExitCode,
     PrepushError,
+    PublishInterrupted,
     PullConfigError,
     PullRefusedError,
     RosterError,
@@ -98,6 +99,8 @@ def _details(exc: PrepushError) -> dict[str, Any]:
         return {"corte": exc.corte, "path": exc.path, "why": exc.why}
     if isinstance(exc, DifusorError):
         return {"difusor": exc.difusor}
+    if isinstance(exc, PublishInterrupted):
+        return {"corte": exc.corte, "serving": exc.serving}
     return {}
 
 

@@ -69,6 +69,11 @@ class _Row:
     files_total: int = 0
     bytes_done: int = 0
     started: float = 0.0
+    # When the difusor's final word came: its speed is measured up to then, not to now.
+    finished: float | None = None
+
+    def seconds(self) -> float:
+        return max((self.finished or time.monotonic()) - self.started, 1e-3)
 
 
 class PublishView:
@@ -88,11 +93,15 @@ class PublishView:
         if event.stage == "connecting" and row.stage not in ("connecting", "retrying"):
             # A new corte for this difusor (simulate and --watch reuse the view).
             row.started, row.files_done, row.files_total, row.bytes_done = time.monotonic(), 0, 0, 0
+            row.finished = None
         changed = row.stage != event.stage
         row.stage, row.detail = event.stage, event.detail
         if event.files_total:
             row.files_done, row.files_total = event.files_done, event.files_total
+        if event.files_total or event.bytes_done:
             row.bytes_done = event.bytes_done
+        if event.stage in OUTCOMES:
+            row.finished = time.monotonic()
         # On a terminal the live table redraws itself a few times a second.
         if (
             self.live is None
@@ -114,7 +123,6 @@ class PublishView:
         for column in ("Difusor", "Estado", "Archivos", "Bytes enviados", "Velocidad"):
             table.add_column(column, overflow="fold")
         for name, row in self.rows.items():
-            elapsed = max(time.monotonic() - row.started, 1e-3)
             files = f"{row.files_done}/{row.files_total}" if row.files_total else "-"
             stage = STAGES.get(row.stage, row.stage)
             table.add_row(
@@ -122,7 +130,7 @@ class PublishView:
                 Text(stage + (f" ({row.detail})" if row.detail else ""), STYLES.get(row.stage, "")),
                 files,
                 human_bytes(row.bytes_done),
-                human_rate(row.bytes_done / elapsed),
+                human_rate(row.bytes_done / row.seconds()),
             )
         return table
 

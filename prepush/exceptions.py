@@ -167,6 +167,23 @@ class PullRefusedError(PackageError):
         )
 
 
+class PublishInterrupted(PrepushError):
+    """Ctrl-C during a publish or a rollback: says what each difusor's public sees now."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self, corte: str, serving: dict[str, str], *, rollback: bool = False) -> None:
+        self.corte = corte
+        self.serving = serving
+        listing = "\n".join(f"  {name}: {what}" for name, what in serving.items())
+        action = "la reversión al corte" if rollback else "la publicación del corte"
+        super().__init__(
+            f"Interrumpido por el operador durante {action} {corte}. Lo que cada difusor sirve"
+            f" ahora:\n{listing}\nNingún sitio quedó a medias: cada uno muestra un corte"
+            " completo. El siguiente publish (o el temporizador) envía lo que faltó."
+        )
+
+
 class KeyFileError(PrepushError):
     """A key file cannot be created or read."""
 

@@ -34,7 +34,7 @@ import json
 import os
 import socket
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +59,14 @@ BUILD_REPLACED = "build_replaced"
 BUILD_REPAIRED = "build_repaired"
 # A worker process died: the parent serves its difusores from then on.
 WORKER_LOST = "worker_lost"
+INTERRUPTED_BEFORE_FLIP = (
+    "interrumpida por el operador (Ctrl-C) antes del cambio de json/main.json: el difusor"
+    " siguió mostrando el corte anterior completo"
+)
+INTERRUPTED_AFTER_FLIP = (
+    "interrumpida por el operador (Ctrl-C) después del cambio de json/main.json: el público ya"
+    " veía el corte; la limpieza quedó para la siguiente publicación"
+)
 
 MIGRATION_1 = """
 CREATE TABLE runs (
@@ -491,6 +499,46 @@ class Ledger:
             self.db.execute("ROLLBACK")
             raise
         return count
+
+    def interrupt_run(self, run_id: int, flipped: Mapping[str, datetime]) -> None:
+        """Ctrl-C ended run ``run_id``: each delivery it left running is interrupted or, on a
+        difusor whose public site already shows the corte (``flipped``: since when), delivered
+        with the interruption noted; the run is interrupted."""
+        now = _now()
+        rows = self.db.execute(
+            "SELECT id, difusor, corte_time, package_ready_at FROM deliveries"
+            " WHERE run_id = ? AND outcome = 'running'",
+            (run_id,),
+        ).fetchall()
+        for row in rows:
+            flip = flipped.get(row["difusor"])
+            if flip is None:
+                self._write(
+                    "UPDATE deliveries SET outcome = 'interrupted', finished_at = ?,"
+                    " error_class = 'Interrupted', error_message = ? WHERE id = ?",
+                    (_ts(now), INTERRUPTED_BEFORE_FLIP, row["id"]),
+                )
+                continue
+            ready = _dt(row["package_ready_at"])
+            self._write(
+                "UPDATE deliveries SET outcome = 'delivered', flip_at = ?, finished_at = ?,"
+                " lag_s = ?, latency_s = ?, error_class = 'Interrupted', error_message = ?"
+                " WHERE id = ?",
+                (
+                    _ts(flip),
+                    _ts(now),
+                    (flip - datetime.fromisoformat(row["corte_time"])).total_seconds(),
+                    None if ready is None else (flip - ready).total_seconds(),
+                    INTERRUPTED_AFTER_FLIP,
+                    row["id"],
+                ),
+            )
+        self._write(
+            "UPDATE attempts SET outcome = 'interrupted', finished_at = ? WHERE outcome ="
+            " 'running' AND delivery_id IN (SELECT id FROM deliveries WHERE run_id = ?)",
+            (_ts(now), run_id),
+        )
+        self.finish_run(run_id, "interrupted")
 
     def is_own_lock_owner(self, owner: str) -> bool:
         """A difusor lock owner id that one of this ledger's runs used. Called while this

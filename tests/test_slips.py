@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import io
+import itertools
 import json
 import os
 import pty
@@ -25,11 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from prepush.__main__ import main
+from prepush.console import PublishView
 from prepush.ledger import Ledger
-from prepush.publish.publisher import RUN_LOCK_FILE
+from prepush.publish.protocol import Event
+from prepush.publish.publisher import RUN_LOCK_FILE, PublishRequest, publish
 from prepush.publish.runlock import RunLock
+from prepush.settings import load_settings
 from prepush.sim.fleet import LocalDifusor
 from tests.conftest import ProxyFactory, Workdir
 from tests.prepdata import cortes_dir
@@ -576,3 +582,76 @@ def test_7_a_publish_waiting_for_the_run_lock_says_for_whom_and_why(
     said = waiting.rest()
     assert waiting.child.returncode == 0, said
     assert served(sshd_plain) == NEW
+
+
+# --- 8. Ctrl-C during publish, and the live table ----------------------------------------------
+
+
+def test_8_ctrl_c_during_publish_says_what_each_difusor_serves_now(
+    sshd_plain: Endpoint,
+    sshd_chroot: Endpoint,
+    workdir: Workdir,
+    fault_proxy: ProxyFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    proxy, slow = fault_proxy(sshd_chroot)
+    workdir.write_roster([sshd_plain, slow], deadline=300)
+    workdir.build(OLD)
+    assert run(workdir, capsys, "publish")[0] == 0
+    workdir.build(NEW)
+    proxy.faults.rate_bytes_per_s = 20_000  # the new corte's megabyte takes a minute there
+    publishing = Prepush(workdir, "publish")
+    deadline = time.monotonic() + 60
+    while served(sshd_plain) != NEW:
+        assert time.monotonic() < deadline, publishing.said
+        assert publishing.child.poll() is None, publishing.said
+        time.sleep(0.05)
+    interrupted = time.monotonic()
+    publishing.child.send_signal(signal.SIGINT)
+    said = publishing.rest()
+    answered = time.monotonic() - interrupted
+    assert publishing.child.returncode == 130, said
+    assert answered < 10, answered
+    assert served(sshd_plain) == NEW
+    assert served(sshd_chroot) == OLD
+    assert f"{sshd_plain.name}: el corte {NEW} (ya lo recibió)" in said
+    assert f"{sshd_chroot.name}: sigue en el corte {OLD} completo" in said
+    assert "Traceback" not in said
+    with Ledger(workdir.path / "prepush.db") as ledger:
+        last = [d for d in ledger.deliveries() if d.corte == NEW]
+        outcomes = {d.difusor: d.outcome for d in last}
+        assert outcomes == {sshd_plain.name: "delivered", sshd_chroot.name: "interrupted"}
+        assert ledger.runs()[-1].status == "interrupted"
+    shown = {d["difusor"]: d for d in run_json(workdir, capsys, "status")[1]["difusores"]}
+    assert shown[sshd_plain.name]["serving_corte"] == NEW
+    assert shown[sshd_chroot.name]["serving_corte"] == OLD
+
+
+def test_8_the_live_table_counts_bytes_as_they_flow_and_a_finished_speed_holds(
+    sshd_chroot: Endpoint, workdir: Workdir, fault_proxy: ProxyFactory
+) -> None:
+    proxy, slow = fault_proxy(sshd_chroot)
+    proxy.faults.rate_bytes_per_s = 400_000
+    workdir.write_roster([slow], deadline=120)
+    workdir.build(NEW)
+    settings = load_settings(workdir.path)
+    view = PublishView(Console(file=io.StringIO(), force_terminal=True, width=100), [])
+    uploading: list[Event] = []
+
+    def sink(event: Event) -> None:
+        view(event)
+        if event.stage == "uploading":
+            uploading.append(event)
+
+    report = publish(PublishRequest(settings, settings.roster.difusores), sink)
+    assert report.exit_code == 0
+    flowing = [
+        (a.files_done, a.bytes_done, b.bytes_done)
+        for a, b in itertools.pairwise(uploading)
+        if a.files_done == b.files_done and b.bytes_done > a.bytes_done
+    ]
+    assert flowing, [(e.files_done, e.bytes_done) for e in uploading]
+    row = view.rows[slow.name]
+    speed = row.bytes_done / row.seconds()
+    time.sleep(0.3)  # time passes after the difusor is done
+    assert row.bytes_done / row.seconds() == speed

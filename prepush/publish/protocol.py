@@ -41,13 +41,14 @@ left for the next attempt, which recognises it as its own run's, or for stalenes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -75,6 +76,8 @@ from prepush.publish.state import (
 from prepush.transports.base import Delta, Mode, Transport, Upload
 
 log = logging.getLogger("prepush")
+# How often the live view hears of the bytes of an upload while they flow.
+PROGRESS_SECONDS = 0.25
 
 Outcome = Literal[
     "delivered", "up_to_date", "failed", "skipped_suspended", "skipped_held", "dry_run"
@@ -439,7 +442,21 @@ class Session:
         uploads += [self.upload_of(e, "replace", delta=deltas.get(e.path)) for e in plan.replaces]
         uploads += [self.upload_of(link.entry, fresh, link_from=link.source) for link in plan.links]
         self.event("uploading", files_total=total_files, bytes_total=total_bytes)
-        await self.t.upload(uploads, self.settings.width, sent, self.package.cache)
+        base = self.t.bytes_sent
+
+        def flowing() -> None:
+            # Bytes as they flow, not only when a file completes: a large file counts too.
+            flowed = min(max(self.t.bytes_sent - base, done["bytes"]), total_bytes)
+            self.event(
+                "uploading",
+                files_done=done["files"],
+                files_total=total_files,
+                bytes_done=flowed,
+                bytes_total=total_bytes,
+            )
+
+        async with _every(PROGRESS_SECONDS, flowing):
+            await self.t.upload(uploads, self.settings.width, sent, self.package.cache)
         self.delivery.files_uploaded = len(plan.uploads) + len(plan.replaces) - len(deltas)
         self.delivery.files_rebuilt = len(deltas)
         self.delivery.files_linked = len(plan.links)
@@ -724,3 +741,19 @@ async def write_notice(
         return True
     finally:
         await lock.release_quietly()
+
+
+@contextlib.asynccontextmanager
+async def _every(seconds: float, tick: Callable[[], None]) -> AsyncIterator[None]:
+    """Call ``tick`` every ``seconds`` while the body runs (progress of a long step)."""
+
+    async def ticking() -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            tick()
+
+    ticker = asyncio.create_task(ticking())
+    try:
+        yield
+    finally:
+        ticker.cancel()
