@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from rich.console import Console
 
 from prepush.__main__ import main
@@ -38,6 +39,7 @@ from prepush.publish.runlock import RunLock
 from prepush.settings import load_settings
 from prepush.sim.fleet import LocalDifusor
 from tests.conftest import ProxyFactory, Workdir
+from tests.guide import README, snippet
 from tests.prepdata import cortes_dir
 from tests.servers import Endpoint
 
@@ -655,3 +657,111 @@ def test_8_the_live_table_counts_bytes_as_they_flow_and_a_finished_speed_holds(
     speed = row.bytes_done / row.seconds()
     time.sleep(0.3)  # time passes after the difusor is done
     assert row.bytes_done / row.seconds() == speed
+
+
+# --- 9. README "Primera noche", as written, as a script with set -e ---------------------------
+
+# From Campeche's night until far ahead: the first night publishes a 2021 corte today.
+CAMPECHE_WINDOW = {"start": "2021-06-06T19:00:00", "end": "2099-12-31T23:59:00"}
+
+
+def editor(tmp_path: Path, endpoints: list[Endpoint], padron: str) -> Path:
+    """The operator's $EDITOR: writes into the roster what the README says to write there
+    (the election's window and difusores; for the Campeche rehearsal, README's own lines)."""
+    edits = {
+        "publication": CAMPECHE_WINDOW,
+        "padron": yaml.safe_load(padron),
+        "difusores": [e.roster_entry() for e in endpoints],
+        "requirements": EASY,
+    }
+    script = tmp_path / "editor.py"
+    script.write_text(
+        f"""#!{sys.executable}
+import json, sys, yaml
+edits = json.loads({json.dumps(json.dumps(edits))})
+with open(sys.argv[1], encoding="utf-8") as f:
+    roster = yaml.safe_load(f)
+roster["election"]["publication"] = edits["publication"]
+roster["election"].update(edits["padron"].get("election", {{}}))
+roster["requirements"] = edits["requirements"]
+roster["difusores"] = edits["difusores"]
+with open(sys.argv[1], "w", encoding="utf-8") as f:
+    yaml.safe_dump(roster, f, allow_unicode=True, sort_keys=False)
+""",
+        encoding="utf-8",
+    )
+    script.chmod(0o755)
+    return script
+
+
+def first_night(tmp_path: Path, workdir: Path, padron: str, endpoints: list[Endpoint]) -> str:
+    """The README's two blocks, joined, with only their placeholder paths replaced."""
+    cortes = cortes_dir()
+    return (
+        "set -e\n"
+        + snippet(
+            "primera-noche",
+            {
+                "mkdir -p /srv/prep && cd /srv/prep": f"mkdir -p {workdir} && cd {workdir}",
+                "/ruta/20270606_2015_PREP.zip": f"{cortes}/20210606_2240_PREP_*",
+            },
+            document=README,
+        )
+        + snippet(
+            "campeche",
+            {"/ruta/a/shared/data/prep/campeche_2021/cortes": str(cortes)},
+            document=README,
+        )
+    )
+
+
+def run_script(script: str, tmp_path: Path, editor_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    env["EDITOR"] = str(editor_path)
+    return subprocess.run(
+        ["bash", "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_9_the_readmes_first_night_runs_as_written_with_set_e(
+    sshd_plain: Endpoint, sshd_chroot: Endpoint, tmp_path: Path
+) -> None:
+    padron = snippet("campeche-padron", document=README)
+    assert yaml.safe_load(padron) == {"election": {"rowless_actas": {"DIP_LOC": 10}}}
+    workdir = tmp_path / "prep"
+    endpoints = [sshd_plain, sshd_chroot]
+    done = run_script(
+        first_night(tmp_path, workdir, padron, endpoints),
+        tmp_path,
+        editor(tmp_path, endpoints, padron),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (workdir / "claves" / "firma.pem").is_file()
+    assert (workdir / "claves" / "prepush.pem.pub").is_file()
+    assert served(sshd_plain) == served(sshd_chroot) == LAST
+    assert (workdir / "informe.md").is_file()
+    assert (workdir / "latencia.html").is_file()
+    with Ledger(workdir / "prepush.db") as ledger:
+        published = {d.corte for d in ledger.deliveries() if d.outcome == "delivered"}
+    assert published == {"20210606_2240", "20210606_2320", OLD, MIDDLE, NEW, LAST}
+
+
+def test_9_without_the_readmes_rowless_actas_the_first_campeche_corte_is_refused(
+    sshd_plain: Endpoint, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "prep"
+    done = run_script(
+        first_night(tmp_path, workdir, "{}", [sshd_plain]),
+        tmp_path,
+        editor(tmp_path, [sshd_plain], "{}"),
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "DIP_LOC" in done.stderr
+    assert "rowless_actas" in done.stderr
