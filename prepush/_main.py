@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -211,14 +212,15 @@ class _Group(click.Group):
     "workdir",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("."),
-    help="Trabaja en DIR (padrón, paquetes y bitácora están ahí), como git -C o make -C.",
+    help="Trabaja en DIR (padrón, paquetes y bitácora están ahí), como git -C o make -C: las"
+    " rutas relativas de la línea de órdenes (--roster, -o, ENTRADAS...) se toman desde DIR.",
 )
 @click.option(
     "--roster",
     "roster_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Padrón de difusores (por omisión DIR/difusores.yaml).",
+    help="Padrón de difusores (por omisión DIR/difusores.yaml; una ruta relativa, desde DIR).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Muestra detalles de diagnóstico.")
 @click.option(
@@ -248,7 +250,37 @@ def cli(
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help(), err=True)
         ctx.exit(int(ExitCode.USAGE))
-    ctx.obj = Context(workdir=workdir.resolve(), roster_path=roster_path)
+    workdir = _enter(workdir.absolute(), creates=ctx.invoked_subcommand in CREATE_WORKDIR)
+    roster = None if roster_path is None else workdir / roster_path
+    ctx.obj = Context(workdir=workdir, roster_path=roster)
+
+
+# The commands that make their working directory when it does not exist yet.
+CREATE_WORKDIR = ("init", "simulate")
+
+
+def _enter(workdir: Path, *, creates: bool) -> Path:
+    """Change to DIR as git -C does, so every relative path of the command line is DIR's
+    (checked by click as it parses the command's arguments, after this)."""
+    if creates:
+        try:
+            workdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"No se pudo crear el directorio de trabajo {workdir}: {describe_os_error(exc)}."
+            ) from None
+    try:
+        os.chdir(workdir)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"El directorio de trabajo {workdir} (-C) no existe. Créelo, o corra 'prepush -C"
+            f" {workdir} init' para empezar ahí."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"No se pudo entrar al directorio de trabajo {workdir} (-C): {describe_os_error(exc)}."
+        ) from None
+    return workdir.resolve()
 
 
 def _print_version(verbose: bool) -> None:

@@ -765,3 +765,57 @@ def test_9_without_the_readmes_rowless_actas_the_first_campeche_corte_is_refused
     assert done.returncode == 2, done.stdout + done.stderr
     assert "DIP_LOC" in done.stderr
     assert "rowless_actas" in done.stderr
+
+
+# --- 10. --json anywhere, and -C DIR like git -C -------------------------------------------------
+
+
+def test_10_json_before_the_command_is_json_not_a_suggestion_of_version(
+    workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workdir.write_roster([])
+    capsys.readouterr()
+    code = main(["--json", "-C", str(workdir.path), "status"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "--version" not in out + err
+    assert json.loads(out)["difusores"][0]["difusor"] == "sin-contacto"
+    code = main(["-C", str(workdir.path), "--json", "check", "--difusor", "nadie"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert json.loads(out)["error"]["exit_code"] == 2
+    assert "--version" not in out + err
+
+
+def test_10_dash_c_resolves_relative_paths_in_dir_like_git_and_errors_give_full_paths(
+    workdir: Workdir, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "otro-lado"
+    elsewhere.mkdir()
+    roster = workdir.write_roster([])
+    custom = roster.rename(workdir.path / "padron-noche.yaml")
+    before = Path.cwd()
+    os.chdir(elsewhere)
+    try:
+        capsys.readouterr()
+        code = main(["-C", str(workdir.path), "--roster", custom.name, "status", "--json"])
+        _, err = capsys.readouterr()
+        assert code == 0, err
+        code = main(["-C", str(workdir.path), "--roster", "no-esta.yaml", "status"])
+        _, err = capsys.readouterr()
+        assert code == 2
+        assert str(workdir.path / "no-esta.yaml") in err
+        # Every relative path of the command line is DIR's, as with git -C.
+        here = ["-C", str(workdir.path), "--roster", custom.name]
+        assert main([*here, "build", *inputs(NEW)]) == 0
+        code = main([*here, "report", "-o", "r.json"])
+        assert code == 0
+        assert (workdir.path / "r.json").is_file()
+        assert not (elsewhere / "r.json").exists()
+        assert Path.cwd() == elsewhere  # the caller's directory is left as it was
+        code = main(["-C", str(tmp_path / "no-existe"), "status"])
+        _, err = capsys.readouterr()
+        assert code == 2
+        assert str(tmp_path / "no-existe") in err
+    finally:
+        os.chdir(before)
