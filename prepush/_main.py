@@ -941,7 +941,7 @@ def status(context: Context, watch: bool, interval: float, as_json: bool) -> int
     """
     from rich.live import Live
 
-    from prepush.console import print_status, status_table
+    from prepush.console import print_status, status_view
     from prepush.ops.status import current_status
 
     human, out = _consoles(as_json)
@@ -959,10 +959,10 @@ def status(context: Context, watch: bool, interval: float, as_json: bool) -> int
             if not watch:
                 return int(ExitCode.OK)
             time.sleep(interval)
-    with Live(status_table(current_status(settings), zone), console=human) as live:
+    with Live(status_view(current_status(settings), zone, human.width), console=human) as live:
         while True:
             time.sleep(interval)
-            live.update(status_table(current_status(settings), zone))
+            live.update(status_view(current_status(settings), zone, human.width))
 
 
 REPORT_FORMATS = ("table", "csv", "json", "md")

@@ -819,3 +819,60 @@ def test_10_dash_c_resolves_relative_paths_in_dir_like_git_and_errors_give_full_
         assert str(tmp_path / "no-existe") in err
     finally:
         os.chdir(before)
+
+
+# --- 11. tables never cut a word; lag in human units; zones said -------------------------------
+
+LONG_NAME = "universidad-autonoma-de-campeche-difusion"
+
+
+def whole_words(output: str, words: list[str]) -> list[str]:
+    """The words that the output does not show whole (a table that cut them in two)."""
+    tokens = set(re.split(r"[\s│┃|,;:()—]+", output))
+    return [w for w in words if w not in tokens]
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_11_tables_never_cut_a_word_and_say_durations_and_zones_as_people_read_them(
+    width: int,
+    sshd_plain: Endpoint,
+    workdir: Workdir,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from prepush.console import print_publish_report, print_report, print_status
+    from prepush.ops.report import ReportRequest, make_report
+    from prepush.ops.status import current_status
+
+    difusor = dataclasses.replace(sshd_plain, name=LONG_NAME)
+    workdir.write_roster([difusor])
+    for corte in (OLD, NEW):
+        workdir.build(corte)
+    settings = load_settings(workdir.path)
+    zone = settings.roster.election.zone
+    view = PublishView(Console(file=io.StringIO(), force_terminal=True, width=width), [])
+    published = publish(PublishRequest(settings, settings.roster.difusores), view)
+    words = [LONG_NAME, NEW, "entregado"]
+
+    def shown(*draw: Any) -> str:
+        console = Console(file=io.StringIO(), force_terminal=True, width=width)
+        for renderable in draw:
+            if callable(renderable):
+                renderable(console)
+            else:
+                console.print(renderable)
+        return ANSI.sub("", console.file.getvalue())  # type: ignore[attr-defined]
+
+    said = shown(lambda c: print_publish_report(published, c), view.render())
+    assert not whole_words(said, words), said
+    status = shown(lambda c: print_status(current_status(settings), zone, c))
+    assert not whole_words(status, [LONG_NAME, NEW, "America/Merida"]), status
+    # A 2021 corte published today: its lag is years, said in days, never 173600775.9 s.
+    assert re.search(r"\b\d{3,4} d \d{1,2} h\b", status), status
+    assert not re.search(r"\d{6,}\.\d s", status), status
+    # Every time of day says its zone.
+    assert re.search(r"\d\d/\d\d\s+\d\d:\d\d:\d\d\s+[A-Z]{3}\b", status), status
+    report = make_report(settings, ReportRequest())
+    night = shown(lambda c: print_report(report, c))
+    assert not whole_words(night, [LONG_NAME, NEW]), night
+    assert not re.search(r"\d{6,}\.\d s", night), night
+    assert re.search(r"\b\d{3,4} d \d{1,2} h\b", night), night

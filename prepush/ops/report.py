@@ -36,6 +36,7 @@ from prepush.ledger import (
     SuspensionRow,
 )
 from prepush.settings import Settings
+from prepush.units import human_duration
 
 OK_OUTCOMES = ("delivered", "up_to_date")
 # What the night's report says of the data itself, most serious first.
@@ -211,8 +212,9 @@ def _incidents(name: str, final: Sequence[DeliveryRow]) -> Iterable[Incident]:
 # --- renderings -----------------------------------------------------------------------------
 
 
-def measured(value: float | None, unit: str = "s") -> str:
-    return "-" if value is None else f"{value:.1f} {unit}"
+def measured(value: float | None) -> str:
+    """A duration in the unit that fits it (``2 h 10 min``, not ``7800.0 s``)."""
+    return "-" if value is None else human_duration(value)
 
 
 def local_time(moment: datetime | None, zone: ZoneInfo) -> str:
