@@ -595,12 +595,94 @@ def load_located_yaml(
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
-        raise error(filename, [f"{where}: YAML inválido: {exc.problem}"]) from None
+        raise error(filename, [f"{where}: YAML inválido: {yaml_problem(exc.problem)}"]) from None
     finally:
         loader.dispose()
     if duplicates:
         raise error(filename, duplicates)
     return data, marks
+
+
+# PyYAML's names for what it expected or found, as a person editing the file says them.
+_YAML_TOKENS = {
+    "<block end>": "el fin del bloque (una línea con menos sangría)",
+    "<block mapping start>": "una clave con otra sangría",
+    "<block sequence start>": "una lista con otra sangría",
+    "<stream end>": "el fin del archivo",
+    "<document start>": "'---'",
+    "<scalar>": "otro valor",
+    "?": "una clave",
+    "-": "un elemento de lista ('-')",
+}
+_YAML_PROBLEMS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+    (
+        re.compile(r"mapping values are not allowed here"),
+        lambda _: (
+            "no se permite ':' aquí: un valor que lleva ':' va entre comillas, y cada"
+            " 'clave: valor' en su propia línea"
+        ),
+    ),
+    (
+        re.compile(r"expected ',' or '([\]}])', but got"),
+        lambda m: f"falta cerrar con '{m[1]}' (o separar con ',') la lista o el mapa abierto",
+    ),
+    (
+        re.compile(r"expected (.+), but (?:found|got) (.+)"),
+        lambda m: (
+            f"se esperaba {_yaml_token(m[1])} y se encontró {_yaml_token(m[2])}: revise"
+            " la sangría (con espacios) de esta línea y de la anterior"
+        ),
+    ),
+    (
+        re.compile(r"found character '\\t' that cannot start any token"),
+        lambda _: "un tabulador no sirve de sangría en YAML: use espacios",
+    ),
+    (
+        re.compile(r"found character '(.+)' that cannot start any token"),
+        lambda m: f"un valor no puede empezar con '{m[1]}': póngalo entre comillas",
+    ),
+    (
+        re.compile(r"found unexpected end of stream"),
+        lambda _: "el archivo termina con unas comillas abiertas: ciérrelas",
+    ),
+    (
+        re.compile(r"found undefined alias '(.+)'"),
+        lambda m: f"el alias *{m[1]} no está definido (falta su ancla &{m[1]})",
+    ),
+    (
+        re.compile(r"found unknown escape character '(.+)'"),
+        lambda m: (
+            f"'\\{m[1]}' no es una secuencia válida entre comillas dobles: use comillas"
+            " simples o escriba '\\\\'"
+        ),
+    ),
+    (
+        re.compile(r"could not find expected ':'"),
+        lambda _: "falta ':' entre la clave y su valor",
+    ),
+    (
+        re.compile(r"found incompatible YAML document"),
+        lambda _: "versión de YAML no admitida: quite la línea %YAML",
+    ),
+]
+
+
+def yaml_problem(problem: str | None) -> str:
+    """A PyYAML syntax problem in Spanish (its location is said apart)."""
+    for pattern, say in _YAML_PROBLEMS:
+        found = pattern.search(problem or "")
+        if found is not None:
+            return say(found)
+    return (
+        "el texto no es YAML válido en este punto: revise la sangría (con espacios), los ':' y"
+        " las comillas"
+    )
+
+
+def _yaml_token(text: str) -> str:
+    """``<block end>``, ``'?'``, ``',' or ']'`` as words."""
+    parts = [p.strip() for p in text.split(" or ")]
+    return " o ".join(_YAML_TOKENS.get(p.strip("'"), p) for p in parts)
 
 
 def located_problems(

@@ -876,3 +876,51 @@ def test_11_tables_never_cut_a_word_and_say_durations_and_zones_as_people_read_t
     assert not whole_words(night, [LONG_NAME, NEW]), night
     assert not re.search(r"\d{6,}\.\d s", night), night
     assert re.search(r"\b\d{3,4} d \d{1,2} h\b", night), night
+
+
+# --- 12. no English left ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "said"),
+    [
+        ("election:\n  process: x\n ? b\n", ":3:2:", "se esperaba"),
+        ("election:\n  process: x\n  timezone: a: b\n", ":3:14:", "no se permite ':' aquí"),
+        ("election:\n\tprocess: x\n", ":2:1:", "un tabulador no sirve de sangría"),
+        ('election:\n  process: "x\n', ":3:1:", "comillas abiertas"),
+        ("difusores: [1, 2\n", ":2:1:", "falta cerrar con ']'"),
+        ("election: @x\n", ":1:11:", "póngalo entre comillas"),
+    ],
+)
+def test_12_yaml_errors_are_spanish_with_file_line_and_column(
+    text: str, where: str, said: str, workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    roster = workdir.path / "difusores.yaml"
+    roster.write_text(text, encoding="utf-8")
+    code, output = run(workdir, capsys, "status")
+    assert code == 2
+    assert f"{roster}{where} YAML inválido: " in output, output
+    assert said in output, output
+    for english in ("expected", "found", "mapping values", "token", "stream"):
+        assert english not in output, output
+
+
+def test_12_help_says_required_in_spanish(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("suspend", "rollback"):
+        capsys.readouterr()
+        assert main([command, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert "[obligatoria]" in out, out
+        assert "required" not in out
+
+
+def test_12_check_of_an_s3_difusor_speaks_of_s3_not_sftp(
+    s3_bucket: Any, workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bucket = s3_bucket(cloudfront=True)
+    workdir.write_roster([bucket], requirements={"probe_size_mb": 1, "min_throughput_mb_s": 0.1})
+    code, said = run(workdir, capsys, "check")
+    assert code == 0, said
+    for foreign in ("SFTP", "sftp", "SSH", "ssh", "directorio remoto", "renombrar"):
+        assert foreign not in said, said
+    assert "en el bucket" in said

@@ -68,11 +68,26 @@ class Way:
     # The check that fails when no connection is made at all.
     connection: str
     host_key: bool = True
+    # Where the site lives on the difusor, and its roster field.
+    site: str = "el directorio remoto"
+    site_field: str = "remote_dir"
+    # What the write check proves it can do there.
+    writes: str = "crear, renombrar y borrar un archivo de prueba en el directorio remoto"
 
     @classmethod
     def of(cls, difusor: Difusor) -> Way:
         if difusor.s3 is not None:
-            return cls("S3", "el bucket", "s3", host_key=False)
+            prefix = difusor.s3.prefix
+            site = f"el prefijo {prefix}/ del bucket" if prefix else "el bucket"
+            return cls(
+                "S3",
+                "el bucket",
+                "s3",
+                host_key=False,
+                site=site,
+                site_field="s3.bucket y s3.prefix",
+                writes=f"escribir, reemplazar y borrar un objeto de prueba en {site}",
+            )
         if difusor.rsync_daemon:
             return cls("rsync", "el demonio rsync", "rsync", host_key=False)
         if difusor.transport == "rsync":
@@ -352,10 +367,10 @@ async def _write_permission(transport: Transport, check: DifusorCheck) -> bool:
         check.add(
             "write",
             "fail",
-            f"no se pudo crear, renombrar y borrar un archivo de prueba: {exc.message}",
+            f"no se pudo {check.way.writes}: {exc.message}",
         )
         return False
-    check.add("write", "pass", "se puede crear, renombrar y borrar en el directorio remoto")
+    check.add("write", "pass", f"se puede {check.way.writes}")
     return True
 
 
@@ -608,7 +623,7 @@ def _web_root(
                 "http",
                 status,
                 f"{base}{MAIN_JSON} respondió {main.status_code}; sin conexión al difusor no se"
-                " pudo probar con un archivo propio que url sirve el directorio remoto",
+                f" pudo probar con un archivo propio que url sirve {check.way.site}",
             )
         else:
             check.add("http", "fail", str(main))
@@ -616,21 +631,21 @@ def _web_root(
     if isinstance(served, str):
         check.add("http", "fail", f"{served}. Revise la url del difusor en el padrón.")
     elif served.status_code == 200 and served.content == body:
-        check.add("http", "pass", f"{base} sirve el directorio remoto (archivo de prueba {probe})")
+        check.add("http", "pass", f"{base} sirve {check.way.site} (archivo de prueba {probe})")
     elif served.status_code == 200:
         check.add(
             "http",
             "fail",
-            f"{base}{probe} respondió con otro contenido: la url no sirve el directorio remoto"
-            " del difusor (remote_dir). Revise la raíz del sitio en su servidor web.",
+            f"{base}{probe} respondió con otro contenido: la url no sirve {check.way.site} del"
+            f" difusor ({check.way.site_field}). Revise la raíz del sitio en su servidor web.",
         )
     else:
         check.add(
             "http",
             "fail",
             f"{base}{probe}, escrito por prepush hace un momento, respondió {served.status_code}:"
-            " la url no sirve el directorio remoto (remote_dir). Revise la raíz del sitio en el"
-            " servidor web del difusor y la url del padrón.",
+            f" la url no sirve {check.way.site} ({check.way.site_field}). Revise la raíz del sitio"
+            " en el servidor web del difusor y la url del padrón.",
         )
 
 
