@@ -509,7 +509,7 @@ def _incidents_lines(report: Report) -> list[str]:
     lines = [f"Reporte de incidencias (horas de {report.zone.key})"]
     for i in report.incidents:
         lines.append(
-            f"{i.difusor}: desde {_when(i.start, report.zone)}"
+            f"{i.what}: {i.difusor}: desde {_when(i.start, report.zone)}"
             f" hasta {_when(i.end, report.zone)} ({_duration(i.duration_s)}),"
             f" causa: {i.cause}; cortes {', '.join(i.cortes)}"
         )
@@ -558,10 +558,11 @@ def _incidents_table(report: Report) -> Table | None:
     if not report.incidents:
         return None
     incidents = Table(title=f"Reporte de incidencias (horas de {report.zone.key})")
-    for column in ("Difusor", "Inicio", "Fin", "Duración", "Causa", "Cortes"):
+    for column in ("Qué", "Difusor", "Inicio", "Fin", "Duración", "Causa", "Cortes"):
         incidents.add_column(column, overflow="fold")
     for i in report.incidents:
         incidents.add_row(
+            i.what,
             i.difusor,
             _when(i.start, report.zone),
             _when(i.end, report.zone),

@@ -57,6 +57,8 @@ BUILD_FEWER_ELECTIONS = "build_fewer_elections"
 BUILD_REPLACED = "build_replaced"
 # A rebuild found the existing package damaged and rewrote what differed.
 BUILD_REPAIRED = "build_repaired"
+# An oficial corte published outside the window by the operator's decision.
+EMBARGO_OVERRIDE = "embargo_override"
 # A worker process died: the parent serves its difusores from then on.
 WORKER_LOST = "worker_lost"
 INTERRUPTED_BEFORE_FLIP = (
@@ -850,6 +852,20 @@ class Ledger:
             datetime.fromisoformat(row["held_at"]),
             _dt(row["released_at"]),
         )
+
+    def holds_of_run(self, run_id: int) -> list[HoldRow]:
+        """The holds a rollback run put in place, released or not."""
+        return [
+            HoldRow(
+                row["difusor"],
+                row["corte"],
+                datetime.fromisoformat(row["held_at"]),
+                _dt(row["released_at"]),
+            )
+            for row in self.db.execute(
+                "SELECT * FROM holds WHERE run_id = ? ORDER BY id", (run_id,)
+            )
+        ]
 
     # --- checks, events, observations -------------------------------------------------------
 

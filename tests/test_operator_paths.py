@@ -136,8 +136,11 @@ def test_2_dry_runs_count_toward_nothing_and_log_no_embargo_override(
     code, report = run_json(workdir, capsys, "report")
     (summary,) = report["difusores"]
     assert summary["cortes_failed"] == 1
-    (incident,) = report["incidents"]
+    (incident,) = [i for i in report["incidents"] if i["kind"] == "delivery"]
     assert incident["cortes"] == [CORTES[-1]]
+    # The publish outside the window is an incident too (issue 29, item 13).
+    (override,) = [i for i in report["incidents"] if i["kind"] == "embargo_override"]
+    assert "ensayo autorizado" in override["cause"]
 
 
 # --- 3. what this machine lacks for a difusor, before contacting it ------------------------
@@ -494,7 +497,7 @@ def test_13_csv_is_one_table_per_stream_or_file(
     assert "" not in stdout.splitlines()
     assert len(stdout.splitlines()) == 2
     incidents = timer(workdir, "report", "--format", "csv", "--tabla", "incidencias").stdout
-    assert incidents.splitlines() == ["difusor,inicio,fin,duracion_s,causa,cortes"]
+    assert incidents.splitlines() == ["tipo,difusor,inicio,fin,duracion_s,causa,cortes"]
     target = tmp_path / "informe.csv"
     run = timer(workdir, "report", "-o", str(target))
     assert run.returncode == 0

@@ -627,6 +627,10 @@ def test_8_ctrl_c_during_publish_says_what_each_difusor_serves_now(
     shown = {d["difusor"]: d for d in run_json(workdir, capsys, "status")[1]["difusores"]}
     assert shown[sshd_plain.name]["serving_corte"] == NEW
     assert shown[sshd_chroot.name]["serving_corte"] == OLD
+    # The report tells the interruption (item 13).
+    code, document = run_json(workdir, capsys, "report")
+    assert code == 0
+    assert "interrupted" in [i["kind"] for i in document["incidents"]], document["incidents"]
 
 
 def test_8_the_live_table_counts_bytes_as_they_flow_and_a_finished_speed_holds(
@@ -924,3 +928,51 @@ def test_12_check_of_an_s3_difusor_speaks_of_s3_not_sftp(
     for foreign in ("SFTP", "sftp", "SSH", "ssh", "directorio remoto", "renombrar"):
         assert foreign not in said, said
     assert "en el bucket" in said
+
+
+# --- 13. the report tells every departure; -o writes what is documented --------------------------
+
+
+def test_13_the_report_lists_overrides_rollbacks_and_interruptions_as_incidents(
+    sshd_plain: Endpoint, workdir: Workdir, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    workdir.write_roster([sshd_plain], publication=CLOSED)
+    workdir.build(OLD)
+    assert run(workdir, capsys, "publish", "--override-embargo", "ensayo de la noche")[0] == 0
+    workdir.write_roster([sshd_plain])
+    workdir.build(NEW)
+    assert run(workdir, capsys, "publish")[0] == 0
+    assert run(workdir, capsys, "rollback", "--to", OLD)[0] == 0
+    code, document = run_json(workdir, capsys, "report")
+    assert code == 0
+    kinds = [i["kind"] for i in document["incidents"]]
+    assert kinds == ["embargo_override", "rollback"], document["incidents"]
+    override, rollback = document["incidents"]
+    assert "ensayo de la noche" in override["cause"]
+    assert override["cortes"] == [OLD]
+    assert override["difusor"] == sshd_plain.name
+    assert rollback["end"] is None  # still held
+    assert rollback["recovered"] is False
+    markdown = workdir.path / "informe.md"
+    assert run(workdir, capsys, "report", "-o", str(markdown))[0] == 0
+    text = markdown.read_text()
+    assert "No hubo incidencias" not in text
+    assert "publicado fuera de la ventana" in text
+    assert "reversión" in text
+    assert run(workdir, capsys, "resume-latest")[0] == 0
+    code, document = run_json(workdir, capsys, "report")
+    assert code == 0
+    assert document["incidents"][1]["end"] is not None
+    # -o informe.csv writes the three documented tables, and says so.
+    csv_path = tmp_path / "informe.csv"
+    code, said = run(workdir, capsys, "report", "-o", str(csv_path))
+    assert code == 0
+    written = sorted(p.name for p in tmp_path.glob("informe*.csv"))
+    assert written == ["informe-fidelidad.csv", "informe-incidencias.csv", "informe.csv"]
+    for name in written:
+        assert str(tmp_path / name) in said
+    docs = (Path(__file__).parents[1] / "docs" / "operations.md").read_text(encoding="utf-8")
+    assert "informe-fidelidad.csv" in docs
+    incidents_csv = (tmp_path / "informe-incidencias.csv").read_text()
+    assert incidents_csv.splitlines()[0].startswith("tipo,difusor,")
+    assert "publicado fuera de la ventana" in incidents_csv

@@ -42,7 +42,7 @@ from prepush.exceptions import (
     RemoteLockedError,
     describe_os_error,
 )
-from prepush.ledger import WORKER_LOST, DeliveryKind, DeliveryResult, Ledger
+from prepush.ledger import EMBARGO_OVERRIDE, WORKER_LOST, DeliveryKind, DeliveryResult, Ledger
 from prepush.package import (
     MANIFEST,
     SIGNATURE,
@@ -332,7 +332,7 @@ async def _publish_locked(
             ledger.record_event(
                 run_id,
                 None,
-                "embargo_override",
+                EMBARGO_OVERRIDE,
                 f"{violation} Publicado por decisión del operador: {request.override_embargo}",
             )
         owner = LockOwner(lock_owner, run_id, workdir=str(settings.workdir))
