@@ -261,7 +261,9 @@ CREATE_WORKDIR = ("init", "simulate")
 
 def _enter(workdir: Path, *, creates: bool) -> Path:
     """Change to DIR as git -C does, so every relative path of the command line is DIR's
-    (checked by click as it parses the command's arguments, after this)."""
+    (checked by click as it parses the command's arguments, after this). A DIR that does
+    not exist is left to the command: its own checks come first, then the roster it does
+    not find there, named with its full path."""
     if creates:
         try:
             workdir.mkdir(parents=True, exist_ok=True)
@@ -269,13 +271,10 @@ def _enter(workdir: Path, *, creates: bool) -> Path:
             raise ConfigError(
                 f"No se pudo crear el directorio de trabajo {workdir}: {describe_os_error(exc)}."
             ) from None
+    if not workdir.exists():
+        return workdir
     try:
         os.chdir(workdir)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"El directorio de trabajo {workdir} (-C) no existe. Créelo, o corra 'prepush -C"
-            f" {workdir} init' para empezar ahí."
-        ) from None
     except OSError as exc:
         raise ConfigError(
             f"No se pudo entrar al directorio de trabajo {workdir} (-C): {describe_os_error(exc)}."
