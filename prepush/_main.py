@@ -1403,23 +1403,41 @@ def _show_pull(human: Console, out: Console, as_json: bool, result: Any, *, quie
         return
     if quiet and (result.outcome == "unchanged" or result.repeated):
         return
+    text, style = _pull_line(result)
+    # Each line with its time, as the log's: --watch prints one per corte all night.
+    _say(human, f"{log_stamp(datetime.now())} {text}", style)
+
+
+def _pull_line(result: Any) -> tuple[str, str]:
+    """What one pass did, in a sentence, and its style."""
+    from prepush.units import human_duration
+
     if result.outcome == "delivered":
-        lag = f"; desfase {result.lag_s:.1f} s desde la hora del corte" if result.lag_s else ""
-        _say(
-            human,
-            f"Corte {result.corte} publicado: {result.files_downloaded} archivos descargados"
-            f" ({result.bytes_downloaded / 1e6:.2f} MB), {result.files_linked} reutilizados del"
-            f" caché{lag}.",
-            "green",
+        back = ""
+        if result.went_back_from:
+            back = (
+                f" el origen volvió del corte {result.went_back_from} al {result.corte} (una"
+                " reversión del instituto; si no lo fue, avísele);"
+            )
+        lag = (
+            f"; desfase {human_duration(result.lag_s)} desde la hora del corte"
+            if result.lag_s
+            else ""
         )
-    elif result.outcome in ("up_to_date", "unchanged"):
-        _say(human, f"Al día: el destino muestra el corte {result.corte}.")
-    elif result.outcome == "nothing":
-        _say(human, f"Nada que descargar: {result.message}.")
-    elif result.outcome == "refused":
-        _say(human, f"Rechazado: {result.message}", "bold red")
-    else:
-        _say(human, f"Falló: {result.message}", "red")
+        cached = result.files_linked + result.files_cached
+        return (
+            f"Corte {result.corte} publicado:{back} {result.files_downloaded} archivos"
+            f" descargados ({result.bytes_downloaded / 1e6:.2f} MB), {cached} reutilizados del"
+            f" caché{lag}.",
+            "yellow" if result.went_back_from else "green",
+        )
+    if result.outcome in ("up_to_date", "unchanged"):
+        return f"Al día: el destino muestra el corte {result.corte}.", ""
+    if result.outcome == "nothing":
+        return f"Nada que descargar: {result.message}.", ""
+    if result.outcome == "refused":
+        return f"Rechazado: {result.message}", "bold red"
+    return f"Falló: {result.message}", "red"
 
 
 def _pull_report_format(fmt: str | None, output: Path | None, as_json: bool) -> str:
@@ -1442,7 +1460,7 @@ def _pull_report(
     fmt = _pull_report_format(fmt, output, as_json)
     _refuse_ignored_report_options(fmt, csv_table, output, as_json)
     _refuse_unwritable((output, "el reporte"))
-    result = make_pull_report(load_pull_settings(path))
+    result = make_pull_report(load_pull_settings(path, fetching=False))
     text = _pull_report_text(result, fmt, csv_table)
     _, out = _consoles(as_json)
     written: list[str] = []

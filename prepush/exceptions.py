@@ -159,12 +159,23 @@ class PullRefusedError(PackageError):
         self.corte = corte
         self.path = path
         self.why = why
-        which = f"el corte {corte}" if corte else "el corte del origen"
-        super().__init__(
-            f"No se publica {which}: {path}: {why}. No se escribió nada donde lee el público;"
-            " el destino sigue mostrando el corte anterior completo. Avise al instituto (la"
-            " falla, el archivo y la hora); prepush vuelve a revisar cuando el origen cambie."
+        # What the public keeps seeing; the puller says it exactly once it knows.
+        self.stays = "el destino sigue mostrando el corte anterior completo"
+        super().__init__(self._said())
+
+    def _said(self) -> str:
+        which = f"el corte {self.corte}" if self.corte else "el corte del origen"
+        return (
+            f"No se publica {which}: {self.path}: {self.why}. No se escribió nada donde lee el"
+            f" público; {self.stays}. Avise al instituto (la falla, el archivo y la hora);"
+            " prepush vuelve a revisar cuando el origen cambie."
         )
+
+    def keeping(self, stays: str) -> PullRefusedError:
+        """The same refusal, saying what the destination keeps showing."""
+        self.stays = stays
+        self.args = (self._said(),)
+        return self
 
 
 class PublishInterrupted(PrepushError):

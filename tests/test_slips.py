@@ -33,14 +33,17 @@ from rich.console import Console
 from prepush.__main__ import main
 from prepush.console import PublishView
 from prepush.ledger import Ledger
+from prepush.package import Package
 from prepush.publish.protocol import Event
 from prepush.publish.publisher import RUN_LOCK_FILE, PublishRequest, publish
 from prepush.publish.runlock import RunLock
 from prepush.settings import load_settings
 from prepush.sim.fleet import LocalDifusor
-from tests.conftest import ProxyFactory, Workdir
+from tests.conftest import BucketFactory, ProxyFactory, Workdir
 from tests.guide import README, snippet
 from tests.prepdata import cortes_dir
+from tests.pull import PullDifusor, institute_and_difusor, public_key_of
+from tests.s3 import CREDENTIALS
 from tests.servers import Endpoint
 
 OLD, MIDDLE, NEW = "20210606_2340", "20210607_1320", "20210607_1440"
@@ -976,3 +979,65 @@ def test_13_the_report_lists_overrides_rollbacks_and_interruptions_as_incidents(
     incidents_csv = (tmp_path / "informe-incidencias.csv").read_text()
     assert incidents_csv.splitlines()[0].startswith("tipo,difusor,")
     assert "publicado fuera de la ventana" in incidents_csv
+
+
+# --- 14. pull ----------------------------------------------------------------------------------
+
+STAMPED = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [A-Z]{3,5} ")
+
+
+def pull_said(difusor: PullDifusor, capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    capsys.readouterr()
+    code = difusor.run(*args)
+    captured = capsys.readouterr()
+    said = captured.out + captured.err
+    assert code == 0, said
+    return said
+
+
+def test_14_pull_says_a_corte_went_back_counts_the_cache_and_stamps_its_lines(
+    s3_bucket: BucketFactory, workdir: Workdir, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    difusor = institute_and_difusor(s3_bucket, workdir, tmp_path, deadline=60)
+    difusor.write_config()
+    for corte in (OLD, NEW):
+        workdir.build(corte)
+        assert main(["-C", str(workdir.path), "publish"]) == 0
+        said = pull_said(difusor, capsys)
+        assert f"Corte {corte} publicado" in said
+        assert all(STAMPED.match(line) for line in said.splitlines() if line), said
+    # The institute rolls back: the origin goes from NEW to OLD, whose files the cache holds.
+    assert main(["-C", str(workdir.path), "rollback", "--to", OLD]) == 0
+    said = pull_said(difusor, capsys)
+    assert f"volvió del corte {NEW} al {OLD}" in said, said
+    files = len(Package.open(workdir.path / "paquetes" / OLD).manifest.files)
+    assert f"0 archivos descargados (0.00 MB), {files} reutilizados del caché" in said, said
+    # --report reads the ledger: it needs none of the origin's credentials.
+    for name in CREDENTIALS:
+        os.environ.pop(name)
+    try:
+        code, document = difusor.run_json(capsys, "--report")
+    finally:
+        os.environ.update(CREDENTIALS)
+    assert code == 0, document
+    assert {c["corte"] for c in document["cortes"]} == {OLD, NEW}
+
+
+def test_14_a_refusal_on_an_empty_destination_does_not_claim_a_previous_corte(
+    s3_bucket: BucketFactory, workdir: Workdir, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    difusor = institute_and_difusor(s3_bucket, workdir, tmp_path, deadline=60)
+    other = tmp_path / "otra" / "firma.pem"
+    assert main(["keygen", "--out", str(other), "--uso", "firma"]) == 0
+    difusor = dataclasses.replace(difusor, public_key=public_key_of(other, tmp_path / "otra-pub"))
+    difusor.write_config()
+    workdir.build(OLD)
+    assert main(["-C", str(workdir.path), "publish"]) == 0
+    capsys.readouterr()
+    assert difusor.run() == 2
+    said = capsys.readouterr()
+    said_all = said.out + said.err
+    assert "firma" in said_all
+    assert "corte anterior" not in said_all, said_all
+    assert "ningún corte" in said_all, said_all
+    assert difusor.site() == {}
