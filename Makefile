@@ -11,14 +11,14 @@ LOCK         := $(LOCK_DIR)/dev.txt
 RUNTIME_LOCK := $(LOCK_DIR)/runtime.txt
 UV_LOCK      := $(LOCK_DIR)/uv.txt
 LATEST := .venv-latest
-SYSPKGS := openssh-server nginx-light rsync chromium chromium-driver
+SYSPKGS := openssh-server nginx-light rsync chromium chromium-driver groff-base
 BENCHPKGS := lftp rclone awscli
 PYTEST_ARGS ?=
 # uv uses the machine's Python, never one it downloads, and no user configuration.
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_CONFIG := 1
 
-.PHONY: demo test test-latest lint bench sysdeps venv lock clean
+.PHONY: demo test test-latest lint bench sysdeps venv lock clean man
 
 # The exact locked set: pip installs uv by its hashes, uv installs the lock by its hashes
 # (and removes anything not in it), then prepush itself, built by the locked setuptools.
@@ -73,6 +73,10 @@ lint: $(STAMP)
 
 test: sysdeps $(STAMP) lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The man page, from each command's own help (tests/test_slips.py checks it is current).
+man: $(STAMP)
+	$(BIN)/python -m prepush.cli_man > docs/prepush.1
 
 demo: $(STAMP)
 	mkdir -p demo

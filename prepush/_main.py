@@ -240,8 +240,8 @@ def cli(
 ) -> None:
     """prepush publica cada corte del PREP en los servidores de los difusores oficiales.
 
-    Construye el paquete del corte, lo envía (SFTP o S3) a todos los difusores a la vez y
-    cambia json/main.json al final y de forma atómica. Cada entrega queda en la bitácora.
+    Construye el paquete del corte, lo envía (SFTP, rsync o S3) a todos los difusores a la vez
+    y cambia json/main.json al final y de forma atómica. Cada entrega queda en la bitácora.
     """
     _setup_logging(verbose)
     if show_version:
@@ -501,7 +501,7 @@ def build(
 ) -> int:
     """Construye el paquete de un corte a partir de los CSV del PREP.
 
-    INPUTS son archivos CSV, directorios o el ZIP (con ZIP anidados) que entrega el sistema
+    ENTRADAS son archivos CSV, directorios o el ZIP (con ZIP anidados) que entrega el sistema
     del PREP. El paquete queda en paquetes/AAAAMMDD_HHMM/ y se firma con election.signing_key.
     El sitio muestra las cifras del preámbulo tal como las imprimió el PREP; las filas las
     comprueban. Si no cuadran (un archivo cortado o incompleto), un corte oficial no se
@@ -664,9 +664,12 @@ def publish_command(
 ) -> int:
     """Publica el corte (por omisión, el más reciente de paquetes/) en todos los difusores.
 
+    Un corte anterior al que ya se sirve no se publica: eso es 'prepush rollback --to CORTE'.
+
     Código de salida: 0 todos entregados (o al día), 1 alguno falló, 3 el corte no llegó a
     ningún difusor (fallas, suspensiones o reversiones: la salida dice por qué), 2 error de
-    uso o de configuración.
+    uso o de configuración, 4 error interno de prepush (repita con -v y repórtelo), 130
+    interrumpido por el operador (Ctrl-C; dice qué sirve cada difusor).
     """
     from prepush.publish.publisher import PublishRequest, watch
 
@@ -1524,7 +1527,12 @@ def verify_command(
     def show(report: VerifyReport) -> None:
         if as_json:
             _emit_json(
-                out, {"run_id": report.run_id, "results": [r.as_json() for r in report.results]}
+                out,
+                {
+                    "run_id": report.run_id,
+                    "results": [r.as_json() for r in report.results],
+                    "without_url": report.without_url,
+                },
             )
         else:
             print_verify_report(report, human)

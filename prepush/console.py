@@ -604,3 +604,9 @@ def print_verify_report(report: VerifyReport, console: Console) -> None:
         )
         for note in result.notes:
             console.print(Text.assemble(("   ", ""), note), soft_wrap=True)
+    if report.without_url:
+        plain(
+            console,
+            f"No se verifican (no tienen url en el padrón): {', '.join(report.without_url)}.",
+            style="yellow",
+        )

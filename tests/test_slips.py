@@ -386,7 +386,12 @@ def test_4_a_dry_run_against_an_up_to_date_difusor_says_so_and_exits_0(
             workdir.write_roster([sshd_plain], publication=publication)
         for extra in ((), ("--override-embargo", "ensayo")):
             if publication and not extra:
-                continue  # outside the window without override: the quiet timer run
+                # Outside the window with nothing new: a timer is quiet, a dry run says so.
+                assert timer(workdir, "publish").stdout == ""
+                done = timer(workdir, "publish", "--dry-run")
+                assert done.returncode == 0
+                assert "Fuera de la ventana" in done.stdout, done.stdout
+                continue
             code, document = run_json(workdir, capsys, "publish", "--dry-run", *extra)
             assert code == 0, document
             assert document["status"] == "ok"
@@ -1041,3 +1046,89 @@ def test_14_a_refusal_on_an_empty_destination_does_not_claim_a_previous_corte(
     assert "corte anterior" not in said_all, said_all
     assert "ningún corte" in said_all, said_all
     assert difusor.site() == {}
+
+
+# --- 15. docs and help -------------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def test_15_the_roster_guide_documents_origin() -> None:
+    roster = (DOCS / "roster.md").read_text(encoding="utf-8")
+    assert "| `origin` |" in roster
+
+
+def test_15_no_docs_paragraph_repeats_the_tail_of_a_sentence() -> None:
+    """A copy-paste remnant: a sentence that only repeats how an earlier one ends."""
+    for page in [*sorted(DOCS.glob("*.md")), DOCS.parent / "README.md"]:
+        text = page.read_text(encoding="utf-8")
+        for paragraph in re.split(r"\n\s*\n", text):
+            if paragraph.lstrip().startswith(("```", "|", "<!--")):
+                continue
+            sentences = [
+                " ".join(s.split()) for s in re.split(r"(?<=[.:;])\s+", paragraph) if s.strip()
+            ]
+            for i, sentence in enumerate(sentences):
+                if len(sentence.split()) < 4:
+                    continue
+                for other in sentences[:i]:
+                    assert not (other != sentence and other.endswith(sentence)), (
+                        page.name,
+                        sentence,
+                    )
+
+
+def test_15_help_names_every_transport_and_every_exit_code(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    capsys.readouterr()
+    assert main(["--help"]) == 0
+    assert "(SFTP, rsync o S3)" in capsys.readouterr().out
+    assert main(["publish", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    for code in ("0 todos entregados", "1 alguno falló", "3 el corte", "2 error de", "4 error"):
+        assert code in help_text, help_text
+    assert "130 interrumpido" in help_text
+
+
+def test_15_verify_says_which_difusores_it_cannot_verify(
+    sshd_plain: Endpoint,
+    sshd_chroot: Endpoint,
+    workdir: Workdir,
+    nginx_factory: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    web = nginx_factory(sshd_plain.local_root)
+    workdir.write_roster([dataclasses.replace(sshd_plain, url=web.url), sshd_chroot])
+    workdir.build(NEW)
+    assert run(workdir, capsys, "publish")[0] == 0
+    code, said = run(workdir, capsys, "verify")
+    assert code == 0, said
+    assert f"No se verifican (no tienen url en el padrón): {sshd_chroot.name}." in said
+    code, document = run_json(workdir, capsys, "verify")
+    assert document["without_url"] == [sshd_chroot.name]
+
+
+def test_15_the_man_page_is_generated_from_click_and_current(tmp_path: Path) -> None:
+    from prepush._main import cli
+    from prepush.cli_man import man_page
+
+    page = man_page(cli)
+    committed = DOCS / "prepush.1"
+    assert committed.read_text(encoding="utf-8") == page, "corra 'make man'"
+    for name in cli.commands:
+        assert f".SS {name.replace('-', chr(92) + '-')}\n" in page
+    assert "\\-\\-override\\-embargo" in page
+    rendered = subprocess.run(
+        ["groff", "-k", "-man", "-Tutf8", "-ww", str(committed)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert rendered.stderr == ""
+    text = re.sub(r".\x08", "", rendered.stdout)
+    assert "CÓDIGOS DE SALIDA" in text
+    assert "publish" in text
+    for english in ("Usage", "Options", "required", "INPUTS"):
+        assert english not in text
