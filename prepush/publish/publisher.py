@@ -61,6 +61,7 @@ from prepush.publish.delta import DeltaPlanner
 from prepush.publish.embargo import embargo_violation, enforce_embargo
 from prepush.publish.guards import refuse_going_back
 from prepush.publish.integrity import intact_or_recorded, refuse_unless_intact
+from prepush.publish.interruption import SeenByThePublic, unwound
 from prepush.publish.protocol import (
     Delivery,
     Event,
@@ -336,13 +337,13 @@ async def _publish_locked(
                 f"{violation} Publicado por decisión del operador: {request.override_embargo}",
             )
         owner = LockOwner(lock_owner, run_id, workdir=str(settings.workdir))
-        seen = _SeenByThePublic(events, package, request, ledger)
+        seen = SeenByThePublic(events, package, request.difusores, ledger)
         try:
             deliveries = await _deliver_everywhere(request, ledger, owner, seen, pool, package)
         except asyncio.CancelledError:
             # Ctrl-C: the difusores' tasks unwind (each aborts its connection), then the
             # ledger and the operator are told what each public site shows now.
-            await _unwound(request.difusores)
+            await unwound(request.difusores, ABORTED_CLOSE_SECONDS)
             ledger.interrupt_run(run_id, seen.flipped)
             raise PublishInterrupted(
                 package.corte, seen.serving_now(), rollback=request.rollback
@@ -423,49 +424,6 @@ def _tell_dead_workers(
         )
         log.error("%s", message)
         ledger.record_event(run_id, None, WORKER_LOST, message)
-
-
-class _SeenByThePublic:
-    """The run's events, passed on, watching which difusores' public sites changed to the
-    corte (their last entry file replaced), to say so if the run is interrupted."""
-
-    def __init__(
-        self, events: EventSink, package: Package, request: PublishRequest, ledger: Ledger
-    ) -> None:
-        self.events = events
-        self.corte = package.corte
-        self.last_entry = f"flip:{package.manifest.entry_files[-1]}"
-        self.before = {d.name: ledger.serving(d.name) for d in request.difusores}
-        self.flipped: dict[str, datetime] = {}
-        self.current: set[str] = set()
-
-    def __call__(self, event: Event) -> None:
-        if event.stage == "step" and event.detail == self.last_entry:
-            self.flipped.setdefault(event.difusor, datetime.now(UTC))
-        elif event.stage in ("delivered", "up_to_date"):
-            self.current.add(event.difusor)
-        self.events(event)
-
-    def serving_now(self) -> dict[str, str]:
-        """What each difusor's public sees, in a sentence."""
-        said = {}
-        for name, before in self.before.items():
-            if name in self.flipped or name in self.current:
-                said[name] = f"el corte {self.corte} (ya lo recibió)"
-            elif before is not None:
-                said[name] = f"sigue en el corte {before.corte} completo; el {self.corte} no llegó"
-            else:
-                said[name] = f"sin corte publicado aún; el {self.corte} no llegó"
-        return said
-
-
-async def _unwound(difusores: Sequence[Difusor]) -> None:
-    """Give the difusores' cancelled tasks (named after them) a moment to unwind before the
-    ledger is closed under them."""
-    names = {d.name for d in difusores}
-    tasks = [t for t in asyncio.all_tasks() if t.get_name() in names and not t.done()]
-    if tasks:
-        await asyncio.wait(tasks, timeout=ABORTED_CLOSE_SECONDS)
 
 
 def _everyone_has(ledger: Ledger, difusores: Sequence[Difusor], corte: str) -> bool:
