@@ -11,7 +11,8 @@ LOCK         := $(LOCK_DIR)/dev.txt
 RUNTIME_LOCK := $(LOCK_DIR)/runtime.txt
 UV_LOCK      := $(LOCK_DIR)/uv.txt
 LATEST := .venv-latest
-SYSPKGS := openssh-server nginx-light rsync chromium chromium-driver nodejs postgresql
+SYSPKGS := openssh-server nginx-light rsync chromium chromium-driver nodejs postgresql \
+	groff-base
 BENCHPKGS := lftp rclone awscli
 PYTEST_ARGS ?=
 AXE_DIR := tests/axe
@@ -20,7 +21,7 @@ AXE     := $(AXE_DIR)/node_modules/axe-core/axe.min.js
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_CONFIG := 1
 
-.PHONY: demo test test-latest lint bench sysdeps venv lock clean axe
+.PHONY: demo test test-latest lint bench sysdeps venv lock clean axe man
 
 # The exact locked set: pip installs uv by its hashes, uv installs the lock by its hashes
 # (and removes anything not in it), then prepush itself, built by the locked setuptools.
@@ -84,6 +85,10 @@ lint: $(STAMP)
 
 test: sysdeps $(STAMP) $(AXE) lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The man page, from each command's own help (tests/test_slips.py checks it is current).
+man: $(STAMP)
+	$(BIN)/python -m prepush.cli_man > docs/prepush.1
 
 demo: $(STAMP)
 	mkdir -p demo

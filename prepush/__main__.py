@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import gc
 import json
+import os
 import sys
 import traceback
 from typing import Any, NoReturn
@@ -21,6 +22,7 @@ from prepush.exceptions import (
     DifusorError,
     ExitCode,
     PrepushError,
+    PublishInterrupted,
     PullConfigError,
     PullRefusedError,
     RosterError,
@@ -43,9 +45,11 @@ def run() -> NoReturn:
 def main(argv: list[str] | None = None) -> int:
     from prepush._main import cli
 
-    args = sys.argv[1:] if argv is None else list(argv)
+    args = _json_after_command(sys.argv[1:] if argv is None else list(argv))
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     failure: tuple[str, str, ExitCode, dict[str, Any]]
+    # -C DIR changes directory, as git -C does; the caller's is given back (tests, embedders).
+    caller_dir = os.getcwd()
     try:
         result = cli.main(args=args, prog_name="prepush", standalone_mode=False)
     except click.exceptions.Abort as exc:
@@ -82,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         return int(result) if isinstance(result, int) else int(ExitCode.OK)
+    finally:
+        os.chdir(caller_dir)
     kind, message, code, details = failure
     if _wants_json(args):
         _emit_error(kind, message, code, details)
@@ -98,6 +104,8 @@ def _details(exc: PrepushError) -> dict[str, Any]:
         return {"corte": exc.corte, "path": exc.path, "why": exc.why}
     if isinstance(exc, DifusorError):
         return {"difusor": exc.difusor}
+    if isinstance(exc, PublishInterrupted):
+        return {"corte": exc.corte, "serving": exc.serving}
     return {}
 
 
@@ -120,6 +128,33 @@ def _global_flags(args: list[str]) -> list[str]:
         else:
             break
     return flags
+
+
+def _json_after_command(args: list[str]) -> list[str]:
+    """``prepush --json check`` as ``prepush check --json``: every command takes --json, so
+    before the command it means the same (rather than click suggesting --version)."""
+    flags = _global_flags(args)
+    if "--json" not in flags or len(flags) == len(args):
+        return args
+    position = args.index("--json")
+    rest = args[:position] + args[position + 1 :]
+    command = _command_index(rest)
+    if command is None:
+        return args
+    return [*rest[: command + 1], "--json", *rest[command + 1 :]]
+
+
+def _command_index(args: list[str]) -> int | None:
+    """Where the command's name is: the first word not an option nor an option's value."""
+    skip = False
+    for index, token in enumerate(args):
+        if skip:
+            skip = False
+        elif token in GLOBAL_OPTIONS_WITH_VALUE:
+            skip = True
+        elif not token.startswith("-"):
+            return index
+    return None
 
 
 def _wants_json(args: list[str]) -> bool:

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -40,17 +41,12 @@ class Context:
     workdir: Path
     roster_path: Path | None
 
-    def settings(self, *, connecting: bool = False, learn_host_keys: bool = False) -> Settings:
-        """The validated roster. ``connecting``: this command connects to the difusores, so
-        their key files, known_hosts files and secret variables must be there too."""
+    def settings(self, *, learn_host_keys: bool = False) -> Settings:
+        """The validated roster (its structure; each difusor's credentials are checked when a
+        command is about to connect to it)."""
         from prepush.settings import load_settings
 
-        return load_settings(
-            self.workdir,
-            self.roster_path,
-            learn_host_keys=learn_host_keys,
-            connecting=connecting,
-        )
+        return load_settings(self.workdir, self.roster_path, learn_host_keys=learn_host_keys)
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -123,17 +119,27 @@ def _corte_value(ctx: click.Context, param: click.Parameter, value: str | None) 
     return value
 
 
-LEVELS = {"DEBUG": "DEPURACIÓN", "INFO": "INFO", "WARNING": "AVISO", "ERROR": "ERROR"}
+LEVELS = {
+    logging.DEBUG: "DEPURACIÓN",
+    logging.INFO: "INFO",
+    logging.WARNING: "AVISO",
+    logging.ERROR: "ERROR",
+    logging.CRITICAL: "CRÍTICO",
+}
+
+
+def log_stamp(moment: datetime) -> str:
+    """This machine's time, labelled with its zone: a log line is read beside others."""
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 class _PlainFormatter(logging.Formatter):
     """One line per record, as the publish view prints its own: for cron mail and journald."""
 
     def format(self, record: logging.LogRecord) -> str:
-        stamp = self.formatTime(record, "%Y-%m-%d %H:%M:%S")
-        level = LEVELS.get(record.levelname, record.levelname)
+        stamp = log_stamp(datetime.fromtimestamp(record.created))
         message = record.getMessage().replace("\n", " ")
-        return f"{stamp} {level} {message}"
+        return f"{stamp} {record.levelname} {message}"
 
 
 # Libraries log every request or connection step at INFO: only with -v.
@@ -142,11 +148,22 @@ LIBRARY_LOGGERS = ("httpx", "httpcore", "asyncssh", "tenacity", "paramiko")
 
 def _setup_logging(verbose: bool) -> None:
     console = Console(stderr=True)
+    for level, name in LEVELS.items():
+        logging.addLevelName(level, name)  # the operator's language, on every handler
     handler: logging.Handler
     if console.is_terminal:
+        from rich.highlighter import NullHighlighter
         from rich.logging import RichHandler
+        from rich.text import Text
 
-        handler = RichHandler(console=console, show_path=False, markup=False, rich_tracebacks=False)
+        handler = RichHandler(
+            console=console,
+            show_path=False,
+            markup=False,
+            rich_tracebacks=False,
+            highlighter=NullHighlighter(),
+            log_time_format=lambda moment: Text(log_stamp(moment)),
+        )
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_PlainFormatter())
@@ -195,14 +212,15 @@ class _Group(click.Group):
     "workdir",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("."),
-    help="Trabaja en DIR (padrón, paquetes y bitácora están ahí), como git -C o make -C.",
+    help="Trabaja en DIR (padrón, paquetes y bitácora están ahí), como git -C o make -C: las"
+    " rutas relativas de la línea de órdenes (--roster, -o, ENTRADAS...) se toman desde DIR.",
 )
 @click.option(
     "--roster",
     "roster_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Padrón de difusores (por omisión DIR/difusores.yaml).",
+    help="Padrón de difusores (por omisión DIR/difusores.yaml; una ruta relativa, desde DIR).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Muestra detalles de diagnóstico.")
 @click.option(
@@ -222,8 +240,8 @@ def cli(
 ) -> None:
     """prepush publica cada corte del PREP en los servidores de los difusores oficiales.
 
-    Construye el paquete del corte, lo envía (SFTP o S3) a todos los difusores a la vez y
-    cambia json/main.json al final y de forma atómica. Cada entrega queda en la bitácora.
+    Construye el paquete del corte, lo envía (SFTP, rsync o S3) a todos los difusores a la vez
+    y cambia json/main.json al final y de forma atómica. Cada entrega queda en la bitácora.
     """
     _setup_logging(verbose)
     if show_version:
@@ -232,7 +250,36 @@ def cli(
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help(), err=True)
         ctx.exit(int(ExitCode.USAGE))
-    ctx.obj = Context(workdir=workdir.resolve(), roster_path=roster_path)
+    workdir = _enter(workdir.absolute(), creates=ctx.invoked_subcommand in CREATE_WORKDIR)
+    roster = None if roster_path is None else workdir / roster_path
+    ctx.obj = Context(workdir=workdir, roster_path=roster)
+
+
+# The commands that make their working directory when it does not exist yet.
+CREATE_WORKDIR = ("init", "simulate")
+
+
+def _enter(workdir: Path, *, creates: bool) -> Path:
+    """Change to DIR as git -C does, so every relative path of the command line is DIR's
+    (checked by click as it parses the command's arguments, after this). A DIR that does
+    not exist is left to the command: its own checks come first, then the roster it does
+    not find there, named with its full path."""
+    if creates:
+        try:
+            workdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"No se pudo crear el directorio de trabajo {workdir}: {describe_os_error(exc)}."
+            ) from None
+    if not workdir.exists():
+        return workdir
+    try:
+        os.chdir(workdir)
+    except OSError as exc:
+        raise ConfigError(
+            f"No se pudo entrar al directorio de trabajo {workdir} (-C): {describe_os_error(exc)}."
+        ) from None
+    return workdir.resolve()
 
 
 def _print_version(verbose: bool) -> None:
@@ -434,6 +481,18 @@ def _key_purpose(context: Context, path: Path) -> str:
     " esa hora, tras comprobar que el impreso es el correcto: el corte se nombra y se muestra"
     " como lo imprimió el PREP.",
 )
+@click.option(
+    "--allow-fewer-elections",
+    is_flag=True,
+    help="Construye un corte oficial con menos elecciones que el corte anterior (un patrón que"
+    " no tomó todos los archivos se rechaza sin esto); queda en la bitácora y en el reporte.",
+)
+@click.option(
+    "--replace-published",
+    is_flag=True,
+    help="Reemplaza el paquete de un corte que ya recibió algún difusor por esta construcción"
+    " con otro contenido; queda en la bitácora. (Uno aún sin publicar se reemplaza sin esto.)",
+)
 @json_option
 @pass_context
 def build(
@@ -444,11 +503,13 @@ def build(
     simulacro: bool,
     allow_mismatch: bool,
     allow_offset_mismatch: bool,
+    allow_fewer_elections: bool,
+    replace_published: bool,
     as_json: bool,
 ) -> int:
     """Construye el paquete de un corte a partir de los CSV del PREP.
 
-    INPUTS son archivos CSV, directorios o el ZIP (con ZIP anidados) que entrega el sistema
+    ENTRADAS son archivos CSV, directorios o el ZIP (con ZIP anidados) que entrega el sistema
     del PREP. El paquete queda en paquetes/AAAAMMDD_HHMM/ y se firma con election.signing_key.
     Los archivos se reconocen por su contenido (resultados, candidaturas, LEEME), no por su
     nombre. El sitio muestra las cifras del preámbulo tal como las imprimió el PREP y el corte
@@ -466,6 +527,8 @@ def build(
         kind="simulacro" if simulacro else "oficial",
         allow_mismatch=allow_mismatch,
         allow_offset_mismatch=allow_offset_mismatch,
+        allow_fewer_elections=allow_fewer_elections,
+        replace_published=replace_published,
     )
     _report_build(run_build(request), human, out, as_json)
     return int(ExitCode.OK)
@@ -479,6 +542,10 @@ def _report_build(result: BuildResult, human: Console, out: Console, as_json: bo
         _say(human, f"Aviso: {warning}", "yellow")
     for explained in result.explained:
         _say(human, f"Diferencia explicada: {explained}", "dim")
+    if result.fewer_elections:
+        _say(human, f"Construido con --allow-fewer-elections: {result.fewer_elections}", "bold red")
+    for problem in result.repaired:
+        _say(human, f"Reparado: {problem}", "yellow")
     if as_json:
         _emit_json(
             out,
@@ -492,10 +559,19 @@ def _report_build(result: BuildResult, human: Console, out: Console, as_json: bo
                 "warnings": result.warnings,
                 "explained": result.explained,
                 "forced": result.forced,
+                "fewer_elections": result.fewer_elections,
+                "replaced": result.replaced,
+                "repaired": result.repaired,
             },
         )
         return
-    verb = "ya existía idéntico" if result.already_built else "construido"
+    verb = "construido"
+    if result.already_built:
+        verb = "ya existía idéntico e íntegro"
+    elif result.repaired:
+        verb = f"reparado ({len(result.repaired)} diferencia(s) con su manifiesto, reescritas)"
+    elif result.replaced:
+        verb = f"construido y reemplazó al paquete anterior del corte ({result.replaced})"
     _say(
         human,
         f"Corte {manifest.corte} ({manifest.kind}) {verb} en {result.package.path}:"
@@ -607,9 +683,12 @@ def publish_command(
 ) -> int:
     """Publica el corte (por omisión, el más reciente de paquetes/) en todos los difusores.
 
+    Un corte anterior al que ya se sirve no se publica: eso es 'prepush rollback --to CORTE'.
+
     Código de salida: 0 todos entregados (o al día), 1 alguno falló, 3 el corte no llegó a
     ningún difusor (fallas, suspensiones o reversiones: la salida dice por qué), 2 error de
-    uso o de configuración.
+    uso o de configuración, 4 error interno de prepush (repita con -v y repórtelo), 130
+    interrumpido por el operador (Ctrl-C; dice qué sirve cada difusor).
     """
     from prepush.publish.publisher import PublishRequest
 
@@ -617,7 +696,7 @@ def publish_command(
         raise ConfigError("--watch publica cada corte nuevo: no indique un CORTE.")
     if metrics is not None and watch_interval is None:
         raise ConfigError("--metrics sólo va con --watch (el publicador de toda la noche).")
-    settings = context.settings(connecting=True)
+    settings = context.settings()
     request = PublishRequest(
         settings=settings,
         difusores=settings.roster.select(names),
@@ -653,7 +732,7 @@ def _show_publish(request: PublishRequest, as_json: bool) -> PublishReport:
     view = PublishView(human, [d.name for d in request.difusores], outcomes=False)
     with view.running():
         report = publish(request, view)
-    _print_publish(report, as_json)
+    _print_publish(report, as_json, dry_run=request.dry_run)
     return report
 
 
@@ -667,18 +746,19 @@ async def _show_watched(
     view = PublishView(human, [d.name for d in request.difusores], outcomes=False)
     with view.running():
         report = await publish_async(request, view, pool)
-    _print_publish(report, as_json)
+    _print_publish(report, as_json, dry_run=request.dry_run)
     return report
 
 
-def _print_publish(report: PublishReport, as_json: bool) -> None:
+def _print_publish(report: PublishReport, as_json: bool, *, dry_run: bool) -> None:
     from prepush.console import print_publish_report, publish_report_json
 
     human, out = _consoles(as_json)
     if as_json:
         _emit_json(out, publish_report_json(report))
-    elif human.is_terminal or not report.nothing_new:
+    elif human.is_terminal or dry_run or not report.nothing_new:
         # From a timer, a run with nothing new stays quiet: no cron mail, no journal noise.
+        # A dry run was asked for its answer, which is said wherever it runs.
         print_publish_report(report, human)
 
 
@@ -713,7 +793,7 @@ def rollback(
     """
     from prepush.publish.publisher import PublishRequest
 
-    settings = context.settings(connecting=True)
+    settings = context.settings()
     request = PublishRequest(
         settings=settings,
         difusores=settings.roster.select(names),
@@ -839,8 +919,12 @@ def check(context: Context, names: tuple[str, ...], learn_host_keys: bool, as_js
     human, out = _consoles(as_json)
     if learn_host_keys:
         _learn_host_keys(context, names, human)
-    settings = context.settings(connecting=True)
-    report = run_checks(settings, settings.roster.select(names))
+    settings = context.settings()
+
+    def progress(difusor: str, text: str) -> None:
+        _say(human, f"{difusor}: {text}")
+
+    report = run_checks(settings, settings.roster.select(names), progress=progress)
     if as_json:
         _emit_json(out, check_report_json(report))
     else:
@@ -895,7 +979,7 @@ def status(context: Context, watch: bool, interval: float, as_json: bool) -> int
     """
     from rich.live import Live
 
-    from prepush.console import print_status, status_table
+    from prepush.console import print_status, status_view
     from prepush.ops.status import current_status
 
     human, out = _consoles(as_json)
@@ -913,10 +997,10 @@ def status(context: Context, watch: bool, interval: float, as_json: bool) -> int
             if not watch:
                 return int(ExitCode.OK)
             time.sleep(interval)
-    with Live(status_table(current_status(settings), zone), console=human) as live:
+    with Live(status_view(current_status(settings), zone, human.width), console=human) as live:
         while True:
             time.sleep(interval)
-            live.update(status_table(current_status(settings), zone))
+            live.update(status_view(current_status(settings), zone, human.width))
 
 
 REPORT_FORMATS = ("table", "csv", "json", "md")
@@ -1411,23 +1495,41 @@ def _show_pull(human: Console, out: Console, as_json: bool, result: Any, *, quie
         return
     if quiet and (result.outcome == "unchanged" or result.repeated):
         return
+    text, style = _pull_line(result)
+    # Each line with its time, as the log's: --watch prints one per corte all night.
+    _say(human, f"{log_stamp(datetime.now())} {text}", style)
+
+
+def _pull_line(result: Any) -> tuple[str, str]:
+    """What one pass did, in a sentence, and its style."""
+    from prepush.units import human_duration
+
     if result.outcome == "delivered":
-        lag = f"; desfase {result.lag_s:.1f} s desde la hora del corte" if result.lag_s else ""
-        _say(
-            human,
-            f"Corte {result.corte} publicado: {result.files_downloaded} archivos descargados"
-            f" ({result.bytes_downloaded / 1e6:.2f} MB), {result.files_linked} reutilizados del"
-            f" caché{lag}.",
-            "green",
+        back = ""
+        if result.went_back_from:
+            back = (
+                f" el origen volvió del corte {result.went_back_from} al {result.corte} (una"
+                " reversión del instituto; si no lo fue, avísele);"
+            )
+        lag = (
+            f"; desfase {human_duration(result.lag_s)} desde la hora del corte"
+            if result.lag_s
+            else ""
         )
-    elif result.outcome in ("up_to_date", "unchanged"):
-        _say(human, f"Al día: el destino muestra el corte {result.corte}.")
-    elif result.outcome == "nothing":
-        _say(human, f"Nada que descargar: {result.message}.")
-    elif result.outcome == "refused":
-        _say(human, f"Rechazado: {result.message}", "bold red")
-    else:
-        _say(human, f"Falló: {result.message}", "red")
+        cached = result.files_linked + result.files_cached
+        return (
+            f"Corte {result.corte} publicado:{back} {result.files_downloaded} archivos"
+            f" descargados ({result.bytes_downloaded / 1e6:.2f} MB), {cached} reutilizados del"
+            f" caché{lag}.",
+            "yellow" if result.went_back_from else "green",
+        )
+    if result.outcome in ("up_to_date", "unchanged"):
+        return f"Al día: el destino muestra el corte {result.corte}.", ""
+    if result.outcome == "nothing":
+        return f"Nada que descargar: {result.message}.", ""
+    if result.outcome == "refused":
+        return f"Rechazado: {result.message}", "bold red"
+    return f"Falló: {result.message}", "red"
 
 
 def _pull_report_format(fmt: str | None, output: Path | None, as_json: bool) -> str:
@@ -1450,7 +1552,7 @@ def _pull_report(
     fmt = _pull_report_format(fmt, output, as_json)
     _refuse_ignored_report_options(fmt, csv_table, output, as_json)
     _refuse_unwritable((output, "el reporte"))
-    result = make_pull_report(load_pull_settings(path))
+    result = make_pull_report(load_pull_settings(path, fetching=False))
     text = _pull_report_text(result, fmt, csv_table)
     _, out = _consoles(as_json)
     written: list[str] = []
@@ -1514,7 +1616,12 @@ def verify_command(
     def show(report: VerifyReport) -> None:
         if as_json:
             _emit_json(
-                out, {"run_id": report.run_id, "results": [r.as_json() for r in report.results]}
+                out,
+                {
+                    "run_id": report.run_id,
+                    "results": [r.as_json() for r in report.results],
+                    "without_url": report.without_url,
+                },
             )
         else:
             print_verify_report(report, human)

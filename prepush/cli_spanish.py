@@ -66,6 +66,7 @@ SPANISH: dict[str, str] = {
     "env var: {var}": "variable de entorno: {var}",
     "(dynamic)": "(dinámico)",
     "deprecated": "obsoleta",
+    "required": "obligatoria",
     # Prompts.
     "Aborted!": "Cancelado.",
     "Error: invalid input": "Error: respuesta inválida",

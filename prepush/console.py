@@ -1,24 +1,29 @@
 """How prepush shows progress and results to the operator (rich), and as JSON.
 
-On a terminal: rich tables, whose columns fold long values instead of cutting them. Anywhere
-else (cron mail, journald, a file): plain lines, one per difusor, never cut nor wrapped,
-whatever the width rich assumes for a non-terminal.
+On a terminal: rich tables when every column fits the terminal with its longest word whole;
+on a terminal too narrow for that, the same figures as lines that wrap between words (a word
+is never cut in two). Anywhere else (cron mail, journald, a file): plain lines, one per
+difusor, never cut nor wrapped, whatever the width rich assumes for a non-terminal.
+Durations are in the unit that fits (``2 h 10 min``, not ``7800.0 s``); every time of day says
+its zone.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
+
+from prepush.units import human_bytes, human_duration, human_rate
 
 if TYPE_CHECKING:
     from prepush.ops.check import CheckReport
@@ -29,6 +34,7 @@ if TYPE_CHECKING:
     from prepush.publish.publisher import PublishReport
 
 STAGES = {
+    "waiting": "esperando",
     "connecting": "conectando",
     "uploading": "enviando",
     "flipping": "publicando main.json",
@@ -43,20 +49,19 @@ STAGES = {
     "suspended": "SUSPENDIDO",
 }
 # Not worth a line in cron mail or the journal: a run with nothing new prints nothing.
-QUIET_STAGES = ("connecting", "uploading", "up_to_date", "skipped_suspended", "skipped_held")
+QUIET_STAGES = (
+    "waiting",
+    "connecting",
+    "uploading",
+    "up_to_date",
+    "skipped_suspended",
+    "skipped_held",
+)
 # Said by the log, with the error and what follows, in one line: not repeated by the view.
 LOGGED_STAGES = ("retrying", "suspended")
 # A difusor's final word, which the summary after a publish says again with its figures.
 OUTCOMES = ("delivered", "up_to_date", "failed", "dry_run", "skipped_suspended", "skipped_held")
 STYLES = {"delivered": "green", "up_to_date": "green", "failed": "bold red", "retrying": "yellow"}
-
-
-def human_bytes(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(size) < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} GB"
 
 
 @dataclass
@@ -67,6 +72,11 @@ class _Row:
     files_total: int = 0
     bytes_done: int = 0
     started: float = 0.0
+    # When the difusor's final word came: its speed is measured up to then, not to now.
+    finished: float | None = None
+
+    def seconds(self) -> float:
+        return max((self.finished or time.monotonic()) - self.started, 1e-3)
 
 
 class PublishView:
@@ -86,11 +96,15 @@ class PublishView:
         if event.stage == "connecting" and row.stage not in ("connecting", "retrying"):
             # A new corte for this difusor (simulate and --watch reuse the view).
             row.started, row.files_done, row.files_total, row.bytes_done = time.monotonic(), 0, 0, 0
+            row.finished = None
         changed = row.stage != event.stage
         row.stage, row.detail = event.stage, event.detail
         if event.files_total:
             row.files_done, row.files_total = event.files_done, event.files_total
+        if event.files_total or event.bytes_done:
             row.bytes_done = event.bytes_done
+        if event.stage in OUTCOMES:
+            row.finished = time.monotonic()
         # On a terminal the live table redraws itself a few times a second.
         if (
             self.live is None
@@ -101,26 +115,42 @@ class PublishView:
             self._plain(event)
 
     def _plain(self, event: Event) -> None:
-        stamp = datetime.now(UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        stamp = datetime.now(UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
         text = f"{stamp} {event.difusor}: {STAGES.get(event.stage, event.stage)}"
         if event.detail:
             text += f" — {event.detail}"
         plain(self.console, text)
+
+    def render(self) -> RenderableType:
+        """The live table, or its lines on a terminal too narrow for it."""
+        return fitted(self.table(), self.lines(), self.console.width)
+
+    def lines(self) -> list[str]:
+        return [
+            f"{name}: {self._stage(row)} — {self._files(row)} archivos,"
+            f" {human_bytes(row.bytes_done)} enviados, {human_rate(row.bytes_done / row.seconds())}"
+            for name, row in self.rows.items()
+        ]
+
+    @staticmethod
+    def _stage(row: _Row) -> str:
+        return STAGES.get(row.stage, row.stage) + (f" ({row.detail})" if row.detail else "")
+
+    @staticmethod
+    def _files(row: _Row) -> str:
+        return f"{row.files_done}/{row.files_total}" if row.files_total else "-"
 
     def table(self) -> Table:
         table = Table(title="Publicación por difusor", expand=False)
         for column in ("Difusor", "Estado", "Archivos", "Bytes enviados", "Velocidad"):
             table.add_column(column, overflow="fold")
         for name, row in self.rows.items():
-            elapsed = max(time.monotonic() - row.started, 1e-3)
-            files = f"{row.files_done}/{row.files_total}" if row.files_total else "-"
-            stage = STAGES.get(row.stage, row.stage)
             table.add_row(
                 name,
-                Text(stage + (f" ({row.detail})" if row.detail else ""), STYLES.get(row.stage, "")),
-                files,
+                Text(self._stage(row), STYLES.get(row.stage, "")),
+                self._files(row),
                 human_bytes(row.bytes_done),
-                f"{human_bytes(row.bytes_done / elapsed)}/s",
+                human_rate(row.bytes_done / row.seconds()),
             )
         return table
 
@@ -129,12 +159,41 @@ class PublishView:
         if not self.console.is_terminal:
             yield self
             return
-        with Live(console=self.console, refresh_per_second=4, get_renderable=self.table) as live:
+        with Live(console=self.console, refresh_per_second=4, get_renderable=self.render) as live:
             self.live = live
             try:
                 yield self
             finally:
                 self.live = None
+
+
+# A rich table's box and padding: three characters per column and one more.
+TABLE_FRAME = 3
+
+
+def fitted(table: Table, lines: Iterable[str], width: int) -> RenderableType:
+    """``table`` when each of its columns can be as wide as its longest word within
+    ``width``; otherwise the same figures as ``lines``, which wrap between words. (Squeezed,
+    rich cuts words in two: ``2021060`` / ``6_2340``.)"""
+    if _words_fit(table, width):
+        return table
+    return Group(*(Text(line) for line in lines))
+
+
+def _words_fit(table: Table, width: int) -> bool:
+    """Give each column its longest word as its minimum width (rich then wraps only between
+    words) and say whether the table fits ``width`` so."""
+    needed = 1
+    for column in table.columns:
+        texts = [column.header, *column.cells]
+        longest = max((len(word) for t in texts for word in _text_of(t).split()), default=1)
+        column.min_width = max(column.min_width or 0, longest)
+        needed += column.min_width + TABLE_FRAME
+    return needed <= width
+
+
+def _text_of(value: object) -> str:
+    return value.plain if isinstance(value, Text) else str(value)
 
 
 def plain(console: Console, text: str, style: str = "") -> None:
@@ -144,7 +203,8 @@ def plain(console: Console, text: str, style: str = "") -> None:
 
 def print_publish_report(report: PublishReport, console: Console) -> None:
     if console.is_terminal:
-        _publish_table(report, console)
+        lines = [_delivery_line(d, report.rollback) for d in report.deliveries]
+        console.print(fitted(_publish_table(report), lines, console.width))
     else:
         for d in report.deliveries:
             plain(console, _delivery_line(d, report.rollback))
@@ -174,7 +234,7 @@ def print_publish_report(report: PublishReport, console: Console) -> None:
             plain(console, line, style="bold red" if line == report.why_nobody else "")
 
 
-def _publish_table(report: PublishReport, console: Console) -> None:
+def _publish_table(report: PublishReport) -> Table:
     run = f" — corrida {report.run_id}" if report.run_id is not None else ""
     table = Table(title=f"Corte {report.corte}{run}")
     for column in ("Difusor", "Resultado", "Enviados", "Reconstruidos", "Enlazados", "Omitidos"):
@@ -194,14 +254,14 @@ def _publish_table(report: PublishReport, console: Console) -> None:
             str(d.requests),
             "-" if report.rollback else _latency(d),
         )
-    console.print(table)
+    return table
 
 
 def _delivery_line(d: Delivery, rollback: bool) -> str:
     """One difusor's result in one line: name, result, corte, seconds, bytes, files."""
     parts = [f"corte {d.corte}"]
     if d.finished_at is not None:
-        parts.append(f"{(d.finished_at - d.started_at).total_seconds():.2f} s")
+        parts.append(human_duration((d.finished_at - d.started_at).total_seconds()))
     if d.outcome in ("delivered", "up_to_date", "failed"):
         written = d.files_uploaded + d.files_rebuilt + d.files_linked
         parts.append(f"{human_bytes(d.bytes_sent)} enviados")
@@ -218,7 +278,7 @@ def _delivery_line(d: Delivery, rollback: bool) -> str:
 def _latency(d: Delivery) -> str:
     if d.flip_at is None or d.package_ready_at is None:
         return "-"
-    return f"{(d.flip_at - d.package_ready_at).total_seconds():.2f} s"
+    return human_duration((d.flip_at - d.package_ready_at).total_seconds())
 
 
 def delivery_json(d: Delivery) -> dict[str, Any]:
@@ -313,25 +373,34 @@ def check_report_json(report: CheckReport) -> dict[str, Any]:
 
 
 def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} s"
+    return "-" if value is None else human_duration(value)
 
 
 def _when(moment: datetime | None, zone: ZoneInfo) -> str:
-    return moment.astimezone(zone).strftime("%d/%m %H:%M:%S") if moment else "-"
+    """A time of day in ``zone``, with the zone's name: ``06/06 22:40:00 CDT``."""
+    return moment.astimezone(zone).strftime("%d/%m %H:%M:%S %Z") if moment else "-"
 
 
 def print_status(report: StatusReport, zone: ZoneInfo, console: Console) -> None:
     if console.is_terminal:
-        console.print(status_table(report, zone))
+        console.print(status_view(report, zone, console.width))
         return
-    newest = report.newest_corte or "sin paquetes aún"
-    plain(console, f"Corte más reciente: {newest}")
-    if not report.ledger_exists:
-        plain(console, _no_ledger_yet(report))
-    for line in publisher_lines(report, zone):
+    for line in _status_lines(report, zone):
         plain(console, line)
-    for d in report.difusores:
-        plain(console, _status_line(d, zone))
+
+
+def status_view(report: StatusReport, zone: ZoneInfo, width: int) -> RenderableType:
+    """The status table, or its lines on a terminal too narrow for it."""
+    return fitted(status_table(report, zone), _status_lines(report, zone), width)
+
+
+def _status_lines(report: StatusReport, zone: ZoneInfo) -> list[str]:
+    newest = report.newest_corte or "sin paquetes aún"
+    lines = [f"Corte más reciente: {newest} (horas de {zone.key})"]
+    if not report.ledger_exists:
+        lines.append(_no_ledger_yet(report))
+    lines += publisher_lines(report, zone)
+    return lines + [_status_line(d, zone) for d in report.difusores]
 
 
 def publisher_lines(report: StatusReport, zone: ZoneInfo) -> list[str]:
@@ -412,7 +481,7 @@ def status_table(report: StatusReport, zone: ZoneInfo) -> Table:
     if not report.ledger_exists:
         captions.append(_no_ledger_yet(report))
     table = Table(
-        title=f"Estado de los difusores — corte más reciente: {newest}",
+        title=f"Estado de los difusores — corte más reciente: {newest} (horas de {zone.key})",
         caption="\n".join(captions) or None,
     )
     for column in ("Difusor", "Sirve", "Desde", "Desfase", "Latencia", "Atraso", "Fallas"):
@@ -439,55 +508,73 @@ def status_table(report: StatusReport, zone: ZoneInfo) -> Table:
 
 
 def print_report(report: Report, console: Console) -> None:
+    """Three sections: deliveries, incidents and the data's fidelity; on a terminal each a
+    table (or its lines, if the terminal is too narrow for it), elsewhere plain lines."""
     from prepush.ops.report import LATENCY_DEFINITION
 
-    if console.is_terminal:
-        _report_tables(report, console)
-    else:
-        plain(console, f"Entregas por difusor — {report.process}")
-        for d in report.difusores:
-            plain(
-                console,
-                f"{d.difusor}: {len(d.delivered)} cortes entregados"
-                f" (el último, {d.delivered[-1] if d.delivered else 'ninguno'}),"
-                f" {len(d.failed)} fallidos;"
-                f" latencia p50 {_seconds(d.latency.p50)}, p95 {_seconds(d.latency.p95)},"
-                f" máx {_seconds(d.latency.max)}; desfase p50 {_seconds(d.lag.p50)},"
-                f" p95 {_seconds(d.lag.p95)}, máx {_seconds(d.lag.max)}",
-            )
-        plain(console, "Reporte de incidencias" if report.incidents else "Sin incidencias.")
-        for i in report.incidents:
-            plain(
-                console,
-                f"{i.difusor}: desde {_when(i.start, report.zone)}"
-                f" hasta {_when(i.end, report.zone)} ({_duration(i.duration_s)}),"
-                f" causa: {i.cause}; cortes {', '.join(i.cortes)}",
-            )
-        _plain_fidelity(report, console)
-        for change in report.publisher_changes:
-            plain(console, f"{_when(change.at, report.zone)}: {change.message}")
+    sections = [
+        (_deliveries_table(report), _deliveries_lines(report)),
+        (_incidents_table(report), _incidents_lines(report)),
+        (_fidelity_table(report), _fidelity_lines(report)),
+        (_changes_table(report), _changes_lines(report)),
+    ]
+    for table, lines in sections:
+        if console.is_terminal and table is not None:
+            console.print(fitted(table, lines, console.width))
+        elif console.is_terminal:
+            for line in lines:
+                console.print(Text(line))
+        else:
+            for line in lines:
+                plain(console, line)
     plain(console, LATENCY_DEFINITION)
 
 
-def _plain_fidelity(report: Report, console: Console) -> None:
+def _deliveries_lines(report: Report) -> list[str]:
+    lines = [f"Entregas por difusor — {report.process}"]
+    for d in report.difusores:
+        lines.append(
+            f"{d.difusor}: {len(d.delivered)} cortes entregados"
+            f" (el último, {d.delivered[-1] if d.delivered else 'ninguno'}),"
+            f" {len(d.failed)} fallidos;"
+            f" latencia p50 {_seconds(d.latency.p50)}, p95 {_seconds(d.latency.p95)},"
+            f" máx {_seconds(d.latency.max)}; desfase p50 {_seconds(d.lag.p50)},"
+            f" p95 {_seconds(d.lag.p95)}, máx {_seconds(d.lag.max)}"
+        )
+    return lines
+
+
+def _incidents_lines(report: Report) -> list[str]:
+    if not report.incidents:
+        return ["Sin incidencias."]
+    lines = [f"Reporte de incidencias (horas de {report.zone.key})"]
+    for i in report.incidents:
+        lines.append(
+            f"{i.what}: {i.difusor}: desde {_when(i.start, report.zone)}"
+            f" hasta {_when(i.end, report.zone)} ({_duration(i.duration_s)}),"
+            f" causa: {i.cause}; cortes {', '.join(i.cortes)}"
+        )
+    return lines
+
+
+def _fidelity_lines(report: Report) -> list[str]:
     from prepush.ops.report import FIDELITY
 
-    if report.fidelity:
-        plain(console, "Fidelidad de los datos")
+    lines = [f"Fidelidad de los datos (horas de {report.zone.key})"] if report.fidelity else []
     for n in report.fidelity:
         corte = f" corte {n.corte}" if n.corte else ""
-        plain(
-            console,
+        lines.append(
             f"{_when(n.at, report.zone)}{corte}: {FIDELITY.get(n.kind, n.kind)}:"
-            f" {n.message.replace(chr(10), ' ')}",
+            f" {n.message.replace(chr(10), ' ')}"
         )
+    return lines
 
 
 def _duration(seconds: float | None) -> str:
-    return "en curso" if seconds is None else f"{seconds / 60:.1f} min"
+    return "en curso" if seconds is None else human_duration(seconds)
 
 
-def _report_tables(report: Report, console: Console) -> None:
+def _deliveries_table(report: Report) -> Table:
     table = Table(title=f"Entregas por difusor — {report.process}")
     for column in ("Difusor", "Entregados", "Fallidos"):
         table.add_column(column, overflow="fold")
@@ -505,12 +592,18 @@ def _report_tables(report: Report, console: Console) -> None:
             _seconds(d.lag.p95),
             _seconds(d.lag.max),
         )
-    console.print(table)
-    incidents = Table(title="Reporte de incidencias")
-    for column in ("Difusor", "Inicio", "Fin", "Duración", "Causa", "Cortes"):
+    return table
+
+
+def _incidents_table(report: Report) -> Table | None:
+    if not report.incidents:
+        return None
+    incidents = Table(title=f"Reporte de incidencias (horas de {report.zone.key})")
+    for column in ("Qué", "Difusor", "Inicio", "Fin", "Duración", "Causa", "Cortes"):
         incidents.add_column(column, overflow="fold")
     for i in report.incidents:
         incidents.add_row(
+            i.what,
             i.difusor,
             _when(i.start, report.zone),
             _when(i.end, report.zone),
@@ -518,28 +611,40 @@ def _report_tables(report: Report, console: Console) -> None:
             i.cause,
             ", ".join(i.cortes),
         )
-    console.print(incidents if report.incidents else "Sin incidencias.")
-    if report.fidelity:
-        from prepush.ops.report import FIDELITY
+    return incidents
 
-        notes = Table(title="Fidelidad de los datos")
-        for column in ("Hora", "Corte", "Qué", "Detalle"):
-            notes.add_column(column)
-        for n in report.fidelity:
-            notes.add_row(
-                n.at.astimezone(report.zone).strftime("%d/%m %H:%M:%S"),
-                n.corte or "-",
-                FIDELITY.get(n.kind, n.kind),
-                Text(n.message),
-            )
-        console.print(notes)
-    if report.publisher_changes:
-        changes = Table(title="Cambios de la máquina que publica")
-        for column in ("Hora", "Qué"):
-            changes.add_column(column, overflow="fold")
-        for change in report.publisher_changes:
-            changes.add_row(_when(change.at, report.zone), Text(change.message))
-        console.print(changes)
+
+def _fidelity_table(report: Report) -> Table | None:
+    from prepush.ops.report import FIDELITY
+
+    if not report.fidelity:
+        return None
+    notes = Table(title=f"Fidelidad de los datos (horas de {report.zone.key})")
+    for column in ("Hora", "Corte", "Qué", "Detalle"):
+        notes.add_column(column, overflow="fold")
+    for n in report.fidelity:
+        notes.add_row(
+            _when(n.at, report.zone),
+            n.corte or "-",
+            FIDELITY.get(n.kind, n.kind),
+            Text(n.message),
+        )
+    return notes
+
+
+def _changes_table(report: Report) -> Table | None:
+    if not report.publisher_changes:
+        return None
+    changes = Table(title=f"Cambios de la máquina que publica (horas de {report.zone.key})")
+    for column in ("Hora", "Qué"):
+        changes.add_column(column, overflow="fold")
+    for change in report.publisher_changes:
+        changes.add_row(_when(change.at, report.zone), Text(change.message))
+    return changes
+
+
+def _changes_lines(report: Report) -> list[str]:
+    return [f"{_when(c.at, report.zone)}: {c.message}" for c in report.publisher_changes]
 
 
 def print_verify_report(report: VerifyReport, console: Console) -> None:
@@ -555,3 +660,9 @@ def print_verify_report(report: VerifyReport, console: Console) -> None:
         )
         for note in result.notes:
             console.print(Text.assemble(("   ", ""), note), soft_wrap=True)
+    if report.without_url:
+        plain(
+            console,
+            f"No se verifican (no tienen url en el padrón): {', '.join(report.without_url)}.",
+            style="yellow",
+        )

@@ -110,6 +110,28 @@ class MismatchError(PrepushError):
         )
 
 
+class FewerElectionsError(PrepushError):
+    """An oficial corte with fewer elections than the corte before it: most likely a glob or
+    a directory that matched part of the PREP's files. Nothing was built."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, corte: str, previous: str, missing: list[str], found: list[str]) -> None:
+        self.corte = corte
+        self.problems = [
+            f"el corte {previous} tiene {', '.join(missing)}, que faltan en las entradas de"
+            f" {corte} (traen sólo {', '.join(found)})"
+        ]
+        super().__init__(
+            f"No se construyó el corte {corte}: trae menos elecciones que el corte anterior"
+            f" {previous} (faltan {', '.join(missing)}; sólo vienen {', '.join(found)}). Lo más"
+            " probable es que el patrón o el directorio indicado no incluya todos los archivos"
+            f" del PREP: construya con todos ('prepush build .../{corte}_PREP_*' o el ZIP"
+            " completo). Si de verdad este corte trae menos elecciones, construya con"
+            " --allow-fewer-elections (queda en la bitácora y en el reporte)."
+        )
+
+
 class PackageError(PrepushError):
     """A package is missing, malformed, or does not match its manifest or signature."""
 
@@ -137,11 +159,39 @@ class PullRefusedError(PackageError):
         self.corte = corte
         self.path = path
         self.why = why
-        which = f"el corte {corte}" if corte else "el corte del origen"
+        # What the public keeps seeing; the puller says it exactly once it knows.
+        self.stays = "el destino sigue mostrando el corte anterior completo"
+        super().__init__(self._said())
+
+    def _said(self) -> str:
+        which = f"el corte {self.corte}" if self.corte else "el corte del origen"
+        return (
+            f"No se publica {which}: {self.path}: {self.why}. No se escribió nada donde lee el"
+            f" público; {self.stays}. Avise al instituto (la falla, el archivo y la hora);"
+            " prepush vuelve a revisar cuando el origen cambie."
+        )
+
+    def keeping(self, stays: str) -> PullRefusedError:
+        """The same refusal, saying what the destination keeps showing."""
+        self.stays = stays
+        self.args = (self._said(),)
+        return self
+
+
+class PublishInterrupted(PrepushError):
+    """Ctrl-C during a publish or a rollback: says what each difusor's public sees now."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self, corte: str, serving: dict[str, str], *, rollback: bool = False) -> None:
+        self.corte = corte
+        self.serving = serving
+        listing = "\n".join(f"  {name}: {what}" for name, what in serving.items())
+        action = "la reversión al corte" if rollback else "la publicación del corte"
         super().__init__(
-            f"No se publica {which}: {path}: {why}. No se escribió nada donde lee el público;"
-            " el destino sigue mostrando el corte anterior completo. Avise al instituto (la"
-            " falla, el archivo y la hora); prepush vuelve a revisar cuando el origen cambie."
+            f"Interrumpido por el operador durante {action} {corte}. Lo que cada difusor sirve"
+            f" ahora:\n{listing}\nNingún sitio quedó a medias: cada uno muestra un corte"
+            " completo. El siguiente publish (o el temporizador) envía lo que faltó."
         )
 
 
@@ -187,6 +237,11 @@ class DifusorError(PrepushError):
 
 class HostKeyError(DifusorError):
     """The server's host key is not the one pinned in the roster: possible impersonation."""
+
+
+class CredentialError(DifusorError):
+    """This machine lacks what one difusor needs to be contacted (a secret variable, a key or
+    known_hosts file): that difusor fails, never contacted; the others go on."""
 
 
 class AuthError(DifusorError):

@@ -4,11 +4,13 @@ The roster is validated once, on load, with pydantic. Every problem is reported 
 as ``file:line:column``, the field path and what is wrong, in Spanish. Secrets never live in
 the YAML: passwords and key passphrases are read from environment variables named there.
 
-Commands that connect to the difusores (publish, rollback, check, simulate --roster) load the
-roster with ``connecting=True``: then the institute's own credentials are checked too (each
-``key_file`` and ``known_hosts`` file exists and reads, each ``*_env`` variable is set), with
-the same locations, before any connection. Commands that only read the ledger or build
-packages do not need the secrets and work without them.
+The structure of the roster is the institute's configuration: any problem stops every
+command at load (exit 2). What one difusor needs from this machine (its ``key_file`` and
+``known_hosts`` files, each ``*_env`` variable) is that difusor's: checked, with the same
+locations, only when a command is about to connect to it (:meth:`Settings.credential_problems`),
+so a secret missing for one difusor fails that difusor and never the others, and one not
+selected or suspended is not looked at. Commands that only read the ledger or build packages
+never look at them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -544,6 +546,17 @@ class Settings:
     roster: Roster
     workdir: Path
     roster_path: Path
+    # Where each value sits in the roster file, to locate a difusor's credential problems.
+    labels: _Labels | None = field(default=None, compare=False, repr=False)
+
+    def credential_problems(self, difusor: Difusor) -> list[str]:
+        """What this machine lacks to connect to ``difusor`` (an unset ``*_env`` variable, a
+        key or known_hosts file missing or unreadable), each as ``file:line:column: field:
+        what``; empty when nothing is missing. Looked at only for a difusor about to be
+        contacted."""
+        index = self.roster.difusores.index(difusor)
+        labels = self.labels or _Labels(str(self.roster_path), {}, {}, {})
+        return _difusor_credential_problems(difusor, index, labels, self.roster_path.parent)
 
     @property
     def packages_dir(self) -> Path:
@@ -621,17 +634,10 @@ def _localize(moment: datetime, zone: ZoneInfo) -> datetime:
 
 
 def load_settings(
-    workdir: Path,
-    roster_path: Path | None = None,
-    *,
-    learn_host_keys: bool = False,
-    connecting: bool = False,
+    workdir: Path, roster_path: Path | None = None, *, learn_host_keys: bool = False
 ) -> Settings:
-    """Load and validate the roster; raises RosterError listing every problem.
-
-    ``connecting``: the command will connect to the difusores, so the key files, known_hosts
-    files and secret variables the roster names must be there now, not at the first retry.
-    """
+    """Load and validate the roster; raises RosterError listing every problem of its
+    structure. A difusor's credentials are checked apart (:meth:`Settings.credential_problems`)."""
     path = roster_path or workdir / ROSTER_FILE
     if not path.exists():
         raise ConfigError(
@@ -639,32 +645,45 @@ def load_settings(
             "o indique el directorio de trabajo con -C DIR."
         )
     base = path.parent.resolve()
-    roster = parse_roster(
-        _read_utf8(path),
-        str(path),
-        learn_host_keys=learn_host_keys,
-        credentials_base=base if connecting else None,
-    )
-    return Settings(roster=roster, workdir=base, roster_path=path.resolve())
+    roster, labels = _parse_located(_read_utf8(path), str(path), learn_host_keys)
+    missing = _institute_credential_problems(roster, labels)
+    if missing:
+        raise RosterError(str(path), missing)
+    return Settings(roster=roster, workdir=base, roster_path=path.resolve(), labels=labels)
+
+
+def _institute_credential_problems(roster: Roster, labels: _Labels) -> list[str]:
+    """What every command needs of this machine's environment, the institute's own: the
+    password of a shared ledger. A difusor's secrets are that difusor's
+    (:meth:`Settings.credential_problems`)."""
+    name = roster.paths.ledger_password_env
+    if name is None or name in os.environ:
+        return []
+    return [
+        labels.problem(
+            ("paths", "ledger_password_env"),
+            f"la variable de entorno {name} (la contraseña de la bitácora) no está definida."
+            " Expórtela antes de ejecutar prepush (con systemd, en el EnvironmentFile de la"
+            " unidad); no se intentó ninguna conexión",
+        )
+    ]
 
 
 def _read_utf8(path: Path) -> str:
     return read_utf8(path, "el padrón", RosterError)
 
 
-def parse_roster(
-    text: str,
-    filename: str,
-    *,
-    learn_host_keys: bool = False,
-    credentials_base: Path | None = None,
-) -> Roster:
+def parse_roster(text: str, filename: str, *, learn_host_keys: bool = False) -> Roster:
+    return _parse_located(text, filename, learn_host_keys)[0]
+
+
+def _parse_located(text: str, filename: str, learn_host_keys: bool) -> tuple[Roster, _Labels]:
     data, marks = load_located_yaml(text, filename, RosterError)
     if not isinstance(data, dict):
         raise RosterError(
             filename, [f"{filename}:1:1: se esperaba un mapa con election y difusores"]
         )
-    return _validate(data, marks, filename, learn_host_keys, credentials_base)
+    return _validate(data, marks, filename, learn_host_keys)
 
 
 Marks = dict[tuple[str | int, ...], yaml.Mark]
@@ -687,12 +706,94 @@ def load_located_yaml(
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
-        raise error(filename, [f"{where}: YAML inválido: {exc.problem}"]) from None
+        raise error(filename, [f"{where}: YAML inválido: {yaml_problem(exc.problem)}"]) from None
     finally:
         loader.dispose()
     if duplicates:
         raise error(filename, duplicates)
     return data, marks
+
+
+# PyYAML's names for what it expected or found, as a person editing the file says them.
+_YAML_TOKENS = {
+    "<block end>": "el fin del bloque (una línea con menos sangría)",
+    "<block mapping start>": "una clave con otra sangría",
+    "<block sequence start>": "una lista con otra sangría",
+    "<stream end>": "el fin del archivo",
+    "<document start>": "'---'",
+    "<scalar>": "otro valor",
+    "?": "una clave",
+    "-": "un elemento de lista ('-')",
+}
+_YAML_PROBLEMS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+    (
+        re.compile(r"mapping values are not allowed here"),
+        lambda _: (
+            "no se permite ':' aquí: un valor que lleva ':' va entre comillas, y cada"
+            " 'clave: valor' en su propia línea"
+        ),
+    ),
+    (
+        re.compile(r"expected ',' or '([\]}])', but got"),
+        lambda m: f"falta cerrar con '{m[1]}' (o separar con ',') la lista o el mapa abierto",
+    ),
+    (
+        re.compile(r"expected (.+), but (?:found|got) (.+)"),
+        lambda m: (
+            f"se esperaba {_yaml_token(m[1])} y se encontró {_yaml_token(m[2])}: revise"
+            " la sangría (con espacios) de esta línea y de la anterior"
+        ),
+    ),
+    (
+        re.compile(r"found character '\\t' that cannot start any token"),
+        lambda _: "un tabulador no sirve de sangría en YAML: use espacios",
+    ),
+    (
+        re.compile(r"found character '(.+)' that cannot start any token"),
+        lambda m: f"un valor no puede empezar con '{m[1]}': póngalo entre comillas",
+    ),
+    (
+        re.compile(r"found unexpected end of stream"),
+        lambda _: "el archivo termina con unas comillas abiertas: ciérrelas",
+    ),
+    (
+        re.compile(r"found undefined alias '(.+)'"),
+        lambda m: f"el alias *{m[1]} no está definido (falta su ancla &{m[1]})",
+    ),
+    (
+        re.compile(r"found unknown escape character '(.+)'"),
+        lambda m: (
+            f"'\\{m[1]}' no es una secuencia válida entre comillas dobles: use comillas"
+            " simples o escriba '\\\\'"
+        ),
+    ),
+    (
+        re.compile(r"could not find expected ':'"),
+        lambda _: "falta ':' entre la clave y su valor",
+    ),
+    (
+        re.compile(r"found incompatible YAML document"),
+        lambda _: "versión de YAML no admitida: quite la línea %YAML",
+    ),
+]
+
+
+def yaml_problem(problem: str | None) -> str:
+    """A PyYAML syntax problem in Spanish (its location is said apart)."""
+    for pattern, say in _YAML_PROBLEMS:
+        found = pattern.search(problem or "")
+        if found is not None:
+            return say(found)
+    return (
+        "el texto no es YAML válido en este punto: revise la sangría (con espacios), los ':' y"
+        " las comillas"
+    )
+
+
+def _yaml_token(text: str) -> str:
+    """``<block end>``, ``'?'``, ``',' or ']'`` as words."""
+    parts = [p.strip() for p in text.split(" or ")]
+    return " o ".join(_YAML_TOKENS.get(p.strip("'"), p) for p in parts)
 
 
 def located_problems(
@@ -774,8 +875,7 @@ def _validate(
     marks: Mapping[tuple[str | int, ...], yaml.Mark],
     filename: str,
     learn_host_keys: bool,
-    credentials_base: Path | None,
-) -> Roster:
+) -> tuple[Roster, _Labels]:
     merged, origin = _apply_defaults(data)
     labels = _Labels(filename, marks, origin, _names(merged))
     problems = _duplicate_names(merged, labels)
@@ -786,11 +886,9 @@ def _validate(
             problem = _describe(error, labels)
             if problem not in problems:
                 problems.append(problem)
-    if not problems and credentials_base is not None:
-        problems = _credential_problems(roster, labels, credentials_base)
     if problems:
         raise RosterError(filename, problems)
-    return roster
+    return roster, labels
 
 
 def _names(data: dict[str, Any]) -> dict[int, str]:
@@ -851,57 +949,43 @@ def _duplicate_names(data: dict[str, Any], labels: _Labels) -> list[str]:
     return problems
 
 
-def _credential_problems(roster: Roster, labels: _Labels, base: Path) -> list[str]:
-    """The institute's own credentials, checked before any connection is attempted."""
-    problems: list[str] = []
-    ledger_env = roster.paths.ledger_password_env
-    if ledger_env is not None and ledger_env not in os.environ:
-        problems.append(
-            labels.problem(
-                ("paths", "ledger_password_env"),
-                f"la variable de entorno {ledger_env} (la contraseña de la bitácora) no está"
-                " definida. Expórtela antes de ejecutar prepush (con systemd, en el"
-                " EnvironmentFile de la unidad); no se intentó ninguna conexión",
-            )
-        )
-    keys: dict[tuple[Path, str | None], str | None] = {}
-    for index, difusor in enumerate(roster.difusores):
-        found: list[tuple[tuple[str | int, ...], str]] = []
-        # SSH's fields may reach an S3 difusor through defaults: only its own are checked.
-        env_fields: list[tuple[str | int, ...]] = (
-            [("password_env",), ("passphrase_env",)] if difusor.transport in HOST_TRANSPORTS else []
-        )
-        if difusor.s3 is not None:
-            env_fields += [
-                ("s3", f)
-                for f in ("access_key_id_env", "secret_access_key_env", "session_token_env")
-            ]
-        for env_field in env_fields:
-            name = _field_value(difusor, env_field)
-            if name is not None and name not in os.environ:
-                found.append(
-                    (
-                        env_field,
-                        f"la variable de entorno {name} no está definida. Expórtela antes de"
-                        " ejecutar prepush (con systemd, en el EnvironmentFile de la unidad);"
-                        " no se intentó ninguna conexión",
-                    )
+def _difusor_credential_problems(
+    difusor: Difusor, index: int, labels: _Labels, base: Path
+) -> list[str]:
+    """What this machine lacks to connect to one difusor, each located in the roster."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    # SSH's fields may reach an S3 difusor through defaults: only its own are checked.
+    env_fields: list[tuple[str | int, ...]] = (
+        [("password_env",), ("passphrase_env",)] if difusor.transport in HOST_TRANSPORTS else []
+    )
+    if difusor.s3 is not None:
+        env_fields += [
+            ("s3", f) for f in ("access_key_id_env", "secret_access_key_env", "session_token_env")
+        ]
+    for env_field in env_fields:
+        name = _field_value(difusor, env_field)
+        if name is not None and name not in os.environ:
+            found.append(
+                (
+                    env_field,
+                    f"la variable de entorno {name} no está definida en esta máquina. Expórtela"
+                    " antes de ejecutar prepush (con systemd, en el EnvironmentFile de la"
+                    " unidad); no se intentó la conexión con este difusor",
                 )
-        if difusor.key_file and difusor.over_ssh:
-            passphrase = os.environ.get(difusor.passphrase_env or "") or None
-            path = _resolve(base, difusor.key_file)
-            if (path, passphrase) not in keys:
-                keys[(path, passphrase)] = _key_problem(path, difusor.passphrase_env)
-            if keys[(path, passphrase)] is not None:
-                found.append((("key_file",), str(keys[(path, passphrase)])))
-        if difusor.known_hosts and difusor.over_ssh:
-            problem = _known_hosts_problem(_resolve(base, difusor.known_hosts))
-            if problem is not None:
-                found.append((("known_hosts",), problem))
-        for field_path, what in found:
-            line = labels.problem(("difusores", index, *field_path), what)
-            if line not in problems:
-                problems.append(line)
+            )
+    if difusor.key_file and difusor.over_ssh:
+        problem = _key_problem(_resolve(base, difusor.key_file), difusor.passphrase_env)
+        if problem is not None:
+            found.append((("key_file",), problem))
+    if difusor.known_hosts and difusor.over_ssh:
+        problem = _known_hosts_problem(_resolve(base, difusor.known_hosts))
+        if problem is not None:
+            found.append((("known_hosts",), problem))
+    problems: list[str] = []
+    for field_path, what in found:
+        line = labels.problem(("difusores", index, *field_path), what)
+        if line not in problems:
+            problems.append(line)
     return problems
 
 
@@ -922,7 +1006,7 @@ def _key_problem(path: Path, passphrase_env: str | None) -> str | None:
     if not path.is_file():
         return (
             f"la llave privada {path} no existe. Créela con 'prepush keygen --out {path}' o"
-            " corrija la ruta; no se intentó ninguna conexión"
+            " corrija la ruta; no se intentó la conexión con este difusor"
         )
     passphrase = os.environ.get(passphrase_env) if passphrase_env else None
     try:
@@ -946,7 +1030,7 @@ def _known_hosts_problem(path: Path) -> str | None:
     if not path.is_file():
         return (
             f"el archivo known_hosts {path} no existe. Créelo con la llave de host que le"
-            " entregó el difusor (o use host_key); no se intentó ninguna conexión"
+            " entregó el difusor (o use host_key); no se intentó la conexión con este difusor"
         )
     try:
         asyncssh.read_known_hosts(str(path))

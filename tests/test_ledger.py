@@ -501,6 +501,7 @@ def test_a_postgres_ledger_in_the_roster_and_its_variable_before_connecting(
         "  ledger_password_env: PREP_BITACORA_PRUEBA"
     )
     (tmp_path / "difusores.yaml").write_text(text)
+    monkeypatch.setenv("PREP_BITACORA_PRUEBA", "secreto")
     settings = load_settings(tmp_path)
     location = settings.ledger_location
     assert location == PostgresLocation(
@@ -508,7 +509,7 @@ def test_a_postgres_ledger_in_the_roster_and_its_variable_before_connecting(
     )
     monkeypatch.delenv("PREP_BITACORA_PRUEBA", raising=False)
     with pytest.raises(RosterError) as refused:
-        load_settings(tmp_path, connecting=True)
+        load_settings(tmp_path)
     (problem,) = [p for p in refused.value.problems if "ledger_password_env" in p]
     assert "la variable de entorno PREP_BITACORA_PRUEBA" in problem
     assert problem.startswith(f"{tmp_path / 'difusores.yaml'}:")

@@ -540,7 +540,7 @@ def test_the_markdown_shows_end_to_end_latency_when_verify_watched() -> None:
     )
     text = report_markdown(report)
     assert "## Latencia de punta a punta" in text
-    assert "| uno | 9.0 s | 12.0 s | 12.0 s |" in text
+    assert "| uno | 9.00 s | 12.0 s | 12.0 s |" in text
 
 
 def test_a_suspended_difusor_shows_the_interrupted_notice(

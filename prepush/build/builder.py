@@ -11,12 +11,14 @@ from __future__ import annotations
 import dataclasses
 import html
 import io
+import json
 import os
 import shutil
 import tempfile
+import time
 import zipfile
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,8 +40,15 @@ from prepush.build.prep import (
 )
 from prepush.build.reconcile import Reconciliation, reconcile
 from prepush.build.results import main_elections, results_documents
-from prepush.exceptions import ConfigError, InputError, MismatchError, PackageError
+from prepush.exceptions import (
+    ConfigError,
+    FewerElectionsError,
+    InputError,
+    MismatchError,
+    PackageError,
+)
 from prepush.package import (
+    CORTE_ID,
     DEFAULT_ENTRY_FILES,
     INDEX_HTML,
     MAIN_JSON,
@@ -83,6 +92,11 @@ class BuildOptions:
     # Build a corte whose printed UTC offset is not the one election.timezone gives at that
     # hour (the operator checked that the PREP's is right); said in the warnings.
     allow_offset_mismatch: bool = False
+    # Build an oficial corte with fewer elections than the corte before it (said so).
+    allow_fewer_elections: bool = False
+    # Asked before a package of the same corte with other content is replaced: raises if it
+    # may not be (it was published). None: never replaced.
+    may_replace: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,12 @@ class BuildResult:
     explained: list[str] = field(default_factory=list)
     # What refuses an oficial build, built anyway with --allow-mismatch.
     forced: list[str] = field(default_factory=list)
+    # Fewer elections than the corte before, built with --allow-fewer-elections.
+    fewer_elections: str | None = None
+    # The package of this corte had other content and was replaced: what it was.
+    replaced: str | None = None
+    # The package of this corte had this content but was damaged: what was rewritten.
+    repaired: list[str] = field(default_factory=list)
 
 
 def corte_id_of(moment: datetime) -> str:
@@ -124,6 +144,7 @@ def build_from_prep(inputs: Sequence[Path], options: BuildOptions) -> BuildResul
     corte_time = _common_corte_time(elections)
     offset_warnings = _check_offset(elections[0], options)
     corte = corte_id_of(corte_time)
+    fewer = _fewer_elections(elections, corte, options)
     catalogue = Catalogue.load(options.packages_dir)
     reconciliations = [
         reconcile(
@@ -132,6 +153,8 @@ def build_from_prep(inputs: Sequence[Path], options: BuildOptions) -> BuildResul
         for e in elections
     ]
     verdict = _Verdict.of(reconciliations, options, corte)
+    if fewer is not None and options.kind != "oficial":
+        verdict.warnings.append(fewer)
     database = original_zip if original_zip is not None else _database_zip(sources, corte_time)
 
     with _staging(options.packages_dir, corte) as stage:
@@ -162,7 +185,51 @@ def build_from_prep(inputs: Sequence[Path], options: BuildOptions) -> BuildResul
         result = _finish(stage, manifest, options, offset_warnings + verdict.warnings)
     if verdict.proves_catalogue:
         catalogue.record(elections, corte)
-    return dataclasses.replace(result, explained=verdict.explained, forced=verdict.forced)
+    return dataclasses.replace(
+        result,
+        explained=verdict.explained,
+        forced=verdict.forced,
+        fewer_elections=fewer if options.kind == "oficial" else None,
+    )
+
+
+def _fewer_elections(
+    elections: Sequence[Election], corte: str, options: BuildOptions
+) -> str | None:
+    """Elections the corte before (or this corte's existing package) had and these inputs
+    lack: refused for an oficial build unless said with --allow-fewer-elections."""
+    reference = _reference_elections(options.packages_dir, corte)
+    if reference is None:
+        return None
+    previous, codes = reference
+    found = sorted({e.code for e in elections})
+    missing = sorted(set(codes) - set(found))
+    if not missing:
+        return None
+    if options.kind == "oficial" and not options.allow_fewer_elections:
+        raise FewerElectionsError(corte, previous, missing, found)
+    return (
+        f"el corte {corte} trae sólo {', '.join(found)}; el corte {previous} traía además"
+        f" {', '.join(missing)}"
+    )
+
+
+def _reference_elections(packages_dir: Path, corte: str) -> tuple[str, list[str]] | None:
+    """The newest package up to ``corte`` (this corte's own, if built) and its elections."""
+    try:
+        names = sorted(
+            (n for n in os.listdir(packages_dir) if CORTE_ID.match(n) and n <= corte),
+            reverse=True,
+        )
+    except FileNotFoundError:
+        return None
+    for name in names:
+        try:
+            main = json.loads((packages_dir / name / MAIN_JSON).read_bytes())
+            return name, [str(e["code"]) for e in main["elections"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a --site package, or one damaged: the one before tells
+    return None
 
 
 def _read_inputs(inputs: Sequence[Path]) -> tuple[list[SourceFile], bytes | None]:
@@ -403,18 +470,59 @@ def _finish(
         (stage.root / SIGNATURE).write_bytes(sign(manifest_bytes, options.signing_key))
     final = options.packages_dir / manifest.corte
     if final.exists():
-        return _compare_with_existing(final, manifest, warnings)
+        return _settle_existing(stage.root, final, manifest, options, warnings)
     os.rename(stage.root, final)
     return BuildResult(Package(final, manifest), warnings)
 
 
-def _compare_with_existing(final: Path, manifest: Manifest, warnings: list[str]) -> BuildResult:
-    existing = Package.open(final)
-    if existing.manifest.to_bytes() != manifest.to_bytes():
+def _settle_existing(
+    built: Path, final: Path, manifest: Manifest, options: BuildOptions, warnings: list[str]
+) -> BuildResult:
+    """A package of this corte exists: kept if it is this one and intact, repaired if it is
+    this one damaged, replaced if it is another one and ``options.may_replace`` allows it."""
+    try:
+        existing: Package | None = Package.open(final)
+    except PackageError:
+        existing = None  # its manifest is unreadable: not this package
+    if existing is not None and existing.manifest.to_bytes() == manifest.to_bytes():
+        damage = _damage(existing, built)
+        if not damage:
+            return BuildResult(existing, warnings, already_built=True)
+        _swap_in(built, final)
+        return BuildResult(Package(final, manifest), warnings, repaired=damage)
+    if options.may_replace is None:
         raise PackageError(
             f"El corte {manifest.corte} ya existe en {final} con otro contenido. Los datos de un"
             " corte no se alteran: si el PREP emitió una corrección, llegará como un corte"
-            " nuevo. Si el paquete existente está dañado, muévalo fuera de paquetes/ y vuelva"
-            " a construir."
+            " nuevo."
         )
-    return BuildResult(existing, warnings, already_built=True)
+    options.may_replace(manifest.corte)
+    before = "un manifiesto ilegible" if existing is None else _described(existing.manifest)
+    _swap_in(built, final)
+    return BuildResult(Package(final, manifest), warnings, replaced=before)
+
+
+def _described(manifest: Manifest) -> str:
+    return (
+        f"{len(manifest.files)} archivos, {manifest.total_bytes / 1e6:.1f} MB, manifiesto"
+        f" sha256 {manifest.digest[:16]}"
+    )
+
+
+def _damage(existing: Package, built: Path) -> list[str]:
+    """What differs between the package on disk and the one just built from the same data:
+    each file that does not match the manifest, and a signature that is not the built one."""
+    problems = existing.verify(None)
+    signature, fresh = existing.path / SIGNATURE, built / SIGNATURE
+    if signature.is_file() and fresh.is_file() and signature.read_bytes() != fresh.read_bytes():
+        problems.append(f"{SIGNATURE}: la firma no es la del paquete construido")
+    return problems
+
+
+def _swap_in(built: Path, final: Path) -> None:
+    """The built tree takes the corte's name; the old one is removed after. Between the two
+    renames a reader finds no package of this corte, never a mix of both."""
+    old = final.with_name(f".old-{final.name}-{os.getpid()}-{time.monotonic_ns()}")
+    os.rename(final, old)
+    os.rename(built, final)
+    shutil.rmtree(old, ignore_errors=True)

@@ -7,13 +7,22 @@ the night's report shows every corte that did not become a package and why.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from prepush.build.builder import BuildOptions, BuildResult, build_from_prep, build_from_site
-from prepush.exceptions import ConfigError, MismatchError
-from prepush.ledger import BUILD_EXPLAINED, BUILD_FORCED, BUILD_REFUSED, BUILD_WARNING, Ledger
+from prepush.exceptions import ConfigError, FewerElectionsError, MismatchError, PackageError
+from prepush.ledger import (
+    BUILD_EXPLAINED,
+    BUILD_FEWER_ELECTIONS,
+    BUILD_FORCED,
+    BUILD_REFUSED,
+    BUILD_REPAIRED,
+    BUILD_REPLACED,
+    BUILD_WARNING,
+    Ledger,
+)
 from prepush.package import Kind, load_signing_key
 from prepush.settings import Settings
 
@@ -27,6 +36,10 @@ class BuildRequest:
     kind: Kind = "oficial"
     allow_mismatch: bool = False
     allow_offset_mismatch: bool = False
+    # An oficial corte with fewer elections than the one before it, said by the operator.
+    allow_fewer_elections: bool = False
+    # Replace the package of a corte that a difusor already received.
+    replace_published: bool = False
 
 
 def build_options(
@@ -65,19 +78,84 @@ def run_build(request: BuildRequest) -> BuildResult:
         request.settings, request.kind, request.allow_mismatch, request.allow_offset_mismatch
     )
     with Ledger(request.settings.ledger_location) as ledger:
+        options = replace(
+            options,
+            allow_fewer_elections=request.allow_fewer_elections,
+            may_replace=_replacement_rule(ledger, request.replace_published),
+        )
         try:
             result = _build(request, options)
-        except MismatchError as refused:
+        except (MismatchError, FewerElectionsError) as refused:
             run_id = ledger.start_run("build", refused.corte, _options(request))
             _record(ledger, run_id, BUILD_REFUSED, refused.problems)
             ledger.finish_run(run_id, "refused", note=str(refused))
             raise
-        run_id = ledger.start_run("build", result.package.corte, _options(request))
+        corte = result.package.corte
+        run_id = ledger.start_run("build", corte, _options(request))
         _record(ledger, run_id, BUILD_WARNING, result.warnings)
         _record(ledger, run_id, BUILD_EXPLAINED, result.explained)
         _record(ledger, run_id, BUILD_FORCED, result.forced)
+        if result.fewer_elections:
+            _record(ledger, run_id, BUILD_FEWER_ELECTIONS, [result.fewer_elections])
+        if result.replaced:
+            _record(ledger, run_id, BUILD_REPLACED, [_replaced(ledger, result, corte)])
+        if result.repaired:
+            _record(ledger, run_id, BUILD_REPAIRED, [_repaired(result)])
         ledger.finish_run(run_id, "forced" if result.forced else "ok")
     return result
+
+
+def _replacement_rule(ledger: Ledger, replace_published: bool) -> Callable[[str], None]:
+    """A corte's package is replaced by a rebuild with other content only while no difusor
+    has received it, or when the operator says so with --replace-published."""
+
+    def may_replace(corte: str) -> None:
+        received = ledger.received(corte)
+        if not received or replace_published:
+            return
+        raise PackageError(
+            f"El corte {corte} ya existe en paquetes/ con otro contenido y ya se publicó:"
+            f" {_who_has(ledger, corte, received)}. Un corte publicado no cambia en silencio:"
+            " si el PREP emitió una corrección llegará como un corte nuevo. Si este paquete es"
+            " el correcto y debe reemplazar al publicado, construya con --replace-published"
+            " (queda en la bitácora) y publique de nuevo. No se construyó nada."
+        )
+
+    return may_replace
+
+
+def _who_has(ledger: Ledger, corte: str, received: list[str]) -> str:
+    serving = [name for name in received if _serves(ledger, name, corte)]
+    now = f"lo sirven ahora {', '.join(serving)}" if serving else "ningún difusor lo sirve ahora"
+    return f"{now} (lo recibieron: {', '.join(received)})"
+
+
+def _serves(ledger: Ledger, difusor: str, corte: str) -> bool:
+    serving = ledger.serving(difusor)
+    return serving is not None and serving.corte == corte
+
+
+def _replaced(ledger: Ledger, result: BuildResult, corte: str) -> str:
+    received = ledger.received(corte)
+    where = (
+        f" Se había publicado: {_who_has(ledger, corte, received)}; el próximo publish les"
+        " envía el contenido nuevo."
+        if received
+        else " No se había publicado en ningún difusor."
+    )
+    manifest = result.package.manifest
+    return (
+        f"El paquete del corte {corte} se reemplazó por una construcción con otro contenido"
+        f" (antes: {result.replaced}; ahora: {len(manifest.files)} archivos, manifiesto sha256"
+        f" {manifest.digest[:16]}).{where}"
+    )
+
+
+def _repaired(result: BuildResult) -> str:
+    return (
+        f"El paquete del corte {result.package.corte} estaba dañado y se reescribió desde las"
+        f" mismas entradas: {'; '.join(result.repaired)}"
+    )
 
 
 def _build(request: BuildRequest, options: BuildOptions) -> BuildResult:
@@ -92,6 +170,8 @@ def _options(request: BuildRequest) -> dict[str, object]:
         "kind": request.kind,
         "allow_mismatch": request.allow_mismatch,
         "allow_offset_mismatch": request.allow_offset_mismatch,
+        "allow_fewer_elections": request.allow_fewer_elections,
+        "replace_published": request.replace_published,
         "inputs": [str(p) for p in request.inputs],
         "site": str(request.site_dir) if request.site_dir else None,
     }

@@ -8,9 +8,15 @@ from prepush.ledger.core import INTERRUPTED, Claim, DeliveryKind, Ledger
 from prepush.ledger.location import LedgerLocation, PostgresLocation
 from prepush.ledger.rows import (
     BUILD_EXPLAINED,
+    BUILD_FEWER_ELECTIONS,
     BUILD_FORCED,
     BUILD_REFUSED,
+    BUILD_REPAIRED,
+    BUILD_REPLACED,
     BUILD_WARNING,
+    EMBARGO_OVERRIDE,
+    INTERRUPTED_AFTER_FLIP,
+    INTERRUPTED_BEFORE_FLIP,
     LEASE_LOST,
     LEASE_TAKEN,
     OK_OUTCOMES,
@@ -33,10 +39,16 @@ from prepush.ledger.rows import (
 
 __all__ = [
     "BUILD_EXPLAINED",
+    "BUILD_FEWER_ELECTIONS",
     "BUILD_FORCED",
     "BUILD_REFUSED",
+    "BUILD_REPAIRED",
+    "BUILD_REPLACED",
     "BUILD_WARNING",
+    "EMBARGO_OVERRIDE",
     "INTERRUPTED",
+    "INTERRUPTED_AFTER_FLIP",
+    "INTERRUPTED_BEFORE_FLIP",
     "LEASE_LOST",
     "LEASE_TAKEN",
     "OK_OUTCOMES",

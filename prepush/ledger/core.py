@@ -38,7 +38,7 @@ import json
 import os
 import socket
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -47,6 +47,8 @@ from typing import Any, Literal, cast
 from prepush.ledger.engines import Engine, PostgresEngine, SqliteEngine, to_datetime
 from prepush.ledger.location import LedgerLocation, PostgresLocation
 from prepush.ledger.rows import (
+    INTERRUPTED_AFTER_FLIP,
+    INTERRUPTED_BEFORE_FLIP,
     OK_OUTCOMES,
     AttemptRow,
     CheckRow,
@@ -211,6 +213,46 @@ class Ledger:
                 f"UPDATE runs SET status = 'interrupted', finished_at = ? WHERE id IN ({chosen})",
                 (now, *params),
             ).rowcount
+
+    def interrupt_run(self, run_id: int, flipped: Mapping[str, datetime]) -> None:
+        """Ctrl-C ended run ``run_id``: each delivery it left running is interrupted or, on a
+        difusor whose public site already shows the corte (``flipped``: since when), delivered
+        with the interruption noted; the run is interrupted."""
+        now = _now()
+        rows = self.engine.execute(
+            "SELECT id, difusor, corte_time, package_ready_at FROM deliveries"
+            " WHERE run_id = ? AND outcome = 'running'",
+            (run_id,),
+        ).fetchall()
+        for row in rows:
+            flip = flipped.get(row["difusor"])
+            if flip is None:
+                self._write(
+                    "UPDATE deliveries SET outcome = 'interrupted', finished_at = ?,"
+                    " error_class = 'Interrupted', error_message = ? WHERE id = ?",
+                    (self._t(now), INTERRUPTED_BEFORE_FLIP, row["id"]),
+                )
+                continue
+            ready = to_datetime(row["package_ready_at"])
+            self._write(
+                "UPDATE deliveries SET outcome = 'delivered', flip_at = ?, finished_at = ?,"
+                " lag_s = ?, latency_s = ?, error_class = 'Interrupted', error_message = ?"
+                " WHERE id = ?",
+                (
+                    self._t(flip),
+                    self._t(now),
+                    (flip - required_time(row["corte_time"])).total_seconds(),
+                    None if ready is None else (flip - ready).total_seconds(),
+                    INTERRUPTED_AFTER_FLIP,
+                    row["id"],
+                ),
+            )
+        self._write(
+            "UPDATE attempts SET outcome = 'interrupted', finished_at = ? WHERE outcome ="
+            " 'running' AND delivery_id IN (SELECT id FROM deliveries WHERE run_id = ?)",
+            (self._t(now), run_id),
+        )
+        self.finish_run(run_id, "interrupted")
 
     def is_own_lock_owner(self, owner: str) -> bool:
         """A difusor lock owner id that one of this machine's runs used. Called while this
@@ -407,6 +449,19 @@ class Ledger:
         ).fetchone()["at"]
         return Serving(corte, to_datetime(since), self.first_delivery(difusor, corte))
 
+    def received(self, corte: str) -> list[str]:
+        """The difusores whose public site ever showed ``corte`` (a publish or rollback
+        flipped it, or found it there), by name."""
+        return [
+            str(row["difusor"])
+            for row in self.engine.execute(
+                "SELECT DISTINCT difusor FROM deliveries WHERE corte = ? AND kind != 'dry_run'"
+                " AND (flip_at IS NOT NULL OR outcome IN ('delivered', 'up_to_date'))"
+                " ORDER BY difusor",
+                (corte,),
+            )
+        ]
+
     def first_delivery(self, difusor: str, corte: str) -> DeliveryRow | None:
         """The publish that first flipped ``corte`` on ``difusor``: the one latency counts."""
         row = self.engine.execute(
@@ -515,6 +570,20 @@ class Ledger:
             required_time(row["held_at"]),
             to_datetime(row["released_at"]),
         )
+
+    def holds_of_run(self, run_id: int) -> list[HoldRow]:
+        """The holds a rollback run put in place, released or not."""
+        return [
+            HoldRow(
+                row["difusor"],
+                row["corte"],
+                required_time(row["held_at"]),
+                to_datetime(row["released_at"]),
+            )
+            for row in self.engine.execute(
+                "SELECT * FROM holds WHERE run_id = ? ORDER BY id", (run_id,)
+            )
+        ]
 
     # --- checks, events, observations -------------------------------------------------------
 

@@ -17,11 +17,28 @@ BUILD_EXPLAINED = "build_explained"
 BUILD_FORCED = "build_forced"
 BUILD_REFUSED = "build_refused"
 PACKAGE_REFUSED = "package_refused"
+# A build with fewer elections than the corte before it, said with --allow-fewer-elections.
+BUILD_FEWER_ELECTIONS = "build_fewer_elections"
+# A rebuild whose content differs replaced the package of its corte (--replace-published
+# when a difusor had received it).
+BUILD_REPLACED = "build_replaced"
+# A rebuild found the existing package damaged and rewrote what differed.
+BUILD_REPAIRED = "build_repaired"
+# An oficial corte published outside the window by the operator's decision.
+EMBARGO_OVERRIDE = "embargo_override"
 # A worker process died: the parent serves its difusores from then on.
 WORKER_LOST = "worker_lost"
 # With a shared ledger: this machine took the publisher's lease, or lost it.
 LEASE_TAKEN = "lease_taken"
 LEASE_LOST = "lease_lost"
+INTERRUPTED_BEFORE_FLIP = (
+    "interrumpida por el operador (Ctrl-C) antes del cambio de json/main.json: el difusor"
+    " siguió mostrando el corte anterior completo"
+)
+INTERRUPTED_AFTER_FLIP = (
+    "interrumpida por el operador (Ctrl-C) después del cambio de json/main.json: el público ya"
+    " veía el corte; la limpieza quedó para la siguiente publicación"
+)
 
 
 def required_time(value: Any) -> datetime:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -34,9 +35,10 @@ from prepush.exceptions import (
     describe_os_error,
 )
 from prepush.ledger import Ledger
-from prepush.settings import Difusor, Settings
+from prepush.settings import Difusor, Requirements, Settings
 from prepush.transports import Connector, connect
-from prepush.transports.base import Transport
+from prepush.transports.base import TEMP_SUFFIX, Transport
+from prepush.units import human_bytes, human_duration, human_rate
 
 Status = Literal["pass", "warn", "fail"]
 REQUIRED_CACHE_CONTROL = {"no-cache", "no-store", "must-revalidate"}
@@ -46,6 +48,15 @@ MAIN_JSON = "json/main.json"
 # (docs/difusores.md) gives it the entry files' Cache-Control rule.
 WEB_PROBE = "json/prepush-check-{token}.json"
 STATE_JSON = f"{PROBE_DIR}/state.json"
+# The speed probe's time: the calls' 32 MB at 40 MB/s fit many times over, and a link far
+# below that is known within these seconds. It starts small and grows fourfold.
+PROBE_SECONDS = 8.0
+FIRST_PROBE_STEP = 16_000
+MIN_STEP_SECONDS = 1.0
+WORTH_SAYING_SECONDS = 0.5
+CLEANUP_SECONDS = 10.0
+# What a check tells while it runs (the speed probe's progress), for one difusor.
+Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -57,11 +68,26 @@ class Way:
     # The check that fails when no connection is made at all.
     connection: str
     host_key: bool = True
+    # Where the site lives on the difusor, and its roster field.
+    site: str = "el directorio remoto"
+    site_field: str = "remote_dir"
+    # What the write check proves it can do there.
+    writes: str = "crear, renombrar y borrar un archivo de prueba en el directorio remoto"
 
     @classmethod
     def of(cls, difusor: Difusor) -> Way:
         if difusor.s3 is not None:
-            return cls("S3", "el bucket", "s3", host_key=False)
+            prefix = difusor.s3.prefix
+            site = f"el prefijo {prefix}/ del bucket" if prefix else "el bucket"
+            return cls(
+                "S3",
+                "el bucket",
+                "s3",
+                host_key=False,
+                site=site,
+                site_field="s3.bucket y s3.prefix",
+                writes=f"escribir, reemplazar y borrar un objeto de prueba en {site}",
+            )
         if difusor.rsync_daemon:
             return cls("rsync", "el demonio rsync", "rsync", host_key=False)
         if difusor.transport == "rsync":
@@ -111,14 +137,21 @@ class CheckReport:
         return ExitCode.for_failures(len(failed), len(self.difusores))
 
 
+def _quiet(_: str, __: str) -> None:
+    return None
+
+
 def run_checks(
     settings: Settings,
     difusores: Sequence[Difusor],
     connector: Connector = connect,
+    progress: Callable[[str, str], None] = _quiet,
 ) -> CheckReport:
+    """Every difusor at once; ``progress(difusor, text)`` hears what a long check is doing
+    (the speed probe) while it runs."""
     with Ledger(settings.ledger_location) as ledger:
         run_id = ledger.start_run("check", None, {"difusores": [d.name for d in difusores]})
-        checks = asyncio.run(_check_all(settings, difusores, connector))
+        checks = asyncio.run(_check_all(settings, difusores, connector, progress))
         for check in checks:
             for r in check.results:
                 ledger.record_check(
@@ -132,20 +165,36 @@ def run_checks(
 
 
 async def _check_all(
-    settings: Settings, difusores: Sequence[Difusor], connector: Connector
+    settings: Settings,
+    difusores: Sequence[Difusor],
+    connector: Connector,
+    progress: Callable[[str, str], None],
 ) -> list[DifusorCheck]:
-    return list(await asyncio.gather(*(_check_one(settings, d, connector) for d in difusores)))
+    return list(
+        await asyncio.gather(
+            *(
+                _check_one(settings, d, connector, functools.partial(progress, d.name))
+                for d in difusores
+            )
+        )
+    )
 
 
-async def _check_one(settings: Settings, difusor: Difusor, connector: Connector) -> DifusorCheck:
+async def _check_one(
+    settings: Settings, difusor: Difusor, connector: Connector, progress: Progress
+) -> DifusorCheck:
     check = DifusorCheck(difusor.name, way=Way.of(difusor))
     transport = None
-    # An S3 difusor has no port of its own to probe: the client's first request tells.
-    if difusor.s3 is not None or await _reachable(settings, difusor, check):
+    missing = settings.credential_problems(difusor)
+    for problem in missing:
+        check.add("credentials", "fail", problem)
+    # Without its credentials a difusor is not contacted. An S3 difusor has no port of its
+    # own to probe: the client's first request tells.
+    if not missing and (difusor.s3 is not None or await _reachable(settings, difusor, check)):
         transport = await _connect(settings, difusor, check, connector)
     try:
         if transport is not None:
-            await _over_transport(settings, difusor, transport, check)
+            await _over_transport(settings, difusor, transport, check, progress)
         if difusor.url:
             await check_web(difusor.url, transport, check)
     finally:
@@ -234,13 +283,18 @@ def _host_key_passed(check: DifusorCheck) -> None:
 
 
 async def _over_transport(
-    settings: Settings, difusor: Difusor, transport: Transport, check: DifusorCheck
+    settings: Settings,
+    difusor: Difusor,
+    transport: Transport,
+    check: DifusorCheck,
+    progress: Progress,
 ) -> None:
     try:
         _extensions(transport, check)
         await _space(settings, difusor, transport, check)
         if await _write_permission(transport, check):
-            await _throughput_and_clock(settings, transport, check)
+            await _clock(transport, check, settings.roster.requirements.max_clock_offset_seconds)
+            await _throughput(settings, transport, check, progress)
         await _cdn(transport, check)
     except DifusorError as exc:
         check.add(check.way.protocol.lower(), "fail", exc.message)
@@ -313,10 +367,10 @@ async def _write_permission(transport: Transport, check: DifusorCheck) -> bool:
         check.add(
             "write",
             "fail",
-            f"no se pudo crear, renombrar y borrar un archivo de prueba: {exc.message}",
+            f"no se pudo {check.way.writes}: {exc.message}",
         )
         return False
-    check.add("write", "pass", "se puede crear, renombrar y borrar en el directorio remoto")
+    check.add("write", "pass", f"se puede {check.way.writes}")
     return True
 
 
@@ -329,56 +383,161 @@ async def _cdn(transport: Transport, check: DifusorCheck) -> None:
         check.add("cdn", status, detail)
 
 
-async def _throughput_and_clock(
-    settings: Settings, transport: Transport, check: DifusorCheck
+@dataclass(frozen=True)
+class _Step:
+    """One file of the speed probe: its size, how long it took, whether it got there."""
+
+    size: int
+    seconds: float
+    finished: bool = True
+
+    @property
+    def rate(self) -> float:
+        """Bytes per second (for an unfinished step, more than the link did)."""
+        return self.size / max(self.seconds, 1e-6)
+
+
+async def _throughput(
+    settings: Settings, transport: Transport, check: DifusorCheck, progress: Progress
 ) -> None:
+    """Upload files of growing size, within PROBE_SECONDS: a link far below what the calls
+    require is known after the first seconds, not after the whole probe."""
     requirements = settings.roster.requirements
-    size = int(requirements.probe_size_mb * 1e6)
+    target = int(requirements.probe_size_mb * 1e6)
     probe = f"{PROBE_DIR}/throughput-{os.getpid()}-{time.monotonic_ns()}"
-    payload = os.urandom(size)
-    started = time.perf_counter()
-    written_at = datetime.now(UTC)
+    started = time.monotonic()
     try:
-        await transport.write_file(probe, payload)
-        seconds = max(time.perf_counter() - started, 1e-6)
-        written = await transport.stat(probe)
+        steps = await _probe_steps(transport, probe, target, progress)
     finally:
-        await transport.remove_many([probe], 1)
-    if written is None:
-        raise RemoteError(
-            check.difusor, "el archivo de prueba de velocidad no quedó en el servidor"
+        # Also on Ctrl-C: neither the probe nor its temporary name stays on the server.
+        await _remove_probes(transport, [probe, probe + TEMP_SUFFIX], check)
+    _throughput_verdict(steps, target, time.monotonic() - started, requirements, check)
+
+
+async def _probe_steps(
+    transport: Transport, probe: str, target: int, progress: Progress
+) -> list[_Step]:
+    started = time.monotonic()
+    steps: list[_Step] = []
+    size = min(FIRST_PROBE_STEP, target)
+    progress(
+        f"prueba de velocidad: archivos de prueba de {human_bytes(size)} hasta"
+        f" {human_bytes(target)}, a lo más {PROBE_SECONDS:g} s"
+    )
+    while True:
+        left = max(PROBE_SECONDS - (time.monotonic() - started), MIN_STEP_SECONDS)
+        began = time.perf_counter()
+        try:
+            await asyncio.wait_for(transport.write_file(probe, os.urandom(size)), left)
+        except TimeoutError:
+            step = _Step(size, time.perf_counter() - began, finished=False)
+            progress(
+                f"prueba de velocidad: {human_bytes(size)} no terminaron de subir en"
+                f" {step.seconds:.1f} s (menos de {human_rate(step.rate)})"
+            )
+            return [*steps, step]
+        step = _Step(size, time.perf_counter() - began)
+        steps.append(step)
+        if step.seconds >= WORTH_SAYING_SECONDS:  # a fast link's many quick steps say nothing
+            progress(
+                f"prueba de velocidad: {human_bytes(size)} en {step.seconds:.1f} s"
+                f" ({human_rate(step.rate)})"
+            )
+        following = min(size * 4, target)
+        elapsed = time.monotonic() - started
+        if size >= target or elapsed + following / step.rate > PROBE_SECONDS:
+            return steps
+        size = following
+
+
+def _throughput_verdict(
+    steps: list[_Step],
+    target: int,
+    elapsed: float,
+    requirements: Requirements,
+    check: DifusorCheck,
+) -> None:
+    needed = requirements.min_throughput_mb_s * 1e6
+    finished = [s for s in steps if s.finished]
+    last = steps[-1]
+    if not finished:
+        rate = last.rate
+        measured = (
+            f"menos de {human_rate(rate)}: {human_bytes(last.size)} no terminaron de subir en"
+            f" {last.seconds:.1f} s"
         )
-    server_mtime = written.mtime
-    rate = size / seconds / 1e6
-    needed = requirements.min_throughput_mb_s
+    else:
+        best = finished[-1]
+        rate = best.rate if last.finished else min(best.rate, last.rate)
+        measured = f"{human_rate(rate)} al subir {human_bytes(best.size)}"
+        if best.size < target:
+            measured += (
+                f"; a esa velocidad los {human_bytes(target)} de la prueba tardarían"
+                f" {human_duration(target / rate)}, así que se detuvo a los {elapsed:.0f} s"
+            )
     if rate < needed:
         check.add(
             "throughput",
             "fail",
-            f"{rate:.1f} MB/s al subir {size / 1e6:g} MB; la convocatoria pide {needed:g} MB/s."
-            " Revise el enlace del difusor.",
-            rate,
+            f"{measured}. La convocatoria pide {requirements.min_throughput_mb_s:g} MB/s. Revise"
+            " el enlace del difusor.",
+            rate / 1e6,
             "MB/s",
         )
     else:
-        check.add("throughput", "pass", f"{rate:.1f} MB/s (se piden {needed:g})", rate, "MB/s")
-    _clock(server_mtime, written_at, seconds, requirements.max_clock_offset_seconds, check)
+        check.add(
+            "throughput",
+            "pass",
+            f"{measured} (se piden {requirements.min_throughput_mb_s:g} MB/s)",
+            rate / 1e6,
+            "MB/s",
+        )
 
 
-def _clock(
-    server_mtime: datetime, written_at: datetime, upload_s: float, limit: float, check: DifusorCheck
-) -> None:
-    # The server stamps the mtime somewhere during the upload; its resolution is one second.
-    offset = (server_mtime - written_at).total_seconds()
-    slack = upload_s + 1.0
-    if -slack - limit <= offset <= slack + limit:
-        check.add("clock", "pass", f"desfase de reloj dentro de ±{limit:g} s", offset, "s")
+async def _remove_probes(transport: Transport, paths: list[str], check: DifusorCheck) -> None:
+    try:
+        await asyncio.wait_for(transport.remove_many(paths, len(paths)), CLEANUP_SECONDS)
+    except (DifusorError, TimeoutError):
+        check.add(
+            "cleanup",
+            "warn",
+            f"no se pudo borrar {paths[0]} del servidor a tiempo; bórrelo a mano",
+        )
+
+
+async def _clock(transport: Transport, check: DifusorCheck, limit: float) -> None:
+    """The server's clock against this machine's, on a small file of its own: the server
+    stamps its mtime while it is written, in whole seconds."""
+    probe = f"{PROBE_DIR}/clock-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        before = datetime.now(UTC)
+        await transport.write_file(probe, b"prepush")
+        after = datetime.now(UTC)
+        written = await transport.stat(probe)
+    finally:
+        await _remove_probes(transport, [probe, probe + TEMP_SUFFIX], check)
+    if written is None:
+        raise RemoteError(check.difusor, "el archivo de prueba del reloj no quedó en el servidor")
+    middle = before + (after - before) / 2
+    # The mtime is truncated to the second: on average half a second before the stamp.
+    offset = (written.mtime - middle).total_seconds() + 0.5
+    precision = (after - before).total_seconds() / 2 + 0.5
+    if abs(offset) <= limit:
+        check.add(
+            "clock",
+            "pass",
+            f"el reloj del servidor difiere {offset:+.1f} s (±{precision:.1f} s) del local:"
+            f" dentro de ±{limit:g} s",
+            offset,
+            "s",
+        )
     else:
         check.add(
             "clock",
-            "warn",
-            f"el reloj del servidor difiere {offset:+.0f} s del local; pida al difusor"
-            " sincronizar con NTP (las horas de sus reportes deben coincidir).",
+            "fail",
+            f"el reloj del servidor difiere {offset:+.1f} s (±{precision:.1f} s) del local; la"
+            f" convocatoria pide ±{limit:g} s. Pida al difusor sincronizar con NTP (las horas"
+            " de sus reportes deben coincidir).",
             offset,
             "s",
         )
@@ -464,7 +623,7 @@ def _web_root(
                 "http",
                 status,
                 f"{base}{MAIN_JSON} respondió {main.status_code}; sin conexión al difusor no se"
-                " pudo probar con un archivo propio que url sirve el directorio remoto",
+                f" pudo probar con un archivo propio que url sirve {check.way.site}",
             )
         else:
             check.add("http", "fail", str(main))
@@ -472,21 +631,21 @@ def _web_root(
     if isinstance(served, str):
         check.add("http", "fail", f"{served}. Revise la url del difusor en el padrón.")
     elif served.status_code == 200 and served.content == body:
-        check.add("http", "pass", f"{base} sirve el directorio remoto (archivo de prueba {probe})")
+        check.add("http", "pass", f"{base} sirve {check.way.site} (archivo de prueba {probe})")
     elif served.status_code == 200:
         check.add(
             "http",
             "fail",
-            f"{base}{probe} respondió con otro contenido: la url no sirve el directorio remoto"
-            " del difusor (remote_dir). Revise la raíz del sitio en su servidor web.",
+            f"{base}{probe} respondió con otro contenido: la url no sirve {check.way.site} del"
+            f" difusor ({check.way.site_field}). Revise la raíz del sitio en su servidor web.",
         )
     else:
         check.add(
             "http",
             "fail",
             f"{base}{probe}, escrito por prepush hace un momento, respondió {served.status_code}:"
-            " la url no sirve el directorio remoto (remote_dir). Revise la raíz del sitio en el"
-            " servidor web del difusor y la url del padrón.",
+            f" la url no sirve {check.way.site} ({check.way.site_field}). Revise la raíz del sitio"
+            " en el servidor web del difusor y la url del padrón.",
         )
 
 

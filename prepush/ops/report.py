@@ -5,7 +5,10 @@ a rollback changes what a difusor serves and a dry run sends nothing, so neither
 a failure or a latency. Latency is measured once per corte and difusor, on the corte's first
 delivery (see LATENCY_DEFINITION). An incident is a run of consecutive failed cortes of one
 difusor; it starts with the first failed attempt and ends when the difusor shows a corte again
-(or is still open at the end of the period).
+(or is still open at the end of the period). The operator's own departures from the night's
+course are incidents too: each corte published outside the window (``embargo_override``),
+each publish or rollback interrupted before its end, and each rollback, from its flip until
+``resume-latest`` released it.
 """
 
 from __future__ import annotations
@@ -23,19 +26,26 @@ from zoneinfo import ZoneInfo
 
 from prepush.exceptions import ConfigError
 from prepush.ledger import (
+    BUILD_FEWER_ELECTIONS,
     BUILD_FORCED,
     BUILD_REFUSED,
+    BUILD_REPAIRED,
+    BUILD_REPLACED,
     BUILD_WARNING,
+    EMBARGO_OVERRIDE,
     LEASE_LOST,
     LEASE_TAKEN,
     PACKAGE_REFUSED,
     DeliveryRow,
     EventRow,
+    HoldRow,
     Ledger,
     RunEventRow,
+    RunRow,
     SuspensionRow,
 )
 from prepush.settings import Settings
+from prepush.units import human_duration
 
 OK_OUTCOMES = ("delivered", "up_to_date")
 # What the night's report says of the data itself, most serious first.
@@ -43,6 +53,9 @@ FIDELITY = {
     PACKAGE_REFUSED: "publicación rechazada: paquete alterado o sin firma válida",
     BUILD_REFUSED: "construcción rechazada: preámbulo y filas no cuadran",
     BUILD_FORCED: "construido con --allow-mismatch",
+    BUILD_FEWER_ELECTIONS: "construido con menos elecciones que el corte anterior",
+    BUILD_REPLACED: "paquete de un corte reemplazado por otra construcción",
+    BUILD_REPAIRED: "paquete dañado reparado al reconstruirlo",
     BUILD_WARNING: "aviso al construir",
 }
 
@@ -96,12 +109,27 @@ class Outage:
         return Counter(self.causes).most_common(1)[0][0] if self.causes else "sin detalle"
 
 
+IncidentKind = Literal["delivery", "embargo_override", "interrupted", "rollback"]
+INCIDENT_KINDS: dict[str, str] = {
+    "delivery": "cortes fallidos",
+    "embargo_override": "publicado fuera de la ventana",
+    "interrupted": "publicación interrumpida",
+    "rollback": "reversión",
+}
+
+
 @dataclass
 class Incident(Outage):
-    """An outage of one difusor, as the technical report lists it."""
+    """An outage of one difusor, or a departure of the operator's, as the technical report
+    lists it (``difusor`` names every difusor involved)."""
 
     difusor: str = ""
     recovered: bool = False
+    kind: IncidentKind = "delivery"
+
+    @property
+    def what(self) -> str:
+        return INCIDENT_KINDS[self.kind]
 
 
 @dataclass
@@ -221,8 +249,9 @@ def _incidents(name: str, final: Sequence[DeliveryRow]) -> Iterable[Incident]:
 # --- renderings -----------------------------------------------------------------------------
 
 
-def measured(value: float | None, unit: str = "s") -> str:
-    return "-" if value is None else f"{value:.1f} {unit}"
+def measured(value: float | None) -> str:
+    """A duration in the unit that fits it (``2 h 10 min``, not ``7800.0 s``)."""
+    return "-" if value is None else human_duration(value)
 
 
 def local_time(moment: datetime | None, zone: ZoneInfo) -> str:
@@ -262,6 +291,8 @@ def report_json(report: Report) -> dict[str, Any]:
         ],
         "incidents": [
             {
+                "kind": i.kind,
+                "what": i.what,
                 "difusor": i.difusor,
                 "start": i.start.isoformat(),
                 "end": i.end.isoformat() if i.end else None,
@@ -318,10 +349,11 @@ def report_csv(report: Report, table: CsvTable = "difusores") -> str:
             )
         return buffer.getvalue()
     if table == "incidencias":
-        writer.writerow(["difusor", "inicio", "fin", "duracion_s", "causa", "cortes"])
+        writer.writerow(["tipo", "difusor", "inicio", "fin", "duracion_s", "causa", "cortes"])
         for i in report.incidents:
             writer.writerow(
                 [
+                    i.what,
                     i.difusor,
                     local_time(i.start, report.zone),
                     local_time(i.end, report.zone),
@@ -408,14 +440,15 @@ def report_markdown(report: Report) -> str:
         lines.append("No hubo incidencias: todos los difusores recibieron todos los cortes.")
     else:
         lines += [
-            "| Difusor | Inicio | Fin | Duración | Causa | Cortes afectados |",
-            "|---|---|---|---|---|---|",
+            "| Qué | Difusor | Inicio | Fin | Duración | Causa | Cortes afectados |",
+            "|---|---|---|---|---|---|---|",
         ]
         for i in report.incidents:
-            cause = i.cause.replace("|", "\\|")
+            cause = i.cause.replace("|", "\\|").replace("\n", " ")
             lines.append(
-                f"| {i.difusor} | {local_time(i.start, zone)} | {local_time(i.end, zone)} |"
-                f" {duration_text(i.duration_s)} | {cause} | {', '.join(i.cortes)} |"
+                f"| {i.what} | {i.difusor} | {local_time(i.start, zone)} |"
+                f" {local_time(i.end, zone)} | {duration_text(i.duration_s)} | {cause} |"
+                f" {', '.join(i.cortes)} |"
             )
     if report.suspensions:
         lines += ["", "## Suspensiones", ""]
@@ -580,7 +613,8 @@ def make_report(settings: Settings, request: ReportRequest) -> Report:
             and (request.since is None or e.at >= request.since)
             and (request.until is None or e.at <= request.until)
         ]
-    return build_report(
+        departures = operator_incidents(ledger, request)
+    report = build_report(
         settings.roster.election.process,
         settings.roster.election.zone,
         rows,
@@ -591,3 +625,84 @@ def make_report(settings: Settings, request: ReportRequest) -> Report:
         fidelity=fidelity,
         publisher_changes=changes,
     )
+    report.incidents = sorted([*report.incidents, *departures], key=lambda i: i.start)
+    return report
+
+
+def operator_incidents(ledger: Ledger, request: ReportRequest) -> list[Incident]:
+    """The operator's departures from the night's course, from the ledger's runs: cortes
+    published outside the window, interrupted publishes and rollbacks."""
+    runs = {run.id: run for run in ledger.runs() if not run.options.get("dry_run")}
+    found: list[Incident] = []
+    for event in ledger.events(EMBARGO_OVERRIDE):
+        run = runs.get(event.run_id or -1)
+        if run is not None:
+            found.append(
+                Incident(
+                    event.at,
+                    event.at,
+                    [event.message],
+                    [run.corte or "-"],
+                    difusor=_involved(run.options),
+                    recovered=True,
+                    kind="embargo_override",
+                )
+            )
+    for run in runs.values():
+        if run.command in ("publish", "rollback") and run.status == "interrupted":
+            found.append(_interrupted(run))
+        if run.command == "rollback" and run.status != "interrupted":
+            found.extend(_rollback(run, ledger.holds_of_run(run.id)))
+    return [i for i in found if _within(i, request)]
+
+
+def _interrupted(run: RunRow) -> Incident:
+    action = "La reversión" if run.command == "rollback" else "La publicación"
+    return Incident(
+        run.started_at,
+        run.finished_at,
+        [
+            f"{action} del corte {run.corte} se interrumpió antes de terminar (Ctrl-C o el"
+            " proceso terminado); cada difusor quedó en un corte completo y la siguiente"
+            " publicación envió lo que faltó"
+        ],
+        [run.corte or "-"],
+        difusor=_involved(run.options),
+        recovered=run.finished_at is not None,
+        kind="interrupted",
+    )
+
+
+def _rollback(run: RunRow, holds: Sequence[HoldRow]) -> list[Incident]:
+    if not holds:
+        return []  # it reached no difusor: nothing went back
+    released = [h.released_at for h in holds]
+    end = None if None in released else max(r for r in released if r is not None)
+    return [
+        Incident(
+            run.started_at,
+            end,
+            [
+                f"Reversión al corte {run.corte}: el público vio ese corte y no el más reciente"
+                " hasta 'prepush resume-latest'" + ("" if end is not None else " (aún retenidos)")
+            ],
+            [run.corte or "-"],
+            difusor=", ".join(sorted({h.difusor for h in holds})),
+            recovered=end is not None,
+            kind="rollback",
+        )
+    ]
+
+
+def _involved(options: dict[str, Any]) -> str:
+    names = options.get("difusores")
+    return ", ".join(str(n) for n in names) if isinstance(names, list) and names else "-"
+
+
+def _within(incident: Incident, request: ReportRequest) -> bool:
+    if request.since is not None and incident.start < request.since:
+        return False
+    if request.until is not None and incident.start > request.until:
+        return False
+    involved = {n.strip() for n in incident.difusor.split(",")}
+    return not request.difusores or bool(involved & set(request.difusores))

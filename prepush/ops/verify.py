@@ -67,6 +67,8 @@ class VerifyResult:
 class VerifyReport:
     run_id: int
     results: list[VerifyResult]
+    # The difusores selected that have no url in the roster: nothing public to verify.
+    without_url: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -82,7 +84,7 @@ def verify(settings: Settings, difusores: Sequence[Difusor]) -> VerifyReport:
         results = asyncio.run(_verify_all(settings, targets, delivered))
         for result in results:
             _record(ledger, run_id, result)
-        report = VerifyReport(run_id, results)
+        report = VerifyReport(run_id, results, [d.name for d in difusores if not d.url])
         ledger.finish_run(run_id, "ok" if report.exit_code == ExitCode.OK else "partial")
     return report
 

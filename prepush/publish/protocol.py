@@ -49,13 +49,14 @@ left for the next attempt, which recognises it as its own run's, or for stalenes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -89,6 +90,8 @@ from prepush.publish.state import (
 from prepush.transports.base import Delta, Mode, Transport, Upload
 
 log = logging.getLogger("prepush")
+# How often the live view hears of the bytes of an upload while they flow.
+PROGRESS_SECONDS = 0.25
 
 Outcome = Literal[
     "delivered", "up_to_date", "failed", "skipped_suspended", "skipped_held", "dry_run"
@@ -315,10 +318,12 @@ class Session:
     async def _plan_only(self) -> None:
         state = await self.read_state()
         plan = self.plan(state)
-        if not plan.up_to_date:
-            if self.rollback:
-                self.refuse_unless_retained(plan)
-            self.delivery.outcome = "dry_run"
+        if plan.up_to_date:
+            self.delivery.outcome = "up_to_date"
+            return
+        if self.rollback:
+            self.refuse_unless_retained(plan)
+        self.delivery.outcome = "dry_run"
 
     async def _steps(self) -> None:
         state = await self.read_state()
@@ -435,8 +440,9 @@ class Session:
             raise RemoteError(
                 self.name,
                 f"El corte {self.manifest.corte} ya no está retenido en este difusor (faltan"
-                f" {missing} archivos); no se revierte. Elija un corte más reciente o publíquelo"
-                " de nuevo con 'prepush publish CORTE'.",
+                f" {missing} archivos); no se revierte y sigue mostrando el corte que tenía."
+                " Un difusor conserva sólo los últimos cortes publicados (election.retention):"
+                " elija uno más reciente que aún conserve.",
             )
 
     # --- 5: the files -----------------------------------------------------------------------
@@ -465,7 +471,21 @@ class Session:
         uploads += [self.upload_of(e, "replace", delta=deltas.get(e.path)) for e in plan.replaces]
         uploads += [self.upload_of(link.entry, fresh, link_from=link.source) for link in plan.links]
         self.event("uploading", files_total=total_files, bytes_total=total_bytes)
-        await self.t.upload(uploads, self.settings.width, sent, self.package.cache)
+        base = self.t.bytes_sent
+
+        def flowing() -> None:
+            # Bytes as they flow, not only when a file completes: a large file counts too.
+            flowed = min(max(self.t.bytes_sent - base, done["bytes"]), total_bytes)
+            self.event(
+                "uploading",
+                files_done=done["files"],
+                files_total=total_files,
+                bytes_done=flowed,
+                bytes_total=total_bytes,
+            )
+
+        async with _every(PROGRESS_SECONDS, flowing):
+            await self.t.upload(uploads, self.settings.width, sent, self.package.cache)
         self.delivery.files_uploaded = len(plan.uploads) + len(plan.replaces) - len(deltas)
         self.delivery.files_rebuilt = len(deltas)
         self.delivery.files_linked = len(plan.links)
@@ -788,3 +808,19 @@ async def write_notice(
         return True
     finally:
         await lock.release_quietly()
+
+
+@contextlib.asynccontextmanager
+async def _every(seconds: float, tick: Callable[[], None]) -> AsyncIterator[None]:
+    """Call ``tick`` every ``seconds`` while the body runs (progress of a long step)."""
+
+    async def ticking() -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            tick()
+
+    ticker = asyncio.create_task(ticking())
+    try:
+        yield
+    finally:
+        ticker.cancel()

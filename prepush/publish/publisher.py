@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from tenacity import (
 
 from prepush.exceptions import (
     ConnectError,
+    CredentialError,
     DeadlineError,
     DifusorError,
     EmbargoError,
@@ -38,10 +40,11 @@ from prepush.exceptions import (
     LockBusyError,
     PackageError,
     PrepushError,
+    PublishInterrupted,
     RemoteLockedError,
     describe_os_error,
 )
-from prepush.ledger import WORKER_LOST, DeliveryKind, DeliveryResult, Ledger
+from prepush.ledger import EMBARGO_OVERRIDE, WORKER_LOST, DeliveryKind, DeliveryResult, Ledger
 from prepush.package import (
     MANIFEST,
     SIGNATURE,
@@ -58,7 +61,9 @@ from prepush.package import (
 )
 from prepush.publish.delta import DeltaPlanner
 from prepush.publish.embargo import embargo_violation, enforce_embargo
+from prepush.publish.guards import refuse_going_back
 from prepush.publish.integrity import intact_or_recorded, refuse_unless_intact
+from prepush.publish.interruption import SeenByThePublic, unwound
 from prepush.publish.lease import FENCE, LeaseKeeper, on_duty
 from prepush.publish.protocol import (
     Delivery,
@@ -265,9 +270,29 @@ async def publish_async(
 ) -> PublishReport:
     """One publish on a running event loop, with connections from ``pool``."""
     settings = request.settings
-    lock = RunLock(settings.workdir / RUN_LOCK_FILE, settings.roster.publish.run_lock_wait_seconds)
+    purpose = "rollback" if request.rollback else "publish"
+    lock = RunLock(
+        settings.workdir / RUN_LOCK_FILE,
+        settings.roster.publish.run_lock_wait_seconds,
+        purpose=purpose,
+        on_wait=functools.partial(_waiting, request, events),
+    )
     async with lock:
         return await _publish_locked(request, events, pool)
+
+
+def _waiting(request: PublishRequest, events: EventSink, holder: str) -> None:
+    """Said once while this run waits for another's run lock: in the log (cron mail, the
+    journal) and on each difusor's row of the live table."""
+    wait_s = request.settings.roster.publish.run_lock_wait_seconds
+    log.warning(
+        "Esperando a que termine otra ejecución de prepush en este directorio (%s); se espera"
+        " hasta %g s (publish.run_lock_wait_seconds).",
+        holder,
+        wait_s,
+    )
+    for difusor in request.difusores:
+        events(Event(difusor.name, "waiting", f"otra ejecución: {holder}"))
 
 
 async def _publish_locked(
@@ -277,6 +302,8 @@ async def _publish_locked(
     async with on_duty(settings, request.lease) as (ledger, epoch):
         ledger.mark_interrupted()
         package = find_package(settings.packages_dir, request.corte)
+        if not request.rollback:
+            refuse_going_back(ledger, request.difusores, package.corte)
         if pool.workers is not None:
             pool.workers.prepare(package.corte)
         refuse_unless_intact(
@@ -316,11 +343,21 @@ async def _publish_locked(
             ledger.record_event(
                 run_id,
                 None,
-                "embargo_override",
+                EMBARGO_OVERRIDE,
                 f"{violation} Publicado por decisión del operador: {request.override_embargo}",
             )
         owner = LockOwner(lock_owner, run_id, workdir=str(settings.workdir), epoch=epoch)
-        deliveries = await _deliver_everywhere(request, ledger, owner, events, pool, package)
+        seen = SeenByThePublic(events, package, request.difusores, ledger)
+        try:
+            deliveries = await _deliver_everywhere(request, ledger, owner, seen, pool, package)
+        except asyncio.CancelledError:
+            # Ctrl-C: the difusores' tasks unwind (each aborts its connection), then the
+            # ledger and the operator are told what each public site shows now.
+            await unwound(request.difusores, ABORTED_CLOSE_SECONDS)
+            ledger.interrupt_run(run_id, seen.flipped)
+            raise PublishInterrupted(
+                package.corte, seen.serving_now(), rollback=request.rollback
+            ) from None
         if request.rollback and not request.dry_run:
             for delivery in deliveries:
                 if delivery.outcome in ("delivered", "up_to_date"):
@@ -606,6 +643,9 @@ class _Publisher:
         hold = None if self.request.rollback else self.ledger.active_hold(difusor.name)
         if hold is not None and hold.corte != package.corte:
             return self._skip_held(difusor, package, delivery, hold.corte)
+        missing = self.settings.credential_problems(difusor)
+        if missing:
+            return await self._fail_without_credentials(difusor, package, delivery, missing)
         delivery_id = self.ledger.start_delivery(
             self.run_id,
             difusor.name,
@@ -679,6 +719,21 @@ class _Publisher:
             " hasta 'prepush resume-latest'."
         )
         return self.record_unattempted(difusor, package, delivery, f"retenido en {held}")
+
+    async def _fail_without_credentials(
+        self, difusor: Difusor, package: Package, delivery: Delivery, missing: list[str]
+    ) -> Delivery:
+        """A secret or key file this machine lacks fails its difusor alone, never contacted."""
+        error = CredentialError(
+            difusor.name,
+            "Falta en esta máquina lo necesario para conectarse a este difusor:"
+            f" {'; '.join(missing)}. Los demás difusores siguen.",
+        )
+        self._fail(delivery, error)
+        self.record_unattempted(difusor, package, delivery, error.message)
+        if self.kind == "publish":
+            await self._suspend_if_too_many_failures(difusor, delivery)
+        return delivery
 
     def record_unattempted(
         self, difusor: Difusor, package: Package, delivery: Delivery, detail: str

@@ -11,7 +11,8 @@ import asyncio
 import fcntl
 import os
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
@@ -25,9 +26,21 @@ class RunLock:
     waits on the event loop, so open connections keep answering their keepalives meanwhile
     (``publish --watch`` while a manual publish or a rollback runs)."""
 
-    def __init__(self, path: Path, wait_s: float) -> None:
+    def __init__(
+        self,
+        path: Path,
+        wait_s: float,
+        *,
+        purpose: str = "prepush",
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
+        """``purpose`` names this run to whoever waits for it (``publish``, ``rollback``);
+        ``on_wait`` hears, once, that this one waits, and for whom: what holds the lock, its
+        pid and since when."""
         self.path = path
         self.wait_s = wait_s
+        self.purpose = purpose
+        self.on_wait = on_wait
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -65,17 +78,21 @@ class RunLock:
 
     def _give_up_after(self, fd: int, deadline: float) -> None:
         if time.monotonic() < deadline:
+            if self.on_wait is not None:
+                self.on_wait(_holder(fd))
+                self.on_wait = None
             return
-        holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        holder = _holder(fd)
         raise LockBusyError(
-            f"Otra ejecución de prepush está en curso ({holder or 'sin datos'})."
+            f"Otra ejecución de prepush está en curso ({holder})."
             f" Se esperó {self.wait_s:g} s. Si el corte sigue pendiente, la próxima"
             " ejecución lo publicará; no hace falta intervenir."
         ) from None
 
     def _hold(self, fd: int) -> None:
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} desde {datetime.now(UTC).isoformat()}".encode(), 0)
+        since = datetime.now().astimezone().isoformat(timespec="seconds")
+        os.pwrite(fd, f"{self.purpose}, pid {os.getpid()}, desde {since}".encode(), 0)
         self._fd = fd
 
     def __enter__(self) -> RunLock:
@@ -101,6 +118,11 @@ class RunLock:
         traceback: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock, as its holder wrote it (what it runs, its pid, since when)."""
+    return os.pread(fd, 200, 0).decode(errors="replace").strip() or "sin datos"
 
 
 def _locked(fd: int) -> bool:

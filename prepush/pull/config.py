@@ -240,9 +240,11 @@ class PullSettings:
         return f"s3://{destination.s3.bucket}/{destination.s3.prefix}".rstrip("/")
 
 
-def load_pull_settings(path: Path) -> PullSettings:
+def load_pull_settings(path: Path, *, fetching: bool = True) -> PullSettings:
     """Load and validate the pull configuration; raises PullConfigError listing every
-    problem. The variables, files and directory it names are checked too."""
+    problem. ``fetching``: the command reaches the origin and the destination, so the
+    variables, files and directory the file names are checked too (``--report`` only reads
+    the ledger, and needs none of them)."""
     if not path.exists():
         raise ConfigError(
             f"No se encontró la configuración de pull {path}. Escríbala como dice"
@@ -266,7 +268,7 @@ def load_pull_settings(path: Path) -> PullSettings:
     settings = PullSettings(config, base, path.resolve())
     problems = [
         f"{location(filename, marks, loc)}: {'.'.join(str(p) for p in loc)}: {what}"
-        for loc, what in _external_problems(settings)
+        for loc, what in (_external_problems(settings) if fetching else [])
     ]
     if problems:
         raise PullConfigError(filename, problems)

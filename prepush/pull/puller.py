@@ -112,6 +112,10 @@ class PassResult:
     files_downloaded: int = 0
     bytes_downloaded: int = 0
     files_linked: int = 0
+    # Files the cache already held for this very corte (a corte seen before comes whole).
+    files_cached: int = 0
+    # The corte the destination showed when the origin went back to an older one.
+    went_back_from: str | None = None
     files_written: int = 0
     flip_at: datetime | None = None
     lag_s: float | None = None
@@ -227,12 +231,11 @@ class Puller:
                 await self._abort()
                 error: PrepushError = DeadlineError(
                     self.name,
-                    f"La pasada no terminó dentro del plazo de {deadline:g} s; el destino sigue en"
-                    " el corte anterior completo.",
+                    f"La pasada no terminó dentro del plazo de {deadline:g} s; {self._stays()}.",
                 )
                 result = self._failed(state, error)
             except PullRefusedError as exc:
-                result = self._refused(state, exc)
+                result = self._refused(state, exc.keeping(self._stays()))
             except (ConnectError, RemoteLockedError, CacheError) as exc:
                 self._finish_attempt(state, "failed", exc)
                 self._note_failure(exc)
@@ -273,7 +276,9 @@ class Puller:
         if serving is not None and serving.corte == corte:
             self._remember(main, corte)
             return PassResult("up_to_date", corte, f"el destino ya muestra el corte {corte}")
+        went_back_from = None
         if serving is not None and corte < serving.corte:
+            went_back_from = serving.corte
             self.ledger.record_event(
                 self.run_id,
                 self.name,
@@ -297,7 +302,16 @@ class Puller:
         self.cache.prune(self.config.retention + 1, {corte, current.corte if current else corte})
         delivery = state.delivery
         outcome: Outcome = "delivered" if delivery.outcome == "delivered" else "up_to_date"
-        return PassResult(outcome, corte, f"corte {corte} publicado en el destino")
+        result = PassResult(outcome, corte, f"corte {corte} publicado en el destino")
+        result.went_back_from = went_back_from
+        return result
+
+    def _stays(self) -> str:
+        """What the destination's public keeps seeing while a pass does not publish."""
+        serving = self.ledger.serving(self.name)
+        if serving is None:
+            return "el destino sigue sin ningún corte publicado por prepush pull"
+        return f"el destino sigue mostrando el corte {serving.corte} completo"
 
     async def _main_json(self, origin: Origin, state: _Pass) -> Got | PassResult:
         memo = self.memo
@@ -656,6 +670,7 @@ class Puller:
             result.files_downloaded = state.assembly.downloaded
             result.bytes_downloaded = state.assembly.downloaded_bytes
             result.files_linked = state.assembly.linked
+            result.files_cached = state.assembly.kept
         if self.origin is not None:
             result.requests = self.origin.requests - state.requests_at_start
 

@@ -3,7 +3,8 @@
 Each difusor has its own root directory (the SFTP root), throwaway host key and credentials,
 and an HTTP server for its web root that sends ``Cache-Control: no-cache, no-store,
 must-revalidate`` on ``json/main.json`` as the calls demand. Server faults (wrong
-credentials, a full disk, permission denied, no posix-rename) are injected by subclassing
+credentials, a full disk, permission denied, no posix-rename, a clock that is off) are
+injected by subclassing
 asyncssh's SFTPServer, and can be changed between cortes.
 
 A fleet may also have rsync difusores (prepush.sim.rsyncd): a real rsync daemon, or a real
@@ -47,12 +48,15 @@ class ServerFaults:
     quota_bytes: int | None = None
     read_only: bool = False
     no_posix_rename: bool = False
+    # The server's clock is this many seconds off: the times it reports are shifted so.
+    clock_offset_s: float = 0.0
 
     def clear(self) -> None:
         self.reject_auth = False
         self.quota_bytes = None
         self.read_only = False
         self.no_posix_rename = False
+        self.clock_offset_s = 0.0
 
 
 def disk_usage(root: Path) -> int:
@@ -94,6 +98,20 @@ class _FaultySFTPServer(asyncssh.SFTPServer):
         written = super().write(file_obj, offset, data)
         assert isinstance(written, int)  # the local-file server writes synchronously
         return written
+
+    def stat(self, path: bytes) -> asyncssh.SFTPAttrs:
+        return self._as_its_clock_says(os.stat(self.map_path(path)))
+
+    def lstat(self, path: bytes) -> asyncssh.SFTPAttrs:
+        return self._as_its_clock_says(os.lstat(self.map_path(path)))
+
+    def _as_its_clock_says(self, result: os.stat_result) -> asyncssh.SFTPAttrs:
+        attrs = asyncssh.SFTPAttrs.from_local(result)
+        offset = self._faults.clock_offset_s
+        if offset and attrs.mtime is not None:
+            attrs.mtime = int(attrs.mtime + offset)
+            attrs.atime = int((attrs.atime or attrs.mtime) + offset)
+        return attrs
 
     def rename(self, oldpath: bytes, newpath: bytes) -> None:
         self._refuse_writes()

@@ -498,7 +498,7 @@ def _against_roster(
 ) -> SimulationResult:
     """The institute's official simulacro: synthetic simulacro cortes to the real difusores."""
     assert options.roster is not None
-    settings = load_settings(options.roster.parent, options.roster, connecting=True)
+    settings = load_settings(options.roster.parent, options.roster)
     night = _Night(options, settings, settings.workdir, events, progress)
     night.run()
     return night.finish({d.name: d.url or "" for d in settings.roster.difusores}, {})
