@@ -22,13 +22,22 @@ from prepush.__main__ import main
 from prepush.exceptions import ConnectError
 from prepush.ledger import Ledger
 from prepush.settings import load_settings
+from prepush.sim.rsyncd import RsyncDaemon, rrsync_path
 from prepush.transports import connect
 from prepush.transports.rsync import RsyncTransport
 from prepush.transports.rsync_errors import Where, translate
 from prepush.transports.rsync_process import Finished
 from tests.conftest import Workdir
 from tests.prepdata import CORTES
-from tests.rsync_servers import PASSWORD_ENV, RsyncEndpoint
+from tests.rsync_servers import (
+    PASSWORD_ENV,
+    RsyncEndpoint,
+    daemon_endpoint,
+    guide_daemon,
+    guide_rrsync_sshd,
+    rsync_servers_available,
+    ssh_endpoint,
+)
 from tests.servers import read_tree
 
 FORMS = ["rsyncd", "rrsync"]
@@ -527,3 +536,152 @@ def test_what_rsync_read_is_confirmed_by_the_verification_s_stat_or_hashed_once(
     time.sleep(0.05)
     large.write_bytes(original)
     assert not sources.confirm(tmp_path, streamed, before, cache), "written while rsync read"
+
+
+# rsync 3.2.7-1+deb12u6 (Debian 12 without bookworm-security), verbatim, as the receiver of
+# the --delete-missing-args that removes the lock.
+UNREADABLE_MISSING_ARG = Finished(
+    2,
+    errors=[
+        "invalid file mode 00 for .prepush/lock [Receiver]",
+        "rsync error: protocol incompatibility (code 2) at flist.c(874) [Receiver=3.2.7]",
+    ],
+)
+
+
+def test_a_receiver_that_cannot_take_delete_missing_args_is_told_from_other_failures() -> None:
+    """rsync 3.4.3 and Debian 12's 3.2.7 with its backports refuse --delete-missing-args as a
+    protocol error, and a daemon may refuse the option: both are deleted some other way."""
+    from prepush.transports.rsync import cannot_delete_missing
+
+    assert cannot_delete_missing(UNREADABLE_MISSING_ARG)
+    refused = Finished(
+        4,
+        errors=[
+            "rsync: [sender] The server is configured to refuse --delete-missing-args",
+            "rsync error: requested action not supported (code 4) at clientserver.c(1136)",
+        ],
+    )
+    assert cannot_delete_missing(refused)
+    denied = Finished(
+        23, errors=["rsync: [generator] delete_file: unlink(x) failed: Permission denied (13)"]
+    )
+    assert not cannot_delete_missing(denied)
+    other_protocol = Finished(2, errors=["rsync error: protocol incompatibility (code 2)"])
+    assert not cannot_delete_missing(other_protocol)
+
+
+def _refusing_delete_missing_args() -> RsyncDaemon:
+    daemon = guide_daemon()
+    assert daemon.config is not None
+    daemon.config = daemon.config.replace(
+        "    read only = no\n", "    read only = no\n    refuse options = delete-missing-args\n"
+    )
+    return daemon
+
+
+def test_without_delete_missing_args_files_are_taken_away_unread(workdir: Workdir) -> None:
+    """A daemon that refuses --delete-missing-args: each file goes with --remove-source-files
+    against a placeholder of its size, so the server never reads it (here it cannot: the old
+    ZIP is unreadable to the daemon's user, and its directory writable)."""
+    if not rsync_servers_available():
+        pytest.skip("requiere rsync y ser root; 'make test' lo instala")
+    daemon = _refusing_delete_missing_args()
+    try:
+        endpoint = daemon_endpoint(daemon)
+        old_zip = endpoint.local_root / "datos" / "viejo.zip"
+        old_zip.parent.mkdir()
+        old_zip.write_bytes(os.urandom(2_000_000))
+        old_zip.chmod(0)
+        (endpoint.local_root / ".prepush").mkdir()
+        (endpoint.local_root / ".prepush" / "lock").symlink_to("prepush:ZHVlw7Fv")
+        owner = endpoint.local_root.stat()
+        for path in (old_zip.parent, endpoint.local_root / ".prepush"):
+            os.chown(path, owner.st_uid, owner.st_gid)
+        workdir.write_roster([endpoint])
+        settings = load_settings(workdir.path)
+        (difusor,) = settings.roster.difusores
+
+        async def remove() -> tuple[str, ...]:
+            transport = await connect(difusor, settings)
+            try:
+                paths = ["datos/viejo.zip", ".prepush/lock", "no/existe.json"]
+                await transport.remove_many(paths, 1)
+                return transport.capabilities.features
+            finally:
+                await transport.close()
+
+        features = asyncio.run(remove())
+        assert "borrado con --remove-source-files" in features
+        assert list(old_zip.parent.iterdir()) == []
+        assert list((endpoint.local_root / ".prepush").iterdir()) == []
+    finally:
+        daemon.stop()
+
+
+def test_without_delete_missing_args_every_corte_lands_and_nothing_of_prepush_stays(
+    workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Four cortes (the first leaves retention with the fourth) to a daemon that refuses
+    --delete-missing-args: the tree is exact each time, the pending record and the lock are
+    gone after each publish."""
+    if not rsync_servers_available():
+        pytest.skip("requiere rsync y ser root; 'make test' lo instala")
+    daemon = _refusing_delete_missing_args()
+    try:
+        endpoint = daemon_endpoint(daemon)
+        workdir.write_roster([endpoint], deadline=60)
+        published: list[str] = []
+        for corte in CORTES[:4]:
+            workdir.build(corte)
+            code, report = publish(workdir, capsys)
+            delivery = only_delivery(report)
+            assert code == 0, (delivery["error_class"], delivery["error_message"])
+            assert delivery["outcome"] == "delivered"
+            assert delivery["error_message"] is None
+            published.append(corte)
+            assert served(endpoint) == expected_tree(workdir, published), corte
+            assert sorted(p.name for p in (endpoint.local_root / ".prepush").iterdir()) == [
+                "state.json"
+            ]
+    finally:
+        daemon.stop()
+
+
+def test_rrsync_that_refuses_deletions_fails_at_once_in_spanish_naming_the_option(
+    client_key: Path, workdir: Workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """rrsync -no-del refuses --delete-missing-args and --remove-source-files: the difusor
+    fails with the option rrsync named and what to ask the difusor, not at the deadline."""
+    if not rsync_servers_available():
+        pytest.skip("requiere rsync (con rrsync), sshd y ser root; 'make test' los instala")
+    sshd = guide_rrsync_sshd(client_key)
+    assert sshd.authorized_key is not None
+    command = f'command="{rrsync_path()} '
+    assert command in sshd.authorized_key
+    sshd.authorized_key = sshd.authorized_key.replace(command, f"{command}-no-del ")
+    try:
+        endpoint = ssh_endpoint(sshd, client_key, name="sin-borrar")
+        workdir.write_roster([endpoint], deadline=120)
+        outcomes = []
+        for corte in CORTES[:2]:
+            workdir.build(corte)
+            code, report = publish(workdir, capsys)
+            outcomes.append((code, only_delivery(report)))
+        assert [d["difusor"] for _, d in outcomes] == ["sin-borrar"] * 2
+        messages = [str(d["error_message"]) for _, d in outcomes]
+        for message in messages:
+            assert "rechazó una opción de rsync" in message, message
+            assert "option --remove-source-files has been disabled on this server" in message
+            assert "-no-del" in message, message
+            assert "plazo" not in message, message
+        # The first corte went whole (its flip came before the refused removal); the second
+        # cannot take the lock its predecessor could not release, and changes nothing.
+        assert outcomes[0][1]["outcome"] == "delivered"
+        assert outcomes[1][0] == 3
+        assert outcomes[1][1]["outcome"] == "failed"
+        assert outcomes[1][1]["error_class"] == "RemoteError"
+        main_json = json.loads((endpoint.local_root / "json" / "main.json").read_bytes())
+        assert main_json["corte"] == CORTES[0]
+    finally:
+        sshd.stop()

@@ -44,6 +44,8 @@ S3_KEY_ENV = "PREPUSH_SIMULACRO_S3_LLAVE"
 S3_SECRET_ENV = "PREPUSH_SIMULACRO_S3_SECRETO"
 # What the night reads back of a difusor's site: a path's bytes, or None.
 SiteReader = Callable[[str], bytes | None]
+# The shortest deadline of a night with rsync difusores (see _deadline).
+RSYNC_DEADLINE_FLOOR = 10.0
 
 
 @dataclass
@@ -248,7 +250,7 @@ def _write_local_roster(
             "signing_key": str(signing),
         },
         "publish": {
-            "deadline_seconds": max(2.0, options.seconds_per_corte * 0.75),
+            "deadline_seconds": _deadline(options, entries),
             "connect_timeout_seconds": 3,
         },
         "difusores": entries,
@@ -257,6 +259,16 @@ def _write_local_roster(
     header = "# Padrón generado por 'prepush simulate' para los difusores locales.\n"
     path.write_text(header + yaml.safe_dump(roster, allow_unicode=True, sort_keys=False))
     return load_settings(base)
+
+
+def _deadline(options: SimulateOptions, entries: list[dict[str, object]]) -> float:
+    """Three quarters of the compressed corte, never less than a corte takes on the slowest
+    transport of the fleet. An rsync difusor needs some fifteen rsync invocations for a first
+    corte, one after another; by SSH each opens a session and, with rrsync, starts Python on
+    the difusor: 0.2 s apiece on a busy two-core machine, whatever the rsync version. Below
+    that floor the night would measure the machine, not the publishing."""
+    floor = RSYNC_DEADLINE_FLOOR if any(e.get("transport") == "rsync" for e in entries) else 2.0
+    return max(floor, options.seconds_per_corte * 0.75)
 
 
 def _apply_faults(

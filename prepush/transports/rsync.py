@@ -71,6 +71,8 @@ from prepush.transports.rsync_ssh import SshMaster
 # A lock's bytes, as the target of a symbolic link (base64url, nothing a daemon sanitizes).
 LINK_PREFIX = "prepush:"
 MUNGED = "/rsyncd-munged/"
+# rsync's exit code for files that vanished before it could send them.
+VANISHED = 24
 MAX_LINK_DATA = 2048
 LINK_PIECE = 200
 RUNTIME_PREFIX = "prepush-rsync-"
@@ -84,6 +86,10 @@ PERMISSIONS = "--chmod=D755,F644"
 # Files of the corte are checked by content (xxh128 or md5, whatever both ends speak): a file
 # already there with the same bytes is kept, any other is replaced by temporary name.
 BY_CONTENT = "--checksum"
+# What a receiver says of the entry --delete-missing-args sends for each missing file when it
+# cannot take it: rsync 3.4.3 and the 3.2.7 of Debian 12 with the backports of 3.4.3
+# (3.2.7-1+deb12u5 and u6) end with exit code 2 (fixed in rsync 3.4.4).
+MISSING_ARG_REFUSED = "invalid file mode 00"
 
 
 class RsyncTransport:
@@ -111,6 +117,7 @@ class RsyncTransport:
         self._compression = compression
         self._version = version
         self._fsync = True
+        self._delete_missing_args = True
         self._bytes_sent = 0
         self._bytes_reused = 0
         self._scratch = 0
@@ -127,6 +134,8 @@ class RsyncTransport:
         features = [way, f"rsync {self._version}", "renombrado atómico de rsync"]
         if self._fsync:
             features.append("fsync")
+        if not self._delete_missing_args:
+            features.append("borrado con --remove-source-files")
         return Capabilities(atomic_replace=True, durable=self._fsync, features=tuple(features))
 
     @property
@@ -436,15 +445,40 @@ class RsyncTransport:
 
     async def remove_many(self, paths: Sequence[str], width: int) -> None:
         """Delete exactly these files: each one missing from an empty scratch tree is a
-        deletion request (``--delete-missing-args``); nothing else is looked at."""
+        deletion request (``--delete-missing-args``); nothing else is looked at. A server that
+        cannot take that request (cannot_delete_missing) has them taken away instead."""
         if not paths:
             return
         what = f"borrar {paths[0]}" if len(paths) == 1 else f"borrar {len(paths)} archivos"
-        with self._staging() as empty:
-            for parent in {p.rsplit("/", 1)[0] for p in paths if "/" in p}:
-                (empty / parent).mkdir(parents=True, exist_ok=True)
-            options = ["--delete-missing-args", "--no-implied-dirs"]
-            self._check(await self._push(empty, paths, what, options, writes=False), what)
+        if self._delete_missing_args:
+            with self._staging() as empty:
+                for parent in {p.rsplit("/", 1)[0] for p in paths if "/" in p}:
+                    (empty / parent).mkdir(parents=True, exist_ok=True)
+                options = ["--delete-missing-args", "--no-implied-dirs"]
+                finished = await self._push(empty, paths, what, options, writes=False)
+            if finished.code == 0:
+                return
+            if not cannot_delete_missing(finished):
+                raise translate(self._where, finished, what)
+            self._delete_missing_args = False  # from now on, for this difusor
+        await self._remove_by_taking(paths, what)
+
+    async def _remove_by_taking(self, paths: Sequence[str], what: str) -> None:
+        """Delete by pulling with ``--remove-source-files``: the server unlinks each file
+        this side holds up to date. A placeholder of each file's size stands here for it
+        (``--size-only``; sparse, read by nobody), so no byte of it crosses the network. A file
+        gone meanwhile is as good as removed."""
+        found = await self._list(paths, what)
+        if not found:
+            return
+        with self._staging() as local:
+            for path, status in found.items():
+                if not status.is_link and not status.is_dir:
+                    _put_placeholder(local / path, status.size)
+            args = ["--links", "--ignore-missing-args", "--remove-source-files", "--size-only"]
+            finished = await self._rsync([*args, self._base, f"{local}/"], list(found), what)
+        if finished.code not in (0, VANISHED):
+            raise translate(self._where, finished, what)
 
     async def prepare_dirs(self, dirs: Sequence[str]) -> None:
         """Parents first, one listing per depth (see _list): a directory under a link is
@@ -531,6 +565,20 @@ def _under(path: str, parents: Sequence[str]) -> bool:
 def _put_local(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
+
+
+def cannot_delete_missing(finished: Finished) -> bool:
+    """The server refuses --delete-missing-args (a daemon's 'refuse options') or cannot read
+    what it asks for (MISSING_ARG_REFUSED): its files are removed some other way."""
+    refused = said(finished, "delete-missing-args") and said(finished, *REFUSED_OPTION)
+    unreadable = finished.code == 2 and said(finished, MISSING_ARG_REFUSED)
+    return refused or unreadable
+
+
+def _put_placeholder(path: Path, size: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as placeholder:
+        placeholder.truncate(size)
 
 
 def _stat_key(path: str) -> StatKey | None:

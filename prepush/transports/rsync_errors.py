@@ -196,8 +196,9 @@ RULES: tuple[Rule, ...] = (
         REFUSED_OPTION,
         RemoteError,
         "El servidor rechazó una opción de rsync que prepush necesita al {what} {tail}. Pida al"
-        " difusor su configuración tal como la da docs/difusores.md (sin 'refuse options' sobre"
-        " enlaces, borrados ni --remove-source-files).",
+        " difusor su configuración tal como la da docs/difusores.md: sin 'refuse options' sobre"
+        " enlaces ni --remove-source-files en el demonio y, con rrsync, sin -ro, -wo ni -no-del"
+        " en su línea de authorized_keys.",
     ),
     (
         ("Restricted directory does not exist", "chdir to restricted dir"),
