@@ -16,15 +16,17 @@ it; tests/test_crash_points.py cuts and kills at each one, against real OpenSSH.
    remote directory (never a symbolic link). *Nothing served changes.*
 5. ``upload``: objects, the ZIP, replaced and linked files, and the corte's extras (files
    outside its manifest: an origin's copy of the signed manifest, the CSVs a pull
-   extracts), retained with the corte. A new name is created exclusively:
-   one already there is kept if its size and sha256 match, otherwise replaced; a path that may
-   be served is written under a temporary name and renamed over. *No served file is ever
-   rewritten in place; the served main.json's files are untouched.*
+   extracts), retained with the corte. Each file goes with its contract
+   (:mod:`prepush.delivery.contract`, decided here from the state): a path that may be
+   served is written under a temporary name and renamed over; one the state cannot vouch
+   for is kept only if its bytes match; no existing name is ever written into. *No served
+   file is ever rewritten in place; the served main.json's files are untouched.*
 6. ``pending``: write the pending record (temporary name and rename): the corte's manifest
    and the files step 5 added. *Every file of the corte is on the server, and recorded.*
 7. ``flip``: the entry files one by one, ``json/main.json`` last, each by temporary name and
    rename (atomic with posix-rename; see docs/publishing.md for servers without it); then a
-   CDN in front of the server, if any, is told to drop them (``invalidate``). *A reader gets
+   CDN in front of the server, if any, is told to drop them and every other name whose
+   content changed (``invalidate``). *A reader gets
    the old or the new entry file whole; after main.json, the new corte whole.*
 8. ``record``: write the state: the corte recorded, the files no retained corte uses listed
    as garbage. *The state covers the corte; the garbage is no longer served.*
@@ -52,6 +54,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from prepush.delivery.contract import ENTRY, REPLACED, UNVOUCHED_MUTABLE, Contract, decide
 from prepush.exceptions import ConnectError, DifusorError, RemoteError, RemoteLockedError
 from prepush.package import MAIN_JSON, FileEntry, Package, canonical_json, sha256_bytes
 from prepush.publish.delta import DeltaPlanner
@@ -67,12 +70,13 @@ from prepush.publish.state import (
     forget,
     garbage,
     leftover_garbage,
+    links_entries,
     merge_pending,
     pending_record,
     plan_corte,
     record_corte,
 )
-from prepush.transports.base import Delta, Mode, Transport, Upload
+from prepush.transports.base import Delta, Transport, Upload
 
 log = logging.getLogger("prepush")
 
@@ -320,7 +324,7 @@ class Session:
         )
         self.step("pending")
         self.lock.ensure_held()
-        await self.flip(plan)
+        await self.flip(plan, state)
         leftovers = self.record(state)
         await self.write_meta(STATE_PATH, state.to_bytes(self.manifests))
         self.step("record")
@@ -431,9 +435,9 @@ class Session:
         deltas: dict[str, Delta] = {}
         if self.t.capabilities.copy_ranges:
             deltas = self.planner.deltas(state, (*plan.uploads, *plan.replaces))
-        fresh: Mode = "new" if state.trusted else "unknown"
+        fresh = self.contract_of_new(state)
         uploads = [self.upload_of(e, fresh, delta=deltas.get(e.path)) for e in plan.uploads]
-        uploads += [self.upload_of(e, "replace", delta=deltas.get(e.path)) for e in plan.replaces]
+        uploads += [self.upload_of(e, REPLACED, delta=deltas.get(e.path)) for e in plan.replaces]
         uploads += [self.upload_of(link.entry, fresh, link_from=link.source) for link in plan.links]
         self.event("uploading", files_total=total_files, bytes_total=total_bytes)
         await self.t.upload(uploads, self.settings.width, sent, self.package.cache)
@@ -441,14 +445,22 @@ class Session:
         self.delivery.files_rebuilt = len(deltas)
         self.delivery.files_linked = len(plan.links)
 
+    def contract_of_new(self, state: RemoteState) -> Contract:
+        """A name the plan writes that the state does not list with other content."""
+        return decide(
+            state_vouches=state.trusted,
+            changes_now=False,
+            entry=False,
+            fixed_path=self.manifest.mode == "site",
+        )
+
     def upload_of(
         self,
         entry: FileEntry,
-        mode: Mode,
+        contract: Contract,
         *,
         delta: Delta | None = None,
         link_from: str | None = None,
-        is_entry: bool = False,
     ) -> Upload:
         extra = self.extras.get(entry.path)
         return Upload(
@@ -457,10 +469,9 @@ class Session:
             entry.sha256,
             local=self.package.local_path(entry.path) if extra is None else extra.local,
             data=None if extra is None else extra.data,
-            mode=mode,
+            contract=contract,
             delta=delta,
             link_from=link_from,
-            entry=is_entry,
         )
 
     async def write_meta(self, path: str, data: bytes) -> None:
@@ -469,11 +480,11 @@ class Session:
 
     # --- 7: the flip ------------------------------------------------------------------------
 
-    async def flip(self, plan: Plan) -> None:
+    async def flip(self, plan: Plan, state: RemoteState) -> None:
         self.event("flipping")
         # One at a time, in order: json/main.json is always the last to change.
         for entry in plan.flips:
-            upload = self.upload_of(entry, "replace", is_entry=True)
+            upload = self.upload_of(entry, ENTRY)
             await self.t.upload([upload], 1, None, self.package.cache)
             self.step(f"flip:{entry.path}")
         if self.delivery.flip_at is None:
@@ -481,10 +492,19 @@ class Session:
             self.delivery.flip_at = datetime.now(UTC)
         self.delivery.files_uploaded += len(plan.flips)
         self.delivery.atomic = self.t.capabilities.atomic_flip
-        invalidated = await self.t.invalidate([entry.path for entry in plan.flips])
+        invalidated = await self.t.invalidate(self.changed_under_their_names(plan, state))
         if invalidated is not None:
             self.hooks.record("invalidation", invalidated)
         self.step("invalidate")
+
+    def changed_under_their_names(self, plan: Plan, state: RemoteState) -> list[str]:
+        """What a cache in front of the server may hold with other content: the entry files,
+        the replaced files, and the mutable names a state that vouches for nothing may
+        have found already there."""
+        changed = [entry.path for entry in (*plan.replaces, *plan.flips)]
+        if self.contract_of_new(state) == UNVOUCHED_MUTABLE:
+            changed += [entry.path for entry in (*plan.uploads, *links_entries(plan.links))]
+        return changed
 
     # --- 8 to 10: record, clean up, done ------------------------------------------------
 
