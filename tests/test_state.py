@@ -105,8 +105,8 @@ def test_pending_record_covers_an_interrupted_publish() -> None:
     # The files uploaded before the crash are known, so they are never written again...
     again = plan_corte(next_corte, state, hardlink=True)
     assert again.uploads == ()
-    # ...while the entry files still count as the old ones: the flip is redone.
-    assert [f.path for f in again.flips] == ["json/main.json"]
+    # ...while no entry file is known (it may have flipped some): every flip is redone.
+    assert [f.path for f in again.flips] == list(ENTRIES)
     assert state.pending == "20270606_2001"
     assert state.current == "20270606_2000"
 
@@ -244,3 +244,46 @@ def test_a_possibly_flipped_pending_corte_is_retained() -> None:
     doomed = deliver(state, corte(2, ["a"]), retention=2)
     assert "json/o/a1.json" not in doomed
     assert "20270606_2001" in state.history
+
+
+def killed_after_the_flip(state: RemoteState, flipped: Manifest) -> RemoteState:
+    """The state a publish of ``flipped`` left when killed after json/main.json, before it
+    wrote its state: the old state.json and its pending record, read back."""
+    record = pending_record(flipped, plan_corte(flipped, state, hardlink=True), state)
+    read = RemoteState.from_bytes(state.to_bytes(ALL), ALL)
+    merge_pending(read, record, ALL)
+    return read
+
+
+def test_a_rollback_after_a_killed_flip_flips_again() -> None:
+    """Issue 30, scenario 1: P killed after its flip, before its record; ``rollback --to C``
+    (C the corte state.json names) must not find C 'up to date' while the site serves P."""
+    c, p = corte(1, ["a", "b"]), corte(2, ["a", "b"])
+    state = RemoteState()
+    deliver(state, corte(0, ["a", "b"]))
+    deliver(state, c)
+    read = killed_after_the_flip(state, p)
+    plan = plan_corte(c, read, hardlink=True)
+    assert not plan.up_to_date
+    assert [f.path for f in plan.flips] == list(ENTRIES)
+    # Recorded, the entry files are known again: the next plan of C is up to date.
+    deliver(read, c)
+    assert plan_corte(c, read, hardlink=True).up_to_date
+
+
+def test_an_unresolvable_pending_corte_leaves_the_state_untrusted_until_it_leaves() -> None:
+    """Issue 30, scenario 6: a pending corte whose manifest this machine lacks (rebuilt,
+    moved, another machine's) may be served and may use any retained file: nothing is
+    deleted, also after the next corte is recorded and the state read back."""
+    state = RemoteState()
+    for n in range(3):
+        deliver(state, corte(n, ["a", "b"]))
+    elsewhere = corte(7, ["c"])  # not among this machine's manifests (ALL)
+    record = pending_record(elsewhere, plan_corte(elsewhere, state, hardlink=True), state)
+    read = RemoteState.from_bytes(state.to_bytes(ALL), ALL)
+    merge_pending(read, record, ALL)
+    assert not read.trusted
+    assert deliver(read, corte(3, ["a", "b"]), retention=2) == []
+    again = RemoteState.from_bytes(read.to_bytes(ALL), ALL)
+    assert elsewhere.corte in again.unresolved
+    assert deliver(again, corte(4, ["a", "b"]), retention=2) == []

@@ -64,6 +64,12 @@ class RemoteState:
     # The difusor may serve files this state does not list (the state was lost or damaged):
     # a name that looks new may be served, and is verified instead of written over.
     cautious: bool = False
+    # A pending record names another corte than the current one: that publish may have
+    # flipped any of its entry files, so none is known to hold what the state says.
+    entries_unknown: bool = False
+    # The manifest digest the pending record names (recorded with that corte if it is
+    # retained; "" when the record names none).
+    pending_digest: str | None = None
 
     @property
     def current(self) -> str | None:
@@ -244,7 +250,9 @@ def plan_corte(
     flips = tuple(
         e
         for e in manifest.entries_in_flip_order
-        if (held := state.files.get(e.path)) is None or held.sha256 != e.sha256
+        if state.entries_unknown
+        or (held := state.files.get(e.path)) is None
+        or held.sha256 != e.sha256
     )
     skipped += len(entry_paths) - len(flips)
     new_files = [*uploads, *links_entries(links), *flips]
@@ -296,14 +304,19 @@ def record_corte(state: RemoteState, manifest: Manifest, extras: Sequence[FileEn
     on the server. Extras are not explained by the manifest: the state lists them."""
     corte = manifest.corte
     if state.pending and state.pending != corte and state.pending not in state.history:
-        # An interrupted publish may have flipped it: readers may still hold it, so retain it.
+        # An interrupted publish may have flipped it: readers may still hold it, so retain it,
+        # with its manifest's digest (unresolvable here, it keeps the state untrusted).
         state.history.append(state.pending)
+        if state.pending_digest is not None:
+            state.manifests[state.pending] = state.pending_digest
     for entry in (*manifest.files, *extras):
         _hold(state.files, entry.path, entry.sha256, entry.size, corte)
     state.dirs |= parent_dirs(e.path for e in manifest.files)
     state.history = [c for c in state.history if c != corte] + [corte]
     state.manifests[corte] = manifest.digest
     state.pending = None
+    state.pending_digest = None
+    state.entries_unknown = False
     state.pending_files.clear()
 
 
@@ -374,9 +387,12 @@ def merge_pending(state: RemoteState, data: bytes, resolve: Resolver = no_manife
     """Fold a pending record left by an interrupted publish into ``state``.
 
     Every file the record lists, and every non-entry file of the manifest it names, was on
-    the server when it was written (it is written after the uploads). A record cut short is
-    ignored: records are written by temporary name and rename, so only an older prepush
-    could leave one, and it was written before that publish's flip.
+    the server when it was written (it is written after the uploads). A record naming
+    another corte than the current one may have flipped any entry file, so every entry file
+    counts as unknown (flipped again, even to the corte the state names). A manifest this
+    machine cannot resolve leaves the state incomplete: the files that corte reused are not
+    known. A record cut short is ignored: records are written by temporary name and rename,
+    so only an older prepush could leave one, and it was written before that publish's flip.
     """
     try:
         raw = json.loads(data)
@@ -391,14 +407,22 @@ def merge_pending(state: RemoteState, data: bytes, resolve: Resolver = no_manife
         for entry in manifest.files:
             if entry.path not in entries:
                 files.setdefault(entry.path, (entry.sha256, entry.size))
+    elif corte != state.current:
+        # Rebuilt, moved, or another machine's: the files it reused are not known, so
+        # nothing may be assumed unused (no cleanup, new names verified) while it is retained.
+        state.unresolved.add(corte)
     state.pending_files.update(files)
     for path, (sha256, size) in files.items():
         _hold(state.files, path, sha256, size, corte)
     state.dirs |= parent_dirs(files)
     if corte == state.current:
         state.unfinished = True
-    elif corte not in state.history:
-        state.pending = corte
+    else:
+        # It may have flipped any entry file before it was cut: none is known.
+        state.entries_unknown = True
+        if corte not in state.history:
+            state.pending = corte
+            state.pending_digest = str(digest) if digest else ""
 
 
 def leftover_garbage(state: RemoteState) -> list[str]:
