@@ -52,9 +52,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
 
 from prepush.delivery.contract import ENTRY, REPLACED, UNVOUCHED_MUTABLE, Contract, decide
+from prepush.delivery.runner import Outcome
 from prepush.exceptions import ConnectError, DifusorError, RemoteError, RemoteLockedError
 from prepush.package import MAIN_JSON, FileEntry, Package, canonical_json, sha256_bytes
 from prepush.publish.delta import DeltaPlanner
@@ -80,9 +80,8 @@ from prepush.transports.base import Delta, Transport, Upload
 
 log = logging.getLogger("prepush")
 
-Outcome = Literal[
-    "delivered", "up_to_date", "failed", "skipped_suspended", "skipped_held", "dry_run"
-]
+# The step announced once every entry file of the corte is flipped: the public sees it.
+FLIPPED = "flipped"
 
 
 @dataclass(frozen=True)
@@ -172,6 +171,13 @@ class ProtocolSettings:
     @property
     def lock_refresh_seconds(self) -> float:
         return max(1.0, min(self.lock_stale_seconds / 4, 60.0))
+
+    @property
+    def lock_trusted_seconds(self) -> float:
+        """How long after its last renewal the lock is still surely ours: half the stale
+        time, and at least a renewal and a half (never as long as the stale time)."""
+        half = max(self.lock_stale_seconds / 2, 1.5 * self.lock_refresh_seconds)
+        return min(half, 0.9 * self.lock_stale_seconds)
 
 
 @dataclass(frozen=True)
@@ -490,6 +496,8 @@ class Session:
         if self.delivery.flip_at is None:
             # A retry may flip the same corte again; the public saw it at the first flip.
             self.delivery.flip_at = datetime.now(UTC)
+        # The run hears it (a worker's parent records the truth if the worker dies now).
+        self.step(FLIPPED)
         self.delivery.files_uploaded += len(plan.flips)
         self.delivery.atomic = self.t.capabilities.atomic_flip
         invalidated = await self.t.invalidate(self.changed_under_their_names(plan, state))
@@ -618,8 +626,13 @@ class RemoteLock:
                 # the attempt would notice, so main.json must not change.
                 self.lost = True
                 return
-            except DifusorError:
-                return  # the attempt's own requests meet the same failure and report it
+            except DifusorError as exc:
+                # Tried again next round; meanwhile the lock ages, and ensure_held refuses
+                # the flip once it may look abandoned to another publisher.
+                log.warning("[%s] no se pudo renovar el candado remoto: %s", self.name, exc.message)
+                if not self.t.alive:
+                    return  # the attempt's own requests meet the same failure and report it
+                continue
             if not swapped:
                 self.lost = True
                 return
@@ -628,11 +641,21 @@ class RemoteLock:
             self.on_write(fresh)
 
     def ensure_held(self) -> None:
+        """Before the flip: the lock is still ours and was renewed recently enough that no
+        other publisher can have judged it abandoned."""
         if self.lost:
             raise RemoteLockedError(
                 self.name,
                 "Otro publicador tomó el candado remoto durante este intento (lo creyó"
                 " abandonado); no se cambia main.json. Se reintenta.",
+            )
+        age = time.monotonic() - self.refreshed_at
+        if age >= self.settings.lock_trusted_seconds:
+            raise RemoteLockedError(
+                self.name,
+                f"El candado remoto no se pudo renovar en {age:.0f} s (envejece a los"
+                f" {self.settings.lock_stale_seconds:g} s y otro publicador podría tomarlo);"
+                " no se cambia main.json. Se reintenta.",
             )
 
     def stop_refreshing(self) -> None:
@@ -690,6 +713,21 @@ class _LockHolder:
         return f"{self.host}, corrida {self.owner[:8]}"
 
 
+def _corte_main_json(name: str, data: bytes) -> dict[str, object]:
+    try:
+        main = json.loads(data)
+    except ValueError:
+        main = None
+    if not isinstance(main, dict):
+        raise RemoteError(
+            name,
+            f"El {MAIN_JSON} del difusor no es el de un corte de prepush (no es un objeto"
+            " JSON); no se le puso el aviso de actualización interrumpida. Revise qué hay en"
+            " su sitio; el siguiente corte entregado lo reemplaza.",
+        )
+    return main
+
+
 def _newer_format(data: bytes) -> bool:
     try:
         raw = json.loads(data)
@@ -727,7 +765,7 @@ async def write_notice(
         data = await transport.read_file(MAIN_JSON)
         if data is None:
             return False
-        main = json.loads(data)
+        main = _corte_main_json(name, data)
         main["aviso"] = notice_text()
         notice = canonical_json(main)
         await transport.write_file(MAIN_JSON, notice)
