@@ -617,7 +617,8 @@ class _Publisher:
         async def attempt(number: int) -> None:
             nonlocal current
             delivery.attempts = number
-            newest = self._package_for_attempt(package)
+            # After a flip the delivery stays on its corte: no newer package is looked at.
+            newest = current if delivery.flip_at else self._package_for_attempt(package)
             if switch_corte(delivery, newest.corte):
                 current = newest
                 delivery.package_ready_at = package_ready_at(current)
