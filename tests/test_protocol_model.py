@@ -50,14 +50,14 @@ from prepush.publish.state import LOCK_PATH, PENDING_PATH, STATE_PATH, RemoteSta
 from prepush.settings import Difusor, Settings, load_settings
 from prepush.transports.base import Transport
 from tests.conftest import Workdir
-from tests.difusor_model import Fault, Killed, Kind, ModelTransport, Network, Store
+from tests.difusor_model import STEPS, Fault, Killed, Kind, ModelTransport, Network, Store
 from tests.tiny import LocalSite, write_package
 
 NAME = "modelo"
 RETENTION = 2
 CORTES = tuple(f"20210606_2{minute:03d}" for minute in range(0, 60, 10))
-EXAMPLES = int(os.environ.get("PREPUSH_MODEL_EXAMPLES", "12"))
-STEPS = int(os.environ.get("PREPUSH_MODEL_STEPS", "12"))
+EXAMPLES = int(os.environ.get("PREPUSH_MODEL_EXAMPLES", "20"))
+STEP_COUNT = int(os.environ.get("PREPUSH_MODEL_STEPS", "15"))
 
 
 def model_files(index: int) -> dict[str, bytes]:
@@ -172,43 +172,24 @@ class DifusorNight(RuleBasedStateMachine):
     def a_new_corte_arrives(self) -> None:
         self.arrive()
 
-    @rule(
-        fault=st.none()
-        | st.builds(
-            Fault, st.integers(1, 45), st.sampled_from(["cut", "kill", "error", "noreply"])
-        ),
-        newer=st.booleans(),
-    )
+    @rule(fault=faults(45, "cut", "kill", "error", "noreply"), newer=st.booleans())
     def publish(self, fault: Fault | None, newer: bool) -> None:
         """Machine a publishes the newest corte; a newer one may arrive when the fault hits."""
-        self.run(
-            [
-                (
-                    self.machines[0],
-                    PublishRequest(self.machines[0].settings, [self.machines[0].difusor]),
-                )
-            ],
-            fault,
-            newer,
-        )
+        self.run([self.newest(self.machines[0])], fault, newer)
 
-    @rule(
-        first=st.none()
-        | st.builds(Fault, st.integers(1, 45), st.sampled_from(["cut", "error", "noreply"])),
-    )
-    def two_machines_publish_at_once(self, first: Fault | None) -> None:
-        requests = [
-            (machine, PublishRequest(machine.settings, [machine.difusor]))
-            for machine in self.machines
-        ]
-        self.run(requests, first, newer=False)
+    @rule(step=st.sampled_from(STEPS), at=st.integers(1, 2), newer=st.booleans())
+    def prepush_is_killed_after_a_step(self, step: str, at: int, newer: bool) -> None:
+        """Machine a publishes and is killed (SIGKILL) at a request right after ``step``."""
+        self.run([self.newest(self.machines[0])], Fault(at, "kill", step), newer)
+
+    @rule(fault=faults(45, "cut", "error", "noreply"))
+    def two_machines_publish_at_once(self, fault: Fault | None) -> None:
+        """Both machines publish the newest corte at once; the fault hits whichever asks."""
+        self.run([self.newest(machine) for machine in self.machines], fault, newer=False)
         self.clear_leftover_lock()
 
     @precondition(lambda self: len(set(self.shown)) >= 2 and self.held is None)
-    @rule(
-        fault=st.none()
-        | st.builds(Fault, st.integers(1, 30), st.sampled_from(["cut", "error", "noreply"]))
-    )
+    @rule(fault=faults(30, "cut", "error", "noreply"))
     def rollback(self, fault: Fault | None) -> None:
         """The operator rolls back to the corte shown before the current one."""
         served = self.store.served_corte()
@@ -358,7 +339,7 @@ class DifusorNight(RuleBasedStateMachine):
             if (held := state.files.get(f.path)) is None or held.sha256 != f.sha256
         ]
         assert uncovered == [], f"el estado no cubre {uncovered} del corte servido {served}"
-        named = {*state.history, state.pending}
+        named = {*state.history, *state.possibly_shown()}
         assert served in named, f"el estado no nombra el corte servido {served}"
 
     @invariant()
@@ -379,7 +360,7 @@ def test_a_night_of_faults_never_breaks_the_promise(kind: Kind, built: tuple[Pat
     test = machine.TestCase
     test.settings = settings(
         max_examples=EXAMPLES,
-        stateful_step_count=STEPS,
+        stateful_step_count=STEP_COUNT,
         derandomize=True,
         database=None,
         deadline=None,

@@ -287,3 +287,41 @@ def test_an_unresolvable_pending_corte_leaves_the_state_untrusted_until_it_leave
     again = RemoteState.from_bytes(read.to_bytes(ALL), ALL)
     assert elsewhere.corte in again.unresolved
     assert deliver(again, corte(4, ["a", "b"]), retention=2) == []
+
+
+def test_an_entry_file_is_never_the_source_of_a_link() -> None:
+    """Found by the model test: a new file with main.json's bytes was hard-linked to the
+    served main.json, whose content the state cannot vouch for (a rollback's flip whose
+    state was never written) and which changes at every flip."""
+    state = RemoteState()
+    deliver(state, corte(0, []))
+    twin = corte(1, [])
+    copy = FileEntry("json/copia-de-main.json", 5, "main0")
+    with_copy = manifest(twin.corte, {**{f.path: f.sha256 for f in twin.files}, copy.path: "main0"})
+    plan = plan_corte(with_copy, state, hardlink=True)
+    assert copy.path in {f.path for f in plan.uploads}
+    assert all(link.source not in ENTRIES for link in plan.links)
+
+
+def test_a_corte_shown_before_is_kept_past_the_retention_and_carried_by_later_records() -> None:
+    """Found by the model test: a rollback to C0 flips and dies before its state; another
+    publish's pending record replaced the rollback's; the next record must still keep C0
+    (readers loaded its main.json a moment ago), whatever the retention."""
+    c0, c1, c2, c3 = (corte(n, ["a", "b"]) for n in range(4))
+    state = RemoteState()
+    deliver(state, c0)
+    deliver(state, c1)
+    # The rollback to c0: its pending record, flipped, no state written.
+    rollback = pending_record(c0, plan_corte(c0, state, hardlink=True), state)
+    read = RemoteState.from_bytes(state.to_bytes(ALL), ALL)
+    merge_pending(read, rollback, ALL)
+    # Another publish of c2 writes its own pending record and fails before its flip.
+    replaced = pending_record(c2, plan_corte(c2, read, hardlink=True), read)
+    again = RemoteState.from_bytes(state.to_bytes(ALL), ALL)
+    merge_pending(again, replaced, ALL)
+    assert c0.corte in again.possibly_shown()
+    # c3 is recorded with a retention of 2: c0 (shown before it) keeps its files.
+    shown_before = {*again.possibly_shown(), again.current or ""}
+    record_corte(again, c3)
+    doomed = garbage(again, c3, 2, keep=shown_before)
+    assert not {f.path for f in c0.immutable_files} & set(doomed)

@@ -50,6 +50,7 @@ class Flight(Protocol):
     corte: str
     outcome: Outcome
     flip_at: datetime | None
+    flip_sent_at: datetime | None
     error_class: str | None
     error_message: str | None
 
@@ -141,10 +142,10 @@ class DeliveryRunner:
 
 
 def switch_corte(flight: Flight, corte: str) -> bool:
-    """Move the delivery to ``corte`` for its next attempt: only while no attempt has
-    flipped the corte it names (after a flip the public sees that corte, and the delivery
+    """Move the delivery to ``corte`` for its next attempt: only while no attempt has sent
+    the flip of the corte it names (after it the public may see that corte, and the delivery
     must end on it: finished, or delivered with its error)."""
-    if corte == flight.corte or flight.flip_at is not None:
+    if corte == flight.corte or flight.flip_at is not None or flight.flip_sent_at is not None:
         return False
     flight.corte = corte
     return True

@@ -112,6 +112,9 @@ class Delivery:
     package_ready_at: datetime | None = None
     connected_at: datetime | None = None
     flip_at: datetime | None = None
+    # When an attempt sent the flip of the entry file that names the corte (json/main.json):
+    # from then on the public may see the corte, whether or not the answer came back.
+    flip_sent_at: datetime | None = None
     finished_at: datetime | None = None
     attempts: int = 0
     files_uploaded: int = 0
@@ -338,7 +341,9 @@ class Session:
         self.step("cleanup")
         await self.t.remove_many([PENDING_PATH], 1)
         self.step("done")
-        self.delivery.outcome = "delivered"
+        # A flip that changed nothing the public sees (it already showed this corte before
+        # this delivery) is not a delivery.
+        self.delivery.outcome = "delivered" if self.delivery.flip_at else "up_to_date"
 
     # --- 2 and 3: what the difusor holds, and what it lacks -------------------------------
 
@@ -488,14 +493,24 @@ class Session:
 
     async def flip(self, plan: Plan, state: RemoteState) -> None:
         self.event("flipping")
+        naming = self.manifest.entry_files[-1]
+        sent_before = self.delivery.flip_sent_at
+        shown_already = await self._shows_this_corte_already(plan, state)
         # One at a time, in order: json/main.json is always the last to change.
         for entry in plan.flips:
             upload = self.upload_of(entry, ENTRY)
+            if entry.path == naming and self.delivery.flip_sent_at is None:
+                self.delivery.flip_sent_at = datetime.now(UTC)
             await self.t.upload([upload], 1, None, self.package.cache)
             self.step(f"flip:{entry.path}")
         if self.delivery.flip_at is None:
-            # A retry may flip the same corte again; the public saw it at the first flip.
-            self.delivery.flip_at = datetime.now(UTC)
+            # A retry may flip the same corte again; the public saw it at the first flip
+            # (an earlier attempt's, if its answer was lost). One that finds the corte already
+            # shown from before this delivery changed nothing.
+            if not shown_already:
+                self.delivery.flip_at = datetime.now(UTC)
+            elif sent_before is not None:
+                self.delivery.flip_at = sent_before
         # The run hears it (a worker's parent records the truth if the worker dies now).
         self.step(FLIPPED)
         self.delivery.files_uploaded += len(plan.flips)
@@ -504,6 +519,19 @@ class Session:
         if invalidated is not None:
             self.hooks.record("invalidation", invalidated)
         self.step("invalidate")
+
+    async def _shows_this_corte_already(self, plan: Plan, state: RemoteState) -> bool:
+        """Whether the served entry file that names the corte (json/main.json) already holds
+        this corte's bytes. Asked of the server only when the state cannot say (lost,
+        damaged, incomplete, or a pending record of another corte): one read, never on the
+        usual path."""
+        naming = self.manifest.entries_in_flip_order[-1]
+        if not any(entry.path == naming.path for entry in plan.flips):
+            return False
+        if state.trusted and not state.entries_unknown and naming.path in state.files:
+            return False  # the state says it holds other bytes
+        data = await self.t.read_file(naming.path)
+        return data is not None and sha256_bytes(data) == naming.sha256
 
     def changed_under_their_names(self, plan: Plan, state: RemoteState) -> list[str]:
         """What a cache in front of the server may hold with other content: the entry files,
@@ -517,12 +545,16 @@ class Session:
     # --- 8 to 10: record, clean up, done ------------------------------------------------
 
     def record(self, state: RemoteState) -> list[str]:
-        """Record the corte; returns the garbage an unfinished publish left behind."""
+        """Record the corte; returns the garbage an unfinished publish left behind. The cortes
+        that may have been shown before this flip (the one the state named, and any a
+        pending record names) are kept whatever the retention: readers who loaded their
+        main.json a moment ago still fetch their files."""
         leftovers = leftover_garbage(state)
+        shown_before = {*state.possibly_shown(), *([state.current] if state.current else [])}
         record_corte(state, self.manifest, self.extra_entries)
         state.atomic = self.t.capabilities.atomic_flip
-        doomed = garbage(state, self.manifest, self.settings.retention)
-        forget(state, doomed, self.settings.retention)
+        doomed = garbage(state, self.manifest, self.settings.retention, keep=shown_before)
+        forget(state, doomed, self.settings.retention, keep=shown_before)
         state.garbage = doomed
         return [path for path in leftovers if path not in state.files and path not in doomed]
 
