@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
+from prepush.delivery.contract import REPLACED, UNVOUCHED
 from prepush.exceptions import ConnectError, DifusorError, LocalFileError, RemoteError
 from prepush.settings import Difusor, Settings, parse_roster
 from prepush.sim.fleet import ServerThread
@@ -207,14 +208,14 @@ OPS = [
     Op(
         "upload_quizas_servido",
         ("lstat", "fstat", "read"),
-        lambda t: t.upload([upload_of("json/o/a.json", mode="unknown")], 4),
+        lambda t: t.upload([upload_of("json/o/a.json", contract=UNVOUCHED)], 4),
         _file("/json/o/a.json"),
         special={("lstat", 2): "error", ("read", 1): "error"},
     ),
     Op(
         "upload_reemplazo",
         ("open", "write", "fsync", "close", "posix-rename"),
-        lambda t: t.upload([upload_of("json/a.json", mode="replace")], 4),
+        lambda t: t.upload([upload_of("json/a.json", contract=REPLACED)], 4),
         _file("/json/a.json", b"version anterior"),
         special={("posix-rename", 8): "ok"},
     ),

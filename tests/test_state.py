@@ -105,8 +105,8 @@ def test_pending_record_covers_an_interrupted_publish() -> None:
     # The files uploaded before the crash are known, so they are never written again...
     again = plan_corte(next_corte, state, hardlink=True)
     assert again.uploads == ()
-    # ...while the entry files still count as the old ones: the flip is redone.
-    assert [f.path for f in again.flips] == ["json/main.json"]
+    # ...while no entry file is known (it may have flipped some): every flip is redone.
+    assert [f.path for f in again.flips] == list(ENTRIES)
     assert state.pending == "20270606_2001"
     assert state.current == "20270606_2000"
 
@@ -244,3 +244,84 @@ def test_a_possibly_flipped_pending_corte_is_retained() -> None:
     doomed = deliver(state, corte(2, ["a"]), retention=2)
     assert "json/o/a1.json" not in doomed
     assert "20270606_2001" in state.history
+
+
+def killed_after_the_flip(state: RemoteState, flipped: Manifest) -> RemoteState:
+    """The state a publish of ``flipped`` left when killed after json/main.json, before it
+    wrote its state: the old state.json and its pending record, read back."""
+    record = pending_record(flipped, plan_corte(flipped, state, hardlink=True), state)
+    read = RemoteState.from_bytes(state.to_bytes(ALL), ALL)
+    merge_pending(read, record, ALL)
+    return read
+
+
+def test_a_rollback_after_a_killed_flip_flips_again() -> None:
+    """Issue 30, scenario 1: P killed after its flip, before its record; ``rollback --to C``
+    (C the corte state.json names) must not find C 'up to date' while the site serves P."""
+    c, p = corte(1, ["a", "b"]), corte(2, ["a", "b"])
+    state = RemoteState()
+    deliver(state, corte(0, ["a", "b"]))
+    deliver(state, c)
+    read = killed_after_the_flip(state, p)
+    plan = plan_corte(c, read, hardlink=True)
+    assert not plan.up_to_date
+    assert [f.path for f in plan.flips] == list(ENTRIES)
+    # Recorded, the entry files are known again: the next plan of C is up to date.
+    deliver(read, c)
+    assert plan_corte(c, read, hardlink=True).up_to_date
+
+
+def test_an_unresolvable_pending_corte_leaves_the_state_untrusted_until_it_leaves() -> None:
+    """Issue 30, scenario 6: a pending corte whose manifest this machine lacks (rebuilt,
+    moved, another machine's) may be served and may use any retained file: nothing is
+    deleted, also after the next corte is recorded and the state read back."""
+    state = RemoteState()
+    for n in range(3):
+        deliver(state, corte(n, ["a", "b"]))
+    elsewhere = corte(7, ["c"])  # not among this machine's manifests (ALL)
+    record = pending_record(elsewhere, plan_corte(elsewhere, state, hardlink=True), state)
+    read = RemoteState.from_bytes(state.to_bytes(ALL), ALL)
+    merge_pending(read, record, ALL)
+    assert not read.trusted
+    assert deliver(read, corte(3, ["a", "b"]), retention=2) == []
+    again = RemoteState.from_bytes(read.to_bytes(ALL), ALL)
+    assert elsewhere.corte in again.unresolved
+    assert deliver(again, corte(4, ["a", "b"]), retention=2) == []
+
+
+def test_an_entry_file_is_never_the_source_of_a_link() -> None:
+    """Found by the model test: a new file with main.json's bytes was hard-linked to the
+    served main.json, whose content the state cannot vouch for (a rollback's flip whose
+    state was never written) and which changes at every flip."""
+    state = RemoteState()
+    deliver(state, corte(0, []))
+    twin = corte(1, [])
+    copy = FileEntry("json/copia-de-main.json", 5, "main0")
+    with_copy = manifest(twin.corte, {**{f.path: f.sha256 for f in twin.files}, copy.path: "main0"})
+    plan = plan_corte(with_copy, state, hardlink=True)
+    assert copy.path in {f.path for f in plan.uploads}
+    assert all(link.source not in ENTRIES for link in plan.links)
+
+
+def test_a_corte_shown_before_is_kept_past_the_retention_and_carried_by_later_records() -> None:
+    """Found by the model test: a rollback to C0 flips and dies before its state; another
+    publish's pending record replaced the rollback's; the next record must still keep C0
+    (readers loaded its main.json a moment ago), whatever the retention."""
+    c0, c1, c2, c3 = (corte(n, ["a", "b"]) for n in range(4))
+    state = RemoteState()
+    deliver(state, c0)
+    deliver(state, c1)
+    # The rollback to c0: its pending record, flipped, no state written.
+    rollback = pending_record(c0, plan_corte(c0, state, hardlink=True), state)
+    read = RemoteState.from_bytes(state.to_bytes(ALL), ALL)
+    merge_pending(read, rollback, ALL)
+    # Another publish of c2 writes its own pending record and fails before its flip.
+    replaced = pending_record(c2, plan_corte(c2, read, hardlink=True), read)
+    again = RemoteState.from_bytes(state.to_bytes(ALL), ALL)
+    merge_pending(again, replaced, ALL)
+    assert c0.corte in again.possibly_shown()
+    # c3 is recorded with a retention of 2: c0 (shown before it) keeps its files.
+    shown_before = {*again.possibly_shown(), again.current or ""}
+    record_corte(again, c3)
+    doomed = garbage(again, c3, 2, keep=shown_before)
+    assert not {f.path for f in c0.immutable_files} & set(doomed)

@@ -16,15 +16,17 @@ it; tests/test_crash_points.py cuts and kills at each one, against real OpenSSH.
    remote directory (never a symbolic link). *Nothing served changes.*
 5. ``upload``: objects, the ZIP, replaced and linked files, and the corte's extras (files
    outside its manifest: an origin's copy of the signed manifest, the CSVs a pull
-   extracts), retained with the corte. A new name is created exclusively:
-   one already there is kept if its size and sha256 match, otherwise replaced; a path that may
-   be served is written under a temporary name and renamed over. *No served file is ever
-   rewritten in place; the served main.json's files are untouched.*
+   extracts), retained with the corte. Each file goes with its contract
+   (:mod:`prepush.delivery.contract`, decided here from the state): a path that may be
+   served is written under a temporary name and renamed over; one the state cannot vouch
+   for is kept only if its bytes match; no existing name is ever written into. *No served
+   file is ever rewritten in place; the served main.json's files are untouched.*
 6. ``pending``: write the pending record (temporary name and rename): the corte's manifest
    and the files step 5 added. *Every file of the corte is on the server, and recorded.*
 7. ``flip``: the entry files one by one, ``json/main.json`` last, each by temporary name and
    rename (atomic with posix-rename; see docs/publishing.md for servers without it); then a
-   CDN in front of the server, if any, is told to drop them (``invalidate``). *A reader gets
+   CDN in front of the server, if any, is told to drop them and every other name whose
+   content changed (``invalidate``). *A reader gets
    the old or the new entry file whole; after main.json, the new corte whole.*
 8. ``record``: write the state: the corte recorded, the files no retained corte uses listed
    as garbage. *The state covers the corte; the garbage is no longer served.*
@@ -59,8 +61,9 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
 
+from prepush.delivery.contract import ENTRY, REPLACED, UNVOUCHED_MUTABLE, Contract, decide
+from prepush.delivery.runner import Outcome
 from prepush.exceptions import (
     ConnectError,
     DifusorError,
@@ -82,20 +85,20 @@ from prepush.publish.state import (
     forget,
     garbage,
     leftover_garbage,
+    links_entries,
     merge_pending,
     pending_record,
     plan_corte,
     record_corte,
 )
-from prepush.transports.base import Delta, Mode, Transport, Upload
+from prepush.transports.base import Delta, Transport, Upload
 
 log = logging.getLogger("prepush")
 # How often the live view hears of the bytes of an upload while they flow.
 PROGRESS_SECONDS = 0.25
 
-Outcome = Literal[
-    "delivered", "up_to_date", "failed", "skipped_suspended", "skipped_held", "dry_run"
-]
+# The step announced once every entry file of the corte is flipped: the public sees it.
+FLIPPED = "flipped"
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,9 @@ class Delivery:
     package_ready_at: datetime | None = None
     connected_at: datetime | None = None
     flip_at: datetime | None = None
+    # When an attempt sent the flip of the entry file that names the corte (json/main.json):
+    # from then on the public may see the corte, whether or not the answer came back.
+    flip_sent_at: datetime | None = None
     finished_at: datetime | None = None
     attempts: int = 0
     files_uploaded: int = 0
@@ -188,6 +194,13 @@ class ProtocolSettings:
     @property
     def lock_refresh_seconds(self) -> float:
         return max(1.0, min(self.lock_stale_seconds / 4, 60.0))
+
+    @property
+    def lock_trusted_seconds(self) -> float:
+        """How long after its last renewal the lock is still surely ours: half the stale
+        time, and at least a renewal and a half (never as long as the stale time)."""
+        half = max(self.lock_stale_seconds / 2, 1.5 * self.lock_refresh_seconds)
+        return min(half, 0.9 * self.lock_stale_seconds)
 
 
 @dataclass(frozen=True)
@@ -347,7 +360,7 @@ class Session:
         )
         self.step("pending")
         self.lock.ensure_held()
-        await self.flip(plan)
+        await self.flip(plan, state)
         leftovers = self.record(state)
         await self.write_meta(STATE_PATH, state.to_bytes(self.manifests))
         self.step("record")
@@ -356,7 +369,9 @@ class Session:
         self.still_on_duty()
         await self.t.remove_many([PENDING_PATH], 1)
         self.step("done")
-        self.delivery.outcome = "delivered"
+        # A flip that changed nothing the public sees (it already showed this corte before
+        # this delivery) is not a delivery.
+        self.delivery.outcome = "delivered" if self.delivery.flip_at else "up_to_date"
 
     def still_on_duty(self) -> None:
         """Before a write that changes what readers may be served: this run still holds the
@@ -466,9 +481,9 @@ class Session:
         deltas: dict[str, Delta] = {}
         if self.t.capabilities.copy_ranges:
             deltas = self.planner.deltas(state, (*plan.uploads, *plan.replaces))
-        fresh: Mode = "new" if state.trusted else "unknown"
+        fresh = self.contract_of_new(state)
         uploads = [self.upload_of(e, fresh, delta=deltas.get(e.path)) for e in plan.uploads]
-        uploads += [self.upload_of(e, "replace", delta=deltas.get(e.path)) for e in plan.replaces]
+        uploads += [self.upload_of(e, REPLACED, delta=deltas.get(e.path)) for e in plan.replaces]
         uploads += [self.upload_of(link.entry, fresh, link_from=link.source) for link in plan.links]
         self.event("uploading", files_total=total_files, bytes_total=total_bytes)
         base = self.t.bytes_sent
@@ -490,14 +505,22 @@ class Session:
         self.delivery.files_rebuilt = len(deltas)
         self.delivery.files_linked = len(plan.links)
 
+    def contract_of_new(self, state: RemoteState) -> Contract:
+        """A name the plan writes that the state does not list with other content."""
+        return decide(
+            state_vouches=state.trusted,
+            changes_now=False,
+            entry=False,
+            fixed_path=self.manifest.mode == "site",
+        )
+
     def upload_of(
         self,
         entry: FileEntry,
-        mode: Mode,
+        contract: Contract,
         *,
         delta: Delta | None = None,
         link_from: str | None = None,
-        is_entry: bool = False,
     ) -> Upload:
         extra = self.extras.get(entry.path)
         return Upload(
@@ -506,10 +529,9 @@ class Session:
             entry.sha256,
             local=self.package.local_path(entry.path) if extra is None else extra.local,
             data=None if extra is None else extra.data,
-            mode=mode,
+            contract=contract,
             delta=delta,
             link_from=link_from,
-            entry=is_entry,
         )
 
     async def write_meta(self, path: str, data: bytes) -> None:
@@ -519,34 +541,72 @@ class Session:
 
     # --- 7: the flip ------------------------------------------------------------------------
 
-    async def flip(self, plan: Plan) -> None:
+    async def flip(self, plan: Plan, state: RemoteState) -> None:
         self.event("flipping")
+        naming = self.manifest.entry_files[-1]
+        sent_before = self.delivery.flip_sent_at
+        shown_already = await self._shows_this_corte_already(plan, state)
         # One at a time, in order: json/main.json is always the last to change.
         for entry in plan.flips:
-            upload = self.upload_of(entry, "replace", is_entry=True)
+            upload = self.upload_of(entry, ENTRY)
             # Right before each entry file, json/main.json last: never after a newer holder.
             self.still_on_duty()
+            if entry.path == naming and self.delivery.flip_sent_at is None:
+                self.delivery.flip_sent_at = datetime.now(UTC)
             await self.t.upload([upload], 1, None, self.package.cache)
             self.step(f"flip:{entry.path}")
         if self.delivery.flip_at is None:
-            # A retry may flip the same corte again; the public saw it at the first flip.
-            self.delivery.flip_at = datetime.now(UTC)
+            # A retry may flip the same corte again; the public saw it at the first flip
+            # (an earlier attempt's, if its answer was lost). One that finds the corte already
+            # shown from before this delivery changed nothing.
+            if not shown_already:
+                self.delivery.flip_at = datetime.now(UTC)
+            elif sent_before is not None:
+                self.delivery.flip_at = sent_before
+        # The run hears it (a worker's parent records the truth if the worker dies now).
+        self.step(FLIPPED)
         self.delivery.files_uploaded += len(plan.flips)
         self.delivery.atomic = self.t.capabilities.atomic_flip
-        invalidated = await self.t.invalidate([entry.path for entry in plan.flips])
+        invalidated = await self.t.invalidate(self.changed_under_their_names(plan, state))
         if invalidated is not None:
             self.hooks.record("invalidation", invalidated)
         self.step("invalidate")
 
+    async def _shows_this_corte_already(self, plan: Plan, state: RemoteState) -> bool:
+        """Whether the served entry file that names the corte (json/main.json) already holds
+        this corte's bytes. Asked of the server only when the state cannot say (lost,
+        damaged, incomplete, or a pending record of another corte): one read, never on the
+        usual path."""
+        naming = self.manifest.entries_in_flip_order[-1]
+        if not any(entry.path == naming.path for entry in plan.flips):
+            return False
+        if state.trusted and not state.entries_unknown and naming.path in state.files:
+            return False  # the state says it holds other bytes
+        data = await self.t.read_file(naming.path)
+        return data is not None and sha256_bytes(data) == naming.sha256
+
+    def changed_under_their_names(self, plan: Plan, state: RemoteState) -> list[str]:
+        """What a cache in front of the server may hold with other content: the entry files,
+        the replaced files, and the mutable names a state that vouches for nothing may
+        have found already there."""
+        changed = [entry.path for entry in (*plan.replaces, *plan.flips)]
+        if self.contract_of_new(state) == UNVOUCHED_MUTABLE:
+            changed += [entry.path for entry in (*plan.uploads, *links_entries(plan.links))]
+        return changed
+
     # --- 8 to 10: record, clean up, done ------------------------------------------------
 
     def record(self, state: RemoteState) -> list[str]:
-        """Record the corte; returns the garbage an unfinished publish left behind."""
+        """Record the corte; returns the garbage an unfinished publish left behind. The cortes
+        that may have been shown before this flip (the one the state named, and any a
+        pending record names) are kept whatever the retention: readers who loaded their
+        main.json a moment ago still fetch their files."""
         leftovers = leftover_garbage(state)
+        shown_before = {*state.possibly_shown(), *([state.current] if state.current else [])}
         record_corte(state, self.manifest, self.extra_entries)
         state.atomic = self.t.capabilities.atomic_flip
-        doomed = garbage(state, self.manifest, self.settings.retention)
-        forget(state, doomed, self.settings.retention)
+        doomed = garbage(state, self.manifest, self.settings.retention, keep=shown_before)
+        forget(state, doomed, self.settings.retention, keep=shown_before)
         state.garbage = doomed
         return [path for path in leftovers if path not in state.files and path not in doomed]
 
@@ -669,8 +729,13 @@ class RemoteLock:
                 # the attempt would notice, so main.json must not change.
                 self.lost = True
                 return
-            except DifusorError:
-                return  # the attempt's own requests meet the same failure and report it
+            except DifusorError as exc:
+                # Tried again next round; meanwhile the lock ages, and ensure_held refuses
+                # the flip once it may look abandoned to another publisher.
+                log.warning("[%s] no se pudo renovar el candado remoto: %s", self.name, exc.message)
+                if not self.t.alive:
+                    return  # the attempt's own requests meet the same failure and report it
+                continue
             if not swapped:
                 self.lost = True
                 return
@@ -679,11 +744,21 @@ class RemoteLock:
             self.on_write(fresh)
 
     def ensure_held(self) -> None:
+        """Before the flip: the lock is still ours and was renewed recently enough that no
+        other publisher can have judged it abandoned."""
         if self.lost:
             raise RemoteLockedError(
                 self.name,
                 "Otro publicador tomó el candado remoto durante este intento (lo creyó"
                 " abandonado); no se cambia main.json. Se reintenta.",
+            )
+        age = time.monotonic() - self.refreshed_at
+        if age >= self.settings.lock_trusted_seconds:
+            raise RemoteLockedError(
+                self.name,
+                f"El candado remoto no se pudo renovar en {age:.0f} s (envejece a los"
+                f" {self.settings.lock_stale_seconds:g} s y otro publicador podría tomarlo);"
+                " no se cambia main.json. Se reintenta.",
             )
 
     def stop_refreshing(self) -> None:
@@ -754,6 +829,21 @@ class _LockHolder:
         return f"{self.host}, corrida {self.owner[:8]}"
 
 
+def _corte_main_json(name: str, data: bytes) -> dict[str, object]:
+    try:
+        main = json.loads(data)
+    except ValueError:
+        main = None
+    if not isinstance(main, dict):
+        raise RemoteError(
+            name,
+            f"El {MAIN_JSON} del difusor no es el de un corte de prepush (no es un objeto"
+            " JSON); no se le puso el aviso de actualización interrumpida. Revise qué hay en"
+            " su sitio; el siguiente corte entregado lo reemplaza.",
+        )
+    return main
+
+
 def _newer_format(data: bytes) -> bool:
     try:
         raw = json.loads(data)
@@ -792,7 +882,7 @@ async def write_notice(
         data = await transport.read_file(MAIN_JSON)
         if data is None:
             return False
-        main = json.loads(data)
+        main = _corte_main_json(name, data)
         main["aviso"] = notice_text()
         notice = canonical_json(main)
         hooks.fence(name)

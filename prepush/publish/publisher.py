@@ -16,21 +16,20 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_delay,
-    wait_exponential_jitter,
+from prepush.delivery.runner import (
+    DeliveryRunner,
+    OnRetry,
+    Outcome,
+    Retry,
+    conclude,
+    switch_corte,
 )
-
 from prepush.exceptions import (
     ConnectError,
     CredentialError,
-    DeadlineError,
     DifusorError,
     EmbargoError,
     ExitCode,
@@ -72,7 +71,6 @@ from prepush.publish.protocol import (
     Extra,
     Hooks,
     LockOwner,
-    Outcome,
     ProtocolSettings,
     Session,
     write_notice,
@@ -94,8 +92,6 @@ REACHED: tuple[Outcome, ...] = ("delivered", "up_to_date", "dry_run")
 SKIPPED: tuple[Outcome, ...] = ("skipped_suspended", "skipped_held")
 RETRYABLE = (ConnectError, RemoteLockedError)
 RUN_LOCK_FILE = ".prepush-run.lock"
-# After the deadline, the attempt (already aborted) gets this long to unwind.
-UNWIND_SECONDS = 5.0
 ABORTED_CLOSE_SECONDS = 2.0
 
 
@@ -655,14 +651,14 @@ class _Publisher:
             self.kind,
         )
         try:
-            await self._within_deadline(difusor, package, delivery, delivery_id)
+            await self._run_attempts(difusor, package, delivery, delivery_id)
         except DifusorError as exc:
-            self._fail(delivery, exc)
+            conclude(delivery, exc)
         except PrepushError as exc:
-            self._fail(delivery, DifusorError(difusor.name, str(exc)))
+            conclude(delivery, DifusorError(difusor.name, str(exc)))
         except Exception as exc:  # one difusor's surprise never ends the others' run
             log.debug("[%s] error interno", difusor.name, exc_info=True)
-            self._fail(delivery, _internal(difusor, exc))
+            conclude(delivery, _internal(difusor, exc))
         delivery.finished_at = datetime.now(UTC)
         self.ledger.finish_delivery(delivery_id, _result(delivery))
         # The final figures, so the live table ends on what the summary says.
@@ -681,25 +677,61 @@ class _Publisher:
             await self._suspend_if_too_many_failures(difusor, delivery)
         return delivery
 
-    async def _within_deadline(
+    async def _run_attempts(
         self, difusor: Difusor, package: Package, delivery: Delivery, delivery_id: int
     ) -> None:
-        """Run the attempts in a task of their own; at the deadline, say how long the server
-        had been silent, then cancel it (the session aborts its connection) and give it a
-        few seconds to unwind, never more."""
-        deadline = self.settings.deadline()
-        attempts = asyncio.create_task(
-            self._attempts(difusor, package, delivery, delivery_id, deadline)
+        """The attempts, by the delivery runner: deadline, retries, the switch to a newer
+        corte (only before any flip), each attempt in the ledger."""
+
+        def silence() -> float | None:
+            in_use = self._in_use.get(difusor.name)
+            return in_use.silence() if in_use is not None else None
+
+        runner = DeliveryRunner(
+            self.settings.deadline().total_seconds(),
+            Retry(RETRYABLE),
+            on_retry=self._log_retry(difusor),
+            silence=silence,
+            name=difusor.name,
         )
-        done, _ = await asyncio.wait({attempts}, timeout=deadline.total_seconds())
-        if attempts in done:
-            attempts.result()
-            return
-        in_use = self._in_use.get(difusor.name)
-        silence = in_use.silence() if in_use is not None else None
-        attempts.cancel()
-        await asyncio.wait({attempts}, timeout=UNWIND_SECONDS)
-        raise _deadline_error(difusor, deadline, silence, delivery.error_message)
+        current = package
+
+        async def attempt(number: int) -> None:
+            nonlocal current
+            delivery.attempts = number
+            # After a flip the delivery stays on its corte: no newer package is looked at.
+            newest = current if delivery.flip_at else self._package_for_attempt(package)
+            if switch_corte(delivery, newest.corte):
+                current = newest
+                delivery.package_ready_at = package_ready_at(current)
+                self.ledger.set_delivery_corte(
+                    delivery_id,
+                    current.corte,
+                    current.manifest.corte_time,
+                    delivery.package_ready_at,
+                )
+            await self._recorded_attempt(difusor, current, delivery, delivery_id, number)
+
+        await runner.run(attempt, lambda: delivery)
+
+    async def _recorded_attempt(
+        self, difusor: Difusor, package: Package, delivery: Delivery, delivery_id: int, number: int
+    ) -> None:
+        attempt_id = self.ledger.start_attempt(delivery_id, number)
+        try:
+            await self._attempt(difusor, package, delivery, delivery_id)
+        except asyncio.CancelledError:
+            self.ledger.finish_attempt(
+                attempt_id, "failed", "DeadlineError", "plazo agotado durante el intento"
+            )
+            raise
+        except Exception as exc:
+            error = exc if isinstance(exc, DifusorError) else _internal(difusor, exc)
+            self.ledger.finish_attempt(attempt_id, "failed", type(error).__name__, error.message)
+            delivery.error_message = error.message
+            raise error from exc if error is not exc else None
+        self.ledger.finish_attempt(attempt_id, delivery.outcome)
+        delivery.error_message = None
 
     def _skip_suspended(
         self, difusor: Difusor, package: Package, delivery: Delivery, reason: str
@@ -729,7 +761,7 @@ class _Publisher:
             "Falta en esta máquina lo necesario para conectarse a este difusor:"
             f" {'; '.join(missing)}. Los demás difusores siguen.",
         )
-        self._fail(delivery, error)
+        conclude(delivery, error)
         self.record_unattempted(difusor, package, delivery, error.message)
         if self.kind == "publish":
             await self._suspend_if_too_many_failures(difusor, delivery)
@@ -789,12 +821,13 @@ class _Publisher:
                     self.protocol,
                     self.manifests,
                 )
-        except (DifusorError, TimeoutError) as exc:
+        except Exception as exc:  # a notice never ends the run, whatever it meets
             if transport is not None:
                 transport.abort()
                 await _closed_after_abort(transport)
-            detail = exc.message if isinstance(exc, DifusorError) else "sin respuesta a tiempo"
-            self.ledger.record_event(self.run_id, difusor.name, "notice_failed", detail)
+            self.ledger.record_event(
+                self.run_id, difusor.name, "notice_failed", _notice_failure(difusor, exc)
+            )
             return
         await self.pool.release(difusor, transport, healthy=False)
         if marked:
@@ -802,75 +835,20 @@ class _Publisher:
                 self.run_id, difusor.name, "notice", "sitio marcado: actualización interrumpida"
             )
 
-    def _fail(self, delivery: Delivery, exc: DifusorError) -> None:
-        # After the flip the public sees the corte: it is delivered, with the error noted.
-        delivery.outcome = "delivered" if delivery.flip_at is not None else "failed"
-        delivery.error_class = type(exc).__name__
-        delivery.error_message = exc.message
-
-    async def _attempts(
-        self,
-        difusor: Difusor,
-        package: Package,
-        delivery: Delivery,
-        delivery_id: int,
-        deadline: timedelta,
-    ) -> None:
-        retrying = AsyncRetrying(
-            stop=stop_after_delay(deadline.total_seconds()),
-            wait=wait_exponential_jitter(multiplier=0.25, max=4.0, jitter=0.5),
-            retry=retry_if_exception_type(RETRYABLE),
-            before_sleep=self._log_retry(difusor),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                number = attempt.retry_state.attempt_number
-                delivery.attempts = number
-                current = self._package_for_attempt(package)
-                if current.corte != delivery.corte:
-                    delivery.corte = current.corte
-                    delivery.package_ready_at = package_ready_at(current)
-                    self.ledger.set_delivery_corte(
-                        delivery_id,
-                        current.corte,
-                        current.manifest.corte_time,
-                        delivery.package_ready_at,
-                    )
-                attempt_id = self.ledger.start_attempt(delivery_id, number)
-                try:
-                    await self._attempt(difusor, current, delivery, delivery_id)
-                except asyncio.CancelledError:
-                    self.ledger.finish_attempt(
-                        attempt_id, "failed", "DeadlineError", "plazo agotado durante el intento"
-                    )
-                    raise
-                except Exception as exc:
-                    error = exc if isinstance(exc, DifusorError) else _internal(difusor, exc)
-                    self.ledger.finish_attempt(
-                        attempt_id, "failed", type(error).__name__, error.message
-                    )
-                    delivery.error_message = error.message
-                    raise error from exc if error is not exc else None
-                self.ledger.finish_attempt(attempt_id, delivery.outcome)
-                delivery.error_message = None
-
-    def _log_retry(self, difusor: Difusor) -> Callable[[RetryCallState], None]:
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            wait = state.next_action.sleep if state.next_action else 0.0
+    def _log_retry(self, difusor: Difusor) -> OnRetry:
+        def before_sleep(number: int, exc: BaseException, wait: float) -> None:
             message = exc.message if isinstance(exc, DifusorError) else str(exc)
             log.warning(
                 "[%s] intento %d falló: %s Reintento en %.1f s.",
                 difusor.name,
-                state.attempt_number,
+                number,
                 message,
                 wait,
             )
             self.ledger.record_event(
-                self.run_id, difusor.name, "retry", f"intento {state.attempt_number}: {message}"
+                self.run_id, difusor.name, "retry", f"intento {number}: {message}"
             )
-            self.events(Event(difusor.name, "retrying", f"intento {state.attempt_number}"))
+            self.events(Event(difusor.name, "retrying", f"intento {number}"))
 
         return before_sleep
 
@@ -925,21 +903,13 @@ def _internal(difusor: Difusor, exc: BaseException) -> InternalError:
     )
 
 
-def _deadline_error(
-    difusor: Difusor, deadline: timedelta, silence: float | None, last: str | None
-) -> DeadlineError:
-    seconds = deadline.total_seconds()
-    why = ""
-    if silence is not None and silence >= 1:
-        why = (
-            f" El servidor estaba sin respuesta desde hacía {silence:.0f} s; se cortó la conexión."
-        )
-    tail = f" Último error: {last}" if last else ""
-    return DeadlineError(
-        difusor.name,
-        f"No terminó dentro del plazo de {seconds:g} s; su sitio sigue en el corte anterior"
-        f" completo.{why}{tail}",
-    )
+def _notice_failure(difusor: Difusor, exc: Exception) -> str:
+    if isinstance(exc, DifusorError):
+        return exc.message
+    if isinstance(exc, TimeoutError):
+        return "sin respuesta a tiempo"
+    log.debug("[%s] error interno al poner el aviso", difusor.name, exc_info=True)
+    return _internal(difusor, exc).message
 
 
 def package_ready_at(package: Package) -> datetime:

@@ -64,6 +64,23 @@ class RemoteState:
     # The difusor may serve files this state does not list (the state was lost or damaged):
     # a name that looks new may be served, and is verified instead of written over.
     cautious: bool = False
+    # A pending record names another corte than the current one: that publish may have
+    # flipped any of its entry files, so none is known to hold what the state says.
+    entries_unknown: bool = False
+    # The manifest digest the pending record names (recorded with that corte if it is
+    # retained; "" when the record names none).
+    pending_digest: str | None = None
+    # Cortes an earlier interrupted publish may have shown, carried by the pending record
+    # that replaced its own (corte -> manifest digest): retained like the pending corte.
+    earlier: dict[str, str] = field(default_factory=dict)
+
+    def possibly_shown(self) -> dict[str, str]:
+        """Cortes other than the current one that a pending record says may have been
+        shown (an interrupted publish's, or a rollback's whose state was never written)."""
+        found = dict(self.earlier)
+        if self.pending is not None:
+            found[self.pending] = self.pending_digest or ""
+        return found
 
     @property
     def current(self) -> str | None:
@@ -122,11 +139,15 @@ class RemoteState:
             garbage=[str(p) for p in raw.get("garbage", [])],
         )
 
-    def by_sha(self) -> dict[str, str]:
-        """One path holding each content, for server-side links."""
+    def by_sha(self, mutable: Iterable[str] = ()) -> dict[str, str]:
+        """One path holding each content, for server-side links. Never one of ``mutable``
+        (the entry files): their content changes at every flip, and a pending record may
+        have changed it already, so the state cannot vouch for what a link would copy."""
+        skip = set(mutable)
         found: dict[str, str] = {}
         for path, remote in sorted(self.files.items()):
-            found.setdefault(remote.sha256, path)
+            if path not in skip:
+                found.setdefault(remote.sha256, path)
         return found
 
     def holds_corte(self, manifest: Manifest) -> bool:
@@ -226,7 +247,7 @@ def plan_corte(
     ``extras`` are files of the corte outside its manifest (an origin's signed manifest, the
     CSVs a pull extracts): planned, written before the flip and retained like its files."""
     entry_paths = set(manifest.entry_files)
-    by_sha = state.by_sha() if hardlink else {}
+    by_sha = state.by_sha(mutable=entry_paths) if hardlink else {}
     uploads: list[FileEntry] = []
     replaces: list[FileEntry] = []
     links: list[Link] = []
@@ -244,7 +265,9 @@ def plan_corte(
     flips = tuple(
         e
         for e in manifest.entries_in_flip_order
-        if (held := state.files.get(e.path)) is None or held.sha256 != e.sha256
+        if state.entries_unknown
+        or (held := state.files.get(e.path)) is None
+        or held.sha256 != e.sha256
     )
     skipped += len(entry_paths) - len(flips)
     new_files = [*uploads, *links_entries(links), *flips]
@@ -295,20 +318,29 @@ def record_corte(state: RemoteState, manifest: Manifest, extras: Sequence[FileEn
     """Record in ``state`` that ``manifest`` was flipped: all its files (and its extras) are
     on the server. Extras are not explained by the manifest: the state lists them."""
     corte = manifest.corte
-    if state.pending and state.pending != corte and state.pending not in state.history:
-        # An interrupted publish may have flipped it: readers may still hold it, so retain it.
-        state.history.append(state.pending)
+    for shown, digest in state.possibly_shown().items():
+        if shown != corte and shown not in state.history:
+            # An interrupted publish may have flipped it: readers may still hold it, so retain
+            # it, with its manifest's digest (unresolvable here, it keeps the state untrusted).
+            state.history.append(shown)
+            state.manifests[shown] = digest
     for entry in (*manifest.files, *extras):
         _hold(state.files, entry.path, entry.sha256, entry.size, corte)
     state.dirs |= parent_dirs(e.path for e in manifest.files)
     state.history = [c for c in state.history if c != corte] + [corte]
     state.manifests[corte] = manifest.digest
     state.pending = None
+    state.pending_digest = None
+    state.earlier.clear()
+    state.entries_unknown = False
     state.pending_files.clear()
 
 
-def garbage(state: RemoteState, manifest: Manifest, retention: int) -> list[str]:
-    """Files no retained corte references; never an entry file nor one of the last two.
+def garbage(
+    state: RemoteState, manifest: Manifest, retention: int, keep: Iterable[str] = ()
+) -> list[str]:
+    """Files no retained corte references; never an entry file nor one of the last two, nor
+    one of the cortes in ``keep`` (the one shown before this publish).
 
     Nothing while the state is not trusted: a corte whose files are unknown may use any of
     them.
@@ -316,9 +348,8 @@ def garbage(state: RemoteState, manifest: Manifest, retention: int) -> list[str]
     if not state.trusted:
         return []
     retained = set(state.history[-retention:])
-    protected = set(state.history[-2:]) | {manifest.corte}
-    if state.pending:
-        retained.add(state.pending)
+    protected = set(state.history[-2:]) | {manifest.corte} | set(keep)
+    retained |= set(state.possibly_shown())
     entries = set(manifest.entry_files)
     doomed: list[str] = []
     for path, held in sorted(state.files.items()):
@@ -330,17 +361,20 @@ def garbage(state: RemoteState, manifest: Manifest, retention: int) -> list[str]
     return doomed
 
 
-def forget(state: RemoteState, paths: Iterable[str], retention: int) -> None:
+def forget(
+    state: RemoteState, paths: Iterable[str], retention: int, keep: Iterable[str] = ()
+) -> None:
     for path in paths:
         state.files.pop(path, None)
-    retained = state.history[-retention:]
+    kept = set(state.history[-retention:]) | set(keep)
+    retained = [c for c in state.history if c in kept]
     state.history = retained
     state.manifests = {c: d for c, d in state.manifests.items() if c in retained}
     # An unknown corte that leaves retention leaves its files behind: they are not deleted.
     state.unresolved &= set(retained)
-    keep = set(retained) | ({state.pending} if state.pending else set())
+    tags = set(retained) | set(state.possibly_shown())
     for held in state.files.values():
-        held.cortes = [c for c in held.cortes if c in keep] or held.cortes
+        held.cortes = [c for c in held.cortes if c in tags] or held.cortes
 
 
 def pending_record(
@@ -349,8 +383,9 @@ def pending_record(
     """The corte about to be flipped and the files this publish added, recorded before the
     flip. Naming the manifest tags every file of the corte, reused ones included.
 
-    It also carries the files an interrupted attempt already recorded as pending: a retry
-    after a flip whose final state was lost must not forget files the public may be reading.
+    It also carries the files an interrupted attempt already recorded as pending, and the
+    cortes an earlier record said may have been shown (``earlier``): a record never replaces
+    one that names a corte the public may be reading without naming it too.
     """
     listed = {*manifest.by_path(), *(e.path for e in extras)}
     files = {
@@ -360,12 +395,18 @@ def pending_record(
     }
     for f in [*plan.uploads, *plan.replaces, *links_entries(plan.links)]:
         files[f.path] = [f.sha256, f.size]
+    earlier = {
+        corte: digest
+        for corte, digest in state.possibly_shown().items()
+        if corte not in (manifest.corte, state.current)
+    }
     return canonical_json(
         {
             "format": STATE_FORMAT,
             "corte": manifest.corte,
             "manifest": manifest.digest,
             "files": files,
+            "earlier": earlier,
         }
     )
 
@@ -374,31 +415,61 @@ def merge_pending(state: RemoteState, data: bytes, resolve: Resolver = no_manife
     """Fold a pending record left by an interrupted publish into ``state``.
 
     Every file the record lists, and every non-entry file of the manifest it names, was on
-    the server when it was written (it is written after the uploads). A record cut short is
-    ignored: records are written by temporary name and rename, so only an older prepush
-    could leave one, and it was written before that publish's flip.
+    the server when it was written (it is written after the uploads). A record naming
+    another corte than the current one may have flipped any entry file, so every entry file
+    counts as unknown (flipped again, even to the corte the state names). A manifest this
+    machine cannot resolve leaves the state incomplete: the files that corte reused are not
+    known. A record cut short is ignored: records are written by temporary name and rename,
+    so only an older prepush could leave one, and it was written before that publish's flip.
     """
     try:
         raw = json.loads(data)
         corte = str(raw["corte"])
         files = {str(p): (str(v[0]), int(v[1])) for p, v in raw["files"].items()}
         digest = raw.get("manifest")
-    except (ValueError, KeyError, TypeError, IndexError):
+        earlier = {str(c): str(d) for c, d in raw.get("earlier", {}).items()}
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
         return
+    for shown, shown_digest in earlier.items():
+        _merge_earlier(state, shown, shown_digest, resolve)
     manifest = resolve(corte, str(digest)) if digest else None
     if manifest is not None:
         entries = set(manifest.entry_files)
         for entry in manifest.files:
             if entry.path not in entries:
                 files.setdefault(entry.path, (entry.sha256, entry.size))
+    elif corte != state.current:
+        # Rebuilt, moved, or another machine's: the files it reused are not known, so
+        # nothing may be assumed unused (no cleanup, new names verified) while it is retained.
+        state.unresolved.add(corte)
     state.pending_files.update(files)
     for path, (sha256, size) in files.items():
         _hold(state.files, path, sha256, size, corte)
     state.dirs |= parent_dirs(files)
     if corte == state.current:
         state.unfinished = True
-    elif corte not in state.history:
+    else:
+        # It may have flipped any entry file before it was cut (none is known), and readers
+        # may be on its corte (a rollback's, too: kept whatever the retention).
+        state.entries_unknown = True
         state.pending = corte
+        state.pending_digest = str(digest) if digest else ""
+
+
+def _merge_earlier(state: RemoteState, corte: str, digest: str, resolve: Resolver) -> None:
+    """A corte an earlier interrupted publish may have shown: its files are kept (or, its
+    manifest unknown here, nothing is deleted) and no entry file is known."""
+    if corte == state.current:
+        return
+    manifest = resolve(corte, digest) if digest else None
+    if manifest is None:
+        state.unresolved.add(corte)
+    else:
+        for entry in manifest.immutable_files:
+            _hold(state.files, entry.path, entry.sha256, entry.size, corte)
+        state.dirs |= parent_dirs(e.path for e in manifest.files)
+    state.earlier[corte] = digest
+    state.entries_unknown = True
 
 
 def leftover_garbage(state: RemoteState) -> list[str]:

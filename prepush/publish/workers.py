@@ -38,10 +38,11 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any, cast
 
+from prepush.delivery.runner import conclude
 from prepush.exceptions import IntegrityError, InternalError, PackageError
 from prepush.ledger import DeliveryResult, HoldRow, Ledger, SuspensionRow
 from prepush.package import MANIFEST, Package, find_package
-from prepush.publish.protocol import Delivery, Event, EventSink, LockOwner
+from prepush.publish.protocol import FLIPPED, Delivery, Event, EventSink, LockOwner
 from prepush.settings import Difusor, Settings
 from prepush.transports import Connector
 
@@ -122,6 +123,15 @@ class _Worker:
     death_told: bool = False
     # The difusores of the current job that have a delivery row in the ledger.
     recorded: set[str] = field(default_factory=set)
+    # The current job's delivery rows: (difusor, corte), as the worker's writes said.
+    deliveries: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # When the parent heard that each difusor of the current job flipped its corte.
+    flips: dict[str, datetime] = field(default_factory=dict)
+
+    def start_job(self) -> None:
+        self.recorded.clear()
+        self.deliveries.clear()
+        self.flips.clear()
 
 
 class JobRefused(Exception):
@@ -198,7 +208,7 @@ class Workers:
         for worker, job in running:
             done: asyncio.Future[list[Delivery]] = loop.create_future()
             results.append(done)
-            worker.recorded.clear()
+            worker.start_job()
             try:
                 worker.conn.send(("publish", job))
             except (OSError, ValueError) as exc:  # it died since it was found alive
@@ -260,7 +270,10 @@ class Workers:
         elif kind in ("open", "write"):
             self._write(worker, ledger, message)
         elif kind == "event":
-            events(message[1])
+            event: Event = message[1]
+            if event.stage == "step" and event.detail == FLIPPED:
+                worker.flips.setdefault(event.difusor, datetime.now(UTC))
+            events(event)
         elif kind == "log":
             log.log(message[1], "%s", message[2])
         elif kind == "done" and not done.done():
@@ -289,6 +302,9 @@ class Workers:
         if name == "start_delivery":
             worker.open_deliveries.add(value)
             worker.recorded.add(args[1])
+            worker.deliveries[value] = (str(args[1]), str(args[2]))
+        elif name == "set_delivery_corte" and args[0] in worker.deliveries:
+            worker.deliveries[args[0]] = (worker.deliveries[args[0]][0], str(args[1]))
         elif name == "finish_delivery":
             worker.open_deliveries.discard(args[0])
 
@@ -296,7 +312,8 @@ class Workers:
         self, worker: _Worker, job: Job, ledger: Ledger, why: BaseException
     ) -> list[Delivery]:
         """A worker died mid-run, or refused its job: its difusores failed, their ledger
-        rows say why."""
+        rows say why; a difusor whose flip the worker announced before dying was delivered
+        (the public sees its corte), and its row says that."""
         if isinstance(why, JobRefused):
             error_class, message = why.error_class, why.message
         else:
@@ -307,21 +324,41 @@ class Workers:
                 " siguiente corte lo vuelve a intentar; si se repite, repita con -v y"
                 " repórtelo."
             )
+        cortes = dict(worker.deliveries.values())
+        lost = {
+            name: self._lost_one(worker, name, cortes.get(name, job.corte), error_class, message)
+            for name in job.names
+        }
         for delivery_id in sorted(worker.open_deliveries):
+            name = worker.deliveries.get(delivery_id, ("", ""))[0]
+            delivery = lost.get(name) or Delivery(name, job.corte)
             ledger.finish_delivery(
                 delivery_id,
                 DeliveryResult(
-                    outcome="failed",
+                    outcome=delivery.outcome,
+                    flip_at=delivery.flip_at,
                     finished_at=datetime.now(UTC),
                     error_class=error_class,
-                    error_message=message,
+                    error_message=delivery.error_message or message,
                 ),
             )
         worker.open_deliveries.clear()
-        return [
-            Delivery(name, job.corte, error_class=error_class, error_message=message)
-            for name in job.names
-        ]
+        return list(lost.values())
+
+    @staticmethod
+    def _lost_one(
+        worker: _Worker, name: str, corte: str, error_class: str, message: str
+    ) -> Delivery:
+        delivery = Delivery(name, corte, flip_at=worker.flips.get(name))
+        if delivery.flip_at is not None:
+            died = (
+                "El proceso de trabajo que atendía a este difusor terminó de forma inesperada"
+                " después del cambio. Si se repite, repita con -v y repórtelo."
+            )
+            conclude(delivery, InternalError(name, died))
+        else:
+            delivery.error_class, delivery.error_message = error_class, message
+        return delivery
 
     def close(self) -> None:
         """Ask each worker to close its connections and end; end it if it does not."""

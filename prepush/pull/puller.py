@@ -43,6 +43,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from prepush.delivery.runner import (
+    Backoff,
+    DeliveryRunner,
+    Retry,
+    said_after,
+    switch_corte,
+)
 from prepush.exceptions import (
     ConnectError,
     DeadlineError,
@@ -216,54 +223,63 @@ class Puller:
     # --- the pass, with retries ----------------------------------------------------------
 
     async def run_pass(self) -> PassResult:
-        """One pass: transient failures retried with backoff until the deadline."""
+        """One pass, by the delivery runner: transient failures retried with backoff until
+        the deadline (the origin moving on, at once); a refusal ends it."""
         started = time.monotonic()
         deadline = self.settings.deadline().total_seconds()
         state = _Pass()
-        delay = BACKOFF_FIRST
-        while True:
-            state.attempt += 1
+        runner = DeliveryRunner(
+            deadline,
+            Retry(
+                (ConnectError, RemoteLockedError, CacheError),
+                Backoff(BACKOFF_FIRST, min(BACKOFF_MAX, max(deadline / 4, BACKOFF_FIRST)), 0.0),
+                at_once=(OriginMoved,),
+            ),
+            on_retry=self._before_retry,
+            name=self.name,
+            where="el destino",
+            stays=self._stays,
+        )
+        results: list[PassResult] = []
+
+        async def attempt(number: int) -> None:
+            state.attempt = number
             self._start_attempt(state)
             try:
-                async with asyncio.timeout(max(0.0, deadline - (time.monotonic() - started))):
-                    result = await self._attempt(state)
-            except TimeoutError:
-                await self._abort()
-                error: PrepushError = DeadlineError(
-                    self.name,
-                    f"La pasada no terminó dentro del plazo de {deadline:g} s; {self._stays()}.",
-                )
-                result = self._failed(state, error)
-            except PullRefusedError as exc:
-                result = self._refused(state, exc.keeping(self._stays()))
+                result = await self._attempt(state)
             except (ConnectError, RemoteLockedError, CacheError) as exc:
                 self._finish_attempt(state, "failed", exc)
                 self._note_failure(exc)
-                left = deadline - (time.monotonic() - started)
-                if left > delay:
-                    log.warning("[%s] %s Reintento en %.1f s.", self.name, _said(exc), delay)
-                    await self._drop_broken()
-                    if not isinstance(exc, OriginMoved):
-                        await asyncio.sleep(delay)
-                        delay = min(delay * 2, BACKOFF_MAX, max(deadline / 4, BACKOFF_FIRST))
-                    continue
-                result = self._failed(state, exc)
-            except PrepushError as exc:
-                result = self._failed(state, exc)
-            except Exception as exc:  # a defect: said, recorded, and the next pass goes on
-                log.debug("[%s] error interno", self.name, exc_info=True)
-                internal = InternalError(
-                    self.name,
-                    f"Error interno de prepush pull ({type(exc).__name__}: {exc}). Repita con -v"
-                    " para el detalle y repórtelo a los desarrolladores.",
-                )
-                result = self._failed(state, internal)
-            else:
-                self._finish_attempt(state, result.outcome, None)
-            break
+                await self._drop_broken()
+                raise
+            self._finish_attempt(state, result.outcome, None)
+            results.append(result)
+
+        try:
+            await runner.run(attempt, lambda: state.delivery)
+            result = results[-1]
+        except DeadlineError as exc:
+            await self._abort()
+            result = self._failed(state, exc)
+        except PullRefusedError as exc:
+            result = self._refused(state, exc.keeping(self._stays()))
+        except PrepushError as exc:
+            result = self._failed(state, exc)
+        except Exception as exc:  # a defect: said, recorded, and the next pass goes on
+            log.debug("[%s] error interno", self.name, exc_info=True)
+            internal = InternalError(
+                self.name,
+                f"Error interno de prepush pull ({type(exc).__name__}: {exc}). Repita con -v"
+                " para el detalle y repórtelo a los desarrolladores.",
+            )
+            result = self._failed(state, internal)
         result.seconds = time.monotonic() - started
         self._conclude(state, result)
         return result
+
+    def _before_retry(self, _number: int, exc: BaseException, wait: float) -> None:
+        if wait:
+            log.warning("[%s] %s Reintento en %.1f s.", self.name, _said(exc), wait)
 
     async def _attempt(self, state: _Pass) -> PassResult:
         origin = await self._origin()
@@ -552,17 +568,35 @@ class Puller:
     # --- the ledger --------------------------------------------------------------------------
 
     def _ensure_delivery(self, state: _Pass, corte: str) -> None:
+        """The pass's delivery row names the corte the origin serves now. A corte switch
+        only before any flip of the row's corte; after one, that row ends as delivered (the
+        public sees its corte) and a new row starts for the new corte."""
         guess = datetime.strptime(corte, "%Y%m%d_%H%M").replace(tzinfo=self.settings.zone)
+        delivery = state.delivery
+        if delivery is not None and state.delivery_id is not None and delivery.corte != corte:
+            if switch_corte(delivery, corte):
+                self.ledger.set_delivery_corte(state.delivery_id, corte, guess, None)
+                return
+            self._finish_flipped(state)
         if state.delivery_id is None:
             state.delivery = Delivery(self.name, corte)
             state.delivery_id = self.ledger.start_delivery(
                 self.run_id, self.name, corte, guess, None, "publish"
             )
             self._start_attempt(state)
-        elif state.delivery is not None and state.delivery.corte != corte:
-            state.delivery.corte = corte
-            state.delivery.flip_at = None
-            self.ledger.set_delivery_corte(state.delivery_id, corte, guess, None)
+
+    def _finish_flipped(self, state: _Pass) -> None:
+        """The origin moved on after this pass flipped its corte: that delivery is done."""
+        assert state.delivery is not None
+        assert state.delivery_id is not None
+        # This attempt found the corte already there and the origin on another one.
+        self._finish_attempt(state, "up_to_date", None)
+        delivery = state.delivery
+        message = delivery.error_message and said_after(delivery, delivery.error_message)
+        self.ledger.finish_delivery(
+            state.delivery_id, self._delivery_result(state, "delivered", None, message)
+        )
+        state.delivery, state.delivery_id = None, None
 
     def _start_attempt(self, state: _Pass) -> None:
         state.attempt_id = None
@@ -629,30 +663,16 @@ class Puller:
             )
             if result.ok and outcome == "failed":
                 outcome = "up_to_date"
+            message = None if result.ok else result.message
             if outcome == "failed" and delivery.flip_at is not None:
                 # After the flip the public sees the corte: delivered, with the error noted.
                 outcome = "delivered"
                 result.outcome = "delivered"
+                if result.error_class != DeadlineError.__name__:
+                    result.message = message = said_after(delivery, result.message)
             self.ledger.finish_delivery(
                 state.delivery_id,
-                DeliveryResult(
-                    outcome=outcome,
-                    finished_at=datetime.now(UTC),
-                    flip_at=delivery.flip_at,
-                    attempts=state.attempt,
-                    files_uploaded=delivery.files_uploaded,
-                    files_linked=delivery.files_linked,
-                    files_skipped=delivery.files_skipped,
-                    files_deleted=delivery.files_deleted,
-                    bytes_sent=delivery.bytes_sent,
-                    meta_bytes=delivery.meta_bytes,
-                    requests=delivery.requests,
-                    atomic=delivery.atomic,
-                    error_class=result.error_class,
-                    error_message=None if result.ok else result.message,
-                    files_rebuilt=delivery.files_rebuilt,
-                    bytes_reused=delivery.bytes_reused,
-                ),
+                self._delivery_result(state, outcome, result.error_class, message),
             )
             result.flip_at = delivery.flip_at
             if delivery.flip_at is not None:
@@ -673,6 +693,30 @@ class Puller:
             result.files_cached = state.assembly.kept
         if self.origin is not None:
             result.requests = self.origin.requests - state.requests_at_start
+
+    def _delivery_result(
+        self, state: _Pass, outcome: str, error_class: str | None, message: str | None
+    ) -> DeliveryResult:
+        assert state.delivery is not None
+        delivery = state.delivery
+        return DeliveryResult(
+            outcome=outcome,
+            finished_at=datetime.now(UTC),
+            flip_at=delivery.flip_at,
+            attempts=delivery.attempts,
+            files_uploaded=delivery.files_uploaded,
+            files_linked=delivery.files_linked,
+            files_skipped=delivery.files_skipped,
+            files_deleted=delivery.files_deleted,
+            bytes_sent=delivery.bytes_sent,
+            meta_bytes=delivery.meta_bytes,
+            requests=delivery.requests,
+            atomic=delivery.atomic,
+            error_class=error_class,
+            error_message=message,
+            files_rebuilt=delivery.files_rebuilt,
+            bytes_reused=delivery.bytes_reused,
+        )
 
     def _remember(self, main: Got, corte: str) -> None:
         self.memo = Memo(main.etag, main.last_modified, corte, concluded=True)

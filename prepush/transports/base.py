@@ -20,21 +20,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
+from prepush.delivery.contract import FRESH, Contract
 from prepush.package import StatKey
 
 TEMP_SUFFIX = ".prepush-tmp"
-
-# How a file goes in, by what the difusor's state says of its path:
-# - new: nothing is there that a reader may be served (the state covers every served file):
-#   written straight to its name;
-# - unknown: something may be there and be served (the state is lost, damaged, or names
-#   cortes this machine does not know): created exclusively; one already there is kept if
-#   its size and sha256 match, otherwise replaced by temporary name and rename;
-# - replace: a reader may be served other content there: written under a temporary name
-#   and renamed over, so a reader sees the old file or the new one whole.
-Mode = Literal["new", "unknown", "replace"]
 
 
 @dataclass(frozen=True)
@@ -87,21 +78,20 @@ class Delta:
 @dataclass(frozen=True, slots=True)
 class Upload:
     """One file to put on the difusor: from a local file, from memory, or from a file the
-    server already holds (``link_from``)."""
+    server already holds (``link_from``). Its :class:`Contract` says what the path means on
+    the difusor now (served? mutable? verify what is there?); ``sha256`` is what its bytes
+    must hash to. A transport maps both to its mechanics and decides nothing else."""
 
     path: str
     size: int
     sha256: str
     local: str | None = None
     data: bytes | None = None
-    mode: Mode = "new"
+    contract: Contract = FRESH
     # Where the server can copy ranges, build the file from this one it already holds.
     delta: Delta | None = None
     # Where the server can link or copy, make the file from this one it already holds.
     link_from: str | None = None
-    # An entry file (index.html, json/main.json): served with no-cache where that is the
-    # transport's business (S3).
-    entry: bool = False
 
 
 class LocalFiles(Protocol):

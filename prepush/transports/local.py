@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from prepush.delivery.contract import SourceMismatch, verified_bytes
 from prepush.exceptions import (
     ConnectError,
     DifusorError,
@@ -373,7 +374,7 @@ class LocalTransport(Counted):
         parent, name = self._split(upload.path)
         dir_fd = self._dir_fd(parent)
         try:
-            if upload.mode == "unknown" and _holds(dir_fd, name, upload):
+            if upload.contract.verify and _holds(dir_fd, name, upload):
                 return 0, 0
             if upload.link_from is not None and self._link(dir_fd, name, upload):
                 return 0, upload.size
@@ -417,25 +418,23 @@ class LocalTransport(Counted):
         """The file's bytes, checked against the manifest's size and sha256 before a byte is
         written: nothing altered reaches the site."""
         if upload.data is not None:
-            data = upload.data
-        else:
-            assert upload.local is not None
-            try:
-                data = (files or DiskFiles()).read(upload.local)
-            except OSError as exc:
-                raise LocalFileError(
-                    self._name,
-                    f"No se pudo leer el archivo del paquete para {upload.path}:"
-                    f" {describe_os_error(exc)}. Revise el paquete con 'prepush"
-                    " verify-package'.",
-                ) from None
-        if len(data) != upload.size or hashlib.sha256(data).hexdigest() != upload.sha256:
+            return upload.data
+        assert upload.local is not None
+        try:
+            return verified_bytes(upload.local, upload.size, upload.sha256, files or DiskFiles())
+        except OSError as exc:
             raise LocalFileError(
                 self._name,
-                f"El archivo del paquete para {upload.path} no es el del manifiesto (tamaño o"
-                " sha256): no se escribe. Revise el paquete con 'prepush verify-package'.",
-            )
-        return data
+                f"No se pudo leer el archivo del paquete para {upload.path}:"
+                f" {describe_os_error(exc)}. Revise el paquete con 'prepush"
+                " verify-package'.",
+            ) from None
+        except SourceMismatch as exc:
+            raise LocalFileError(
+                self._name,
+                f"El archivo del paquete para {upload.path} {exc.why}: no se escribe. Revise"
+                " el paquete con 'prepush verify-package'.",
+            ) from None
 
     async def remove_many(self, paths: Sequence[str], width: int) -> None:
         if not paths:
@@ -525,12 +524,15 @@ def _write_new(dir_fd: int, name: str, data: bytes) -> None:
 
 def _replace_at(dir_fd: int, name: str, data: bytes) -> None:
     """Make ``name`` hold ``data``: written durably under ``<name>.prepush-tmp`` and renamed
-    over it (a leftover temporary of a killed run is truncated, a link there refused)."""
+    over it. A leftover temporary of a killed run is unlinked, never opened: it may be a
+    hard link to a served file (:meth:`LocalTransport._link` makes one there); a link
+    there is refused."""
     temporary = f"{name}{TEMP_SUFFIX}"
+    _unlink_quietly(dir_fd, temporary)
     try:
         fd = os.open(
             temporary,
-            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
             0o644,
             dir_fd=dir_fd,
         )

@@ -27,7 +27,8 @@ file of an invocation is looked at after it: one the run's cache verified must s
 (inode, size, times) as the verification read it; one the cache could not keep must stand as
 it did before the invocation and is hashed (once per process). Otherwise the difusor fails
 before its flip (and what was sent of it is removed), as a file the SFTP transport hashes as
-it reads it would. Entry files go from the verified bytes in memory.
+it reads it would. A path a reader may be served (its contract says so: entry files, replaced
+ones) goes from the verified bytes in memory.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from prepush.delivery.contract import SourceMismatch, verified_bytes
 from prepush.exceptions import (
     ConnectError,
     DifusorError,
@@ -54,7 +56,7 @@ from prepush.exceptions import (
     RemoteError,
     describe_os_error,
 )
-from prepush.package import StatKey, safe_relative_path, sha256_bytes, sha256_file, stat_key
+from prepush.package import StatKey, safe_relative_path, sha256_file, stat_key
 from prepush.settings import Difusor, Settings
 from prepush.transports.base import (
     Capabilities,
@@ -358,7 +360,7 @@ class RsyncTransport:
         if not uploads:
             return
         local = files or DiskFiles()
-        uploads = [self._verified_entry(u, local) if u.entry else u for u in uploads]
+        uploads = [self._verified_served(u, local) if u.contract.served else u for u in uploads]
         pending = {u.path: u for u in uploads}
 
         def sent(line: str) -> None:
@@ -367,7 +369,7 @@ class RsyncTransport:
             if upload is not None and on_done is not None:
                 on_done(upload)
 
-        by_content = any(u.mode != "new" for u in uploads)
+        by_content = any(u.contract.served or u.contract.verify for u in uploads)
         for root, group in _by_source(uploads):
             with contextlib.ExitStack() as stack:
                 source = root
@@ -395,28 +397,27 @@ class RsyncTransport:
         self._bytes_sent += finished.literal
         self._bytes_reused += finished.matched
 
-    def _verified_entry(self, upload: Upload, files: LocalFiles) -> Upload:
-        """An entry file is served the moment rsync renames it: it goes from the bytes the
-        run verified (held in memory), never from a disk that may have changed since."""
+    def _verified_served(self, upload: Upload, files: LocalFiles) -> Upload:
+        """A path a reader may be served is public the moment rsync renames it: it goes from
+        the bytes the run verified (held in memory, or read and hashed here), never from a
+        disk that may have changed since."""
         if upload.local is None:
             return upload
-        data = files.held(upload.local)
-        if data is None:
-            try:
-                data = files.read(upload.local)
-            except OSError as exc:
-                raise LocalFileError(
-                    self._name,
-                    f"No se pudo leer {upload.path} del paquete: {describe_os_error(exc)}.",
-                ) from None
-            if sha256_bytes(data) != upload.sha256:
-                raise LocalFileError(
-                    self._name,
-                    f"El paquete cambió en el disco después de verificarse ({upload.path}): no"
-                    " se cambia json/main.json en este difusor. No modifique paquetes/ mientras"
-                    " se publica; si el paquete se alteró, vuelva a construirlo con 'prepush"
-                    " build'.",
-                )
+        try:
+            data = verified_bytes(upload.local, upload.size, upload.sha256, files)
+        except OSError as exc:
+            raise LocalFileError(
+                self._name,
+                f"No se pudo leer {upload.path} del paquete: {describe_os_error(exc)}.",
+            ) from None
+        except SourceMismatch:
+            raise LocalFileError(
+                self._name,
+                f"El paquete cambió en el disco después de verificarse ({upload.path}): no"
+                " se cambia json/main.json en este difusor. No modifique paquetes/ mientras"
+                " se publica; si el paquete se alteró, vuelva a construirlo con 'prepush"
+                " build'.",
+            ) from None
         return dataclasses.replace(upload, local=None, data=data)
 
     async def _confirm_sources(
@@ -433,7 +434,7 @@ class RsyncTransport:
         if not altered:
             return
         with contextlib.suppress(DifusorError):
-            await self.remove_many([u.path for u in altered if u.mode == "new"], 1)
+            await self.remove_many([u.path for u in altered if not u.contract.served], 1)
         names = ", ".join(u.path for u in altered[:3]) + (" ..." if len(altered) > 3 else "")
         raise LocalFileError(
             self._name,

@@ -3,10 +3,11 @@ optionally behind CloudFront.
 
 S3 replaces an object atomically on every PUT, so the protocol's "temporary name and rename"
 is one PUT here, and the flip (json/main.json last) is one PUT too. Each object gets its
-headers as it is written: the corte's objects and ZIP ``Cache-Control: public,
-max-age=31536000, immutable`` (their names never take other content while a reader may be
-served them), entry files and prepush's own files ``no-cache, no-store, must-revalidate``,
-and every object the Content-Type of its extension. Each PUT carries the manifest's sha256
+headers as it is written, from its contract (:mod:`prepush.delivery.contract`): a name whose
+content never changes (the objects and ZIP of a prepush package) ``Cache-Control: public,
+max-age=31536000, immutable``; a mutable one (entry files, every path of a ``--site``
+package) and prepush's own files ``no-cache, no-store, must-revalidate``; every object the
+Content-Type of its extension. Each PUT carries the manifest's sha256
 (``x-amz-checksum-sha256``): S3 refuses a body that does not match, and its echo is checked.
 
 What the bucket holds comes from the protocol's state object (``.prepush/state.json``); the
@@ -14,7 +15,8 @@ bucket is listed (ListObjectsV2) only when the state is lost or damaged and name
 'unknown', once per connection. The lock uses conditional writes (If-None-Match: * to create,
 If-Match to swap or remove). Files no retained corte uses go in DeleteObjects batches, each
 key's result checked. With a CloudFront distribution id, ``invalidate`` creates an
-invalidation of the flipped entry paths and waits for it, bounded by the corte's deadline.
+invalidation of every path whose content changed under its name (the flipped entry files, the
+replaced files) and waits for it, bounded by the corte's deadline.
 
 aiobotocore does the signing and HTTP (docs/performance.md says why it over obstore). Every
 call is counted, bounded by the request timeout, and translated to Spanish here.
@@ -41,6 +43,7 @@ import botocore.exceptions
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
+from prepush.delivery.contract import SourceMismatch, verified_bytes
 from prepush.exceptions import (
     AuthError,
     ConnectError,
@@ -73,6 +76,7 @@ DELETE_BATCH = 1000
 # CloudFront: how often to ask whether the invalidation completed (seconds, growing).
 POLL_FIRST, POLL_MAX = 0.5, 5.0
 SHA256_META = "sha256"
+MAX_INVALIDATION_PATHS = 1000
 
 # The Content-Type of each extension a corte carries; the rest by the system's table.
 CONTENT_TYPES = {
@@ -142,9 +146,11 @@ def content_type(path: str) -> str:
     return guessed or "application/octet-stream"
 
 
-def cache_control(path: str, *, entry: bool) -> str:
-    """An entry file, or one of prepush's own, may change under its name: never cached."""
-    if entry or path.startswith(META_PREFIX):
+def cache_control(path: str, *, mutable: bool) -> str:
+    """A file whose content may change under its name (its contract says so: entry files,
+    the fixed paths of a --site package), or one of prepush's own, is never cached; a name
+    whose content never changes is cached for a year."""
+    if mutable or path.startswith(META_PREFIX):
         return NO_CACHE
     return IMMUTABLE
 
@@ -239,8 +245,6 @@ class S3Transport(Counted):
         self._closers = list(closers)
         self._timeout = target.timeout
         self._key_prefix = f"{target.prefix}/" if target.prefix else ""
-        self._listing: dict[str, Listed] | None = None
-        self._listing_lock = asyncio.Lock()
         super().__init__(
             Capabilities(
                 atomic_replace=True,
@@ -423,20 +427,22 @@ class S3Transport(Counted):
 
     # --- writes -----------------------------------------------------------------------------
 
-    def _headers(self, path: str, sha256: str, *, entry: bool) -> dict[str, Any]:
+    def _headers(self, path: str, sha256: str, *, mutable: bool) -> dict[str, Any]:
         return {
-            "CacheControl": cache_control(path, entry=entry),
+            "CacheControl": cache_control(path, mutable=mutable),
             "ContentType": content_type(path),
             "Metadata": {SHA256_META: sha256},
         }
 
     async def _put(
-        self, path: str, data: bytes, sha256: str, *, entry: bool, **conditions: str
+        self, path: str, data: bytes, sha256: str, *, mutable: bool, **conditions: str
     ) -> None:
-        """One PUT (or the parts of a large one). S3 checks the body against the sha256 and
-        the reply echoes it; anything else is a failure."""
+        """One PUT (or the parts of a large one) of bytes that hash to ``sha256`` (the
+        caller's :func:`verified_bytes`). S3 checks a single PUT's body against the sha256
+        and the reply echoes it; anything else is a failure. Parts carry only their MD5: the
+        whole was checked before the first one left."""
         if len(data) > MULTIPART_THRESHOLD and not conditions:
-            await self._put_in_parts(path, data, sha256, entry=entry)
+            await self._put_in_parts(path, data, sha256, mutable=mutable)
             return
         checksum = sha256_header(sha256)
         key = self.key(path)
@@ -447,7 +453,7 @@ class S3Transport(Counted):
                 Key=key,
                 Body=data,
                 ChecksumSHA256=checksum,
-                **self._headers(path, sha256, entry=entry),
+                **self._headers(path, sha256, mutable=mutable),
                 **conditions,
             ),
         )
@@ -460,13 +466,13 @@ class S3Transport(Counted):
             )
         self._bytes_sent += len(data)
 
-    async def _put_in_parts(self, path: str, data: bytes, sha256: str, *, entry: bool) -> None:
+    async def _put_in_parts(self, path: str, data: bytes, sha256: str, *, mutable: bool) -> None:
         key = self.key(path)
         what = f"escribir {path} por partes"
         created = await self._request(
             what,
             lambda: self._client.create_multipart_upload(
-                Bucket=self._t.bucket, Key=key, **self._headers(path, sha256, entry=entry)
+                Bucket=self._t.bucket, Key=key, **self._headers(path, sha256, mutable=mutable)
             ),
         )
         upload_id = str(created["UploadId"])
@@ -512,14 +518,14 @@ class S3Transport(Counted):
     async def write_file(self, path: str, data: bytes) -> None:
         digest = hashlib.sha256(data).hexdigest()
         try:
-            await self._put(path, data, digest, entry=True)
+            await self._put(path, data, digest, mutable=True)
         except S3Error as exc:
             raise self._explain(exc, f"escribir {path}") from exc
 
     async def create_exclusive(self, path: str, data: bytes) -> bool:
         digest = hashlib.sha256(data).hexdigest()
         try:
-            await self._put(path, data, digest, entry=True, IfNoneMatch="*")
+            await self._put(path, data, digest, mutable=True, IfNoneMatch="*")
         except S3Error as exc:
             if exc.code in _PRECONDITION_CODES:
                 return False
@@ -543,7 +549,7 @@ class S3Transport(Counted):
                 )
             else:
                 digest = hashlib.sha256(data).hexdigest()
-                await self._put(path, data, digest, entry=True, IfMatch=etag)
+                await self._put(path, data, digest, mutable=True, IfMatch=etag)
         except S3Error as exc:
             if exc.code in _PRECONDITION_CODES or exc.code in _MISSING_CODES:
                 return False
@@ -558,34 +564,40 @@ class S3Transport(Counted):
         files: LocalFiles | None = None,
     ) -> None:
         gate = asyncio.Semaphore(max(1, width))
+        # Listed at most once per call, only if a name to verify turns up: a listing kept
+        # longer (a --watch night) would vouch for objects changed since.
+        listing = _Listing(self._list_site)
 
         async def one(upload: Upload) -> None:
             async with gate:
-                await self._upload_one(upload, files)
+                await self._upload_one(upload, files, listing)
             if on_done is not None:
                 on_done(upload)
 
         await _all_or_first_error([one(u) for u in uploads])
 
-    async def _upload_one(self, upload: Upload, files: LocalFiles | None) -> None:
+    async def _upload_one(
+        self, upload: Upload, files: LocalFiles | None, listing: _Listing
+    ) -> None:
         what = f"escribir {upload.path}"
         try:
-            if upload.mode == "unknown" and await self._already_there(upload, files):
+            if upload.contract.verify and await self._already_there(upload, files, listing):
                 return
             if upload.link_from is not None:
                 await self._copy(upload)
                 return
             data = self._bytes_of(upload, files)
-            await self._put(upload.path, data, upload.sha256, entry=upload.entry)
+            await self._put(upload.path, data, upload.sha256, mutable=upload.contract.mutable)
         except S3Error as exc:
             raise self._explain(exc, what) from exc
 
     def _bytes_of(self, upload: Upload, files: LocalFiles | None) -> bytes:
+        """The bytes the manifest names, whatever way they go (one PUT or parts)."""
         if upload.data is not None:
             return upload.data
         assert upload.local is not None
         try:
-            data = (files or DiskFiles()).read(upload.local)
+            return verified_bytes(upload.local, upload.size, upload.sha256, files or DiskFiles())
         except OSError as exc:
             raise LocalFileError(
                 self._name,
@@ -593,13 +605,12 @@ class S3Transport(Counted):
                 " problema de esta máquina, no del difusor: revise el paquete con 'prepush"
                 " verify-package'.",
             ) from exc
-        if len(data) != upload.size:
+        except SourceMismatch as exc:
             raise LocalFileError(
                 self._name,
-                f"El archivo del paquete para {upload.path} mide {len(data)} bytes y el"
-                f" manifiesto dice {upload.size}: revise el paquete con 'prepush verify-package'.",
-            )
-        return data
+                f"El archivo del paquete para {upload.path} {exc.why}: no se envía. Revise el"
+                " paquete con 'prepush verify-package'.",
+            ) from None
 
     async def _copy(self, upload: Upload) -> None:
         """A server-side copy of an object the bucket holds, with the target's headers."""
@@ -613,25 +624,21 @@ class S3Transport(Counted):
                 Key=key,
                 CopySource=source,
                 MetadataDirective="REPLACE",
-                **self._headers(upload.path, upload.sha256, entry=upload.entry),
+                **self._headers(upload.path, upload.sha256, mutable=upload.contract.mutable),
             ),
         )
         self._bytes_reused += upload.size
 
-    async def _already_there(self, upload: Upload, files: LocalFiles | None) -> bool:
-        """A name the state cannot vouch for (lost or damaged state): the bucket's listing,
-        made once, says whether it already holds these bytes (size and ETag)."""
-        listed = (await self._listed()).get(upload.path)
+    async def _already_there(
+        self, upload: Upload, files: LocalFiles | None, listing: _Listing
+    ) -> bool:
+        """A name the state cannot vouch for (lost or damaged state): the bucket's listing
+        says whether it already holds these bytes (size and ETag)."""
+        listed = (await listing.get()).get(upload.path)
         if listed is None or listed.size != upload.size:
             return False
         data = self._bytes_of(upload, files)
         return listed.etag == s3_etag(data)
-
-    async def _listed(self) -> dict[str, Listed]:
-        async with self._listing_lock:
-            if self._listing is None:
-                self._listing = await self._list_site()
-            return self._listing
 
     async def _list_site(self) -> dict[str, Listed]:
         """Every object of the site (prepush's own left out): one ListObjectsV2 listing, one
@@ -719,7 +726,8 @@ class S3Transport(Counted):
         if self._cloudfront is None or distribution is None or not paths:
             return None
         cloudfront = self._cloudfront
-        items = ["/" + p for p in paths]
+        # One invalidation takes a few thousand paths at most: past that, the whole site.
+        items = ["/" + p for p in paths] if len(paths) <= MAX_INVALIDATION_PATHS else ["/*"]
         started = time.monotonic()
         created = await self._cdn(
             "crear la invalidación de CloudFront",
@@ -775,6 +783,21 @@ class S3Transport(Counted):
         for close in closers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(close(), self._timeout)
+
+
+class _Listing:
+    """The bucket's listing, made once when first asked for, for one upload call."""
+
+    def __init__(self, fetch: Callable[[], Awaitable[dict[str, Listed]]]) -> None:
+        self._fetch = fetch
+        self._found: dict[str, Listed] | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> dict[str, Listed]:
+        async with self._lock:
+            if self._found is None:
+                self._found = await self._fetch()
+            return self._found
 
 
 def _abort_connections(client: Any) -> None:

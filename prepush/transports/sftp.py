@@ -429,7 +429,7 @@ class SFTPTransport:
             if id(upload) in linked:
                 continue
             put = self._put_of(upload)
-            if upload.mode == "replace" and not self._posix_rename:
+            if _by_rename(upload) and not self._posix_rename:
                 renamed_later.append(upload)
             by_put[id(put)] = upload
             puts.append(put)
@@ -453,8 +453,11 @@ class SFTPTransport:
             await self._link_many(links, width, on_done, files)
 
     def _put_of(self, upload: Upload) -> Put:
+        """A path that may be served goes under a temporary name and is renamed over; any
+        other is created exclusively, never opened over an existing name (a cut attempt may
+        have left it as a hard link to a served file)."""
         target = self._path(upload.path).encode()
-        if upload.mode == "replace":
+        if _by_rename(upload):
             temp = self._path(upload.path + TEMP_SUFFIX).encode()
             rename_to = target if self._posix_rename else None
             put = Put(
@@ -466,13 +469,12 @@ class SFTPTransport:
                 sha256=upload.sha256,
             )
         else:
-            exclusive = upload.mode == "unknown"
             put = Put(
                 target,
                 upload.size,
                 upload.data,
                 upload.local,
-                exclusive=exclusive,
+                exclusive=True,
                 sha256=upload.sha256,
             )
         delta = upload.delta
@@ -499,9 +501,24 @@ class SFTPTransport:
         on_done: Callable[[Upload], None] | None,
         files: LocalFiles | None,
     ) -> None:
-        """Names that were already there (a lost state, another machine's cortes): each one
-        is kept if it holds the right bytes, otherwise put in by temporary name and rename.
-        Checked many at a time."""
+        """Names that were already there. One the contract says to verify (a lost state,
+        another machine's cortes) is kept if it holds the right bytes, otherwise put in by
+        temporary name and rename, checked many at a time. One the state says nobody reads
+        (left by a cut attempt) is unlinked and created anew: never written into, since it
+        may be a hard link to a served file."""
+        verify = [(u, a) for u, a in conflicts if u.contract.verify]
+        leftovers = [(u, a) for u, a in conflicts if not u.contract.verify]
+        if verify:
+            await self._keep_or_replace(verify, width, files)
+        if leftovers:
+            await self._recreate(leftovers, width, files)
+        if on_done is not None:
+            for upload, _ in conflicts:
+                on_done(upload)
+
+    async def _keep_or_replace(
+        self, conflicts: Sequence[tuple[Upload, SFTPError]], width: int, files: LocalFiles | None
+    ) -> None:
         gate = asyncio.Semaphore(max(1, width))
 
         async def holds(upload: Upload, answer: SFTPError) -> bool:
@@ -513,11 +530,19 @@ class SFTPTransport:
         verdicts = await asyncio.gather(*(holds(u, a) for u, a in conflicts))
         wrong = [u for (u, _), right in zip(conflicts, verdicts, strict=True) if not right]
         if wrong:
-            replacements = [dataclasses.replace(u, mode="replace", delta=None) for u in wrong]
-            await self.upload(replacements, width, None, files)
-        if on_done is not None:
-            for upload, _ in conflicts:
-                on_done(upload)
+            await self.upload([_replaced(u) for u in wrong], width, None, files)
+
+    async def _recreate(
+        self, conflicts: Sequence[tuple[Upload, SFTPError]], width: int, files: LocalFiles | None
+    ) -> None:
+        await self.remove_many([u.path for u, _ in conflicts], width)
+        uploads = {id(u): u for u, _ in conflicts}
+        puts = {id(u): self._put_of(dataclasses.replace(u, delta=None)) for u, _ in conflicts}
+        again = await self._put(list(puts.values()), width, None, files)
+        if again:
+            put, answer = again[0]
+            upload = next(uploads[k] for k, p in puts.items() if p is put)
+            raise await self._not_created(upload.path, answer, upload.size)
 
     async def _link_many(
         self,
@@ -701,15 +726,20 @@ def _open_said(exc: DifusorError, code: int) -> bool:
 
 
 def _without_link(upload: Upload) -> Upload:
-    return dataclasses.replace(upload, link_from=None, mode="unknown")
+    return dataclasses.replace(upload, link_from=None)
 
 
-async def _all_or_first_error(calls: Sequence[Awaitable[None]]) -> None:
-    """Run every call; once all settle, raise the first failure (in the order given)."""
-    outcomes = await asyncio.gather(*calls, return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome
+def _by_rename(upload: Upload) -> bool:
+    """A path a reader may be served now, whose existing copy is not to be kept: written
+    under a temporary name and renamed over."""
+    return upload.contract.served and not upload.contract.verify
+
+
+def _replaced(upload: Upload) -> Upload:
+    """A name found holding other bytes: replaced as a served file, from the package."""
+    return dataclasses.replace(
+        upload, contract=dataclasses.replace(upload.contract, verify=False), delta=None
+    )
 
 
 def _as_sftp_error(exc: asyncssh.SFTPError) -> SFTPError:

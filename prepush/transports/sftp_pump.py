@@ -26,16 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import os
 import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import asyncssh
 
+from prepush.delivery.contract import SourceMismatch, StreamCheck, changed_size, verified_bytes
 from prepush.exceptions import describe_os_error
 from prepush.transports.base import DiskFiles, LocalFiles
 
@@ -508,7 +507,7 @@ class _Upload:
     # What is left to send, from memory or from a local file, and where it goes.
     data: memoryview | None = None
     stream: int | None = None
-    hasher: Any = None
+    check: StreamCheck | None = None
     offset: int = 0
     end: int = 0
     # Replies still expected for this file (writes, copies, fsync, close, rename).
@@ -715,7 +714,7 @@ class _Uploader:
                 self._close(upload)
                 return
             if put.sha256 is not None:
-                upload.hasher = hashlib.sha256()
+                upload.check = StreamCheck(put.local or "", put.sha256)
         self._release_base(upload)
         self.sending.append(upload)
         self._send_more(upload)
@@ -728,17 +727,17 @@ class _Uploader:
         """The whole file from disk: the bytes sent must be the ones the manifest names."""
         put = upload.put
         try:
-            data = self.files.read(put.local or "")
+            if put.sha256 is None:
+                data = self.files.read(put.local or "")
+                if len(data) != put.size:
+                    raise SourceMismatch(put.local or "", changed_size(len(data), put.size))
+                return data
+            return verified_bytes(put.local or "", put.size, put.sha256, self.files)
+        except SourceMismatch as exc:
+            self._fail(upload, LocalReadError(f"{exc.local} {exc.why}"), "leer")
         except Exception as exc:  # the files are the caller's: whatever it raises is local
             self._fail(upload, LocalReadError(f"no se pudo leer {put.local}: {exc}"), "leer")
-            return None
-        if len(data) != put.size:
-            self._fail(upload, _changed(put, len(data)), "leer")
-            return None
-        if put.sha256 is not None and hashlib.sha256(data).hexdigest() != put.sha256:
-            self._fail(upload, _altered(put), "leer")
-            return None
-        return data
+        return None
 
     def _copy_ends(self, upload: _Upload) -> None:
         """Copy the base's reused ends on the server; only the bytes between are sent."""
@@ -792,8 +791,8 @@ class _Uploader:
             chunk = self._chunk(upload, size)
             if chunk is None:
                 break
-            if upload.hasher is not None:
-                upload.hasher.update(chunk)
+            if upload.check is not None:
+                upload.check.update(chunk)
             self._write(upload, handle, upload.offset, chunk)
             upload.offset += len(chunk)
             if len(chunk) < size:
@@ -801,13 +800,17 @@ class _Uploader:
                 break
         if upload.offset >= upload.end or upload.failed or self.error or self.cancelled:
             upload.failed = upload.failed or self.error is not None
-            if not upload.failed and upload.hasher is not None:
+            if not upload.failed and upload.check is not None:
                 self._check_streamed(upload)
             self._end_sending(upload)
 
     def _check_streamed(self, upload: _Upload) -> None:
-        if upload.hasher.hexdigest() != upload.put.sha256:
-            self._fail(upload, _altered(upload.put), "leer")
+        """Before the close (and so before any rename): every byte written went through it."""
+        assert upload.check is not None
+        try:
+            upload.check.confirm(upload.put.size)
+        except SourceMismatch as exc:
+            self._fail(upload, LocalReadError(f"{exc.local} {exc.why}"), "leer")
 
     def _chunk(self, upload: _Upload, size: int) -> bytes | memoryview | None:
         if upload.data is not None:
@@ -966,17 +969,7 @@ class _Uploader:
 
 
 def _changed(put: Put, size: int) -> LocalReadError:
-    return LocalReadError(
-        f"{put.local} mide {size} bytes y el manifiesto dice {put.size}: el paquete cambió"
-        " después de construirse"
-    )
-
-
-def _altered(put: Put) -> LocalReadError:
-    return LocalReadError(
-        f"{put.local} cambió después de verificar el paquete (su sha256 ya no es el del"
-        " manifiesto firmado)"
-    )
+    return LocalReadError(f"{put.local} {changed_size(size, put.size)}")
 
 
 def _exists_perhaps(error: SFTPError) -> bool:
