@@ -27,6 +27,8 @@ import pytest
 from prepush.__main__ import main
 from prepush.package import (
     MAIN_JSON,
+    MANIFEST,
+    SIGNATURE,
     Package,
     canonical_json,
     load_signing_key,
@@ -129,7 +131,11 @@ def test_what_does_not_verify_is_never_published_and_the_previous_corte_stays_wh
         assert main(["-C", str(workdir.path), "publish"]) == 0
         package = Package.open(workdir.path / "paquetes" / second)
         zip_entry = next(f for f in package.manifest.files if f.path.endswith(".zip"))
-        assert zip_entry.size > 40_000
+        # The cut falls inside the ZIP, never in what a pass reads before it on a connection:
+        # main.json, the signed manifest and its signature.
+        first_reads = (MAIN_JSON, MANIFEST, SIGNATURE)
+        cut_after = sum((package.path / p).stat().st_size for p in first_reads) + 8_000
+        assert zip_entry.size > cut_after
         origin = OriginFiles(sftp_origin.local_root)
 
         def refused(expected_code: int, *words: str) -> str:
@@ -160,8 +166,9 @@ def test_what_does_not_verify_is_never_published_and_the_previous_corte_stays_wh
         refused(3, MAIN_JSON, "más de 1000 bytes", "lee entero")
         monkeypatch.setattr(origins, "MAX_WHOLE", ceiling)
 
-        # 1. A download the proxy cuts (every connection past 40 kB): the ZIP never arrives.
-        proxy.faults.reset_down_after_bytes = 40_000
+        # 1. A download the proxy cuts (every connection past ``cut_after``): the ZIP never
+        # arrives.
+        proxy.faults.reset_down_after_bytes = cut_after
         message = refused(3, zip_entry.path, "se cortó")
         assert proxy.resets > 0
         proxy.faults.clear()
