@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,7 +105,7 @@ class SqliteEngine:
             uri = f"{path.absolute().as_uri()}?mode=rw"
             self.db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
+        _journal_in_wal(self.db)
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA busy_timeout=30000")
@@ -260,3 +261,21 @@ def _pyformat(sql: str) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+# Turning a new file to WAL takes an exclusive lock that SQLite does not wait for (its busy
+# handler is not called there): two processes opening a new ledger at once would see
+# "database is locked". Retried for as long as any other wait on the ledger lasts.
+WAL_WAIT_S = 30.0
+
+
+def _journal_in_wal(db: sqlite3.Connection) -> None:
+    deadline = time.monotonic() + WAL_WAIT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
