@@ -296,7 +296,11 @@ def test_the_lock_is_refreshed_while_a_long_attempt_lasts(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     proxy, proxied = fault_proxy(asyncssh_difusor)
-    workdir.write_roster([proxied], deadline=60, publish={"lock_stale_seconds": 2})
+    # Few files in flight: a refresh waits behind little on the slow link, as it must to
+    # land within lock_stale_seconds (a late one refuses the flip, rightly).
+    workdir.write_roster(
+        [proxied], deadline=60, publish={"lock_stale_seconds": 2, "files_in_flight": 2}
+    )
     workdir.build(CORTES[0])
     proxy.faults.rate_bytes_per_s = 150_000  # the corte takes several seconds
     lock = asyncssh_difusor.local_root / ".prepush/lock"
