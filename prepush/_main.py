@@ -25,11 +25,8 @@ if TYPE_CHECKING:
     from prepush.build.builder import BuildResult
     from prepush.ops.report import CsvTable
     from prepush.ops.verify import VerifyReport
-    from prepush.publish.publisher import (
-        ConnectionPool,
-        PublishReport,
-        PublishRequest,
-    )
+    from prepush.publish.publisher import ConnectionPool
+    from prepush.publish.request import PublishReport, PublishRequest
     from prepush.settings import Settings
 
 # Before any option is declared: click names some types when they are created.
@@ -690,7 +687,7 @@ def publish_command(
     uso o de configuración, 4 error interno de prepush (repita con -v y repórtelo), 130
     interrumpido por el operador (Ctrl-C; dice qué sirve cada difusor).
     """
-    from prepush.publish.publisher import PublishRequest
+    from prepush.publish.request import PublishRequest
 
     if watch_interval is not None and corte is not None:
         raise ConfigError("--watch publica cada corte nuevo: no indique un CORTE.")
@@ -791,7 +788,7 @@ def rollback(
     que ya no tiene todos los archivos de ese corte. Los difusores revertidos quedan en ese
     corte: publish (y el temporizador) no les envía otro hasta 'prepush resume-latest'.
     """
-    from prepush.publish.publisher import PublishRequest
+    from prepush.publish.request import PublishRequest
 
     settings = context.settings()
     request = PublishRequest(

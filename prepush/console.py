@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from prepush.ops.status import DifusorStatus, StatusReport
     from prepush.ops.verify import VerifyReport
     from prepush.publish.protocol import Delivery, Event
-    from prepush.publish.publisher import PublishReport
+    from prepush.publish.request import PublishReport
 
 STAGES = {
     "waiting": "esperando",

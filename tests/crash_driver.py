@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from prepush.publish.protocol import Event
-from prepush.publish.publisher import PublishRequest, publish
+from prepush.publish.publisher import publish
+from prepush.publish.request import PublishRequest
 from prepush.settings import load_settings
 
 

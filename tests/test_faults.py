@@ -24,7 +24,8 @@ from prepush.__main__ import main
 from prepush.exceptions import PackageError
 from prepush.ledger import Ledger
 from prepush.package import Package, canonical_json, safe_relative_path
-from prepush.publish.publisher import PublishRequest, publish
+from prepush.publish.publisher import publish
+from prepush.publish.request import PublishRequest
 from prepush.settings import Difusor, Settings, load_settings
 from prepush.sim.fleet import ServerThread
 from prepush.transports.base import Transport

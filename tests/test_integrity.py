@@ -16,7 +16,8 @@ from prepush.ledger import Ledger
 from prepush.package import MANIFEST, SIGNATURE, Package, sign
 from prepush.publish.integrity import package_problems
 from prepush.publish.protocol import LockOwner
-from prepush.publish.publisher import ConnectionPool, PublishRequest, _Publisher
+from prepush.publish.publisher import ConnectionPool, _Publisher
+from prepush.publish.request import PublishRequest
 from prepush.settings import load_settings
 from tests.conftest import Workdir, interrupt
 from tests.servers import Endpoint, read_tree

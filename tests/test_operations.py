@@ -14,7 +14,8 @@ import pytest
 from prepush.__main__ import main
 from prepush.ledger import DeliveryRow, Ledger, SuspensionRow
 from prepush.ops.report import build_report, latency_html, latency_svg, report_csv, report_markdown
-from prepush.publish.publisher import PublishReport, PublishRequest, publish
+from prepush.publish.publisher import publish
+from prepush.publish.request import PublishReport, PublishRequest
 from prepush.settings import Difusor, Settings, load_settings
 from prepush.transports.base import Transport
 from tests.conftest import UNREACHED, ProxyFactory, Workdir

@@ -17,13 +17,8 @@ import pytest
 
 from prepush.__main__ import main
 from prepush.ledger import Ledger
-from prepush.publish.publisher import (
-    ConnectionPool,
-    PublishReport,
-    PublishRequest,
-    publish_async,
-    watch,
-)
+from prepush.publish.publisher import ConnectionPool, publish_async, watch
+from prepush.publish.request import PublishReport, PublishRequest
 from prepush.settings import Difusor, Settings, load_settings
 from prepush.transports.base import Transport
 from prepush.transports.rsync import RsyncTransport, open_rsync

@@ -491,7 +491,8 @@ def _worker_main(
 async def _serve_jobs(
     conn: Connection, settings: Settings, connector: Connector, keep: bool, processes: int
 ) -> None:
-    from prepush.publish.publisher import ConnectionPool, PublishRequest, _Publisher
+    from prepush.publish.publisher import ConnectionPool, _Publisher
+    from prepush.publish.request import PublishRequest
 
     loop = asyncio.get_running_loop()
     pool = ConnectionPool(connector, keep=keep)
