@@ -707,7 +707,7 @@ def publish_command(
 
 
 def _watch(request: PublishRequest, interval: float, metrics: str | None, as_json: bool) -> None:
-    from prepush.publish.publisher import watch
+    from prepush.publish.watch import watch
 
     monitor = None
     if metrics is not None:

@@ -499,7 +499,8 @@ def test_a_timer_run_with_nothing_new_is_quiet(
 def test_watch_publishes_each_new_package_over_the_same_connection(
     asyncssh_difusor: Endpoint, workdir: Workdir
 ) -> None:
-    from prepush.publish.publisher import ConnectionPool, publish_async, watch
+    from prepush.publish.publisher import ConnectionPool, publish_async
+    from prepush.publish.watch import watch
     from prepush.transports.sftp import open_sftp
 
     workdir.write_roster([asyncssh_difusor])

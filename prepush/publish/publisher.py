@@ -14,23 +14,16 @@ import asyncio
 import dataclasses
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
-from prepush.exceptions import (
-    EmbargoError,
-    LedgerUnavailableError,
-    LockBusyError,
-    PackageError,
-    PublishInterrupted,
-)
+from prepush.exceptions import PublishInterrupted
 from prepush.ledger import EMBARGO_OVERRIDE, WORKER_LOST, Ledger
-from prepush.package import Package, find_package, newest_corte
+from prepush.package import Package, find_package
 from prepush.publish.embargo import embargo_violation, enforce_embargo
 from prepush.publish.guards import refuse_going_back
 from prepush.publish.integrity import refuse_unless_intact
 from prepush.publish.interruption import SeenByThePublic, unwound
-from prepush.publish.lease import LeaseKeeper, on_duty
+from prepush.publish.lease import on_duty
 from prepush.publish.protocol import Delivery, Event, EventSink, LockOwner
 from prepush.publish.request import PublishReport, PublishRequest
 from prepush.publish.runlock import RunLock
@@ -43,9 +36,6 @@ from prepush.publish.share import (
 from prepush.publish.workers import Job, Workers, deal, process_count
 from prepush.settings import Difusor
 from prepush.transports import Connector, connect
-
-if TYPE_CHECKING:
-    from prepush.publish.metrics import Monitor
 
 log = logging.getLogger("prepush")
 
@@ -72,7 +62,7 @@ def publish(
     connector: Connector = connect,
 ) -> PublishReport:
     """Run one publish under the local run lock and record it in the ledger."""
-    workers = _start_workers(request, connector, keep=False)
+    workers = start_workers(request, connector, keep=False)
 
     async def once() -> PublishReport:
         pool = ConnectionPool(connector, keep=False, workers=workers)
@@ -88,7 +78,7 @@ def publish(
             workers.close()
 
 
-def _start_workers(request: PublishRequest, connector: Connector, *, keep: bool) -> Workers | None:
+def start_workers(request: PublishRequest, connector: Connector, *, keep: bool) -> Workers | None:
     """The worker processes for this request's difusores, forked now: before the ledger is
     opened and before any event loop runs."""
     processes = process_count(request.settings, len(request.difusores))
@@ -277,79 +267,3 @@ def _everyone_has(ledger: Ledger, difusores: Sequence[Difusor], corte: str) -> b
         if serving is None or serving.corte < corte:
             return False
     return True
-
-
-Runner = Callable[[PublishRequest, ConnectionPool], Awaitable[PublishReport]]
-
-
-def watch(
-    request: PublishRequest,
-    interval_s: float,
-    run: Runner,
-    connector: Connector = connect,
-    monitor: Monitor | None = None,
-) -> None:
-    """Publish each new package as it appears in paquetes/, until interrupted (Ctrl-C).
-
-    Connections stay open between cortes (with SSH keepalives), so a corte costs only its
-    own requests. A corte already published by this loop is not published again; a failed
-    difusor is retried with the next corte, as on a timer.
-
-    With a shared ledger, only while this machine holds the publisher's lease
-    (:mod:`prepush.publish.lease`): until then it is the standby and waits, saying who
-    publishes; having taken the lease it publishes the newest corte and goes on.
-    """
-
-    workers = _start_workers(request, connector, keep=True)
-
-    async def loop() -> None:
-        pool = ConnectionPool(connector, keep=True, workers=workers)
-        published: str | None = None
-        keeper = LeaseKeeper.for_settings(request.settings)
-        if keeper is not None and monitor is not None:
-            keeper.on_look = lambda: monitor.refresh(keeper)
-        try:
-            while True:
-                if keeper is not None and not keeper.holds:
-                    await _take_turn(keeper)
-                    published = None  # the other machine may have published meanwhile
-                if monitor is not None:
-                    monitor.refresh(keeper)
-                newest = newest_corte(request.settings.packages_dir)
-                if newest is not None and newest != published:
-                    try:
-                        report = await run(
-                            dataclasses.replace(request, corte=newest, lease=keeper), pool
-                        )
-                        published = newest
-                        if monitor is not None:
-                            monitor.observe(report)
-                    except (EmbargoError, PackageError) as exc:
-                        # One refused or broken package does not stop the night's publisher.
-                        log.error("%s", exc)
-                        published = newest
-                    except LockBusyError as exc:
-                        # Another prepush of this directory (a manual publish, a rollback)
-                        # holds the run: this corte is tried again in the next round.
-                        log.warning("%s", exc)
-                    except LedgerUnavailableError as exc:
-                        if keeper is None:
-                            raise
-                        keeper.lost_ledger(exc)
-                await asyncio.sleep(interval_s)
-        finally:
-            if keeper is not None:
-                await keeper.stop(release=True)
-            await pool.close_all()
-
-    try:
-        asyncio.run(loop())
-    finally:
-        if workers is not None:
-            workers.close()
-
-
-async def _take_turn(keeper: LeaseKeeper) -> None:
-    """Wait as the standby until this machine holds the lease, then keep it renewed."""
-    await keeper.wait_for_turn()
-    keeper.start_renewing()
