@@ -71,7 +71,7 @@ from prepush.exceptions import (
     RemoteError,
     RemoteLockedError,
 )
-from prepush.package import MAIN_JSON, FileEntry, Package, canonical_json, sha256_bytes
+from prepush.package import FileEntry, Package, canonical_json, sha256_bytes
 from prepush.publish.delta import DeltaPlanner
 from prepush.publish.state import (
     LOCK_PATH,
@@ -79,7 +79,6 @@ from prepush.publish.state import (
     PENDING_PATH,
     STATE_PATH,
     Plan,
-    RemoteFile,
     RemoteState,
     Resolver,
     forget,
@@ -829,75 +828,12 @@ class _LockHolder:
         return f"{self.host}, corrida {self.owner[:8]}"
 
 
-def _corte_main_json(name: str, data: bytes) -> dict[str, object]:
-    try:
-        main = json.loads(data)
-    except ValueError:
-        main = None
-    if not isinstance(main, dict):
-        raise RemoteError(
-            name,
-            f"El {MAIN_JSON} del difusor no es el de un corte de prepush (no es un objeto"
-            " JSON); no se le puso el aviso de actualización interrumpida. Revise qué hay en"
-            " su sitio; el siguiente corte entregado lo reemplaza.",
-        )
-    return main
-
-
 def _newer_format(data: bytes) -> bool:
     try:
         raw = json.loads(data)
         return isinstance(raw, dict) and int(raw.get("format", 0)) > 3
     except (ValueError, TypeError):
         return False
-
-
-# --- the notice on suspension --------------------------------------------------------------
-
-
-def notice_text() -> str:
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return (
-        "Actualización interrumpida: este sitio dejó de recibir los cortes del PREP"
-        f" ({stamp}). Consulte el sitio oficial del instituto para los resultados más recientes."
-    )
-
-
-async def write_notice(
-    transport: Transport,
-    name: str,
-    owner: LockOwner,
-    hooks: Hooks,
-    settings: ProtocolSettings,
-    manifests: Resolver,
-) -> bool:
-    """Mark a suspended difusor's site 'actualización interrumpida', under its lock: its
-    main.json gains ``aviso`` (atomically), and the state records the changed file so the
-    next publish, even of the same corte, puts the real one back. False if nothing is there."""
-    lock = RemoteLock(transport, name, owner, hooks, settings)
-    hooks.fence(name)
-    await transport.prepare_dirs([META_DIR])
-    await lock.take()
-    try:
-        data = await transport.read_file(MAIN_JSON)
-        if data is None:
-            return False
-        main = _corte_main_json(name, data)
-        main["aviso"] = notice_text()
-        notice = canonical_json(main)
-        hooks.fence(name)
-        lock.ensure_held()
-        await transport.write_file(MAIN_JSON, notice)
-        state_bytes = await transport.read_file(STATE_PATH)
-        if state_bytes is not None:
-            state = RemoteState.from_bytes(state_bytes, manifests)
-            held = state.files.get(MAIN_JSON)
-            if held is not None:
-                state.files[MAIN_JSON] = RemoteFile(sha256_bytes(notice), len(notice), held.cortes)
-                await transport.write_file(STATE_PATH, state.to_bytes(manifests))
-        return True
-    finally:
-        await lock.release_quietly()
 
 
 @contextlib.asynccontextmanager

@@ -45,6 +45,7 @@ from prepush.publish.delta import DeltaPlanner
 from prepush.publish.embargo import embargo_violation
 from prepush.publish.integrity import intact_or_recorded
 from prepush.publish.lease import FENCE
+from prepush.publish.notice import write_notice
 from prepush.publish.protocol import (
     Delivery,
     Event,
@@ -54,7 +55,6 @@ from prepush.publish.protocol import (
     LockOwner,
     ProtocolSettings,
     Session,
-    write_notice,
 )
 from prepush.publish.request import PublishRequest
 from prepush.settings import Difusor, Settings
