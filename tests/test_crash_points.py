@@ -35,7 +35,7 @@ import pytest
 
 from prepush.__main__ import main
 from prepush.package import Package
-from prepush.publish.protocol import Event
+from prepush.publish.protocol_types import Event
 from prepush.publish.publisher import publish
 from prepush.publish.request import PublishRequest
 from prepush.settings import load_settings

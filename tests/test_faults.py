@@ -332,7 +332,8 @@ def test_only_ones_own_lock_is_released(asyncssh_difusor: Endpoint, workdir: Wor
     """A lock that someone else took over (after ours went stale) is left alone."""
     import asyncio
 
-    from prepush.publish.protocol import Hooks, LockOwner, ProtocolSettings, RemoteLock
+    from prepush.publish.protocol import RemoteLock
+    from prepush.publish.protocol_types import Hooks, LockOwner, ProtocolSettings
 
     workdir.write_roster([asyncssh_difusor])
     settings = load_settings(workdir.path)

@@ -15,7 +15,7 @@ from prepush.__main__ import main
 from prepush.ledger import Ledger
 from prepush.package import MANIFEST, SIGNATURE, Package, sign
 from prepush.publish.integrity import package_problems
-from prepush.publish.protocol import LockOwner
+from prepush.publish.protocol_types import LockOwner
 from prepush.publish.request import PublishRequest
 from prepush.publish.share import Connections, SharePublisher
 from prepush.settings import load_settings

@@ -34,7 +34,7 @@ from prepush.__main__ import main
 from prepush.console import PublishView
 from prepush.ledger import Ledger
 from prepush.package import Package
-from prepush.publish.protocol import Event
+from prepush.publish.protocol_types import Event
 from prepush.publish.publisher import RUN_LOCK_FILE, publish
 from prepush.publish.request import PublishRequest
 from prepush.publish.runlock import RunLock

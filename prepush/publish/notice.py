@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 
 from prepush.exceptions import RemoteError
 from prepush.package import MAIN_JSON, canonical_json, sha256_bytes
-from prepush.publish.protocol import Hooks, LockOwner, ProtocolSettings, RemoteLock
+from prepush.publish.protocol import RemoteLock
+from prepush.publish.protocol_types import Hooks, LockOwner, ProtocolSettings
 from prepush.publish.state import META_DIR, STATE_PATH, RemoteFile, RemoteState, Resolver
 from prepush.transports.base import Transport
 

@@ -24,7 +24,7 @@ from prepush.publish.guards import refuse_going_back
 from prepush.publish.integrity import refuse_unless_intact
 from prepush.publish.interruption import SeenByThePublic, unwound
 from prepush.publish.lease import on_duty
-from prepush.publish.protocol import Delivery, Event, EventSink, LockOwner
+from prepush.publish.protocol_types import Delivery, Event, EventSink, LockOwner
 from prepush.publish.request import PublishReport, PublishRequest
 from prepush.publish.runlock import RunLock
 from prepush.publish.share import (

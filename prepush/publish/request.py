@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from prepush.delivery.runner import Outcome
 from prepush.exceptions import ExitCode
 from prepush.publish.lease import LeaseKeeper
-from prepush.publish.protocol import Delivery
+from prepush.publish.protocol_types import Delivery
 from prepush.settings import Difusor, Settings
 
 # The corte is there (or, for a dry run, would be): the difusor was reached.

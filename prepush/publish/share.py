@@ -46,7 +46,8 @@ from prepush.publish.embargo import embargo_violation
 from prepush.publish.integrity import intact_or_recorded
 from prepush.publish.lease import FENCE
 from prepush.publish.notice import write_notice
-from prepush.publish.protocol import (
+from prepush.publish.protocol import Session
+from prepush.publish.protocol_types import (
     Delivery,
     Event,
     EventSink,
@@ -54,7 +55,6 @@ from prepush.publish.protocol import (
     Hooks,
     LockOwner,
     ProtocolSettings,
-    Session,
 )
 from prepush.publish.request import PublishRequest
 from prepush.settings import Difusor, Settings

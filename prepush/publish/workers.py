@@ -42,7 +42,7 @@ from prepush.delivery.runner import conclude
 from prepush.exceptions import IntegrityError, InternalError, PackageError
 from prepush.ledger import DeliveryResult, HoldRow, Ledger, SuspensionRow
 from prepush.package import MANIFEST, Package, find_package
-from prepush.publish.protocol import FLIPPED, Delivery, Event, EventSink, LockOwner
+from prepush.publish.protocol_types import FLIPPED, Delivery, Event, EventSink, LockOwner
 from prepush.publish.request import PublishRequest
 from prepush.publish.share import Connections, SharePublisher
 from prepush.settings import Difusor, Settings

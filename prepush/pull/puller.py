@@ -73,14 +73,14 @@ from prepush.package import (
     signature_is_valid,
 )
 from prepush.publish.delta import DeltaPlanner
-from prepush.publish.protocol import (
+from prepush.publish.protocol import Session
+from prepush.publish.protocol_types import (
     Delivery,
     Event,
     Extra,
     Hooks,
     LockOwner,
     ProtocolSettings,
-    Session,
 )
 from prepush.publish.runlock import RunLock
 from prepush.pull.cache import Assembly, CacheError, FileProblem, PackageCache, Signed, extracted
