@@ -85,6 +85,7 @@ from prepush.publish.protocol_types import (
 from prepush.publish.runlock import RunLock
 from prepush.pull.cache import Assembly, CacheError, FileProblem, PackageCache, Signed, extracted
 from prepush.pull.config import PullSettings, describe
+from prepush.pull.destinations import open_destination
 from prepush.pull.origins import Got, Origin, open_origin
 from prepush.transports.base import Transport
 
@@ -761,26 +762,6 @@ def _escaping_path(manifest_bytes: bytes) -> str | None:
 def _cause(message: str) -> str:
     """What kind of failure a message says, without the details that change every time."""
     return message.split(";", maxsplit=1)[0].split(" (", maxsplit=1)[0]
-
-
-async def open_destination(settings: PullSettings) -> Transport:
-    config = settings.config
-    if config.destination.directory is not None:
-        from prepush.transports.local import LocalTransport
-
-        return LocalTransport(
-            settings.name,
-            settings.resolve(config.destination.directory),
-            config.request_timeout_seconds,
-        )
-    fields = config.destination.s3
-    assert fields is not None
-    from prepush.transports.s3 import Limits, open_bucket
-
-    limits = Limits(
-        config.connect_timeout_seconds, config.request_timeout_seconds, config.files_in_flight
-    )
-    return await open_bucket(settings.name, fields, limits, settings.s3_credentials(fields))
 
 
 # --- the commands' core ------------------------------------------------------------------------
