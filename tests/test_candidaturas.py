@@ -1,4 +1,4 @@
-"""Votos por candidatura by the PREP's rule (prepush/build/candidaturas.py).
+"""Votos por candidatura by the PREP's rule (prepush/corte/candidaturas.py).
 
 The real files are the oracle: Campeche 2021 (``SUM-`` codes), Oaxaca 2022 (``PV`` in the
 candidaturas file for the column ``PVEM``), Quintana Roo 2019 (one row per vote column, each
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from prepush.__main__ import main
-from prepush.build.candidaturas import (
+from prepush.corte.candidaturas import (
     Contender,
     contests_of,
     leader,
@@ -27,7 +27,7 @@ from prepush.build.candidaturas import (
     tally,
     unresolved_codes,
 )
-from prepush.build.prep import (
+from prepush.corte.prep import (
     Candidatura,
     Election,
     SourceFile,

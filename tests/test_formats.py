@@ -1,7 +1,7 @@
 """Every PREP as published: each real dataset of shared/data/prep builds with its preamble
 verbatim and its corte as printed; files are read by role, whatever their names and layout;
 cut files and missing vote columns are refused; a complete file in an unknown layout is
-refused saying what was not recognised (prepush/build/prep.py, formats.py, reconcile.py)."""
+refused saying what was not recognised (prepush/corte/prep.py, formats.py, reconcile.py)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from prepush.__main__ import main
-from prepush.build import formats
-from prepush.build.candidaturas import ballot_of, contests_of
-from prepush.build.catalogue import CatalogueCheck, RowlessProof
-from prepush.build.prep import (
+from prepush.corte import formats
+from prepush.corte.candidaturas import ballot_of, contests_of
+from prepush.corte.catalogue import CatalogueCheck, RowlessProof
+from prepush.corte.prep import (
     SourceFile,
     collect_sources,
     compute_summary,
@@ -31,7 +31,7 @@ from prepush.build.prep import (
     read_candidaturas,
     role_of,
 )
-from prepush.build.reconcile import reconcile
+from prepush.corte.reconcile import reconcile
 from prepush.exceptions import InputError
 from tests.conftest import Workdir
 from tests.prepdata import (

@@ -1,7 +1,7 @@
 """Read a PREP's files by what they contain, naming file, line and column when they can't be.
 
 PREPs differ from year to year and from institute to institute (see
-``shared/data/prep/README.md`` and the table of names in ``prepush.build.formats``). So
+``shared/data/prep/README.md`` and the table of names in ``prepush.corte.formats``). So
 nothing here goes by a file's name or counts lines:
 
 - a file's **role** (results, candidaturas, LEEME) is read from its content: the results file
@@ -33,8 +33,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from prepush.build import formats
-from prepush.build.formats import SUMMARY_FIELDS, election_code, election_order, normal
+from prepush.corte import formats
+from prepush.corte.formats import SUMMARY_FIELDS, election_code, election_order, normal
 from prepush.exceptions import InputError
 
 __all__ = [
@@ -1306,7 +1306,7 @@ def inconsistencies(e: Election) -> tuple[int, int]:
 
 def compute_summary(e: Election) -> Summary:
     """The summary computed from the rows: the cross-check of the preamble, never shown in
-    its place (see ``prepush.build.reconcile``).
+    its place (see ``prepush.corte.reconcile``).
 
     ACTAS_ESPERADAS is a catalogue fact the rows cannot always give (DIP_LOC expects 10 actas
     of representación proporcional that have no row): the preamble's value is the denominator

@@ -27,10 +27,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from prepush.build import formats
-from prepush.build.candidaturas import unresolved_codes
-from prepush.build.catalogue import CatalogueCheck, RowlessProof
-from prepush.build.prep import (
+from prepush.corte import formats
+from prepush.corte.candidaturas import unresolved_codes
+from prepush.corte.catalogue import CatalogueCheck, RowlessProof
+from prepush.corte.prep import (
     SUMMARY_FIELDS,
     Candidatura,
     Election,
