@@ -27,13 +27,8 @@ from prepush.corte.candidaturas import (
     tally,
     unresolved_codes,
 )
-from prepush.corte.prep import (
-    Candidatura,
-    Election,
-    SourceFile,
-    collect_sources,
-    parse_sources,
-)
+from prepush.corte.inputs import collect_sources, parse_sources
+from prepush.corte.model import Candidatura, Election, SourceFile
 from prepush.exceptions import InputError
 from tests.conftest import Workdir
 from tests.prepdata import cortes_dir, prep_data_dir

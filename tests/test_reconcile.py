@@ -12,9 +12,11 @@ import pytest
 
 from prepush.__main__ import main
 from prepush.corte.catalogue import CATALOGUE_FILE, CatalogueCheck, RowlessProof
-from prepush.corte.prep import SUMMARY_FIELDS, Election, SourceFile, compute_summary
-from prepush.corte.prep import parse_election as parse
+from prepush.corte.formats import SUMMARY_FIELDS
+from prepush.corte.model import Election, SourceFile
 from prepush.corte.reconcile import Finding, Reconciliation, reconcile
+from prepush.corte.results_file import parse_election as parse
+from prepush.corte.summary import compute_summary
 from prepush.ledger import Ledger
 from tests.conftest import CAMPECHE_ROWLESS_ACTAS, Workdir
 from tests.prepdata import CORTES, cortes_dir

@@ -30,16 +30,11 @@ from zoneinfo import ZoneInfo
 import asyncssh
 
 from prepush.corte.catalogue import Catalogue
-from prepush.corte.prep import (
-    Election,
-    SourceFile,
-    collect_sources,
-    compute_summary,
-    parse_sources,
-    sources_from_zip,
-)
+from prepush.corte.inputs import collect_sources, parse_sources, sources_from_zip
+from prepush.corte.model import Election, SourceFile
 from prepush.corte.reconcile import Reconciliation, reconcile
 from prepush.corte.results import main_elections, results_documents
+from prepush.corte.summary import compute_summary
 from prepush.exceptions import (
     ConfigError,
     FewerElectionsError,

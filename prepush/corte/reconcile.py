@@ -30,10 +30,9 @@ from typing import Any, Literal
 from prepush.corte import formats
 from prepush.corte.candidaturas import unresolved_codes
 from prepush.corte.catalogue import CatalogueCheck, RowlessProof
-from prepush.corte.prep import (
-    SUMMARY_FIELDS,
-    Candidatura,
-    Election,
+from prepush.corte.formats import SUMMARY_FIELDS
+from prepush.corte.model import Candidatura, Election
+from prepush.corte.summary import (
     Summary,
     inconsistencies,
     printed_count,

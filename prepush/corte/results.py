@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from prepush.corte.candidaturas import Contender, Contests, contests_of, percentages, tally
-from prepush.corte.prep import Acta, Election
+from prepush.corte.model import Acta, Election
 from prepush.corte.reconcile import Reconciliation
 
 Document = dict[str, Any]
