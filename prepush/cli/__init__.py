@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 import click
 from rich.console import Console
 
-from prepush import __version__, cli_spanish
+from prepush import __version__
+from prepush.cli import spanish
 from prepush.exceptions import ConfigError, ExitCode, PackageError, describe_os_error
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from prepush.settings import Settings
 
 # Before any option is declared: click names some types when they are created.
-cli_spanish.install()
+spanish.install()
 
 
 @dataclass
@@ -652,7 +653,7 @@ difusor_option = click.option(
 @click.option(
     "--watch",
     "watch_interval",
-    type=cli_spanish.number(click.FloatRange, min=0.01, max=3600),
+    type=spanish.number(click.FloatRange, min=0.01, max=3600),
     default=None,
     metavar="[SEGUNDOS]",
     is_flag=False,
@@ -725,7 +726,7 @@ def _watch(request: PublishRequest, interval: float, metrics: str | None, as_jso
 
 
 def _show_publish(request: PublishRequest, as_json: bool) -> PublishReport:
-    from prepush.console import PublishView
+    from prepush.cli.console import PublishView
     from prepush.publish.publisher import publish
 
     human, _ = _consoles(as_json)
@@ -739,7 +740,7 @@ def _show_publish(request: PublishRequest, as_json: bool) -> PublishReport:
 async def _show_watched(
     request: PublishRequest, pool: ConnectionPool, *, as_json: bool
 ) -> PublishReport:
-    from prepush.console import PublishView
+    from prepush.cli.console import PublishView
     from prepush.publish.publisher import publish_async
 
     human, _ = _consoles(as_json)
@@ -751,7 +752,7 @@ async def _show_watched(
 
 
 def _print_publish(report: PublishReport, as_json: bool, *, dry_run: bool) -> None:
-    from prepush.console import print_publish_report, publish_report_json
+    from prepush.cli.console import print_publish_report, publish_report_json
 
     human, out = _consoles(as_json)
     if as_json:
@@ -913,7 +914,7 @@ def check(context: Context, names: tuple[str, ...], learn_host_keys: bool, as_js
     propio (Cache-Control, y que .prepush/ no sea público). Los resultados quedan en la
     bitácora como evidencia.
     """
-    from prepush.console import check_report_json, print_check_report
+    from prepush.cli.console import check_report_json, print_check_report
     from prepush.ops.check import run_checks
 
     human, out = _consoles(as_json)
@@ -952,7 +953,7 @@ def _learn_host_keys(context: Context, names: tuple[str, ...], console: Console)
             f" {key.get_fingerprint()}.\nConfírmela con el difusor por un canal seguro"
             " (teléfono, oficio) antes de aceptarla.",
         )
-        if cli_spanish.confirm("¿Fijar esta llave en el padrón?", default=False):
+        if spanish.confirm("¿Fijar esta llave en el padrón?", default=False):
             pin_host_key(settings.roster_path, difusor.name, line)
             _say(console, f"Llave fijada para {difusor.name}.")
 
@@ -964,7 +965,7 @@ def _learn_host_keys(context: Context, names: tuple[str, ...], console: Console)
 @click.option("--watch", is_flag=True, help="Vista en vivo que se actualiza cada pocos segundos.")
 @click.option(
     "--interval",
-    type=cli_spanish.number(click.FloatRange, min=0.5, max=3600),
+    type=spanish.number(click.FloatRange, min=0.5, max=3600),
     default=5.0,
     show_default=True,
     help="Segundos entre vistas (--watch).",
@@ -979,7 +980,7 @@ def status(context: Context, watch: bool, interval: float, as_json: bool) -> int
     """
     from rich.live import Live
 
-    from prepush.console import print_status, status_view
+    from prepush.cli.console import print_status, status_view
     from prepush.ops.status import current_status
 
     human, out = _consoles(as_json)
@@ -1055,7 +1056,7 @@ def report(
     --format md produce un documento en español listo para el informe técnico. --json imprime
     el reporte en JSON (con otro --format, éste va a -o y el JSON dice qué se escribió).
     """
-    from prepush.console import print_report
+    from prepush.cli.console import print_report
     from prepush.ops.report import ReportRequest, make_report, report_json
 
     fmt = fmt or _format_for(output, as_json)
@@ -1183,13 +1184,13 @@ def _local_time(value: str | None, zone: ZoneInfo, option: str) -> datetime | No
 @click.option(
     "--difusores",
     "count",
-    type=cli_spanish.number(click.IntRange, min=1, max=200),
+    type=spanish.number(click.IntRange, min=1, max=200),
     default=5,
     show_default=True,
 )
 @click.option(
     "--cortes",
-    type=cli_spanish.number(click.IntRange, min=1, max=500),
+    type=spanish.number(click.IntRange, min=1, max=500),
     default=12,
     show_default=True,
 )
@@ -1202,7 +1203,7 @@ def _local_time(value: str | None, zone: ZoneInfo, option: str) -> datetime | No
 )
 @click.option(
     "--seconds-per-corte",
-    type=cli_spanish.number(click.FloatRange, min=0.5, max=3600),
+    type=spanish.number(click.FloatRange, min=0.5, max=3600),
     default=8.0,
     show_default=True,
     help="Tiempo comprimido: segundos reales entre cortes.",
@@ -1230,7 +1231,7 @@ def _local_time(value: str | None, zone: ZoneInfo, option: str) -> datetime | No
 @click.option(
     "--s3",
     "s3_count",
-    type=cli_spanish.number(click.IntRange, min=0, max=200),
+    type=spanish.number(click.IntRange, min=0, max=200),
     default=0,
     show_default=True,
     help="Cuántos de los difusores (los últimos) son buckets S3 en un punto de acceso local"
@@ -1254,7 +1255,7 @@ def _local_time(value: str | None, zone: ZoneInfo, option: str) -> datetime | No
 @click.option(
     "--failover",
     "failover_corte",
-    type=cli_spanish.number(click.IntRange, min=2, max=500),
+    type=spanish.number(click.IntRange, min=2, max=500),
     metavar="N",
     help="Simulacro de contingencia: dos máquinas con su publish --watch y una bitácora"
     " PostgreSQL local; la que publica muere (SIGKILL) a media entrega del corte N y la otra"
@@ -1285,7 +1286,7 @@ def simulate(
     inyectadas y publica cada corte a su hora comprimida. Termina con el reporte. El código de
     salida es 0 si la noche salió como el escenario espera.
     """
-    from prepush.console import PublishView
+    from prepush.cli.console import PublishView
     from prepush.sim.scenario import load_scenario, parse_fault
     from prepush.sim.simulate import SimulateOptions, demo_options
     from prepush.sim.simulate import simulate as run_simulation
@@ -1585,7 +1586,7 @@ def _pull_report_text(result: Any, fmt: str, csv_table: str | None) -> str:
 @click.option(
     "--watch",
     "watch_interval",
-    type=cli_spanish.number(click.FloatRange, min=0.5, max=3600),
+    type=spanish.number(click.FloatRange, min=0.5, max=3600),
     default=None,
     metavar="[SEGUNDOS]",
     is_flag=False,
@@ -1603,7 +1604,7 @@ def verify_command(
     Corte anunciado y atraso visible, cada archivo del corte por sha256, index.html byte por
     byte y la cabecera Cache-Control de json/main.json. Queda en la bitácora.
     """
-    from prepush.console import print_verify_report
+    from prepush.cli.console import print_verify_report
     from prepush.ops.verify import verify as verify_public
     from prepush.ops.verify import watch as watch_public
 
