@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import logging
 import os
-import sys
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +17,24 @@ from rich.console import Console
 
 from prepush import __version__
 from prepush.cli import spanish
+from prepush.cli.logs import log_stamp, setup_logging
+from prepush.cli.options import (
+    Command,
+    Context,
+    corte_value,
+    difusor_option,
+    json_option,
+    pass_context,
+)
+from prepush.cli.output import (
+    consoles,
+    emit_json,
+    format_of_output,
+    refuse_ignored_report_options,
+    refuse_unwritable,
+    say,
+    write_text,
+)
 from prepush.exceptions import ConfigError, ExitCode, PackageError, describe_os_error
 
 if TYPE_CHECKING:
@@ -31,171 +46,10 @@ if TYPE_CHECKING:
         PublishReport,
         PublishRequest,
     )
-    from prepush.settings import Settings
-
-# Before any option is declared: click names some types when they are created.
-spanish.install()
-
-
-@dataclass
-class Context:
-    workdir: Path
-    roster_path: Path | None
-
-    def settings(self, *, learn_host_keys: bool = False) -> Settings:
-        """The validated roster (its structure; each difusor's credentials are checked when a
-        command is about to connect to it)."""
-        from prepush.settings import load_settings
-
-        return load_settings(self.workdir, self.roster_path, learn_host_keys=learn_host_keys)
-
-
-pass_context = click.make_pass_decorator(Context)
-json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Imprime un único documento JSON en la salida."
-)
-
-
-def _consoles(as_json: bool) -> tuple[Console, Console]:
-    """(human output, JSON output). With --json, stdout carries only the JSON document."""
-    stdout = Console(highlight=False, soft_wrap=True)
-    human = Console(stderr=True, highlight=False, soft_wrap=True) if as_json else stdout
-    return human, stdout
-
-
-def _emit_json(console: Console, document: Any) -> None:
-    """One JSON document (a --watch loop prints one per corte or round, one after another)."""
-    # Written as is: rich would lay out every line of a document nobody reads on a terminal
-    # (30 ms for a 10-difusor publish report, on the path --watch is timed by).
-    console.file.write(json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n")
-    console.file.flush()
-
-
-def _say(console: Console, text: str, style: str = "") -> None:
-    console.print(text, markup=False, highlight=False, soft_wrap=True, style=style or None)
-
-
-def _no_directory(path: Path, what: str) -> ConfigError:
-    return ConfigError(
-        f"No se pudo escribir {what} en {path}: el directorio {path.parent} no existe."
-        " Créelo o indique otra ruta."
-    )
-
-
-def _refuse_unwritable(*outputs: tuple[Path | None, str]) -> None:
-    """An output whose directory does not exist is refused before anything is read: the
-    operator's typo is the answer, not what reading would have said first."""
-    for path, what in outputs:
-        if path is not None and not path.parent.is_dir():
-            raise _no_directory(path, what)
-
-
-def _write_text(path: Path, text: str, what: str) -> None:
-    """Write an output file the operator asked for, or say in Spanish why not."""
-    try:
-        path.write_text(text, encoding="utf-8")
-    except FileNotFoundError:
-        raise _no_directory(path, what) from None
-    except OSError as exc:
-        raise ConfigError(
-            f"No se pudo escribir {what} en {path}: {describe_os_error(exc)}."
-        ) from None
-
-
-def _corte_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """A corte id names a real local date and time: AAAAMMDD_HHMM."""
-    if value is None:
-        return None
-    try:
-        if len(value) != len("AAAAMMDD_HHMM") or not value.replace("_", "").isdigit():
-            raise ValueError(value)
-        datetime.strptime(value, "%Y%m%d_%H%M")
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} no es un corte: use AAAAMMDD_HHMM con una fecha y hora que existan"
-            " (hora local de la elección), p. ej. 20210607_2000.",
-            ctx,
-            param,
-        ) from None
-    return value
-
-
-LEVELS = {
-    logging.DEBUG: "DEPURACIÓN",
-    logging.INFO: "INFO",
-    logging.WARNING: "AVISO",
-    logging.ERROR: "ERROR",
-    logging.CRITICAL: "CRÍTICO",
-}
-
-
-def log_stamp(moment: datetime) -> str:
-    """This machine's time, labelled with its zone: a log line is read beside others."""
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
-
-
-class _PlainFormatter(logging.Formatter):
-    """One line per record, as the publish view prints its own: for cron mail and journald."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        stamp = log_stamp(datetime.fromtimestamp(record.created))
-        message = record.getMessage().replace("\n", " ")
-        return f"{stamp} {record.levelname} {message}"
-
-
-# Libraries log every request or connection step at INFO: only with -v.
-LIBRARY_LOGGERS = ("httpx", "httpcore", "asyncssh", "tenacity", "paramiko")
-
-
-def _setup_logging(verbose: bool) -> None:
-    console = Console(stderr=True)
-    for level, name in LEVELS.items():
-        logging.addLevelName(level, name)  # the operator's language, on every handler
-    handler: logging.Handler
-    if console.is_terminal:
-        from rich.highlighter import NullHighlighter
-        from rich.logging import RichHandler
-        from rich.text import Text
-
-        handler = RichHandler(
-            console=console,
-            show_path=False,
-            markup=False,
-            rich_tracebacks=False,
-            highlighter=NullHighlighter(),
-            log_time_format=lambda moment: Text(log_stamp(moment)),
-        )
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(_PlainFormatter())
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        handlers=[handler],
-        format="%(message)s",
-        force=True,
-    )
-    for name in LIBRARY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
-    # asyncio logs every write to a socket the peer already closed; the retry says it better.
-    logging.getLogger("asyncio").setLevel(logging.INFO if verbose else logging.ERROR)
-    if not verbose:
-        logging.getLogger("asyncssh").setLevel(logging.ERROR)
-    # A library's warnings (a deprecation inside asyncssh, say) are for whoever maintains
-    # prepush, not for the operator: they go to the log, shown only with -v.
-    logging.captureWarnings(True)
-    logging.getLogger("py.warnings").setLevel(logging.WARNING if verbose else logging.CRITICAL)
-
-
-class _Command(click.Command):
-    """A command whose usage line speaks Spanish too."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("options_metavar", "[OPCIONES]")
-        super().__init__(*args, **kwargs)
 
 
 class _Group(click.Group):
-    command_class = _Command
+    command_class = Command
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("options_metavar", "[OPCIONES]")
@@ -244,7 +98,7 @@ def cli(
     Construye el paquete del corte, lo envía (SFTP, rsync o S3) a todos los difusores a la vez
     y cambia json/main.json al final y de forma atómica. Cada entrega queda en la bitácora.
     """
-    _setup_logging(verbose)
+    setup_logging(verbose)
     if show_version:
         _print_version(verbose)
         ctx.exit(int(ExitCode.OK))
@@ -285,7 +139,7 @@ def _enter(workdir: Path, *, creates: bool) -> Path:
 
 def _print_version(verbose: bool) -> None:
     console = Console(highlight=False, soft_wrap=True)
-    _say(console, f"prepush, versión {__version__}")
+    say(console, f"prepush, versión {__version__}")
     if not verbose:
         return
     import platform
@@ -293,24 +147,22 @@ def _print_version(verbose: bool) -> None:
     from prepush.installation import RUNTIME_LOCK, check_installation
 
     report = check_installation()
-    _say(
+    say(
         console,
         f"Python {platform.python_version()} ({platform.python_implementation()})"
         f" en {platform.system()} {platform.machine()}",
     )
-    _say(
+    say(
         console,
         f"Candado de dependencias: prepush/lock/{RUNTIME_LOCK}, sha256 {report.lock_sha256}",
     )
     if report.matches:
-        _say(
-            console, f"Instalado conforme al candado: sus {report.checked} paquetes en su versión."
-        )
+        say(console, f"Instalado conforme al candado: sus {report.checked} paquetes en su versión.")
         return
-    _say(console, "Lo instalado NO coincide con el candado:", style="bold red")
+    say(console, "Lo instalado NO coincide con el candado:", style="bold red")
     for difference in report.differences:
         installed = difference.installed or "no instalado"
-        _say(console, f"  {difference.name}: {installed} (candado: {difference.locked})")
+        say(console, f"  {difference.name}: {installed} (candado: {difference.locked})")
 
 
 # --- init and keys --------------------------------------------------------------------
@@ -324,7 +176,7 @@ def init(context: Context, as_json: bool) -> int:
     el directorio paquetes/."""
     from prepush.settings import ROSTER_FILE, create_roster
 
-    human, out = _consoles(as_json)
+    human, out = consoles(as_json)
     target = context.roster_path or context.workdir / ROSTER_FILE
     try:
         created = create_roster(target)
@@ -333,7 +185,7 @@ def init(context: Context, as_json: bool) -> int:
             f"No se pudo crear el padrón en {target.parent}: {describe_os_error(exc)}."
         ) from None
     if as_json:
-        _emit_json(
+        emit_json(
             out,
             {
                 "roster": str(target),
@@ -343,12 +195,12 @@ def init(context: Context, as_json: bool) -> int:
             },
         )
         return int(ExitCode.OK)
-    _say(human, f"Se creó {target} y {created.packages_dir}/.")
+    say(human, f"Se creó {target} y {created.packages_dir}/.")
     if created.signing_key_created:
-        _say(human, f"Llave de firma de paquetes: {created.signing_key} (0600; no la comparta)")
+        say(human, f"Llave de firma de paquetes: {created.signing_key} (0600; no la comparta)")
     else:
-        _say(human, f"Se conserva la llave de firma que ya existía: {created.signing_key}")
-    _say(
+        say(human, f"Se conserva la llave de firma que ya existía: {created.signing_key}")
+    say(
         human,
         "Siguientes pasos: 'prepush keygen --out claves/prepush.pem' (acceso SFTP de los"
         " difusores), edite el padrón y corra 'prepush check'.",
@@ -400,7 +252,7 @@ def keygen(
     """
     from prepush.keys import generate_key_pair
 
-    human, out_console = _consoles(as_json)
+    human, out_console = consoles(as_json)
     path = out if out.is_absolute() else context.workdir / out
     purpose = purpose or _key_purpose(context, path)
     if purpose == "firma" and key_type != "ed25519":
@@ -412,7 +264,7 @@ def keygen(
             f"No se pudo escribir la llave en {path}: {describe_os_error(exc)}."
         ) from None
     if as_json:
-        _emit_json(
+        emit_json(
             out_console,
             {
                 "purpose": purpose,
@@ -423,23 +275,23 @@ def keygen(
             },
         )
         return int(ExitCode.OK)
-    _say(human, f"Llave privada: {pair.private_path} (0600; no la comparta)")
-    _say(human, f"Llave pública: {pair.public_path}")
-    _say(human, f"Huella: {pair.fingerprint}")
+    say(human, f"Llave privada: {pair.private_path} (0600; no la comparta)")
+    say(human, f"Llave pública: {pair.public_path}")
+    say(human, f"Huella: {pair.fingerprint}")
     if purpose == "firma":
-        _say(
+        say(
             human,
             "Es la llave de firma de paquetes: indíquela en election.signing_key del padrón."
             f" Quien verifique paquetes usa la pública: prepush verify-package --public-key"
             f" {pair.public_path}",
         )
     else:
-        _say(
+        say(
             human,
             "Línea para authorized_keys de cada difusor; anteponga"
             ' restrict,from="IP-DEL-INSTITUTO" (ver docs/difusores.md):',
         )
-        _say(human, pair.public_line)
+        say(human, pair.public_line)
     return int(ExitCode.OK)
 
 
@@ -465,7 +317,7 @@ def _key_purpose(context: Context, path: Path) -> str:
 )
 @click.option(
     "--corte",
-    callback=_corte_value,
+    callback=corte_value,
     help="Identificador AAAAMMDD_HHMM (obligatorio con --site).",
 )
 @click.option("--simulacro", is_flag=True, help="Paquete de simulacro: lleva la leyenda SIMULACRO.")
@@ -519,7 +371,7 @@ def build(
     """
     from prepush.build.command import BuildRequest, run_build
 
-    human, out = _consoles(as_json)
+    human, out = consoles(as_json)
     request = BuildRequest(
         settings=context.settings(),
         inputs=inputs,
@@ -538,17 +390,17 @@ def build(
 def _report_build(result: BuildResult, human: Console, out: Console, as_json: bool) -> None:
     manifest = result.package.manifest
     for forced in result.forced:
-        _say(human, f"Construido con --allow-mismatch: {forced}", "bold red")
+        say(human, f"Construido con --allow-mismatch: {forced}", "bold red")
     for warning in result.warnings:
-        _say(human, f"Aviso: {warning}", "yellow")
+        say(human, f"Aviso: {warning}", "yellow")
     for explained in result.explained:
-        _say(human, f"Diferencia explicada: {explained}", "dim")
+        say(human, f"Diferencia explicada: {explained}", "dim")
     if result.fewer_elections:
-        _say(human, f"Construido con --allow-fewer-elections: {result.fewer_elections}", "bold red")
+        say(human, f"Construido con --allow-fewer-elections: {result.fewer_elections}", "bold red")
     for problem in result.repaired:
-        _say(human, f"Reparado: {problem}", "yellow")
+        say(human, f"Reparado: {problem}", "yellow")
     if as_json:
-        _emit_json(
+        emit_json(
             out,
             {
                 "corte": manifest.corte,
@@ -573,7 +425,7 @@ def _report_build(result: BuildResult, human: Console, out: Console, as_json: bo
         verb = f"reparado ({len(result.repaired)} diferencia(s) con su manifiesto, reescritas)"
     elif result.replaced:
         verb = f"construido y reemplazó al paquete anterior del corte ({result.replaced})"
-    _say(
+    say(
         human,
         f"Corte {manifest.corte} ({manifest.kind}) {verb} en {result.package.path}:"
         f" {len(manifest.files)} archivos, {manifest.total_bytes / 1e6:.1f} MB.",
@@ -599,7 +451,7 @@ def verify_package(
     """Comprueba un paquete contra su manifiesto y su firma Ed25519."""
     from prepush.package import Package, load_public_key
 
-    human, out = _consoles(as_json)
+    human, out = consoles(as_json)
     trusted_path = public_key or _roster_signing_key(context)
     if trusted_path is None:
         raise ConfigError(
@@ -608,18 +460,18 @@ def verify_package(
     package = Package.open(directory)
     problems = package.verify(load_public_key(trusted_path))
     if as_json:
-        _emit_json(out, {"corte": package.corte, "ok": not problems, "problems": problems})
+        emit_json(out, {"corte": package.corte, "ok": not problems, "problems": problems})
         # The document says it all: exit 2 without a second (error) document.
         return int(ExitCode.USAGE if problems else ExitCode.OK)
     if not problems:
-        _say(
+        say(
             human,
             f"Paquete {package.corte} íntegro: firma y {len(package.manifest.files)}"
             " archivos verificados.",
         )
         return int(ExitCode.OK)
     for problem in problems:
-        _say(human, f"✗ {problem}", "red")
+        say(human, f"✗ {problem}", "red")
     raise PackageError(
         f"El paquete {directory} no pasa la verificación ({len(problems)} problema(s))."
         " No lo publique; vuelva a construirlo desde los CSV del PREP."
@@ -636,13 +488,8 @@ def _roster_signing_key(context: Context) -> Path | None:
 # --- publish -------------------------------------------------------------------------------
 
 
-difusor_option = click.option(
-    "--difusor", "names", multiple=True, help="Sólo este difusor (repetible)."
-)
-
-
 @cli.command("publish")
-@click.argument("corte", required=False, callback=_corte_value)
+@click.argument("corte", required=False, callback=corte_value)
 @difusor_option
 @click.option("--dry-run", is_flag=True, help="Muestra el plan por difusor sin escribir nada.")
 @click.option(
@@ -729,7 +576,7 @@ def _show_publish(request: PublishRequest, as_json: bool) -> PublishReport:
     from prepush.cli.console import PublishView
     from prepush.publish.publisher import publish
 
-    human, _ = _consoles(as_json)
+    human, _ = consoles(as_json)
     view = PublishView(human, [d.name for d in request.difusores], outcomes=False)
     with view.running():
         report = publish(request, view)
@@ -743,7 +590,7 @@ async def _show_watched(
     from prepush.cli.console import PublishView
     from prepush.publish.publisher import publish_async
 
-    human, _ = _consoles(as_json)
+    human, _ = consoles(as_json)
     view = PublishView(human, [d.name for d in request.difusores], outcomes=False)
     with view.running():
         report = await publish_async(request, view, pool)
@@ -754,9 +601,9 @@ async def _show_watched(
 def _print_publish(report: PublishReport, as_json: bool, *, dry_run: bool) -> None:
     from prepush.cli.console import print_publish_report, publish_report_json
 
-    human, out = _consoles(as_json)
+    human, out = consoles(as_json)
     if as_json:
-        _emit_json(out, publish_report_json(report))
+        emit_json(out, publish_report_json(report))
     elif human.is_terminal or dry_run or not report.nothing_new:
         # From a timer, a run with nothing new stays quiet: no cron mail, no journal noise.
         # A dry run was asked for its answer, which is said wherever it runs.
@@ -772,7 +619,7 @@ def _run_publish(request: PublishRequest, as_json: bool) -> int:
     "--to",
     "corte",
     required=True,
-    callback=_corte_value,
+    callback=corte_value,
     help="Corte anterior, aún retenido, a mostrar.",
 )
 @difusor_option
@@ -817,7 +664,7 @@ def resume_latest(context: Context, names: tuple[str, ...], as_json: bool) -> in
     """
     from prepush.ledger import Ledger
 
-    human, out = _consoles(as_json)
+    human, out = consoles(as_json)
     settings = context.settings()
     difusores = settings.roster.select(names)
     released = []
@@ -833,10 +680,10 @@ def resume_latest(context: Context, names: tuple[str, ...], as_json: bool) -> in
             "Ningún difusor seleccionado está retenido por una reversión; no hay nada que liberar."
         )
     if as_json:
-        _emit_json(out, {"released": released})
+        emit_json(out, {"released": released})
         return int(ExitCode.OK)
     for entry in released:
-        _say(
+        say(
             human,
             f"{entry['difusor']}: liberado (servía {entry['held_corte']} por una reversión);"
             " el próximo publish le envía el corte más reciente.",
@@ -853,7 +700,7 @@ def suspend(context: Context, name: str, motivo: str, as_json: bool) -> int:
     """Suspende a un difusor a mano: publish lo omitirá hasta 'prepush resume'."""
     from prepush.ledger import Ledger
 
-    human, out = _consoles(as_json)
+    human, out = consoles(as_json)
     settings = context.settings()
     difusor = settings.roster.difusor(name)
     with Ledger(settings.ledger_location) as ledger:
@@ -861,9 +708,9 @@ def suspend(context: Context, name: str, motivo: str, as_json: bool) -> int:
             raise ConfigError(f"{difusor.name} ya está suspendido.")
         ledger.suspend(difusor.name, motivo, automatic=False)
     if as_json:
-        _emit_json(out, {"difusor": difusor.name, "suspended": True, "reason": motivo})
+        emit_json(out, {"difusor": difusor.name, "suspended": True, "reason": motivo})
     else:
-        _say(human, f"{difusor.name} suspendido: {motivo}")
+        say(human, f"{difusor.name} suspendido: {motivo}")
     return int(ExitCode.OK)
 
 
@@ -875,7 +722,7 @@ def resume(context: Context, name: str, as_json: bool) -> int:
     """Levanta la suspensión de un difusor; el siguiente publish le envía el corte."""
     from prepush.ledger import Ledger
 
-    human, out = _consoles(as_json)
+    human, out = consoles(as_json)
     settings = context.settings()
     difusor = settings.roster.difusor(name)
     resumed = False
@@ -886,9 +733,9 @@ def resume(context: Context, name: str, as_json: bool) -> int:
     if not resumed:
         raise ConfigError(f"{difusor.name} no está suspendido.")
     if as_json:
-        _emit_json(out, {"difusor": difusor.name, "suspended": False})
+        emit_json(out, {"difusor": difusor.name, "suspended": False})
     else:
-        _say(human, f"{difusor.name} reanudado; recibirá el próximo publish.")
+        say(human, f"{difusor.name} reanudado; recibirá el próximo publish.")
     return int(ExitCode.OK)
 
 
@@ -917,17 +764,17 @@ def check(context: Context, names: tuple[str, ...], learn_host_keys: bool, as_js
     from prepush.cli.console import check_report_json, print_check_report
     from prepush.ops.check import run_checks
 
-    human, out = _consoles(as_json)
+    human, out = consoles(as_json)
     if learn_host_keys:
         _learn_host_keys(context, names, human)
     settings = context.settings()
 
     def progress(difusor: str, text: str) -> None:
-        _say(human, f"{difusor}: {text}")
+        say(human, f"{difusor}: {text}")
 
     report = run_checks(settings, settings.roster.select(names), progress=progress)
     if as_json:
-        _emit_json(out, check_report_json(report))
+        emit_json(out, check_report_json(report))
     else:
         print_check_report(report, human)
     return int(report.exit_code)
@@ -944,10 +791,10 @@ def _learn_host_keys(context: Context, names: tuple[str, ...], console: Console)
             continue  # pinned already, or no SSH (an rsync daemon, a bucket): no host key
         key = asyncio.run(fetch_host_key(difusor, timeout))
         if key is None:
-            _say(console, f"{difusor.name}: no se pudo obtener su llave de host.")
+            say(console, f"{difusor.name}: no se pudo obtener su llave de host.")
             continue
         line = key.export_public_key("openssh").decode().strip()
-        _say(
+        say(
             console,
             f"{difusor.name} ({difusor.host}:{difusor.port}) presenta la llave"
             f" {key.get_fingerprint()}.\nConfírmela con el difusor por un canal seguro"
@@ -955,7 +802,7 @@ def _learn_host_keys(context: Context, names: tuple[str, ...], console: Console)
         )
         if spanish.confirm("¿Fijar esta llave en el padrón?", default=False):
             pin_host_key(settings.roster_path, difusor.name, line)
-            _say(console, f"Llave fijada para {difusor.name}.")
+            say(console, f"Llave fijada para {difusor.name}.")
 
 
 # --- status and report ---------------------------------------------------------------------
@@ -983,12 +830,12 @@ def status(context: Context, watch: bool, interval: float, as_json: bool) -> int
     from prepush.cli.console import print_status, status_view
     from prepush.ops.status import current_status
 
-    human, out = _consoles(as_json)
+    human, out = consoles(as_json)
     settings = context.settings()
     zone = settings.roster.election.zone
     if as_json:
         while True:
-            _emit_json(out, current_status(settings).as_json())
+            emit_json(out, current_status(settings).as_json())
             if not watch:
                 return int(ExitCode.OK)
             time.sleep(interval)
@@ -1067,9 +914,9 @@ def report(
             f"La gráfica se escribe en .svg o en .html autocontenido; {chart} no tiene ninguna"
             " de esas extensiones. Para una imagen, abra el .svg o el .html en un navegador."
         )
-    _refuse_ignored_report_options(fmt, csv_table, output, as_json)
-    _refuse_unwritable((chart, "la gráfica"), (output, "el reporte"))
-    human, out = _consoles(as_json)
+    refuse_ignored_report_options(fmt, csv_table, output, as_json)
+    refuse_unwritable((chart, "la gráfica"), (output, "el reporte"))
+    human, out = consoles(as_json)
     settings = context.settings()
     zone = settings.roster.election.zone
     request = ReportRequest(
@@ -1087,7 +934,7 @@ def report(
     if chart is not None:
         _write_chart(result, chart)
         written.append(str(chart))
-        _say(notes, f"Gráfica de latencia escrita en {chart}")
+        say(notes, f"Gráfica de latencia escrita en {chart}")
     if fmt == "table" and not as_json:
         print_report(result, human)
         return int(ExitCode.OK)
@@ -1096,22 +943,12 @@ def report(
             if not as_json:
                 human.out(text, end="", highlight=False)
             continue
-        _write_text(path, text, "el reporte")
+        write_text(path, text, "el reporte")
         written.append(str(path))
-        _say(notes, f"Reporte escrito en {path}")
+        say(notes, f"Reporte escrito en {path}")
     if as_json:
-        _emit_json(out, {**report_json(result), "written": written})
+        emit_json(out, {**report_json(result), "written": written})
     return int(ExitCode.OK)
-
-
-def _refuse_ignored_report_options(
-    fmt: str, csv_table: str | None, output: Path | None, as_json: bool
-) -> None:
-    """Options a report (publish's or pull's) could only ignore: refused, nothing read."""
-    if as_json and fmt not in ("json", "table") and output is None:
-        raise ConfigError(f"Con --json y --format {fmt}, indique -o ARCHIVO para el {fmt}.")
-    if csv_table is not None and fmt != "csv":
-        raise ConfigError("--tabla es para --format csv.")
 
 
 def _format_for(output: Path | None, as_json: bool) -> str:
@@ -1120,22 +957,14 @@ def _format_for(output: Path | None, as_json: bool) -> str:
         return "json"
     if output is None:
         return "table"
-    return _format_of_output(output)
-
-
-def _format_of_output(output: Path) -> str:
-    """The report format -o's extension names; any other extension needs --format."""
-    by_suffix = {".md": "md", ".csv": "csv", ".json": "json"}
-    if output.suffix.lower() not in by_suffix:
-        raise ConfigError(f"Indique --format (md, csv o json) para escribir {output}.")
-    return by_suffix[output.suffix.lower()]
+    return format_of_output(output)
 
 
 def _write_chart(result: Any, chart: Path) -> None:
     from prepush.ops.report import latency_html, latency_svg
 
     text = latency_html(result) if chart.suffix.lower() == ".html" else latency_svg(result)
-    _write_text(chart, text, "la gráfica")
+    write_text(chart, text, "la gráfica")
 
 
 def _report_documents(
@@ -1291,7 +1120,7 @@ def simulate(
     from prepush.sim.simulate import SimulateOptions, demo_options
     from prepush.sim.simulate import simulate as run_simulation
 
-    human, out = _consoles(as_json)
+    human, out = consoles(as_json)
     if failover_corte is not None:
         if demo or faults or scenario or use_sshd or s3_count or transport != "sftp" or real_roster:
             raise ConfigError(
@@ -1323,16 +1152,16 @@ def simulate(
             transport=transport,
         )
     for fault in options.faults:
-        _say(human, f"Falla programada: {fault.describe()}")
+        say(human, f"Falla programada: {fault.describe()}")
 
-    def say(line: str) -> None:
-        _say(human, line)
+    def say_line(line: str) -> None:
+        say(human, line)
 
     view = PublishView(human, [])
     with view.running():
-        result = run_simulation(options, view, say)
+        result = run_simulation(options, view, say_line)
     if as_json:
-        _emit_json(
+        emit_json(
             out,
             {
                 "ok": result.ok,
@@ -1349,27 +1178,27 @@ def simulate(
             },
         )
         return int(ExitCode.OK if result.ok else ExitCode.PARTIAL)
-    _say(human, f"Reporte: {result.report_path}")
-    _say(human, f"Gráfica de latencia: {result.chart_path}")
-    _say(
+    say(human, f"Reporte: {result.report_path}")
+    say(human, f"Gráfica de latencia: {result.chart_path}")
+    say(
         human,
         f"Suspendidos: {', '.join(sorted(result.suspended)) or 'ninguno'}"
         f" (el escenario implica: {', '.join(sorted(result.expected_suspended)) or 'ninguno'})",
     )
     if result.ok:
-        _say(human, "La noche salió como el escenario espera.", "green")
+        say(human, "La noche salió como el escenario espera.", "green")
         return int(ExitCode.OK)
     for problem in result.problems:
-        _say(human, f"✗ {problem}", "red")
+        say(human, f"✗ {problem}", "red")
     return int(ExitCode.PARTIAL)
 
 
 def _simulate_failover(drill: Any, human: Console, out: Console, as_json: bool) -> int:
     from prepush.sim.failover import run_failover
 
-    result = run_failover(drill, lambda line: _say(human, line))
+    result = run_failover(drill, lambda line: say(human, line))
     if as_json:
-        _emit_json(
+        emit_json(
             out,
             {
                 "ok": result.ok,
@@ -1382,16 +1211,16 @@ def _simulate_failover(drill: Any, human: Console, out: Console, as_json: bool) 
             },
         )
         return int(ExitCode.OK if result.ok else ExitCode.PARTIAL)
-    _say(human, f"Reporte de las dos máquinas: {result.report_path}")
+    say(human, f"Reporte de las dos máquinas: {result.report_path}")
     if result.ok:
-        _say(
+        say(
             human,
             "El relevo salió como debe: ningún difusor volvió atrás ni quedó sin el último corte.",
             "green",
         )
         return int(ExitCode.OK)
     for problem in result.problems:
-        _say(human, f"✗ {problem}", "red")
+        say(human, f"✗ {problem}", "red")
     return int(ExitCode.PARTIAL)
 
 
@@ -1475,7 +1304,7 @@ def pull_command(
     if report:
         return _pull_report(path, fmt, csv_table, output, as_json)
     settings = load_pull_settings(path)
-    human, out = _consoles(as_json)
+    human, out = consoles(as_json)
     if watch:
         from prepush.pull.puller import watch as watch_origin
 
@@ -1492,13 +1321,13 @@ def pull_command(
 
 def _show_pull(human: Console, out: Console, as_json: bool, result: Any, *, quiet: bool) -> None:
     if as_json:
-        _emit_json(out, result.as_json())
+        emit_json(out, result.as_json())
         return
     if quiet and (result.outcome == "unchanged" or result.repeated):
         return
     text, style = _pull_line(result)
     # Each line with its time, as the log's: --watch prints one per corte all night.
-    _say(human, f"{log_stamp(datetime.now())} {text}", style)
+    say(human, f"{log_stamp(datetime.now())} {text}", style)
 
 
 def _pull_line(result: Any) -> tuple[str, str]:
@@ -1539,7 +1368,7 @@ def _pull_report_format(fmt: str | None, output: Path | None, as_json: bool) -> 
         return fmt
     if as_json:
         return "json"
-    return "md" if output is None else _format_of_output(output)
+    return "md" if output is None else format_of_output(output)
 
 
 def _pull_report(
@@ -1551,20 +1380,20 @@ def _pull_report(
     from prepush.pull.report import make_pull_report, report_json
 
     fmt = _pull_report_format(fmt, output, as_json)
-    _refuse_ignored_report_options(fmt, csv_table, output, as_json)
-    _refuse_unwritable((output, "el reporte"))
+    refuse_ignored_report_options(fmt, csv_table, output, as_json)
+    refuse_unwritable((output, "el reporte"))
     result = make_pull_report(load_pull_settings(path, fetching=False))
     text = _pull_report_text(result, fmt, csv_table)
-    _, out = _consoles(as_json)
+    _, out = consoles(as_json)
     written: list[str] = []
     if output is not None:
-        _write_text(output, text, "el reporte")
+        write_text(output, text, "el reporte")
         written.append(str(output))
-        _say(Console(stderr=True, highlight=False, soft_wrap=True), f"Reporte escrito en {output}")
+        say(Console(stderr=True, highlight=False, soft_wrap=True), f"Reporte escrito en {output}")
     elif not as_json:
         out.out(text, end="", highlight=False)
     if as_json:
-        _emit_json(out, {**report_json(result), "written": written})
+        emit_json(out, {**report_json(result), "written": written})
     return int(ExitCode.OK)
 
 
@@ -1608,7 +1437,7 @@ def verify_command(
     from prepush.ops.verify import verify as verify_public
     from prepush.ops.verify import watch as watch_public
 
-    human, out = _consoles(as_json)
+    human, out = consoles(as_json)
     settings = context.settings()
     difusores = settings.roster.select(names)
     if not any(d.url for d in difusores):
@@ -1616,7 +1445,7 @@ def verify_command(
 
     def show(report: VerifyReport) -> None:
         if as_json:
-            _emit_json(
+            emit_json(
                 out,
                 {
                     "run_id": report.run_id,
