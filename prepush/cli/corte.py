@@ -14,7 +14,7 @@ from prepush.cli.output import consoles, emit_json, say
 from prepush.exceptions import ConfigError, ExitCode, PackageError, describe_os_error
 
 if TYPE_CHECKING:
-    from prepush.build.builder import BuildResult
+    from prepush.corte.builder import BuildResult
 
 
 @command()
@@ -215,7 +215,7 @@ def build(
     con la fecha, hora y desfase UTC impresos; las filas comprueban las cifras. Si no cuadran
     (un archivo cortado o incompleto), un corte oficial no se construye (código 2).
     """
-    from prepush.build.command import BuildRequest, run_build
+    from prepush.corte.command import BuildRequest, run_build
 
     human, out = consoles(as_json)
     request = BuildRequest(
