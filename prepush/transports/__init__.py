@@ -21,7 +21,7 @@ Connector = Callable[["Difusor", "Settings"], Awaitable["Transport"]]
 OPENERS = {
     "sftp": "prepush.transports.sftp:open_sftp",
     "rsync": "prepush.transports.rsync:open_rsync",
-    "s3": "prepush.transports.s3:open_s3",
+    "s3": "prepush.transports.s3.connect:open_s3",
 }
 
 
