@@ -22,7 +22,7 @@ from prepush import __version__, cli_spanish
 from prepush.exceptions import ConfigError, ExitCode, PackageError, describe_os_error
 
 if TYPE_CHECKING:
-    from prepush.build.builder import BuildResult
+    from prepush.corte.builder import BuildResult
     from prepush.ops.report import CsvTable
     from prepush.ops.verify import VerifyReport
     from prepush.publish.publisher import (
@@ -516,7 +516,7 @@ def build(
     con la fecha, hora y desfase UTC impresos; las filas comprueban las cifras. Si no cuadran
     (un archivo cortado o incompleto), un corte oficial no se construye (código 2).
     """
-    from prepush.build.command import BuildRequest, run_build
+    from prepush.corte.command import BuildRequest, run_build
 
     human, out = _consoles(as_json)
     request = BuildRequest(

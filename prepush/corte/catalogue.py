@@ -22,7 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from prepush.build.prep import Election, printed_esperadas
+from prepush.corte.model import Election
+from prepush.corte.summary import printed_esperadas
 from prepush.exceptions import PackageError
 
 CATALOGUE_FILE = ".catalogo.json"

@@ -47,7 +47,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from prepush.build.prep import Candidatura, Election, truncated_percentage
+from prepush.corte.model import Candidatura, Election
+from prepush.corte.summary import truncated_percentage
 from prepush.exceptions import InputError
 
 # Vote columns that are no candidatura: shown after the candidaturas, in the total.

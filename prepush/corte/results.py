@@ -19,9 +19,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from prepush.build.candidaturas import Contender, Contests, contests_of, percentages, tally
-from prepush.build.prep import Acta, Election
-from prepush.build.reconcile import Reconciliation
+from prepush.corte.candidaturas import Contender, Contests, contests_of, percentages, tally
+from prepush.corte.model import Acta, Election
+from prepush.corte.reconcile import Reconciliation
 
 Document = dict[str, Any]
 

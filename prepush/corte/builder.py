@@ -29,17 +29,12 @@ from zoneinfo import ZoneInfo
 
 import asyncssh
 
-from prepush.build.catalogue import Catalogue
-from prepush.build.prep import (
-    Election,
-    SourceFile,
-    collect_sources,
-    compute_summary,
-    parse_sources,
-    sources_from_zip,
-)
-from prepush.build.reconcile import Reconciliation, reconcile
-from prepush.build.results import main_elections, results_documents
+from prepush.corte.catalogue import Catalogue
+from prepush.corte.inputs import collect_sources, parse_sources, sources_from_zip
+from prepush.corte.model import Election, SourceFile
+from prepush.corte.reconcile import Reconciliation, reconcile
+from prepush.corte.results import main_elections, results_documents
+from prepush.corte.summary import compute_summary
 from prepush.exceptions import (
     ConfigError,
     FewerElectionsError,
@@ -357,7 +352,7 @@ def _database_zip(sources: Sequence[SourceFile], corte_time: datetime) -> bytes:
 
 
 def _write_site_assets(stage: _Stage, process: str) -> None:
-    site = resources.files("prepush.build") / "site"
+    site = resources.files("prepush.corte") / "site"
     names: dict[str, str] = {}
     for asset, placeholder in (("app.js", "{{APP_JS}}"), ("app.css", "{{APP_CSS}}")):
         data = (site / asset).read_bytes()

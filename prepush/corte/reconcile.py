@@ -27,13 +27,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from prepush.build import formats
-from prepush.build.candidaturas import unresolved_codes
-from prepush.build.catalogue import CatalogueCheck, RowlessProof
-from prepush.build.prep import (
-    SUMMARY_FIELDS,
-    Candidatura,
-    Election,
+from prepush.corte import formats
+from prepush.corte.candidaturas import unresolved_codes
+from prepush.corte.catalogue import CatalogueCheck, RowlessProof
+from prepush.corte.formats import SUMMARY_FIELDS
+from prepush.corte.model import Candidatura, Election
+from prepush.corte.summary import (
     Summary,
     inconsistencies,
     printed_count,

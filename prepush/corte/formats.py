@@ -427,6 +427,12 @@ def looks_like_names(cells: Sequence[str]) -> bool:
     return bool(names) and all(re.fullmatch(r"[^\W\d_][\w\-. ]{0,80}", n) for n in names)
 
 
+def spelled(role: Role) -> str:
+    """``PARTIDO_CI (o PARTIDO)``: a role's spellings, for a message."""
+    others = role.names[1:]
+    return role.names[0] + (f" (o {', '.join(others)})" if others else "")
+
+
 def table(roles: Iterable[Role]) -> list[tuple[str, str, str]]:
     """(canonical name, spelling, dataset) for every spelling: the docs' table."""
     return [(role.key, name, where) for role in roles for name, where in role.spellings]

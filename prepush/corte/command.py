@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from prepush.build.builder import BuildOptions, BuildResult, build_from_prep, build_from_site
+from prepush.corte.builder import BuildOptions, BuildResult, build_from_prep, build_from_site
 from prepush.exceptions import ConfigError, FewerElectionsError, MismatchError, PackageError
 from prepush.ledger import (
     BUILD_EXPLAINED,
