@@ -352,7 +352,7 @@ class DifusorFields(_Model):
     known_hosts: str | None = None
     # Where an S3 difusor's site lives (transport: s3 only).
     s3: S3Fields | None = None
-    # With transport: rsync, how (prepush/transports/rsync.py).
+    # With transport: rsync, how (prepush/transports/rsync/).
     rsync: RsyncFields | None = None
     # An origin for difusores that pull (prepush pull): each corte's signed manifest is
     # published too, under firmas/ (docs/roster.md). Off by default: it costs bytes per corte.
