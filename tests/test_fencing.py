@@ -17,7 +17,7 @@ from prepush.exceptions import LeaseLostError, RemoteLockedError
 from prepush.package import canonical_json
 from prepush.publish.protocol import Hooks, LockOwner, ProtocolSettings, RemoteLock
 from prepush.settings import load_settings
-from prepush.transports.sftp import open_sftp
+from prepush.transports.sftp.connect import open_sftp
 from tests.conftest import Workdir
 from tests.servers import Endpoint
 
