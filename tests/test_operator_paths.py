@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from prepush.__main__ import main
-from prepush.console import PublishView
+from prepush.cli.console import PublishView
 from prepush.ledger import Ledger
 from prepush.ops.report import LATENCY_DEFINITION
 from prepush.publish.publisher import Event, PublishRequest, publish
