@@ -29,7 +29,8 @@ from prepush.publish.request import PublishRequest
 from prepush.settings import Difusor, Settings, load_settings
 from prepush.sim.fleet import ServerThread
 from prepush.transports.base import Transport
-from prepush.transports.sftp import SFTPTransport, open_sftp
+from prepush.transports.sftp.connect import open_sftp
+from prepush.transports.sftp.transport import SFTPTransport
 from tests.conftest import ProxyFactory, Workdir
 from tests.scripted_sftp import Script, ScriptedServer
 from tests.servers import Endpoint, Nginx, ParamikoSftpServer, on_small_disk, read_tree, resize

@@ -501,7 +501,7 @@ def test_watch_publishes_each_new_package_over_the_same_connection(
 ) -> None:
     from prepush.publish.publisher import ConnectionPool, publish_async
     from prepush.publish.watch import watch
-    from prepush.transports.sftp import open_sftp
+    from prepush.transports.sftp.connect import open_sftp
 
     workdir.write_roster([asyncssh_difusor])
     workdir.build(CORTES[0])

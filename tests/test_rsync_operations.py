@@ -22,7 +22,8 @@ from prepush.publish.request import PublishReport, PublishRequest
 from prepush.publish.watch import watch
 from prepush.settings import Difusor, Settings, load_settings
 from prepush.transports.base import Transport
-from prepush.transports.rsync import RsyncTransport, open_rsync
+from prepush.transports.rsync.connect import open_rsync
+from prepush.transports.rsync.transport import RsyncTransport
 from tests.conftest import ProxyFactory, Workdir
 from tests.rsync_servers import RsyncEndpoint, daemon_endpoint, guide_daemon
 from tests.servers import Endpoint, Nginx

@@ -121,7 +121,7 @@ def test_watch_publishes_each_new_corte_over_the_same_client(
     s3_bucket: BucketFactory, workdir: Workdir
 ) -> None:
     from prepush.publish.publisher import publish_async
-    from prepush.transports.s3 import open_s3
+    from prepush.transports.s3.connect import open_s3
 
     bucket = s3_bucket()
     workdir.write_roster([bucket])
@@ -204,7 +204,7 @@ def test_a_large_file_goes_in_parts_and_arrives_whole(
 ) -> None:
     import os
 
-    from prepush.transports import s3 as s3_transport
+    from prepush.transports.s3 import transport as s3_transport
 
     monkeypatch.setattr(s3_transport, "MULTIPART_THRESHOLD", 6 * 1024 * 1024)
     monkeypatch.setattr(s3_transport, "PART_SIZE", 5 * 1024 * 1024)

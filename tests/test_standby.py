@@ -45,7 +45,7 @@ import httpx
 import pytest
 
 from prepush.__main__ import main
-from prepush._main import cli
+from prepush.cli import cli
 from prepush.ledger import Ledger, PostgresLocation
 from prepush.ops.report import ReportRequest, make_report, report_markdown
 from prepush.package import Package

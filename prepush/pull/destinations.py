@@ -20,7 +20,7 @@ async def open_destination(settings: PullSettings) -> Transport:
         )
     fields = config.destination.s3
     assert fields is not None
-    from prepush.transports.s3 import Limits, open_bucket
+    from prepush.transports.s3.connect import Limits, open_bucket
 
     limits = Limits(
         config.connect_timeout_seconds, config.request_timeout_seconds, config.files_in_flight

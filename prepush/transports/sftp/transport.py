@@ -4,10 +4,11 @@ asyncssh does the SSH part (handshake, pinned host key, authentication, ciphers)
 channel, every request but the bulk puts: reads, stat, remove, rename, links, directories,
 statvfs. It is protocol code asyncssh already gets right (status checks, short reads, packet
 limits, cancellation). The files of a corte go over a second channel through
-:mod:`prepush.transports.sftp_pump`, the one place where a hand-written pipeline measured
+:mod:`prepush.transports.sftp.pump`, the one place where a hand-written pipeline measured
 faster. Every call is bounded by the request timeout; a timeout or a lost connection kills
-the connection (it is never reused). Every server error is said here, in Spanish, with the
-difusor's name, what to do, and the SFTP code and message.
+the connection (it is never reused). Every server error is said in Spanish, with the
+difusor's name, what to do, and the SFTP code and message (:mod:`.errors`). Connecting is
+:mod:`.connect`'s.
 """
 
 from __future__ import annotations
@@ -20,20 +21,17 @@ import stat as stat_module
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncssh
 
 from prepush.exceptions import (
-    AuthError,
     ConnectError,
     DifusorError,
-    HostKeyError,
     LocalFileError,
     RemoteError,
 )
 from prepush.package import safe_relative_path
-from prepush.settings import Difusor, Settings
 from prepush.transports.base import (
     TEMP_SUFFIX,
     Capabilities,
@@ -42,17 +40,15 @@ from prepush.transports.base import (
     SpaceInfo,
     Upload,
 )
-from prepush.transports.sftp_pump import (
+from prepush.transports.sftp.errors import translate
+from prepush.transports.sftp.pump import (
     COPY_DATA,
     FSYNC,
-    FX_BAD_MESSAGE,
     FX_CONNECTION_LOST,
     FX_FAILURE,
-    FX_FILE_ALREADY_EXISTS,
     FX_NO_CONNECTION,
     FX_NO_SUCH_FILE,
     FX_OP_UNSUPPORTED,
-    FX_PERMISSION_DENIED,
     HARDLINK,
     LIMITS,
     POSIX_RENAME,
@@ -64,28 +60,17 @@ from prepush.transports.sftp_pump import (
     Request,
     SFTPConnectionLost,
     SFTPError,
-    SFTPTimeout,
     link_request,
     mkdir_request,
     remove_request,
-    start_pump,
     why_lost,
 )
 
 T = TypeVar("T")
 
-PREFERRED_CIPHERS = (
-    "aes128-gcm@openssh.com",
-    "aes256-gcm@openssh.com",
-    "aes128-ctr",
-    "aes256-ctr",
-    "chacha20-poly1305@openssh.com",
-)
 OLD_SUFFIX = ".prepush-old"
 LINK_SUFFIX = ".prepush-link"
 DISK_FULL_MARGIN = 1 << 20
-FX_NO_SPACE_ON_FILESYSTEM = 14
-FX_QUOTA_EXCEEDED = 15
 READ_BLOCK = 64 * 1024
 
 
@@ -195,10 +180,10 @@ class SFTPTransport:
         except asyncssh.SFTPError as exc:
             if exc.code in (FX_NO_CONNECTION, FX_CONNECTION_LOST):
                 self._die(f"Se perdió la conexión ({exc.reason}).")
-            raise _translate(self._name, _as_sftp_error(exc), what) from exc
+            raise translate(self._name, _as_sftp_error(exc), what) from exc
         except (asyncssh.Error, OSError, EOFError) as exc:
             self._die(f"Se perdió la conexión ({exc}).")
-            raise _translate(self._name, SFTPConnectionLost(why_lost(exc)), what) from exc
+            raise translate(self._name, SFTPConnectionLost(why_lost(exc)), what) from exc
         finally:
             self._control_waiting -= 1
             self._control_since = time.monotonic()
@@ -299,7 +284,7 @@ class SFTPTransport:
             )
         if isinstance(error, SFTPConnectionLost):
             self._die(str(error))
-        translated = _translate(self._name, error, what)
+        translated = translate(self._name, error, what)
         if not isinstance(error, SFTPError) or error.code != FX_FAILURE or self._dead:
             return translated
         return await self._disk_full_or(translated, what, exc.put.size)
@@ -371,7 +356,7 @@ class SFTPTransport:
         """The exclusive open failed, yet nothing is there: the disk, a quota, too many
         open files... (SFTP v3 says only 'Failure')."""
         what = f"crear {path}"
-        return await self._disk_full_or(_translate(self._name, answer, what), what, size)
+        return await self._disk_full_or(translate(self._name, answer, what), what, size)
 
     async def replace_if(self, path: str, expected: bytes, data: bytes | None) -> bool:
         """Compare and swap by moving ``path`` aside under a name of our own: of two callers
@@ -571,7 +556,7 @@ class SFTPTransport:
 
     async def _settle_link(self, upload: Upload, error: SFTPError | SFTPConnectionLost) -> None:
         if await self.stat(upload.path) is None:
-            raise _translate(self._name, error, f"enlazar {upload.path}")
+            raise translate(self._name, error, f"enlazar {upload.path}")
         if await self._holds(upload.path, upload.size, upload.sha256):
             return
         assert upload.link_from is not None
@@ -637,14 +622,14 @@ class SFTPTransport:
         lost = next((o for o in outcomes if isinstance(o, SFTPConnectionLost)), None)
         if lost is not None:
             self._die(str(lost))
-            raise _translate(self._name, lost, "enviar peticiones")
+            raise translate(self._name, lost, "enviar peticiones")
         return outcomes
 
     async def remove_many(self, paths: Sequence[str], width: int) -> None:
         outcomes = await self._each([remove_request(self._path(p).encode()) for p in paths], width)
         for path, error in zip(paths, outcomes, strict=True):
             if isinstance(error, SFTPError) and error.code != FX_NO_SUCH_FILE:
-                raise _translate(self._name, error, f"borrar {path}")
+                raise translate(self._name, error, f"borrar {path}")
 
     async def prepare_dirs(self, dirs: Sequence[str]) -> None:
         wanted = sorted(set(dirs) - self._verified_dirs, key=lambda d: (d.count("/"), d))
@@ -671,7 +656,7 @@ class SFTPTransport:
         """mkdir failed: fine if a real directory is there now, else the server's error."""
         status = await self.stat(directory)
         if status is None:
-            raise _translate(self._name, error, f"crear {directory}/")
+            raise translate(self._name, error, f"crear {directory}/")
         self._refuse_unless_directory(directory, status)
 
     def _refuse_unless_directory(self, directory: str, status: RemoteStat) -> None:
@@ -744,179 +729,3 @@ def _replaced(upload: Upload) -> Upload:
 
 def _as_sftp_error(exc: asyncssh.SFTPError) -> SFTPError:
     return SFTPError(int(exc.code), str(exc.reason or "error"))
-
-
-# --- connecting -------------------------------------------------------------------------
-
-
-async def open_sftp(difusor: Difusor, settings: Settings) -> SFTPTransport:
-    """Connect to one difusor, verifying its pinned host key. Never prompts; never leaks
-    the connection, whatever fails or is cancelled on the way."""
-    options = _connect_options(difusor, settings)
-    publish = settings.roster.publish
-    timeout = publish.connect_timeout_seconds
-    try:
-        connection = await asyncio.wait_for(
-            asyncssh.connect(difusor.host, difusor.port, **options), timeout
-        )
-    except TimeoutError:
-        raise ConnectError(
-            difusor.name,
-            f"No respondió en {timeout:g} s ({difusor.host}:{difusor.port}). Verifique la red y"
-            " que el servidor SSH esté en marcha.",
-        ) from None
-    except (asyncssh.Error, OSError) as exc:
-        raise _connect_error(difusor, exc) from exc
-    try:
-        pump, control = await asyncio.wait_for(
-            asyncio.gather(start_pump(connection), connection.start_sftp_client()), timeout
-        )
-    except BaseException as exc:
-        connection.abort()
-        if isinstance(exc, TimeoutError):
-            raise ConnectError(
-                difusor.name,
-                f"El servidor aceptó la conexión pero su SFTP no respondió en {timeout:g} s."
-                " Pida al difusor revisar el subsistema sftp de su servidor SSH.",
-            ) from None
-        if isinstance(exc, (asyncssh.Error, OSError, SFTPError, SFTPConnectionLost)):
-            raise ConnectError(
-                difusor.name,
-                f"El servidor aceptó la conexión pero no ofrece SFTP ({why_lost(exc)}). Pida al"
-                " difusor habilitar el subsistema sftp.",
-            ) from exc
-        raise
-    return SFTPTransport(
-        difusor.name,
-        connection,
-        pump,
-        control,
-        difusor.remote_dir,
-        publish.request_timeout_seconds,
-    )
-
-
-def _connect_options(difusor: Difusor, settings: Settings) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "username": difusor.user,
-        "known_hosts": _known_hosts(difusor, settings),
-        "config": None,
-        "agent_path": None,
-        "encryption_algs": list(PREFERRED_CIPHERS),
-        "compression_algs": ["zlib@openssh.com", "none"]
-        if settings.roster.publish.compression
-        else ["none"],
-        "keepalive_interval": 10,
-        "keepalive_count_max": 3,
-        "client_keys": None,
-        "password": None,
-        "preferred_auth": "publickey,password",
-    }
-    if difusor.key_file:
-        passphrase = settings.secret(difusor, difusor.passphrase_env)
-        try:
-            key = asyncssh.read_private_key(settings.resolve(difusor.key_file), passphrase)
-        except (OSError, asyncssh.KeyImportError) as exc:
-            raise AuthError(
-                difusor.name,
-                f"No se pudo leer la llave privada {difusor.key_file}: {exc}. Revise key_file y"
-                " passphrase_env en el padrón.",
-            ) from None
-        options["client_keys"] = [key]
-    else:
-        options["client_keys"] = []
-    if difusor.password_env:
-        options["password"] = settings.secret(difusor, difusor.password_env)
-    return options
-
-
-def _known_hosts(difusor: Difusor, settings: Settings) -> Any:
-    if difusor.host_key:
-        return ([asyncssh.import_public_key(difusor.host_key)], [], [])
-    if difusor.known_hosts:
-        return str(settings.resolve(difusor.known_hosts))
-    raise HostKeyError(
-        difusor.name,
-        "No hay llave de host fijada en el padrón; prepush nunca confía en la primera conexión."
-        " Obtenga la llave del difusor o use 'prepush check --learn-host-keys'.",
-    )
-
-
-def _connect_error(difusor: Difusor, exc: BaseException) -> DifusorError:
-    where = f"{difusor.host}:{difusor.port}"
-    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
-        return HostKeyError(
-            difusor.name,
-            f"La llave de host de {where} NO coincide con la fijada en el padrón. Puede tratarse"
-            " de una suplantación del servidor: no se escribió nada. Confirme la llave con el"
-            " difusor por un canal seguro antes de cambiar el padrón.",
-        )
-    if isinstance(exc, asyncssh.PermissionDenied):
-        return AuthError(
-            difusor.name,
-            f"{where} rechazó las credenciales del usuario {difusor.user!r}. Verifique que la"
-            " llave pública esté en authorized_keys del difusor (o la contraseña en la"
-            " variable de entorno).",
-        )
-    if isinstance(exc, ConnectionRefusedError):
-        return ConnectError(
-            difusor.name,
-            f"{where} rechazó la conexión. Verifique que el servidor SSH esté en marcha y que el"
-            " puerto sea el correcto.",
-        )
-    return ConnectError(
-        difusor.name,
-        f"No se pudo conectar a {where}: {why_lost(exc)}. Verifique la red y el servidor SSH.",
-    )
-
-
-# What each SFTP status means for the operator, after "... al <qué> (código SFTP n: ...)".
-_ADVICE = {
-    FX_NO_SPACE_ON_FILESYSTEM: "Sin espacio en el servidor",
-    FX_QUOTA_EXCEEDED: "Sin espacio en el servidor",
-    FX_PERMISSION_DENIED: "Permiso denegado",
-    FX_NO_SUCH_FILE: "No existe en el servidor lo necesario",
-    FX_OP_UNSUPPORTED: "El servidor no admite la operación",
-    FX_BAD_MESSAGE: "El servidor respondió fuera del protocolo SFTP",
-    FX_FILE_ALREADY_EXISTS: "Ya existe un archivo que estorba",
-}
-_WHAT_TO_DO = {
-    "Sin espacio en el servidor": "El difusor debe liberar espacio (se piden al menos 20 GB"
-    " libres); su sitio sigue mostrando el corte anterior completo.",
-    "Permiso denegado": "El difusor debe dar permiso de escritura al usuario de prepush en el"
-    " directorio remoto.",
-    "No existe en el servidor lo necesario": "Si el difusor movió o borró archivos, el"
-    " siguiente corte los repone.",
-    "El servidor no admite la operación": "Recomiende al difusor OpenSSH con 'Subsystem sftp"
-    " internal-sftp'.",
-    "El servidor respondió fuera del protocolo SFTP": "Pida al difusor revisar su servidor SSH.",
-    "Ya existe un archivo que estorba": "Si se repite, pida al difusor retirarlo.",
-    "El servidor respondió un error": "Revise con el difusor los permisos y el espacio de su"
-    " directorio remoto.",
-}
-
-
-def _translate(
-    name: str, exc: SFTPError | SFTPConnectionLost | LocalReadError, what: str
-) -> DifusorError:
-    if isinstance(exc, SFTPTimeout):
-        return ConnectError(
-            name,
-            f"Sin respuesta del servidor al {what}: {exc}. Se cortó la conexión; si se repite,"
-            " revise con el difusor su servidor SSH y su disco.",
-        )
-    if not isinstance(exc, SFTPError) or exc.code in (FX_NO_CONNECTION, FX_CONNECTION_LOST):
-        return ConnectError(
-            name,
-            f"Se perdió la conexión al {what} ({exc}). Si se repite, revise la red y el"
-            " servidor SSH del difusor.",
-            sftp_code=exc.code if isinstance(exc, SFTPError) else None,
-        )
-    happened = _ADVICE.get(exc.code, "El servidor respondió un error")
-    if "space" in exc.reason.lower():
-        happened = "Sin espacio en el servidor"
-    return RemoteError(
-        name,
-        f"{happened} al {what} (código SFTP {exc.code}: {exc.reason}). {_WHAT_TO_DO[happened]}",
-        sftp_code=exc.code,
-    )

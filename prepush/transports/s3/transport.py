@@ -19,7 +19,9 @@ invalidation of every path whose content changed under its name (the flipped ent
 replaced files) and waits for it, bounded by the corte's deadline.
 
 aiobotocore does the signing and HTTP (docs/performance.md says why it over obstore). Every
-call is counted, bounded by the request timeout, and translated to Spanish here.
+call is counted and bounded by the request timeout here, and its errors translated to Spanish
+by :mod:`prepush.transports.s3.errors`. Opening the client is :mod:`.connect`'s; a pull's
+reading of its origin, :mod:`.origin`'s.
 """
 
 from __future__ import annotations
@@ -36,12 +38,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 import botocore.exceptions
-from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
 
 from prepush.delivery.contract import SourceMismatch, verified_bytes
 from prepush.exceptions import (
@@ -50,10 +50,8 @@ from prepush.exceptions import (
     DifusorError,
     LocalFileError,
     RemoteError,
-    describe_os_error,
 )
 from prepush.package import safe_relative_path
-from prepush.settings import Difusor, S3Fields, Settings
 from prepush.transports.base import (
     Capabilities,
     Counted,
@@ -62,6 +60,14 @@ from prepush.transports.base import (
     RemoteStat,
     SpaceInfo,
     Upload,
+)
+from prepush.transports.s3.errors import (
+    MISSING_CODES,
+    PRECONDITION_CODES,
+    S3Error,
+    explain,
+    s3_error,
+    why_connection_failed,
 )
 
 T = TypeVar("T")
@@ -102,40 +108,6 @@ CONTENT_TYPES = {
     ".xml": "application/xml",
     ".sig": "application/octet-stream",
 }
-
-# S3 error codes that mean "these credentials may not do this".
-_AUTH_CODES = {
-    "AccessDenied",
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "ExpiredToken",
-    "InvalidToken",
-    "TokenRefreshRequired",
-    "AllAccessDisabled",
-    "AccountProblem",
-    "InvalidClientTokenId",
-}
-# Busy or failing on the server's side: worth another attempt over a new connection.
-_TRANSIENT_CODES = {
-    "SlowDown",
-    "InternalError",
-    "ServiceUnavailable",
-    "RequestTimeout",
-    "Throttling",
-    "ThrottlingException",
-    "OperationAborted",
-    "500",
-    "502",
-    "503",
-    "504",
-}
-_PRECONDITION_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
-_MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
-_NOT_MODIFIED_CODES = {"304", "NotModified"}
-# A pull reads its origin in chunks of this size, and allows each read the request timeout
-# plus the time its bytes take at this rate (bytes per second).
-READ_CHUNK = 256 * 1024
-MIN_READ_RATE = 256 * 1024
 
 
 def content_type(path: str) -> str:
@@ -179,34 +151,6 @@ class Listed:
 
 
 @dataclass(frozen=True)
-class ObjectRead:
-    """What a conditional read of an object found: 'ok' (with its ETag, size, and its bytes
-    unless they went to a sink), 'not_modified' or 'missing'."""
-
-    status: Literal["ok", "not_modified", "missing"]
-    etag: str = ""
-    size: int = 0
-    data: bytes | None = None
-
-
-class _SinkFailed(Exception):
-    """Carries what a read's sink raised through the request machinery, untranslated."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-@dataclass(frozen=True)
-class Limits:
-    """How long to wait and how much to keep in flight, for one bucket's client."""
-
-    connect_timeout: float
-    request_timeout: float
-    in_flight: int
-
-
-@dataclass(frozen=True)
 class Target:
     """Where a difusor's site is and what stands in front of it."""
 
@@ -215,17 +159,6 @@ class Target:
     prefix: str
     distribution_id: str | None
     timeout: float
-
-
-class S3Error(Exception):
-    """An S3 error answer, reduced to what prepush decides on. It never leaves this module:
-    every one is decided on or translated to a DifusorError in Spanish (:func:`explain`)."""
-
-    def __init__(self, code: str, message: str, status: int | None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.status = status
 
 
 class S3Transport(Counted):
@@ -284,7 +217,7 @@ class S3Transport(Counted):
                 " Si se repite, revise la red hacia el punto de acceso de S3.",
             ) from None
         except botocore.exceptions.ClientError as exc:
-            raise _s3_error(exc) from exc
+            raise s3_error(exc) from exc
         except botocore.exceptions.NoCredentialsError:
             raise AuthError(
                 self._name,
@@ -293,10 +226,11 @@ class S3Transport(Counted):
                 " cadena estándar de AWS de esta máquina.",
             ) from None
         except (botocore.exceptions.BotoCoreError, aiohttp.ClientError, OSError) as exc:
-            self._die(f"Se perdió la conexión con S3 ({_short(exc)}).")
+            why = why_connection_failed(exc)
+            self._die(f"Se perdió la conexión con S3 ({why}).")
             raise ConnectError(
                 self._name,
-                f"Se perdió la conexión con S3 al {what} ({_short(exc)}). Si se repite,"
+                f"Se perdió la conexión con S3 al {what} ({why}). Si se repite,"
                 " revise la red y el punto de acceso (endpoint_url) del difusor.",
             ) from exc
 
@@ -342,61 +276,8 @@ class S3Transport(Counted):
         try:
             return await self._call(what, get)
         except S3Error as exc:
-            if exc.code in _MISSING_CODES:
+            if exc.code in MISSING_CODES:
                 return None
-            raise self._explain(exc, what) from exc
-
-    async def read_object(
-        self,
-        path: str,
-        *,
-        etag: str | None = None,
-        sink: Callable[[bytes], None] | None = None,
-        size_hint: int = 0,
-    ) -> ObjectRead:
-        """Read an object as a pull reads its origin: conditionally (``etag``: unchanged is
-        'not_modified', with no body), into ``sink`` chunk by chunk when given (else whole,
-        in ``data``). Bounded by the request timeout plus the time ``size_hint`` bytes take
-        at :data:`MIN_READ_RATE`. A body shorter than announced is a lost connection; an
-        exception the sink raises is raised as it is."""
-        key = self.key(path)
-        what = f"leer {path}"
-        chunks: list[bytes] = []
-
-        async def get() -> ObjectRead:
-            conditions = {"IfNoneMatch": etag} if etag else {}
-            response = await self._client.get_object(Bucket=self._t.bucket, Key=key, **conditions)
-            received = 0
-            async with response["Body"] as body:
-                async for chunk in body.iter_chunks(READ_CHUNK):
-                    received += len(chunk)
-                    if sink is None:
-                        chunks.append(chunk)
-                        continue
-                    try:
-                        sink(chunk)
-                    except Exception as exc:
-                        raise _SinkFailed(exc) from exc
-            announced = int(response.get("ContentLength", received))
-            if received != announced:
-                raise S3Error("IncompleteBody", f"llegaron {received} de {announced} bytes", None)
-            return ObjectRead(
-                "ok",
-                str(response.get("ETag", "")),
-                received,
-                b"".join(chunks) if sink is None else None,
-            )
-
-        timeout = self._timeout + size_hint / MIN_READ_RATE
-        try:
-            return await self._call(what, get, timeout)
-        except _SinkFailed as failed:
-            raise failed.error from None
-        except S3Error as exc:
-            if exc.code in _MISSING_CODES:
-                return ObjectRead("missing")
-            if exc.code in _NOT_MODIFIED_CODES:
-                return ObjectRead("not_modified", etag or "")
             raise self._explain(exc, what) from exc
 
     async def stat(self, path: str) -> RemoteStat | None:
@@ -417,7 +298,7 @@ class S3Transport(Counted):
                 what, lambda: self._client.head_object(Bucket=self._t.bucket, Key=key)
             )
         except S3Error as exc:
-            if exc.code in _MISSING_CODES:
+            if exc.code in MISSING_CODES:
                 return None
             raise self._explain(exc, what) from exc
         return head
@@ -527,7 +408,7 @@ class S3Transport(Counted):
         try:
             await self._put(path, data, digest, mutable=True, IfNoneMatch="*")
         except S3Error as exc:
-            if exc.code in _PRECONDITION_CODES:
+            if exc.code in PRECONDITION_CODES:
                 return False
             raise self._explain(exc, f"crear {path}") from exc
         return True
@@ -551,7 +432,7 @@ class S3Transport(Counted):
                 digest = hashlib.sha256(data).hexdigest()
                 await self._put(path, data, digest, mutable=True, IfMatch=etag)
         except S3Error as exc:
-            if exc.code in _PRECONDITION_CODES or exc.code in _MISSING_CODES:
+            if exc.code in PRECONDITION_CODES or exc.code in MISSING_CODES:
                 return False
             raise self._explain(exc, f"reemplazar {path}") from exc
         return True
@@ -700,7 +581,7 @@ class S3Transport(Counted):
         errors = {
             str(e["Key"]): f"{e.get('Code', '?')}: {e.get('Message', '')}"
             for e in response.get("Errors", [])
-            if str(e.get("Code")) not in _MISSING_CODES
+            if str(e.get("Code")) not in MISSING_CODES
         }
         missing_answer = [k for k in by_key if k not in deleted and k not in errors]
         if errors or missing_answer:
@@ -767,7 +648,7 @@ class S3Transport(Counted):
         """How CloudFront treats json/main.json, for 'prepush check': (status, detail)."""
         if self._cloudfront is None or self._t.distribution_id is None:
             return []
-        from prepush.transports.s3_cdn import main_json_behaviour
+        from prepush.transports.s3.cdn import main_json_behaviour
 
         return await main_json_behaviour(self._cloudfront, self._t.distribution_id, self._cdn)
 
@@ -817,217 +698,3 @@ async def _all_or_first_error(calls: Sequence[Awaitable[None]]) -> None:
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
-
-
-def _s3_error(exc: botocore.exceptions.ClientError) -> S3Error:
-    error = exc.response.get("Error", {})
-    meta = exc.response.get("ResponseMetadata", {})
-    status = meta.get("HTTPStatusCode")
-    code = str(error.get("Code") or status or "?")
-    return S3Error(code, str(error.get("Message") or ""), int(status) if status else None)
-
-
-def _short(exc: BaseException) -> str:
-    """Why the connection failed, in Spanish (botocore's own text is English)."""
-    errors = botocore.exceptions
-    known: tuple[tuple[type[BaseException], str], ...] = (
-        (errors.ConnectTimeoutError, "tiempo agotado al conectar"),
-        (errors.ReadTimeoutError, "tiempo agotado esperando la respuesta"),
-        (errors.SSLError, "falló el saludo TLS: revise el certificado del punto de acceso"),
-        (errors.ProxyConnectionError, "no se pudo conectar con el proxy"),
-        (errors.EndpointConnectionError, "no se pudo conectar con el punto de acceso"),
-        (errors.ConnectionClosedError, "el servidor cerró la conexión a media respuesta"),
-        (errors.IncompleteReadError, "la respuesta llegó incompleta"),
-        (errors.ResponseStreamingError, "la conexión se cortó a media respuesta"),
-        (aiohttp.ServerDisconnectedError, "el servidor cerró la conexión"),
-        (aiohttp.ClientPayloadError, "la respuesta llegó incompleta"),
-    )
-    for kind, said in known:
-        if isinstance(exc, kind):
-            return said
-    if isinstance(exc, OSError):
-        return describe_os_error(exc)
-    cause = exc.__cause__ or exc.__context__
-    if isinstance(cause, OSError):
-        return describe_os_error(cause)
-    return f"{type(exc).__name__}: {exc}"[:200]
-
-
-def explain(name: str, where: str, exc: S3Error, what: str) -> DifusorError:
-    """What an S3 (or CloudFront) answer means for the operator, in Spanish."""
-    said = f"(código {exc.code}{': ' + exc.message if exc.message else ''})"
-    if exc.code in _AUTH_CODES or exc.status == 403:
-        return AuthError(
-            name,
-            f"{where} negó el permiso al {what} {said}. Revise las credenciales del difusor"
-            " (las variables de su mapa s3: en el padrón) y que su política permita a prepush"
-            " s3:GetObject, s3:PutObject, s3:DeleteObject y s3:ListBucket (docs/difusores.md).",
-        )
-    if exc.code == "NoSuchBucket":
-        return RemoteError(
-            name,
-            f"El bucket de {where} no existe {said}. Revise bucket, region y endpoint_url en el"
-            " padrón con el difusor.",
-        )
-    if exc.code in _TRANSIENT_CODES or (exc.status is not None and exc.status >= 500):
-        return ConnectError(
-            name,
-            f"S3 no pudo atender el {what} {said}; se reintenta. Si se repite, el servicio del"
-            " difusor está saturado o caído.",
-        )
-    return RemoteError(
-        name,
-        f"S3 respondió un error al {what} {said}. Revise con el difusor su bucket y sus"
-        " permisos; su sitio sigue mostrando el corte anterior completo.",
-    )
-
-
-# --- connecting -------------------------------------------------------------------------
-
-
-def _config(limits: Limits, fields: S3Fields) -> AioConfig:
-    return AioConfig(
-        connect_timeout=limits.connect_timeout,
-        read_timeout=limits.request_timeout,
-        # prepush retries a whole attempt over a new connection; botocore's own retries would
-        # hide a broken link behind the request timeout.
-        retries={"max_attempts": 1, "mode": "standard"},
-        max_pool_connections=limits.in_flight,
-        # Each PUT already carries the manifest's sha256; no second checksum of every body.
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-        s3={"addressing_style": "path" if fields.endpoint_url else "auto"},
-        user_agent_extra="prepush",
-    )
-
-
-def _credentials(difusor: Difusor, fields: S3Fields, settings: Settings) -> dict[str, str]:
-    if fields.access_key_id_env is None:
-        return {}
-    found = {
-        "aws_access_key_id": settings.secret(difusor, fields.access_key_id_env),
-        "aws_secret_access_key": settings.secret(difusor, fields.secret_access_key_env),
-        "aws_session_token": settings.secret(difusor, fields.session_token_env),
-    }
-    return {k: v for k, v in found.items() if v is not None}
-
-
-async def open_s3(difusor: Difusor, settings: Settings) -> S3Transport:
-    """A client for the difusor's bucket, checked with one HeadBucket (credentials, bucket,
-    endpoint)."""
-    fields = difusor.s3
-    assert fields is not None  # the roster requires s3: for transport: s3
-    publish = settings.roster.publish
-    limits = Limits(
-        publish.connect_timeout_seconds, publish.request_timeout_seconds, publish.files_in_flight
-    )
-    credentials = _credentials(difusor, fields, settings)
-    return await open_bucket(difusor.name, fields, limits, credentials)
-
-
-async def open_bucket(
-    name: str,
-    fields: S3Fields,
-    limits: Limits,
-    credentials: dict[str, str],
-    *,
-    check: bool = True,
-) -> S3Transport:
-    """A client for one bucket (a difusor's, or the origin a pull reads), checked with one
-    HeadBucket unless ``check`` is False (a reader may lack s3:ListBucket). Never leaks the
-    client, whatever fails or is cancelled on the way."""
-    session = _session(fields.profile)
-    config = _config(limits, fields)
-    closers: list[Callable[[], Awaitable[object]]] = []
-    timeout = limits.connect_timeout
-    try:
-        client = await _enter(
-            session.create_client(
-                "s3",
-                region_name=fields.region,
-                endpoint_url=fields.endpoint_url,
-                config=config,
-                **credentials,
-            ),
-            closers,
-        )
-        cloudfront = None
-        if fields.cloudfront_distribution_id:
-            cloudfront = await _enter(
-                session.create_client(
-                    "cloudfront",
-                    region_name="us-east-1",
-                    endpoint_url=fields.endpoint_url,
-                    config=config,
-                    **credentials,
-                ),
-                closers,
-            )
-        target = Target(
-            name,
-            fields.bucket,
-            fields.prefix,
-            fields.cloudfront_distribution_id,
-            limits.request_timeout,
-        )
-        transport = S3Transport(target, client, cloudfront, closers)
-        if check:
-            await _first_contact(transport, client, fields, timeout)
-    except BaseException:
-        for close in closers:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(close(), timeout)
-        raise
-    return transport
-
-
-_LOADER: list[Any] = []
-
-
-def _session(profile: str | None) -> AioSession:
-    """A session per difusor (its credentials may refresh under locks of the running event
-    loop), sharing one loader: the S3 and CloudFront API models are read and parsed once per
-    process, not once per difusor (a tenth of a second of CPU each)."""
-    session = AioSession(profile=profile)
-    if _LOADER:
-        session.register_component("data_loader", _LOADER[0])
-    else:
-        _LOADER.append(session.get_component("data_loader"))
-    return session
-
-
-async def _enter(manager: Any, closers: list[Callable[[], Awaitable[object]]]) -> Any:
-    client = await manager.__aenter__()
-    closers.append(lambda: manager.__aexit__(None, None, None))
-    return client
-
-
-async def _first_contact(
-    transport: S3Transport, client: Any, fields: S3Fields, timeout: float
-) -> None:
-    where = f"{fields.endpoint_url or 'S3'} ({fields.region})"
-    try:
-        await asyncio.wait_for(
-            transport._call("revisar el bucket", lambda: client.head_bucket(Bucket=fields.bucket)),
-            timeout,
-        )
-    except TimeoutError:
-        raise ConnectError(
-            transport._t.name,
-            f"{where} no respondió en {timeout:g} s. Verifique la red y endpoint_url.",
-        ) from None
-    except S3Error as exc:
-        if exc.code in ("404", "NoSuchBucket", "NotFound"):
-            raise RemoteError(
-                transport._t.name,
-                f"El bucket {fields.bucket} no existe en {where}. Revise bucket, region y"
-                " endpoint_url en el padrón con el difusor.",
-            ) from exc
-        if exc.code in _AUTH_CODES or exc.status in (401, 403) or exc.code in ("401", "403"):
-            raise AuthError(
-                transport._t.name,
-                f"{where} rechazó las credenciales para el bucket {fields.bucket} (código"
-                f" {exc.code}). Revise las variables de las llaves del difusor (su mapa s3: en"
-                " el padrón) y que su política permita a prepush s3:ListBucket.",
-            ) from exc
-        raise explain(transport._t.name, fields.bucket, exc, "revisar el bucket") from exc

@@ -18,7 +18,7 @@ from prepush.exceptions import (
     HostKeyError,
     RemoteError,
 )
-from prepush.transports.rsync_process import Finished
+from prepush.transports.rsync.process import Finished
 
 # rsync's exit codes (rsync(1), EXIT VALUES), as the message names them.
 EXIT_CODES = {

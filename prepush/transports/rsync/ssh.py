@@ -20,8 +20,8 @@ from pathlib import Path
 
 from prepush.exceptions import ConnectError, DifusorError, HostKeyError
 from prepush.settings import Difusor, Settings
-from prepush.transports.rsync_errors import Where, translate
-from prepush.transports.rsync_process import Finished, child, dying_with_parent, kill_group
+from prepush.transports.rsync.errors import Where, translate
+from prepush.transports.rsync.process import Finished, child, dying_with_parent, kill_group
 
 CIPHERS = (
     "aes128-gcm@openssh.com,aes256-gcm@openssh.com,aes128-ctr,aes256-ctr,"

@@ -1,11 +1,11 @@
 """The man page of prepush (``docs/prepush.1``), generated from the command line itself.
 
 Every command, its usage line, its help and each option's help come from click, in Spanish
-(:mod:`prepush.cli_spanish`), so the page cannot drift from ``prepush --help``: a test
+(:mod:`prepush.cli.spanish`), so the page cannot drift from ``prepush --help``: a test
 generates it again and compares it with the committed file. ``make man`` writes it;
 ``man -l docs/prepush.1`` reads it.
 
-    python -m prepush.cli_man > docs/prepush.1
+    python -m prepush.cli.man > docs/prepush.1
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def man_page(group: click.Group) -> str:
     root = group.make_context("prepush", [], resilient_parsing=True)
     lines = [
         r".\" -*- coding: utf-8 -*-",
-        r".\" Generado por prepush.cli_man desde la ayuda de cada orden: no lo edite a mano.",
+        r".\" Generado por prepush.cli.man desde la ayuda de cada orden: no lo edite a mano.",
         f'.TH PREPUSH 1 "" "prepush {__version__}" "Manual de prepush"',
         ".SH NOMBRE",
         r"prepush \- publica cada corte del PREP en los servidores de los difusores oficiales",
@@ -95,7 +95,7 @@ def _escape(text: str) -> str:
 
 
 def main() -> None:
-    from prepush._main import cli
+    from prepush.cli import cli
 
     sys.stdout.write(man_page(cli))
 
