@@ -35,8 +35,9 @@ import pytest
 
 from prepush.__main__ import main
 from prepush.package import Package
-from prepush.publish.protocol import Event
-from prepush.publish.publisher import PublishRequest, publish
+from prepush.publish.protocol_types import Event
+from prepush.publish.publisher import publish
+from prepush.publish.request import PublishRequest
 from prepush.settings import load_settings
 from prepush.sim.faultproxy import FaultProxy
 from prepush.sim.fleet import ServerThread

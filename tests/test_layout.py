@@ -1,6 +1,7 @@
-"""The code's shape, checked: the import graph between packages is acyclic and points one way,
-and no private function is left without a caller (issue 30 found one: dead code is where a
-second way of doing a thing hides)."""
+"""The code's shape, checked: the import graph between packages points one way, no module
+imports itself through others (type-checking imports too), and no private function is left
+without a caller (issue 30 found one: dead code is where a second way of doing a thing
+hides)."""
 
 from __future__ import annotations
 
@@ -115,3 +116,58 @@ def test_every_private_function_has_a_caller() -> None:
         and node.name not in imported_by_name
     ]
     assert unused == []
+
+
+def module_name(path: Path) -> str:
+    parts = ("prepush", *path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(tree: ast.Module, known: set[str]) -> set[str]:
+    """The prepush modules a module imports, at any level (type-checking imports too).
+    ``from prepush.x import y`` names the module ``prepush.x.y`` when there is one."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}"
+                found.add(submodule if submodule in known else node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found & known
+
+
+def cycle_in(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle of the graph as the path that closes it, or [] when it has none."""
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        if node in path:
+            return [*path[path.index(node) :], node]
+        if node in done:
+            return []
+        path.append(node)
+        for other in sorted(graph[node]):
+            if found := visit(other):
+                return found
+        path.pop()
+        done.add(node)
+        return []
+
+    for node in sorted(graph):
+        if found := visit(node):
+            return found
+    return []
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    trees = {module_name(path): tree for path, tree in modules().items()}
+    known = set(trees)
+    graph = {name: imported_modules(tree, known) - {name} for name, tree in trees.items()}
+    assert cycle_in(graph) == []
+
+
+def test_the_cycle_finder_sees_a_cycle() -> None:
+    assert cycle_in({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert cycle_in({"a": {"b"}, "b": {"c"}, "c": set()}) == []

@@ -44,8 +44,9 @@ from hypothesis.stateful import (
 from prepush.delivery.runner import Backoff
 from prepush.ledger import Ledger
 from prepush.package import MAIN_JSON, LocalManifests, Manifest, Package, sha256_bytes
-from prepush.publish.protocol import Event
-from prepush.publish.publisher import ConnectionPool, PublishRequest, publish_async
+from prepush.publish.protocol_types import Event
+from prepush.publish.publisher import ConnectionPool, publish_async
+from prepush.publish.request import PublishRequest
 from prepush.publish.state import LOCK_PATH, PENDING_PATH, STATE_PATH, RemoteState, merge_pending
 from prepush.settings import Difusor, Settings, load_settings
 from prepush.transports.base import Transport

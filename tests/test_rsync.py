@@ -435,9 +435,9 @@ def test_a_package_file_altered_after_verification_never_reaches_the_public(
     """rsync reads the package from the disk after publish verified it. An object altered
     in between (same size, so rsync's quick check cannot tell) fails the difusor before its
     flip and is taken back; an entry file altered in between is sent as it was verified."""
-    from prepush.publish.protocol import Event
-    from prepush.publish.publisher import PublishRequest
+    from prepush.publish.protocol_types import Event
     from prepush.publish.publisher import publish as publish_in_process
+    from prepush.publish.request import PublishRequest
 
     workdir.write_roster([rsyncd])
     first, second = CORTES[0], CORTES[1]

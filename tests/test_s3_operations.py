@@ -12,7 +12,9 @@ import pytest
 from prepush.__main__ import main
 from prepush.ledger import Ledger
 from prepush.package import Package
-from prepush.publish.publisher import ConnectionPool, PublishReport, PublishRequest, watch
+from prepush.publish.publisher import ConnectionPool
+from prepush.publish.request import PublishReport, PublishRequest
+from prepush.publish.watch import watch
 from prepush.settings import Difusor, Settings, load_settings
 from prepush.sim.faultproxy import FaultProxy
 from prepush.sim.fleet import ServerThread

@@ -34,8 +34,9 @@ from prepush.__main__ import main
 from prepush.cli.console import PublishView
 from prepush.ledger import Ledger
 from prepush.package import Package
-from prepush.publish.protocol import Event
-from prepush.publish.publisher import RUN_LOCK_FILE, PublishRequest, publish
+from prepush.publish.protocol_types import Event
+from prepush.publish.publisher import RUN_LOCK_FILE, publish
+from prepush.publish.request import PublishRequest
 from prepush.publish.runlock import RunLock
 from prepush.settings import load_settings
 from prepush.sim.fleet import LocalDifusor

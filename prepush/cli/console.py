@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from prepush.ops.report import Report
     from prepush.ops.status import DifusorStatus, StatusReport
     from prepush.ops.verify import VerifyReport
-    from prepush.publish.protocol import Delivery, Event
-    from prepush.publish.publisher import PublishReport
+    from prepush.publish.protocol_types import Delivery, Event
+    from prepush.publish.request import PublishReport
 
 STAGES = {
     "waiting": "esperando",

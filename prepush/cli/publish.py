@@ -21,11 +21,8 @@ from prepush.cli.output import consoles, emit_json, say
 from prepush.exceptions import ConfigError, ExitCode
 
 if TYPE_CHECKING:
-    from prepush.publish.publisher import (
-        ConnectionPool,
-        PublishReport,
-        PublishRequest,
-    )
+    from prepush.publish.publisher import ConnectionPool
+    from prepush.publish.request import PublishReport, PublishRequest
 
 
 @command("publish")
@@ -78,7 +75,7 @@ def publish_command(
     uso o de configuración, 4 error interno de prepush (repita con -v y repórtelo), 130
     interrumpido por el operador (Ctrl-C; dice qué sirve cada difusor).
     """
-    from prepush.publish.publisher import PublishRequest
+    from prepush.publish.request import PublishRequest
 
     if watch_interval is not None and corte is not None:
         raise ConfigError("--watch publica cada corte nuevo: no indique un CORTE.")
@@ -98,7 +95,7 @@ def publish_command(
 
 
 def _watch(request: PublishRequest, interval: float, metrics: str | None, as_json: bool) -> None:
-    from prepush.publish.publisher import watch
+    from prepush.publish.watch import watch
 
     monitor = None
     if metrics is not None:
@@ -179,7 +176,7 @@ def rollback(
     que ya no tiene todos los archivos de ese corte. Los difusores revertidos quedan en ese
     corte: publish (y el temporizador) no les envía otro hasta 'prepush resume-latest'.
     """
-    from prepush.publish.publisher import PublishRequest
+    from prepush.publish.request import PublishRequest
 
     settings = context.settings()
     request = PublishRequest(

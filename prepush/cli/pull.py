@@ -105,11 +105,11 @@ def pull_command(
     settings = load_pull_settings(path)
     human, out = consoles(as_json)
     if watch:
-        from prepush.pull.puller import watch as watch_origin
+        from prepush.pull.run import watch as watch_origin
 
         watch_origin(settings, functools.partial(_show_pull, human, out, as_json, quiet=True))
         return int(ExitCode.OK)
-    from prepush.pull.puller import pull
+    from prepush.pull.run import pull
 
     result = pull(settings)
     _show_pull(human, out, as_json, result, quiet=False)
