@@ -1,4 +1,5 @@
-"""The code's shape, checked: the import graph between packages points one way, no module
+"""The code's shape, checked: the import graph between packages is the one docs/architecture.md
+draws and points one way, no module is too long to read, no module
 imports itself through others (type-checking imports too), and no private function is left
 without a caller (issue 30 found one: dead code is where a second way of doing a thing
 hides)."""
@@ -12,25 +13,12 @@ import prepush
 
 ROOT = Path(prepush.__file__).parent
 
-# Package -> the prepush packages it may import. A corte's walk goes down this list and never
-# comes back up: the contract and the runner know no transport, the transports know no
-# protocol, the protocol knows no command line.
-MAY_IMPORT = {
-    "delivery": {"exceptions", "package"},
-    "transports": {"delivery", "exceptions", "package", "settings"},
-    # ops (status) for publish --watch's metrics; ops itself never imports publish.
-    "publish": {"delivery", "transports", "ops", "exceptions", "package", "settings", "ledger"},
-    "pull": {
-        "delivery",
-        "publish",
-        "transports",
-        "ops",
-        "exceptions",
-        "package",
-        "ledger",
-        "settings",
-    },
-}
+# Package -> the prepush packages it imports, and the picture's order (top to bottom), as
+# docs/architecture.md draws them: the page is the one place the import direction is written.
+ARCHITECTURE = ROOT.parent / "docs" / "architecture.md"
+# Only transports/sftp/pump.py may be longer (docs/performance.md says why).
+MAX_LINES = 800
+LONG_ALLOWED = {Path("transports/sftp/pump.py")}
 
 
 def modules() -> dict[Path, ast.Module]:
@@ -58,16 +46,59 @@ def imported(tree: ast.Module) -> set[str]:
     return found
 
 
-def test_each_package_imports_only_what_lies_below_it() -> None:
-    wrong = []
+def documented_dependencies() -> dict[str, set[str]]:
+    """docs/architecture.md's table: package -> the packages it imports."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    table = text.split("<!-- dependencias -->")[1].split("<!-- /dependencias -->")[0]
+    documented: dict[str, set[str]] = {}
+    for row in table.strip().splitlines()[2:]:
+        package, imports = (cell.strip() for cell in row.strip().strip("|").split("|"))
+        documented[package.strip("`")] = {
+            name.strip().strip("`") for name in imports.split(",") if name.strip() != "—"
+        }
+    return documented
+
+
+def drawn_order() -> list[str]:
+    """The packages in docs/architecture.md's picture, from the top down."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    picture = text.split("## El dibujo")[1].split("```")[1]
+    return [line.split()[0] for line in picture.strip().splitlines()]
+
+
+def real_dependencies() -> dict[str, set[str]]:
+    real: dict[str, set[str]] = {}
     for path, tree in modules().items():
         package = package_of(path)
-        allowed = MAY_IMPORT.get(package)
-        if allowed is None:
-            continue
-        for other in imported(tree) - allowed - {package}:
-            wrong.append(f"{path.relative_to(ROOT)} importa prepush.{other}")
-    assert wrong == []
+        if package != "__init__":
+            real.setdefault(package, set()).update(imported(tree) - {package})
+    return real
+
+
+def test_the_architecture_page_lists_the_real_imports() -> None:
+    assert documented_dependencies() == real_dependencies()
+
+
+def test_the_architecture_picture_draws_every_import_downwards() -> None:
+    order = drawn_order()
+    assert sorted(order) == sorted(documented_dependencies())
+    upwards = [
+        f"{package} importa {other}, dibujado más arriba"
+        for package, imports in documented_dependencies().items()
+        for other in imports
+        if order.index(other) < order.index(package)
+    ]
+    assert upwards == []
+
+
+def test_no_module_is_longer_than_a_reader_can_hold() -> None:
+    long = [
+        f"{path.relative_to(ROOT)}: {lines} líneas"
+        for path in ROOT.rglob("*.py")
+        if path.relative_to(ROOT) not in LONG_ALLOWED
+        and (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    ]
+    assert long == []
 
 
 def test_the_core_never_imports_click() -> None:
