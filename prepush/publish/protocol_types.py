@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from prepush.delivery.runner import Outcome
+from prepush.ledger import DeliveryResult
 from prepush.package import FileEntry, canonical_json
 from prepush.publish.state import Plan
 
@@ -73,6 +74,29 @@ class Delivery:
     @property
     def ok(self) -> bool:
         return self.outcome in ("delivered", "up_to_date", "dry_run")
+
+    def result(
+        self, outcome: str, finished_at: datetime, error_class: str | None, message: str | None
+    ) -> DeliveryResult:
+        """What the ledger keeps of this delivery when it ends."""
+        return DeliveryResult(
+            outcome=outcome,
+            flip_at=self.flip_at,
+            finished_at=finished_at,
+            attempts=self.attempts,
+            files_uploaded=self.files_uploaded,
+            files_linked=self.files_linked,
+            files_skipped=self.files_skipped,
+            files_deleted=self.files_deleted,
+            bytes_sent=self.bytes_sent,
+            meta_bytes=self.meta_bytes,
+            requests=self.requests,
+            atomic=self.atomic,
+            error_class=error_class,
+            error_message=message,
+            files_rebuilt=self.files_rebuilt,
+            bytes_reused=self.bytes_reused,
+        )
 
 
 @dataclass(frozen=True)

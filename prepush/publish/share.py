@@ -515,21 +515,7 @@ def package_ready_at(package: Package) -> datetime:
 
 
 def _result(delivery: Delivery) -> DeliveryResult:
-    return DeliveryResult(
-        outcome=delivery.outcome,
-        flip_at=delivery.flip_at,
-        finished_at=delivery.finished_at or datetime.now(UTC),
-        attempts=delivery.attempts,
-        files_uploaded=delivery.files_uploaded,
-        files_linked=delivery.files_linked,
-        files_skipped=delivery.files_skipped,
-        files_deleted=delivery.files_deleted,
-        bytes_sent=delivery.bytes_sent,
-        meta_bytes=delivery.meta_bytes,
-        requests=delivery.requests,
-        atomic=delivery.atomic,
-        error_class=delivery.error_class,
-        error_message=delivery.error_message,
-        files_rebuilt=delivery.files_rebuilt,
-        bytes_reused=delivery.bytes_reused,
+    finished_at = delivery.finished_at or datetime.now(UTC)
+    return delivery.result(
+        delivery.outcome, finished_at, delivery.error_class, delivery.error_message
     )

@@ -699,25 +699,7 @@ class Puller:
         self, state: _Pass, outcome: str, error_class: str | None, message: str | None
     ) -> DeliveryResult:
         assert state.delivery is not None
-        delivery = state.delivery
-        return DeliveryResult(
-            outcome=outcome,
-            finished_at=datetime.now(UTC),
-            flip_at=delivery.flip_at,
-            attempts=delivery.attempts,
-            files_uploaded=delivery.files_uploaded,
-            files_linked=delivery.files_linked,
-            files_skipped=delivery.files_skipped,
-            files_deleted=delivery.files_deleted,
-            bytes_sent=delivery.bytes_sent,
-            meta_bytes=delivery.meta_bytes,
-            requests=delivery.requests,
-            atomic=delivery.atomic,
-            error_class=error_class,
-            error_message=message,
-            files_rebuilt=delivery.files_rebuilt,
-            bytes_reused=delivery.bytes_reused,
-        )
+        return state.delivery.result(outcome, datetime.now(UTC), error_class, message)
 
     def _remember(self, main: Got, corte: str) -> None:
         self.memo = Memo(main.etag, main.last_modified, corte, concluded=True)
