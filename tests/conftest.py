@@ -137,6 +137,7 @@ def paramiko_difusor(client_key: Path, tmp_path: Path) -> Iterator[Endpoint]:
 
 
 ProxyFactory = Callable[[Endpoint], tuple[FaultProxy, Endpoint]]
+FaultProxyFactory = Callable[..., FaultProxy]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -179,18 +180,31 @@ def browser(tmp_path: Path) -> Iterator[object]:
 
 
 @pytest.fixture
-def fault_proxy(servers_loop: ServerThread) -> Iterator[ProxyFactory]:
+def fault_proxies(servers_loop: ServerThread) -> Iterator[FaultProxyFactory]:
+    """A fault proxy in front of ``host:port`` per call (``seed`` for its random cuts),
+    started on the servers' loop and stopped after the test."""
     proxies: list[FaultProxy] = []
 
-    def make(endpoint: Endpoint) -> tuple[FaultProxy, Endpoint]:
-        proxy = FaultProxy(endpoint.host, endpoint.port)
+    def make(host: str, port: int, *, seed: int = 0) -> FaultProxy:
+        proxy = FaultProxy(host, port, seed=seed)
         servers_loop.run(proxy.start())
         proxies.append(proxy)
-        return proxy, dataclasses.replace(endpoint, port=proxy.port)
+        return proxy
 
     yield make
     for proxy in proxies:
         servers_loop.run(proxy.stop())
+
+
+@pytest.fixture
+def fault_proxy(fault_proxies: FaultProxyFactory) -> ProxyFactory:
+    """A fault proxy in front of an endpoint, and the endpoint as reached through it."""
+
+    def make(endpoint: Endpoint) -> tuple[FaultProxy, Endpoint]:
+        proxy = fault_proxies(endpoint.host, endpoint.port)
+        return proxy, dataclasses.replace(endpoint, port=proxy.port)
+
+    return make
 
 
 # --- a work directory with a roster and Campeche packages ----------------------------------

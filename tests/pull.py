@@ -227,6 +227,18 @@ class PullDifusor:
         return read_tree(Path(self.destination["directory"]))
 
 
+def write_pull_config(home: Path, signing_key: Path) -> Path:
+    """A pull difusor's valid configuration (its origin is never contacted)."""
+    (home / "sitio").mkdir(parents=True)
+    (home / "instituto.pub").write_bytes(Path(f"{signing_key}.pub").read_bytes())
+    path = home / "pull.yaml"
+    path.write_text(
+        "difusor: medio01\npublic_key: instituto.pub\n"
+        "origin:\n  url: https://127.0.0.1:9/\ndestination:\n  directory: sitio\n"
+    )
+    return path
+
+
 def s3_to_directory(origin: S3Endpoint, signing_key: Path, tmp_path: Path) -> PullDifusor:
     """The usual pull difusor: ``medio01``, from the bucket ``origin`` into ``tmp_path/sitio``
     (made here), with the institute's key."""

@@ -18,6 +18,7 @@ from prepush._main import cli
 from prepush.ledger import Ledger
 from tests.conftest import Workdir
 from tests.prepdata import cortes_dir
+from tests.pull import write_pull_config
 from tests.servers import Endpoint, Nginx
 
 CORTE = "20210606_2320"
@@ -115,18 +116,6 @@ def test_every_command_prints_one_json_document_on_success_and_on_error(
             assert document["error"]["message"], (name, document)
     covered = {name for name, _ in successes} & {name for name, _ in failures}
     assert covered == set(cli.commands)
-
-
-def write_pull_config(home: Path, signing_key: Path) -> Path:
-    """A pull difusor's valid configuration (its origin is never contacted)."""
-    (home / "sitio").mkdir(parents=True)
-    (home / "instituto.pub").write_bytes(Path(f"{signing_key}.pub").read_bytes())
-    path = home / "pull.yaml"
-    path.write_text(
-        "difusor: medio01\npublic_key: instituto.pub\n"
-        "origin:\n  url: https://127.0.0.1:9/\ndestination:\n  directory: sitio\n"
-    )
-    return path
 
 
 BAD_ARGUMENTS = [

@@ -17,33 +17,18 @@ random, with one SIGKILL of prepush mid-transfer, under the same reader.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 
 from prepush.__main__ import main
-from prepush.package import Package
-from prepush.publish.protocol import Event
-from prepush.publish.publisher import PublishRequest, publish
-from prepush.settings import load_settings
-from prepush.sim.faultproxy import FaultProxy
 from prepush.sim.fleet import ServerThread
 from prepush.sim.sshd import SshdDifusor, sshd_available
-from prepush.sim.synth import spec_for, write_corte
-from tests.conftest import Workdir
-from tests.crash_driver import reached
+from tests.conftest import FaultProxyFactory, Workdir
 from tests.rsync_servers import (
     daemon_endpoint,
     guide_daemon,
@@ -52,6 +37,14 @@ from tests.rsync_servers import (
     ssh_endpoint,
 )
 from tests.servers import Endpoint, Nginx, nginx_available, read_tree
+from tests.support.crashes import (
+    Cortes,
+    Reader,
+    publish_cut_at,
+    publish_killed_at,
+    served_corte_is_whole,
+)
+from tests.support.trees import expected_tree
 
 STEPS = (
     "lock",
@@ -70,7 +63,6 @@ STEPS = (
 )
 ROUNDS = 3
 RETENTION = 3
-ZONE = ZoneInfo("America/Merida")
 
 pytestmark = pytest.mark.skipif(
     not (sshd_available() and nginx_available()), reason="requiere sshd, nginx y root"
@@ -96,151 +88,7 @@ def difusor(client_key: Path) -> Iterator[Endpoint]:
         daemon.stop()
 
 
-class Reader(threading.Thread):
-    """Reads the whole site through nginx, again and again: main.json, then every file of
-    the corte it announces, each checked against the versions that path ever had."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(name="lector", daemon=True)
-        self.url = url
-        self.manifests: dict[str, dict[str, str]] = {}
-        self.versions: dict[str, set[str]] = {}
-        self.stop = threading.Event()
-        self.reads = 0
-        self.torn: list[tuple[str, str, int]] = []
-
-    def learn(self, package: Package) -> None:
-        files = {f.path: f.sha256 for f in package.manifest.files if f.path != "json/main.json"}
-        for path, digest in files.items():
-            self.versions.setdefault(path, set()).add(digest)
-        self.manifests[package.corte] = files
-
-    def run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=5) as client:
-            while not self.stop.is_set():
-                self.read_once(client)
-
-    def read_once(self, client: httpx.Client) -> None:
-        response = client.get("json/main.json", params={"t": str(self.reads)})
-        if response.status_code != 200:
-            self.stop.wait(0.05)
-            return
-        try:
-            corte = str(json.loads(response.content)["corte"])
-        except (ValueError, KeyError) as exc:
-            self.torn.append(("json/main.json", repr(exc), response.status_code))
-            return
-        files = self.manifests.get(corte)
-        if files is None:
-            return
-        for path in files:
-            got = client.get(path)
-            digest = hashlib.sha256(got.content).hexdigest()
-            if got.status_code != 200 or digest not in self.versions[path]:
-                self.torn.append((corte, path, got.status_code))
-        self.reads += 1
-
-
-# --- the two kinds of package, corte after corte --------------------------------------------
-
-
-class Cortes:
-    """Builds corte k of one kind of package into the work dir."""
-
-    def __init__(self, kind: str, workdir: Workdir, scratch: Path) -> None:
-        self.kind = kind
-        self.workdir = workdir
-        self.scratch = scratch
-        start = datetime(2027, 6, 6, 20, 0, tzinfo=ZONE)
-        self.spec = spec_for("tiny", 11, 80, start, 15)
-
-    def build(self, k: int) -> Package:
-        corte = self.spec.corte_id(k)
-        if self.kind == "prep":
-            source = write_corte(self.spec, k, self.scratch / "prep")
-            args = ["build", str(source)]
-        else:
-            source = write_site(self.scratch / "sitio", corte, k)
-            args = ["build", "--site", str(source), "--corte", corte]
-        assert main(["-C", str(self.workdir.path), *args]) == 0
-        return Package.open(self.workdir.path / "paquetes" / corte)
-
-
-def write_site(root: Path, corte: str, k: int) -> Path:
-    """A vendor's site: per-corte data under the corte's directory (most files unchanged
-    from the previous corte, so linked on the server), constant assets, a fixed-path file
-    that changes every corte (replaced by rename) and the two entry files."""
-    site = root / corte
-    files: dict[str, str] = {
-        "index.html": f"<html><!-- {corte} --><script src='assets/app.js'></script></html>",
-        "assets/app.js": "console.log('prep');" * 40,
-        "json/avance.json": json.dumps({"corte": corte, "actas": k * 17}),
-        "json/main.json": json.dumps({"corte": corte, "datos": f"{corte}/"}),
-    }
-    for i in range(30):
-        version = k if i < 6 else 0
-        files[f"{corte}/distritos/{i:02d}.json"] = f"distrito {i} version {version} " * 200
-    for relative, text in files.items():
-        path = site / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return site
-
-
 # --- the matrix -------------------------------------------------------------------------------
-
-
-def served_corte_is_whole(root: Path, reader: Reader) -> str:
-    """Every file the served main.json's corte needs is on disk, byte-equal."""
-    corte = str(json.loads((root / "json/main.json").read_bytes())["corte"])
-    for path in reader.manifests[corte]:
-        digest = hashlib.sha256((root / path).read_bytes()).hexdigest()
-        assert digest in reader.versions[path], path
-    return corte
-
-
-def expected_tree(workdir: Workdir, cortes: list[str]) -> dict[str, bytes]:
-    tree: dict[str, bytes] = {}
-    for corte in cortes[-RETENTION:]:
-        tree.update(workdir.package_tree(corte))
-    tree.update(workdir.package_tree(cortes[-1]))
-    return tree
-
-
-def publish_cut_at(
-    workdir: Workdir,
-    step: str,
-    difusor: str,
-    cut: Callable[[], None],
-    check: Callable[[], None],
-) -> tuple[int, str]:
-    """Publish in this process; at ``difusor``'s ``step`` the proxy cuts its connection (the
-    run retries)."""
-    settings = load_settings(workdir.path)
-    fired: list[bool] = []
-
-    def hook(event: Event) -> None:
-        if not fired and event.difusor == difusor and reached(event, step):
-            fired.append(True)
-            cut()
-            check()
-
-    report = publish(PublishRequest(settings, settings.roster.difusores), hook)
-    assert fired, f"el paso {step} nunca llegó"
-    (delivery,) = [d for d in report.deliveries if d.difusor == difusor]
-    return int(report.exit_code), delivery.outcome
-
-
-def publish_killed_at(workdir: Workdir, step: str, difusor: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.crash_driver", str(workdir.path), step, difusor],
-        cwd=Path(__file__).resolve().parents[1],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == -9, (step, done.returncode, done.stderr[-2000:])
 
 
 @pytest.mark.parametrize(
@@ -264,6 +112,7 @@ def test_every_step_survives_a_cut_and_a_kill(
     processes: int,
     request: pytest.FixtureRequest,
     servers_loop: ServerThread,
+    fault_proxies: FaultProxyFactory,
     nginx_factory: Callable[..., Nginx],
     workdir: Workdir,
     tmp_path: Path,
@@ -277,8 +126,7 @@ def test_every_step_survives_a_cut_and_a_kill(
         difusor = request.getfixturevalue("rsync_difusores")["demonio"]
         rounds = 1
     difusor.empty()
-    proxy = FaultProxy(difusor.host, difusor.port)
-    servers_loop.run(proxy.start())
+    proxy = fault_proxies(difusor.host, difusor.port)
     web = nginx_factory(difusor.local_root)
     proxied = dataclasses.replace(difusor, port=proxy.port)
     fleet = [request.getfixturevalue("sshd_plain"), proxied] if processes > 1 else [proxied]
@@ -329,7 +177,6 @@ def test_every_step_survives_a_cut_and_a_kill(
         reader.stop.set()
         if reader.is_alive():
             reader.join(30)
-        servers_loop.run(proxy.stop())
     print(
         f"{transport}/{kind}/{fault}/{processes}: {len(published)} cortes,"
         f" {reader.reads} lecturas completas"
@@ -393,7 +240,7 @@ def children_left(port: int, within: float = 2.0) -> list[str]:
 def test_rsync_difusores_never_serve_a_torn_site_through_cuts_and_a_kill(
     form: str,
     rsync_difusores: dict[str, Endpoint],
-    servers_loop: ServerThread,
+    fault_proxies: FaultProxyFactory,
     nginx_factory: Callable[..., Nginx],
     workdir: Workdir,
     tmp_path: Path,
@@ -403,8 +250,7 @@ def test_rsync_difusores_never_serve_a_torn_site_through_cuts_and_a_kill(
     ends with exactly the retained cortes, and no rsync or ssh outlives a killed prepush."""
     difusor = rsync_difusores[form]
     difusor.empty()
-    proxy = FaultProxy(difusor.host, difusor.port, seed=15)
-    servers_loop.run(proxy.start())
+    proxy = fault_proxies(difusor.host, difusor.port, seed=15)
     web = nginx_factory(difusor.local_root)
     workdir.write_roster(
         [dataclasses.replace(difusor, port=proxy.port)],
@@ -438,7 +284,6 @@ def test_rsync_difusores_never_serve_a_torn_site_through_cuts_and_a_kill(
         reader.stop.set()
         if reader.is_alive():
             reader.join(30)
-        servers_loop.run(proxy.stop())
     print(
         f"rsync {form}: {len(published)} cortes, {proxy.resets} cortes de conexión,"
         f" {reader.reads} lecturas completas"

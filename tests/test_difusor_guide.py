@@ -6,7 +6,6 @@ the guide's own snippets (tests/servers.py); the roster is the guide's self-chec
 
 from __future__ import annotations
 
-import json
 import re
 import urllib.error
 import urllib.request
@@ -15,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from prepush.__main__ import main
 from prepush.sim.sshd import HARDENING
 from tests.conftest import Workdir
 from tests.guide import snippet
 from tests.servers import Endpoint, Nginx
+from tests.support.commands import run_json
 
 EASY = {"min_free_gb": 0.001, "min_throughput_mb_s": 1, "probe_size_mb": 1}
 CORTE = "20210606_2320"
@@ -50,12 +49,6 @@ def guide_roster(workdir: Workdir, endpoint: Endpoint, url: str) -> None:
         1,
     )
     (workdir.path / "difusores.yaml").write_text(text, encoding="utf-8")
-
-
-def run_json(workdir: Workdir, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
-    capsys.readouterr()
-    code = main(["-C", str(workdir.path), *args, "--json"])
-    return code, json.loads(capsys.readouterr().out)
 
 
 def checks_of(report: dict) -> dict[str, dict]:  # type: ignore[type-arg]

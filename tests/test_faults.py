@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from prepush.__main__ import main
 from prepush.exceptions import PackageError
 from prepush.ledger import Ledger
 from prepush.package import Package, canonical_json, safe_relative_path
@@ -32,27 +31,11 @@ from prepush.transports.sftp import SFTPTransport, open_sftp
 from tests.conftest import ProxyFactory, Workdir
 from tests.scripted_sftp import Script, ScriptedServer
 from tests.servers import Endpoint, Nginx, ParamikoSftpServer, on_small_disk, read_tree, resize
-from tests.test_crash_points import Reader
+from tests.support.commands import deliveries, run_json
+from tests.support.crashes import Reader
+from tests.support.trees import expected_tree
 
 CORTES = ("20210606_2320", "20210606_2340", "20210607_1320", "20210607_1440")
-
-
-def run_json(workdir: Workdir, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any]:
-    capsys.readouterr()
-    code = main(["-C", str(workdir.path), *args, "--json"])
-    return code, json.loads(capsys.readouterr().out)
-
-
-def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {str(d["difusor"]): d for d in report["deliveries"]}
-
-
-def expected_tree(workdir: Workdir, published: list[str], retention: int = 3) -> dict[str, bytes]:
-    tree: dict[str, bytes] = {}
-    for corte in published[-retention:]:
-        tree.update(workdir.package_tree(corte))
-    tree.update(workdir.package_tree(published[-1]))
-    return tree
 
 
 def served_corte(root: Path) -> str:
@@ -90,8 +73,8 @@ def test_without_posix_rename_cortes_arrive_exactly_and_a_refused_flip_is_a_fail
     for corte in CORTES[:3]:
         workdir.build(corte)
         code, report = run_json(workdir, capsys, "publish")
-        assert code == 0, by_name(report)[endpoint.name]["error_message"]
-        assert by_name(report)[endpoint.name]["atomic"] is False
+        assert code == 0, deliveries(report)[endpoint.name]["error_message"]
+        assert deliveries(report)[endpoint.name]["atomic"] is False
         published.append(corte)
         assert read_tree(endpoint.local_root) == expected_tree(workdir, published)
     workdir.build(CORTES[3])
@@ -107,7 +90,7 @@ def test_without_posix_rename_cortes_arrive_exactly_and_a_refused_flip_is_a_fail
         server.faults.refuse_remove = remove
         code, report = run_json(workdir, capsys, "publish")
         assert code == 3, fault
-        delivery = by_name(report)[endpoint.name]
+        delivery = deliveries(report)[endpoint.name]
         assert delivery["outcome"] == "failed"
         assert "json/main.json" in delivery["error_message"]
         assert "código SFTP 3" in delivery["error_message"]
@@ -159,7 +142,7 @@ def test_a_hung_server_is_cut_at_the_deadline_and_the_others_deliver(
     elapsed = time.monotonic() - started
     assert elapsed < 3 + 4, elapsed
     assert code == 1
-    rows = by_name(report)
+    rows = deliveries(report)
     assert rows[sshd_plain.name]["outcome"] == "delivered"
     assert rows[asyncssh_difusor.name]["outcome"] == "delivered"
     assert rows[hung.name]["outcome"] == "failed"
@@ -195,7 +178,7 @@ def test_a_deleted_state_rewrites_no_served_file_in_place(
     finally:
         reader.stop.set()
         reader.join(30)
-    assert code == 0, by_name(report)[sshd_plain.name]["error_message"]
+    assert code == 0, deliveries(report)[sshd_plain.name]["error_message"]
     assert reader.torn == []
     assert served_corte(root) == CORTES[2]
     for path in workdir.package_tree(CORTES[2]):
@@ -219,7 +202,7 @@ def test_a_damaged_state_is_recovered_without_rewriting_what_is_served(
     (root / ".prepush/state.json").write_text('{"format": 3, "histo')
     workdir.build(CORTES[1])
     code, report = run_json(workdir, capsys, "publish")
-    assert code == 0, by_name(report)[sshd_plain.name]["error_message"]
+    assert code == 0, deliveries(report)[sshd_plain.name]["error_message"]
     assert read_tree(root).items() >= workdir.package_tree(CORTES[1]).items()
     assert {p: (root / p).stat().st_ino for p in inodes if (root / p).exists()}.items() <= (
         inodes.items()
@@ -245,7 +228,7 @@ def test_a_full_disk_keeps_the_previous_corte_and_space_again_delivers(
         workdir.build(CORTES[2])
         code, report = run_json(workdir, capsys, "publish")
         assert code == 3
-        delivery = by_name(report)[small.name]
+        delivery = deliveries(report)[small.name]
         assert "Sin espacio" in delivery["error_message"]
         assert served_corte(disk) == CORTES[1]
         previous = expected_tree(workdir, list(CORTES[:2]))
@@ -253,7 +236,7 @@ def test_a_full_disk_keeps_the_previous_corte_and_space_again_delivers(
         assert {p: served[p] for p in previous} == previous
         resize(disk, "16m")
         code, report = run_json(workdir, capsys, "publish")
-        assert code == 0, by_name(report)[small.name]["error_message"]
+        assert code == 0, deliveries(report)[small.name]["error_message"]
         assert read_tree(disk) == expected_tree(workdir, list(CORTES[:3]))
 
 
@@ -278,7 +261,7 @@ def test_a_live_lock_is_respected_and_a_stale_one_taken_over(
     lock.write_bytes(_lock("f" * 32, datetime.now(UTC)))
     code, report = run_json(workdir, capsys, "publish")
     assert code == 3
-    assert "Otro publicador" in by_name(report)[asyncssh_difusor.name]["error_message"]
+    assert "Otro publicador" in deliveries(report)[asyncssh_difusor.name]["error_message"]
     assert lock.read_bytes().startswith(b'{"host":"otra-maquina"')
     assert not (asyncssh_difusor.local_root / "json/main.json").exists()
     lock.write_bytes(_lock("f" * 32, datetime.now(UTC) - timedelta(hours=1)))
@@ -372,7 +355,8 @@ def test_a_symlink_below_the_first_directory_is_never_written_through(
         workdir.build(CORTES[0])
         code, report = run_json(workdir, capsys, "publish")
         assert code == 3
-        assert "json/o es un enlace simbólico" in by_name(report)[sshd_plain.name]["error_message"]
+        message = deliveries(report)[sshd_plain.name]["error_message"]
+        assert "json/o es un enlace simbólico" in message
         assert list(outside.iterdir()) == []
     finally:
         shutil.rmtree(outside, ignore_errors=True)
@@ -412,7 +396,7 @@ def test_an_unreadable_file_of_the_previous_package_only_costs_the_rebuild(
     code, report = run_json(workdir, capsys, "publish")
     assert code == 0, report
     for endpoint in (sshd_plain, asyncssh_difusor):
-        delivery = by_name(report)[endpoint.name]
+        delivery = deliveries(report)[endpoint.name]
         assert delivery["outcome"] == "delivered"
         assert delivery["files_rebuilt"] == 0
         served = read_tree(endpoint.local_root)

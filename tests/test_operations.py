@@ -19,23 +19,13 @@ from prepush.settings import Difusor, Settings, load_settings
 from prepush.transports.base import Transport
 from tests.conftest import UNREACHED, ProxyFactory, Workdir
 from tests.servers import Endpoint, on_small_disk, sftp_read_tree
+from tests.support.commands import checks_of, run_json
 
 CORTES = ("20210606_2320", "20210606_2340", "20210607_1320", "20210607_1440")
 EASY = {"min_free_gb": 0.001, "min_throughput_mb_s": 1, "probe_size_mb": 1}
 
 # Failing cortes fail fast (2 s); a publish that must succeed gets room on a busy machine.
 HEALTHY_DEADLINE = 30
-
-
-def run_json(workdir: Workdir, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
-    capsys.readouterr()
-    code = main(["-C", str(workdir.path), *args, "--json"])
-    return code, json.loads(capsys.readouterr().out)
-
-
-def checks_of(report: dict, name: str) -> dict[str, dict]:  # type: ignore[type-arg]
-    (difusor,) = [d for d in report["difusores"] if d["difusor"] == name]
-    return {c["name"]: c for c in difusor["checks"]}
 
 
 # --- check --------------------------------------------------------------------------------

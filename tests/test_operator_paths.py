@@ -34,15 +34,10 @@ from prepush.settings import load_settings
 from tests.conftest import ProxyFactory, Workdir, interrupt
 from tests.prepdata import cortes_dir
 from tests.servers import Endpoint, Nginx
+from tests.support.commands import run_json
 
 CORTES = ("20210606_2320", "20210606_2340", "20210607_1320", "20210607_1440")
 EASY = {"min_free_gb": 0.001, "min_throughput_mb_s": 1, "probe_size_mb": 1}
-
-
-def run_json(workdir: Workdir, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any]:
-    capsys.readouterr()
-    code = main(["-C", str(workdir.path), *args, "--json"])
-    return code, json.loads(capsys.readouterr().out)
 
 
 def timer(workdir: Workdir, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:

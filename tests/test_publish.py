@@ -24,32 +24,16 @@ from prepush.sim.fleet import ServerThread
 from tests.conftest import ProxyFactory, Workdir
 from tests.prepdata import cortes_dir
 from tests.servers import Endpoint, sftp_read_tree
+from tests.support.commands import publish
+from tests.support.trees import expected_tree
 
 CORTES = ("20210606_2320", "20210606_2340", "20210607_1320")
-
-
-def publish(
-    workdir: Workdir, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, dict[str, object]]:
-    capsys.readouterr()
-    code = main(["-C", str(workdir.path), "publish", "--json", *args])
-    out = capsys.readouterr().out
-    return code, json.loads(out)
 
 
 def deliveries(report: dict[str, object]) -> dict[str, dict[str, object]]:
     rows = report["deliveries"]
     assert isinstance(rows, list)
     return {str(d["difusor"]): d for d in rows}
-
-
-def expected_tree(workdir: Workdir, published: list[str], retention: int = 3) -> dict[str, bytes]:
-    """The retained cortes' files, with the entry files of the newest."""
-    tree: dict[str, bytes] = {}
-    for corte in published[-retention:]:
-        tree.update(workdir.package_tree(corte))
-    tree.update(workdir.package_tree(published[-1]))
-    return tree
 
 
 def main_json_corte(tree: dict[str, bytes]) -> str:

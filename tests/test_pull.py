@@ -37,18 +37,11 @@ from tests.pull import (
     s3_to_directory,
 )
 from tests.servers import Endpoint
+from tests.support.trees import expected_tree
 
 __all__ = ["https_origin"]  # the fixture, used by name
 
 RETENTION = 3
-
-
-def expected_tree(workdir: Workdir, published: list[str]) -> dict[str, bytes]:
-    tree: dict[str, bytes] = {}
-    for corte in published[-RETENTION:]:
-        tree.update(workdir.package_tree(corte))
-    tree.update(workdir.package_tree(published[-1]))
-    return tree
 
 
 def test_seven_campeche_cortes_arrive_in_order_and_exact_from_each_origin_into_each_destination(

@@ -18,7 +18,7 @@ from tests.conftest import BucketFactory, Workdir
 from tests.guide import snippet
 from tests.pull import PullDifusor, institute_and_difusor, public_key_of
 from tests.servers import read_tree
-from tests.test_crash_points import Cortes
+from tests.support.crashes import Cortes
 
 GUIDE_ROOT = Path(__file__).resolve().parents[1]
 

@@ -37,9 +37,7 @@ from prepush.package import (
     sign,
 )
 from prepush.pull import origins
-from prepush.sim.faultproxy import FaultProxy
-from prepush.sim.fleet import ServerThread
-from tests.conftest import Workdir
+from tests.conftest import FaultProxyFactory, Workdir
 from tests.prepdata import CORTES
 from tests.pull import (
     ORIGIN_PASSWORD,
@@ -95,15 +93,14 @@ class OriginFiles:
 
 def test_what_does_not_verify_is_never_published_and_the_previous_corte_stays_whole(
     https_origin: tuple[Endpoint, HttpsOrigin],
-    servers_loop: ServerThread,
+    fault_proxies: FaultProxyFactory,
     workdir: Workdir,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sftp_origin, web = https_origin
-    proxy = FaultProxy("127.0.0.1", web.port)
-    servers_loop.run(proxy.start())
+    proxy = fault_proxies("127.0.0.1", web.port)
     workdir.write_roster([AsOrigin(sftp_origin)], deadline=60, retention=RETENTION)
     public = public_key_of(workdir.signing_key, tmp_path / "entregado")
     site = tmp_path / "publico" / "sitio"
@@ -118,102 +115,99 @@ def test_what_does_not_verify_is_never_published_and_the_previous_corte_stays_wh
     # A short deadline: a cut that keeps happening ends the pass in a few seconds.
     difusor.write_config(deadline_seconds=3, files_in_flight=2)
     first, second = CORTES[0], CORTES[1]
-    try:
-        workdir.build(first)
-        assert main(["-C", str(workdir.path), "publish"]) == 0
+    workdir.build(first)
+    assert main(["-C", str(workdir.path), "publish"]) == 0
+    code, result = difusor.run_json(capsys)
+    assert (code, result["outcome"], result["corte"]) == (0, "delivered", first), result
+    before = read_tree(site, skip_meta=False)
+    outside = sorted(p.name for p in site.parent.iterdir())
+    assert json.loads(before[MAIN_JSON])["corte"] == first
+
+    workdir.build(second)
+    assert main(["-C", str(workdir.path), "publish"]) == 0
+    package = Package.open(workdir.path / "paquetes" / second)
+    zip_entry = next(f for f in package.manifest.files if f.path.endswith(".zip"))
+    # The cut falls inside the ZIP, never in what a pass reads before it on a connection:
+    # main.json, the signed manifest and its signature.
+    first_reads = (MAIN_JSON, MANIFEST, SIGNATURE)
+    cut_after = sum((package.path / p).stat().st_size for p in first_reads) + 8_000
+    assert zip_entry.size > cut_after
+    origin = OriginFiles(sftp_origin.local_root)
+
+    def refused(expected_code: int, *words: str) -> str:
         code, result = difusor.run_json(capsys)
-        assert (code, result["outcome"], result["corte"]) == (0, "delivered", first), result
-        before = read_tree(site, skip_meta=False)
-        outside = sorted(p.name for p in site.parent.iterdir())
-        assert json.loads(before[MAIN_JSON])["corte"] == first
+        message = str(result["message"])
+        assert (code, result["outcome"]) == (
+            expected_code,
+            "refused" if expected_code == 2 else "failed",
+        ), result
+        for word in words:
+            assert word in message, (word, message)
+        # Nothing written where the public reads; the first corte whole; nothing beside.
+        assert read_tree(site, skip_meta=False) == before
+        assert sorted(p.name for p in site.parent.iterdir()) == outside
+        return message
 
-        workdir.build(second)
-        assert main(["-C", str(workdir.path), "publish"]) == 0
-        package = Package.open(workdir.path / "paquetes" / second)
-        zip_entry = next(f for f in package.manifest.files if f.path.endswith(".zip"))
-        # The cut falls inside the ZIP, never in what a pass reads before it on a connection:
-        # main.json, the signed manifest and its signature.
-        first_reads = (MAIN_JSON, MANIFEST, SIGNATURE)
-        cut_after = sum((package.path / p).stat().st_size for p in first_reads) + 8_000
-        assert zip_entry.size > cut_after
-        origin = OriginFiles(sftp_origin.local_root)
+    # 0. The origin asks for the password: without it, or with another, nothing.
+    trusted = ssl.create_default_context(cafile=str(web.cert))
+    anonymous = httpx.get(web.url + MAIN_JSON, verify=trusted, timeout=10)
+    assert anonymous.status_code == 401
+    monkeypatch.setenv(ORIGIN_PASSWORD_ENV, "otra-clave")
+    refused(3, "negó el acceso", "HTTP 401", "password_env")
+    monkeypatch.setenv(ORIGIN_PASSWORD_ENV, ORIGIN_PASSWORD)
 
-        def refused(expected_code: int, *words: str) -> str:
-            code, result = difusor.run_json(capsys)
-            message = str(result["message"])
-            assert (code, result["outcome"]) == (
-                expected_code,
-                "refused" if expected_code == 2 else "failed",
-            ), result
-            for word in words:
-                assert word in message, (word, message)
-            # Nothing written where the public reads; the first corte whole; nothing beside.
-            assert read_tree(site, skip_meta=False) == before
-            assert sorted(p.name for p in site.parent.iterdir()) == outside
-            return message
+    # A file read whole (main.json, the manifest, its signature) has a ceiling.
+    ceiling = origins.MAX_WHOLE
+    monkeypatch.setattr(origins, "MAX_WHOLE", 1000)
+    refused(3, MAIN_JSON, "más de 1000 bytes", "lee entero")
+    monkeypatch.setattr(origins, "MAX_WHOLE", ceiling)
 
-        # 0. The origin asks for the password: without it, or with another, nothing.
-        trusted = ssl.create_default_context(cafile=str(web.cert))
-        anonymous = httpx.get(web.url + MAIN_JSON, verify=trusted, timeout=10)
-        assert anonymous.status_code == 401
-        monkeypatch.setenv(ORIGIN_PASSWORD_ENV, "otra-clave")
-        refused(3, "negó el acceso", "HTTP 401", "password_env")
-        monkeypatch.setenv(ORIGIN_PASSWORD_ENV, ORIGIN_PASSWORD)
+    # 1. A download the proxy cuts (every connection past ``cut_after``): the ZIP never
+    # arrives.
+    proxy.faults.reset_down_after_bytes = cut_after
+    message = refused(3, zip_entry.path, "se cortó")
+    assert proxy.resets > 0
+    proxy.faults.clear()
 
-        # A file read whole (main.json, the manifest, its signature) has a ceiling.
-        ceiling = origins.MAX_WHOLE
-        monkeypatch.setattr(origins, "MAX_WHOLE", 1000)
-        refused(3, MAIN_JSON, "más de 1000 bytes", "lee entero")
-        monkeypatch.setattr(origins, "MAX_WHOLE", ceiling)
+    # 2. A file altered on the origin: one byte changed (the same size), then one added.
+    tampered = bytearray(package.file(zip_entry.path).read_bytes())
+    tampered[len(tampered) // 2] ^= 0xFF
+    origin.write(zip_entry.path, bytes(tampered))
+    refused(2, zip_entry.path, "sha256", "alterado")
+    origin.write(zip_entry.path, package.file(zip_entry.path).read_bytes() + b"\n")
+    refused(2, zip_entry.path, "más bytes", "no es el archivo del instituto")
+    origin.restore()
 
-        # 1. A download the proxy cuts (every connection past ``cut_after``): the ZIP never
-        # arrives.
-        proxy.faults.reset_down_after_bytes = cut_after
-        message = refused(3, zip_entry.path, "se cortó")
-        assert proxy.resets > 0
-        proxy.faults.clear()
+    # 3. The manifest signed by another key (its signature file well-formed).
+    manifest_path, signature_path = published_manifest(second), published_signature(second)
+    manifest_bytes = (sftp_origin.local_root / manifest_path).read_bytes()
+    other = asyncssh.generate_private_key("ssh-ed25519")
+    origin.write(signature_path, sign(manifest_bytes, other))
+    refused(2, manifest_path, "otra llave")
+    origin.restore()
 
-        # 2. A file altered on the origin: one byte changed (the same size), then one added.
-        tampered = bytearray(package.file(zip_entry.path).read_bytes())
-        tampered[len(tampered) // 2] ^= 0xFF
-        origin.write(zip_entry.path, bytes(tampered))
-        refused(2, zip_entry.path, "sha256", "alterado")
-        origin.write(zip_entry.path, package.file(zip_entry.path).read_bytes() + b"\n")
-        refused(2, zip_entry.path, "más bytes", "no es el archivo del instituto")
-        origin.restore()
+    # 4. The signature missing.
+    origin.remove(signature_path)
+    refused(2, signature_path, "falta la firma")
+    origin.restore()
 
-        # 3. The manifest signed by another key (its signature file well-formed).
-        manifest_path, signature_path = published_manifest(second), published_signature(second)
-        manifest_bytes = (sftp_origin.local_root / manifest_path).read_bytes()
-        other = asyncssh.generate_private_key("ssh-ed25519")
-        origin.write(signature_path, sign(manifest_bytes, other))
-        refused(2, manifest_path, "otra llave")
-        origin.restore()
+    # 5. A path escaping the destination, in a manifest the institute's key signed.
+    raw = json.loads(manifest_bytes)
+    raw["files"].append(
+        {"path": "../fuera.txt", "size": 5, "sha256": "0" * 64},
+    )
+    escaping = canonical_json(raw)
+    origin.write(manifest_path, escaping)
+    origin.write(signature_path, sign(escaping, load_signing_key(workdir.signing_key)))
+    refused(2, "../fuera.txt", "saldría del destino")
+    assert not (site.parent / "fuera.txt").exists()
+    origin.restore()
 
-        # 4. The signature missing.
-        origin.remove(signature_path)
-        refused(2, signature_path, "falta la firma")
-        origin.restore()
-
-        # 5. A path escaping the destination, in a manifest the institute's key signed.
-        raw = json.loads(manifest_bytes)
-        raw["files"].append(
-            {"path": "../fuera.txt", "size": 5, "sha256": "0" * 64},
-        )
-        escaping = canonical_json(raw)
-        origin.write(manifest_path, escaping)
-        origin.write(signature_path, sign(escaping, load_signing_key(workdir.signing_key)))
-        refused(2, "../fuera.txt", "saldría del destino")
-        assert not (site.parent / "fuera.txt").exists()
-        origin.restore()
-
-        # The origin as the institute published it: delivered, exact.
-        code, result = difusor.run_json(capsys)
-        assert (code, result["outcome"], result["corte"]) == (0, "delivered", second), result
-        expected = workdir.package_tree(first) | workdir.package_tree(second)
-        assert read_tree(site) == expected
-    finally:
-        servers_loop.run(proxy.stop())
+    # The origin as the institute published it: delivered, exact.
+    code, result = difusor.run_json(capsys)
+    assert (code, result["outcome"], result["corte"]) == (0, "delivered", second), result
+    expected = workdir.package_tree(first) | workdir.package_tree(second)
+    assert read_tree(site) == expected
 
     # The ledger tells the night: one incident from the cut to the recovery, every refusal.
     code = difusor.run("--report", "--format", "json")

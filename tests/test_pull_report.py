@@ -19,8 +19,7 @@ import pytest
 from prepush.__main__ import main
 from tests.conftest import BucketFactory, Workdir
 from tests.prepdata import CORTES
-from tests.pull import institute_and_difusor
-from tests.test_cli import write_pull_config
+from tests.pull import institute_and_difusor, write_pull_config
 
 
 def files_under(directory: Path) -> set[Path]:

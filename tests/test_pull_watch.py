@@ -31,26 +31,16 @@ import yaml
 from prepush.__main__ import main
 from prepush.exceptions import ExitCode
 from prepush.package import MAIN_JSON, Package
-from prepush.sim.faultproxy import FaultProxy
-from prepush.sim.fleet import ServerThread
 from prepush.sim.s3local import LocalS3
-from tests.conftest import BucketFactory, Workdir
+from tests.conftest import BucketFactory, FaultProxyFactory, Workdir
 from tests.prepdata import CORTES
 from tests.pull import AsOrigin, PullDifusor, public_key_of, s3_fields
 from tests.s3 import S3Endpoint
-from tests.test_crash_points import Cortes, Reader
-from tests.test_s3_faults import served_corte_is_whole
+from tests.support.crashes import Cortes, Reader, served_corte_is_whole_in_bucket
+from tests.support.trees import expected_tree
 
 RETENTION = 3
 ARRIVAL_SECONDS = 60
-
-
-def expected_tree(workdir: Workdir, published: list[str]) -> dict[str, bytes]:
-    tree: dict[str, bytes] = {}
-    for corte in published[-RETENTION:]:
-        tree.update(workdir.package_tree(corte))
-    tree.update(workdir.package_tree(published[-1]))
-    return tree
 
 
 def keys(bucket: S3Endpoint) -> set[str]:
@@ -153,7 +143,7 @@ def report(difusor: PullDifusor, capsys: pytest.CaptureFixture[str], *args: str)
 
 def test_ten_cortes_with_cuts_and_a_kill_never_show_a_torn_site(
     s3_bucket: BucketFactory,
-    servers_loop: ServerThread,
+    fault_proxies: FaultProxyFactory,
     watches: Callable[[PullDifusor], Watch],
     workdir: Workdir,
     tmp_path: Path,
@@ -161,10 +151,8 @@ def test_ten_cortes_with_cuts_and_a_kill_never_show_a_torn_site(
 ) -> None:
     rng = random.Random(17)
     origin, destination = s3_bucket("origen"), s3_bucket("destino")
-    to_origin = FaultProxy(origin.host, origin.port)
-    to_destination = FaultProxy(destination.host, destination.port)
-    for proxy in (to_origin, to_destination):
-        servers_loop.run(proxy.start())
+    to_origin = fault_proxies(origin.host, origin.port)
+    to_destination = fault_proxies(destination.host, destination.port)
     workdir.write_roster([AsOrigin(origin)], deadline=60, retention=RETENTION, rowless_actas={})
     difusor = PullDifusor(
         "medio-s3",
@@ -219,7 +207,7 @@ def test_ten_cortes_with_cuts_and_a_kill_never_show_a_torn_site(
                 watch.kill()
                 killed = package.corte
                 to_destination.faults.clear()
-                assert served_corte_is_whole(destination, reader) == published[-1]
+                assert served_corte_is_whole_in_bucket(destination, reader) == published[-1]
                 watch.start()
             wait_for(lambda c=package.corte: served(destination) == c, package.corte)
             if fault != "kill":
@@ -234,14 +222,12 @@ def test_ten_cortes_with_cuts_and_a_kill_never_show_a_torn_site(
                 f"{package.corte}: lo retenido y nada más",
                 10,
             )
-            assert served_corte_is_whole(destination, reader) == package.corte
+            assert served_corte_is_whole_in_bucket(destination, reader) == package.corte
     finally:
         reader.stop.set()
         if reader.is_alive():
             reader.join(30)
         code = watch.stop()
-        for proxy in (to_origin, to_destination):
-            servers_loop.run(proxy.stop())
     print(f"fallas: {faults}; {reader.reads} lecturas completas")
     assert reader.torn == [], reader.torn[:20]
     assert reader.reads >= len(published)

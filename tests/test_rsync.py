@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from prepush.__main__ import main
 from prepush.exceptions import ConnectError
 from prepush.ledger import Ledger
 from prepush.settings import load_settings
@@ -39,16 +38,10 @@ from tests.rsync_servers import (
     ssh_endpoint,
 )
 from tests.servers import read_tree
+from tests.support.commands import publish
+from tests.support.trees import expected_tree
 
 FORMS = ["rsyncd", "rrsync"]
-
-
-def publish(
-    workdir: Workdir, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, dict[str, object]]:
-    capsys.readouterr()
-    code = main(["-C", str(workdir.path), "publish", "--json", *args])
-    return code, json.loads(capsys.readouterr().out)
 
 
 def only_delivery(report: dict[str, object]) -> dict[str, object]:
@@ -57,15 +50,6 @@ def only_delivery(report: dict[str, object]) -> dict[str, object]:
     (row,) = rows
     assert isinstance(row, dict)
     return row
-
-
-def expected_tree(workdir: Workdir, published: list[str], retention: int = 3) -> dict[str, bytes]:
-    """The retained cortes' files, with the entry files of the newest."""
-    tree: dict[str, bytes] = {}
-    for corte in published[-retention:]:
-        tree.update(workdir.package_tree(corte))
-    tree.update(workdir.package_tree(published[-1]))
-    return tree
 
 
 def served(endpoint: RsyncEndpoint) -> dict[str, bytes]:

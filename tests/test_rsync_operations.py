@@ -30,21 +30,11 @@ from prepush.transports.rsync import RsyncTransport, open_rsync
 from tests.conftest import ProxyFactory, Workdir
 from tests.rsync_servers import RsyncEndpoint, daemon_endpoint, guide_daemon
 from tests.servers import Endpoint, Nginx
+from tests.support.commands import checks_of, run_json
 
 CORTES = ("20210606_2320", "20210606_2340", "20210607_1320", "20210607_1440")
 EASY = {"min_free_gb": 0.001, "min_throughput_mb_s": 1, "probe_size_mb": 1}
 FORMS = ["rsyncd", "rrsync"]
-
-
-def run_json(workdir: Workdir, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
-    capsys.readouterr()
-    code = main(["-C", str(workdir.path), *args, "--json"])
-    return code, json.loads(capsys.readouterr().out)
-
-
-def checks_of(report: dict, name: str) -> dict[str, dict]:  # type: ignore[type-arg]
-    (difusor,) = [d for d in report["difusores"] if d["difusor"] == name]
-    return {c["name"]: c for c in difusor["checks"]}
 
 
 def served_corte(endpoint: Endpoint) -> str:

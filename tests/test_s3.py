@@ -19,25 +19,10 @@ from prepush.transports.s3 import content_type
 from tests.conftest import BucketFactory, Workdir
 from tests.prepdata import CORTES
 from tests.s3 import IMMUTABLE, NO_CACHE, S3Endpoint, guide_bucket_policy
+from tests.support.commands import deliveries, publish
+from tests.support.trees import expected_tree
 
 ENTRY_FILES = ("index.html", "json/main.json")
-
-
-def publish(
-    workdir: Workdir, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, dict[str, dict[str, object]]]:
-    capsys.readouterr()
-    code = main(["-C", str(workdir.path), "publish", "--json", *args])
-    report = json.loads(capsys.readouterr().out)
-    return code, {str(d["difusor"]): d for d in report["deliveries"]}
-
-
-def expected_tree(workdir: Workdir, published: list[str], retention: int = 3) -> dict[str, bytes]:
-    tree: dict[str, bytes] = {}
-    for corte in published[-retention:]:
-        tree.update(workdir.package_tree(corte))
-    tree.update(workdir.package_tree(published[-1]))
-    return tree
 
 
 def assert_headers(bucket: S3Endpoint) -> None:
@@ -58,7 +43,8 @@ def test_seven_campeche_cortes_leave_exactly_each_corte_in_the_bucket(
     published: list[str] = []
     for corte in CORTES:
         workdir.build(corte)
-        code, rows = publish(workdir, capsys)
+        code, report = publish(workdir, capsys)
+        rows = deliveries(report)
         row = rows[bucket.name]
         assert code == 0, (row["error_class"], row["error_message"])
         assert row["outcome"] == "delivered"
@@ -87,7 +73,8 @@ def test_the_same_corte_again_costs_only_the_lock_and_the_state(
     workdir.build(CORTES[2])
     assert publish(workdir, capsys)[0] == 0
     bucket.local.clear_records()
-    code, rows = publish(workdir, capsys)
+    code, report = publish(workdir, capsys)
+    rows = deliveries(report)
     assert code == 0
     assert rows[bucket.name]["outcome"] == "up_to_date"
     asked = [(r.method, r.path.split("/", 2)[-1]) for r in bucket.local.records()]
@@ -153,7 +140,8 @@ def test_a_missing_bucket_is_said_in_spanish_and_fails_that_difusor_only(
     assert checks[missing.name]["s3"]["status"] == "fail"
     assert "El bucket no-existe-este-bucket no existe" in checks[missing.name]["s3"]["detail"]
     workdir.build(CORTES[2])
-    code, rows = publish(workdir, capsys)
+    code, report = publish(workdir, capsys)
+    rows = deliveries(report)
     assert code == 1
     assert rows[good.name]["outcome"] == "delivered"
     assert rows[missing.name]["outcome"] == "failed"
@@ -182,7 +170,8 @@ def test_a_bucket_that_refuses_writes_is_told_with_what_to_ask(
     local_s3.make_bucket(bucket.bucket, policy=refusing)
     workdir.write_roster([bucket])
     workdir.build(CORTES[2])
-    code, rows = publish(workdir, capsys)
+    code, report = publish(workdir, capsys)
+    rows = deliveries(report)
     row = rows[bucket.name]
     assert code == 3
     assert row["error_class"] == "AuthError"
@@ -220,7 +209,8 @@ def test_cleanup_checks_each_key_deleteobjects_answers(
         published.append(corte)
     local_s3.make_bucket(bucket.bucket, policy=no_zip_deletes)
     workdir.build(CORTES[4])
-    code, rows = publish(workdir, capsys)
+    code, report = publish(workdir, capsys)
+    rows = deliveries(report)
     row = rows[bucket.name]
     published.append(CORTES[4])
     # Delivered (the flip happened), with the refused keys named.
@@ -234,6 +224,7 @@ def test_cleanup_checks_each_key_deleteobjects_answers(
     assert left.pop().startswith(f"datos/{CORTES[2]}")
     # Allowed again, the next publish of the same corte finishes the cleanup.
     local_s3.make_bucket(bucket.bucket, policy=guide_bucket_policy())
-    code, rows = publish(workdir, capsys)
+    code, report = publish(workdir, capsys)
+    rows = deliveries(report)
     assert (code, rows[bucket.name]["outcome"]) == (0, "up_to_date")
     assert bucket.tree() == expected_tree(workdir, published, retention=2)

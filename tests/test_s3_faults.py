@@ -8,23 +8,20 @@ cortes in the bucket.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 from pathlib import Path
 
 from prepush.__main__ import main
-from prepush.sim.faultproxy import FaultProxy
 from prepush.sim.fleet import ServerThread
-from tests.conftest import BucketFactory, Workdir
-from tests.s3 import S3Endpoint
-from tests.test_crash_points import (
+from tests.conftest import BucketFactory, FaultProxyFactory, Workdir
+from tests.support.crashes import (
     Cortes,
     Reader,
-    expected_tree,
     publish_cut_at,
     publish_killed_at,
+    served_corte_is_whole_in_bucket,
 )
+from tests.support.trees import expected_tree
 
 RETENTION = 3
 STEPS = (
@@ -41,25 +38,16 @@ STEPS = (
 )
 
 
-def served_corte_is_whole(bucket: S3Endpoint, reader: Reader) -> str:
-    tree = bucket.tree()
-    corte = str(json.loads(tree["json/main.json"])["corte"])
-    for path in reader.manifests[corte]:
-        digest = hashlib.sha256(tree[path]).hexdigest()
-        assert digest in reader.versions[path], path
-    return corte
-
-
 def test_ten_cortes_with_resets_and_kills_never_show_a_torn_site(
     s3_bucket: BucketFactory,
     servers_loop: ServerThread,
+    fault_proxies: FaultProxyFactory,
     workdir: Workdir,
     tmp_path: Path,
 ) -> None:
     rng = random.Random(16)
     bucket = s3_bucket()
-    proxy = FaultProxy(bucket.host, bucket.port)
-    servers_loop.run(proxy.start())
+    proxy = fault_proxies(bucket.host, bucket.port)
     proxied = bucket.through(proxy.port)
     workdir.write_roster([proxied], deadline=60, retention=RETENTION, rowless_actas={})
     cortes = Cortes("prep", workdir, tmp_path)
@@ -93,24 +81,23 @@ def test_ten_cortes_with_resets_and_kills_never_show_a_torn_site(
                     step,
                     proxied.name,
                     lambda: servers_loop.run(proxy.cut()),
-                    lambda: served_corte_is_whole(bucket, reader) and None,
+                    lambda: served_corte_is_whole_in_bucket(bucket, reader) and None,
                 )
                 assert outcome == "delivered", (step, outcome)
                 faults.append(f"corte@{step}")
             else:
                 publish_killed_at(workdir, step, proxied.name)
-                served_corte_is_whole(bucket, reader)
+                served_corte_is_whole_in_bucket(bucket, reader)
                 code = main(["-C", str(workdir.path), "publish"])
                 faults.append(f"kill@{step}")
             assert code == 0, faults[-1]
             published.append(package.corte)
             assert bucket.tree() == expected_tree(workdir, published), faults[-1]
-            assert served_corte_is_whole(bucket, reader) == package.corte
+            assert served_corte_is_whole_in_bucket(bucket, reader) == package.corte
     finally:
         reader.stop.set()
         if reader.is_alive():
             reader.join(30)
-        servers_loop.run(proxy.stop())
     print(f"fallas: {faults}; {reader.reads} lecturas completas")
     assert reader.torn == [], reader.torn[:20]
     assert reader.reads >= len(published)

@@ -10,9 +10,7 @@ from datetime import datetime
 import pytest
 
 from prepush.__main__ import main
-from prepush.sim.faultproxy import FaultProxy
-from prepush.sim.fleet import ServerThread
-from tests.conftest import BucketFactory, Workdir
+from tests.conftest import BucketFactory, FaultProxyFactory, Workdir
 from tests.prepdata import CORTES
 from tests.rsync_servers import RsyncEndpoint
 from tests.servers import Endpoint, read_tree
@@ -32,14 +30,13 @@ def test_sftp_rsync_and_s3_in_one_run_and_a_stalled_bucket_delays_no_other(
     rsyncd: RsyncEndpoint,
     rrsync: RsyncEndpoint,
     s3_bucket: BucketFactory,
-    servers_loop: ServerThread,
+    fault_proxies: FaultProxyFactory,
     workdir: Workdir,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     good = s3_bucket("s3-bueno")
     stalled_bucket = s3_bucket("s3-atorado")
-    proxy = FaultProxy(stalled_bucket.host, stalled_bucket.port)
-    servers_loop.run(proxy.start())
+    proxy = fault_proxies(stalled_bucket.host, stalled_bucket.port)
     try:
         stalled = stalled_bucket.through(proxy.port)
         workdir.write_roster(
@@ -56,7 +53,6 @@ def test_sftp_rsync_and_s3_in_one_run_and_a_stalled_bucket_delays_no_other(
         rows = {d["difusor"]: d for d in json.loads(capsys.readouterr().out)["deliveries"]}
     finally:
         proxy.set_stall(False)
-        servers_loop.run(proxy.stop())
     assert code == 1
     assert rows[stalled.name]["outcome"] == "failed"
     assert rows[stalled.name]["error_class"] == "DeadlineError"

@@ -9,7 +9,7 @@ from prepush.settings import parse_roster
 from prepush.sim.s3local import SITE_POLICY, moto_policy
 from tests.guide import snippet
 from tests.s3 import guide_bucket_policy
-from tests.test_settings import VALID
+from tests.support.rosters import VALID
 
 
 def test_the_guide_policy_is_what_simulate_applies() -> None:

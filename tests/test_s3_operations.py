@@ -14,19 +14,12 @@ from prepush.ledger import Ledger
 from prepush.package import Package
 from prepush.publish.publisher import ConnectionPool, PublishReport, PublishRequest, watch
 from prepush.settings import Difusor, Settings, load_settings
-from prepush.sim.faultproxy import FaultProxy
-from prepush.sim.fleet import ServerThread
 from prepush.transports.base import Transport
-from tests.conftest import BucketFactory, Workdir
+from tests.conftest import BucketFactory, FaultProxyFactory, Workdir
 from tests.prepdata import CORTES
 from tests.s3 import NO_CACHE
-from tests.test_s3 import expected_tree
-
-
-def run_json(workdir: Workdir, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any]:
-    capsys.readouterr()
-    code = main(["-C", str(workdir.path), *args, "--json"])
-    return code, json.loads(capsys.readouterr().out)
+from tests.support.commands import run_json
+from tests.support.trees import expected_tree
 
 
 def test_status_report_and_verify_over_the_bucket_url(
@@ -64,38 +57,34 @@ def test_status_report_and_verify_over_the_bucket_url(
 
 def test_suspension_marks_the_bucket_and_resume_puts_the_real_corte_back(
     s3_bucket: BucketFactory,
-    servers_loop: ServerThread,
+    fault_proxies: FaultProxyFactory,
     workdir: Workdir,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     bucket = s3_bucket()
-    proxy = FaultProxy(bucket.host, bucket.port)
-    servers_loop.run(proxy.start())
-    try:
-        proxied = bucket.through(proxy.port)
-        workdir.write_roster([proxied], deadline=2, notice_on_suspend=True)
-        workdir.build(CORTES[2])
-        assert run_json(workdir, capsys, "publish")[0] == 0
-        proxy.faults.reset_after_bytes = 20_000  # small requests pass, a corte does not
-        outcomes = []
-        for corte in CORTES[3:6]:
-            workdir.build(corte)
-            outcomes.append(run_json(workdir, capsys, "publish")[1]["deliveries"][0]["outcome"])
-        assert outcomes == ["failed"] * 3
-        served = json.loads(bucket.tree()["json/main.json"])
-        assert served["corte"] == CORTES[2]
-        assert served["aviso"].startswith("Actualización interrumpida")
-        assert bucket.objects()["json/main.json"]["cache_control"] == NO_CACHE
-        with Ledger(workdir.path / "prepush.db") as ledger:
-            assert ledger.active_suspension(proxied.name) is not None
-            assert [e.kind for e in ledger.events("notice")] == ["notice"]
-        _, report = run_json(workdir, capsys, "publish")
-        assert report["deliveries"][0]["outcome"] == "skipped_suspended"
-        proxy.faults.clear()
-        assert main(["-C", str(workdir.path), "resume", proxied.name]) == 0
-        assert run_json(workdir, capsys, "publish")[0] == 0
-    finally:
-        servers_loop.run(proxy.stop())
+    proxy = fault_proxies(bucket.host, bucket.port)
+    proxied = bucket.through(proxy.port)
+    workdir.write_roster([proxied], deadline=2, notice_on_suspend=True)
+    workdir.build(CORTES[2])
+    assert run_json(workdir, capsys, "publish")[0] == 0
+    proxy.faults.reset_after_bytes = 20_000  # small requests pass, a corte does not
+    outcomes = []
+    for corte in CORTES[3:6]:
+        workdir.build(corte)
+        outcomes.append(run_json(workdir, capsys, "publish")[1]["deliveries"][0]["outcome"])
+    assert outcomes == ["failed"] * 3
+    served = json.loads(bucket.tree()["json/main.json"])
+    assert served["corte"] == CORTES[2]
+    assert served["aviso"].startswith("Actualización interrumpida")
+    assert bucket.objects()["json/main.json"]["cache_control"] == NO_CACHE
+    with Ledger(workdir.path / "prepush.db") as ledger:
+        assert ledger.active_suspension(proxied.name) is not None
+        assert [e.kind for e in ledger.events("notice")] == ["notice"]
+    _, report = run_json(workdir, capsys, "publish")
+    assert report["deliveries"][0]["outcome"] == "skipped_suspended"
+    proxy.faults.clear()
+    assert main(["-C", str(workdir.path), "resume", proxied.name]) == 0
+    assert run_json(workdir, capsys, "publish")[0] == 0
     served = json.loads(bucket.tree()["json/main.json"])
     assert served["corte"] == CORTES[5]
     assert "aviso" not in served

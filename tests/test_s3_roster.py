@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from prepush.exceptions import RosterError
 from prepush.settings import load_settings, parse_roster
-from tests.test_settings import VALID
+from tests.support.rosters import VALID, problems_of
 
 
 def with_s3(entry: str) -> str:
@@ -28,12 +27,6 @@ GOOD = """\
       secret_access_key_env: PREP_S3_SECRETO
       cloudfront_distribution_id: E2QWRUHAPOMQZL
 """
-
-
-def problems_of(text: str) -> list[str]:
-    with pytest.raises(RosterError) as caught:
-        parse_roster(text, "difusores.yaml")
-    return caught.value.problems
 
 
 def test_an_s3_difusor_needs_no_host_user_nor_host_key() -> None:

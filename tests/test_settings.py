@@ -9,35 +9,10 @@ from pathlib import Path
 import pytest
 
 from prepush.__main__ import main
-from prepush.exceptions import RosterError
 from prepush.settings import load_settings, parse_roster, pin_host_key
+from tests.support.rosters import HOST_KEY, VALID, problems_of
 
 REPO = Path(__file__).resolve().parents[1]
-HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEBiL5oz7/JqC1sl5t3YQjqbxMQxfK9PVdAYhvmpjTkT"
-
-VALID = f"""\
-election:
-  process: Prueba
-  timezone: America/Mazatlan
-  publication: {{start: 2027-06-06T20:00:00, end: 2027-06-07T20:00:00}}
-defaults:
-  user: prep
-  key_file: claves/prepush.pem
-difusores:
-  - name: uno
-    host: 127.0.0.1
-    host_key: "{HOST_KEY}"
-  - name: dos
-    host: 127.0.0.1
-    port: 2222
-    host_key: "{HOST_KEY}"
-"""
-
-
-def problems_of(text: str) -> list[str]:
-    with pytest.raises(RosterError) as caught:
-        parse_roster(text, "difusores.yaml")
-    return caught.value.problems
 
 
 def test_valid_roster_applies_defaults() -> None:

@@ -45,6 +45,7 @@ from tests.prepdata import cortes_dir
 from tests.pull import PullDifusor, institute_and_difusor, public_key_of
 from tests.s3 import CREDENTIALS
 from tests.servers import Endpoint
+from tests.support.commands import run_json
 
 OLD, MIDDLE, NEW = "20210606_2340", "20210607_1320", "20210607_1440"
 CLOSED = {"start": "2021-06-06T19:00:00", "end": "2021-06-08T00:00:00"}
@@ -56,12 +57,6 @@ def run(workdir: Workdir, capsys: pytest.CaptureFixture[str], *args: str) -> tup
     code = main(["-C", str(workdir.path), *args])
     captured = capsys.readouterr()
     return code, captured.out + captured.err
-
-
-def run_json(workdir: Workdir, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any]:
-    capsys.readouterr()
-    code = main(["-C", str(workdir.path), *args, "--json"])
-    return code, json.loads(capsys.readouterr().out)
 
 
 def timer(workdir: Workdir, *args: str, env: dict[str, str] | None = None) -> Any:

@@ -55,7 +55,7 @@ from prepush.settings import load_settings
 from prepush.sim.faultproxy import FaultProxy
 from prepush.sim.fleet import ServerThread
 from prepush.sim.synth import spec_for, write_corte
-from tests.conftest import Workdir, ledger_paths
+from tests.conftest import FaultProxyFactory, Workdir, ledger_paths
 from tests.servers import Endpoint, Nginx, free_port
 
 ZONE = ZoneInfo("America/Merida")
@@ -265,7 +265,7 @@ def night(
     _sshd_plain_server: tuple[object, Endpoint],
     _sshd_chroot_server: tuple[object, Endpoint],
     postgres_ledger: PostgresLocation,
-    servers_loop: ServerThread,
+    fault_proxies: FaultProxyFactory,
     nginx_factory: Callable[..., Nginx],
     client_key: Path,
     tmp_path: Path,
@@ -274,8 +274,7 @@ def night(
     proxies, proxied, pollers = [], [], []
     for difusor in difusores:
         difusor.empty()
-        proxy = FaultProxy(difusor.host, difusor.port)
-        servers_loop.run(proxy.start())
+        proxy = fault_proxies(difusor.host, difusor.port)
         proxies.append(proxy)
         proxied.append(dataclasses.replace(difusor, port=proxy.port))
         pollers.append(Poller(nginx_factory(difusor.local_root).url))
@@ -304,8 +303,6 @@ def night(
             poller.stop.set()
             if poller.is_alive():
                 poller.join(10)
-        for proxy in proxies:
-            servers_loop.run(proxy.stop())
 
 
 def _on_duty_and_standby(night: Night) -> None:
@@ -453,50 +450,46 @@ def test_a_paused_holder_never_flips_after_the_standby_took_over(night: Night) -
 
 
 def test_a_holder_that_loses_the_database_stops_and_the_standby_takes_over(
-    night: Night, servers_loop: ServerThread
+    night: Night, servers_loop: ServerThread, fault_proxies: FaultProxyFactory
 ) -> None:
     """The machine on duty reaches the ledger through a link that breaks (connections cut,
     then refused): its lease runs out unrenewed, it writes nothing more, the standby takes
     over; when the link comes back it finds the other machine on duty and waits."""
     host, port = night.ledger.url.split("@", 1)[1].split("/", 1)[0].split(":")
-    link = FaultProxy(host, int(port))
-    servers_loop.run(link.start())
-    try:
-        night.a.workdir.write_roster(
-            [
-                dataclasses.replace(d, port=p.port)
-                for d, p in zip(night.difusores, night.proxies, strict=True)
-            ],
-            deadline=DEADLINE,
-            rowless_actas={},
-            paths={
-                "ledger": night.ledger.url.replace(f":{port}/", f":{link.port}/"),
-                "ledger_password_env": night.ledger.password_env,
-            },
-            publish={"failover_seconds": FAILOVER, "workers": 2},
-        )
-        _on_duty_and_standby(night)
-        servers_loop.run(link.set_refusing(True))
-        servers_loop.run(link.cut())
-        wait_until(lambda: night.lease() == (night.b.node, 2), "B toma la concesión 2")
-        # Without its ledger machine A cannot even build (nothing goes unrecorded).
-        second = night.build(1, only=night.b)
-        wait_until(lambda: night.everywhere(second), f"{second} en todos los difusores")
-        servers_loop.run(link.set_refusing(False))
-        wait_until(lambda: night.roles().get(night.a.node) == "standby", "A vuelve, en espera")
-        said = night.a.said()
-        assert "perdió el turno de publicar" in said
-        assert "la bitácora PostgreSQL" in said
-        third = night.build(2)
-        wait_until(lambda: night.everywhere(third), f"{third} en todos los difusores")
-        _readers_saw_nothing_wrong(night, third)
-        with Ledger(night.ledger) as ledger:
-            _truthful(ledger)
-            runs = {r.id: r for r in ledger.runs() if r.command == "publish"}
-            by_a = [d for d in ledger.deliveries() if runs[d.run_id].options["epoch"] == 1]
-            assert {d.corte for d in by_a} == {night.spec.corte_id(0)}
-    finally:
-        servers_loop.run(link.stop())
+    link = fault_proxies(host, int(port))
+    night.a.workdir.write_roster(
+        [
+            dataclasses.replace(d, port=p.port)
+            for d, p in zip(night.difusores, night.proxies, strict=True)
+        ],
+        deadline=DEADLINE,
+        rowless_actas={},
+        paths={
+            "ledger": night.ledger.url.replace(f":{port}/", f":{link.port}/"),
+            "ledger_password_env": night.ledger.password_env,
+        },
+        publish={"failover_seconds": FAILOVER, "workers": 2},
+    )
+    _on_duty_and_standby(night)
+    servers_loop.run(link.set_refusing(True))
+    servers_loop.run(link.cut())
+    wait_until(lambda: night.lease() == (night.b.node, 2), "B toma la concesión 2")
+    # Without its ledger machine A cannot even build (nothing goes unrecorded).
+    second = night.build(1, only=night.b)
+    wait_until(lambda: night.everywhere(second), f"{second} en todos los difusores")
+    servers_loop.run(link.set_refusing(False))
+    wait_until(lambda: night.roles().get(night.a.node) == "standby", "A vuelve, en espera")
+    said = night.a.said()
+    assert "perdió el turno de publicar" in said
+    assert "la bitácora PostgreSQL" in said
+    third = night.build(2)
+    wait_until(lambda: night.everywhere(third), f"{third} en todos los difusores")
+    _readers_saw_nothing_wrong(night, third)
+    with Ledger(night.ledger) as ledger:
+        _truthful(ledger)
+        runs = {r.id: r for r in ledger.runs() if r.command == "publish"}
+        by_a = [d for d in ledger.deliveries() if runs[d.run_id].options["epoch"] == 1]
+        assert {d.corte for d in by_a} == {night.spec.corte_id(0)}
 
 
 def _metrics(port: int) -> dict[str, float]:

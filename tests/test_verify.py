@@ -19,14 +19,9 @@ from prepush.package import Package
 from prepush.sim.synth import spec_for, write_corte
 from tests.conftest import ProxyFactory, Workdir
 from tests.servers import Endpoint, Nginx
+from tests.support.commands import run_json
 
 CORTES = ("20210606_2320", "20210606_2340")
-
-
-def run_json(workdir: Workdir, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
-    capsys.readouterr()
-    code = main(["-C", str(workdir.path), *args, "--json"])
-    return code, json.loads(capsys.readouterr().out)
 
 
 @pytest.fixture
