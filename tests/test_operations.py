@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from prepush.__main__ import main
+from prepush.exceptions import ExitCode
 from prepush.ledger import DeliveryRow, Ledger, SuspensionRow
 from prepush.ops.report import build_report, latency_html, latency_svg, report_csv, report_markdown
 from prepush.publish.publisher import PublishReport, PublishRequest, publish
@@ -117,7 +118,8 @@ def test_check_warns_when_the_flip_cannot_be_atomic(
     paramiko_difusor: Endpoint, workdir: Workdir, capsys: pytest.CaptureFixture[str]
 ) -> None:
     workdir.write_roster([paramiko_difusor], requirements=EASY)
-    _, report = run_json(workdir, capsys, "check")
+    code, report = run_json(workdir, capsys, "check")
+    assert code == ExitCode.OK  # a warning fails no check
     checks = checks_of(report, paramiko_difusor.name)
     assert checks["extensions"]["status"] == "warn"
     assert "no es atómico" in checks["extensions"]["detail"]
@@ -141,8 +143,8 @@ def test_three_failed_cortes_suspend_skip_and_resume(
     for corte in CORTES[:3]:
         workdir.build(corte)
         code, report = run_json(workdir, capsys, "publish")
-        outcomes.append(report["deliveries"][0]["outcome"])
-    assert outcomes == ["failed", "failed", "failed"]
+        outcomes.append((code, report["deliveries"][0]["outcome"]))
+    assert outcomes == [(ExitCode.TOTAL_FAILURE, "failed")] * 3
     with Ledger(workdir.path / "prepush.db") as ledger:
         suspension = ledger.active_suspension(proxied.name)
         assert suspension is not None
@@ -152,6 +154,7 @@ def test_three_failed_cortes_suspend_skip_and_resume(
     workdir.write_roster([proxied], deadline=HEALTHY_DEADLINE)
     workdir.build(CORTES[3])
     code, report = run_json(workdir, capsys, "publish")
+    assert code == ExitCode.TOTAL_FAILURE  # the corte reached no difusor
     assert report["deliveries"][0]["outcome"] == "skipped_suspended"
     assert main(["-C", str(workdir.path), "resume", proxied.name]) == 0
     code, report = run_json(workdir, capsys, "publish")
@@ -172,7 +175,9 @@ def test_a_success_resets_the_failure_counter(
         proxy.faults.reset_after_bytes = 1000 if broken else None
         workdir.write_roster([proxied], deadline=2 if broken else HEALTHY_DEADLINE)
         workdir.build(corte)
-        run_json(workdir, capsys, "publish")
+        code, report = run_json(workdir, capsys, "publish")
+        wanted = (ExitCode.TOTAL_FAILURE, "failed") if broken else (ExitCode.OK, "delivered")
+        assert (code, report["deliveries"][0]["outcome"]) == wanted, (corte, report)
     with Ledger(workdir.path / "prepush.db") as ledger:
         assert ledger.consecutive_failed_cortes(proxied.name) == 1
         assert ledger.active_suspension(proxied.name) is None
@@ -185,10 +190,12 @@ def test_manual_suspension_is_skipped_by_publish(
     workdir.build(CORTES[0])
     name = asyncssh_difusor.name
     assert main(["-C", str(workdir.path), "suspend", name, "--motivo", "mantenimiento"]) == 0
-    _, report = run_json(workdir, capsys, "publish")
+    code, report = run_json(workdir, capsys, "publish")
+    assert code == ExitCode.TOTAL_FAILURE  # the corte reached no difusor
     assert report["deliveries"][0]["outcome"] == "skipped_suspended"
     assert "mantenimiento" in report["deliveries"][0]["error_message"]
-    _, status = run_json(workdir, capsys, "status")
+    code, status = run_json(workdir, capsys, "status")
+    assert code == ExitCode.OK
     assert status["difusores"][0]["suspended"] is True
 
 
@@ -336,7 +343,7 @@ def test_report_cli_formats(
     workdir.write_roster([asyncssh_difusor])
     for corte in CORTES[:2]:
         workdir.build(corte)
-        run_json(workdir, capsys, "publish")
+        assert run_json(workdir, capsys, "publish")[0] == ExitCode.OK
     for fmt, expected in (
         ("table", "Entregas por difusor"),
         ("csv", "asyncssh,2,0,"),
@@ -545,9 +552,12 @@ def test_a_suspended_difusor_shows_the_interrupted_notice(
     assert run_json(workdir, capsys, "publish")[0] == 0
     workdir.write_roster([proxied], deadline=2, notice_on_suspend=True)
     proxy.faults.reset_after_bytes = 60_000  # small requests pass, a corte does not
+    outcomes = []
     for corte in CORTES[1:4]:
         workdir.build(corte)
-        run_json(workdir, capsys, "publish")
+        code, report = run_json(workdir, capsys, "publish")
+        outcomes.append((code, report["deliveries"][0]["outcome"]))
+    assert outcomes == [(ExitCode.TOTAL_FAILURE, "failed")] * 3
     served = json.loads((asyncssh_difusor.local_root / "json/main.json").read_bytes())
     assert served["corte"] == CORTES[0]
     assert served["aviso"].startswith("Actualización interrumpida")
