@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import select
 import socket
 import subprocess
 import sys
@@ -567,6 +568,26 @@ def test_15_ctrl_c_exits_130(asyncssh_difusor: Endpoint, workdir: Workdir) -> No
     assert "Traceback" not in err
 
 
+def wait_for_stderr(
+    child: subprocess.Popen[str], text: str, *, times: int, within: float = 120
+) -> str:
+    """What ``child`` said on stderr until it said ``text`` ``times`` times. Read from the
+    pipe itself, so that interrupt() still gets the rest; ``within`` only bounds a failure."""
+    assert child.stderr is not None
+    fd = child.stderr.fileno()
+    said = b""
+    deadline = time.monotonic() + within
+    while said.decode(errors="replace").count(text) < times:
+        left = deadline - time.monotonic()
+        assert left > 0, f"never said {text!r} {times} times: {said[-2000:]!r}"
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            chunk = os.read(fd, 65536)
+            assert chunk, f"ended without saying {text!r} {times} times: {said[-2000:]!r}"
+            said += chunk
+    return said.decode()
+
+
 def test_15_watch_waits_out_another_prepush_holding_the_run_and_goes_on(
     asyncssh_difusor: Endpoint, workdir: Workdir
 ) -> None:
@@ -581,8 +602,10 @@ def test_15_watch_waits_out_another_prepush_holding_the_run_and_goes_on(
     held = os.open(workdir.path / RUN_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     fcntl.flock(held, fcntl.LOCK_EX)
     child = workdir.watch()
+    said = ""
     try:
-        time.sleep(5)  # more than the roster's run_lock_wait_seconds (2 s), twice
+        # Two whole waits of run_lock_wait_seconds, each given up with its warning.
+        said = wait_for_stderr(child, "Otra ejecución de prepush está en curso", times=2)
         assert child.poll() is None, "--watch goes on while another run holds the lock"
         assert not (asyncssh_difusor.local_root / "json" / "main.json").exists()
         os.close(held)
@@ -591,7 +614,7 @@ def test_15_watch_waits_out_another_prepush_holding_the_run_and_goes_on(
             assert time.monotonic() < deadline, "the corte was published after the other run"
             time.sleep(0.1)
     finally:
-        err = interrupt(child)
+        err = said + interrupt(child)
     assert child.returncode == 130
     assert "Otra ejecución de prepush está en curso" in err
     assert "Traceback" not in err

@@ -27,6 +27,7 @@ from prepush.transports.sftp_pump import (
     Put,
     PutError,
     SFTPConnectionLost,
+    SFTPTimeout,
     start_pump,
 )
 from tests.conftest import ProxyFactory
@@ -167,18 +168,29 @@ def test_a_cut_connection_fails_every_waiting_request(
 ) -> None:
     proxy, endpoint = fault_proxy(sshd_plain)
     data = os.urandom(2_000_000)
+    done: list[Put] = []
 
-    async def work(client: PumpSession, root: bytes) -> BaseException | None:
+    async def work(
+        client: PumpSession, root: bytes
+    ) -> tuple[BaseException | None, float | None, BaseException | None]:
         proxy.faults.reset_after_bytes = proxy.bytes_up + 600_000
         puts = [Put(root + f"f{i}".encode(), len(data), data=data) for i in range(8)]
         try:
-            await asyncio.wait_for(client.put_many(puts, width=8, fsync=True, timeout=30), 30)
+            await asyncio.wait_for(
+                client.put_many(puts, width=8, fsync=True, timeout=30, on_done=done.append), 30
+            )
         except PutError as exc:
-            return exc.error
-        return None
+            return exc.error, client.silence(), client.lost()
+        return None, client.silence(), client.lost()
 
-    error = run(endpoint, work)
+    error, silence, lost = run(endpoint, work)
+    assert proxy.resets >= 1, "the proxy never cut the connection"
+    # The cut failed them, not the watchdog of a silent server (a timeout is also "lost").
     assert isinstance(error, SFTPConnectionLost)
+    assert not isinstance(error, SFTPTimeout)
+    assert lost is error, "every request failed with the session's one loss"
+    assert silence is None, "no request was left waiting"
+    assert done == [], "no file of the eight in flight was reported done"
 
 
 def put_error(

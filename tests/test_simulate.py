@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,6 +19,7 @@ from prepush.build.reconcile import reconcile
 from prepush.exceptions import ConfigError
 from prepush.ledger import Ledger
 from prepush.ops.report import ReportRequest, make_report
+from prepush.publish.protocol import Event
 from prepush.settings import load_settings
 from prepush.sim.scenario import KINDS, load_scenario, parse_fault
 from prepush.sim.simulate import SimulateOptions, expected_suspensions, simulate
@@ -156,6 +158,12 @@ def test_a_short_night_with_a_fault_ends_as_expected(tmp_path: Path) -> None:
     ],
 )
 def test_each_fault_has_its_effect(spec: str, error_class: str | None, tmp_path: Path) -> None:
+    steps: list[tuple[str, float]] = []
+
+    def on_event(event: Event) -> None:
+        if event.stage == "step":
+            steps.append((event.detail, time.monotonic()))
+
     result = simulate(
         SimulateOptions(
             workdir=tmp_path,
@@ -164,7 +172,7 @@ def test_each_fault_has_its_effect(spec: str, error_class: str | None, tmp_path:
             seconds_per_corte=0.5,
             faults=[parse_fault(spec)],
         ),
-        lambda _e: None,
+        on_event,
         lambda _line: None,
     )
     (delivery,) = result.cortes[1].report.deliveries
@@ -177,6 +185,29 @@ def test_each_fault_has_its_effect(spec: str, error_class: str | None, tmp_path:
         assert delivery.attempts == 2
     if "noposixrename" in spec:
         assert delivery.atomic is False
+    if "latency" in spec:
+        latency = parse_fault(spec).value
+        assert latency
+        gaps = answered_step_gaps(steps)
+        assert set(gaps) == set(ANSWERED_STEPS), gaps
+        # Each of them waited for a request and its reply through the proxy: 2 latencies.
+        assert all(gap >= 2 * latency for gap in gaps.values()), gaps
+
+
+# Protocol steps that each wait for at least one reply from the difusor (a read, a write, a
+# rename, a removal) after the step before them ended.
+ANSWERED_STEPS = ("state", "pending", "flip:json/main.json", "record", "done")
+
+
+def answered_step_gaps(steps: list[tuple[str, float]]) -> dict[str, float]:
+    """Seconds from the step before to each answered step, in the last delivery's attempt."""
+    start = max(i for i, (name, _) in enumerate(steps) if name == "lock")
+    attempt = steps[start:]
+    return {
+        name: at - attempt[i - 1][1]
+        for i, (name, at) in enumerate(attempt)
+        if i and name in ANSWERED_STEPS
+    }
 
 
 def test_cli_simulate_runs_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
