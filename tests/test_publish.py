@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -303,21 +304,20 @@ def test_a_slow_difusor_does_not_slow_the_others(
         assert code == 0
         rows = deliveries(report)
 
-        def seconds(row: dict[str, object]) -> float:
-            from datetime import datetime
+        def moment(row: dict[str, object], name: str) -> datetime:
+            return datetime.fromisoformat(str(row[name]))
 
-            return (
-                datetime.fromisoformat(str(row["finished_at"]))
-                - datetime.fromisoformat(str(row["started_at"]))
-            ).total_seconds()
-
-        slow_time = seconds(rows[slow.name])
-        others = [seconds(rows[e.name]) for e in endpoints[1:]]
+        slow_row = rows[slow.name]
+        started, finished = moment(slow_row, "started_at"), moment(slow_row, "finished_at")
+        slow_time = (finished - started).total_seconds()
         assert slow_time > 8  # 0.55 MB at 50 KB/s: about 11 s
-        # The ten servers run in this test's process and share its interpreter with the
-        # publisher: on a busy machine the others take a few seconds, still far from the
-        # slow one's pace.
-        assert max(others) < slow_time / 2, (max(others), slow_time)
+        # The order of events, not a bet on a busy machine's pace (the ten servers share this
+        # test's interpreter with the publisher): each of the others finished while the slow
+        # one was still uploading, before its flip.
+        for endpoint in endpoints[1:]:
+            row = rows[endpoint.name]
+            assert row["outcome"] == "delivered", row
+            assert moment(row, "finished_at") < moment(slow_row, "flip_at"), (row, slow_row)
     finally:
         for server in servers:
             servers_loop.run(server.stop())
