@@ -88,7 +88,7 @@ test: sysdeps $(STAMP) $(AXE) lint
 
 # The man page, from each command's own help (tests/test_slips.py checks it is current).
 man: $(STAMP)
-	$(BIN)/python -m prepush.cli_man > docs/prepush.1
+	$(BIN)/python -m prepush.cli.man > docs/prepush.1
 
 demo: $(STAMP)
 	mkdir -p demo

@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from datasets import write_roster
 from prepush.__main__ import main as prepush
-from prepush.build.builder import PAGE_BUDGET_BYTES
+from prepush.corte.builder import PAGE_BUDGET_BYTES
 from tests.conftest import chromium
 from tests.prepdata import cortes_dir
 from tests.servers import Nginx, nginx_available

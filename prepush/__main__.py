@@ -43,7 +43,7 @@ def run() -> NoReturn:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from prepush._main import cli
+    from prepush.cli import cli
 
     args = _json_after_command(sys.argv[1:] if argv is None else list(argv))
     errors = Console(stderr=True, highlight=False, soft_wrap=True)

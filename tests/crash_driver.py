@@ -15,8 +15,9 @@ import signal
 import sys
 from pathlib import Path
 
-from prepush.publish.protocol import Event
-from prepush.publish.publisher import PublishRequest, publish
+from prepush.publish.protocol_types import Event
+from prepush.publish.publisher import publish
+from prepush.publish.request import PublishRequest
 from prepush.settings import load_settings
 
 

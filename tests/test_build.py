@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 
 from prepush.__main__ import main
-from prepush.build.prep import collect_sources, compute_summary, parse_sources
+from prepush.corte.inputs import collect_sources, parse_sources
+from prepush.corte.summary import compute_summary
 from prepush.package import MANIFEST, SIGNATURE, Package, sha256_bytes
 from tests.conftest import Workdir
 from tests.prepdata import CORTES, campeche_dir, cortes_dir
 
 
 def test_truncation_matches_the_prep() -> None:
-    from prepush.build.prep import truncated_percentage
+    from prepush.corte.summary import truncated_percentage
 
     assert truncated_percentage(1050, 1190) == "88.2352"
     assert truncated_percentage(2, 271) == "0.738"

@@ -1,4 +1,4 @@
-"""Votos por candidatura by the PREP's rule (prepush/build/candidaturas.py).
+"""Votos por candidatura by the PREP's rule (prepush/corte/candidaturas.py).
 
 The real files are the oracle: Campeche 2021 (``SUM-`` codes), Oaxaca 2022 (``PV`` in the
 candidaturas file for the column ``PVEM``), Quintana Roo 2019 (one row per vote column, each
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from prepush.__main__ import main
-from prepush.build.candidaturas import (
+from prepush.corte.candidaturas import (
     Contender,
     contests_of,
     leader,
@@ -27,13 +27,8 @@ from prepush.build.candidaturas import (
     tally,
     unresolved_codes,
 )
-from prepush.build.prep import (
-    Candidatura,
-    Election,
-    SourceFile,
-    collect_sources,
-    parse_sources,
-)
+from prepush.corte.inputs import collect_sources, parse_sources
+from prepush.corte.model import Candidatura, Election, SourceFile
 from prepush.exceptions import InputError
 from tests.conftest import Workdir
 from tests.prepdata import cortes_dir, prep_data_dir

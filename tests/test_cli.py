@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from prepush.__main__ import main
-from prepush._main import cli
+from prepush.cli import cli
 from prepush.ledger import Ledger
 from tests.conftest import Workdir
 from tests.prepdata import cortes_dir

@@ -33,8 +33,9 @@ from prepush.package import FileCache
 from prepush.settings import load_settings
 from prepush.transports.base import TEMP_SUFFIX, Upload
 from prepush.transports.local import LocalTransport
-from prepush.transports.s3 import MULTIPART_THRESHOLD, open_s3
-from prepush.transports.sftp import open_sftp
+from prepush.transports.s3.connect import open_s3
+from prepush.transports.s3.transport import MULTIPART_THRESHOLD
+from prepush.transports.sftp.connect import open_sftp
 from tests.conftest import BucketFactory, Workdir
 from tests.s3 import IMMUTABLE
 from tests.servers import Endpoint

@@ -23,11 +23,13 @@ import pytest
 from prepush.exceptions import PackageError
 from prepush.ledger import Ledger
 from prepush.package import Package, canonical_json, safe_relative_path
-from prepush.publish.publisher import PublishRequest, publish
+from prepush.publish.publisher import publish
+from prepush.publish.request import PublishRequest
 from prepush.settings import Difusor, Settings, load_settings
 from prepush.sim.fleet import ServerThread
 from prepush.transports.base import Transport
-from prepush.transports.sftp import SFTPTransport, open_sftp
+from prepush.transports.sftp.connect import open_sftp
+from prepush.transports.sftp.transport import SFTPTransport
 from tests.conftest import ProxyFactory, Workdir
 from tests.scripted_sftp import Script, ScriptedServer
 from tests.servers import Endpoint, Nginx, ParamikoSftpServer, on_small_disk, read_tree, resize
@@ -330,7 +332,8 @@ def test_only_ones_own_lock_is_released(asyncssh_difusor: Endpoint, workdir: Wor
     """A lock that someone else took over (after ours went stale) is left alone."""
     import asyncio
 
-    from prepush.publish.protocol import Hooks, LockOwner, ProtocolSettings, RemoteLock
+    from prepush.publish.protocol import RemoteLock
+    from prepush.publish.protocol_types import Hooks, LockOwner, ProtocolSettings
 
     workdir.write_roster([asyncssh_difusor])
     settings = load_settings(workdir.path)

@@ -15,9 +15,10 @@ import pytest
 
 from prepush.exceptions import LeaseLostError, RemoteLockedError
 from prepush.package import canonical_json
-from prepush.publish.protocol import Hooks, LockOwner, ProtocolSettings, RemoteLock
+from prepush.publish.protocol import RemoteLock
+from prepush.publish.protocol_types import Hooks, LockOwner, ProtocolSettings
 from prepush.settings import load_settings
-from prepush.transports.sftp import open_sftp
+from prepush.transports.sftp.connect import open_sftp
 from tests.conftest import Workdir
 from tests.servers import Endpoint
 

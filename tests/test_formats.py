@@ -1,7 +1,8 @@
 """Every PREP as published: each real dataset of shared/data/prep builds with its preamble
 verbatim and its corte as printed; files are read by role, whatever their names and layout;
 cut files and missing vote columns are refused; a complete file in an unknown layout is
-refused saying what was not recognised (prepush/build/prep.py, formats.py, reconcile.py)."""
+refused saying what was not recognised (prepush/corte/inputs.py and the modules it reads with,
+formats.py, reconcile.py)."""
 
 from __future__ import annotations
 
@@ -19,19 +20,16 @@ from typing import Any
 import pytest
 
 from prepush.__main__ import main
-from prepush.build import formats
-from prepush.build.candidaturas import ballot_of, contests_of
-from prepush.build.catalogue import CatalogueCheck, RowlessProof
-from prepush.build.prep import (
-    SourceFile,
-    collect_sources,
-    compute_summary,
-    parse_election,
-    parse_sources,
-    read_candidaturas,
-    role_of,
-)
-from prepush.build.reconcile import reconcile
+from prepush.corte import formats
+from prepush.corte.candidaturas import ballot_of, contests_of
+from prepush.corte.candidaturas_file import read_candidaturas
+from prepush.corte.catalogue import CatalogueCheck, RowlessProof
+from prepush.corte.file_roles import role_of
+from prepush.corte.inputs import collect_sources, parse_sources
+from prepush.corte.model import SourceFile
+from prepush.corte.reconcile import reconcile
+from prepush.corte.results_file import parse_election
+from prepush.corte.summary import compute_summary
 from prepush.exceptions import InputError
 from tests.conftest import Workdir
 from tests.prepdata import (

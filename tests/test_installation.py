@@ -145,13 +145,13 @@ def test_a_real_build_writes_nothing_to_stderr_but_its_own(tmp_path: Path) -> No
 def test_library_warnings_go_to_the_log_shown_only_with_verbose(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from prepush._main import _setup_logging
+    from prepush.cli.logs import setup_logging
 
     # Another test's run of the CLI may have left logging's capture on, pointing at a warnings
     # hook pytest has since restored: start from none, as a new process does.
     logging.captureWarnings(False)
     for verbose in (False, True):
-        _setup_logging(verbose)
+        setup_logging(verbose)
         with warnings.catch_warnings():
             warnings.simplefilter("always")
             warnings.warn_explicit(

@@ -15,8 +15,9 @@ from prepush.__main__ import main
 from prepush.ledger import Ledger
 from prepush.package import MANIFEST, SIGNATURE, Package, sign
 from prepush.publish.integrity import package_problems
-from prepush.publish.protocol import LockOwner
-from prepush.publish.publisher import ConnectionPool, PublishRequest, _Publisher
+from prepush.publish.protocol_types import LockOwner
+from prepush.publish.request import PublishRequest
+from prepush.publish.share import Connections, SharePublisher
 from prepush.settings import load_settings
 from tests.conftest import Workdir, interrupt
 from tests.servers import Endpoint, read_tree
@@ -159,8 +160,8 @@ def test_a_package_that_appears_mid_run_is_sent_only_if_intact(
     with Ledger(settings.ledger_location) as ledger:
         run_id = ledger.start_run("publish", FIRST, {})
         owner = LockOwner(LockOwner.new_id(), run_id)
-        publisher = _Publisher(
-            request, ledger, owner, lambda _: None, ConnectionPool(_no_connection, keep=False)
+        publisher = SharePublisher(
+            request, ledger, owner, lambda _: None, Connections(_no_connection, keep=False)
         )
         add_a_file(workdir.build(SECOND))
         assert publisher._package_for_attempt(first).corte == FIRST

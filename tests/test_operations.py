@@ -15,7 +15,8 @@ from prepush.__main__ import main
 from prepush.exceptions import ExitCode
 from prepush.ledger import DeliveryRow, Ledger, SuspensionRow
 from prepush.ops.report import build_report, latency_html, latency_svg, report_csv, report_markdown
-from prepush.publish.publisher import PublishReport, PublishRequest, publish
+from prepush.publish.publisher import publish
+from prepush.publish.request import PublishReport, PublishRequest
 from prepush.settings import Difusor, Settings, load_settings
 from prepush.transports.base import Transport
 from tests.conftest import UNREACHED, ProxyFactory, Workdir
@@ -495,8 +496,9 @@ def test_a_timer_run_with_nothing_new_is_quiet(
 def test_watch_publishes_each_new_package_over_the_same_connection(
     asyncssh_difusor: Endpoint, workdir: Workdir
 ) -> None:
-    from prepush.publish.publisher import ConnectionPool, publish_async, watch
-    from prepush.transports.sftp import open_sftp
+    from prepush.publish.publisher import ConnectionPool, publish_async
+    from prepush.publish.watch import watch
+    from prepush.transports.sftp.connect import open_sftp
 
     workdir.write_roster([asyncssh_difusor])
     workdir.build(CORTES[0])

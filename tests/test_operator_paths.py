@@ -27,10 +27,12 @@ import pytest
 import yaml
 
 from prepush.__main__ import main
-from prepush.console import PublishView
+from prepush.cli.console import PublishView
 from prepush.ledger import Ledger
 from prepush.ops.report import LATENCY_DEFINITION
-from prepush.publish.publisher import Event, PublishRequest, publish
+from prepush.publish.protocol_types import Event
+from prepush.publish.publisher import publish
+from prepush.publish.request import PublishRequest
 from prepush.settings import load_settings
 from tests.conftest import ProxyFactory, Workdir, interrupt
 from tests.prepdata import cortes_dir

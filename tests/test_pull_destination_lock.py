@@ -28,7 +28,8 @@ from prepush.__main__ import main
 from prepush.exceptions import RemoteLockedError
 from prepush.ledger import Ledger
 from prepush.package import canonical_json
-from prepush.publish.protocol import Hooks, LockOwner, ProtocolSettings, RemoteLock
+from prepush.publish.protocol import RemoteLock
+from prepush.publish.protocol_types import Hooks, LockOwner, ProtocolSettings
 from prepush.pull.puller import FAILED
 from prepush.transports.local import LocalTransport
 from tests.conftest import BucketFactory, Workdir

@@ -1,5 +1,5 @@
 """The PREP's preamble shown as printed; the rows check it: every difference named, every
-cut file refused (prepush/build/reconcile.py, the night's catalogue, build's CLI and ledger)."""
+cut file refused (prepush/corte/reconcile.py, the night's catalogue, build's CLI and ledger)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from prepush.__main__ import main
-from prepush.build.catalogue import CATALOGUE_FILE, CatalogueCheck, RowlessProof
-from prepush.build.prep import SUMMARY_FIELDS, Election, SourceFile, compute_summary
-from prepush.build.prep import parse_election as parse
-from prepush.build.reconcile import Finding, Reconciliation, reconcile
+from prepush.corte.catalogue import CATALOGUE_FILE, CatalogueCheck, RowlessProof
+from prepush.corte.formats import SUMMARY_FIELDS
+from prepush.corte.model import Election, SourceFile
+from prepush.corte.reconcile import Finding, Reconciliation, reconcile
+from prepush.corte.results_file import parse_election as parse
+from prepush.corte.summary import compute_summary
 from prepush.ledger import Ledger
 from tests.conftest import CAMPECHE_ROWLESS_ACTAS, Workdir
 from tests.prepdata import CORTES, cortes_dir

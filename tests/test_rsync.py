@@ -23,9 +23,9 @@ from prepush.ledger import Ledger
 from prepush.settings import load_settings
 from prepush.sim.rsyncd import RsyncDaemon, rrsync_path
 from prepush.transports import connect
-from prepush.transports.rsync import RsyncTransport
-from prepush.transports.rsync_errors import Where, translate
-from prepush.transports.rsync_process import Finished
+from prepush.transports.rsync.errors import Where, translate
+from prepush.transports.rsync.process import Finished
+from prepush.transports.rsync.transport import RsyncTransport
 from tests.conftest import Workdir
 from tests.prepdata import CORTES
 from tests.rsync_servers import (
@@ -419,9 +419,9 @@ def test_a_package_file_altered_after_verification_never_reaches_the_public(
     """rsync reads the package from the disk after publish verified it. An object altered
     in between (same size, so rsync's quick check cannot tell) fails the difusor before its
     flip and is taken back; an entry file altered in between is sent as it was verified."""
-    from prepush.publish.protocol import Event
-    from prepush.publish.publisher import PublishRequest
+    from prepush.publish.protocol_types import Event
     from prepush.publish.publisher import publish as publish_in_process
+    from prepush.publish.request import PublishRequest
 
     workdir.write_roster([rsyncd])
     first, second = CORTES[0], CORTES[1]
@@ -474,8 +474,8 @@ def test_what_rsync_read_is_confirmed_by_the_verification_s_stat_or_hashed_once(
     (even one that puts the same bytes back) refuses it. A file the cache could not keep is
     hashed once for every difusor, and only if nothing wrote to it while rsync read it."""
     from prepush.package import FileCache, sha256_bytes
-    from prepush.transports import rsync as rsync_transport
     from prepush.transports.base import Upload
+    from prepush.transports.rsync import transport as rsync_transport
 
     hashed: list[Path] = []
     real_sha256_file = rsync_transport.sha256_file
@@ -536,7 +536,7 @@ UNREADABLE_MISSING_ARG = Finished(
 def test_a_receiver_that_cannot_take_delete_missing_args_is_told_from_other_failures() -> None:
     """rsync 3.4.3 and Debian 12's 3.2.7 with its backports refuse --delete-missing-args as a
     protocol error, and a daemon may refuse the option: both are deleted some other way."""
-    from prepush.transports.rsync import cannot_delete_missing
+    from prepush.transports.rsync.transport import cannot_delete_missing
 
     assert cannot_delete_missing(UNREADABLE_MISSING_ARG)
     refused = Finished(

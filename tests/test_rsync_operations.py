@@ -17,16 +17,13 @@ import pytest
 
 from prepush.__main__ import main
 from prepush.ledger import Ledger
-from prepush.publish.publisher import (
-    ConnectionPool,
-    PublishReport,
-    PublishRequest,
-    publish_async,
-    watch,
-)
+from prepush.publish.publisher import ConnectionPool, publish_async
+from prepush.publish.request import PublishReport, PublishRequest
+from prepush.publish.watch import watch
 from prepush.settings import Difusor, Settings, load_settings
 from prepush.transports.base import Transport
-from prepush.transports.rsync import RsyncTransport, open_rsync
+from prepush.transports.rsync.connect import open_rsync
+from prepush.transports.rsync.transport import RsyncTransport
 from tests.conftest import ProxyFactory, Workdir
 from tests.rsync_servers import RsyncEndpoint, daemon_endpoint, guide_daemon
 from tests.servers import Endpoint, Nginx

@@ -21,8 +21,10 @@ import pytest
 from prepush.delivery.runner import Backoff, DeliveryRunner, Retry, said_after, switch_corte
 from prepush.exceptions import ConnectError, RemoteError, RemoteLockedError
 from prepush.ledger import Ledger
-from prepush.publish.protocol import Delivery, Hooks, LockOwner, ProtocolSettings, RemoteLock
-from prepush.publish.publisher import PublishRequest, publish
+from prepush.publish.protocol import RemoteLock
+from prepush.publish.protocol_types import Delivery, Hooks, LockOwner, ProtocolSettings
+from prepush.publish.publisher import publish
+from prepush.publish.request import PublishRequest
 from prepush.publish.state import META_DIR, STATE_PATH
 from prepush.settings import load_settings
 from prepush.transports.local import LocalTransport

@@ -15,7 +15,7 @@ import pytest
 
 from prepush.__main__ import main
 from prepush.sim.s3local import SITE_POLICY, LocalS3
-from prepush.transports.s3 import content_type
+from prepush.transports.s3.transport import content_type
 from tests.conftest import BucketFactory, Workdir
 from tests.prepdata import CORTES
 from tests.s3 import IMMUTABLE, NO_CACHE, S3Endpoint, guide_bucket_policy

@@ -12,7 +12,9 @@ import pytest
 from prepush.__main__ import main
 from prepush.ledger import Ledger
 from prepush.package import Package
-from prepush.publish.publisher import ConnectionPool, PublishReport, PublishRequest, watch
+from prepush.publish.publisher import ConnectionPool
+from prepush.publish.request import PublishReport, PublishRequest
+from prepush.publish.watch import watch
 from prepush.settings import Difusor, Settings, load_settings
 from prepush.transports.base import Transport
 from tests.conftest import BucketFactory, FaultProxyFactory, Workdir
@@ -108,7 +110,7 @@ def test_watch_publishes_each_new_corte_over_the_same_client(
     s3_bucket: BucketFactory, workdir: Workdir
 ) -> None:
     from prepush.publish.publisher import publish_async
-    from prepush.transports.s3 import open_s3
+    from prepush.transports.s3.connect import open_s3
 
     bucket = s3_bucket()
     workdir.write_roster([bucket])
@@ -191,7 +193,7 @@ def test_a_large_file_goes_in_parts_and_arrives_whole(
 ) -> None:
     import os
 
-    from prepush.transports import s3 as s3_transport
+    from prepush.transports.s3 import transport as s3_transport
 
     monkeypatch.setattr(s3_transport, "MULTIPART_THRESHOLD", 6 * 1024 * 1024)
     monkeypatch.setattr(s3_transport, "PART_SIZE", 5 * 1024 * 1024)

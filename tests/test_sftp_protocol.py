@@ -29,8 +29,9 @@ from prepush.exceptions import ConnectError, DifusorError, LocalFileError, Remot
 from prepush.settings import Difusor, Settings, parse_roster
 from prepush.sim.fleet import ServerThread
 from prepush.transports.base import Delta, DiskFiles, Upload
-from prepush.transports.sftp import SFTPTransport, open_sftp
-from prepush.transports.sftp_pump import DEFAULT_BUDGET
+from prepush.transports.sftp.connect import open_sftp
+from prepush.transports.sftp.pump import DEFAULT_BUDGET
+from prepush.transports.sftp.transport import SFTPTransport
 from tests.scripted_sftp import EXTENSIONS, Filesystem, Script, ScriptedServer
 
 T = TypeVar("T")

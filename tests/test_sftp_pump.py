@@ -20,7 +20,7 @@ import asyncssh
 import pytest
 
 from prepush.package import FileCache
-from prepush.transports.sftp_pump import (
+from prepush.transports.sftp.pump import (
     COPY_DATA,
     LocalReadError,
     PumpSession,

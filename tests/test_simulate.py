@@ -13,13 +13,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from prepush.__main__ import main
-from prepush.build.catalogue import CatalogueCheck, RowlessProof
-from prepush.build.prep import collect_sources, compute_summary, parse_sources
-from prepush.build.reconcile import reconcile
+from prepush.corte.catalogue import CatalogueCheck, RowlessProof
+from prepush.corte.inputs import collect_sources, parse_sources
+from prepush.corte.reconcile import reconcile
+from prepush.corte.summary import compute_summary
 from prepush.exceptions import ConfigError
 from prepush.ledger import Ledger
 from prepush.ops.report import ReportRequest, make_report
-from prepush.publish.protocol import Event
+from prepush.publish.protocol_types import Event
 from prepush.settings import load_settings
 from prepush.sim.scenario import KINDS, load_scenario, parse_fault
 from prepush.sim.simulate import SimulateOptions, expected_suspensions, simulate

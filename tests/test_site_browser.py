@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from prepush.__main__ import main
-from prepush.build.builder import PAGE_BUDGET_BYTES
+from prepush.corte.builder import PAGE_BUDGET_BYTES
 from tests import votes_oracle as oracle
 from tests.conftest import Workdir, chromium
 from tests.prepdata import prep_data_dir

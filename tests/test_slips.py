@@ -31,11 +31,12 @@ import yaml
 from rich.console import Console
 
 from prepush.__main__ import main
-from prepush.console import PublishView
+from prepush.cli.console import PublishView
 from prepush.ledger import Ledger
 from prepush.package import Package
-from prepush.publish.protocol import Event
-from prepush.publish.publisher import RUN_LOCK_FILE, PublishRequest, publish
+from prepush.publish.protocol_types import Event
+from prepush.publish.publisher import RUN_LOCK_FILE, publish
+from prepush.publish.request import PublishRequest
 from prepush.publish.runlock import RunLock
 from prepush.settings import load_settings
 from prepush.sim.fleet import LocalDifusor
@@ -846,7 +847,7 @@ def test_11_tables_never_cut_a_word_and_say_durations_and_zones_as_people_read_t
     workdir: Workdir,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from prepush.console import print_publish_report, print_report, print_status
+    from prepush.cli.console import print_publish_report, print_report, print_status
     from prepush.ops.report import ReportRequest, make_report
     from prepush.ops.status import current_status
 
@@ -1105,8 +1106,8 @@ def test_15_verify_says_which_difusores_it_cannot_verify(
 
 
 def test_15_the_man_page_is_generated_from_click_and_current(tmp_path: Path) -> None:
-    from prepush._main import cli
-    from prepush.cli_man import man_page
+    from prepush.cli import cli
+    from prepush.cli.man import man_page
 
     page = man_page(cli)
     committed = DOCS / "prepush.1"

@@ -45,12 +45,13 @@ import httpx
 import pytest
 
 from prepush.__main__ import main
-from prepush._main import cli
+from prepush.cli import cli
 from prepush.ledger import Ledger, PostgresLocation
 from prepush.ops.report import ReportRequest, make_report, report_markdown
 from prepush.package import Package
 from prepush.publish.lease import FENCE
-from prepush.publish.publisher import PublishRequest, publish
+from prepush.publish.publisher import publish
+from prepush.publish.request import PublishRequest
 from prepush.settings import load_settings
 from prepush.sim.faultproxy import FaultProxy
 from prepush.sim.fleet import ServerThread

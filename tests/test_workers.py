@@ -25,8 +25,9 @@ import pytest
 from prepush.exceptions import IntegrityError
 from prepush.ledger import WORKER_LOST, Ledger
 from prepush.package import MAIN_JSON, Package
-from prepush.publish.protocol import Delivery, Event, LockOwner
-from prepush.publish.publisher import PublishRequest, publish
+from prepush.publish.protocol_types import Delivery, Event, LockOwner
+from prepush.publish.publisher import publish
+from prepush.publish.request import PublishRequest
 from prepush.publish.workers import Job, Workers, read_ahead, verified_copy
 from prepush.settings import load_settings
 from prepush.sim.fleet import LocalDifusor, ServerThread

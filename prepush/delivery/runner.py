@@ -44,7 +44,7 @@ Outcome = Literal[
 
 
 class Flight(Protocol):
-    """What the runner reads and decides of a delivery (``protocol.Delivery`` is one)."""
+    """What the runner reads and decides of a delivery (``protocol_types.Delivery`` is one)."""
 
     difusor: str
     corte: str

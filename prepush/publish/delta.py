@@ -22,7 +22,7 @@ from prepush.exceptions import PackageError
 from prepush.package import FileEntry, Package, find_package, sha256_bytes
 from prepush.publish.state import RemoteState
 from prepush.transports.base import Delta
-from prepush.transports.sftp_pump import WHOLE_FILE_MAX
+from prepush.transports.sftp.pump import WHOLE_FILE_MAX
 
 # Below this, the requests a rebuild costs (open and close the base, one copy per end) are
 # worth more than the bytes they save: on loopback a byte costs some nanoseconds and a

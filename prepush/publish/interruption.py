@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from prepush.ledger import Ledger
 from prepush.package import Package
-from prepush.publish.protocol import Event, EventSink
+from prepush.publish.protocol_types import Event, EventSink
 from prepush.settings import Difusor
 
 

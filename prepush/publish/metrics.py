@@ -25,7 +25,7 @@ from prepush.settings import Settings
 
 if TYPE_CHECKING:
     from prepush.publish.lease import LeaseKeeper
-    from prepush.publish.publisher import PublishReport
+    from prepush.publish.request import PublishReport
 
 log = logging.getLogger("prepush")
 

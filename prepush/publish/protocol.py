@@ -54,16 +54,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from prepush.delivery.contract import ENTRY, REPLACED, UNVOUCHED_MUTABLE, Contract, decide
-from prepush.delivery.runner import Outcome
 from prepush.exceptions import (
     ConnectError,
     DifusorError,
@@ -71,15 +67,23 @@ from prepush.exceptions import (
     RemoteError,
     RemoteLockedError,
 )
-from prepush.package import MAIN_JSON, FileEntry, Package, canonical_json, sha256_bytes
+from prepush.package import FileEntry, Package, sha256_bytes
 from prepush.publish.delta import DeltaPlanner
+from prepush.publish.protocol_types import (
+    FLIPPED,
+    Delivery,
+    Event,
+    Extra,
+    Hooks,
+    LockOwner,
+    ProtocolSettings,
+)
 from prepush.publish.state import (
     LOCK_PATH,
     META_DIR,
     PENDING_PATH,
     STATE_PATH,
     Plan,
-    RemoteFile,
     RemoteState,
     Resolver,
     forget,
@@ -96,136 +100,6 @@ from prepush.transports.base import Delta, Transport, Upload
 log = logging.getLogger("prepush")
 # How often the live view hears of the bytes of an upload while they flow.
 PROGRESS_SECONDS = 0.25
-
-# The step announced once every entry file of the corte is flipped: the public sees it.
-FLIPPED = "flipped"
-
-
-@dataclass(frozen=True)
-class Event:
-    """Progress of one difusor, for the live view or the plain log. Stage ``step`` marks
-    the end of a protocol step (its name in ``detail``): what fault tests hook into."""
-
-    difusor: str
-    stage: str
-    detail: str = ""
-    files_done: int = 0
-    files_total: int = 0
-    bytes_done: int = 0
-    bytes_total: int = 0
-
-
-EventSink = Callable[[Event], None]
-
-
-@dataclass
-class Delivery:
-    """What happened on one difusor: measured, never estimated."""
-
-    difusor: str
-    corte: str
-    outcome: Outcome = "failed"
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    package_ready_at: datetime | None = None
-    connected_at: datetime | None = None
-    flip_at: datetime | None = None
-    # When an attempt sent the flip of the entry file that names the corte (json/main.json):
-    # from then on the public may see the corte, whether or not the answer came back.
-    flip_sent_at: datetime | None = None
-    finished_at: datetime | None = None
-    attempts: int = 0
-    files_uploaded: int = 0
-    files_linked: int = 0
-    files_skipped: int = 0
-    files_deleted: int = 0
-    files_rebuilt: int = 0
-    bytes_sent: int = 0
-    bytes_reused: int = 0
-    meta_bytes: int = 0
-    requests: int = 0
-    atomic: bool | None = None
-    error_class: str | None = None
-    error_message: str | None = None
-    plan: Plan | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome in ("delivered", "up_to_date", "dry_run")
-
-
-@dataclass(frozen=True)
-class LockOwner:
-    """Who holds a difusor's lock: unique per run, so that two machines cloned from one
-    image, or two runs on one machine, never take each other's live lock for their own."""
-
-    id: str
-    run_id: int
-    host: str = field(default_factory=socket.gethostname)
-    workdir: str = ""
-    pid: int = field(default_factory=os.getpid)
-    # The epoch of the lease this run publishes under (a shared ledger); None without one.
-    epoch: int | None = None
-
-    @classmethod
-    def new_id(cls) -> str:
-        return uuid.uuid4().hex
-
-    def lock_bytes(self) -> bytes:
-        fields: dict[str, object] = {
-            "owner": self.id,
-            "host": self.host,
-            "workdir": self.workdir,
-            "pid": self.pid,
-            "run": self.run_id,
-            "since": datetime.now(UTC).isoformat(),
-        }
-        if self.epoch is not None:
-            fields["epoch"] = self.epoch
-        return canonical_json(fields)
-
-
-@dataclass(frozen=True)
-class ProtocolSettings:
-    retention: int
-    width: int
-    lock_stale_seconds: float
-    connect_timeout_seconds: float
-
-    @property
-    def lock_refresh_seconds(self) -> float:
-        return max(1.0, min(self.lock_stale_seconds / 4, 60.0))
-
-    @property
-    def lock_trusted_seconds(self) -> float:
-        """How long after its last renewal the lock is still surely ours: half the stale
-        time, and at least a renewal and a half (never as long as the stale time)."""
-        half = max(self.lock_stale_seconds / 2, 1.5 * self.lock_refresh_seconds)
-        return min(half, 0.9 * self.lock_stale_seconds)
-
-
-@dataclass(frozen=True)
-class Extra:
-    """A file of the corte outside its signed manifest (an origin's ``firmas/<corte>.json``
-    and ``.sig``, the CSVs a pull extracts from the ZIP): written with the corte's files,
-    before the flip, recorded under the corte and removed when it leaves the retention."""
-
-    entry: FileEntry
-    local: str | None = None
-    data: bytes | None = None
-
-
-@dataclass(frozen=True)
-class Hooks:
-    """What the protocol tells the run, and asks it."""
-
-    event: EventSink
-    # A ledger event of this difusor: (kind, message).
-    record: Callable[[str, str], None]
-    # A lock owner id that belongs to a finished run of this working directory.
-    is_own_leftover: Callable[[str], bool]
-    # Raises LeaseLostError if this run no longer holds the publisher's lease (a shared
-    # ledger); called before every write that changes what a reader may be served.
-    fence: Callable[[str], None] = lambda _difusor: None
 
 
 class Session:
@@ -829,75 +703,12 @@ class _LockHolder:
         return f"{self.host}, corrida {self.owner[:8]}"
 
 
-def _corte_main_json(name: str, data: bytes) -> dict[str, object]:
-    try:
-        main = json.loads(data)
-    except ValueError:
-        main = None
-    if not isinstance(main, dict):
-        raise RemoteError(
-            name,
-            f"El {MAIN_JSON} del difusor no es el de un corte de prepush (no es un objeto"
-            " JSON); no se le puso el aviso de actualización interrumpida. Revise qué hay en"
-            " su sitio; el siguiente corte entregado lo reemplaza.",
-        )
-    return main
-
-
 def _newer_format(data: bytes) -> bool:
     try:
         raw = json.loads(data)
         return isinstance(raw, dict) and int(raw.get("format", 0)) > 3
     except (ValueError, TypeError):
         return False
-
-
-# --- the notice on suspension --------------------------------------------------------------
-
-
-def notice_text() -> str:
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return (
-        "Actualización interrumpida: este sitio dejó de recibir los cortes del PREP"
-        f" ({stamp}). Consulte el sitio oficial del instituto para los resultados más recientes."
-    )
-
-
-async def write_notice(
-    transport: Transport,
-    name: str,
-    owner: LockOwner,
-    hooks: Hooks,
-    settings: ProtocolSettings,
-    manifests: Resolver,
-) -> bool:
-    """Mark a suspended difusor's site 'actualización interrumpida', under its lock: its
-    main.json gains ``aviso`` (atomically), and the state records the changed file so the
-    next publish, even of the same corte, puts the real one back. False if nothing is there."""
-    lock = RemoteLock(transport, name, owner, hooks, settings)
-    hooks.fence(name)
-    await transport.prepare_dirs([META_DIR])
-    await lock.take()
-    try:
-        data = await transport.read_file(MAIN_JSON)
-        if data is None:
-            return False
-        main = _corte_main_json(name, data)
-        main["aviso"] = notice_text()
-        notice = canonical_json(main)
-        hooks.fence(name)
-        lock.ensure_held()
-        await transport.write_file(MAIN_JSON, notice)
-        state_bytes = await transport.read_file(STATE_PATH)
-        if state_bytes is not None:
-            state = RemoteState.from_bytes(state_bytes, manifests)
-            held = state.files.get(MAIN_JSON)
-            if held is not None:
-                state.files[MAIN_JSON] = RemoteFile(sha256_bytes(notice), len(notice), held.cortes)
-                await transport.write_file(STATE_PATH, state.to_bytes(manifests))
-        return True
-    finally:
-        await lock.release_quietly()
 
 
 @contextlib.asynccontextmanager

@@ -1,233 +1,59 @@
 """Publish a corte to every difusor at once: the run around the protocol.
 
-What happens on one difusor, step by step, is :mod:`prepush.publish.protocol`. This module
-runs it for every difusor at once, each in its own task with its own connection, retries and
-deadline, so one bad difusor never slows or fails another: the connection pool (kept between
-cortes by ``--watch``), retries with backoff, the deadline that aborts the connection,
-suspension after too many failed cortes, and the ledger, where every attempt goes.
+What happens on one difusor, step by step, is :mod:`prepush.publish.protocol`; each
+difusor of a share in its own task, with its retries and deadline, is
+:mod:`prepush.publish.share`. This module is the run: the local run lock, the publisher's
+lease on a shared ledger, the checks before anything is sent (going back, the package's
+integrity, the embargo), the run in the ledger, the difusores dealt over the worker
+processes (:mod:`prepush.publish.workers`), and what a Ctrl-C leaves each public site showing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
-from prepush.delivery.runner import (
-    DeliveryRunner,
-    OnRetry,
-    Outcome,
-    Retry,
-    conclude,
-    switch_corte,
-)
-from prepush.exceptions import (
-    ConnectError,
-    CredentialError,
-    DifusorError,
-    EmbargoError,
-    ExitCode,
-    InternalError,
-    LedgerUnavailableError,
-    LocalFileError,
-    LockBusyError,
-    PackageError,
-    PrepushError,
-    PublishInterrupted,
-    RemoteLockedError,
-    describe_os_error,
-)
-from prepush.ledger import EMBARGO_OVERRIDE, WORKER_LOST, DeliveryKind, DeliveryResult, Ledger
-from prepush.package import (
-    MANIFEST,
-    SIGNATURE,
-    FileEntry,
-    LocalManifests,
-    Package,
-    find_package,
-    load_public_key,
-    newest_corte,
-    published_manifest,
-    published_signature,
-    sha256_bytes,
-    signature_is_valid,
-)
-from prepush.publish.delta import DeltaPlanner
+from prepush.exceptions import PublishInterrupted
+from prepush.ledger import EMBARGO_OVERRIDE, WORKER_LOST, Ledger
+from prepush.package import Package, find_package
 from prepush.publish.embargo import embargo_violation, enforce_embargo
 from prepush.publish.guards import refuse_going_back
-from prepush.publish.integrity import intact_or_recorded, refuse_unless_intact
+from prepush.publish.integrity import refuse_unless_intact
 from prepush.publish.interruption import SeenByThePublic, unwound
-from prepush.publish.lease import FENCE, LeaseKeeper, on_duty
-from prepush.publish.protocol import (
-    Delivery,
-    Event,
-    EventSink,
-    Extra,
-    Hooks,
-    LockOwner,
-    ProtocolSettings,
-    Session,
-    write_notice,
-)
+from prepush.publish.lease import on_duty
+from prepush.publish.protocol_types import Delivery, Event, EventSink, LockOwner
+from prepush.publish.request import PublishReport, PublishRequest
 from prepush.publish.runlock import RunLock
+from prepush.publish.share import (
+    ABORTED_CLOSE_SECONDS,
+    Connections,
+    SharePublisher,
+    package_ready_at,
+)
 from prepush.publish.workers import Job, Workers, deal, process_count
-from prepush.settings import Difusor, Settings
+from prepush.settings import Difusor
 from prepush.transports import Connector, connect
-from prepush.transports.base import Transport
-
-if TYPE_CHECKING:
-    from prepush.publish.metrics import Monitor
 
 log = logging.getLogger("prepush")
 
-# The corte is there (or, for a dry run, would be): the difusor was reached.
-REACHED: tuple[Outcome, ...] = ("delivered", "up_to_date", "dry_run")
-# Left alone by decision of the operator: neither a failure nor a delivery.
-SKIPPED: tuple[Outcome, ...] = ("skipped_suspended", "skipped_held")
-RETRYABLE = (ConnectError, RemoteLockedError)
 RUN_LOCK_FILE = ".prepush-run.lock"
-ABORTED_CLOSE_SECONDS = 2.0
-
-
-@dataclass
-class PublishReport:
-    run_id: int | None
-    corte: str
-    deliveries: list[Delivery]
-    rollback: bool = False
-    # Why the run did nothing at all (e.g. outside the window with nothing new).
-    note: str | None = None
-
-    @property
-    def reached(self) -> list[Delivery]:
-        return [d for d in self.deliveries if d.outcome in REACHED]
-
-    @property
-    def exit_code(self) -> ExitCode:
-        """3 when the corte reached no difusor, whatever the reason; else 1 if one failed."""
-        if not self.deliveries:
-            return ExitCode.OK
-        if not self.reached:
-            return ExitCode.TOTAL_FAILURE
-        failed = [d for d in self.deliveries if d.outcome not in (*REACHED, *SKIPPED)]
-        return ExitCode.PARTIAL if failed else ExitCode.OK
-
-    @property
-    def nothing_new(self) -> bool:
-        """Nothing changed anywhere: a timer run that has nothing to say."""
-        return self.exit_code == ExitCode.OK and all(
-            d.outcome in ("up_to_date", *SKIPPED) for d in self.deliveries
-        )
-
-    @property
-    def why_nobody(self) -> str | None:
-        """When the corte reached no difusor: why, and what to do, in one sentence."""
-        if self.exit_code != ExitCode.TOTAL_FAILURE:
-            return None
-        counts = {
-            outcome: sum(1 for d in self.deliveries if d.outcome == outcome)
-            for outcome in ("failed", "skipped_suspended", "skipped_held")
-        }
-        reasons = []
-        if counts["skipped_suspended"]:
-            reasons.append(
-                f"{counts['skipped_suspended']} suspendido(s) (se reanudan con 'prepush resume"
-                " NOMBRE')"
-            )
-        if counts["skipped_held"]:
-            reasons.append(
-                f"{counts['skipped_held']} retenido(s) en el corte de una reversión (se liberan"
-                " con 'prepush resume-latest')"
-            )
-        if counts["failed"]:
-            reasons.append(f"{counts['failed']} falló(aron) (vea el error de cada uno)")
-        action = "la reversión" if self.rollback else "el corte"
-        return f"Ningún difusor recibió {action} {self.corte}: {'; '.join(reasons)}."
-
-    @property
-    def status(self) -> str:
-        return {
-            ExitCode.OK: "ok",
-            ExitCode.PARTIAL: "partial",
-            ExitCode.TOTAL_FAILURE: "failed",
-        }[self.exit_code]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class PublishRequest:
-    settings: Settings
-    difusores: Sequence[Difusor]
-    corte: str | None = None
-    dry_run: bool = False
-    override_embargo: str | None = None
-    rollback: bool = False
-    clock: Callable[[], datetime] = _utc_now
-    # The lease ``publish --watch`` holds on a shared ledger (None: a manual run claims its
-    # own, or an SQLite ledger needs none).
-    lease: LeaseKeeper | None = None
 
 
 def _ignore(_: Event) -> None:
     return None
 
 
-class ConnectionPool:
-    """Open connections to the difusores, kept between cortes by ``publish --watch``.
-
-    A one-shot publish closes each connection when its difusor is done. In --watch the next
-    corte reuses it: no handshake, no login, no new sftp session, which is most of the cost
-    of a small corte. A connection that failed, or that the server closed, is never reused.
-    """
+class ConnectionPool(Connections):
+    """What a run keeps between cortes with ``publish --watch``: the connections of this
+    process, and the worker processes that serve the other shares of the difusores
+    (:mod:`prepush.publish.workers`)."""
 
     def __init__(self, connector: Connector, *, keep: bool, workers: Workers | None = None) -> None:
-        self._connector = connector
-        self._keep = keep
-        self._idle: dict[str, Transport] = {}
-        # Worker processes that serve shares of the difusores (publish/workers.py).
+        super().__init__(connector, keep=keep)
         self.workers = workers
-        # With --watch, the package this process published last, its verified bytes still
-        # held: the next corte's deltas measure their bases on them.
-        self.published: dict[str, Package] = {}
-
-    def remember(self, package: Package) -> None:
-        if self._keep:
-            self.published = {package.corte: package}
-
-    async def get(self, difusor: Difusor, settings: Settings) -> tuple[Transport, bool]:
-        """A connection to ``difusor`` and whether it is a kept one."""
-        kept = self._idle.pop(difusor.name, None)
-        if kept is not None and kept.alive:
-            return kept, True
-        if kept is not None:
-            await kept.close()
-        return await self._connector(difusor, settings), False
-
-    async def release(self, difusor: Difusor, transport: Transport, *, healthy: bool) -> None:
-        if self._keep and healthy and transport.alive:
-            self._idle[difusor.name] = transport
-        else:
-            await transport.close()
-
-    async def close_all(self) -> None:
-        idle, self._idle = self._idle, {}
-        await asyncio.gather(*(t.close() for t in idle.values()))
-
-
-async def _closed_after_abort(transport: Transport) -> None:
-    """After an abort nothing waits on the network; the close that follows only frees what
-    is local (children to reap, sockets), briefly, even while the task is being cancelled."""
-    with contextlib.suppress(BaseException):
-        await asyncio.wait_for(transport.close(), ABORTED_CLOSE_SECONDS)
 
 
 def publish(
@@ -236,7 +62,7 @@ def publish(
     connector: Connector = connect,
 ) -> PublishReport:
     """Run one publish under the local run lock and record it in the ledger."""
-    workers = _start_workers(request, connector, keep=False)
+    workers = start_workers(request, connector, keep=False)
 
     async def once() -> PublishReport:
         pool = ConnectionPool(connector, keep=False, workers=workers)
@@ -252,7 +78,7 @@ def publish(
             workers.close()
 
 
-def _start_workers(request: PublishRequest, connector: Connector, *, keep: bool) -> Workers | None:
+def start_workers(request: PublishRequest, connector: Connector, *, keep: bool) -> Workers | None:
     """The worker processes for this request's difusores, forked now: before the ledger is
     opened and before any event loop runs."""
     processes = process_count(request.settings, len(request.difusores))
@@ -373,14 +199,14 @@ async def _deliver_everywhere(
 ) -> list[Delivery]:
     """Every difusor at once: this process serves its share, each worker serves another."""
     if pool.workers is None or pool.workers.count == 0:
-        return await _Publisher(request, ledger, owner, events, pool).run_all(package)
+        return await SharePublisher(request, ledger, owner, events, pool).run_all(package)
     shares = deal(request.difusores, pool.workers.count + 1)
     _tell_dead_workers(pool.workers, shares, ledger, owner.run_id)
     alive = [True, *pool.workers.alive()]
     # A dead worker's difusores are the parent's from now on; the others stay where they are.
     own_share = [d for share, ok in zip(shares, alive, strict=True) if not ok for d in share]
     package.cache.share(sum(alive))
-    mine = _Publisher(
+    mine = SharePublisher(
         dataclasses.replace(request, difusores=[*shares[0], *own_share]),
         ledger,
         owner,
@@ -441,498 +267,3 @@ def _everyone_has(ledger: Ledger, difusores: Sequence[Difusor], corte: str) -> b
         if serving is None or serving.corte < corte:
             return False
     return True
-
-
-Runner = Callable[[PublishRequest, ConnectionPool], Awaitable[PublishReport]]
-
-
-def watch(
-    request: PublishRequest,
-    interval_s: float,
-    run: Runner,
-    connector: Connector = connect,
-    monitor: Monitor | None = None,
-) -> None:
-    """Publish each new package as it appears in paquetes/, until interrupted (Ctrl-C).
-
-    Connections stay open between cortes (with SSH keepalives), so a corte costs only its
-    own requests. A corte already published by this loop is not published again; a failed
-    difusor is retried with the next corte, as on a timer.
-
-    With a shared ledger, only while this machine holds the publisher's lease
-    (:mod:`prepush.publish.lease`): until then it is the standby and waits, saying who
-    publishes; having taken the lease it publishes the newest corte and goes on.
-    """
-
-    workers = _start_workers(request, connector, keep=True)
-
-    async def loop() -> None:
-        pool = ConnectionPool(connector, keep=True, workers=workers)
-        published: str | None = None
-        keeper = LeaseKeeper.for_settings(request.settings)
-        if keeper is not None and monitor is not None:
-            keeper.on_look = lambda: monitor.refresh(keeper)
-        try:
-            while True:
-                if keeper is not None and not keeper.holds:
-                    await _take_turn(keeper)
-                    published = None  # the other machine may have published meanwhile
-                if monitor is not None:
-                    monitor.refresh(keeper)
-                newest = newest_corte(request.settings.packages_dir)
-                if newest is not None and newest != published:
-                    try:
-                        report = await run(
-                            dataclasses.replace(request, corte=newest, lease=keeper), pool
-                        )
-                        published = newest
-                        if monitor is not None:
-                            monitor.observe(report)
-                    except (EmbargoError, PackageError) as exc:
-                        # One refused or broken package does not stop the night's publisher.
-                        log.error("%s", exc)
-                        published = newest
-                    except LockBusyError as exc:
-                        # Another prepush of this directory (a manual publish, a rollback)
-                        # holds the run: this corte is tried again in the next round.
-                        log.warning("%s", exc)
-                    except LedgerUnavailableError as exc:
-                        if keeper is None:
-                            raise
-                        keeper.lost_ledger(exc)
-                await asyncio.sleep(interval_s)
-        finally:
-            if keeper is not None:
-                await keeper.stop(release=True)
-            await pool.close_all()
-
-    try:
-        asyncio.run(loop())
-    finally:
-        if workers is not None:
-            workers.close()
-
-
-async def _take_turn(keeper: LeaseKeeper) -> None:
-    """Wait as the standby until this machine holds the lease, then keep it renewed."""
-    await keeper.wait_for_turn()
-    keeper.start_renewing()
-
-
-class _Publisher:
-    def __init__(
-        self,
-        request: PublishRequest,
-        ledger: Ledger,
-        owner: LockOwner,
-        events: EventSink,
-        pool: ConnectionPool,
-    ) -> None:
-        self.request = request
-        self.settings = request.settings
-        self.ledger = ledger
-        self.owner = owner
-        self.run_id = owner.run_id
-        self.events = events
-        self.pool = pool
-        self._planners: dict[str, DeltaPlanner] = {}
-        self._signed: dict[str, tuple[Extra, ...]] = {}
-        # The connection each difusor's attempt is using, to say at the deadline how long
-        # the server had been silent.
-        self._in_use: dict[str, Transport] = {}
-        self.manifests = LocalManifests(self.settings.packages_dir)
-        publish = self.settings.roster.publish
-        self.protocol = ProtocolSettings(
-            retention=self.settings.roster.election.retention,
-            width=publish.files_in_flight,
-            lock_stale_seconds=publish.lock_stale_seconds,
-            connect_timeout_seconds=publish.connect_timeout_seconds,
-        )
-
-    def planner(self, package: Package) -> DeltaPlanner:
-        """One per package and run: what it measures is shared by every difusor."""
-        if package.corte not in self._planners:
-            self._planners[package.corte] = DeltaPlanner(package, self.pool.published)
-        return self._planners[package.corte]
-
-    def origin_extras(self, difusor: Difusor, package: Package) -> tuple[Extra, ...]:
-        """What an origin difusor publishes besides the corte: its signed manifest and
-        signature, the very bytes checked against the roster's key, for pull difusores."""
-        if not difusor.origin:
-            return ()
-        if package.corte not in self._signed:
-            manifest = package.manifest.to_bytes()
-            try:
-                signature = (package.path / SIGNATURE).read_bytes()
-            except OSError as exc:
-                raise LocalFileError(
-                    difusor.name,
-                    f"No se pudo leer {SIGNATURE} de {package.path}: {describe_os_error(exc)}."
-                    " Sin la firma no se publica en un origen; revise el paquete con 'prepush"
-                    " verify-package'.",
-                ) from None
-            key_path = self.settings.signing_key_path
-            if key_path is None or not signature_is_valid(
-                manifest, signature, load_public_key(key_path)
-            ):
-                raise LocalFileError(
-                    difusor.name,
-                    f"La firma de {package.path} cambió después de verificarse; no se publica en"
-                    " un origen. Vuelva a construir el paquete con 'prepush build'.",
-                )
-            self._signed[package.corte] = tuple(
-                Extra(FileEntry(path, len(data), sha256_bytes(data)), data=data)
-                for path, data in (
-                    (published_manifest(package.corte), manifest),
-                    (published_signature(package.corte), signature),
-                )
-            )
-        return self._signed[package.corte]
-
-    def hooks(self, difusor: Difusor) -> Hooks:
-        def record(kind: str, message: str) -> None:
-            self.ledger.record_event(self.run_id, difusor.name, kind, message)
-
-        return Hooks(
-            event=self.events,
-            record=record,
-            is_own_leftover=self.ledger.is_own_lock_owner,
-            fence=FENCE.check,
-        )
-
-    async def run_all(self, package: Package) -> list[Delivery]:
-        self.manifests.add(package.manifest)
-        tasks = [
-            asyncio.create_task(self.deliver(difusor, package), name=difusor.name)
-            for difusor in self.request.difusores
-        ]
-        deliveries = list(await asyncio.gather(*tasks))
-        self.pool.remember(package)
-        return deliveries
-
-    def _package_for_attempt(self, first: Package) -> Package:
-        """The newest package when publishing 'latest': a retry never pushes a stale corte."""
-        if self.request.corte is not None:
-            return first
-        corte = newest_corte(self.settings.packages_dir)
-        if corte is None or corte <= first.corte:
-            return first
-        newest = find_package(self.settings.packages_dir, corte)
-        if embargo_violation(newest.manifest, self.settings.roster.election, self.request.clock()):
-            return first
-        if not intact_or_recorded(newest, self.settings, self.ledger, self.run_id):
-            return first
-        self.manifests.add(newest.manifest)
-        return newest
-
-    @property
-    def kind(self) -> DeliveryKind:
-        if self.request.dry_run:
-            return "dry_run"
-        return "rollback" if self.request.rollback else "publish"
-
-    async def deliver(self, difusor: Difusor, package: Package) -> Delivery:
-        delivery = Delivery(difusor.name, package.corte, package_ready_at=package_ready_at(package))
-        suspension = self.ledger.active_suspension(difusor.name)
-        if suspension is not None:
-            return self._skip_suspended(difusor, package, delivery, suspension.reason)
-        hold = None if self.request.rollback else self.ledger.active_hold(difusor.name)
-        if hold is not None and hold.corte != package.corte:
-            return self._skip_held(difusor, package, delivery, hold.corte)
-        missing = self.settings.credential_problems(difusor)
-        if missing:
-            return await self._fail_without_credentials(difusor, package, delivery, missing)
-        delivery_id = self.ledger.start_delivery(
-            self.run_id,
-            difusor.name,
-            package.corte,
-            package.manifest.corte_time,
-            delivery.package_ready_at,
-            self.kind,
-        )
-        try:
-            await self._run_attempts(difusor, package, delivery, delivery_id)
-        except DifusorError as exc:
-            conclude(delivery, exc)
-        except PrepushError as exc:
-            conclude(delivery, DifusorError(difusor.name, str(exc)))
-        except Exception as exc:  # one difusor's surprise never ends the others' run
-            log.debug("[%s] error interno", difusor.name, exc_info=True)
-            conclude(delivery, _internal(difusor, exc))
-        delivery.finished_at = datetime.now(UTC)
-        self.ledger.finish_delivery(delivery_id, _result(delivery))
-        # The final figures, so the live table ends on what the summary says.
-        written = delivery.files_uploaded + delivery.files_rebuilt + delivery.files_linked
-        self.events(
-            Event(
-                difusor.name,
-                delivery.outcome,
-                delivery.error_message or "",
-                files_done=written,
-                files_total=written,
-                bytes_done=delivery.bytes_sent,
-            )
-        )
-        if delivery.outcome == "failed" and self.kind == "publish":
-            await self._suspend_if_too_many_failures(difusor, delivery)
-        return delivery
-
-    async def _run_attempts(
-        self, difusor: Difusor, package: Package, delivery: Delivery, delivery_id: int
-    ) -> None:
-        """The attempts, by the delivery runner: deadline, retries, the switch to a newer
-        corte (only before any flip), each attempt in the ledger."""
-
-        def silence() -> float | None:
-            in_use = self._in_use.get(difusor.name)
-            return in_use.silence() if in_use is not None else None
-
-        runner = DeliveryRunner(
-            self.settings.deadline().total_seconds(),
-            Retry(RETRYABLE),
-            on_retry=self._log_retry(difusor),
-            silence=silence,
-            name=difusor.name,
-        )
-        current = package
-
-        async def attempt(number: int) -> None:
-            nonlocal current
-            delivery.attempts = number
-            # After a flip the delivery stays on its corte: no newer package is looked at.
-            newest = current if delivery.flip_at else self._package_for_attempt(package)
-            if switch_corte(delivery, newest.corte):
-                current = newest
-                delivery.package_ready_at = package_ready_at(current)
-                self.ledger.set_delivery_corte(
-                    delivery_id,
-                    current.corte,
-                    current.manifest.corte_time,
-                    delivery.package_ready_at,
-                )
-            await self._recorded_attempt(difusor, current, delivery, delivery_id, number)
-
-        await runner.run(attempt, lambda: delivery)
-
-    async def _recorded_attempt(
-        self, difusor: Difusor, package: Package, delivery: Delivery, delivery_id: int, number: int
-    ) -> None:
-        attempt_id = self.ledger.start_attempt(delivery_id, number)
-        try:
-            await self._attempt(difusor, package, delivery, delivery_id)
-        except asyncio.CancelledError:
-            self.ledger.finish_attempt(
-                attempt_id, "failed", "DeadlineError", "plazo agotado durante el intento"
-            )
-            raise
-        except Exception as exc:
-            error = exc if isinstance(exc, DifusorError) else _internal(difusor, exc)
-            self.ledger.finish_attempt(attempt_id, "failed", type(error).__name__, error.message)
-            delivery.error_message = error.message
-            raise error from exc if error is not exc else None
-        self.ledger.finish_attempt(attempt_id, delivery.outcome)
-        delivery.error_message = None
-
-    def _skip_suspended(
-        self, difusor: Difusor, package: Package, delivery: Delivery, reason: str
-    ) -> Delivery:
-        delivery.outcome = "skipped_suspended"
-        delivery.error_message = (
-            f"Suspendido ({reason}). No se le envía nada hasta 'prepush resume {difusor.name}'."
-        )
-        return self.record_unattempted(difusor, package, delivery, reason)
-
-    def _skip_held(
-        self, difusor: Difusor, package: Package, delivery: Delivery, held: str
-    ) -> Delivery:
-        delivery.outcome = "skipped_held"
-        delivery.error_message = (
-            f"Retenido en el corte {held} por una reversión; no recibe el corte {package.corte}"
-            " hasta 'prepush resume-latest'."
-        )
-        return self.record_unattempted(difusor, package, delivery, f"retenido en {held}")
-
-    async def _fail_without_credentials(
-        self, difusor: Difusor, package: Package, delivery: Delivery, missing: list[str]
-    ) -> Delivery:
-        """A secret or key file this machine lacks fails its difusor alone, never contacted."""
-        error = CredentialError(
-            difusor.name,
-            "Falta en esta máquina lo necesario para conectarse a este difusor:"
-            f" {'; '.join(missing)}. Los demás difusores siguen.",
-        )
-        conclude(delivery, error)
-        self.record_unattempted(difusor, package, delivery, error.message)
-        if self.kind == "publish":
-            await self._suspend_if_too_many_failures(difusor, delivery)
-        return delivery
-
-    def record_unattempted(
-        self, difusor: Difusor, package: Package, delivery: Delivery, detail: str
-    ) -> Delivery:
-        """A delivery that ends before any attempt (skipped, or its worker lost): its ledger
-        row, started and finished at once, and its event."""
-        delivery_id = self.ledger.start_delivery(
-            self.run_id,
-            difusor.name,
-            delivery.corte,
-            package.manifest.corte_time,
-            delivery.package_ready_at,
-            self.kind,
-        )
-        delivery.finished_at = datetime.now(UTC)
-        self.ledger.finish_delivery(delivery_id, _result(delivery))
-        self.events(Event(difusor.name, delivery.outcome, detail))
-        return delivery
-
-    async def _suspend_if_too_many_failures(self, difusor: Difusor, delivery: Delivery) -> None:
-        limit = self.settings.roster.election.max_failed_cortes
-        failed = self.ledger.consecutive_failed_cortes(difusor.name)
-        if failed < limit:
-            return
-        minutes = failed * self.settings.roster.election.corte_interval_minutes
-        reason = (
-            f"{failed} cortes consecutivos fallidos (unos {minutes} minutos); último error:"
-            f" {delivery.error_message}"
-        )
-        self.ledger.suspend(difusor.name, reason, automatic=True, run_id=self.run_id)
-        log.error("[%s] suspendido automáticamente: %s", difusor.name, reason)
-        self.events(Event(difusor.name, "suspended", reason))
-        if self.settings.roster.election.notice_on_suspend:
-            await self._post_notice(difusor)
-
-    async def _post_notice(self, difusor: Difusor) -> None:
-        """Tell the difusor's visitors that its site stopped updating, if it can be reached.
-
-        Only ``json/main.json`` changes: it keeps its corte and gains an ``aviso`` that the
-        site shows on every view. The results themselves are never touched. Bounded by the
-        corte's deadline, like a delivery.
-        """
-        deadline = self.settings.deadline().total_seconds()
-        transport: Transport | None = None
-        try:
-            async with asyncio.timeout(deadline):
-                transport, _ = await self.pool.get(difusor, self.settings)
-                marked = await write_notice(
-                    transport,
-                    difusor.name,
-                    self.owner,
-                    self.hooks(difusor),
-                    self.protocol,
-                    self.manifests,
-                )
-        except Exception as exc:  # a notice never ends the run, whatever it meets
-            if transport is not None:
-                transport.abort()
-                await _closed_after_abort(transport)
-            self.ledger.record_event(
-                self.run_id, difusor.name, "notice_failed", _notice_failure(difusor, exc)
-            )
-            return
-        await self.pool.release(difusor, transport, healthy=False)
-        if marked:
-            self.ledger.record_event(
-                self.run_id, difusor.name, "notice", "sitio marcado: actualización interrumpida"
-            )
-
-    def _log_retry(self, difusor: Difusor) -> OnRetry:
-        def before_sleep(number: int, exc: BaseException, wait: float) -> None:
-            message = exc.message if isinstance(exc, DifusorError) else str(exc)
-            log.warning(
-                "[%s] intento %d falló: %s Reintento en %.1f s.",
-                difusor.name,
-                number,
-                message,
-                wait,
-            )
-            self.ledger.record_event(
-                self.run_id, difusor.name, "retry", f"intento {number}: {message}"
-            )
-            self.events(Event(difusor.name, "retrying", f"intento {number}"))
-
-        return before_sleep
-
-    async def _attempt(
-        self, difusor: Difusor, package: Package, delivery: Delivery, delivery_id: int
-    ) -> None:
-        self.events(Event(difusor.name, "connecting"))
-        transport, kept = await self.pool.get(difusor, self.settings)
-        self._in_use[difusor.name] = transport
-        requests, sent, reused = transport.requests, transport.bytes_sent, transport.bytes_reused
-        session = Session(
-            transport,
-            package,
-            delivery,
-            settings=self.protocol,
-            owner=self.owner,
-            hooks=self.hooks(difusor),
-            manifests=self.manifests,
-            planner=self.planner(package),
-            dry_run=self.request.dry_run,
-            rollback=self.request.rollback,
-            kept=kept,
-            extras=self.origin_extras(difusor, package),
-        )
-        if delivery.connected_at is None:
-            delivery.connected_at = datetime.now(UTC)
-            self.ledger.set_connected(delivery_id, delivery.connected_at)
-        try:
-            await session.run()
-        except asyncio.CancelledError:
-            transport.abort()  # never wait on the network past the deadline
-            await _closed_after_abort(transport)
-            raise
-        except BaseException:
-            await self.pool.release(difusor, transport, healthy=False)
-            raise
-        else:
-            await self.pool.release(difusor, transport, healthy=True)
-        finally:
-            self._in_use.pop(difusor.name, None)
-            delivery.requests += transport.requests - requests
-            delivery.bytes_sent += transport.bytes_sent - sent - session.meta_bytes
-            delivery.bytes_reused += transport.bytes_reused - reused
-            delivery.meta_bytes += session.meta_bytes
-
-
-def _internal(difusor: Difusor, exc: BaseException) -> InternalError:
-    return InternalError(
-        difusor.name,
-        f"Error interno de prepush con este difusor ({type(exc).__name__}: {exc}). Los demás"
-        " difusores siguen; repita con -v para el detalle y repórtelo a los desarrolladores.",
-    )
-
-
-def _notice_failure(difusor: Difusor, exc: Exception) -> str:
-    if isinstance(exc, DifusorError):
-        return exc.message
-    if isinstance(exc, TimeoutError):
-        return "sin respuesta a tiempo"
-    log.debug("[%s] error interno al poner el aviso", difusor.name, exc_info=True)
-    return _internal(difusor, exc).message
-
-
-def package_ready_at(package: Package) -> datetime:
-    """When the package was complete: the manifest is written last, then renamed into place."""
-    return datetime.fromtimestamp((package.path / MANIFEST).stat().st_mtime, UTC)
-
-
-def _result(delivery: Delivery) -> DeliveryResult:
-    return DeliveryResult(
-        outcome=delivery.outcome,
-        flip_at=delivery.flip_at,
-        finished_at=delivery.finished_at or datetime.now(UTC),
-        attempts=delivery.attempts,
-        files_uploaded=delivery.files_uploaded,
-        files_linked=delivery.files_linked,
-        files_skipped=delivery.files_skipped,
-        files_deleted=delivery.files_deleted,
-        bytes_sent=delivery.bytes_sent,
-        meta_bytes=delivery.meta_bytes,
-        requests=delivery.requests,
-        atomic=delivery.atomic,
-        error_class=delivery.error_class,
-        error_message=delivery.error_message,
-        files_rebuilt=delivery.files_rebuilt,
-        bytes_reused=delivery.bytes_reused,
-    )

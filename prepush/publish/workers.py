@@ -42,7 +42,9 @@ from prepush.delivery.runner import conclude
 from prepush.exceptions import IntegrityError, InternalError, PackageError
 from prepush.ledger import DeliveryResult, HoldRow, Ledger, SuspensionRow
 from prepush.package import MANIFEST, Package, find_package
-from prepush.publish.protocol import FLIPPED, Delivery, Event, EventSink, LockOwner
+from prepush.publish.protocol_types import FLIPPED, Delivery, Event, EventSink, LockOwner
+from prepush.publish.request import PublishRequest
+from prepush.publish.share import Connections, SharePublisher
 from prepush.settings import Difusor, Settings
 from prepush.transports import Connector
 
@@ -491,10 +493,8 @@ def _worker_main(
 async def _serve_jobs(
     conn: Connection, settings: Settings, connector: Connector, keep: bool, processes: int
 ) -> None:
-    from prepush.publish.publisher import ConnectionPool, PublishRequest, _Publisher
-
     loop = asyncio.get_running_loop()
-    pool = ConnectionPool(connector, keep=keep)
+    pool = Connections(connector, keep=keep)
     client = _LedgerClient(conn)
     ledger = cast(Ledger, client)
     events = _EventForwarder(conn)
@@ -525,7 +525,7 @@ async def _serve_jobs(
                 continue
             finally:
                 prepared = None
-            publisher = _Publisher(request, ledger, job.owner, events, pool)
+            publisher = SharePublisher(request, ledger, job.owner, events, pool)
             conn.send(("done", await publisher.run_all(package)))
     finally:
         await pool.close_all()

@@ -14,7 +14,8 @@ by the next one (nothing verified is downloaded twice).
 
 With ``extract``, the CSVs of the corte's ZIP (nested ZIPs included) are extracted under the
 package's ``.prepush/extraido/``, never touching the ZIP, and published under
-``<extract_dir>/<corte>/`` as extras of the corte (see :class:`prepush.publish.protocol.Extra`).
+``<extract_dir>/<corte>/`` as extras of the corte (see
+:class:`prepush.publish.protocol_types.Extra`).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from prepush.package import (
     safe_relative_path,
     sha256_bytes,
 )
-from prepush.publish.protocol import Extra
+from prepush.publish.protocol_types import Extra
 from prepush.pull.origins import Origin, TooLong
 
 STAGING_PREFIX = ".descarga-"

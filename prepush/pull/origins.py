@@ -30,7 +30,9 @@ import httpx
 from prepush.exceptions import AuthError, ConnectError, RemoteError
 from prepush.ops.check import describe_http_error
 from prepush.pull.config import PullSettings
-from prepush.transports.s3 import Limits, S3Transport, open_bucket
+from prepush.transports.s3.connect import Limits, open_bucket
+from prepush.transports.s3.origin import read_object
+from prepush.transports.s3.transport import S3Transport
 
 # A download may take its request timeout plus the time its bytes take at this rate.
 MIN_RATE = 256 * 1024
@@ -277,7 +279,7 @@ class S3Origin:
                 raise too_big(self._name, self._where, path)
             chunks.append(chunk)
 
-        read = await self._t.read_object(path, etag=etag, sink=kept)
+        read = await read_object(self._t, path, etag=etag, sink=kept)
         if read.status != "ok":
             return Got(read.status)
         return Got("ok", b"".join(chunks), read.etag or None)
@@ -291,7 +293,7 @@ class S3Origin:
                 raise TooLong(path, None, size)
             sink(chunk)
 
-        read = await self._t.read_object(path, sink=counted, size_hint=size)
+        read = await read_object(self._t, path, sink=counted, size_hint=size)
         return Got(read.status, b"", read.etag or None)
 
     def abort(self) -> None:

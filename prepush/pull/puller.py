@@ -1,4 +1,6 @@
-"""One pull pass, and ``--watch``: from the institute's origin to the difusor's own site.
+"""One pull pass: from the institute's origin to the difusor's own site.
+
+The run around it, once or pass after pass (``--watch``), is :mod:`prepush.pull.run`.
 
 A pass, bounded by the deadline (the poll interval unless the configuration says otherwise):
 
@@ -73,25 +75,24 @@ from prepush.package import (
     signature_is_valid,
 )
 from prepush.publish.delta import DeltaPlanner
-from prepush.publish.protocol import (
+from prepush.publish.protocol import Session
+from prepush.publish.protocol_types import (
     Delivery,
     Event,
     Extra,
     Hooks,
     LockOwner,
     ProtocolSettings,
-    Session,
 )
-from prepush.publish.runlock import RunLock
 from prepush.pull.cache import Assembly, CacheError, FileProblem, PackageCache, Signed, extracted
-from prepush.pull.config import PullSettings, describe
+from prepush.pull.config import PullSettings
+from prepush.pull.destinations import open_destination
 from prepush.pull.origins import Got, Origin, open_origin
 from prepush.transports.base import Transport
 
 log = logging.getLogger("prepush")
 
 MEMO_FILE = ".prepush-pull-origen.json"
-LOCK_FILE = ".prepush-pull.lock"
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 8.0
 UNWIND_SECONDS = 5.0
 FAILED = "pull_failed"
@@ -761,91 +762,3 @@ def _escaping_path(manifest_bytes: bytes) -> str | None:
 def _cause(message: str) -> str:
     """What kind of failure a message says, without the details that change every time."""
     return message.split(";", maxsplit=1)[0].split(" (", maxsplit=1)[0]
-
-
-async def open_destination(settings: PullSettings) -> Transport:
-    config = settings.config
-    if config.destination.directory is not None:
-        from prepush.transports.local import LocalTransport
-
-        return LocalTransport(
-            settings.name,
-            settings.resolve(config.destination.directory),
-            config.request_timeout_seconds,
-        )
-    fields = config.destination.s3
-    assert fields is not None
-    from prepush.transports.s3 import Limits, open_bucket
-
-    limits = Limits(
-        config.connect_timeout_seconds, config.request_timeout_seconds, config.files_in_flight
-    )
-    return await open_bucket(settings.name, fields, limits, settings.s3_credentials(fields))
-
-
-# --- the commands' core ------------------------------------------------------------------------
-
-
-def _run_status(result: PassResult) -> str:
-    return {
-        "delivered": "ok",
-        "up_to_date": "ok",
-        "unchanged": "nothing",
-        "nothing": "nothing",
-        "refused": "refused",
-        "failed": "failed",
-    }[result.outcome]
-
-
-def pull(settings: PullSettings, events: Callable[[Event], None] | None = None) -> PassResult:
-    """One pass, under the local lock, recorded in the ledger."""
-
-    async def once() -> PassResult:
-        with RunLock(settings.workdir / LOCK_FILE, 0), Ledger(settings.ledger_path) as ledger:
-            ledger.mark_interrupted()
-            owner_id = LockOwner.new_id()
-            run_id = ledger.start_run("pull", None, {**describe(settings), "lock_owner": owner_id})
-            owner = LockOwner(owner_id, run_id, workdir=str(settings.workdir))
-            puller = Puller(settings, ledger, run_id, owner, events)
-            try:
-                result = await puller.run_pass()
-            finally:
-                await puller.close()
-            ledger.finish_run(run_id, _run_status(result), note=result.message or None)
-            return result
-
-    return asyncio.run(once())
-
-
-def watch(
-    settings: PullSettings,
-    on_result: Callable[[PassResult], None],
-    events: Callable[[Event], None] | None = None,
-    *,
-    passes: int | None = None,
-) -> None:
-    """Pass after pass, one every poll interval, until interrupted (or ``passes`` passes)."""
-
-    async def loop() -> None:
-        with RunLock(settings.workdir / LOCK_FILE, 0), Ledger(settings.ledger_path) as ledger:
-            ledger.mark_interrupted()
-            owner_id = LockOwner.new_id()
-            run_id = ledger.start_run(
-                "pull-watch", None, {**describe(settings), "lock_owner": owner_id}
-            )
-            owner = LockOwner(owner_id, run_id, workdir=str(settings.workdir))
-            puller = Puller(settings, ledger, run_id, owner, events)
-            done = 0
-            try:
-                while passes is None or done < passes:
-                    started = time.monotonic()
-                    on_result(await puller.run_pass())
-                    done += 1
-                    left = settings.interval - (time.monotonic() - started)
-                    if left > 0 and (passes is None or done < passes):
-                        await asyncio.sleep(left)
-            finally:
-                await puller.close()
-                ledger.finish_run(run_id, "ok")
-
-    asyncio.run(loop())

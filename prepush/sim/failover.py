@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from prepush.build.builder import BuildOptions, build_from_prep
+from prepush.corte.builder import BuildOptions, build_from_prep
 from prepush.exceptions import ConfigError
 from prepush.keys import generate_key_pair
 from prepush.ledger import Ledger, PostgresLocation

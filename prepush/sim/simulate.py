@@ -21,14 +21,15 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from prepush.build.builder import BuildOptions, build_from_prep
+from prepush.corte.builder import BuildOptions, build_from_prep
 from prepush.exceptions import ConfigError
 from prepush.keys import generate_key_pair
 from prepush.ledger import Ledger
 from prepush.ops.report import ReportRequest, latency_html, make_report, report_markdown
 from prepush.package import Manifest, Package, load_signing_key
-from prepush.publish.protocol import EventSink
-from prepush.publish.publisher import PublishReport, PublishRequest, publish
+from prepush.publish.protocol_types import EventSink
+from prepush.publish.publisher import publish
+from prepush.publish.request import PublishReport, PublishRequest
 from prepush.settings import Settings, load_settings
 from prepush.sim.faultproxy import FaultProxy
 from prepush.sim.fleet import Fleet, Kind, LocalDifusor, ServerThread, disk_usage

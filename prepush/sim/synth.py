@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from prepush.build.prep import truncated_percentage
+from prepush.corte.summary import truncated_percentage
 
 PARTIES = ("PAN", "PRI", "PRD", "PT", "PVEM", "MC", "MOR")
 COALITIONS = ("C_PAN_PRI_PRD", "C_PAN_PRI", "C_PAN_PRD", "C_PRI_PRD", "C_PT_MOR")

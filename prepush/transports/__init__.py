@@ -19,9 +19,9 @@ Connector = Callable[["Difusor", "Settings"], Awaitable["Transport"]]
 
 # transport name -> "module:function" that opens one connection to a difusor.
 OPENERS = {
-    "sftp": "prepush.transports.sftp:open_sftp",
-    "rsync": "prepush.transports.rsync:open_rsync",
-    "s3": "prepush.transports.s3:open_s3",
+    "sftp": "prepush.transports.sftp.connect:open_sftp",
+    "rsync": "prepush.transports.rsync.connect:open_rsync",
+    "s3": "prepush.transports.s3.connect:open_s3",
 }
 
 

@@ -18,8 +18,9 @@ import httpx
 
 from prepush.__main__ import main
 from prepush.package import Package
-from prepush.publish.protocol import Event
-from prepush.publish.publisher import PublishRequest, publish
+from prepush.publish.protocol_types import Event
+from prepush.publish.publisher import publish
+from prepush.publish.request import PublishRequest
 from prepush.settings import load_settings
 from prepush.sim.synth import spec_for, write_corte
 from tests.conftest import Workdir
