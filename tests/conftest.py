@@ -26,8 +26,8 @@ from prepush.sim.faultproxy import FaultProxy
 from prepush.sim.fleet import LocalDifusor, ServerThread
 from prepush.sim.postgres import LocalPostgres, postgres_available
 from prepush.sim.s3local import LocalS3, moto_available
-from tests.prepdata import cortes_dir
-from tests.rsync_servers import (
+from tests.support.prepdata import cortes_dir
+from tests.support.rsync_servers import (
     RsyncEndpoint,
     daemon_endpoint,
     guide_daemon,
@@ -35,8 +35,8 @@ from tests.rsync_servers import (
     rsync_servers_available,
     ssh_endpoint,
 )
-from tests.s3 import CREDENTIALS, S3Endpoint, guide_bucket_policy
-from tests.servers import (
+from tests.support.s3 import CREDENTIALS, S3Endpoint, guide_bucket_policy
+from tests.support.servers import (
     Endpoint,
     Nginx,
     ParamikoSftpServer,
@@ -45,7 +45,7 @@ from tests.servers import (
     sshd_available,
 )
 
-pytest_plugins = ["tests.strict_skips"]
+pytest_plugins = ["tests.support.strict_skips"]
 
 
 @pytest.fixture(scope="session")
@@ -279,7 +279,7 @@ class Workdir:
         return self.path / "paquetes" / corte
 
     def package_tree(self, corte: str) -> dict[str, bytes]:
-        from tests.servers import read_tree
+        from tests.support.servers import read_tree
 
         return read_tree(self.path / "paquetes" / corte)
 
@@ -425,7 +425,7 @@ def s3_bucket(local_s3: LocalS3, request: pytest.FixtureRequest) -> BucketFactor
     return make
 
 
-# --- rsync difusores (tests/rsync_servers.py): the daemon and sshd with rrsync -------------
+# --- rsync difusores (tests/support/rsync_servers.py): the daemon and sshd with rrsync -----
 
 
 def _rsync_server(start: Callable[[], RsyncEndpoint]) -> RsyncEndpoint:

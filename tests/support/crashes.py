@@ -24,8 +24,8 @@ from prepush.publish.request import PublishRequest
 from prepush.settings import load_settings
 from prepush.sim.synth import spec_for, write_corte
 from tests.conftest import Workdir
-from tests.crash_driver import reached
-from tests.s3 import S3Endpoint
+from tests.support.crash_driver import reached
+from tests.support.s3 import S3Endpoint
 
 ZONE = ZoneInfo("America/Merida")
 
@@ -172,7 +172,7 @@ def publish_cut_at(
 
 def publish_killed_at(workdir: Workdir, step: str, difusor: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "tests.crash_driver", str(workdir.path), step, difusor],
+        [sys.executable, "-m", "tests.support.crash_driver", str(workdir.path), step, difusor],
         cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
