@@ -86,7 +86,7 @@ lint: $(STAMP)
 test: sysdeps $(STAMP) $(AXE) lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# The man page, from each command's own help (tests/test_slips.py checks it is current).
+# The man page, from each command's own help (tests/cli/test_slips.py checks it is current).
 man: $(STAMP)
 	$(BIN)/python -m prepush.cli.man > docs/prepush.1
 

@@ -40,8 +40,8 @@ import prepush
 from prepush.keys import generate_key_pair
 from prepush.sim.synth import SynthSpec, spec_for, write_corte
 from tests.conftest import UNREACHED
-from tests.prepdata import cortes_dir
-from tests.servers import Endpoint
+from tests.support.prepdata import cortes_dir
+from tests.support.servers import Endpoint
 
 PREPUSH = str(Path(sys.executable).with_name("prepush"))
 

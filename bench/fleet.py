@@ -19,8 +19,8 @@ from pathlib import Path
 
 from prepush.sim.rsyncd import RsyncDaemon
 from prepush.sim.sshd import SFTP_USER, SshdDifusor
-from tests.rsync_servers import PASSWORD_ENV, RsyncEndpoint
-from tests.servers import Endpoint
+from tests.support.rsync_servers import PASSWORD_ENV, RsyncEndpoint
+from tests.support.servers import Endpoint
 
 NETNS_PREFIX = "ppbench"
 TMPFS_SIZE = "4g"

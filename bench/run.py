@@ -49,7 +49,7 @@ import report
 import tools
 from datasets import Dataset, write_roster
 from fleet import Fleet, RsyncFleet
-from tests.servers import Endpoint
+from tests.support.servers import Endpoint
 from tools import PushFailed, Sample
 from verify import changed_content, check_push, tree_size
 

@@ -38,8 +38,8 @@ from datasets import write_roster
 from prepush.__main__ import main as prepush
 from prepush.corte.builder import PAGE_BUDGET_BYTES
 from tests.conftest import chromium
-from tests.prepdata import cortes_dir
-from tests.servers import Nginx, nginx_available
+from tests.support.prepdata import cortes_dir
+from tests.support.servers import Nginx, nginx_available
 
 WORK = REPO / "bench" / "work" / "sitio"
 RESULTS = REPO / "bench" / "results"

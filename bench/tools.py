@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datasets import PREPUSH, Dataset
-from tests.servers import Endpoint
+from tests.support.servers import Endpoint
 
 TIME = "/usr/bin/time"
 LFTP_PARALLEL = 16

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from tests.servers import Endpoint, read_tree
+from tests.support.servers import Endpoint, read_tree
 
 MAIN_JSON = "json/main.json"
 

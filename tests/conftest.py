@@ -26,8 +26,8 @@ from prepush.sim.faultproxy import FaultProxy
 from prepush.sim.fleet import LocalDifusor, ServerThread
 from prepush.sim.postgres import LocalPostgres, postgres_available
 from prepush.sim.s3local import LocalS3, moto_available
-from tests.prepdata import cortes_dir
-from tests.rsync_servers import (
+from tests.support.prepdata import cortes_dir
+from tests.support.rsync_servers import (
     RsyncEndpoint,
     daemon_endpoint,
     guide_daemon,
@@ -35,8 +35,8 @@ from tests.rsync_servers import (
     rsync_servers_available,
     ssh_endpoint,
 )
-from tests.s3 import CREDENTIALS, S3Endpoint, guide_bucket_policy
-from tests.servers import (
+from tests.support.s3 import CREDENTIALS, S3Endpoint, guide_bucket_policy
+from tests.support.servers import (
     Endpoint,
     Nginx,
     ParamikoSftpServer,
@@ -45,7 +45,7 @@ from tests.servers import (
     sshd_available,
 )
 
-pytest_plugins = ["tests.strict_skips"]
+pytest_plugins = ["tests.support.strict_skips"]
 
 
 @pytest.fixture(scope="session")
@@ -137,6 +137,7 @@ def paramiko_difusor(client_key: Path, tmp_path: Path) -> Iterator[Endpoint]:
 
 
 ProxyFactory = Callable[[Endpoint], tuple[FaultProxy, Endpoint]]
+FaultProxyFactory = Callable[..., FaultProxy]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -179,18 +180,31 @@ def browser(tmp_path: Path) -> Iterator[object]:
 
 
 @pytest.fixture
-def fault_proxy(servers_loop: ServerThread) -> Iterator[ProxyFactory]:
+def fault_proxies(servers_loop: ServerThread) -> Iterator[FaultProxyFactory]:
+    """A fault proxy in front of ``host:port`` per call (``seed`` for its random cuts),
+    started on the servers' loop and stopped after the test."""
     proxies: list[FaultProxy] = []
 
-    def make(endpoint: Endpoint) -> tuple[FaultProxy, Endpoint]:
-        proxy = FaultProxy(endpoint.host, endpoint.port)
+    def make(host: str, port: int, *, seed: int = 0) -> FaultProxy:
+        proxy = FaultProxy(host, port, seed=seed)
         servers_loop.run(proxy.start())
         proxies.append(proxy)
-        return proxy, dataclasses.replace(endpoint, port=proxy.port)
+        return proxy
 
     yield make
     for proxy in proxies:
         servers_loop.run(proxy.stop())
+
+
+@pytest.fixture
+def fault_proxy(fault_proxies: FaultProxyFactory) -> ProxyFactory:
+    """A fault proxy in front of an endpoint, and the endpoint as reached through it."""
+
+    def make(endpoint: Endpoint) -> tuple[FaultProxy, Endpoint]:
+        proxy = fault_proxies(endpoint.host, endpoint.port)
+        return proxy, dataclasses.replace(endpoint, port=proxy.port)
+
+    return make
 
 
 # --- a work directory with a roster and Campeche packages ----------------------------------
@@ -265,7 +279,7 @@ class Workdir:
         return self.path / "paquetes" / corte
 
     def package_tree(self, corte: str) -> dict[str, bytes]:
-        from tests.servers import read_tree
+        from tests.support.servers import read_tree
 
         return read_tree(self.path / "paquetes" / corte)
 
@@ -411,7 +425,7 @@ def s3_bucket(local_s3: LocalS3, request: pytest.FixtureRequest) -> BucketFactor
     return make
 
 
-# --- rsync difusores (tests/rsync_servers.py): the daemon and sshd with rrsync -------------
+# --- rsync difusores (tests/support/rsync_servers.py): the daemon and sshd with rrsync -----
 
 
 def _rsync_server(start: Callable[[], RsyncEndpoint]) -> RsyncEndpoint:

@@ -3,7 +3,7 @@
 The promise: a reader of the difusor sees one whole corte or the previous one, and what
 prepush records on the difusor (``.prepush/``) always covers every file a reader may be
 served. Each step says what holds if the connection is cut or prepush is killed right after
-it; tests/test_crash_points.py cuts and kills at each one, against real OpenSSH.
+it; tests/publish/test_crash_points.py cuts and kills at each one, against real OpenSSH.
 
 1. ``lock``: take ``.prepush/lock`` by exclusive create. The owner is unique per run; the
    lock is refreshed while the attempt lasts; a stale lock (or one a killed run of ours left)

@@ -15,7 +15,7 @@ OpenSSH extensions fsync, posix-rename, copy-data and limits:
   its handle arrives; a file starts only when its bytes fit in the budget of bytes in flight
   and its handles (two with copy-data) fit in the width.
 
-What it must do as well as asyncssh's client, and what tests/test_sftp_protocol.py checks
+What it must do as well as asyncssh's client, and what tests/transports/test_sftp_protocol.py checks
 against a scripted server: any reply other than OK fails the file that asked, with the SFTP
 code kept; a packet longer than :data:`MAX_PACKET` or malformed ends the session; a server
 silent for longer than the timeout fails every waiting request; a reply callback that raises

@@ -1,0 +1,1 @@
+"""Tests of the command line: each order as an operator and cron run it."""

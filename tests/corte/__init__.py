@@ -1,0 +1,1 @@
+"""Tests of prepush/corte/: the PREP's files read, reconciled, built into a package and its site."""

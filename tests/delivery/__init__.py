@@ -1,0 +1,1 @@
+"""Tests of prepush/delivery/: the per-file contract and the delivery runner."""

@@ -1,0 +1,1 @@
+"""Tests of prepush/ledger/: the ledger on SQLite and PostgreSQL."""

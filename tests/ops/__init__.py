@@ -1,0 +1,1 @@
+"""Tests of prepush/ops/: check, status, report and verify."""

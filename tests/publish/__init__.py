@@ -1,0 +1,1 @@
+"""Tests of prepush/publish/: the protocol, its state, workers, embargo, fencing, failover."""

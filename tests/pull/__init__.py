@@ -1,0 +1,1 @@
+"""Tests of prepush/pull/: the difusor's side, from its origin to its destination."""

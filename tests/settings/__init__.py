@@ -1,0 +1,1 @@
+"""Tests of prepush/settings/: the roster and its checks."""

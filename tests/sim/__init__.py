@@ -1,0 +1,1 @@
+"""Tests of prepush/sim/: simulate and its synthetic PREP."""

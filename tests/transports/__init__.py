@@ -1,0 +1,1 @@
+"""Tests of prepush/transports/: SFTP (client and pump), rsync and S3."""
