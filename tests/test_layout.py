@@ -202,3 +202,29 @@ def test_no_module_imports_itself_through_others() -> None:
 def test_the_cycle_finder_sees_a_cycle() -> None:
     assert cycle_in({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert cycle_in({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_the_tests_are_laid_out_like_the_packages() -> None:
+    tests = Path(__file__).parent
+    folders = {
+        path.name for path in tests.iterdir() if path.is_dir() and path.name != "__pycache__"
+    }
+    packages = {path.name for path in ROOT.iterdir() if (path / "__init__.py").is_file()}
+    assert folders - {"support", "axe"} <= packages
+    assert sorted(path.name for path in tests.glob("test_*.py")) == ["test_layout.py"]
+
+
+def test_no_test_module_imports_another() -> None:
+    tests = Path(__file__).parent
+    test_modules = {path.stem for path in tests.rglob("test_*.py")}
+    importers = [
+        f"{path.relative_to(tests)} importa {name}"
+        for path in tests.rglob("test_*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom | ast.Import)
+        for name in (
+            [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+        )
+        if name and name.split(".")[-1] in test_modules
+    ]
+    assert importers == []
