@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from prepush.delivery.contract import FRESH, Contract
+from prepush.delivery.contract import FRESH, Contract, SourceMismatch, verified_bytes
+from prepush.exceptions import LocalFileError, describe_os_error
 from prepush.package import StatKey
 
 TEMP_SUFFIX = ".prepush-tmp"
@@ -122,6 +123,31 @@ class DiskFiles:
 
     def verified_stat(self, path: str) -> StatKey | None:
         return None
+
+
+def upload_bytes(difusor: str, upload: Upload, files: LocalFiles | None) -> bytes:
+    """The bytes an upload names, checked against the manifest's size and sha256 before any
+    leaves this machine: nothing altered reaches a difusor, whatever the transport."""
+    if upload.data is not None:
+        return upload.data
+    assert upload.local is not None
+    try:
+        return verified_bytes(upload.local, upload.size, upload.sha256, files or DiskFiles())
+    except OSError as exc:
+        raise LocalFileError(
+            difusor,
+            f"No se pudo leer {upload.path} del paquete: {describe_os_error(exc)}. Es un"
+            " problema de esta máquina, no del difusor: revise el paquete con 'prepush"
+            " verify-package'.",
+        ) from None
+    except SourceMismatch:
+        raise LocalFileError(
+            difusor,
+            f"El paquete cambió en el disco después de verificarse ({upload.path}): no"
+            " se cambia json/main.json en este difusor. No modifique paquetes/ mientras"
+            " se publica; si el paquete se alteró, vuelva a construirlo con 'prepush"
+            " build'.",
+        ) from None
 
 
 class Transport(Protocol):

@@ -42,11 +42,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from prepush.delivery.contract import SourceMismatch, verified_bytes
 from prepush.exceptions import (
     ConnectError,
     DifusorError,
-    LocalFileError,
     PackageError,
     RemoteError,
     RemoteLockedError,
@@ -57,11 +55,11 @@ from prepush.transports.base import (
     TEMP_SUFFIX,
     Capabilities,
     Counted,
-    DiskFiles,
     LocalFiles,
     RemoteStat,
     SpaceInfo,
     Upload,
+    upload_bytes,
 )
 
 T = TypeVar("T")
@@ -378,7 +376,7 @@ class LocalTransport(Counted):
                 return 0, 0
             if upload.link_from is not None and self._link(dir_fd, name, upload):
                 return 0, upload.size
-            data = self._bytes_of(upload, files)
+            data = upload_bytes(self._name, upload, files)
             _replace_at(dir_fd, name, data)
             return len(data), 0
         finally:
@@ -413,28 +411,6 @@ class LocalTransport(Counted):
             return True
         finally:
             os.close(source_fd)
-
-    def _bytes_of(self, upload: Upload, files: LocalFiles | None) -> bytes:
-        """The file's bytes, checked against the manifest's size and sha256 before a byte is
-        written: nothing altered reaches the site."""
-        if upload.data is not None:
-            return upload.data
-        assert upload.local is not None
-        try:
-            return verified_bytes(upload.local, upload.size, upload.sha256, files or DiskFiles())
-        except OSError as exc:
-            raise LocalFileError(
-                self._name,
-                f"No se pudo leer el archivo del paquete para {upload.path}:"
-                f" {describe_os_error(exc)}. Revise el paquete con 'prepush"
-                " verify-package'.",
-            ) from None
-        except SourceMismatch as exc:
-            raise LocalFileError(
-                self._name,
-                f"El archivo del paquete para {upload.path} {exc.why}: no se escribe. Revise"
-                " el paquete con 'prepush verify-package'.",
-            ) from None
 
     async def remove_many(self, paths: Sequence[str], width: int) -> None:
         if not paths:

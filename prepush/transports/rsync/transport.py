@@ -45,12 +45,10 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from prepush.delivery.contract import SourceMismatch, verified_bytes
 from prepush.exceptions import (
     DifusorError,
     LocalFileError,
     RemoteError,
-    describe_os_error,
 )
 from prepush.package import StatKey, safe_relative_path, sha256_file, stat_key
 from prepush.transports.base import (
@@ -60,6 +58,7 @@ from prepush.transports.base import (
     RemoteStat,
     SpaceInfo,
     Upload,
+    upload_bytes,
 )
 from prepush.transports.rsync.errors import REFUSED_OPTION, Where, said, translate
 from prepush.transports.rsync.process import Finished, Runner
@@ -397,21 +396,7 @@ class RsyncTransport:
         disk that may have changed since."""
         if upload.local is None:
             return upload
-        try:
-            data = verified_bytes(upload.local, upload.size, upload.sha256, files)
-        except OSError as exc:
-            raise LocalFileError(
-                self._name,
-                f"No se pudo leer {upload.path} del paquete: {describe_os_error(exc)}.",
-            ) from None
-        except SourceMismatch:
-            raise LocalFileError(
-                self._name,
-                f"El paquete cambió en el disco después de verificarse ({upload.path}): no"
-                " se cambia json/main.json en este difusor. No modifique paquetes/ mientras"
-                " se publica; si el paquete se alteró, vuelva a construirlo con 'prepush"
-                " build'.",
-            ) from None
+        data = upload_bytes(self._name, upload, files)
         return dataclasses.replace(upload, local=None, data=data)
 
     async def _confirm_sources(

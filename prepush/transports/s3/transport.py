@@ -43,23 +43,21 @@ from typing import Any, TypeVar
 import aiohttp
 import botocore.exceptions
 
-from prepush.delivery.contract import SourceMismatch, verified_bytes
 from prepush.exceptions import (
     AuthError,
     ConnectError,
     DifusorError,
-    LocalFileError,
     RemoteError,
 )
 from prepush.package import safe_relative_path
 from prepush.transports.base import (
     Capabilities,
     Counted,
-    DiskFiles,
     LocalFiles,
     RemoteStat,
     SpaceInfo,
     Upload,
+    upload_bytes,
 )
 from prepush.transports.s3.errors import (
     MISSING_CODES,
@@ -467,31 +465,10 @@ class S3Transport(Counted):
             if upload.link_from is not None:
                 await self._copy(upload)
                 return
-            data = self._bytes_of(upload, files)
+            data = upload_bytes(self._name, upload, files)
             await self._put(upload.path, data, upload.sha256, mutable=upload.contract.mutable)
         except S3Error as exc:
             raise self._explain(exc, what) from exc
-
-    def _bytes_of(self, upload: Upload, files: LocalFiles | None) -> bytes:
-        """The bytes the manifest names, whatever way they go (one PUT or parts)."""
-        if upload.data is not None:
-            return upload.data
-        assert upload.local is not None
-        try:
-            return verified_bytes(upload.local, upload.size, upload.sha256, files or DiskFiles())
-        except OSError as exc:
-            raise LocalFileError(
-                self._name,
-                f"No se pudo leer el archivo del paquete para {upload.path}: {exc}. Es un"
-                " problema de esta máquina, no del difusor: revise el paquete con 'prepush"
-                " verify-package'.",
-            ) from exc
-        except SourceMismatch as exc:
-            raise LocalFileError(
-                self._name,
-                f"El archivo del paquete para {upload.path} {exc.why}: no se envía. Revise el"
-                " paquete con 'prepush verify-package'.",
-            ) from None
 
     async def _copy(self, upload: Upload) -> None:
         """A server-side copy of an object the bucket holds, with the target's headers."""
@@ -518,7 +495,7 @@ class S3Transport(Counted):
         listed = (await listing.get()).get(upload.path)
         if listed is None or listed.size != upload.size:
             return False
-        data = self._bytes_of(upload, files)
+        data = upload_bytes(self._name, upload, files)
         return listed.etag == s3_etag(data)
 
     async def _list_site(self) -> dict[str, Listed]:
