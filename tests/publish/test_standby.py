@@ -26,14 +26,12 @@ parent and in a worker process (the remote lock's epoch: tests/publish/test_fenc
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -57,6 +55,7 @@ from prepush.sim.faultproxy import FaultProxy
 from prepush.sim.fleet import ServerThread
 from prepush.sim.synth import spec_for, write_corte
 from tests.conftest import FaultProxyFactory, Workdir, ledger_paths
+from tests.support.crashes import Reader
 from tests.support.servers import Endpoint, Nginx, free_port
 
 ZONE = ZoneInfo("America/Merida")
@@ -76,52 +75,6 @@ def wait_until(condition: Callable[[], Any], what: str, timeout: float = WAIT_S)
             return value
         time.sleep(0.05)
     raise AssertionError(f"no sucedió en {timeout:g} s: {what}")
-
-
-class Poller(threading.Thread):
-    """A reader of one difusor through nginx, again and again: main.json, then every file of
-    the corte it names, each checked against the versions that path ever had; and the
-    corte it read each time, which must never go back."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(name=f"lector {url}", daemon=True)
-        self.url = url
-        self.manifests: dict[str, dict[str, str]] = {}
-        self.versions: dict[str, set[str]] = {}
-        self.stop = threading.Event()
-        self.seen: list[str] = []
-        self.torn: list[tuple[str, str, int]] = []
-
-    def learn(self, package: Package) -> None:
-        files = {f.path: f.sha256 for f in package.manifest.files if f.path != "json/main.json"}
-        for path, digest in files.items():
-            self.versions.setdefault(path, set()).add(digest)
-        self.manifests[package.corte] = files
-
-    def run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=5) as client:
-            while not self.stop.is_set():
-                self.read_once(client)
-
-    def read_once(self, client: httpx.Client) -> None:
-        response = client.get("json/main.json", params={"t": str(len(self.seen))})
-        if response.status_code != 200:
-            self.stop.wait(0.05)
-            return
-        try:
-            corte = str(json.loads(response.content)["corte"])
-        except (ValueError, KeyError) as exc:
-            self.torn.append(("json/main.json", repr(exc), response.status_code))
-            return
-        if not self.seen or self.seen[-1] != corte:
-            self.seen.append(corte)
-        for path in self.manifests.get(corte, {}):
-            got = client.get(path)
-            if (
-                got.status_code != 200
-                or hashlib.sha256(got.content).hexdigest() not in (self.versions[path])
-            ):
-                self.torn.append((corte, path, got.status_code))
 
 
 @dataclasses.dataclass
@@ -186,7 +139,7 @@ class Night:
     ledger: PostgresLocation
     difusores: list[Endpoint]
     proxies: list[FaultProxy]
-    pollers: list[Poller]
+    pollers: list[Reader]
     scratch: Path
     spec: Any
     packages: dict[str, Package] = dataclasses.field(default_factory=dict)
@@ -278,7 +231,7 @@ def night(
         proxy = fault_proxies(difusor.host, difusor.port)
         proxies.append(proxy)
         proxied.append(dataclasses.replace(difusor, port=proxy.port))
-        pollers.append(Poller(nginx_factory(difusor.local_root).url))
+        pollers.append(Reader(nginx_factory(difusor.local_root).url))
     machines = []
     for name in ("maquina-a", "maquina-b"):
         path = tmp_path / name

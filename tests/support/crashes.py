@@ -32,15 +32,17 @@ ZONE = ZoneInfo("America/Merida")
 
 class Reader(threading.Thread):
     """Reads the whole site through nginx, again and again: main.json, then every file of
-    the corte it announces, each checked against the versions that path ever had."""
+    the corte it announces, each checked against the versions that path ever had; and the
+    cortes it read, in order (a reader's corte must never go back)."""
 
     def __init__(self, url: str) -> None:
-        super().__init__(name="lector", daemon=True)
+        super().__init__(name=f"lector {url}", daemon=True)
         self.url = url
         self.manifests: dict[str, dict[str, str]] = {}
         self.versions: dict[str, set[str]] = {}
         self.stop = threading.Event()
         self.reads = 0
+        self.seen: list[str] = []
         self.torn: list[tuple[str, str, int]] = []
 
     def learn(self, package: Package) -> None:
@@ -64,6 +66,8 @@ class Reader(threading.Thread):
         except (ValueError, KeyError) as exc:
             self.torn.append(("json/main.json", repr(exc), response.status_code))
             return
+        if not self.seen or self.seen[-1] != corte:
+            self.seen.append(corte)
         files = self.manifests.get(corte)
         if files is None:
             return
