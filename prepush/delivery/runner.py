@@ -117,7 +117,14 @@ class DeliveryRunner:
         delivery as it stands (None while its corte is not known yet: a pull's first
         requests)."""
         task = asyncio.create_task(self._attempts(attempt))
-        done, _ = await asyncio.wait({task}, timeout=self.deadline_s)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.deadline_s)
+        except asyncio.CancelledError:
+            # Ctrl-C: cancelling a wait leaves its task running, and the attempt would go on
+            # (even flip) after the caller told what each site shows and closed the ledger.
+            task.cancel()
+            await asyncio.wait({task}, timeout=UNWIND_SECONDS)
+            raise
         if task in done:
             task.result()
             return
