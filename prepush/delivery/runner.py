@@ -36,6 +36,9 @@ from prepush.exceptions import DeadlineError, DifusorError
 
 # After the deadline, the attempt (already aborted) gets this long to unwind.
 UNWIND_SECONDS = 5.0
+# The message an attempt's cancellation carries when the operator interrupted the run (any
+# other cancellation of an attempt is its deadline).
+INTERRUPTED = "interrumpido por el operador"
 
 
 Outcome = Literal[
@@ -117,7 +120,14 @@ class DeliveryRunner:
         delivery as it stands (None while its corte is not known yet: a pull's first
         requests)."""
         task = asyncio.create_task(self._attempts(attempt))
-        done, _ = await asyncio.wait({task}, timeout=self.deadline_s)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.deadline_s)
+        except asyncio.CancelledError:
+            # Ctrl-C: cancelling a wait leaves its task running, and the attempt would go on
+            # (even flip) after the caller told what each site shows and closed the ledger.
+            task.cancel(INTERRUPTED)
+            await asyncio.wait({task}, timeout=UNWIND_SECONDS)
+            raise
         if task in done:
             task.result()
             return

@@ -15,7 +15,14 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 
-from prepush.delivery.runner import DeliveryRunner, OnRetry, Retry, conclude, switch_corte
+from prepush.delivery.runner import (
+    INTERRUPTED,
+    DeliveryRunner,
+    OnRetry,
+    Retry,
+    conclude,
+    switch_corte,
+)
 from prepush.exceptions import (
     ConnectError,
     CredentialError,
@@ -317,10 +324,12 @@ class SharePublisher:
         attempt_id = self.ledger.start_attempt(delivery_id, number)
         try:
             await self._attempt(difusor, package, delivery, delivery_id)
-        except asyncio.CancelledError:
-            self.ledger.finish_attempt(
-                attempt_id, "failed", "DeadlineError", "plazo agotado durante el intento"
-            )
+        except asyncio.CancelledError as exc:
+            if exc.args == (INTERRUPTED,):
+                why = ("Interrupted", "interrumpido por el operador (Ctrl-C) durante el intento")
+            else:
+                why = ("DeadlineError", "plazo agotado durante el intento")
+            self.ledger.finish_attempt(attempt_id, "failed", *why)
             raise
         except Exception as exc:
             error = exc if isinstance(exc, DifusorError) else _internal(difusor, exc)

@@ -137,6 +137,33 @@ def test_the_runner_retries_transient_failures_and_gives_up_on_others() -> None:
     assert told == [1, 2]
 
 
+def test_cancelling_the_runner_cancels_its_attempt_before_it_returns() -> None:
+    """Ctrl-C cancels the difusor's task: its attempt stops and unwinds with it, never going
+    on (to a flip) after the run told what each site shows and closed the ledger."""
+    unwound: list[str] = []
+
+    async def attempt(_number: int) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.05)  # aborting its connection
+            unwound.append("attempt")
+            raise
+
+    async def interrupted() -> None:
+        runner = DeliveryRunner(60, Retry(()))
+        task = asyncio.create_task(runner.run(attempt, lambda: None))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert unwound == ["attempt"]
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert others == []
+
+    asyncio.run(interrupted())
+
+
 # --- scenario 8: the deadline after the flip -----------------------------------------------------
 
 
